@@ -1,0 +1,158 @@
+"""The seam every model sits behind, and the embedded model's implementation of it.
+
+    prefill(context_ids, session) -> Handle     encoder mode: causal, writes the session's KV cache (prefix reuse)
+    denoise(handle, canvas_ids)   -> logits     decoder mode: bidirectional canvas over the cache, writes nothing
+    commit(handle, ids)           -> Handle     encoder mode: a finished block joins the context
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from engine import DEFAULT_MODEL_DIR
+from engine.cache import KVCache
+from engine.model import DiffusionLM, ModelLoadError, load_config, load_model
+from engine.tokenizer import SpecialIds, Tokenizer, TokenizerError
+
+
+@dataclass
+class Handle:
+    """A prefilled context: `length` positions of `session`'s cache are valid for decoding."""
+
+    session: str
+    length: int
+    reused: int = 0  # positions taken from the cache instead of recomputed
+    prefill_ms: float = 0.0
+    state: object = None  # backend-specific (e.g. a transformers cache object)
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str  # "embedded", "transformers", "vllm-remote", ...
+    model_name: str
+    device: str
+    tokenizer: Tokenizer
+    noise: str  # "mask" (a mask token exists) or "uniform" (random-token noise, as DiffusionGemma)
+    steppable: bool  # True when each forward can be observed (streaming of intermediate canvases)
+
+    @property
+    def special(self) -> SpecialIds: ...
+
+    def prefill(self, context_ids: Sequence[int], session: str = "default") -> Handle: ...
+
+    def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor: ...
+
+    def commit(self, handle: Handle, ids: Sequence[int]) -> Handle: ...
+
+    def next_token_logits(self, handle: Handle) -> Tensor: ...
+
+    def drop_session(self, session: str) -> None: ...
+
+
+class EmbeddedBackend:
+    """Our own two-mode model on CPU (or GPU), one preallocated KV cache per session (LRU-evicted)."""
+
+    name = "embedded"
+    noise = "mask"
+    steppable = True
+
+    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", max_sessions: int = 4,
+                 threads: int | None = None) -> None:
+        d = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        if not d.is_dir():
+            raise ModelLoadError(f"model directory {d} does not exist; set modelPath or reinstall diffusion-ls")
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_dir = d
+        self.model: DiffusionLM = load_model(d, device=device)
+        try:
+            self.tokenizer = Tokenizer.from_file(d / "tokenizer.json")
+        except TokenizerError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        if self.tokenizer.vocab_size > self.model.cfg.vocab_size:
+            raise ModelLoadError(f"tokenizer has {self.tokenizer.vocab_size} tokens but the model only "
+                                 f"{self.model.cfg.vocab_size}: wrong tokenizer.json for {d}")
+        self.config = load_config(d)
+        self.model_name = self.config.get("name", d.name)
+        self.device = device
+        self.max_sessions = max_sessions
+        self._caches: OrderedDict[str, KVCache] = OrderedDict()
+        self._lock = threading.Lock()
+        self._last_hidden: dict[str, Tensor] = {}
+
+    @property
+    def special(self) -> SpecialIds:
+        return self.tokenizer.special
+
+    @property
+    def max_context(self) -> int:
+        return self.model.cfg.max_seq_len
+
+    def _cache(self, session: str) -> KVCache:
+        cache = self._caches.pop(session, None)
+        if cache is None:
+            cache = self.model.new_cache()
+            while len(self._caches) >= self.max_sessions:
+                old, _ = self._caches.popitem(last=False)
+                self._last_hidden.pop(old, None)
+        self._caches[session] = cache  # most recently used last
+        return cache
+
+    def drop_session(self, session: str) -> None:
+        with self._lock:
+            self._caches.pop(session, None)
+            self._last_hidden.pop(session, None)
+
+    def cache_bytes(self) -> int:
+        return sum(c.nbytes for c in self._caches.values())
+
+    def _encode(self, cache: KVCache, session: str, ids: Sequence[int], start: int) -> None:
+        x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
+        self._last_hidden[session] = self.model.encode(x, cache, start)  # (1, dim)
+        cache.record(ids, start)
+
+    def prefill(self, context_ids: Sequence[int], session: str = "default") -> Handle:
+        if not context_ids:
+            raise ValueError("empty context: at least the <fim_middle> sentinel is needed")
+        t0 = time.perf_counter()
+        with self._lock:
+            cache = self._cache(session)
+            cache.ensure(len(context_ids))
+            n = min(cache.reusable(context_ids), len(context_ids) - 1)  # recompute >= 1 token: fresh last hidden
+            cache.truncate(n)
+            self._encode(cache, session, context_ids[n:], n)
+        return Handle(session, len(context_ids), reused=n, prefill_ms=(time.perf_counter() - t0) * 1e3)
+
+    def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor:
+        """canvas_ids: (B, C) -> logits (B, C, V) in float32."""
+        with self._lock:
+            cache = self._caches.get(handle.session)
+            if cache is None or cache.length < handle.length:
+                raise RuntimeError(f"session {handle.session!r} was evicted or rewound; prefill again")
+            return self.model.decode(canvas_ids.to(self.device), cache, handle.length)
+
+    def commit(self, handle: Handle, ids: Sequence[int]) -> Handle:
+        with self._lock:
+            cache = self._caches[handle.session]
+            cache.truncate(handle.length)
+            cache.ensure(handle.length + len(ids))
+            self._encode(cache, handle.session, ids, handle.length)
+        return Handle(handle.session, handle.length + len(ids), reused=handle.length)
+
+    def next_token_logits(self, handle: Handle) -> Tensor:
+        """Next-token logits (V,) after the handle's context: the autoregressive baseline decodes with these."""
+        with self._lock:
+            cache = self._caches[handle.session]
+            if cache.length != handle.length or handle.session not in self._last_hidden:
+                raise RuntimeError("next_token_logits needs the handle of the latest prefill/commit")
+            return self.model.logits(self._last_hidden[handle.session])[0].float()  # (V,)

@@ -1,0 +1,1 @@
+"""Backends: every model sits behind the same seam (engine.backend.Backend)."""

@@ -1,0 +1,269 @@
+"""A small two-mode diffusion transformer, as DiffusionGemma.
+
+*Encoder mode* runs context tokens with causal attention and writes the KV cache (it also gives next-token logits,
+so the same weights can decode autoregressively). *Decoder mode* runs only the canvas tokens, bidirectional among
+themselves, attending to the cached context and never writing it: a denoising step costs O(canvas), not O(file).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from engine.cache import KVCache
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory is missing, truncated, corrupted or does not match its config."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 8192  # byte-level BPE trained on the corpus: small vocab keeps the output projection cheap
+    dim: int = 256  # width: the largest that still trains a useful number of tokens on 2 CPU cores in hours
+    n_layers: int = 6  # depth helps code more than width at this scale
+    n_heads: int = 4  # head_dim 64: the SDPA kernels' sweet spot
+    ffn_dim: int = 688  # SwiGLU hidden, ~8/3 * dim rounded to a multiple of 16
+    max_seq_len: int = 1536  # context budget + canvas; RoPE tables are built this long
+    rope_theta: float = 10000.0  # standard RoPE base: contexts are short
+    norm_eps: float = 1e-6  # RMSNorm epsilon
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ModelLoadError(f"unsupported model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_tables(cfg: ModelConfig, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, device=device).float() / cfg.head_dim))
+    t = torch.arange(cfg.max_seq_len, device=device).float()
+    freqs = torch.outer(t, inv)  # (S, D/2)
+    return freqs.cos(), freqs.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    # x: (B, H, T, D); cos/sin: (B or 1, 1, T, D/2)
+    x1, x2 = x.float().chunk(2, dim=-1)  # (B, H, T, D/2) each
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, H, T, D)
+    return out.type_as(x)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.wqkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.wo = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.w13 = nn.Linear(cfg.dim, 2 * cfg.ffn_dim, bias=False)
+        self.w2 = nn.Linear(cfg.ffn_dim, cfg.dim, bias=False)
+
+    def qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        B, T, _ = x.shape
+        q, k, v = self.wqkv(self.attn_norm(x)).view(B, T, 3, self.cfg.n_heads, self.cfg.head_dim).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D) each
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def finish(self, x: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool = False) -> Tensor:
+        B, T, _ = x.shape
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T, D)
+        x = x + self.wo(a.transpose(1, 2).reshape(B, T, self.cfg.dim))  # (B, T, dim)
+        gate, up = self.w13(self.ffn_norm(x)).chunk(2, dim=-1)  # (B, T, ffn) each
+        return x + self.w2(F.silu(gate) * up)  # (B, T, dim)
+
+
+class DiffusionLM(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.rope_cos: Tensor
+        self.rope_sin: Tensor
+        self.init_buffers()
+
+    # ---- set-up -------------------------------------------------------------------------------------------------
+
+    def init_buffers(self) -> None:
+        """(Re)build the non-persistent RoPE tables on the parameters' device (idempotent; needed after meta load)."""
+        device = self.tok_emb.weight.device
+        cos, sin = rope_tables(self.cfg, None if device.type == "meta" else device)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (S, D/2)
+        self.register_buffer("rope_sin", sin, persistent=False)  # (S, D/2)
+
+    def init_weights(self, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("norm.weight"):
+                nn.init.ones_(p)
+            else:
+                s = std / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("wo.weight", "w2.weight")) else std
+                with torch.no_grad():
+                    p.copy_(torch.randn(p.shape, generator=g) * s)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _rope(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        # pos: (B, T) or (T,) absolute positions -> (B|1, 1, T, D/2)
+        if pos.dim() == 1:
+            pos = pos.unsqueeze(0)
+        if int(pos.max()) >= self.cfg.max_seq_len:
+            raise ValueError(f"position {int(pos.max())} beyond the model's max_seq_len {self.cfg.max_seq_len}")
+        return self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)
+
+    def logits(self, h: Tensor) -> Tensor:
+        return self.norm(h) @ self.tok_emb.weight.T  # tied embeddings: (..., V)
+
+    # ---- training: one pass over [context | canvas] with the two-mode mask ----------------------------------------
+
+    def forward(self, ids: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+        """ids, pos: (B, T); mask: (B, 1, T, T) bool, True = may attend. Returns hidden states (B, T, dim)."""
+        x = self.tok_emb(ids)  # (B, T, dim)
+        cos, sin = self._rope(pos)
+        for layer in self.layers:
+            q, k, v = layer.qkv(x, cos, sin)
+            x = layer.finish(x, q, k, v, mask)
+        return x
+
+    # ---- encoder mode: causal over new context tokens, writes the cache --------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, ids: Tensor, cache: KVCache, start: int) -> Tensor:
+        """Append `ids` (1, T) at positions start.. into the cache. Returns the last position's hidden state (1, dim)."""
+        T = ids.shape[1]
+        end = start + T
+        cache.ensure(end)
+        x = self.tok_emb(ids)  # (1, T, dim)
+        cos, sin = self._rope(torch.arange(start, end, device=ids.device))
+        # query i (absolute start+i) sees keys 0..start+i
+        mask = torch.ones(T, end, dtype=torch.bool, device=ids.device).tril(diagonal=start)  # (T, end)
+        for li, layer in enumerate(self.layers):
+            q, k, v = layer.qkv(x, cos, sin)
+            cache.k[li, :, :, start:end] = k
+            cache.v[li, :, :, start:end] = v
+            ks, vs = cache.k[li, :, :, :end], cache.v[li, :, :, :end]  # (1, H, end, D)
+            x = layer.finish(x, q, ks, vs, None if start == 0 else mask, causal=start == 0)
+        cache.length = end
+        return x[:, -1]  # (1, dim)
+
+    # ---- decoder mode: bidirectional canvas reading the cache, never writing it ------------------------------------
+
+    @torch.no_grad()
+    def decode(self, canvas: Tensor, cache: KVCache, ctx_len: int) -> Tensor:
+        """canvas: (B, C) ids at positions ctx_len..ctx_len+C-1 over cache[:ctx_len]. Returns logits (B, C, V)."""
+        B, C = canvas.shape
+        x = self.tok_emb(canvas)  # (B, C, dim)
+        cos, sin = self._rope(torch.arange(ctx_len, ctx_len + C, device=canvas.device))
+        for li, layer in enumerate(self.layers):
+            q, k, v = layer.qkv(x, cos, sin)
+            ck = cache.k[li, :, :, :ctx_len].expand(B, -1, -1, -1)  # (B, H, ctx, D)
+            cv = cache.v[li, :, :, :ctx_len].expand(B, -1, -1, -1)
+            x = layer.finish(x, q, torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2), None)
+        return self.logits(x).float()  # (B, C, V)
+
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        p = self.tok_emb.weight
+        return KVCache(self.cfg.n_layers, self.cfg.n_heads, self.cfg.head_dim, max_len or self.cfg.max_seq_len,
+                       dtype=p.dtype, device=p.device)
+
+
+def two_mode_mask(ctx_len: Tensor, canvas_len: Tensor, T_ctx: int, T_canvas: int) -> tuple[Tensor, Tensor]:
+    """Training mask and positions for rows laid out as [left pad | context | canvas | right pad].
+
+    ctx_len, canvas_len: (B,). Context rows are left-padded to T_ctx, canvases right-padded to T_canvas.
+    Returns mask (B, 1, T, T) bool and positions (B, T).
+    """
+    T = T_ctx + T_canvas
+    idx = torch.arange(T)
+    ctx_start = (T_ctx - ctx_len).unsqueeze(1)  # (B, 1)
+    is_ctx = (idx >= ctx_start) & (idx < T_ctx)  # (B, T)
+    is_can = (idx >= T_ctx) & (idx < T_ctx + canvas_len.unsqueeze(1))  # (B, T)
+    q_ctx, k_ctx = is_ctx.unsqueeze(2), is_ctx.unsqueeze(1)  # (B, T, 1), (B, 1, T)
+    q_can, k_can = is_can.unsqueeze(2), is_can.unsqueeze(1)
+    causal = idx.unsqueeze(0) <= idx.unsqueeze(1)  # (T, T): key <= query
+    mask = (q_ctx & k_ctx & causal) | (q_can & (k_ctx | k_can))  # (B, T, T)
+    mask = mask | torch.eye(T, dtype=torch.bool)  # padding rows attend to themselves: no NaN
+    pos = ((is_ctx | is_can).long().cumsum(1) - 1).clamp(min=0)  # (B, T)
+    return mask.unsqueeze(1), pos
+
+
+# ---- safetensors I/O: no pickle anywhere ------------------------------------------------------------------------
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def save_model(model: DiffusionLM, directory: str | Path, dtype: torch.dtype = torch.float32,
+               extra_config: dict | None = None) -> None:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(d / WEIGHTS), metadata={"format": "pt", "arch": "diffusion-ls-two-mode"})
+    (d / CONFIG).write_text(json.dumps({"model": asdict(model.cfg), **(extra_config or {})}, indent=2) + "\n")
+
+
+def load_config(directory: str | Path) -> dict:
+    path = Path(directory) / CONFIG
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"no {CONFIG} in model directory {directory}") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+
+def load_model(directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> DiffusionLM:
+    """Build on the meta device, then assign the safetensors weights (no init work, no pickle)."""
+    cfg_all = load_config(directory)
+    if "model" not in cfg_all:
+        raise ModelLoadError(f"{Path(directory) / CONFIG} has no 'model' section")
+    cfg = ModelConfig.from_dict(cfg_all["model"])
+    path = Path(directory) / WEIGHTS
+    if not path.is_file():
+        raise ModelLoadError(f"no weights file {path}")
+    try:
+        state = load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"weights file {path} is truncated or corrupted ({exc}); reinstall or retrain it") from exc
+    with torch.device("meta"):
+        model = DiffusionLM(cfg)
+    state = {k: v.to(dtype) for k, v in state.items()}
+    for k, v in state.items():
+        if not torch.isfinite(v).all():
+            raise ModelLoadError(f"weights file {path} holds non-finite values in {k}: corrupted")
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"weights in {path} do not match config {cfg}: {exc}") from exc
+    model.init_buffers()
+    return model.eval()

@@ -1,0 +1,311 @@
+"""One denoising loop; selection strategies are small functions it calls.
+
+Every forward yields a CanvasState (so editors can show the canvas denoising live); the generator returns
+SampleStats with `nfe` (forwards) and tokens per forward. Cancellation is checked between forwards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from engine.backend import Backend, Handle
+
+STRATEGIES = ("confidence", "margin", "entropy", "threshold", "eb")
+
+
+class Cancelled(Exception):
+    """The job's cancellation flag was set; raised between forwards."""
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    strategy: str = "threshold"  # Fast-dLLM threshold decoding: many tokens per forward at small quality cost
+    steps: int = 16  # the step limit per block: past it every remaining slot is finalized at once
+    k: int = 0  # top-k strategies: tokens per forward (0 = spread the block evenly over `steps`)
+    threshold: float = 0.7  # `threshold`: finalize every slot at least this confident (always >= 1 per forward)
+    eb_gamma: float = 0.5  # `eb`: accept lowest-entropy slots while their summed entropy (nats) stays below this
+    noise: str = "mask"  # "mask" (a mask token) or "uniform" (random tokens, as DiffusionGemma)
+    remask_threshold: float = 0.02  # self-correction: re-noise a finalized slot whose probability fell below this
+    max_remask: int = 4  # ...at most this many times per block, so the loop cannot oscillate
+    refine_threshold: float = 0.2  # rewrite/refine: given tokens below this probability are re-noised first
+    block_size: int = 32  # block-autoregressive: longer holes are denoised block by block, committed in between
+    max_new: int = 256  # hard cap on a grown fill
+    grow: bool = True  # a single hole whose canvas fills up without ending gets another block
+    temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; one of {', '.join(STRATEGIES)}")
+        if self.noise not in ("mask", "uniform"):
+            raise ValueError(f"unknown noise {self.noise!r}; 'mask' or 'uniform'")
+        if self.steps < 1 or self.block_size < 1:
+            raise ValueError("steps and block_size must be >= 1")
+
+
+@dataclass
+class CanvasSpec:
+    """The initial canvas: `slots` ids, which are `fixed` (never change), which start `decided` (refine mode).
+
+    `holes` are [start, end) slot ranges whose text may end early with pads (pads grow from each hole's right end).
+    A canvas with exactly one hole and no fixed slots may be denoised block by block and grow.
+    """
+
+    slots: list[int]
+    fixed: list[bool]
+    holes: list[tuple[int, int]]
+    decided: list[bool] | None = None
+
+    @classmethod
+    def single(cls, capacity: int, mask_id: int) -> CanvasSpec:
+        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)])
+
+    @property
+    def growable(self) -> bool:
+        return len(self.holes) == 1 and not any(self.fixed) and self.decided is None
+
+
+@dataclass
+class CanvasState:
+    ids: list[int]  # the whole middle so far (committed blocks + this block); undecided slots hold the mask id
+    masked: list[bool]  # which slots are still undecided
+    confidence: list[float]  # per slot: probability of its current token at the last forward
+    step: int  # forward index within this block
+    nfe: int  # forwards so far, all blocks
+    block: int
+    done: bool = False
+    remasked: list[int] = field(default_factory=list)  # slots re-noised at this forward (self-correction)
+
+
+@dataclass
+class SampleStats:
+    nfe: int = 0
+    tokens: int = 0  # text tokens in the result (pads excluded)
+    finalized: int = 0  # slot finalizations, pads and re-finalizations included
+    blocks: int = 0
+    remasked: int = 0
+    prefill_ms: float = 0.0
+    elapsed_ms: float = 0.0
+
+    @property
+    def tokens_per_forward(self) -> float:
+        return self.tokens / self.nfe if self.nfe else 0.0
+
+
+# ---- selection strategies: (probs, x0, conf, candidates, k) -> transfer_index ----------------------------------
+
+def _topk(score: Tensor, candidates: Tensor, k: int) -> Tensor:
+    score = torch.where(candidates, score, torch.full_like(score, -math.inf))
+    idx = torch.topk(score, min(k, int(candidates.sum()))).indices
+    out = torch.zeros_like(candidates)
+    out[idx] = True
+    return out
+
+
+def _entropy(probs: Tensor) -> Tensor:
+    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)  # (C,)
+
+
+def select(cfg: SamplerConfig, probs: Tensor, conf: Tensor, candidates: Tensor, k: int) -> Tensor:
+    """Which candidate slots to finalize at this forward; at least one when any candidate exists."""
+    if cfg.strategy == "confidence":
+        return _topk(conf, candidates, k)
+    if cfg.strategy == "margin":
+        top2 = probs.topk(2, dim=-1).values  # (C, 2)
+        return _topk(top2[:, 0] - top2[:, 1], candidates, k)
+    if cfg.strategy == "entropy":
+        return _topk(-_entropy(probs), candidates, k)
+    if cfg.strategy == "threshold":
+        transfer_index = candidates & (conf >= cfg.threshold)
+        return transfer_index | _topk(conf, candidates, 1)
+    # eb: entropy-bound acceptance, lowest entropy first, while the running sum stays under gamma
+    ent = torch.where(candidates, _entropy(probs), torch.full_like(conf, math.inf))
+    order = torch.argsort(ent)
+    cum = torch.cumsum(ent[order].nan_to_num(posinf=1e9), 0)
+    n = max(1, int((cum <= cfg.eb_gamma).sum()))
+    out = torch.zeros_like(candidates)
+    out[order[: min(n, int(candidates.sum()))]] = True
+    return out
+
+
+# ---- the loop -----------------------------------------------------------------------------------------------------
+
+def _pad_runs(x: Tensor, x0_any: Tensor, decided: Tensor, holes: Sequence[tuple[int, int]], pad: int) -> Tensor:
+    """Slots where a pad may be finalized: the run, from each hole's right end, of pads and would-be pads."""
+    ok = torch.zeros_like(decided)
+    for a, b in holes:
+        j = b - 1
+        while j >= a and ((decided[j] and x[j] == pad) or (not decided[j] and x0_any[j] == pad)):
+            ok[j] = True
+            j -= 1
+    return ok
+
+
+def _is_cancelled(cancel: Callable[[], bool] | object | None) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())  # type: ignore[operator]
+
+
+def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: SamplerConfig, stats: SampleStats,
+                  prior: list[int], block: int, gen: torch.Generator,
+                  cancel: Callable[[], bool] | object | None = None) -> Generator[CanvasState, None, list[int]]:
+    """Denoise one canvas over a prefilled context; yields after each forward, returns the final slot ids."""
+    sp = backend.special
+    C = len(spec.slots)
+    x = torch.tensor(spec.slots, dtype=torch.long)  # (C,)
+    fixed = torch.tensor(spec.fixed, dtype=torch.bool)  # (C,)
+    decided = fixed | (torch.tensor(spec.decided, dtype=torch.bool) if spec.decided else torch.zeros(C, dtype=torch.bool))
+    refine = spec.decided is not None
+    remask_left = cfg.max_remask
+    banned = torch.tensor(sorted(sp.all - {sp.pad}), dtype=torch.long)  # control tokens never appear in a fill
+    noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,) uniform noise
+    step = 0
+    while True:
+        if _is_cancelled(cancel):
+            raise Cancelled()
+        fill = torch.full_like(x, sp.mask) if cfg.noise == "mask" else noise
+        canvas_ids = torch.where(decided, x, fill)  # (C,)
+        logits = backend.denoise(handle, canvas_ids.unsqueeze(0))[0].float()  # (C, V)
+        stats.nfe += 1
+        logits[:, banned] = -math.inf
+        if cfg.temperature > 0:
+            probs = torch.softmax(logits / cfg.temperature, dim=-1)  # (C, V)
+            x0_any = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (C,)
+        else:
+            probs = torch.softmax(logits, dim=-1)  # (C, V)
+            x0_any = probs.argmax(-1)  # (C,)
+        pad_ok = _pad_runs(x, x0_any, decided, spec.holes, sp.pad)
+        no_pad = probs.clone()
+        no_pad[:, sp.pad] = 0.0
+        x0 = torch.where(pad_ok, x0_any, no_pad.argmax(-1))  # (C,): pads only in the right-end runs
+        conf = probs.gather(1, x0.unsqueeze(1)).squeeze(1)  # (C,)
+        # self-correction: re-noise finalized slots the model no longer believes (bounded), refine mode's first pass
+        remasked: list[int] = []
+        p_cur = probs.gather(1, x.unsqueeze(1)).squeeze(1)  # (C,)
+        if refine and step == 0:
+            low = decided & ~fixed & (p_cur < cfg.refine_threshold)
+        elif remask_left > 0 and cfg.remask_threshold > 0:
+            low = decided & ~fixed & (p_cur < cfg.remask_threshold) & (x != x0)
+            low &= torch.cumsum(low.long(), 0) <= remask_left
+            remask_left -= int(low.sum())
+        else:
+            low = torch.zeros_like(decided)
+        if low.any():
+            remasked = low.nonzero().flatten().tolist()
+            decided = decided & ~low
+            stats.remasked += len(remasked)
+        candidates = ~decided  # (C,)
+        n_left = int(candidates.sum())
+        if n_left:
+            steps_left = max(1, cfg.steps - step)
+            if steps_left == 1:  # the step limit: finalize everything now
+                transfer_index = candidates
+            else:
+                k = cfg.k or math.ceil(n_left / steps_left)
+                transfer_index = select(cfg, probs, conf, candidates, k)
+            x = torch.where(transfer_index, x0, x)
+            decided = decided | transfer_index
+            stats.finalized += int(transfer_index.sum())
+        step += 1
+        done = bool(decided.all()) and not remasked
+        shown = torch.where(decided, x, torch.full_like(x, sp.mask))
+        yield CanvasState(prior + shown.tolist(), [False] * len(prior) + (~decided).tolist(),
+                          [1.0] * len(prior) + torch.where(decided, conf, 0.0).tolist(), step, stats.nfe, block,
+                          remasked=[len(prior) + r for r in remasked])
+        if done:
+            return x.tolist()
+
+
+def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: SamplerConfig,
+                   cancel: Callable[[], bool] | object | None = None) -> Generator[CanvasState, None, SampleStats]:
+    """Fill `spec` over the prefilled `handle`. Yields every intermediate canvas; the last state has done=True.
+
+    A growable single hole longer than `block_size` is denoised block by block: each finished block is committed
+    to the cache in encoder mode and the next block starts; it stops at the first pad or at `max_new` tokens.
+    """
+    t0 = time.perf_counter()
+    sp = backend.special
+    stats = SampleStats(prefill_ms=handle.prefill_ms)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out: list[int] = []
+    if not spec.growable:
+        out = yield from _relay(denoise_block(backend, handle, spec, cfg, stats, [], 0, gen, cancel))
+        stats.blocks = 1
+    else:
+        capacity = len(spec.slots)
+        block = 0
+        while True:
+            size = min(cfg.block_size, cfg.max_new - len(out))
+            if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
+                size = min(size, capacity - len(out))
+            piece = CanvasSpec.single(size, sp.mask)
+            gen_block = denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel)
+            ids = yield from _relay(gen_block)
+            block += 1
+            if sp.pad in ids:
+                out = out + ids[: ids.index(sp.pad)]
+                break
+            out = out + ids
+            if len(out) >= cfg.max_new or (len(out) >= capacity and not cfg.grow):
+                break
+            handle = backend.commit(handle, ids)
+        stats.blocks = block
+    fixed = spec.fixed if not spec.growable else []
+    stats.tokens = sum(1 for i, t in enumerate(out) if t != sp.pad and not (i < len(fixed) and fixed[i]))
+    stats.elapsed_ms = (time.perf_counter() - t0) * 1e3
+    # the final canvas: for a single hole the text ids (pads cut); for several holes every slot, pads included,
+    # so the caller can split it back into holes
+    yield CanvasState(out, [False] * len(out), [1.0] * len(out), 0, stats.nfe, stats.blocks, done=True)
+    return stats
+
+
+def _relay(gen: Generator[CanvasState, None, list[int]]) -> Generator[CanvasState, None, list[int]]:
+    return (yield from gen)
+
+
+def fill(backend: Backend, context_ids: Sequence[int], spec: CanvasSpec, cfg: SamplerConfig,
+         session: str = "default", cancel: object | None = None) -> tuple[list[int], SampleStats, list[CanvasState]]:
+    """Prefill and run the loop to the end: (final ids, stats, every state). For the CLI, tests and benchmarks."""
+    handle = backend.prefill(context_ids, session)
+    states: list[CanvasState] = []
+    gen = denoise_stream(backend, handle, spec, cfg, cancel)
+    while True:
+        try:
+            states.append(next(gen))
+        except StopIteration as stop:
+            return states[-1].ids, stop.value, states
+
+
+def autoregressive(backend: Backend, context_ids: Sequence[int], max_new: int, session: str = "default",
+                   cancel: object | None = None) -> tuple[list[int], SampleStats]:
+    """The true AR baseline: one token per forward through the cache, greedy, until pad/eos or max_new."""
+    t0 = time.perf_counter()
+    sp = backend.special
+    handle = backend.prefill(context_ids, session)
+    stats = SampleStats(prefill_ms=handle.prefill_ms)
+    banned = torch.tensor(sorted(sp.all - {sp.pad, sp.eos}), dtype=torch.long)
+    out: list[int] = []
+    while len(out) < max_new:
+        if _is_cancelled(cancel):
+            raise Cancelled()
+        if out:  # one forward per token: the previous token joins the cache, its hidden state gives the next
+            handle = backend.commit(handle, out[-1:])
+        logits = backend.next_token_logits(handle).clone()  # (V,)
+        stats.nfe += 1
+        logits[banned] = -math.inf
+        tid = int(logits.argmax())
+        if tid in (sp.pad, sp.eos):
+            break
+        out.append(tid)
+    stats.tokens = len(out)
+    stats.elapsed_ms = (time.perf_counter() - t0) * 1e3
+    return out, stats

@@ -1,0 +1,310 @@
+"""The one place tree-sitter trees are touched: parsing, byte <-> char offsets, error counts, per-language node tables.
+
+Everything public in infill/ returns plain data; trees and nodes stay inside infill/ (this module, spans, holes,
+document) and never cross into server/ or engine/.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import tree_sitter
+
+from infill.languages import parser_for
+
+
+def encode(text: str) -> bytes:
+    """UTF-8 bytes of text; lone surrogates (possible in LSP buffers) are kept as 3 bytes, never an error."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+class OffsetMap:
+    """Char offsets <-> UTF-8 byte offsets of one string (identity for ASCII text)."""
+
+    def __init__(self, text: str) -> None:
+        self.ascii = text.isascii()
+        self.n_chars = len(text)
+        if self.ascii:
+            self.starts: list[int] = []
+            self.n_bytes = len(text)
+            return
+        starts, pos = [], 0
+        for ch in text:
+            starts.append(pos)
+            o = ord(ch)
+            pos += 1 if o < 0x80 else 2 if o < 0x800 else 3 if o < 0x10000 else 4
+        starts.append(pos)
+        self.starts = starts  # starts[i] = byte offset of char i; starts[n] = total bytes
+        self.n_bytes = pos
+
+    def to_byte(self, char_offset: int) -> int:
+        return char_offset if self.ascii else self.starts[char_offset]
+
+    def to_char(self, byte_offset: int) -> int:
+        """Char offset of the char boundary at or before byte_offset."""
+        if self.ascii:
+            return byte_offset
+        i = bisect.bisect_right(self.starts, byte_offset) - 1
+        return max(0, min(i, self.n_chars))
+
+
+def parse(text: str, lang: str | None, old: tree_sitter.Tree | None = None) -> tree_sitter.Tree | None:
+    """Tree of text in lang, or None for an unknown language."""
+    parser = parser_for(lang)
+    if parser is None:
+        return None
+    return parser.parse(encode(text), old) if old is not None else parser.parse(encode(text))
+
+
+def error_count(tree: tree_sitter.Tree | None) -> int:
+    """Number of ERROR and MISSING nodes in tree (0 for None); only error-bearing subtrees are visited."""
+    if tree is None:
+        return 0
+    count, stack = 0, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+        if node.has_error:
+            stack.extend(node.children)
+    return count
+
+
+def count_errors(text: str, lang: str | None) -> int:
+    """ERROR + MISSING nodes when text is parsed as lang (0 for unknown languages)."""
+    return error_count(parse(text, lang))
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Node types of one grammar, by situation class."""
+
+    body: frozenset[str]  # blocks whose inside is a "body" span
+    statement: frozenset[str]  # simple statements
+    expression: frozenset[str]
+    arguments: frozenset[str]  # argument lists (span = inside the parens)
+    control: frozenset[str]  # nodes with a condition / loop header
+    comment: frozenset[str]
+    block_like: frozenset[str] = frozenset()  # expression_statement children that make it compound (rust)
+
+
+def _f(s: str) -> frozenset[str]:
+    return frozenset(s.split())
+
+
+_JS_EXPR = _f(
+    "binary_expression unary_expression call_expression new_expression subscript_expression member_expression "
+    "arrow_function function_expression array object ternary_expression template_string await_expression "
+    "augmented_assignment_expression"
+)
+_JS = Tables(
+    body=_f("statement_block class_body"),
+    statement=_f(
+        "expression_statement return_statement lexical_declaration variable_declaration throw_statement "
+        "break_statement continue_statement import_statement type_alias_declaration"
+    ),
+    expression=_JS_EXPR | _f("as_expression satisfies_expression non_null_expression"),
+    arguments=_f("arguments"),
+    control=_f("if_statement while_statement do_statement for_statement for_in_statement"),
+    comment=_f("comment html_comment"),
+)
+_C_EXPR = _f(
+    "binary_expression call_expression subscript_expression field_expression conditional_expression initializer_list "
+    "unary_expression pointer_expression cast_expression"
+)
+_C = Tables(
+    body=_f("compound_statement field_declaration_list"),
+    statement=_f("expression_statement declaration return_statement break_statement continue_statement goto_statement"),
+    expression=_C_EXPR,
+    arguments=_f("argument_list"),
+    control=_f("if_statement while_statement do_statement for_statement"),
+    comment=_f("comment"),
+)
+
+TABLES: dict[str, Tables] = {
+    "python": Tables(
+        body=_f("block"),
+        statement=_f(
+            "expression_statement return_statement pass_statement break_statement continue_statement "
+            "raise_statement import_statement import_from_statement future_import_statement assert_statement "
+            "delete_statement global_statement nonlocal_statement type_alias_statement print_statement"
+        ),
+        expression=_f(
+            "binary_operator boolean_operator comparison_operator not_operator call subscript attribute "
+            "list_comprehension dictionary_comprehension set_comprehension generator_expression lambda list "
+            "dictionary set tuple conditional_expression await"
+        ),
+        arguments=_f("argument_list"),
+        control=_f("if_statement elif_clause while_statement for_statement"),
+        comment=_f("comment"),
+    ),
+    "javascript": _JS,
+    "typescript": _JS,
+    "tsx": _JS,
+    "go": Tables(
+        body=_f("block"),
+        statement=_f(
+            "expression_statement return_statement short_var_declaration assignment_statement inc_statement "
+            "dec_statement go_statement defer_statement var_declaration const_declaration send_statement "
+            "break_statement continue_statement import_declaration"
+        ),
+        expression=_f(
+            "binary_expression call_expression index_expression selector_expression slice_expression "
+            "composite_literal func_literal unary_expression type_assertion_expression"
+        ),
+        arguments=_f("argument_list"),
+        control=_f("if_statement for_statement"),
+        comment=_f("comment"),
+    ),
+    "rust": Tables(
+        body=_f("block declaration_list"),
+        statement=_f("expression_statement let_declaration use_declaration const_item static_item type_item"),
+        expression=_f(
+            "binary_expression call_expression index_expression field_expression closure_expression array_expression "
+            "struct_expression macro_invocation reference_expression try_expression tuple_expression unary_expression"
+        ),
+        arguments=_f("arguments"),
+        control=_f("if_expression while_expression for_expression"),
+        comment=_f("line_comment block_comment"),
+        block_like=_f(
+            "if_expression match_expression while_expression loop_expression for_expression block unsafe_block "
+            "async_block"
+        ),
+    ),
+    "java": Tables(
+        body=_f("block class_body constructor_body interface_body enum_body"),
+        statement=_f(
+            "expression_statement local_variable_declaration return_statement throw_statement break_statement "
+            "continue_statement field_declaration import_declaration assert_statement yield_statement"
+        ),
+        expression=_f(
+            "binary_expression method_invocation object_creation_expression array_access field_access "
+            "lambda_expression ternary_expression array_creation_expression array_initializer unary_expression"
+        ),
+        arguments=_f("argument_list"),
+        control=_f("if_statement while_statement do_statement for_statement enhanced_for_statement"),
+        comment=_f("line_comment block_comment"),
+    ),
+    "c": _C,
+    "cpp": Tables(
+        body=_C.body | _f("declaration_list"),
+        statement=_C.statement | _f("alias_declaration using_declaration field_declaration"),
+        expression=_C_EXPR | _f("lambda_expression new_expression"),
+        arguments=_C.arguments,
+        control=_C.control | _f("for_range_loop"),
+        comment=_C.comment,
+    ),
+}
+
+
+def header_range(node: tree_sitter.Node) -> tuple[int, int] | None:
+    """Byte range of a control node's header: the condition (if/while), the loop clause (for), without parens/colon."""
+    kids = node.children
+    # C-like for loops: `for ( ... )` with the parens as direct children.
+    for i, kid in enumerate(kids):
+        if kid.type == "(":
+            close = next((k for k in kids[i + 1 :] if k.type == ")"), None)
+            if close is not None and close.start_byte > kid.end_byte:
+                return kid.end_byte, close.start_byte
+            break
+        if kid.is_named:
+            break
+    cond = node.child_by_field_name("condition")
+    if cond is not None:
+        start, end = cond.start_byte, cond.end_byte
+        ck = cond.children
+        if cond.type in ("parenthesized_expression", "condition_clause") and ck and ck[0].type == "(":
+            if ck[-1].type == ")":
+                start, end = ck[0].end_byte, ck[-1].start_byte
+        init = node.child_by_field_name("initializer")  # go: `if err := f(); err != nil`
+        if init is not None and init.start_byte < start:
+            start = init.start_byte
+        return (start, end) if start < end else None
+    left = node.child_by_field_name("left") or node.child_by_field_name("pattern")
+    right = node.child_by_field_name("right") or node.child_by_field_name("value")
+    if left is not None and right is not None:
+        return left.start_byte, right.end_byte
+    body = node.child_by_field_name("body")
+    inner = [k for k in node.named_children if body is None or k.start_byte < body.start_byte]
+    inner = [k for k in inner if k.type not in TABLES_COMMENTS]
+    if inner:
+        return inner[0].start_byte, inner[-1].end_byte
+    return None
+
+
+TABLES_COMMENTS = frozenset().union(*(t.comment for t in TABLES.values()))
+
+
+def inner_range(node: tree_sitter.Node, open_: str, close: str) -> tuple[int, int]:
+    """Byte range between node's first `open_` child and its last `close` child (the whole node if absent)."""
+    kids = node.children
+    start = kids[0].end_byte if kids and kids[0].type == open_ else node.start_byte
+    end = kids[-1].start_byte if kids and kids[-1].type == close and len(kids) > 1 else node.end_byte
+    return start, end
+
+
+def nodes_of_type(tree: tree_sitter.Tree, types: frozenset[str]) -> list[tuple[int, int, str]]:
+    """(start_byte, end_byte, type) of every node whose type is in types (not descending into them), in order."""
+    out, stack = [], [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type in types:
+            out.append((node.start_byte, node.end_byte, node.type))
+            continue
+        stack.extend(reversed(node.children))
+    return out
+
+
+def ancestry_at(tree: tree_sitter.Tree, start_byte: int, end_byte: int) -> list[tuple[str, int, int, int]]:
+    """(type, start_byte, end_byte, node id) of the smallest node covering the byte range and all its ancestors."""
+    node = tree.root_node.descendant_for_byte_range(start_byte, end_byte)
+    out = []
+    while node is not None:
+        out.append((node.type, node.start_byte, node.end_byte, node.id))
+        node = node.parent
+    return out
+
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the syntax tree says about a byte range (a placeholder at the cursor), as plain data."""
+
+    in_comment: bool = False  # inside a comment
+    in_docstring: bool = False  # inside a triple-quoted python string (docstring or long text)
+    in_string: bool = False  # inside another string literal
+    in_arguments: bool = False  # the range is one argument of an argument list
+    control: str = ""  # type of the control node whose header holds the range ("" if none)
+    body_owner: str = ""  # type of the node owning the innermost body holding the range ("" at top level)
+
+
+def context_at(tree: tree_sitter.Tree, lang: str, start_byte: int, end_byte: int) -> Context:
+    """Context of the smallest node covering [start_byte, end_byte)."""
+    t = TABLES[lang]
+    node = tree.root_node.descendant_for_byte_range(start_byte, end_byte)
+    in_comment = in_doc = in_string = in_args = False
+    control = owner = ""
+    first = True
+    while node is not None:
+        typ = node.type
+        if typ in t.comment:
+            in_comment = True
+        elif typ in ("string", "string_literal", "template_string", "raw_string_literal", "interpreted_string_literal"):
+            quote = node.children[0].type if node.children else ""
+            if lang == "python" and node.text is not None and node.text.lstrip(b"rbuRBUfF")[:3] in (b'"""', b"'''"):
+                in_doc = True
+            elif quote != typ:
+                in_string = True
+        if first and node.parent is not None and node.parent.type in t.arguments:
+            in_args = True
+        if typ in t.control and not control:
+            rng = header_range(node)
+            if rng and rng[0] <= start_byte and end_byte <= rng[1]:
+                control = typ
+        if typ in t.body and not owner:
+            owner = node.parent.type if node.parent is not None else typ
+        if typ not in ("identifier", "expression_statement"):
+            first = False
+        node = node.parent
+    return Context(in_comment, in_doc, in_string, in_args, control, owner)

@@ -1,0 +1,102 @@
+"""Canvases: the SPM context ids and the canvas slots a backend denoises, and the way back from ids to text."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TokenizerLike(Protocol):
+    """What infill/ needs from engine.tokenizer.Tokenizer."""
+
+    special: object  # has pad, mask, eos, fim_prefix, fim_middle, fim_suffix, file_sep, rewrite (ints)
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+_CHUNK = 64  # lines tokenized per batch while looking for a cut: most contexts need one or two batches
+
+
+def _encode_many(tok: TokenizerLike, texts: list[str]) -> list[list[int]]:
+    batch = getattr(tok, "encode_batch", None)
+    return batch(texts) if batch is not None else [tok.encode(t) for t in texts]
+
+
+def _lines(text: str) -> list[str]:
+    """text split after every "\\n" (CRLF stays whole; no other line breaks); "".join(_lines(t)) == t."""
+    out, start = [], 0
+    while True:
+        nl = text.find("\n", start)
+        if nl < 0:
+            break
+        out.append(text[start : nl + 1])
+        start = nl + 1
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
+def _fit_chars(tok: TokenizerLike, text: str, cap: int, keep_end: bool) -> list[int]:
+    """Ids of the longest char cut of text (its end if keep_end, else its start) that encodes to <= cap tokens."""
+    lo, hi = 0, len(text)  # number of chars kept: lo fits, hi is the whole text
+    best: list[int] = []
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        ids = tok.encode(text[len(text) - mid :] if keep_end else text[:mid])
+        if len(ids) <= cap:
+            lo, best = mid, ids
+        else:
+            hi = mid - 1
+    return best
+
+
+def _keep_lines(tok: TokenizerLike, lines: list[str], cap: int, from_end: bool) -> list[int]:
+    """Ids of the most whole lines nearest the hole that fit in cap tokens.
+
+    from_end=True keeps the last lines (the prefix), else the first lines (the suffix). The line nearest the hole is
+    always tried whole first and cut by chars only if it alone overflows cap. Kept text is tokenized on its own.
+    """
+    if cap <= 0 or not lines:
+        return []
+    order = lines[::-1] if from_end else lines
+    # Estimate with per-line counts, nearest first, until the estimate passes cap.
+    counts: list[int] = []
+    total = 0
+    while len(counts) < len(order) and total <= cap:
+        chunk = order[len(counts) : len(counts) + _CHUNK]
+        for ids in _encode_many(tok, chunk):
+            counts.append(len(ids))
+            total += len(ids)
+    n, est = 0, 0
+    while n < len(counts) and est + counts[n] <= cap:
+        est += counts[n]
+        n += 1
+    n = max(n, 1)
+    while True:
+        kept = order[:n][::-1] if from_end else order[:n]
+        ids = tok.encode("".join(kept))
+        if len(ids) <= cap:
+            return ids
+        if n == 1:
+            return _fit_chars(tok, kept[0], cap, keep_end=from_end)
+        # Drop the farthest lines until their estimated tokens cover the excess (at least one line).
+        excess = len(ids) - cap
+        while n > 1 and excess > 0:
+            n -= 1
+            excess -= counts[n]
+
+
+def spm_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffix_share: float = 0.25) -> list[int]:
+    """`[fim_suffix] suffix [fim_prefix] prefix [fim_middle]` within budget tokens, cut at whole lines.
+
+    The suffix keeps its first lines (nearest the hole) within suffix_share of the budget; the suffix does not depend
+    on the prefix, so typing (which grows the prefix) keeps the cached suffix part valid. The prefix gets the rest and
+    keeps its last lines; its last (cursor) line is kept whole unless it alone overflows. The ids of each kept part
+    equal tokenizing that text on its own. Deterministic: training and serving share it.
+    """
+    sp = tok.special
+    avail = max(0, budget - 3)
+    suffix_ids = _keep_lines(tok, _lines(suffix), int(avail * suffix_share), from_end=False)
+    prefix_ids = _keep_lines(tok, _lines(prefix), avail - len(suffix_ids), from_end=True)
+    return [sp.fim_suffix, *suffix_ids, sp.fim_prefix, *prefix_ids, sp.fim_middle]

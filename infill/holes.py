@@ -1,0 +1,329 @@
+"""Holes: where a fill goes, what kind of code it is (the situation), and how many tokens it gets (capacity).
+
+The cursor's situation is read from a parse of `prefix + PLACEHOLDER + suffix`: an editing buffer is usually broken,
+an identifier at the cursor keeps the tree clean. The capacity comes from spans of the same kind in this file (a high
+percentile of their token lengths, with a margin), clamped per situation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from infill import _syntax
+from infill.spans import Span, syntax_spans
+
+PLACEHOLDER = "__hole__"
+
+SITUATIONS = (
+    "empty_body",
+    "new_statement",
+    "rest_of_line",
+    "expression",
+    "arguments",
+    "control_header",
+    "comment",
+    "end_of_file",
+    "line",  # unknown language: line-based
+    "rewrite",  # an explicit selection
+)
+
+# Capacity bounds per situation, in tokens: below the low end a fill cannot finish its construct; above the high end
+# a canvas is mostly pads (and the sampler can grow a full canvas block-autoregressively anyway).
+CLAMP = {
+    "empty_body": (16, 256),
+    "new_statement": (8, 64),
+    "rest_of_line": (8, 48),
+    "expression": (4, 48),
+    "arguments": (4, 48),
+    "control_header": (4, 32),
+    "comment": (8, 64),
+    "end_of_file": (16, 256),
+    "line": (8, 64),
+    "rewrite": (8, 1024),
+}
+# Capacity when the file has too few spans of the same kind to measure.
+DEFAULT = {
+    "empty_body": 96,
+    "new_statement": 24,
+    "rest_of_line": 16,
+    "expression": 16,
+    "arguments": 16,
+    "control_header": 12,
+    "comment": 24,
+    "end_of_file": 96,
+    "line": 24,
+    "rewrite": 64,
+}
+# The span kind whose lengths size each situation.
+SAMPLE_KIND = {
+    "empty_body": "body",
+    "new_statement": "statement",
+    "rest_of_line": "rest_of_line",
+    "expression": "expression",
+    "arguments": "arguments",
+    "control_header": "control_header",
+    "comment": "comment",
+    "end_of_file": "body",
+}
+PERCENTILE = 0.9  # of same-kind span lengths: covers most holes
+MARGIN = 1.25  # on top of the percentile: the hole may be a bit longer than anything seen
+MIN_SAMPLES = 3  # fewer same-kind spans than this: use DEFAULT
+REWRITE_FACTOR, REWRITE_EXTRA = 1.5, 8  # regenerate-mode rewrite capacity: selection tokens * 1.5 + 8
+
+
+@dataclass(frozen=True)
+class Hole:
+    start: int  # char offset where the fill goes
+    end: int  # char offset where the replaced text ends (== start at a cursor)
+    situation: str  # one of SITUATIONS
+    capacity: int  # canvas slots for this hole, in tokens
+    indent: str = ""  # indentation of the hole's block: later lines of a fill start with it
+
+
+Counter = Callable[[Sequence[str]], list[int]]
+
+
+def token_counter(count_tokens: object = None) -> Counter:
+    """A batch token counter from a tokenizer (has encode / encode_batch), a `str -> int` callable, or None.
+
+    None estimates 1 token per 3.5 UTF-8 bytes (for callers without a tokenizer; sizes are then approximate).
+    """
+    if count_tokens is None:
+        return lambda texts: [math.ceil(len(_syntax.encode(t)) / 3.5) for t in texts]
+    batch = getattr(count_tokens, "encode_batch", None)
+    if batch is not None:
+        return lambda texts: [len(ids) for ids in batch(list(texts))] if texts else []
+    encode = getattr(count_tokens, "encode", None)
+    if encode is not None:
+        return lambda texts: [len(encode(t)) for t in texts]
+    if callable(count_tokens):
+        return lambda texts: [int(count_tokens(t)) for t in texts]
+    raise TypeError(f"count_tokens must be a tokenizer or a callable, not {type(count_tokens).__name__}")
+
+
+# -- lines ------------------------------------------------------------------------------------------------------------
+
+
+def _line_bounds(text: str, offset: int) -> tuple[int, int]:
+    """(start, end) of the line holding offset; end excludes the terminator."""
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    ends = [i for i in (text.find("\n", offset), text.find("\r", offset)) if i >= 0]
+    return start, min(ends) if ends else len(text)
+
+
+def _leading_ws(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _prev_nonblank_line(text: str, line_start: int) -> str | None:
+    for line in reversed(text[:line_start].splitlines()):
+        if line.strip():
+            return line
+    return None
+
+
+def _next_nonblank_line(text: str, line_end: int) -> str | None:
+    for line in text[line_end:].splitlines():
+        if line.strip():
+            return line
+    return None
+
+
+def indent_unit(text: str) -> str:
+    """The file's indentation step: a tab, or the most common increase in leading spaces (default 4 spaces)."""
+    tabs = spaces = 0
+    steps: dict[int, int] = {}
+    prev = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        ws = _leading_ws(line)
+        if ws.startswith("\t"):
+            tabs += 1
+            continue
+        spaces += 1 if ws else 0
+        if len(ws) > prev:
+            steps[len(ws) - prev] = steps.get(len(ws) - prev, 0) + 1
+        prev = len(ws)
+    if tabs > spaces:
+        return "\t"
+    return " " * max(steps, key=lambda k: (steps[k], -k)) if steps else "    "
+
+
+# -- situations -------------------------------------------------------------------------------------------------------
+
+_CONTROL_LINE = re.compile(r"^\s*(?:}\s*)?(?:else\s+)?(?:if|elif|while|for|switch|match|foreach)\b")
+
+
+def _empty_body(text: str, line_start: int, line_end: int, lang: str | None) -> str | None:
+    """Indentation of the header line when the cursor line opens an empty body (python `:` line, `{` ... `}`)."""
+    before = text[:line_start].rstrip()
+    after = text[line_end:].lstrip()
+    if lang != "python" and before.endswith("{") and (after.startswith("}") or not after):
+        header_start, _ = _line_bounds(text, len(before) - 1)
+        return _leading_ws(text[header_start:])
+    if lang == "python":
+        header = _prev_nonblank_line(text, line_start)
+        if header is None or not header.split("#")[0].rstrip().endswith(":"):
+            return None
+        nxt = _next_nonblank_line(text, line_end)
+        if nxt is None or len(_leading_ws(nxt)) <= len(_leading_ws(header)):
+            return _leading_ws(header)
+    return None
+
+
+def classify(text: str, offset: int, lang: str | None) -> tuple[str, str, str]:
+    """(situation, node hint, indent) of a cursor at offset; the hint narrows the spans that size it."""
+    line_start, line_end = _line_bounds(text, offset)
+    before, after = text[line_start:offset], text[offset:line_end]
+    line_indent = _leading_ws(text[line_start:line_end])
+    tree = _syntax.parse(text[:offset] + PLACEHOLDER + text[offset:], lang)
+    if tree is None:
+        return "line", "", line_indent
+    b = len(_syntax.encode(text[:offset]))
+    ctx = _syntax.context_at(tree, lang, b, b + len(PLACEHOLDER))
+    if ctx.in_comment or ctx.in_docstring:
+        return "comment", "", line_indent
+    if before.strip():
+        stripped_after = after.lstrip(" \t")
+        if ctx.control or (_CONTROL_LINE.match(before) and stripped_after[:1] in (":", ")", "{")):
+            return "control_header", ctx.control, line_indent
+        if not after.strip():
+            return "rest_of_line", "", line_indent
+        prev_ch = before.rstrip()[-1:]
+        if ctx.in_arguments or (prev_ch in ("(", ",") and stripped_after[:1] in (")", ",")):
+            return "arguments", "", line_indent
+        return "expression", "", line_indent
+    if after.strip():
+        return "new_statement", "", before
+    header_indent = _empty_body(text, line_start, line_end, lang)
+    if header_indent is not None:
+        return "empty_body", ctx.body_owner, header_indent + indent_unit(text)
+    if not text[offset:].strip():
+        return "end_of_file", "", before
+    return "new_statement", "", before
+
+
+# -- capacity ---------------------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile of values (nearest rank, deterministic)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _clamp(situation: str, value: float) -> int:
+    lo, hi = CLAMP[situation]
+    return int(min(hi, max(lo, math.ceil(value))))
+
+
+def capacity_from_samples(situation: str, lengths: Sequence[int]) -> int:
+    """Capacity from token lengths of same-kind spans: percentile * margin, clamped; DEFAULT without samples."""
+    if len(lengths) < MIN_SAMPLES:
+        return DEFAULT[situation]
+    return _clamp(situation, percentile(lengths, PERCENTILE) * MARGIN)
+
+
+def _samples(text: str, spans: Sequence[Span], situation: str, hint: str, offset: int) -> list[str]:
+    kind = SAMPLE_KIND[situation]
+    chosen = [s for s in spans if s.kind == kind and not (s.start <= offset < s.end and kind != "body")]
+    if hint:
+        same = [s for s in chosen if s.node == hint]
+        if len(same) >= MIN_SAMPLES:
+            chosen = same
+    return [text[s.start : s.end] for s in chosen]
+
+
+def find_hole(
+    text: str,
+    offset: int,
+    lang: str | None,
+    count_tokens: object = None,
+    spans: Sequence[Span] | None = None,
+) -> Hole:
+    """The hole at a cursor: its situation and capacity (spans: syntax_spans(text, lang), if already computed)."""
+    if not 0 <= offset <= len(text):
+        raise ValueError(f"offset {offset} outside the text (length {len(text)})")
+    situation, hint, indent = classify(text, offset, lang)
+    count = token_counter(count_tokens)
+    if situation == "line":
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        capacity = capacity_from_samples("line", count(lines))
+    else:
+        spans = syntax_spans(text, lang) if spans is None else spans
+        capacity = capacity_from_samples(situation, count(_samples(text, spans, situation, hint, offset)))
+    return Hole(offset, offset, situation, capacity, indent)
+
+
+def holes_at(
+    text: str, offsets: Sequence[int], lang: str | None, count_tokens: object = None
+) -> list[Hole]:
+    """Holes at several cursors of one text (sorted by offset, duplicates dropped), spans computed once."""
+    spans = syntax_spans(text, lang) if lang else []
+    return [find_hole(text, o, lang, count_tokens, spans) for o in sorted(set(offsets))]
+
+
+def rewrite_hole(start: int, end: int, text: str = "", count_tokens: object = None) -> Hole:
+    """The hole of an explicit selection [start, end): capacity = selection tokens * 1.5 + 8 (regenerate mode)."""
+    if end < start:
+        raise ValueError(f"selection end {end} is before its start {start}")
+    n = token_counter(count_tokens)([text[start:end]])[0] if text else 0
+    capacity = _clamp("rewrite", n * REWRITE_FACTOR + REWRITE_EXTRA)
+    line_start, _ = _line_bounds(text, start) if text else (0, 0)
+    return Hole(start, end, "rewrite", capacity, _leading_ws(text[line_start:start]) if text else "")
+
+
+# -- explicit placeholders --------------------------------------------------------------------------------------------
+
+_TODO = re.compile(r"\bTODO\b")
+_COMMENT_LINE = re.compile(r"^(\s*)(#|//|/\*|--|;)\s*TODO\b.*?(\*/)?\s*$")
+
+
+def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
+    """Char ranges of explicit placeholders: lone `...`, `pass` as a lone body, TODO comments."""
+    ranges: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        stripped = body.strip()
+        indent = len(body) - len(body.lstrip())
+        if stripped in ("...", "…"):
+            ranges.append((pos + indent, pos + indent + len(stripped)))
+        elif lang is None and _COMMENT_LINE.match(body):
+            ranges.append((pos + indent, pos + len(body.rstrip())))
+        pos += len(line)
+    tree = _syntax.parse(text, lang)
+    if tree is not None:
+        omap = _syntax.OffsetMap(text)
+        comments = _syntax.TABLES[lang].comment
+        for start_b, end_b, typ in _syntax.nodes_of_type(tree, comments | {"block"}):
+            start, end = omap.to_char(start_b), omap.to_char(end_b)
+            if typ in comments:
+                line_start, line_end = _line_bounds(text, start)
+                alone = not text[line_start:start].strip() and not text[end:line_end].strip()
+                if _TODO.search(text[start:end]) and (alone or text.startswith("/*", start)):
+                    ranges.append((start, end))
+            elif lang == "python" and text[start:end].strip() == "pass":
+                ranges.append((start, end))
+    return sorted(set(ranges))
+
+
+def find_placeholders(
+    text: str,
+    lang: str | None,
+    range: tuple[int, int] | None = None,  # noqa: A002 (the LSP name)
+    count_tokens: object = None,
+) -> list[Hole]:
+    """Holes for the placeholders a user left (within range, if given): each replaces its placeholder text."""
+    holes = []
+    for start, end in _placeholder_ranges(text, lang):
+        if range is not None and not (range[0] <= start and end <= range[1]):
+            continue
+        without = text[:start] + text[end:]
+        hole = find_hole(without, start, lang, count_tokens)
+        holes.append(Hole(start, end, hole.situation, hole.capacity, hole.indent))
+    return holes

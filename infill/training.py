@@ -1,0 +1,140 @@
+"""Training examples built from source files by the same canvas code the server uses.
+
+Each example cuts a middle out of a file (a tree-sitter span of one of the situation classes, or a random span),
+lays the rest out suffix-first with `spm_context`, and turns the middle into a canvas: middle tokens followed by pad
+slots up to a random capacity, so the model learns to end early. Long middles are split block-autoregressively: part
+of the middle is already committed into the context, the canvas holds the next block.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from engine.tokenizer import Tokenizer
+from engine.train import Example
+from infill.canvas import spm_context
+from infill.spans import Span, syntax_spans
+
+# How often each situation class is drawn: short, local holes dominate what users type.
+KIND_WEIGHTS = {
+    "rest_of_line": 3.0,
+    "expression": 2.0,
+    "arguments": 2.0,
+    "statement": 2.0,
+    "control_header": 1.0,
+    "body": 1.0,
+    "comment": 0.3,
+}
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    max_middle: int = 256  # longest middle, in tokens (issue: 1..256)
+    block: int = 32  # canvas block size (the sampler's default): longer middles are split into committed blocks
+    min_budget: int = 96  # context budgets are drawn in [min, max] so both short and long contexts are seen
+    max_budget: int = 640  # equals the server's default context budget
+    random_span_p: float = 0.25  # share of random (non-syntax) spans
+    commit_p: float = 0.25  # share of examples with part of the middle already committed into the context
+    rewrite_p: float = 0.1  # share of rewrite examples (canvas starts from a corrupted copy)
+    all_pad_p: float = 0.03  # middle fully committed: the canvas is all pads (teaches "the fill is over")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    text: str
+    lang: str
+
+
+def _random_span(text: str, rng: random.Random) -> Span | None:
+    lines = text.splitlines(keepends=True)
+    if len(lines) < 3:
+        return None
+    i = rng.randrange(len(lines))
+    starts = [0]
+    for ln in lines:
+        starts.append(starts[-1] + len(ln))
+    n = 1 if rng.random() < 0.6 else rng.randint(2, 6)
+    line = lines[i]
+    indent = len(line) - len(line.lstrip())
+    lo = starts[i] + (rng.randint(indent, max(indent, len(line.rstrip("\r\n")))) if rng.random() < 0.5 else indent)
+    hi = starts[min(len(lines), i + n)]
+    hi -= len(lines[min(len(lines), i + n) - 1]) - len(lines[min(len(lines), i + n) - 1].rstrip("\r\n"))
+    return Span(lo, hi, "random") if hi > lo else None
+
+
+class ExampleStream:
+    """An endless, seeded stream of Examples over a list of source files."""
+
+    def __init__(self, files: Sequence[SourceFile], tok: Tokenizer, cfg: ExampleConfig = ExampleConfig(),
+                 seed: int = 0) -> None:
+        if not files:
+            raise ValueError("no source files to train on")
+        self.files = files
+        self.tok = tok
+        self.cfg = cfg
+        self.rng = random.Random(seed)
+        self._spans: dict[int, list[Span]] = {}
+        weights = [min(len(f.text), 20_000) for f in files]  # long files count more, but not without bound
+        self._cum: list[float] = []
+        acc = 0.0
+        for w in weights:
+            acc += w
+            self._cum.append(acc)
+
+    def _pick_file(self) -> int:
+        import bisect
+
+        return min(len(self.files) - 1, bisect.bisect(self._cum, self.rng.random() * self._cum[-1]))
+
+    def _spans_of(self, i: int) -> list[Span]:
+        if i not in self._spans:
+            try:
+                self._spans[i] = [s for s in syntax_spans(self.files[i].text, self.files[i].lang) if s.end > s.start]
+            except Exception:  # a grammar that chokes on a file: random spans only
+                self._spans[i] = []
+        return self._spans[i]
+
+    def _pick_span(self, i: int) -> Span | None:
+        spans = self._spans_of(i)
+        if spans and self.rng.random() >= self.cfg.random_span_p:
+            w = [KIND_WEIGHTS.get(s.kind, 0.5) for s in spans]
+            return self.rng.choices(spans, weights=w)[0]
+        return _random_span(self.files[i].text, self.rng)
+
+    def make(self, text: str, span: Span) -> Example | None:
+        cfg, rng, sp = self.cfg, self.rng, self.tok.special
+        middle = self.tok.encode(text[span.start:span.end])
+        if not middle or len(middle) > cfg.max_middle:
+            return None
+        budget = rng.randint(cfg.min_budget, cfg.max_budget)
+        ctx = spm_context(text[:span.start], text[span.end:], self.tok, budget, suffix_share=rng.uniform(0.1, 0.5))
+        m = len(middle)
+        r = rng.random()
+        if r < cfg.all_pad_p:
+            k = m
+        elif r < cfg.all_pad_p + cfg.commit_p and m > 1:
+            k = rng.randint(1, m - 1)
+        else:
+            k = 0
+        rem = m - k
+        if rem >= cfg.block:  # a full block: no pad, the sampler commits it and goes on
+            target = middle[k:k + cfg.block]
+        else:  # the middle ends in this canvas: pads after it, capacity at least one slot more than the rest
+            cap = rng.randint(rem + 1, max(rem + 1, min(cfg.block, 2 * rem + 8)))
+            target = middle[k:] + [sp.pad] * (cap - rem)
+        return Example(context=ctx + middle[:k], target=target, rewrite=k == 0 and rng.random() < cfg.rewrite_p)
+
+    def __iter__(self) -> Iterator[Example]:
+        return self
+
+    def __next__(self) -> Example:
+        while True:
+            i = self._pick_file()
+            span = self._pick_span(i)
+            if span is None:
+                continue
+            ex = self.make(self.files[i].text, span)
+            if ex is not None:
+                return ex

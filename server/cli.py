@@ -1,0 +1,38 @@
+"""The `diffusion-ls` command: one entry point, subcommands in their own modules (imported only when used)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module with configure(parser) and main(args), one-line help)
+COMMANDS = {
+    "serve": ("server.serve_cli", "run the language server (stdio by default)"),
+    "complete": ("server.complete_cli", "fill the hole at FILE:LINE:COL and print it (--stream shows the canvas)"),
+    "train": ("server.train_cli", "train or fine-tune the embedded model on a corpus"),
+    "sizing": ("infill.sizing", "measure hole sizing against true span lengths"),
+    "eval": ("server.eval_cli", "quality on infilling benchmarks (pass@1 by execution)"),
+    "bench": ("server.bench", "speed: tokens per forward, latency, cache, LSP overhead"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="diffusion-ls", description="Diffusion language model language server.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser.print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    sp = argparse.ArgumentParser(prog=f"diffusion-ls {name}", description=COMMANDS[name][1])
+    module.configure(sp)
+    args = sp.parse_args(argv[1:])
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""`diffusion-ls train`: train the embedded model from scratch on a corpus, or fine-tune it on your own code.
+
+    diffusion-ls train --corpus build/corpus/train.jsonl --out build/run1 --minutes 120      # from scratch
+    diffusion-ls train --corpus ~/src/myproject --minutes 10                                 # fine-tune on a repo
+    diffusion-ls train --export build/run1 --to engine/assets/model                          # ship a checkpoint
+
+A directory corpus is walked for source files of the languages infill/ knows; a .jsonl corpus holds one
+{"text", "lang"} object per line (tools/build_corpus.py writes one). Fine-tuning starts from the shipped model and
+writes to a user directory; point the server at it with the `modelPath` setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from engine import DEFAULT_MODEL_DIR
+
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", "build", "dist", "target", ".tox"}
+
+
+def user_model_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "diffusion-ls" / "models" / "finetuned"
+
+
+def read_corpus(path: Path, max_bytes: int = 200_000, limit: int | None = None) -> list:
+    from infill.languages import language_for
+    from infill.training import SourceFile
+
+    files: list[SourceFile] = []
+    if path.is_file() and path.suffix == ".jsonl":
+        with path.open() as fh:
+            for line in fh:
+                rec = json.loads(line)
+                files.append(SourceFile(rec["text"], rec.get("lang", "python")))
+                if limit and len(files) >= limit:
+                    break
+        return files
+    if not path.is_dir():
+        raise SystemExit(f"corpus {path} is neither a directory nor a .jsonl file")
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(names):
+            p = Path(root) / name
+            lang = language_for(str(p))
+            if lang is None:
+                continue
+            try:
+                if p.stat().st_size > max_bytes:
+                    continue
+                text = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if "\0" not in text and text.strip():
+                files.append(SourceFile(text, lang))
+            if limit and len(files) >= limit:
+                return files
+    return files
+
+
+def export(ckpt_dir: Path, to: Path, dtype: str = "bf16") -> None:
+    """Copy a checkpoint's weights (cast for size), config and tokenizer into a self-contained model directory."""
+    import torch
+
+    from engine.model import load_config, load_model, save_model
+
+    src = ckpt_dir / "ckpt" if (ckpt_dir / "ckpt").is_dir() else ckpt_dir
+    model = load_model(src)
+    cfg = load_config(src)
+    extra = {k: v for k, v in cfg.items() if k != "model"}
+    save_model(model, to, dtype={"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype],
+               extra_config=extra)
+    tok = src / "tokenizer.json"
+    if not tok.exists():
+        tok = ckpt_dir / "tokenizer.json"
+    shutil.copyfile(tok, to / "tokenizer.json")
+    print(f"exported {src} -> {to}")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", type=Path, help="a source tree, or a .jsonl corpus from tools/build_corpus.py")
+    p.add_argument("--out", type=Path, default=None, help="output/checkpoint directory (default: a user directory)")
+    p.add_argument("--scratch", action="store_true", help="train from scratch instead of fine-tuning the shipped model")
+    p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer.json (default: the shipped model's)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (resume later)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--total-steps", type=int, default=None, help="cosine schedule horizon")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dim", type=int, default=None)
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--heads", type=int, default=None)
+    p.add_argument("--ffn", type=int, default=None)
+    p.add_argument("--max-budget", type=int, default=None, help="largest context budget in tokens")
+    p.add_argument("--limit-files", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export", type=Path, default=None, help="export this run directory's checkpoint and exit")
+    p.add_argument("--to", type=Path, default=None, help="with --export: the model directory to write")
+
+
+def main(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    if args.export is not None:
+        export(args.export, args.to or DEFAULT_MODEL_DIR)
+        return 0
+    if args.corpus is None:
+        print("diffusion-ls train: --corpus is required", file=sys.stderr)
+        return 2
+    from engine.model import ModelConfig
+    from engine.tokenizer import Tokenizer
+    from engine.train import TrainConfig, set_threads, train
+    from infill.training import ExampleConfig, ExampleStream
+
+    set_threads()
+    init_from = None if args.scratch else DEFAULT_MODEL_DIR
+    tok_path = args.tokenizer or (DEFAULT_MODEL_DIR / "tokenizer.json")
+    tok = Tokenizer.from_file(tok_path)
+    out = args.out or user_model_dir()
+    files = read_corpus(args.corpus, limit=args.limit_files)
+    if not files:
+        print(f"diffusion-ls train: no source files found in {args.corpus}", file=sys.stderr)
+        return 2
+    print(f"{len(files)} files, {sum(len(f.text) for f in files) / 1e6:.1f} MB of text", file=sys.stderr)
+    mcfg = ModelConfig(vocab_size=tok.vocab_size)
+    overrides = {"dim": args.dim, "n_layers": args.layers, "n_heads": args.heads, "ffn_dim": args.ffn}
+    mcfg = replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
+    tcfg = TrainConfig(device=args.device, seed=args.seed)
+    if init_from is not None:  # fine-tuning: gentler and shorter
+        tcfg = replace(tcfg, lr=3e-4, warmup=10, total_steps=args.steps or 200, batch_size=8, ckpt_every=25)
+    t_over = {"total_steps": args.total_steps, "batch_size": args.batch_size, "lr": args.lr}
+    tcfg = replace(tcfg, **{k: v for k, v in t_over.items() if v is not None})
+    ecfg = ExampleConfig()
+    if args.max_budget:
+        ecfg = replace(ecfg, max_budget=args.max_budget)
+    stream = ExampleStream(files, tok, ecfg, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(tok_path).resolve() != (out / "tokenizer.json").resolve():
+        shutil.copyfile(tok_path, out / "tokenizer.json")
+    state = train(mcfg, tcfg, stream, tok.special, out, max_steps=args.steps, max_minutes=args.minutes,
+                  init_from=init_from, extra_config={"examples": ecfg.__dict__})
+    ckpt = out / "ckpt"
+    shutil.copyfile(tok_path, ckpt / "tokenizer.json")
+    print(f"trained to step {state.step} ({state.tokens} tokens, {state.seconds / 60:.1f} min); "
+          f"model directory: {ckpt}", file=sys.stderr)
+    return 0
