@@ -147,6 +147,12 @@ def _pad_runs(x: Tensor, x0_any: Tensor, decided: Tensor, holes: Sequence[tuple[
     return ok
 
 
+def _pick(probs: Tensor, cfg: SamplerConfig, gen: torch.Generator) -> Tensor:
+    if cfg.temperature > 0:
+        return torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (C,)
+    return probs.argmax(-1)  # (C,)
+
+
 def _is_cancelled(cancel: Callable[[], bool] | object | None) -> bool:
     if cancel is None:
         return False
@@ -177,16 +183,14 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         logits = backend.denoise(handle, canvas_ids.unsqueeze(0))[0].float()  # (C, V)
         stats.nfe += 1
         logits[:, banned] = -math.inf
-        if cfg.temperature > 0:
-            probs = torch.softmax(logits / cfg.temperature, dim=-1)  # (C, V)
-            x0_any = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (C,)
-        else:
-            probs = torch.softmax(logits, dim=-1)  # (C, V)
-            x0_any = probs.argmax(-1)  # (C,)
+        probs = torch.softmax(logits / max(cfg.temperature, 1e-6) if cfg.temperature > 0 else logits, dim=-1)  # (C, V)
+        x0_any = _pick(probs, cfg, gen)  # (C,)
         pad_ok = _pad_runs(x, x0_any, decided, spec.holes, sp.pad)
-        no_pad = probs.clone()
-        no_pad[:, sp.pad] = 0.0
-        x0 = torch.where(pad_ok, x0_any, no_pad.argmax(-1))  # (C,): pads only in the right-end runs
+        no_pad_logits = logits.clone()
+        no_pad_logits[:, sp.pad] = -math.inf
+        x0_text = _pick(torch.softmax(no_pad_logits / max(cfg.temperature, 1e-6) if cfg.temperature > 0
+                                      else no_pad_logits, dim=-1), cfg, gen)  # (C,)
+        x0 = torch.where(pad_ok, x0_any, x0_text)  # (C,): pads only in the right-end runs
         conf = probs.gather(1, x0.unsqueeze(1)).squeeze(1)  # (C,)
         # self-correction: re-noise finalized slots the model no longer believes (bounded), refine mode's first pass
         remasked: list[int] = []

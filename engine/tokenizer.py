@@ -45,6 +45,8 @@ class Tokenizer:
 
     def __init__(self, hf: HFTokenizer) -> None:
         self.hf = hf
+        # special-token text typed by a user is text, not a control token (not saved in tokenizer.json: set it here)
+        self.hf.encode_special_tokens = True
         ids = {}
         for field, name in SPECIAL_NAMES.items():
             tid = hf.token_to_id(name)
@@ -63,7 +65,6 @@ class Tokenizer:
         return cls(hf)
 
     def encode(self, text: str) -> list[int]:
-        # Specials typed by the user are text, not control tokens: never split them out.
         return self.hf.encode(text, add_special_tokens=False, is_pretokenized=False).ids if text else []
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import email.parser
 import hashlib
-import io
 import json
 import os
 import re
@@ -870,7 +869,7 @@ def main(argv=None) -> int:
     for s, st in split_stats.items():
         print(f"  {s:<8} {st['files']:>7} files  {st['bytes'] / 1e6:8.2f} MB")
     print(f"  heldout packages: {', '.join(manifest['heldout_packages'])}")
-    print(f"  excluded packages: "
+    print("  excluded packages: "
           + (", ".join(f"{r.spec.name} ({r.excluded})" for r in results if r.excluded) or "none"))
     print(f"  exact dups removed: {totals['exact_dup']}, near dups removed: {totals['near_dup']}")
     print(f"  filter counts: {json.dumps(manifest['filter_counts'])}")

@@ -1,0 +1,459 @@
+--- Inline ghost text: trigger with debounce, draw every canvas live, accept all / word / line, dismiss.
+local config = require('diffusion_ls.config')
+local lsp = require('diffusion_ls.lsp')
+
+local M = {}
+
+M.ns = vim.api.nvim_create_namespace('diffusion_ls.ghost')
+
+--- Default highlight groups (a colorscheme may override them).
+function M.set_highlights()
+  vim.api.nvim_set_hl(0, 'DiffusionLsGhost', { link = 'Comment', default = true })
+  vim.api.nvim_set_hl(0, 'DiffusionLsMasked', { link = 'NonText', default = true })
+end
+M.set_highlights()
+
+---@class diffusion_ls.GhostState
+---@field req? diffusion_ls.Request the request in flight (or answered) for this ghost
+---@field row integer anchor: the cursor when requested, moved along by partial accepts (0-based)
+---@field col integer anchor byte column
+---@field text string what is shown: the canvas so far, or the rest of the final completion
+---@field final boolean the request's result (only a final ghost can be accepted)
+---@field del_after integer bytes after the anchor that a full accept replaces (the item's range end)
+---@field tick integer b:changedtick the ghost is valid for
+---@field extmark? integer
+
+---@type table<integer, diffusion_ls.GhostState>
+local state = {}
+
+--- b:changedtick after the plugin's own edits (accepts), which must not dismiss or re-trigger.
+---@type table<integer, integer>
+local own_tick = {}
+
+local timer ---@type uv.uv_timer_t?
+
+--- Character ranges [s, e) of `text` as byte ranges, sorted.
+---@param text string
+---@param masks? integer[][]
+---@return integer[][]
+local function mask_bytes(text, masks)
+  local out = {}
+  for _, m in ipairs(masks or {}) do
+    local s = vim.str_byteindex(text, 'utf-32', m[1], false)
+    local e = vim.str_byteindex(text, 'utf-32', m[2], false)
+    if e > s then
+      out[#out + 1] = { s, e }
+    end
+  end
+  table.sort(out, function(a, b)
+    return a[1] < b[1]
+  end)
+  return out
+end
+
+--- Split text into lines of [text, hl_group] chunks, masked character ranges drawn with `masked_hl`.
+---@param text string
+---@param masks? integer[][] [start, end) character ranges of text
+---@param hl string
+---@param masked_hl string
+---@param offset? integer bytes of plain text (hl) prepended to the first line (rewrite previews)
+---@return string[][][] lines
+function M.chunks(text, masks, hl, masked_hl, offset)
+  local ranges = mask_bytes(text, masks)
+  local lines = {}
+  local start = 0
+  for line in (text .. '\n'):gmatch('([^\n]*)\n') do
+    local stop = start + #line
+    local chunks = {}
+    local cur = start
+    for _, r in ipairs(ranges) do
+      local a, b = math.max(r[1], start), math.min(r[2], stop)
+      if a < b then
+        if a > cur then
+          chunks[#chunks + 1] = { text:sub(cur + 1, a), hl }
+        end
+        chunks[#chunks + 1] = { text:sub(a + 1, b), masked_hl }
+        cur = b
+      end
+    end
+    if cur < stop then
+      chunks[#chunks + 1] = { text:sub(cur + 1, stop), hl }
+    end
+    lines[#lines + 1] = chunks
+    start = stop + 1
+  end
+  return lines
+end
+
+---@param bufnr integer
+---@param g diffusion_ls.GhostState
+---@param masks? integer[][]
+local function render(bufnr, g, masks)
+  local lines = M.chunks(g.text, masks, 'DiffusionLsGhost', 'DiffusionLsMasked')
+  local first = table.remove(lines, 1)
+  local opts = {
+    id = g.extmark,
+    virt_text = #first > 0 and first or nil,
+    virt_text_pos = #first > 0 and 'inline' or nil,
+    virt_lines = #lines > 0 and lines or nil,
+    hl_mode = 'combine',
+    right_gravity = false,
+    priority = 200,
+  }
+  if g.extmark then
+    -- Replace, so a line that became empty leaves no old chunks behind.
+    vim.api.nvim_buf_del_extmark(bufnr, M.ns, g.extmark)
+  end
+  local ok, id = pcall(vim.api.nvim_buf_set_extmark, bufnr, M.ns, g.row, g.col, opts)
+  g.extmark = ok and id or nil
+end
+
+--- Hide the ghost text of a buffer and cancel its request.
+---@param bufnr? integer
+function M.dismiss(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local g = state[bufnr]
+  state[bufnr] = nil
+  if g then
+    lsp.cancel(g.req)
+  end
+  if vim.api.nvim_buf_is_valid(bufnr) then
+    vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  end
+end
+
+---@param bufnr integer
+---@return boolean
+local function cursor_at(bufnr, row, col)
+  if vim.api.nvim_get_current_buf() ~= bufnr then
+    return false
+  end
+  local cur = vim.api.nvim_win_get_cursor(0)
+  return cur[1] - 1 == row and cur[2] == col
+end
+
+--- The ghost state if it still belongs to the request and the buffer and cursor have not moved on.
+---@param req diffusion_ls.Request
+---@param version? integer
+---@return diffusion_ls.GhostState?
+local function live(req, version)
+  local g = state[req.bufnr]
+  if not g or g.req ~= req then
+    return nil
+  end
+  if not lsp.is_current(req, version) or not cursor_at(req.bufnr, g.row, g.col) then
+    M.dismiss(req.bufnr)
+    return nil
+  end
+  return g
+end
+
+---@param canvas table diffusion/canvas params
+---@param req diffusion_ls.Request
+local function on_canvas(canvas, req)
+  local g = live(req, canvas.version)
+  if not g or g.final or (not config.get().stream and not canvas.done) then
+    return
+  end
+  local row, col = lsp.to_byte(req.bufnr, canvas.range.start, req.client.offset_encoding)
+  if row ~= g.row or col ~= g.col then
+    return
+  end
+  g.text = canvas.text
+  render(req.bufnr, g, canvas.masks)
+  vim.api.nvim_exec_autocmds('User', {
+    pattern = 'DiffusionLsCanvas',
+    modeline = false,
+    data = { bufnr = req.bufnr, id = req.id, step = canvas.step, nfe = canvas.nfe, done = canvas.done, text = canvas.text },
+  })
+end
+
+---@param item table InlineCompletionItem
+---@param g diffusion_ls.GhostState
+---@param req diffusion_ls.Request
+---@return string? text shown at the anchor, integer? del_after
+local function normalize(item, g, req)
+  local text = type(item.insertText) == 'table' and item.insertText.value or item.insertText
+  if type(text) ~= 'string' then
+    return nil
+  end
+  if not item.range then
+    return text, 0
+  end
+  local enc = req.client.offset_encoding
+  local srow, scol = lsp.to_byte(req.bufnr, item.range.start, enc)
+  local erow, ecol = lsp.to_byte(req.bufnr, item.range['end'], enc)
+  if srow ~= g.row or erow ~= g.row or scol > g.col or ecol < g.col then
+    return nil
+  end
+  -- The range may start before the cursor: show what the item adds to the typed text.
+  local line = vim.api.nvim_buf_get_lines(req.bufnr, g.row, g.row + 1, false)[1] or ''
+  local typed = line:sub(scol + 1, g.col)
+  if text:sub(1, #typed) ~= typed then
+    return nil
+  end
+  return text:sub(#typed + 1), ecol - g.col
+end
+
+---@param err? lsp.ResponseError
+---@param result any InlineCompletionList | InlineCompletionItem[] | nil
+---@param req diffusion_ls.Request
+local function on_result(err, result, req)
+  local g = live(req)
+  if not g then
+    return
+  end
+  local items = type(result) == 'table' and (result.items or result) or {}
+  local text, del_after
+  if not err and items[1] then
+    text, del_after = normalize(items[1], g, req)
+  end
+  if not text or text == '' then
+    M.dismiss(req.bufnr)
+    return
+  end
+  g.text, g.del_after, g.final = text, del_after, true
+  render(req.bufnr, g)
+  vim.api.nvim_exec_autocmds('User', {
+    pattern = 'DiffusionLsResult',
+    modeline = false,
+    data = { bufnr = req.bufnr, id = req.id, text = text, item = items[1] },
+  })
+end
+
+--- Ask for a completion at the cursor now; the previous request of the buffer is cancelled.
+---@param bufnr? integer
+---@param automatic? boolean triggered by typing (else invoked explicitly)
+function M.trigger(bufnr, automatic)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  M.dismiss(bufnr)
+  local function send(client)
+    if vim.api.nvim_get_current_buf() ~= bufnr then
+      return
+    end
+    M.dismiss(bufnr)
+    local cur = vim.api.nvim_win_get_cursor(0)
+    local params = vim.lsp.util.make_position_params(0, client.offset_encoding) ---@type table
+    params.context = { triggerKind = automatic and 2 or 1 } -- InlineCompletionTriggerKind: Invoked 1, Automatic 2
+    ---@type diffusion_ls.GhostState
+    local g = { row = cur[1] - 1, col = cur[2], text = '', final = false, del_after = 0, tick = 0 }
+    state[bufnr] = g
+    g.req = lsp.request(client, bufnr, 'textDocument/inlineCompletion', params, on_result, on_canvas)
+    if not g.req then
+      state[bufnr] = nil
+    else
+      g.tick = g.req.tick
+    end
+  end
+  if automatic then
+    local client = lsp.get_client(bufnr)
+    if client and client.initialized and client.attached_buffers[bufnr] then
+      send(client)
+    end
+  else
+    lsp.with_client(bufnr, send)
+  end
+end
+
+--- The ghost text shown in a buffer, if any: { text, final, row, col, id }.
+---@param bufnr? integer
+---@return { text: string, final: boolean, row: integer, col: integer, id: integer }?
+function M.get(bufnr)
+  local g = state[bufnr or vim.api.nvim_get_current_buf()]
+  if not g or not g.extmark then
+    return nil
+  end
+  return { text = g.text, final = g.final, row = g.row, col = g.col, id = g.req and g.req.id }
+end
+
+--- True when a final ghost text can be accepted in the current buffer.
+---@return boolean
+function M.visible()
+  local g = state[vim.api.nvim_get_current_buf()]
+  return g ~= nil and g.final and g.extmark ~= nil and g.text ~= ''
+end
+
+--- The start of `text` up to the end of its next word (leading whitespace and newlines included).
+---@param text string
+---@return string
+function M.next_word(text)
+  local ws = text:match('^%s*')
+  local rest = text:sub(#ws + 1)
+  return ws .. (rest:match('^[%w_]+') or rest:match('^[^%w_%s]+') or '')
+end
+
+--- The start of `text` up to the end of its current line (a leading newline and the next line when at an end).
+---@param text string
+---@return string
+function M.next_line(text)
+  return text:match('^\n?[^\n]*')
+end
+
+--- Insert all, the next word or the next line of the ghost text; the rest stays shown.
+---@param kind? "all"|"word"|"line"
+---@return boolean accepted
+function M.accept(kind)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local g = state[bufnr]
+  if not M.visible() or not g or not cursor_at(bufnr, g.row, g.col) then
+    return false
+  end
+  if vim.api.nvim_buf_get_changedtick(bufnr) ~= g.tick then
+    M.dismiss(bufnr)
+    return false
+  end
+  local part = g.text
+  if kind == 'word' then
+    part = M.next_word(g.text)
+  elseif kind == 'line' then
+    part = M.next_line(g.text)
+  end
+  local full = part == '' or #part >= #g.text
+  if full then
+    part = g.text
+  end
+  local lines = vim.split(part, '\n', { plain = true })
+  vim.api.nvim_buf_set_text(bufnr, g.row, g.col, g.row, g.col + (full and g.del_after or 0), lines)
+  local row = g.row + #lines - 1
+  local col = (#lines == 1 and g.col or 0) + #lines[#lines]
+  vim.api.nvim_win_set_cursor(0, { row + 1, col })
+  own_tick[bufnr] = vim.api.nvim_buf_get_changedtick(bufnr)
+  if full then
+    M.dismiss(bufnr)
+  else
+    g.text, g.row, g.col, g.tick = g.text:sub(#part + 1), row, col, own_tick[bufnr]
+    render(bufnr, g)
+  end
+  return true
+end
+
+local function stop_timer()
+  if timer then
+    timer:stop()
+  end
+end
+
+--- Debounced auto-trigger after typing.
+---@param bufnr integer
+local function schedule_trigger(bufnr)
+  timer = timer or assert(vim.uv.new_timer())
+  local tick = vim.api.nvim_buf_get_changedtick(bufnr)
+  timer:stop()
+  timer:start(config.get().debounce_ms, 0, vim.schedule_wrap(function()
+    if
+      vim.api.nvim_get_current_buf() == bufnr
+      and vim.api.nvim_buf_get_changedtick(bufnr) == tick
+      and vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
+      and vim.fn.pumvisible() == 0
+    then
+      M.trigger(bufnr, true)
+    end
+  end))
+end
+
+--- Previous mappings of our keys, to fall through to when no ghost text is shown.
+---@type table<string, table>
+local fallbacks = {}
+local mapped = {} ---@type string[]
+
+---@param lhs string
+---@return string keys
+local function fallback_keys(lhs)
+  local prev = fallbacks[lhs]
+  if not prev or vim.tbl_isempty(prev) then
+    return vim.keycode(lhs)
+  end
+  if prev.expr == 1 then
+    local keys = prev.callback and prev.callback() or vim.api.nvim_eval(prev.rhs)
+    return prev.replace_keycodes == 1 and vim.keycode(keys or '') or (keys or '')
+  end
+  if prev.callback then
+    return vim.keycode(('<Cmd>lua require("diffusion_ls.ghost")._fallback(%q)<CR>'):format(lhs))
+  end
+  return vim.keycode(prev.rhs)
+end
+
+---@private
+function M._fallback(lhs)
+  fallbacks[lhs].callback()
+end
+
+---@param lhs string|false
+---@param action string Lua expression run when a ghost text is shown
+---@param desc string
+---@param always? boolean act even when nothing is shown (else fall through)
+local function map(lhs, action, desc, always)
+  if not lhs then
+    return
+  end
+  local prev = vim.fn.maparg(lhs, 'i', false, true)
+  if not (prev.desc or ''):match('^diffusion_ls') then
+    fallbacks[lhs] = prev
+  end
+  vim.keymap.set('i', lhs, function()
+    if always or M.visible() then
+      return vim.keycode(('<Cmd>lua %s<CR>'):format(action))
+    end
+    return fallback_keys(lhs)
+  end, { expr = true, replace_keycodes = false, silent = true, desc = 'diffusion_ls: ' .. desc })
+  mapped[#mapped + 1] = lhs
+end
+
+function M.setup()
+  local cfg = config.get()
+  for _, lhs in ipairs(mapped) do
+    pcall(vim.keymap.del, 'i', lhs)
+    if fallbacks[lhs] and not vim.tbl_isempty(fallbacks[lhs]) then
+      vim.fn.mapset('i', false, fallbacks[lhs])
+    end
+  end
+  mapped = {}
+  local km = cfg.keymaps
+  local ghost = 'require("diffusion_ls.ghost")'
+  map(km.accept, ghost .. '.accept("all")', 'accept the completion')
+  map(km.accept_word, ghost .. '.accept("word")', 'accept the next word')
+  map(km.accept_line, ghost .. '.accept("line")', 'accept the next line')
+  map(km.dismiss, ghost .. '.dismiss()', 'dismiss the completion')
+  map(km.trigger, ghost .. '.trigger()', 'complete at the cursor', true)
+
+  local group = vim.api.nvim_create_augroup('diffusion_ls.ghost', { clear = true })
+  vim.api.nvim_create_autocmd('TextChangedI', {
+    group = group,
+    callback = function(args)
+      if own_tick[args.buf] == vim.api.nvim_buf_get_changedtick(args.buf) then
+        return
+      end
+      M.dismiss(args.buf)
+      if config.get().auto_trigger and lsp.get_client(args.buf) then
+        schedule_trigger(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd('TextChanged', {
+    group = group,
+    callback = function(args)
+      if own_tick[args.buf] ~= vim.api.nvim_buf_get_changedtick(args.buf) then
+        M.dismiss(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI' }, {
+    group = group,
+    callback = function(args)
+      local g = state[args.buf]
+      if g and not cursor_at(args.buf, g.row, g.col) then
+        M.dismiss(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {
+    group = group,
+    callback = function(args)
+      stop_timer()
+      M.dismiss(args.buf)
+    end,
+  })
+  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = M.set_highlights })
+end
+
+return M

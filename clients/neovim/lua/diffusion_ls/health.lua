@@ -1,0 +1,86 @@
+--- :checkhealth diffusion_ls
+local config = require('diffusion_ls.config')
+local lsp = require('diffusion_ls.lsp')
+
+local M = {}
+
+local TIMEOUT_MS = 60000 -- a cold server imports torch and may load the model before answering
+
+--- A running client, or a temporary one that is stopped after the check.
+---@return vim.lsp.Client?, boolean temporary, string? err
+local function client_for_check()
+  local client = lsp.get_client()
+  if client then
+    return client, false
+  end
+  local id = vim.lsp.start(lsp.client_config(vim.api.nvim_get_current_buf()), { attach = false, silent = true })
+  client = id and vim.lsp.get_client_by_id(id)
+  if not client then
+    return nil, false, 'the server did not start'
+  end
+  vim.wait(TIMEOUT_MS, function()
+    return client.initialized or client:is_stopped()
+  end, 50)
+  if not client.initialized then
+    client:stop(true)
+    return nil, false, 'the server did not answer initialize'
+  end
+  return client, true
+end
+
+function M.check()
+  vim.health.start('diffusion_ls')
+  if vim.fn.has('nvim-0.11') == 1 then
+    vim.health.ok('Neovim ' .. tostring(vim.version()))
+  else
+    vim.health.error('Neovim 0.11 or newer is required')
+    return
+  end
+
+  local cfg = config.get()
+  if require('diffusion_ls').is_setup() then
+    vim.health.ok('setup() called')
+  else
+    vim.health.warn('setup() not called: no auto-trigger and no keymaps', { "require('diffusion_ls').setup({})" })
+  end
+
+  local exe = vim.fn.exepath(cfg.cmd[1])
+  if exe == '' then
+    vim.health.error(('server executable not found: %s'):format(cfg.cmd[1]), {
+      'pip install diffusion-ls (it provides the `diffusion-ls` command)',
+      "or set cmd, e.g. { 'python', '-m', 'server.cli', 'serve' }",
+    })
+    return
+  end
+  vim.health.ok(('server executable: %s (cmd: %s)'):format(exe, table.concat(cfg.cmd, ' ')))
+
+  local client, temporary, err = client_for_check()
+  if not client then
+    vim.health.error(err or 'no client')
+    return
+  end
+  local resp, reason = client:request_sync('diffusion/status', vim.empty_dict(), TIMEOUT_MS, 0)
+  if temporary then
+    client:stop()
+  end
+  if not resp or resp.err or type(resp.result) ~= 'table' then
+    vim.health.error('diffusion/status failed: ' .. (reason or (resp and resp.err and resp.err.message) or 'no answer'))
+    return
+  end
+  local s = resp.result
+  vim.health.ok('server answers diffusion/status')
+  vim.health.info(('backend: %s, model: %s, device: %s'):format(tostring(s.backend), tostring(s.model), tostring(s.device)))
+  if s.error and s.error ~= vim.NIL then
+    vim.health.error('model error: ' .. tostring(s.error))
+  elseif s.loaded then
+    vim.health.ok(('model loaded (%s on %s)'):format(tostring(s.model), tostring(s.device)))
+  else
+    vim.health.warn('model not loaded yet (it loads on the first request)')
+  end
+  if type(s.lastLatencyMs) == 'number' then
+    vim.health.info(('last latency: %.0f ms, tokens per forward: %s, nfe: %s'):format(
+      s.lastLatencyMs, tostring(s.tokensPerForward), tostring(s.nfe)))
+  end
+end
+
+return M

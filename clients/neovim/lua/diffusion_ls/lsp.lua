@@ -1,0 +1,201 @@
+--- The diffusion-ls client: start or attach the server, send requests, route diffusion/canvas notifications.
+local config = require('diffusion_ls.config')
+
+local M = {}
+
+M.name = 'diffusion_ls'
+
+--- Canvas listeners: client id -> JSON-RPC request id -> function(canvas).
+---@type table<integer, table<integer, fun(canvas: table)>>
+local listeners = {}
+
+---@param ctx lsp.HandlerContext
+local function on_canvas(_, canvas, ctx)
+  local by_id = listeners[ctx.client_id]
+  local listener = by_id and canvas and by_id[canvas.id]
+  if listener then
+    listener(canvas)
+  end
+end
+
+---@return lsp.ClientCapabilities
+local function capabilities()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  caps.textDocument.inlineCompletion = { dynamicRegistration = false }
+  return caps
+end
+
+--- The client configuration for vim.lsp.start.
+---@param bufnr integer
+---@return vim.lsp.ClientConfig
+function M.client_config(bufnr)
+  local cfg = config.get()
+  return {
+    name = M.name,
+    cmd = cfg.cmd,
+    root_dir = vim.fs.root(bufnr, cfg.root_markers) or vim.fn.getcwd(),
+    init_options = cfg.server_settings,
+    capabilities = capabilities(),
+    handlers = { ['diffusion/canvas'] = on_canvas },
+    on_exit = function(_, _, client_id)
+      listeners[client_id] = nil
+    end,
+  }
+end
+
+--- The running diffusion_ls client attached to the buffer (or any diffusion_ls client when bufnr is nil).
+---@param bufnr? integer
+---@return vim.lsp.Client?
+function M.get_client(bufnr)
+  return vim.lsp.get_clients({ name = M.name, bufnr = bufnr })[1]
+end
+
+--- Start the server (once per Neovim) or attach the running one to the buffer.
+---@param bufnr integer
+---@return vim.lsp.Client?
+function M.attach(bufnr)
+  if vim.bo[bufnr].buftype ~= '' then
+    return nil
+  end
+  local id = vim.lsp.start(M.client_config(bufnr), {
+    bufnr = bufnr,
+    -- One server for every project: the model is loaded once.
+    reuse_client = function(client, conf)
+      return client.name == conf.name and not client:is_stopped()
+    end,
+  })
+  return id and vim.lsp.get_client_by_id(id) or nil
+end
+
+--- Call fn(client) once the client is initialized and the buffer is open on the server (now, or on LspAttach).
+---@param bufnr integer
+---@param fn fun(client: vim.lsp.Client)
+function M.with_client(bufnr, fn)
+  local client = M.get_client(bufnr) or M.attach(bufnr)
+  if not client then
+    vim.notify('diffusion-ls: cannot start ' .. table.concat(config.get().cmd, ' '), vim.log.levels.ERROR)
+    return
+  end
+  if client.initialized and client.attached_buffers[bufnr] then
+    fn(client)
+    return
+  end
+  vim.api.nvim_create_autocmd('LspAttach', {
+    buffer = bufnr,
+    callback = function(args)
+      if args.data.client_id ~= client.id then
+        return false
+      end
+      fn(client)
+      return true -- delete this autocmd
+    end,
+  })
+end
+
+--- Attach automatically to buffers of the configured filetypes.
+function M.setup()
+  local group = vim.api.nvim_create_augroup('diffusion_ls.lsp', { clear = true })
+  local filetypes = config.get().filetypes
+  vim.api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = filetypes,
+    callback = function(args)
+      M.attach(args.buf)
+    end,
+  })
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(buf) and vim.tbl_contains(filetypes, vim.bo[buf].filetype) then
+      M.attach(buf)
+    end
+  end
+end
+
+---@class diffusion_ls.Request
+---@field client vim.lsp.Client
+---@field id integer JSON-RPC request id; diffusion/canvas notifications carry it
+---@field bufnr integer
+---@field tick integer b:changedtick when sent
+---@field version integer document version sent to the server
+
+--- Send a request whose progress streams as diffusion/canvas notifications.
+---@param client vim.lsp.Client
+---@param bufnr integer
+---@param method string
+---@param params table
+---@param on_result fun(err: lsp.ResponseError?, result: any, req: diffusion_ls.Request)
+---@param on_canvas? fun(canvas: table, req: diffusion_ls.Request)
+---@return diffusion_ls.Request?
+function M.request(client, bufnr, method, params, on_result, on_canvas)
+  ---@type diffusion_ls.Request
+  local req = { client = client, bufnr = bufnr, tick = vim.api.nvim_buf_get_changedtick(bufnr) }
+  local ok, id = client:request(method, params, function(err, result, ctx)
+    if listeners[client.id] then
+      listeners[client.id][req.id] = nil
+    end
+    req.done = true
+    on_result(err, result, req)
+  end, bufnr)
+  if not ok or not id then
+    return nil
+  end
+  req.id = id
+  req.version = vim.lsp.util.buf_versions[bufnr]
+  if on_canvas and not req.done then
+    listeners[client.id] = listeners[client.id] or {}
+    listeners[client.id][id] = function(canvas)
+      on_canvas(canvas, req)
+    end
+  end
+  return req
+end
+
+--- Cancel a request (no-op once it has been answered); its handlers are not called with its results.
+---@param req? diffusion_ls.Request
+function M.cancel(req)
+  if not req or req.cancelled then
+    return
+  end
+  req.cancelled = true
+  if listeners[req.client.id] then
+    listeners[req.client.id][req.id] = nil
+  end
+  if not req.done and not req.client:is_stopped() then
+    req.client:cancel_request(req.id)
+  end
+end
+
+--- True when the buffer has not changed since the request was sent.
+---@param req diffusion_ls.Request
+---@param version? integer the document version a canvas or result was computed for
+function M.is_current(req, version)
+  if req.cancelled or not vim.api.nvim_buf_is_valid(req.bufnr) then
+    return false
+  end
+  if vim.api.nvim_buf_get_changedtick(req.bufnr) ~= req.tick then
+    return false
+  end
+  return version == nil or version == req.version
+end
+
+--- Byte column of an LSP position on a buffer line.
+---@param bufnr integer
+---@param pos lsp.Position
+---@param encoding string
+---@return integer row, integer col 0-based
+function M.to_byte(bufnr, pos, encoding)
+  local line = vim.api.nvim_buf_get_lines(bufnr, pos.line, pos.line + 1, false)[1] or ''
+  return pos.line, vim.str_byteindex(line, encoding, pos.character, false)
+end
+
+--- LSP position of a 0-based (row, byte column).
+---@param bufnr integer
+---@param row integer
+---@param col integer
+---@param encoding string
+---@return lsp.Position
+function M.to_lsp(bufnr, row, col, encoding)
+  local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  return { line = row, character = vim.str_utfindex(line, encoding, math.min(col, #line), false) }
+end
+
+return M

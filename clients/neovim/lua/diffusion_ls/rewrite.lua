@@ -1,0 +1,283 @@
+--- Select-and-rewrite with a streamed preview (accept / reject), and filling every placeholder (diffusion/infill).
+local config = require('diffusion_ls.config')
+local ghost = require('diffusion_ls.ghost')
+local lsp = require('diffusion_ls.lsp')
+
+local M = {}
+
+M.ns = vim.api.nvim_create_namespace('diffusion_ls.rewrite')
+
+function M.set_highlights()
+  vim.api.nvim_set_hl(0, 'DiffusionLsRemoved', { link = 'DiffDelete', default = true })
+  vim.api.nvim_set_hl(0, 'DiffusionLsAdded', { link = 'DiffAdd', default = true })
+  vim.api.nvim_set_hl(0, 'DiffusionLsHint', { link = 'Comment', default = true })
+end
+M.set_highlights()
+
+---@class diffusion_ls.Selection
+---@field srow integer 0-based
+---@field scol integer byte column
+---@field erow integer
+---@field ecol integer byte column, exclusive
+
+---@class diffusion_ls.Preview
+---@field req? diffusion_ls.Request
+---@field sel diffusion_ls.Selection
+---@field text string the rewritten text so far (final once `edit` is set)
+---@field masks? integer[][] still-masked character ranges of `text`
+---@field edit? lsp.TextEdit the result, applied on accept
+---@field step integer
+
+---@type table<integer, diffusion_ls.Preview>
+local previews = {}
+
+--- The selection a command was given: the last visual selection (characterwise when it was `v`), else whole lines.
+---@param bufnr integer
+---@param line1 integer 1-based
+---@param line2 integer
+---@param visual? boolean the range came from a visual selection ('<,'>)
+---@return diffusion_ls.Selection
+function M.selection(bufnr, line1, line2, visual)
+  local vs, ve = vim.api.nvim_buf_get_mark(bufnr, '<'), vim.api.nvim_buf_get_mark(bufnr, '>')
+  local last = vim.api.nvim_buf_get_lines(bufnr, line2 - 1, line2, false)[1] or ''
+  if visual and vim.fn.visualmode() == 'v' and vs[1] == line1 and ve[1] == line2 and vs[1] > 0 then
+    -- '> is the start byte of the last selected character (or MAXCOL after `$`).
+    local ecol = math.min(ve[2], #last)
+    if ecol < #last then
+      ecol = ecol + #vim.fn.strcharpart(last:sub(ecol + 1), 0, 1)
+    end
+    return { srow = line1 - 1, scol = vs[2], erow = line2 - 1, ecol = ecol }
+  end
+  return { srow = line1 - 1, scol = 0, erow = line2 - 1, ecol = #last }
+end
+
+---@param bufnr integer
+---@param sel diffusion_ls.Selection
+---@param enc string
+---@return lsp.Range
+local function lsp_range(bufnr, sel, enc)
+  return { start = lsp.to_lsp(bufnr, sel.srow, sel.scol, enc), ['end'] = lsp.to_lsp(bufnr, sel.erow, sel.ecol, enc) }
+end
+
+--- Draw the preview: the selection marked as removed, the lines it becomes as virtual lines below it.
+---@param bufnr integer
+---@param p diffusion_ls.Preview
+local function render(bufnr, p)
+  vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  local sel = p.sel
+  local first = vim.api.nvim_buf_get_lines(bufnr, sel.srow, sel.srow + 1, false)[1] or ''
+  local last = vim.api.nvim_buf_get_lines(bufnr, sel.erow, sel.erow + 1, false)[1] or ''
+  local prefix, suffix = first:sub(1, sel.scol), last:sub(sel.ecol + 1)
+  local shift = vim.str_utfindex(prefix, 'utf-32')
+  local masks = {}
+  for _, m in ipairs(p.masks or {}) do
+    masks[#masks + 1] = { m[1] + shift, m[2] + shift }
+  end
+  local lines = ghost.chunks(prefix .. p.text .. suffix, masks, 'DiffusionLsAdded', 'DiffusionLsMasked')
+  for i, chunks in ipairs(lines) do
+    if #chunks == 0 then
+      lines[i] = { { '', 'DiffusionLsAdded' } }
+    end
+  end
+  vim.api.nvim_buf_set_extmark(bufnr, M.ns, sel.srow, sel.scol, {
+    end_row = sel.erow,
+    end_col = sel.ecol,
+    hl_group = 'DiffusionLsRemoved',
+    priority = 200,
+  })
+  local km = config.get().keymaps
+  local hint = p.edit
+      and (' rewrite ready: %s accept, %s reject'):format(km.rewrite_accept or ':DiffusionAccept', km.rewrite_reject or ':DiffusionReject')
+    or (' rewriting... step %d'):format(p.step)
+  vim.api.nvim_buf_set_extmark(bufnr, M.ns, sel.erow, 0, {
+    virt_lines = lines,
+    virt_text = { { hint, 'DiffusionLsHint' } },
+    virt_text_pos = 'eol',
+  })
+end
+
+--- Remove the preview of a buffer and cancel its request; the buffer is untouched.
+---@param bufnr? integer
+---@return boolean had_preview
+function M.reject(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local p = previews[bufnr]
+  previews[bufnr] = nil
+  if p then
+    lsp.cancel(p.req)
+  end
+  if vim.api.nvim_buf_is_valid(bufnr) then
+    vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  end
+  return p ~= nil
+end
+
+--- Apply the finished rewrite as one undoable change.
+---@param bufnr? integer
+---@return boolean applied
+function M.accept(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local p = previews[bufnr]
+  if not p then
+    return false
+  end
+  if not p.edit then
+    vim.notify('diffusion-ls: the rewrite is still running', vim.log.levels.WARN)
+    return false
+  end
+  if not lsp.is_current(p.req) then
+    M.reject(bufnr)
+    vim.notify('diffusion-ls: the buffer changed, rewrite dropped', vim.log.levels.WARN)
+    return false
+  end
+  M.reject(bufnr)
+  vim.go.undolevels = vim.go.undolevels -- close the undo block: the rewrite is one undo step
+  vim.lsp.util.apply_text_edits({ p.edit }, bufnr, p.req.client.offset_encoding)
+  return true
+end
+
+---@param bufnr integer
+---@return boolean
+function M.has_preview(bufnr)
+  return previews[bufnr or vim.api.nvim_get_current_buf()] ~= nil
+end
+
+--- Rewrite the selection: stream the new text as a preview; the buffer changes only on accept.
+---@param bufnr integer
+---@param sel diffusion_ls.Selection
+---@param instruction? string
+function M.rewrite(bufnr, sel, instruction)
+  M.reject(bufnr)
+  ghost.dismiss(bufnr)
+  lsp.with_client(bufnr, function(client)
+    M.reject(bufnr)
+    local enc = client.offset_encoding
+    local params = {
+      textDocument = vim.lsp.util.make_text_document_params(bufnr),
+      range = lsp_range(bufnr, sel, enc),
+      mode = config.get().rewrite_mode,
+      instruction = instruction ~= '' and instruction or nil,
+    }
+    ---@type diffusion_ls.Preview
+    local p = { sel = sel, text = '', step = 0 }
+    previews[bufnr] = p
+    local function mine(req, version)
+      return previews[bufnr] == p and lsp.is_current(req, version)
+    end
+    p.req = lsp.request(client, bufnr, 'diffusion/rewrite', params, function(err, result, req)
+      if not mine(req, result and result.version) then
+        if previews[bufnr] == p then
+          M.reject(bufnr)
+        end
+        return
+      end
+      if err or not result or not result.edit then
+        M.reject(bufnr)
+        if err and err.code ~= -32800 then
+          vim.notify('diffusion-ls: rewrite failed: ' .. (err.message or ''), vim.log.levels.ERROR)
+        end
+        return
+      end
+      p.edit, p.text, p.masks = result.edit, result.edit.newText, nil
+      render(bufnr, p)
+      vim.api.nvim_exec_autocmds('User', {
+        pattern = 'DiffusionLsRewriteResult',
+        modeline = false,
+        data = { bufnr = bufnr, id = req.id, edit = result.edit },
+      })
+    end, function(canvas, req)
+      if p.edit or not mine(req, canvas.version) then
+        return
+      end
+      p.text, p.masks, p.step = canvas.text, canvas.masks, canvas.step
+      if config.get().stream or canvas.done then
+        render(bufnr, p)
+      end
+      vim.api.nvim_exec_autocmds('User', {
+        pattern = 'DiffusionLsRewriteCanvas',
+        modeline = false,
+        data = { bufnr = bufnr, id = req.id, step = canvas.step, done = canvas.done, text = canvas.text },
+      })
+    end)
+    if not p.req then
+      M.reject(bufnr)
+    end
+  end)
+end
+
+--- Fill every placeholder (`...`, a lone `pass`, TODO markers) in the buffer or the selection, in one canvas.
+---@param bufnr integer
+---@param sel? diffusion_ls.Selection
+function M.fill(bufnr, sel)
+  ghost.dismiss(bufnr)
+  lsp.with_client(bufnr, function(client)
+    local params = { textDocument = vim.lsp.util.make_text_document_params(bufnr) }
+    if sel then
+      params.ranges = { lsp_range(bufnr, sel, client.offset_encoding) }
+    end
+    lsp.request(client, bufnr, 'diffusion/infill', params, function(err, result, req)
+      vim.api.nvim_echo({ { '' } }, false, {})
+      if err then
+        vim.notify('diffusion-ls: fill failed: ' .. (err.message or ''), vim.log.levels.ERROR)
+        return
+      end
+      if not result or not lsp.is_current(req, result.version) then
+        vim.notify('diffusion-ls: the buffer changed, fill dropped', vim.log.levels.WARN)
+        return
+      end
+      local edits = result.edits or {}
+      if #edits == 0 then
+        vim.notify('diffusion-ls: no placeholder to fill', vim.log.levels.INFO)
+      else
+        vim.go.undolevels = vim.go.undolevels
+        vim.lsp.util.apply_text_edits(edits, bufnr, client.offset_encoding)
+      end
+      vim.api.nvim_exec_autocmds('User', {
+        pattern = 'DiffusionLsFillResult',
+        modeline = false,
+        data = { bufnr = bufnr, id = req.id, edits = edits },
+      })
+    end, function(canvas, req)
+      if lsp.is_current(req, canvas.version) then
+        vim.api.nvim_echo({ { ('diffusion-ls: filling, step %d'):format(canvas.step or 0), 'DiffusionLsHint' } }, false, {})
+      end
+    end)
+  end)
+end
+
+local mapped = {} ---@type string[][]
+
+function M.setup()
+  for _, m in ipairs(mapped) do
+    pcall(vim.keymap.del, m[1], m[2])
+  end
+  mapped = {}
+  local km = config.get().keymaps
+  local function map(mode, lhs, rhs, desc)
+    if lhs then
+      vim.keymap.set(mode, lhs, rhs, { silent = true, desc = 'diffusion_ls: ' .. desc })
+      for _, m in ipairs(type(mode) == 'table' and mode or { mode }) do
+        mapped[#mapped + 1] = { m, lhs }
+      end
+    end
+  end
+  map('x', km.rewrite, ':DiffusionRewrite<CR>', 'rewrite the selection')
+  map('n', km.rewrite_accept, '<Cmd>DiffusionAccept<CR>', 'accept the rewrite')
+  map('n', km.rewrite_reject, '<Cmd>DiffusionReject<CR>', 'reject the rewrite')
+  map('n', km.fill, '<Cmd>DiffusionFill<CR>', 'fill every placeholder in the buffer')
+  map('x', km.fill, ':DiffusionFill<CR>', 'fill every placeholder in the selection')
+
+  local group = vim.api.nvim_create_augroup('diffusion_ls.rewrite', { clear = true })
+  vim.api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI' }, {
+    group = group,
+    callback = function(args)
+      local p = previews[args.buf]
+      if p and p.req and vim.api.nvim_buf_get_changedtick(args.buf) ~= p.req.tick then
+        M.reject(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = M.set_highlights })
+end
+
+return M

@@ -1,0 +1,165 @@
+// Pure mapping from `diffusion/canvas` notifications to what the preview draws. No `vscode` import: unit-tested in node.
+
+export interface LspPosition {
+  line: number;
+  character: number; // UTF-16 code units, as VS Code and LSP count them
+}
+
+export interface LspRange {
+  start: LspPosition;
+  end: LspPosition;
+}
+
+/** One forward pass of the denoiser, as the server streams it. */
+export interface CanvasParams {
+  uri: string;
+  version: number;
+  id: number | string; // the JSON-RPC id of the request this canvas belongs to
+  step: number;
+  nfe: number;
+  range: LspRange; // completion: empty range at the cursor; rewrite: the selected range
+  text: string; // canvas so far, each still-masked token drawn as "·"
+  masks: [number, number][]; // [start, end) character ranges of `text` still masked
+  done: boolean;
+}
+
+export type SegmentKind = 'text' | 'mask' | 'newline';
+
+/** A run of the preview drawn in one style. */
+export interface Segment {
+  kind: SegmentKind;
+  text: string;
+}
+
+export interface PreviewOptions {
+  tabSize: number;
+  maxChars: number; // an after-text decoration is one line; long canvases are cut with "…"
+}
+
+export const DEFAULT_PREVIEW: PreviewOptions = { tabSize: 4, maxChars: 160 };
+
+const NBSP = '\u00a0'; // decoration content collapses ordinary spaces
+const NEWLINE_MARK = ' ⏎ ';
+
+/**
+ * Splits `text` into text and mask runs. Mask offsets count characters (code points, as the server's Python strings
+ * do), so text outside the Basic Multilingual Plane keeps its place; overlapping or unsorted ranges are tolerated.
+ */
+export function toSegments(text: string, masks: readonly (readonly [number, number])[]): Segment[] {
+  const chars = Array.from(text);
+  const masked = new Array<boolean>(chars.length).fill(false);
+  for (const [start, end] of masks) {
+    for (let i = Math.max(0, start); i < Math.min(end, chars.length); i++) masked[i] = true;
+  }
+  const segments: Segment[] = [];
+  chars.forEach((ch, i) => push(segments, masked[i] ? 'mask' : 'text', ch));
+  return segments;
+}
+
+/**
+ * Lays segments out on one line for an after-text decoration: line breaks become a "⏎" mark (with the next line's
+ * indentation folded into it), spaces and tabs become non-breaking spaces, and the result is cut at `maxChars`.
+ */
+export function inlineSegments(segments: readonly Segment[], options: PreviewOptions = DEFAULT_PREVIEW): Segment[] {
+  const out: Segment[] = [];
+  let length = 0;
+  let afterNewline = false;
+  for (const segment of segments) {
+    for (const ch of segment.text) {
+      if (length >= options.maxChars) {
+        push(out, 'text', '…');
+        return out;
+      }
+      if (ch === '\r') continue;
+      if (ch === '\n') {
+        push(out, 'newline', NEWLINE_MARK);
+        length += NEWLINE_MARK.length;
+        afterNewline = true;
+        continue;
+      }
+      if (afterNewline && (ch === ' ' || ch === '\t')) continue;
+      afterNewline = false;
+      const shown = ch === '\t' ? NBSP.repeat(options.tabSize) : ch === ' ' ? NBSP : ch;
+      push(out, segment.kind, shown);
+      length += shown.length;
+    }
+  }
+  return out;
+}
+
+/** What the completion preview draws: the canvas on one line at the cursor. */
+export interface CompletionPreview {
+  anchor: LspPosition;
+  segments: Segment[];
+  lines: number; // lines of the canvas text, for the hover
+  maskedCount: number; // still-masked characters
+}
+
+export function completionPreview(canvas: CanvasParams, options: PreviewOptions = DEFAULT_PREVIEW): CompletionPreview {
+  const segments = toSegments(canvas.text, canvas.masks);
+  return {
+    anchor: canvas.range.start,
+    segments: inlineSegments(segments, options),
+    lines: canvas.text.split('\n').length,
+    maskedCount: segments.filter((s) => s.kind === 'mask').reduce((n, s) => n + Array.from(s.text).length, 0),
+  };
+}
+
+/** What the rewrite preview draws: the old text struck through over `struck`, the new canvas after it at `anchor`. */
+export interface RewritePreview {
+  struck: LspRange;
+  anchor: LspPosition;
+  segments: Segment[];
+}
+
+export function rewritePreview(canvas: CanvasParams, options: PreviewOptions = DEFAULT_PREVIEW): RewritePreview {
+  return {
+    struck: canvas.range,
+    anchor: canvas.range.end,
+    segments: inlineSegments(toSegments(canvas.text, canvas.masks), options),
+  };
+}
+
+export function isEmptyRange(range: LspRange): boolean {
+  return range.start.line === range.end.line && range.start.character === range.end.character;
+}
+
+export function rangesEqual(a: LspRange, b: LspRange): boolean {
+  return (
+    a.start.line === b.start.line &&
+    a.start.character === b.start.character &&
+    a.end.line === b.end.line &&
+    a.end.character === b.end.character
+  );
+}
+
+/** A rewrite in flight, as far as routing canvases is concerned. */
+export interface PendingRewrite {
+  uri: string;
+  range: LspRange;
+}
+
+export type CanvasTarget = 'rewrite' | 'completion' | 'ignore';
+
+/**
+ * Which preview a canvas belongs to. The client cannot see the JSON-RPC ids languageclient assigns, so a rewrite's
+ * canvases are recognised by document and range; completions are the empty-range canvases; anything else (e.g. an
+ * infill of several ranges) has no preview.
+ */
+export function routeCanvas(canvas: CanvasParams, rewrite: PendingRewrite | undefined): CanvasTarget {
+  if (rewrite && canvas.uri === rewrite.uri && rangesEqual(canvas.range, rewrite.range)) return 'rewrite';
+  return isEmptyRange(canvas.range) ? 'completion' : 'ignore';
+}
+
+/** True when `id` belongs to a request sent after `last` (ids from one connection increase; strings can't be ordered). */
+export function isNewerRequest(id: number | string, last: number | string | undefined): boolean {
+  if (last === undefined) return true;
+  if (typeof id === 'number' && typeof last === 'number') return id > last;
+  return id !== last;
+}
+
+function push(segments: Segment[], kind: SegmentKind, text: string): void {
+  const last = segments[segments.length - 1];
+  if (last && last.kind === kind) last.text += text;
+  else segments.push({ kind, text });
+}

@@ -1,0 +1,182 @@
+import * as vscode from 'vscode';
+import type { BaseLanguageClient } from 'vscode-languageclient';
+import { CanvasParams, LspRange, PendingRewrite, rewritePreview } from './canvas';
+import { SegmentDecorations } from './decorate';
+
+interface RewriteResult {
+  edit: { range: LspRange; newText: string };
+  version: number;
+}
+
+interface Session extends PendingRewrite {
+  editor: vscode.TextEditor;
+  version: number;
+  tokens: vscode.CancellationTokenSource;
+  result?: RewriteResult;
+  nfe: number;
+}
+
+const CONTEXT_KEY = 'diffusionLs.rewritePending';
+
+/**
+ * "Diffusion: Rewrite Selection": streams the rewrite over the selection (old text struck through, new text after it)
+ * and changes the document only on accept. Any edit to the document meanwhile rejects the rewrite.
+ */
+export class RewriteController implements vscode.CodeLensProvider, vscode.Disposable {
+  private readonly struck = vscode.window.createTextEditorDecorationType({
+    textDecoration: 'line-through',
+    opacity: '0.55',
+    backgroundColor: new vscode.ThemeColor('diffEditor.removedTextBackground'),
+  });
+  private readonly decorations = new SegmentDecorations();
+  private readonly lensesChanged = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.lensesChanged.event;
+  private readonly subscriptions: vscode.Disposable[] = [this.struck, this.decorations, this.lensesChanged];
+  private session: Session | undefined;
+
+  constructor(
+    private readonly client: () => BaseLanguageClient | undefined,
+    private readonly track: <T>(work: Thenable<T>) => Promise<T>,
+  ) {
+    this.subscriptions.push(
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (this.session && e.contentChanges.length > 0 && e.document === this.session.editor.document) this.reject();
+      }),
+    );
+  }
+
+  /** The rewrite the canvases may belong to. */
+  get pending(): PendingRewrite | undefined {
+    return this.session;
+  }
+
+  async rewriteSelection(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const client = this.client();
+    if (!editor || !client) return;
+    if (editor.selection.isEmpty) {
+      void vscode.window.showInformationMessage('Diffusion: select the code to rewrite first.');
+      return;
+    }
+    const instruction = await vscode.window.showInputBox({
+      title: 'Diffusion: Rewrite Selection',
+      prompt: 'Optional instruction (Enter for none)',
+      placeHolder: 'e.g. use a list comprehension',
+    });
+    if (instruction === undefined) return; // Escape
+    this.reject();
+    const range = client.code2ProtocolConverter.asRange(editor.selection);
+    const session: Session = {
+      editor,
+      uri: editor.document.uri.toString(),
+      version: editor.document.version,
+      range,
+      tokens: new vscode.CancellationTokenSource(),
+      nfe: 0,
+    };
+    this.session = session;
+    editor.setDecorations(this.struck, [editor.selection]);
+    await this.setPending(true);
+    const mode = vscode.workspace.getConfiguration('diffusionLs').get<string>('rewrite.mode', 'regenerate');
+    const params = {
+      textDocument: { uri: session.uri },
+      range,
+      mode,
+      ...(instruction.trim() ? { instruction: instruction.trim() } : {}),
+    };
+    try {
+      const result = await this.track(
+        client.sendRequest<RewriteResult | null>('diffusion/rewrite', params, session.tokens.token),
+      );
+      if (this.session !== session) return;
+      if (!result || result.version !== editor.document.version) return this.reject();
+      session.result = result;
+      this.drawText(result.edit.newText);
+      this.lensesChanged.fire();
+    } catch (error) {
+      if (this.session !== session) return;
+      this.reject();
+      if (!session.tokens.token.isCancellationRequested) {
+        void vscode.window.showErrorMessage(`Diffusion: rewrite failed: ${String(error)}`);
+      }
+    }
+  }
+
+  /** Draws a canvas of the rewrite in flight. */
+  onCanvas(canvas: CanvasParams): void {
+    const session = this.session;
+    if (!session || session.result || canvas.version !== session.version) return;
+    session.nfe = canvas.nfe;
+    const preview = rewritePreview(canvas, { tabSize: 4, maxChars: 200 });
+    this.decorations.draw(session.editor, preview.anchor, preview.segments, this.hover(canvas.text));
+    this.lensesChanged.fire();
+  }
+
+  async accept(): Promise<void> {
+    const session = this.session;
+    if (!session?.result) return; // still denoising: nothing to accept yet
+    const client = this.client();
+    const edit = client?.protocol2CodeConverter.asTextEdit(session.result.edit);
+    this.clear();
+    if (!edit) return;
+    const workspaceEdit = new vscode.WorkspaceEdit();
+    workspaceEdit.replace(session.editor.document.uri, edit.range, edit.newText);
+    await vscode.workspace.applyEdit(workspaceEdit);
+  }
+
+  reject(): void {
+    this.session?.tokens.cancel();
+    this.clear();
+  }
+
+  provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
+    const session = this.session;
+    if (!session || document !== session.editor.document) return [];
+    const at = new vscode.Range(session.range.start.line, 0, session.range.start.line, 0);
+    if (!session.result) {
+      return [
+        new vscode.CodeLens(at, { title: `$(sync~spin) Rewriting… (${session.nfe} fwd)`, command: '' }),
+        new vscode.CodeLens(at, { title: '$(close) Cancel', command: 'diffusionLs.rejectRewrite' }),
+      ];
+    }
+    return [
+      new vscode.CodeLens(at, { title: '$(check) Accept rewrite', command: 'diffusionLs.acceptRewrite' }),
+      new vscode.CodeLens(at, { title: '$(close) Reject', command: 'diffusionLs.rejectRewrite' }),
+    ];
+  }
+
+  private drawText(text: string): void {
+    const session = this.session!;
+    const preview = rewritePreview(
+      { uri: session.uri, version: session.version, id: 0, step: 0, nfe: 0, range: session.range, text, masks: [], done: true },
+      { tabSize: 4, maxChars: 200 },
+    );
+    this.decorations.draw(session.editor, preview.anchor, preview.segments, this.hover(text));
+  }
+
+  private hover(text: string): vscode.MarkdownString {
+    const languageId = this.session?.editor.document.languageId ?? '';
+    return new vscode.MarkdownString('**Diffusion rewrite**').appendCodeblock(text, languageId);
+  }
+
+  private clear(): void {
+    const session = this.session;
+    this.session = undefined;
+    if (session) {
+      session.editor.setDecorations(this.struck, []);
+      this.decorations.clear(session.editor);
+      session.tokens.dispose();
+    }
+    void this.setPending(false);
+    this.lensesChanged.fire();
+  }
+
+  private async setPending(pending: boolean): Promise<void> {
+    await vscode.commands.executeCommand('setContext', CONTEXT_KEY, pending);
+  }
+
+  dispose(): void {
+    this.reject();
+    for (const s of this.subscriptions) s.dispose();
+  }
+}

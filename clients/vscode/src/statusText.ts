@@ -1,0 +1,59 @@
+// Pure formatting of the status bar item from `diffusion/status` and the canvases in flight. No `vscode` import.
+
+/** The reply to `diffusion/status`. */
+export interface ServerStatus {
+  backend: string;
+  model: string;
+  device?: string;
+  loaded: boolean;
+  error?: string | null;
+  lastLatencyMs?: number | null;
+  tokensPerForward?: number | null;
+  nfe?: number | null;
+}
+
+/** Denoising in flight: the latest canvas seen, if any yet. */
+export interface Progress {
+  step?: number;
+  nfe?: number;
+}
+
+export function statusText(status: ServerStatus | undefined, progress: Progress | undefined): string {
+  if (progress) {
+    return progress.nfe ? `$(sync~spin) denoising · ${progress.nfe} fwd` : '$(sync~spin) denoising';
+  }
+  if (!status) return '$(circle-outline) diffusion';
+  if (status.error) return '$(error) diffusion';
+  const parts = [`${status.backend}`, shortModel(status.model)];
+  if (isNumber(status.lastLatencyMs)) parts.push(`${Math.round(status.lastLatencyMs)} ms`);
+  if (isNumber(status.tokensPerForward)) parts.push(`${status.tokensPerForward.toFixed(1)} tok/fwd`);
+  return `${status.loaded ? '$(sparkle)' : '$(circle-outline)'} ${parts.join(' · ')}`;
+}
+
+export function statusTooltip(status: ServerStatus | undefined, progress: Progress | undefined): string {
+  const lines: string[] = [];
+  if (progress) lines.push(`Denoising: forward pass ${progress.nfe ?? 0}`);
+  if (!status) {
+    lines.push('diffusion-ls: no status yet');
+  } else {
+    lines.push(`Backend: ${status.backend}`, `Model: ${status.model}`);
+    if (status.device) lines.push(`Device: ${status.device}`);
+    lines.push(`Loaded: ${status.loaded ? 'yes' : 'no'}`);
+    if (isNumber(status.lastLatencyMs)) lines.push(`Last latency: ${Math.round(status.lastLatencyMs)} ms`);
+    if (isNumber(status.nfe)) lines.push(`Forward passes (last request): ${status.nfe}`);
+    if (isNumber(status.tokensPerForward)) lines.push(`Tokens per forward: ${status.tokensPerForward.toFixed(2)}`);
+    if (status.error) lines.push(`Error: ${status.error}`);
+  }
+  lines.push('Click to open the output channel.');
+  return lines.join('\n');
+}
+
+/** The last path component of a model path or id, which is what fits in a status bar. */
+export function shortModel(model: string): string {
+  const parts = model.split(/[\\/]/).filter((p) => p !== '');
+  return parts.length > 0 ? parts[parts.length - 1] : model;
+}
+
+function isNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}

@@ -1,0 +1,124 @@
+"""`diffusion-ls complete FILE:LINE:COL`: fill the hole at a position (1-based, as compilers print) and print it.
+
+    diffusion-ls complete src/app.py:12:9
+    diffusion-ls complete src/app.py:12:9 --stream --steps 8 --strategy confidence
+
+--stream redraws the canvas after every forward (masked slots as a dimmed `·` on a terminal, one plain line per
+forward otherwise), then prints the fill and `nfe` / tokens per forward. Without it only the fill is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from engine.sampler import STRATEGIES
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column of the cursor")
+    parser.add_argument("--stream", action="store_true", help="show the canvas denoising, then nfe and tokens/forward")
+    parser.add_argument("--steps", type=int, help="forwards per block at most (default 16)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="token selection strategy (default threshold)")
+    parser.add_argument("--max-tokens", type=int, help="cap on the fill, in tokens (default 256)")
+    parser.add_argument("--block-size", type=int, help="block size for long fills (default 32)")
+    parser.add_argument("--model", metavar="DIR", help="model directory (default: the shipped model)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--lang", help="language (default: from the file extension)")
+
+
+def parse_location(value: str) -> tuple[Path, int, int]:
+    """FILE:LINE:COL -> (path, line, col), 1-based; the file name may itself hold colons."""
+    parts = value.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise ValueError(f"expected FILE:LINE:COL (1-based), got {value!r}")
+    line, col = int(parts[1]), int(parts[2])
+    if line < 1 or col < 1:
+        raise ValueError(f"line and column are 1-based, got {line}:{col}")
+    return Path(parts[0]), line, col
+
+
+def offset_of(text: str, line: int, col: int) -> int:
+    """Char offset of a 1-based line and column (columns count characters; past the end means the line's end)."""
+    lines = text.split("\n")
+    if line > len(lines):
+        raise ValueError(f"line {line} is past the end of the file ({len(lines)} lines)")
+    start = sum(len(ln) + 1 for ln in lines[: line - 1])
+    return start + min(col - 1, len(lines[line - 1].rstrip("\r")))
+
+
+class Canvas:
+    """Draws successive canvases: redrawn in place on a terminal, one line each otherwise."""
+
+    def __init__(self, out, tty: bool) -> None:
+        self.out, self.tty, self.lines = out, tty, 0
+
+    def draw(self, text: str, masks: list[tuple[int, int]], nfe: int) -> None:
+        if not self.tty:
+            self.out.write(f"[nfe {nfe}] {text!r}\n")
+            self.out.flush()
+            return
+        shown, pos = [], 0
+        for a, b in masks:
+            shown += [text[pos:a], DIM, text[a:b], RESET]
+            pos = b
+        shown.append(text[pos:])
+        body = "".join(shown)
+        if self.lines:
+            self.out.write(f"\x1b[{self.lines}F\x1b[J")  # back to the first line drawn, clear below
+        self.out.write(body + "\n")
+        self.lines = text.count("\n") + 1
+        self.out.flush()
+
+    def clear(self) -> None:
+        if self.tty and self.lines:
+            self.out.write(f"\x1b[{self.lines}F\x1b[J")
+            self.lines = 0
+
+
+def main(args: argparse.Namespace) -> int:
+    from engine.model import ModelLoadError
+    from infill.languages import language_for
+    from server import fill
+    from server.config import Settings
+
+    try:
+        path, line, col = parse_location(args.location)
+        text = path.read_text(encoding="utf-8")
+        offset = offset_of(text, line, col)
+    except (ValueError, OSError) as exc:
+        print(f"diffusion-ls complete: {exc}", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("steps", args.steps), ("strategy", args.strategy),
+                                   ("max_tokens", args.max_tokens), ("block_size", args.block_size)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        print(f"diffusion-ls complete: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from engine.backend import EmbeddedBackend
+
+        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+    except ModelLoadError as exc:
+        print(f"diffusion-ls complete: cannot load the model: {exc}", file=sys.stderr)
+        return 1
+    lang = language_for(args.lang) if args.lang else language_for(str(path))
+    tok = backend.tokenizer
+    plan = fill.plan_cursor(text, offset, lang, tok, settings.context_budget, settings.max_tokens)
+    canvas = Canvas(sys.stdout, sys.stdout.isatty())
+    on_partial = (lambda p: canvas.draw(p.text, p.masks, p.nfe)) if args.stream else None
+    cfg = replace(settings.sampler())
+    out = fill.run(backend, plan, cfg, session=str(path), on_partial=on_partial)
+    canvas.clear()
+    sys.stdout.write(out.fills[0] + ("\n" if not out.fills[0].endswith("\n") else ""))
+    if args.stream:
+        s = out.stats
+        print(f"nfe {s.nfe}, {s.tokens} tokens, {s.tokens_per_forward:.2f} tokens/forward, "
+              f"{s.prefill_ms:.0f} ms prefill, {s.elapsed_ms:.0f} ms denoising")
+    return 0

@@ -1,0 +1,52 @@
+"""`diffusion-ls serve`: run the language server over stdio (what editors start), or TCP for debugging.
+
+    diffusion-ls serve                          # stdio
+    diffusion-ls serve --tcp 127.0.0.1:2087     # connect an editor to it by hand
+    diffusion-ls serve --log-file /tmp/dls.log --log-level debug
+
+Logs go to the client as window/logMessage, to stderr (warnings and errors only) and to --log-file if given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio")
+    parser.add_argument("--log-file", help="append logs to this file")
+    parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default=None,
+                        help="log level (default: the logLevel setting, info)")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise SystemExit(f"--tcp wants HOST:PORT, got {value!r}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    from server.server import create_server, set_log_level
+
+    stderr = logging.StreamHandler(sys.stderr)  # stdout carries the protocol: never log there
+    stderr.setLevel(logging.WARNING)
+    stderr.setFormatter(logging.Formatter("diffusion-ls %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[stderr])
+    logging.getLogger("diffusion_ls").propagate = True
+    ls = create_server()
+    set_log_level(args.log_level or "info", args.log_file)
+    if args.log_level:  # the command line wins over the logLevel setting
+        from server import server as srv
+
+        srv.FORCED_LOG_LEVEL = args.log_level
+    if args.tcp:
+        host, port = _host_port(args.tcp)
+        ls.start_tcp(host, port)
+    else:
+        ls.start_io()
+    return 0

@@ -1,0 +1,548 @@
+"""The language server: documents, settings, the engine, and each document's in-flight job.
+
+Requests (besides the standard ones):
+
+    textDocument/inlineCompletion  -> InlineCompletionList           fill-in-the-middle at the cursor
+    diffusion/infill    {textDocument, ranges?: Range[], position?: Position}
+                        -> {edits: TextEdit[], version}             several holes (placeholders) in one canvas
+    diffusion/rewrite   {textDocument, range, mode?: "regenerate"|"refine", instruction?}
+                        -> {edit: TextEdit, version}
+    diffusion/status    -> {backend, model, device, loaded, error?, lastLatencyMs, tokensPerForward, nfe, ...}
+    workspace/executeCommand "diffusion.rewrite" [rewrite params]   rewrites and applies with workspace/applyEdit
+
+While a fill denoises, every forward sends a notification
+
+    diffusion/canvas    {uri, version, id, step, nfe, block, range, text, masks, remasked, done}
+
+`id` is the request's JSON-RPC id; `step` counts this request's notifications (1, 2, ...); `range` is the document
+range the fill replaces; `text` its text so far with each masked slot as "·"; `masks` the [start, end) ranges of
+`text` still masked (UTF-16 code units, like LSP positions). The last one has done=true and equals the result.
+Nothing is sent for a request after it was cancelled, superseded, or its document changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from lsprotocol import types
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from engine.sampler import Cancelled
+from infill.document import Document, PositionError
+from server import fill
+from server.config import SECTION, Settings, parse_settings
+from server.jobs import Job, Jobs, Worker
+
+__version__ = "0.1.0"
+log = logging.getLogger("diffusion_ls")
+
+CANVAS = "diffusion/canvas"
+INFILL = "diffusion/infill"
+REWRITE = "diffusion/rewrite"
+STATUS = "diffusion/status"
+REWRITE_COMMAND = "diffusion.rewrite"
+REQUEST_FAILED = types.LSPErrorCodes.RequestFailed
+
+
+# -- custom request params ---------------------------------------------------------------------------------------------
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Pos(_Params):
+    line: int
+    character: int
+
+
+class Rng(_Params):
+    start: Pos
+    end: Pos
+
+
+class DocRef(_Params):
+    uri: str
+
+
+class InfillParams(_Params):
+    text_document: DocRef
+    ranges: list[Rng] | None = None
+    position: Pos | None = None
+
+
+class RewriteParams(_Params):
+    text_document: DocRef
+    range: Rng
+    mode: Literal["regenerate", "refine"] = "regenerate"
+    instruction: str | None = None
+
+
+def _plain(obj: Any) -> Any:
+    """pygls hands custom params over as namedtuples: back to dicts and lists."""
+    if hasattr(obj, "_asdict"):
+        return {k: _plain(v) for k, v in obj._asdict().items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _parse(model: type[BaseModel], params: Any) -> Any:
+    try:
+        return model.model_validate(_plain(params))
+    except ValidationError as exc:
+        raise JsonRpcInvalidParams(message=f"invalid params: {exc}") from None
+
+
+def _utf16(text: str, offsets: list[tuple[int, int]]) -> list[list[int]]:
+    """Char ranges of text as UTF-16 code unit ranges."""
+    if all(ord(c) <= 0xFFFF for c in text):
+        return [[a, b] for a, b in offsets]
+    units = [0]
+    for c in text:
+        units.append(units[-1] + (2 if ord(c) > 0xFFFF else 1))
+    return [[units[a], units[b]] for a, b in offsets]
+
+
+class BackendUnavailable(Exception):
+    """The model could not be loaded; the message says what to do."""
+
+
+# -- the server --------------------------------------------------------------------------------------------------------
+
+
+class DiffusionLanguageServer(LanguageServer):
+    """Owns the open documents, the settings, the loaded backend and the in-flight job of each document."""
+
+    def __init__(self) -> None:
+        super().__init__("diffusion-ls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.documents: dict[str, Document] = {}
+        self.language_ids: dict[str, str] = {}
+        self.settings = Settings()
+        self.backend: Any = None
+        self.backend_error: str | None = None
+        self._load: asyncio.Future | None = None
+        self._load_key: tuple | None = None
+        self.worker = Worker()
+        self.jobs = Jobs()
+        self.last: dict[str, Any] = {"lastLatencyMs": None, "tokensPerForward": None, "nfe": None}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- documents ----------------------------------------------------------------------------------------------------
+
+    def document(self, uri: str) -> Document:
+        doc = self.documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(message=f"document {uri} is not open (send textDocument/didOpen first)")
+        return doc
+
+    @staticmethod
+    def offset(doc: Document, position: Any) -> int:
+        try:
+            return doc.offset_at(position)
+        except PositionError as exc:
+            raise JsonRpcInvalidParams(
+                message=f"position {position.line}:{position.character} is outside {doc.uri}: {exc}") from None
+
+    @staticmethod
+    def range_offsets(doc: Document, rng: Any) -> tuple[int, int]:
+        try:
+            return doc.range_offsets(rng)
+        except PositionError as exc:
+            raise JsonRpcInvalidParams(message=f"range is outside {doc.uri}: {exc}") from None
+
+    @staticmethod
+    def lsp_range(doc: Document, start: int, end: int) -> types.Range:
+        a, b = doc.position_at(start), doc.position_at(end)
+        return types.Range(types.Position(a.line, a.character), types.Position(b.line, b.character))
+
+    def enabled(self, doc: Document) -> bool:
+        return self.settings.allows(self.language_ids.get(doc.uri), doc.language)
+
+    # -- settings -----------------------------------------------------------------------------------------------------
+
+    def apply_settings(self, raw: Any, base: Settings | None) -> None:
+        """Validate and adopt settings; report each bad value (its default is used); reload the model if needed."""
+        new, problems = parse_settings(raw, base)
+        for p in problems:
+            log.warning("settings: %s", p)
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"diffusion-ls: {p}"))
+        old, self.settings = self.settings, new
+        set_log_level(new.log_level, new.log_file)
+        if old != new:
+            log.info("settings: %s", new.model_dump(by_alias=True, exclude_defaults=True) or "defaults")
+
+    # -- the backend --------------------------------------------------------------------------------------------------
+
+    def start_loading(self) -> asyncio.Future:
+        """Load the backend the settings name (on the engine thread), unless it is loaded or loading already."""
+        key = self.settings.backend_key()
+        if self._load is None or self._load_key != key:
+            self._load_key = key
+            self._load = asyncio.ensure_future(self._load_backend(self.settings))
+            self._load.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
+        return self._load
+
+    async def ensure_backend(self) -> Any:
+        try:
+            return await asyncio.shield(self.start_loading())
+        except BackendUnavailable as exc:
+            raise JsonRpcException(message=str(exc), code=REQUEST_FAILED) from None
+
+    async def _load_backend(self, settings: Settings) -> Any:
+        t0 = time.perf_counter()
+        try:
+            backend = await self.worker.run(None, _open_backend, settings)
+        except Exception as exc:  # ModelLoadError, a bad device, a broken file: the server stays up
+            self.backend, self.backend_error = None, str(exc)
+            msg = (f"diffusion-ls: could not load the model: {exc}. Completion is off until this is fixed: set "
+                   "`modelPath` to a model directory (config.json, model.safetensors, tokenizer.json) or remove it "
+                   "to use the shipped model; check `device`.")
+            log.error(msg)
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Error, msg))
+            raise BackendUnavailable(msg) from exc
+        self.backend, self.backend_error = backend, None
+        log.info("loaded %s model %s on %s in %.0f ms", backend.name, backend.model_name, backend.device,
+                 (time.perf_counter() - t0) * 1e3)
+        return backend
+
+    # -- jobs ---------------------------------------------------------------------------------------------------------
+
+    def is_current(self, job: Job) -> bool:
+        """Still worth telling the client about: not cancelled, superseded, and its document version unchanged."""
+        doc = self.documents.get(job.uri)
+        return not job.stopped and doc is not None and doc.version == job.version
+
+    async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any], fill.Plan]
+                       ) -> tuple[Job, fill.Plan, fill.Outcome]:
+        """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed."""
+        backend = await self.ensure_backend()
+        job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
+        cfg = self.settings.sampler()
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+
+        def work() -> tuple[fill.Plan, fill.Outcome]:  # the engine thread
+            if job.cancel_event.is_set():
+                raise Cancelled()
+            plan = make_plan(backend.tokenizer)
+            span = plan.span
+            return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
+                                  on_partial=lambda p: loop.call_soon_threadsafe(self._send_partial, job, span, p))
+
+        try:
+            plan, outcome = await self.worker.run(job, work)
+        except Cancelled:
+            raise job.error() from None
+        except (ValueError, PositionError) as exc:
+            raise JsonRpcInvalidParams(message=str(exc)) from None
+        finally:
+            self.jobs.finish(job)
+        if not self.is_current(job):
+            job.cancel("modified")
+            raise job.error()
+        self.last = {"lastLatencyMs": round((time.perf_counter() - t0) * 1e3, 1),
+                     "tokensPerForward": round(outcome.stats.tokens_per_forward, 3), "nfe": outcome.stats.nfe}
+        log.debug("%s %s v%s: %d tokens, nfe %d, %.0f ms", kind, doc.uri, doc.version, outcome.stats.tokens,
+                  outcome.stats.nfe, self.last["lastLatencyMs"])
+        return job, plan, outcome
+
+    def _send_partial(self, job: Job, span: tuple[int, int], p: fill.Partial) -> None:
+        if not self.is_current(job):
+            return
+        doc = self.documents[job.uri]
+        self._notify_canvas(job, self.lsp_range(doc, *span), p.text, _utf16(p.text, p.masks), p.nfe, p.block,
+                            p.remasked, done=False)
+
+    def send_done(self, job: Job, rng: types.Range, text: str, outcome: fill.Outcome) -> None:
+        """The last canvas notification: the result itself."""
+        self._notify_canvas(job, rng, text, [], outcome.stats.nfe, outcome.stats.blocks, 0, done=True)
+
+    def _notify_canvas(self, job: Job, rng: types.Range, text: str, masks: list, nfe: int, block: int,
+                       remasked: int, done: bool) -> None:
+        job.step += 1
+        self.protocol.notify(CANVAS, {
+            "uri": job.uri, "version": job.version, "id": job.id, "step": job.step, "nfe": nfe, "block": block,
+            "range": rng, "text": text, "masks": masks, "remasked": remasked, "done": done,
+        })
+
+    # -- features -----------------------------------------------------------------------------------------------------
+
+    async def rewrite(self, p: RewriteParams) -> tuple[Job, types.TextEdit]:
+        """Rewrite p.range; stream it; the edit for exactly that range."""
+        doc = self.document(p.text_document.uri)
+        if not self.enabled(doc):
+            raise JsonRpcException(message=f"diffusion-ls is off for {doc.language or 'this language'} "
+                                   "(the `languages` setting)", code=REQUEST_FAILED)
+        start, end = self.range_offsets(doc, p.range)
+        if start == end:
+            raise JsonRpcInvalidParams(message="the range to rewrite is empty: select some text")
+        if p.instruction:
+            log.info("rewrite: the embedded model takes no instructions; ignoring %r", p.instruction)
+        text, lang, s = doc.text, doc.language, self.settings
+        job, plan, out = await self.run_fill(doc, "rewrite", lambda tok: fill.plan_rewrite(
+            text, start, end, lang, tok, s.context_budget, s.max_tokens, p.mode))
+        rng = self.lsp_range(doc, start, end)
+        self.send_done(job, rng, out.text, out)
+        return job, types.TextEdit(rng, out.fills[0])
+
+
+def _open_backend(settings: Settings) -> Any:
+    from engine.backend import EmbeddedBackend
+
+    return EmbeddedBackend(settings.model_path, device=settings.device, threads=settings.threads)
+
+
+# -- logging -----------------------------------------------------------------------------------------------------------
+
+_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+_file_handler: logging.FileHandler | None = None
+FORCED_LOG_LEVEL: str | None = None  # `serve --log-level` wins over the logLevel setting
+
+
+class _ExpectedErrors(logging.Filter):
+    """pygls logs every error response with a traceback; cancellations and bad params are answers, not faults."""
+
+    QUIET = {-32800, -32801, -32802, -32803, -32602}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, JsonRpcException) and exc.code in self.QUIET)
+
+
+class LspLogHandler(logging.Handler):
+    """Sends `diffusion_ls` log records to the client as window/logMessage (from any thread)."""
+
+    def __init__(self, ls: LanguageServer) -> None:
+        super().__init__()
+        self.ls = ls
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = (types.MessageType.Error if record.levelno >= logging.ERROR else types.MessageType.Warning
+                if record.levelno >= logging.WARNING else types.MessageType.Info if record.levelno >= logging.INFO
+                else types.MessageType.Log)
+        params = types.LogMessageParams(kind, self.format(record))
+        loop = getattr(self.ls, "loop", None)
+        try:
+            if loop is not None and loop.is_running() and _off_loop(loop):
+                loop.call_soon_threadsafe(self.ls.window_log_message, params)
+            elif self.ls.protocol.writer is not None:
+                self.ls.window_log_message(params)
+        except Exception:  # logging must never take the server down
+            self.handleError(record)
+
+
+def _off_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is not loop
+    except RuntimeError:
+        return True
+
+
+def set_log_level(level: str, log_file: str | None = None) -> None:
+    """The `diffusion_ls` logger's level, and (once) a log file."""
+    global _file_handler
+    log.setLevel(_LEVELS.get(FORCED_LOG_LEVEL or level, logging.INFO))
+    if log_file and _file_handler is None:
+        try:
+            _file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            log.warning("cannot open log file %s: %s", log_file, exc)
+            return
+        _file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(_file_handler)
+
+
+# -- handlers ----------------------------------------------------------------------------------------------------------
+
+
+def create_server() -> DiffusionLanguageServer:
+    """A server with every handler registered."""
+    ls = DiffusionLanguageServer()
+    log.handlers = [h for h in log.handlers if not isinstance(h, LspLogHandler)]
+    log.addHandler(LspLogHandler(ls))
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_ExpectedErrors())
+
+    @ls.feature(types.INITIALIZE)
+    def initialize(ls: DiffusionLanguageServer, params: types.InitializeParams) -> None:
+        """Adopt initializationOptions."""
+        ls.loop = asyncio.get_running_loop()
+        ls.apply_settings(params.initialization_options, None)
+
+    @ls.feature(types.INITIALIZED)
+    def initialized(ls: DiffusionLanguageServer, params: types.InitializedParams) -> None:
+        """Start loading the model in the background; requests wait for it."""
+        ls.start_loading()
+
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(ls: DiffusionLanguageServer, params: None) -> None:
+        """Stop every job."""
+        ls.jobs.cancel_all("closed")
+
+    @ls.feature(types.EXIT)
+    def exit_(ls: DiffusionLanguageServer, params: None) -> None:
+        """Let the engine thread go."""
+        ls.jobs.cancel_all("closed")
+        ls.worker.shutdown()
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: DiffusionLanguageServer,
+                                       params: types.DidChangeConfigurationParams) -> None:
+        """Adopt new settings (pushed, or pulled with workspace/configuration when the push is empty)."""
+        raw = params.settings
+        raw = _plain(raw)
+        if not raw:
+            caps = ls.client_capabilities.workspace
+            if caps is None or not caps.configuration:
+                return
+            got = await ls.workspace_configuration_async(
+                types.ConfigurationParams([types.ConfigurationItem(section=SECTION)]))
+            raw = _plain(got[0]) if got else None
+        ls.apply_settings(raw, ls.settings)
+        if ls.settings.backend_key() != ls._load_key:
+            ls.start_loading()
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: DiffusionLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        """Track the document."""
+        td = params.text_document
+        ls.jobs.cancel(td.uri, "closed")
+        ls.documents[td.uri] = Document(td.uri, td.text, td.version, td.language_id)
+        ls.language_ids[td.uri] = td.language_id
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: DiffusionLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        """Apply the edits; the document's in-flight job is now outdated."""
+        uri = params.text_document.uri
+        ls.jobs.cancel(uri, "modified")
+        doc = ls.documents.get(uri)
+        if doc is None:
+            log.warning("didChange for %s, which is not open", uri)
+            return
+        for change in params.content_changes:
+            try:
+                doc.apply_change(getattr(change, "range", None), change.text)
+            except PositionError as exc:
+                log.error("didChange for %s does not fit the document (%s); close and reopen it", uri, exc)
+        doc.version = params.text_document.version
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: DiffusionLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        """Forget the document and its cached context."""
+        uri = params.text_document.uri
+        ls.jobs.cancel(uri, "closed")
+        ls.documents.pop(uri, None)
+        ls.language_ids.pop(uri, None)
+        if ls.backend is not None:
+            ls.worker.submit(ls.backend.drop_session, uri)
+
+    @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: DiffusionLanguageServer,
+                                params: types.InlineCompletionParams) -> types.InlineCompletionList:
+        """Fill the hole at the cursor; the canvas streams as diffusion/canvas notifications."""
+        doc = ls.document(params.text_document.uri)
+        offset = ls.offset(doc, params.position)
+        if not ls.enabled(doc):
+            return types.InlineCompletionList(items=[])
+        text, lang, s = doc.text, doc.language, ls.settings
+        job, plan, out = await ls.run_fill(doc, "inline", lambda tok: fill.plan_cursor(
+            text, offset, lang, tok, s.context_budget, s.max_tokens))
+        insert = out.fills[0]
+        line = doc.position_at(offset).line
+        line_end = doc.offset_at(types.Position(line, len(doc.line_text(line)) * 2))  # past the end: the line's end
+        rest = doc.text[offset:line_end]
+        end = line_end if rest and insert.endswith(rest) else offset  # the fill re-types the rest of the line
+        rng = ls.lsp_range(doc, offset, end)
+        ls.send_done(job, rng, insert, out)
+        if not insert:
+            return types.InlineCompletionList(items=[])
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=insert, range=rng)])
+
+    @ls.feature(INFILL)
+    async def infill(ls: DiffusionLanguageServer, params: Any) -> dict:
+        """Fill a cursor, ranges, or every placeholder of the document, in one canvas."""
+        p = _parse(InfillParams, params)
+        doc = ls.document(p.text_document.uri)
+        if not ls.enabled(doc):
+            raise JsonRpcException(message=f"diffusion-ls is off for {doc.language or 'this language'} "
+                                   "(the `languages` setting)", code=REQUEST_FAILED)
+        if p.position is not None:
+            o = ls.offset(doc, p.position)
+            ranges: list[tuple[int, int]] | None = [(o, o)]
+        else:
+            ranges = None if p.ranges is None else [ls.range_offsets(doc, r) for r in p.ranges]
+        text, lang, s = doc.text, doc.language, ls.settings
+        job, plan, out = await ls.run_fill(doc, "infill", lambda tok: fill.plan_ranges(
+            text, ranges, lang, tok, s.context_budget, s.max_tokens))
+        ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
+        edits = [types.TextEdit(ls.lsp_range(doc, h.start, h.end), f) for h, f in zip(plan.holes, out.fills)]
+        return {"edits": edits, "version": job.version}
+
+    @ls.feature(REWRITE)
+    async def rewrite(ls: DiffusionLanguageServer, params: Any) -> dict:
+        """Rewrite a selection (regenerate or refine); the edit replaces exactly that range."""
+        job, edit = await ls.rewrite(_parse(RewriteParams, params))
+        return {"edit": edit, "version": job.version}
+
+    @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]))
+    def code_action(ls: DiffusionLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        """Offer rewriting a non-empty selection."""
+        r = params.range
+        if params.text_document.uri not in ls.documents or (r.start.line, r.start.character) == (r.end.line,
+                                                                                              r.end.character):
+            return []
+        rng = {"start": {"line": r.start.line, "character": r.start.character},
+               "end": {"line": r.end.line, "character": r.end.character}}
+        actions = []
+        for mode, title in (("regenerate", "Diffusion: rewrite selection"), ("refine", "Diffusion: refine selection")):
+            args = [{"textDocument": {"uri": params.text_document.uri}, "range": rng, "mode": mode}]
+            actions.append(types.CodeAction(title, kind=types.CodeActionKind.RefactorRewrite,
+                                            command=types.Command(title, REWRITE_COMMAND, args)))
+        return actions
+
+    @ls.command(REWRITE_COMMAND)
+    async def rewrite_command(ls: DiffusionLanguageServer, *args: Any) -> dict:
+        """Rewrite and apply the edit with workspace/applyEdit (a versioned edit where the client supports it)."""
+        if len(args) != 1:
+            raise JsonRpcInvalidParams(message=f"{REWRITE_COMMAND} takes one argument: the diffusion/rewrite params")
+        job, edit = await ls.rewrite(_parse(RewriteParams, args[0]))
+        caps = ls.client_capabilities.workspace
+        if caps and caps.workspace_edit and caps.workspace_edit.document_changes:
+            ident = types.OptionalVersionedTextDocumentIdentifier(job.uri, job.version)
+            wedit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(ident, [edit])])
+        else:
+            wedit = types.WorkspaceEdit(changes={job.uri: [edit]})
+        res = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(wedit, label="Diffusion rewrite"))
+        applied = bool(getattr(res, "applied", False))
+        if not applied:
+            log.info("rewrite of %s not applied: %s", job.uri, getattr(res, "failure_reason", None))
+        return {"applied": applied, "edit": edit, "version": job.version}
+
+    @ls.feature(STATUS)
+    def status(ls: DiffusionLanguageServer, params: Any) -> dict:
+        """What is loaded, and how the last fill went."""
+        b = ls.backend
+        out = {
+            "backend": ls.settings.backend,
+            "model": getattr(b, "model_name", None),
+            "modelPath": str(getattr(b, "model_dir", "")) or ls.settings.model_path,
+            "device": getattr(b, "device", ls.settings.device),
+            "loaded": b is not None,
+            "loading": ls._load is not None and not ls._load.done(),
+            "serverVersion": __version__,
+            **ls.last,
+        }
+        if ls.backend_error:
+            out["error"] = ls.backend_error
+        return out
+
+    return ls

@@ -1,0 +1,111 @@
+"""Two-mode model: cached decoder-mode logits equal a full recomputation; safe loading."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from engine.backend import EmbeddedBackend
+from engine.model import ModelLoadError, load_model, two_mode_mask
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    return EmbeddedBackend(tiny_model_dir)
+
+
+def reference_logits(model, ctx: list[int], canvas: list[int]) -> torch.Tensor:
+    """Full recomputation: one pass over [context | canvas] with the training mask, no cache."""
+    ids = torch.tensor([ctx + canvas])
+    mask, pos = two_mode_mask(torch.tensor([len(ctx)]), torch.tensor([len(canvas)]), len(ctx), len(canvas))
+    with torch.no_grad():
+        return model.logits(model(ids, pos, mask))[0, len(ctx):].float()  # (C, V)
+
+
+def random_ids(n: int, vocab: int, seed: int) -> list[int]:
+    return torch.randint(8, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def test_fresh_prefill_matches_full_recomputation(backend):
+    v = backend.tokenizer.vocab_size
+    ctx, canvas = random_ids(200, v, 0), random_ids(24, v, 1)
+    h = backend.prefill(ctx, "fresh")
+    got = backend.denoise(h, torch.tensor([canvas]))[0]
+    assert h.reused == 0
+    assert torch.allclose(got, reference_logits(backend.model, ctx, canvas), atol=1e-4)
+
+
+def test_prefix_reused_prefill_matches_and_recomputes_only_the_tail(backend):
+    v = backend.tokenizer.vocab_size
+    ctx, canvas = random_ids(300, v, 2), random_ids(16, v, 3)
+    backend.prefill(ctx, "reuse")
+    edited = ctx[:250] + [ctx[250] + 1 if ctx[250] + 1 < v else 9] + ctx[251:] + random_ids(3, v, 4)
+    h = backend.prefill(edited, "reuse")
+    assert h.reused == 250
+    got = backend.denoise(h, torch.tensor([canvas]))[0]
+    assert torch.allclose(got, reference_logits(backend.model, edited, canvas), atol=1e-4)
+
+
+def test_committed_block_matches_full_recomputation(backend):
+    v = backend.tokenizer.vocab_size
+    ctx, block, canvas = random_ids(120, v, 5), random_ids(32, v, 6), random_ids(20, v, 7)
+    h = backend.commit(backend.prefill(ctx, "commit"), block)
+    assert h.length == 152
+    got = backend.denoise(h, torch.tensor([canvas]))[0]
+    assert torch.allclose(got, reference_logits(backend.model, ctx + block, canvas), atol=1e-4)
+
+
+def test_decoder_mode_never_writes_the_cache(backend):
+    v = backend.tokenizer.vocab_size
+    ctx = random_ids(64, v, 8)
+    h = backend.prefill(ctx, "ro")
+    cache = backend._caches["ro"]
+    before = cache.k[:, :, :, :64].clone()
+    backend.denoise(h, torch.tensor([random_ids(16, v, 9)]))
+    assert cache.length == 64 and torch.equal(cache.k[:, :, :, :64], before)
+
+
+def test_sessions_are_evicted_lru(tiny_model_dir):
+    b = EmbeddedBackend(tiny_model_dir, max_sessions=2)
+    for s in ("a", "b", "c"):
+        b.prefill([1, 2, 3], s)
+    assert list(b._caches) == ["b", "c"]
+
+
+def test_roundtrip_save_load_is_exact(tiny_model_dir, tmp_path):
+    from engine.model import save_model
+
+    m = load_model(tiny_model_dir)
+    save_model(m, tmp_path)
+    m2 = load_model(tmp_path)
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_truncated_weights_give_a_clear_error(tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    w = tmp_path / "m" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="truncated or corrupted"):
+        load_model(tmp_path / "m")
+
+
+def test_corrupted_header_and_missing_files_give_clear_errors(tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(ModelLoadError, match="corrupted"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match="config.json"):
+        load_model(tmp_path / "nowhere")
+    (tmp_path / "m" / "config.json").write_text('{"model": {"dim": 64, "bogus": 1}}')
+    with pytest.raises(ModelLoadError, match="unsupported"):
+        load_model(tmp_path / "m")
+
+
+def test_wrong_tokenizer_is_rejected(tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        EmbeddedBackend(tmp_path / "m")

@@ -1,0 +1,179 @@
+"""The denoising loop: fixed tokens stay, step limits hold, seeds repeat, cancellation is prompt, nfe is exact."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from engine.backend import EmbeddedBackend
+from engine.sampler import STRATEGIES, CanvasSpec, Cancelled, SamplerConfig, denoise_stream, fill
+
+
+class CountingBackend:
+    """The real embedded backend, counting forwards and optionally steering the logits (pad at chosen slots)."""
+
+    def __init__(self, inner: EmbeddedBackend, pad_from: int | None = None):
+        self.inner = inner
+        self.forwards = 0
+        self.pad_from = pad_from
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def denoise(self, handle, canvas_ids):
+        self.forwards += 1
+        logits = self.inner.denoise(handle, canvas_ids)
+        if self.pad_from is not None:  # make pad the most likely token from this slot on
+            logits[:, self.pad_from:, self.inner.special.pad] = 1e4
+        return logits
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    return EmbeddedBackend(tiny_model_dir)
+
+
+@pytest.fixture()
+def ctx(backend):
+    tok = backend.tokenizer
+    sp = tok.special
+    return [sp.fim_suffix] + tok.encode("\n    return y\n") + [sp.fim_prefix] + tok.encode("def f(x):\n    y = ") + [
+        sp.fim_middle]
+
+
+def run(backend, ctx, spec, cfg, cancel=None):
+    states = []
+    gen = denoise_stream(backend, backend.prefill(ctx, "t"), spec, cfg, cancel)
+    try:
+        while True:
+            states.append(next(gen))
+    except StopIteration as stop:
+        return states, stop.value
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_strategy_finalizes_at_least_one_per_step_and_ends_in_the_limit(backend, ctx, strategy):
+    cfg = SamplerConfig(strategy=strategy, steps=6, block_size=12, max_new=12, grow=False, remask_threshold=0)
+    counting = CountingBackend(backend)
+    states, stats = run(counting, ctx, CanvasSpec.single(12, backend.special.mask), cfg)
+    masked = [sum(s.masked) for s in states[:-1]]
+    assert all(b < a for a, b in zip([12] + masked, masked)), masked  # >= 1 finalized per forward
+    assert stats.nfe == counting.forwards == len(states) - 1 <= 6
+    assert states[-1].done and not any(states[-1].masked)
+
+
+def test_fixed_slots_never_change(backend, ctx):
+    sp = backend.special
+    tok = backend.tokenizer
+    mid = tok.encode(" + 1\n    z = ")
+    slots = [sp.mask] * 5 + mid + [sp.mask] * 5
+    fixed = [False] * 5 + [True] * len(mid) + [False] * 5
+    spec = CanvasSpec(slots, fixed, holes=[(0, 5), (5 + len(mid), 10 + len(mid))])
+    states, _ = run(backend, ctx, spec, SamplerConfig(steps=4))
+    for s in states:
+        assert s.ids[5:5 + len(mid)] == mid
+
+
+def test_same_seed_same_result_and_temperature_sampling_is_seeded(backend, ctx):
+    spec = lambda: CanvasSpec.single(10, backend.special.mask)  # noqa: E731
+    for cfg in (SamplerConfig(max_new=10, grow=False), SamplerConfig(max_new=10, grow=False, temperature=1.0, seed=7)):
+        a, _, _ = fill(backend, ctx, spec(), cfg, session="a")
+        b, _, _ = fill(backend, ctx, spec(), cfg, session="b")
+        assert a == b
+
+
+def test_cancellation_stops_within_one_forward(backend, ctx):
+    counting = CountingBackend(backend)
+    cancel = threading.Event()
+    cfg = SamplerConfig(strategy="confidence", k=1, steps=64, block_size=32, max_new=32, grow=False)
+    gen = denoise_stream(counting, counting.prefill(ctx, "c"), CanvasSpec.single(32, backend.special.mask), cfg, cancel)
+    next(gen)
+    next(gen)
+    cancel.set()
+    with pytest.raises(Cancelled):
+        next(gen)
+    assert counting.forwards == 2
+
+
+def test_pads_grow_only_from_the_right_end_and_are_trimmed(backend, ctx):
+    counting = CountingBackend(backend, pad_from=6)
+    cfg = SamplerConfig(strategy="threshold", threshold=0.5, block_size=16, max_new=64)
+    states, stats = run(counting, ctx, CanvasSpec.single(16, backend.special.mask), cfg)
+    sp = backend.special
+    for s in states[:-1]:
+        ids = [i for i, m in zip(s.ids, s.masked) if not m]
+        if sp.pad in ids:  # once a pad is decided, nothing decided after it is text
+            first = s.ids.index(sp.pad)
+            assert all(t == sp.pad for t, m in zip(s.ids[first:], s.masked[first:]) if not m)
+    assert len(states[-1].ids) == 6 and sp.pad not in states[-1].ids
+    assert stats.tokens == 6 and stats.blocks == 1
+
+
+def test_pad_is_never_finalized_inside_the_text(backend, ctx):
+    counting = CountingBackend(backend)
+
+    def steer(handle, canvas_ids, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids)
+        logits[:, 2, backend.special.pad] = 1e4  # the model "wants" a pad in the middle of the text
+        return logits
+
+    counting.denoise = steer
+    cfg = SamplerConfig(block_size=8, max_new=8, grow=False)
+    states, _ = run(counting, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    for s in states:  # slot 2 never becomes a pad: text (slots 3..7) follows it
+        assert s.masked[2] or s.ids[2] != backend.special.pad
+    assert len(states[-1].ids) == 8 and backend.special.pad not in states[-1].ids
+
+
+def test_block_autoregressive_growth_commits_blocks(backend, ctx):
+    counting = CountingBackend(backend)
+    cfg = SamplerConfig(block_size=8, max_new=20, steps=4)
+    states, stats = run(counting, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert stats.blocks == 3 and len(states[-1].ids) == 20  # 8 + 8 + 4: grew past its capacity to max_new
+    blocks = [s.block for s in states[:-1]]
+    assert blocks == sorted(blocks)
+    # earlier blocks stay as committed while later ones denoise
+    first_block = states[-1].ids[:8]
+    assert all(s.ids[:8] == first_block for s in states[:-1] if s.block >= 1)
+
+
+def test_self_correction_is_bounded(backend, ctx):
+    cfg = SamplerConfig(strategy="confidence", k=1, steps=30, remask_threshold=1.0, max_remask=3, max_new=12,
+                        grow=False)
+    states, stats = run(backend, ctx, CanvasSpec.single(12, backend.special.mask), cfg)
+    assert stats.remasked <= 3
+    assert states[-1].done
+
+
+def test_refine_mode_renoises_unlikely_tokens_only(backend, ctx):
+    tok = backend.tokenizer
+    given = tok.encode("x + 1")
+    spec = CanvasSpec(list(given), [False] * len(given), [(0, len(given))], decided=[True] * len(given))
+    cfg = SamplerConfig(refine_threshold=0.0, max_new=len(given))  # nothing is unlikely enough: text kept as is
+    states, stats = run(backend, ctx, spec, cfg)
+    assert states[-1].ids == given and stats.remasked == 0
+
+
+def test_uniform_noise_runs(backend, ctx):
+    cfg = SamplerConfig(noise="uniform", strategy="eb", max_new=8, grow=False)
+    states, stats = run(backend, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert states[-1].done and stats.nfe >= 1
+
+
+def test_bad_sampler_config_is_rejected():
+    with pytest.raises(ValueError, match="strategy"):
+        SamplerConfig(strategy="nope")
+    with pytest.raises(ValueError, match="noise"):
+        SamplerConfig(noise="gaussian")
+    with pytest.raises(ValueError):
+        SamplerConfig(steps=0)
+
+
+def test_autoregressive_baseline_counts_one_forward_per_token(backend, ctx):
+    from engine.sampler import autoregressive
+
+    out, stats = autoregressive(backend, ctx, 7)
+    assert len(out) <= 7 and stats.nfe == len(out) + (len(out) < 7)
+    assert torch.is_tensor(backend.next_token_logits(backend.prefill(ctx, "ar")))
