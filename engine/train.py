@@ -111,7 +111,7 @@ def loss_fn(model: DiffusionLM, batch: dict[str, Tensor]) -> tuple[Tensor, dict[
     diff = (ce[:, T_ctx:] * w[:, T_ctx:]).sum() / B
     n_masked = max(1, int((batch["targets"][:, T_ctx:] != -100).sum()))
     raw_diff = float(ce[:, T_ctx:].detach().sum()) / n_masked
-    return ar + diff, {"ar": float(ar), "diff": float(diff), "diff_ce": raw_diff}
+    return ar + diff, {"ar": float(ar.detach()), "diff": float(diff.detach()), "diff_ce": raw_diff}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -219,7 +219,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example],
         state.tokens += n_tok
         dt = time.time() - t0
         state.seconds += dt
-        rec = {"step": state.step, "loss": float(loss), **parts, "gnorm": gnorm, "lr": lr_at(state.step - 1, cfg),
+        rec = {"step": state.step, "loss": float(loss.detach()), **parts, "gnorm": gnorm, "lr": lr_at(state.step - 1, cfg),
                "tok_s": n_tok / dt, "tokens": state.tokens}
         log.write(json.dumps(rec) + "\n")
         if progress and (state.step % cfg.log_every == 0 or state.step == 1):

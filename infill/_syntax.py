@@ -76,6 +76,23 @@ def count_errors(text: str, lang: str | None) -> int:
     return error_count(parse(text, lang))
 
 
+def brokenness(text: str, lang: str | None) -> tuple[int, int]:
+    """(ERROR + MISSING nodes, bytes inside outermost ERROR nodes): compares how broken two versions of a file are."""
+    tree = parse(text, lang)
+    if tree is None:
+        return 0, 0
+    count, size, stack = 0, 0, [(tree.root_node, False)]
+    while stack:
+        node, inside = stack.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+            if node.is_error and not inside:
+                size += node.end_byte - node.start_byte
+        if node.has_error:
+            stack.extend((kid, inside or node.is_error) for kid in node.children)
+    return count, size
+
+
 @dataclass(frozen=True)
 class Tables:
     """Node types of one grammar, by situation class."""
@@ -244,14 +261,15 @@ def inner_range(node: tree_sitter.Node, open_: str, close: str) -> tuple[int, in
     return start, end
 
 
-def nodes_of_type(tree: tree_sitter.Tree, types: frozenset[str]) -> list[tuple[int, int, str]]:
-    """(start_byte, end_byte, type) of every node whose type is in types (not descending into them), in order."""
+def nodes_of_type(tree: tree_sitter.Tree, types: frozenset[str], nested: bool = False) -> list[tuple[int, int, str]]:
+    """(start_byte, end_byte, type) of every node whose type is in types, in order (inside them too if nested)."""
     out, stack = [], [tree.root_node]
     while stack:
         node = stack.pop()
         if node.type in types:
             out.append((node.start_byte, node.end_byte, node.type))
-            continue
+            if not nested:
+                continue
         stack.extend(reversed(node.children))
     return out
 
@@ -264,7 +282,6 @@ def ancestry_at(tree: tree_sitter.Tree, start_byte: int, end_byte: int) -> list[
         out.append((node.type, node.start_byte, node.end_byte, node.id))
         node = node.parent
     return out
-
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from infill.holes import Hole
 
 
 class TokenizerLike(Protocol):
@@ -100,3 +104,122 @@ def spm_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffi
     suffix_ids = _keep_lines(tok, _lines(suffix), int(avail * suffix_share), from_end=False)
     prefix_ids = _keep_lines(tok, _lines(prefix), avail - len(suffix_ids), from_end=True)
     return [sp.fim_suffix, *suffix_ids, sp.fim_prefix, *prefix_ids, sp.fim_middle]
+
+
+# -- canvases for serving ---------------------------------------------------------------------------------------------
+
+MODES = ("fill", "regenerate", "refine")
+
+
+@dataclass
+class Canvas:
+    """What a backend denoises: context ids (prefilled once) and canvas slots, some fixed."""
+
+    context_ids: list[int]  # spm_context of the text before the first hole and after the last
+    canvas_ids: list[int]  # initial slots: masks (fill, regenerate), the selection's tokens (refine), fixed text
+    fixed: list[bool]  # per slot: True = text between holes, never changed by the sampler
+    hole_slices: list[tuple[int, int]]  # per hole, its [start, end) slots in canvas_ids
+    holes: list[Hole]
+    mode: str = "fill"  # one of MODES
+    instruction: str = ""  # for backends that take instructions (rewrite); others ignore it
+    original_ids: list[list[int]] = field(default_factory=list)  # per hole, the tokens of the text it replaces
+
+
+def build_canvas(
+    text: str,
+    holes: Sequence[Hole],
+    tok: TokenizerLike,
+    budget: int,
+    mode: str = "fill",
+    instruction: str = "",
+    suffix_share: float = 0.25,
+) -> Canvas:
+    """The canvas for holes in text (sorted, non-overlapping); budget bounds the context tokens.
+
+    fill / regenerate: every hole is capacity mask slots. refine: a hole starts as the tokens of the text it replaces
+    (not fixed: the sampler re-noises the ones it finds unlikely), followed by pad slots up to its capacity. Text
+    between holes is fixed tokens inside the canvas, so several holes are denoised together.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if not holes:
+        raise ValueError("build_canvas needs at least one hole")
+    holes = sorted(holes, key=lambda h: (h.start, h.end))
+    for a, b in zip(holes, holes[1:], strict=False):
+        if b.start < a.end:
+            raise ValueError(f"holes overlap: [{a.start}, {a.end}) and [{b.start}, {b.end})")
+    sp = tok.special
+    context = spm_context(text[: holes[0].start], text[holes[-1].end :], tok, budget, suffix_share)
+    canvas: list[int] = []
+    fixed: list[bool] = []
+    slices: list[tuple[int, int]] = []
+    originals: list[list[int]] = []
+    for i, hole in enumerate(holes):
+        if i:
+            between = tok.encode(text[holes[i - 1].end : hole.start])
+            canvas += between
+            fixed += [True] * len(between)
+        original = tok.encode(text[hole.start : hole.end])
+        originals.append(original)
+        if mode == "refine":
+            slots = original + [sp.pad] * max(0, hole.capacity - len(original))
+        else:
+            slots = [sp.mask] * max(1, hole.capacity)
+        slices.append((len(canvas), len(canvas) + len(slots)))
+        canvas += slots
+        fixed += [False] * len(slots)
+    return Canvas(context, canvas, fixed, slices, list(holes), mode, instruction, originals)
+
+
+def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> list[str]:
+    """Per-hole text of a filled canvas: pads and masks dropped, nothing after an end-of-text token."""
+    sp = tok.special
+    out = []
+    for start, end in canvas.hole_slices:
+        kept = []
+        for tid in ids[start:end]:
+            if tid == sp.eos:
+                break
+            if tid not in (sp.pad, sp.mask):
+                kept.append(tid)
+        out.append(tok.decode(kept))
+    return out
+
+
+def render_partial(
+    ids: Sequence[int], masked: Sequence[bool], tok: TokenizerLike, placeholder: str = "·"
+) -> tuple[str, list[tuple[int, int]]]:
+    """Text of a canvas mid-denoising and the [start, end) char ranges of it that are still masked.
+
+    Runs of decided tokens are decoded together (multi-byte chars survive); each masked slot is one placeholder
+    char; pads are dropped (so trailing pads are trimmed); adjacent masked slots make one range.
+    """
+    if len(ids) != len(masked):
+        raise ValueError(f"{len(ids)} ids but {len(masked)} mask flags")
+    sp = tok.special
+    parts: list[str] = []
+    ranges: list[tuple[int, int]] = []
+    pos = 0
+    run: list[int] = []
+
+    def flush() -> None:
+        nonlocal pos
+        if run:
+            s = tok.decode(run)
+            parts.append(s)
+            pos += len(s)
+            run.clear()
+
+    for tid, is_masked in zip(ids, masked, strict=True):
+        if is_masked or tid == sp.mask:
+            flush()
+            if ranges and ranges[-1][1] == pos:
+                ranges[-1] = (ranges[-1][0], pos + len(placeholder))
+            else:
+                ranges.append((pos, pos + len(placeholder)))
+            parts.append(placeholder)
+            pos += len(placeholder)
+        elif tid != sp.pad:
+            run.append(tid)
+    flush()
+    return "".join(parts), ranges

@@ -21,7 +21,8 @@ from infill.holes import find_hole, token_counter
 from infill.languages import language_for
 from infill.spans import Span, syntax_spans
 
-MEASURED = ("body", "control_header", "arguments", "statement", "expression", "rest_of_line")
+SAFIM_LIKE = ("body", "control_header", "arguments", "statement", "expression")  # the totals are over these
+MEASURED = (*SAFIM_LIKE, "rest_of_line")  # rest_of_line is reported on its own (the most common serving hole)
 FIXED = (16, 32, 64)
 PER_KIND = 4  # spans measured per kind per file: keeps big files from dominating and the run short
 MAX_TRUE = 256  # longer middles are filled block-autoregressively (the canvas grows); reported apart
@@ -46,7 +47,7 @@ def file_records(path: str, text: str, lang: str, tok: object, per_kind: int = P
     records = []
     chosen = pick_spans(text, syntax_spans(text, lang), MEASURED, per_kind)
     trues = count([text[s.start : s.end] for s in chosen])
-    for span, true in zip(chosen, trues):
+    for span, true in zip(chosen, trues, strict=True):
         if true == 0:
             continue
         hole = find_hole(text[: span.start] + text[span.end :], span.start, lang, tok)
@@ -64,18 +65,21 @@ def _stats(pairs: Sequence[tuple[int, int]]) -> dict:
     }
 
 
-def summarize(records: Sequence[Record], max_true: int | None = MAX_TRUE) -> dict:
-    """Coverage and median waste overall, per class, per situation, and for each fixed capacity."""
+def summarize(
+    records: Sequence[Record], max_true: int | None = MAX_TRUE, total_classes: Sequence[str] | None = SAFIM_LIKE
+) -> dict:
+    """Coverage and median waste in total (over total_classes; None: all), per class, per situation, per fixed size."""
     kept = [r for r in records if max_true is None or r[3] <= max_true]
     classes = sorted({r[0] for r in kept})
-    out = _stats([(r[2], r[3]) for r in kept])
+    total = [r for r in kept if total_classes is None or r[0] in total_classes]
+    out = _stats([(r[2], r[3]) for r in total])
     out["excluded_longer_than_max"] = len(records) - len(kept)
     out["max_true"] = max_true
     out["by_class"] = {c: _stats([(r[2], r[3]) for r in kept if r[0] == c]) for c in classes}
     out["by_situation"] = {s: _stats([(r[2], r[3]) for r in kept if r[1] == s]) for s in sorted({r[1] for r in kept})}
     out["fixed"] = {}
     for size in FIXED:
-        entry = _stats([(size, r[3]) for r in kept])
+        entry = _stats([(size, r[3]) for r in total])
         entry["by_class"] = {c: _stats([(size, r[3]) for r in kept if r[0] == c]) for c in classes}
         out["fixed"][str(size)] = entry
     return out
@@ -158,8 +162,15 @@ def _default_tokenizer() -> Path:
     return Path(__file__).resolve().parents[1] / "engine" / "assets" / "tokenizer.json"
 
 
+def _load_tokenizer(path: str) -> object:
+    from engine.tokenizer import Tokenizer
+
+    return Tokenizer.from_file(path)
+
+
 def _print_table(title: str, result: dict, out) -> None:
-    print(f"{title}: n={result['n']} (+{result['excluded_longer_than_max']} longer than {result['max_true']})", file=out)
+    excluded, max_true = result["excluded_longer_than_max"], result["max_true"]
+    print(f"{title}: n={result['n']} in the total (+{excluded} longer than {max_true} left out)", file=out)
     header = f"  {'class':<26}{'n':>6}  {'ours cov/waste':>16}" + "".join(f"  {'fixed ' + str(s):>16}" for s in FIXED)
     print(header, file=out)
 
@@ -191,10 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = "../shared/data"
     if not args.corpus and not data:
         ap.error("give --corpus DIR and/or --data DIR")
-    from engine.tokenizer import Tokenizer, TokenizerError
+    from engine.tokenizer import TokenizerError
 
     try:
-        tok = Tokenizer.from_file(args.tokenizer)
+        tok = _load_tokenizer(args.tokenizer)
     except TokenizerError as exc:
         print(f"sizing: {exc}", file=sys.stderr)
         return 2
@@ -204,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = corpus_files(args.corpus, args.limit)
         result["corpus"] = measure_sizing(files, tok, args.per_kind, max_true)
     if data:
-        result["data"] = summarize(data_records(data, tok, args.limit), max_true=None)
+        result["data"] = summarize(data_records(data, tok, args.limit), max_true=None, total_classes=None)
     if args.json:
         print(json.dumps(result["corpus"] if set(result) == {"corpus"} else result, indent=1))
     else:

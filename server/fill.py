@@ -8,13 +8,13 @@ checked the version is still the one the fill was computed for.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.backend import Backend
 from engine.sampler import CanvasSpec, CanvasState, SampleStats, SamplerConfig, denoise_stream
-from infill.holes import Hole, find_hole, find_placeholders, rewrite_hole
-
-from server import _glue
+from infill.canvas import Canvas, build_canvas, canvas_to_text, render_partial
+from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
+from infill.postprocess import finalize
 
 PLACEHOLDER = "·"  # a still-masked slot in streamed text
 
@@ -26,8 +26,8 @@ class Plan:
     text: str  # the document snapshot
     lang: str | None
     holes: list[Hole]  # sorted, non-overlapping; each replaces text[start:end]
-    mode: str  # "infill", "regenerate" or "refine"
-    canvas: _glue.Canvas  # context ids, canvas slots, fixed slots, per-hole slot ranges
+    mode: str  # "fill", "regenerate" or "refine"
+    canvas: Canvas  # context ids, canvas slots, fixed slots, per-hole slot ranges
 
     @property
     def span(self) -> tuple[int, int]:
@@ -37,7 +37,9 @@ class Plan:
     @property
     def spec(self) -> CanvasSpec:
         c = self.canvas
-        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), c.decided)
+        # refine: the selection's tokens (and the pads after them) start decided; the sampler re-noises doubtful ones
+        decided = [True] * len(c.canvas_ids) if self.mode == "refine" else None
+        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided)
 
     def between(self, i: int) -> str:
         """Document text between hole i and hole i + 1."""
@@ -102,17 +104,18 @@ def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str |
 
 
 def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget: int, max_tokens: int,
-                 mode: str = "regenerate") -> Plan:
+                 mode: str = "regenerate", instruction: str = "") -> Plan:
     """Rewrite [start, end): regenerate from masks, or refine (start from the selection, re-noise what the model
     doubts)."""
     if mode not in ("regenerate", "refine"):
         raise ValueError(f"unknown rewrite mode {mode!r}; 'regenerate' or 'refine'")
     hole = _cap(rewrite_hole(start, end, text, tok), max_tokens)
-    return plan_holes(text, [hole], lang, tok, budget, mode)
+    return plan_holes(text, [hole], lang, tok, budget, mode, instruction)
 
 
-def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int, mode: str = "infill") -> Plan:
-    canvas = _glue.build_canvas(text, holes, tok, budget, mode)
+def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int, mode: str = "fill",
+               instruction: str = "") -> Plan:
+    canvas = build_canvas(text, holes, tok, budget, mode, instruction)
     return Plan(text, lang, holes, mode, canvas)
 
 
@@ -138,8 +141,8 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     """Prefill, denoise (calling on_partial after every forward), post-process. Raises Cancelled when cancelled."""
     tok = backend.tokenizer
     spec = plan.spec
-    if len(plan.holes) > 1 or plan.mode == "refine":
-        cfg = _replace(cfg, grow=False)
+    if len(plan.holes) > 1 or plan.mode != "fill":  # only a cursor hole grows; a rewrite keeps to its capacity
+        cfg = replace(cfg, grow=False)
     handle = backend.prefill(plan.canvas.context_ids, session=session)
     stream = denoise_stream(backend, handle, spec, cfg, cancel)
     final: CanvasState | None = None
@@ -154,8 +157,12 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
         elif on_partial is not None:
             on_partial(render(plan, state, tok, len(spec.slots)))
     assert final is not None
-    raw = _glue.canvas_to_text(plan.canvas, final.ids, tok)
-    fills = [_glue.finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation)
+    canvas = plan.canvas
+    if plan.spec.growable:  # a single hole's final ids are its text, possibly grown past the capacity
+        canvas = replace(canvas, hole_slices=[(0, len(final.ids))])
+    raw = canvas_to_text(canvas, final.ids, tok)
+    unit = indent_unit(plan.text)
+    fills = [finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation, h.indent, unit)
              for h, f in zip(plan.holes, raw)]
     return Outcome(fills, plan.join(fills), stats)
 
@@ -167,14 +174,14 @@ def render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
         if len(ids) < capacity:
             ids += [tok.special.mask] * (capacity - len(ids))
             masked += [True] * (capacity - len(masked))
-        text, masks = _glue.render_partial(ids, masked, tok, PLACEHOLDER)
+        text, masks = render_partial(ids, masked, tok, PLACEHOLDER)
         return Partial(text, masks, state.nfe, state.block, len(state.remasked))
     # several holes: each hole's slots rendered on its own, joined by the document's text between the holes
     parts: list[str] = []
     masks = []
     pos = 0
     for i, (a, b) in enumerate(plan.canvas.hole_slices):
-        t, m = _glue.render_partial(ids[a:b], masked[a:b], tok, PLACEHOLDER)
+        t, m = render_partial(ids[a:b], masked[a:b], tok, PLACEHOLDER)
         masks += [(s + pos, e + pos) for s, e in m]
         parts.append(t)
         pos += len(t)
@@ -183,8 +190,3 @@ def render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
             pos += len(parts[-1])
     return Partial("".join(parts), masks, state.nfe, state.block, len(state.remasked))
 
-
-def _replace(cfg: SamplerConfig, **kw) -> SamplerConfig:
-    from dataclasses import replace
-
-    return replace(cfg, **kw)

@@ -179,6 +179,23 @@ class DiffusionLanguageServer(LanguageServer):
         if old != new:
             log.info("settings: %s", new.model_dump(by_alias=True, exclude_defaults=True) or "defaults")
 
+    def reconfigure(self, raw: Any) -> None:
+        """A settings change: a partial update of the current settings; reload the model if it depends on it."""
+        self.apply_settings(raw, self.settings)
+        if self.settings.backend_key() != self._load_key:
+            self.start_loading()
+
+    async def pull_settings(self) -> None:
+        """Ask the client for the `diffusion` section (workspace/configuration)."""
+        try:
+            got = await self.workspace_configuration_async(
+                types.ConfigurationParams([types.ConfigurationItem(section=SECTION)]))
+        except Exception as exc:  # a client that cannot answer keeps the current settings
+            log.warning("workspace/configuration failed: %s", exc)
+            return
+        if got and got[0]:
+            self.reconfigure(_plain(got[0]))
+
     # -- the backend --------------------------------------------------------------------------------------------------
 
     def start_loading(self) -> asyncio.Future:
@@ -285,10 +302,10 @@ class DiffusionLanguageServer(LanguageServer):
         if start == end:
             raise JsonRpcInvalidParams(message="the range to rewrite is empty: select some text")
         if p.instruction:
-            log.info("rewrite: the embedded model takes no instructions; ignoring %r", p.instruction)
+            log.info("rewrite: the embedded model takes no instructions; %r is passed on unused", p.instruction)
         text, lang, s = doc.text, doc.language, self.settings
         job, plan, out = await self.run_fill(doc, "rewrite", lambda tok: fill.plan_rewrite(
-            text, start, end, lang, tok, s.context_budget, s.max_tokens, p.mode))
+            text, start, end, lang, tok, s.context_budget, s.max_tokens, p.mode, p.instruction or ""))
         rng = self.lsp_range(doc, start, end)
         self.send_done(job, rng, out.text, out)
         return job, types.TextEdit(rng, out.fills[0])
@@ -394,21 +411,15 @@ def create_server() -> DiffusionLanguageServer:
         ls.worker.shutdown()
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(ls: DiffusionLanguageServer,
-                                       params: types.DidChangeConfigurationParams) -> None:
-        """Adopt new settings (pushed, or pulled with workspace/configuration when the push is empty)."""
-        raw = params.settings
-        raw = _plain(raw)
-        if not raw:
-            caps = ls.client_capabilities.workspace
-            if caps is None or not caps.configuration:
-                return
-            got = await ls.workspace_configuration_async(
-                types.ConfigurationParams([types.ConfigurationItem(section=SECTION)]))
-            raw = _plain(got[0]) if got else None
-        ls.apply_settings(raw, ls.settings)
-        if ls.settings.backend_key() != ls._load_key:
-            ls.start_loading()
+    def did_change_configuration(ls: DiffusionLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+        """Adopt pushed settings at once (later requests see them); an empty push means: pull them."""
+        raw = _plain(params.settings)
+        if raw:
+            ls.reconfigure(raw)
+            return
+        caps = ls.client_capabilities.workspace
+        if caps is not None and caps.configuration:
+            asyncio.ensure_future(ls.pull_settings())
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: DiffusionLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -506,7 +517,7 @@ def create_server() -> DiffusionLanguageServer:
         for mode, title in (("regenerate", "Diffusion: rewrite selection"), ("refine", "Diffusion: refine selection")):
             args = [{"textDocument": {"uri": params.text_document.uri}, "range": rng, "mode": mode}]
             actions.append(types.CodeAction(title, kind=types.CodeActionKind.RefactorRewrite,
-                                            command=types.Command(title, REWRITE_COMMAND, args)))
+                                            command=types.Command(title, REWRITE_COMMAND, arguments=args)))
         return actions
 
     @ls.command(REWRITE_COMMAND)

@@ -51,6 +51,7 @@ class Session:
         self.applied: list[dict] = []
         self._changed = asyncio.Event()
         self._uris = 0
+        self.init: types.InitializeResult | None = None
 
         @client.feature("diffusion/canvas")
         def on_canvas(_client: LanguageClient, params: Any) -> None:
@@ -90,6 +91,14 @@ class Session:
         fut.add_done_callback(lambda _: mark.setdefault("at", len(self.canvas)))  # runs as the response is read
         return asyncio.wrap_future(fut), mark
 
+    async def raw(self, method: str, params: Any, msg_id: str) -> Any:
+        """A request whose result is read as plain JSON, not as the method's lsprotocol type: lsprotocol's hook for
+        `(Command | CodeAction)[]` reads every object with a "command" key as a Command, so a CodeAction carrying a
+        command would come back mangled."""
+        fut = self.client.protocol.send_request(method, params, msg_id=msg_id)
+        self.client.protocol._result_types.pop(msg_id, None)
+        return plain(await asyncio.wait_for(asyncio.wrap_future(fut), TIMEOUT))
+
     def inline(self, uri: str, line: int, character: int, msg_id: str) -> tuple[asyncio.Future, dict]:
         params = types.InlineCompletionParams(
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
@@ -125,7 +134,7 @@ class Session:
 
 async def start_session(client: LanguageClient, profile: str, options: dict) -> Session:
     session = Session(client)
-    await client.initialize_session(types.InitializeParams(
+    session.init = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities(profile), initialization_options=options,
         root_uri="file:///work", workspace_folders=[types.WorkspaceFolder("file:///work", "work")]))
     return session
@@ -153,6 +162,20 @@ def check_stream(notes: list[dict], result_text: str, rng: dict, version: int) -
     assert last["done"] is True and last["masks"] == []
     assert last["text"] == result_text
     assert last["range"] == rng
+
+
+def check_inline(notes: list[dict], result: types.InlineCompletionList, cursor: tuple[int, int], version: int) -> str:
+    """An inline completion at a cursor ending its line: one item (an empty range at the cursor) or none when the fill
+    came out empty (post-processing drops fills that break the syntax); the stream ends with the same text."""
+    point = {"line": cursor[0], "character": cursor[1]}
+    text = ""
+    if result.items:
+        (item,) = result.items
+        assert item.range == types.Range(types.Position(*cursor), types.Position(*cursor))
+        text = item.insert_text
+        assert text
+    check_stream(notes, text, {"start": point, "end": point}, version)
+    return text
 
 
 @pytest.fixture(scope="session")

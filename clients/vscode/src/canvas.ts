@@ -19,8 +19,10 @@ export interface CanvasParams {
   nfe: number;
   range: LspRange; // completion: empty range at the cursor; rewrite: the selected range
   text: string; // canvas so far, each still-masked token drawn as "·"
-  masks: [number, number][]; // [start, end) character ranges of `text` still masked
+  masks: [number, number][]; // [start, end) ranges of `text` still masked, in UTF-16 code units
   done: boolean;
+  block?: number; // which block of a block-autoregressive fill
+  remasked?: number; // decided tokens sent back to masks this step (self-correction)
 }
 
 export type SegmentKind = 'text' | 'mask' | 'newline';
@@ -42,17 +44,20 @@ const NBSP = '\u00a0'; // decoration content collapses ordinary spaces
 const NEWLINE_MARK = ' ⏎ ';
 
 /**
- * Splits `text` into text and mask runs. Mask offsets count characters (code points, as the server's Python strings
- * do), so text outside the Basic Multilingual Plane keeps its place; overlapping or unsorted ranges are tolerated.
+ * Splits `text` into text and mask runs. Mask offsets are UTF-16 code units, like LSP positions and JS strings;
+ * overlapping or unsorted ranges are tolerated, and a range never splits a surrogate pair.
  */
 export function toSegments(text: string, masks: readonly (readonly [number, number])[]): Segment[] {
-  const chars = Array.from(text);
-  const masked = new Array<boolean>(chars.length).fill(false);
+  const masked = new Array<boolean>(text.length).fill(false);
   for (const [start, end] of masks) {
-    for (let i = Math.max(0, start); i < Math.min(end, chars.length); i++) masked[i] = true;
+    for (let i = Math.max(0, start); i < Math.min(end, text.length); i++) masked[i] = true;
   }
   const segments: Segment[] = [];
-  chars.forEach((ch, i) => push(segments, masked[i] ? 'mask' : 'text', ch));
+  for (let i = 0; i < text.length; i++) {
+    const pair = isHighSurrogate(text.charCodeAt(i)) && i + 1 < text.length;
+    push(segments, masked[i] || (pair && masked[i + 1]) ? 'mask' : 'text', pair ? text.slice(i, i + 2) : text[i]);
+    if (pair) i++;
+  }
   return segments;
 }
 
@@ -101,7 +106,7 @@ export function completionPreview(canvas: CanvasParams, options: PreviewOptions 
     anchor: canvas.range.start,
     segments: inlineSegments(segments, options),
     lines: canvas.text.split('\n').length,
-    maskedCount: segments.filter((s) => s.kind === 'mask').reduce((n, s) => n + Array.from(s.text).length, 0),
+    maskedCount: segments.filter((s) => s.kind === 'mask').reduce((n, s) => n + s.text.length, 0),
   };
 }
 
@@ -143,12 +148,13 @@ export type CanvasTarget = 'rewrite' | 'completion' | 'ignore';
 
 /**
  * Which preview a canvas belongs to. The client cannot see the JSON-RPC ids languageclient assigns, so a rewrite's
- * canvases are recognised by document and range; completions are the empty-range canvases; anything else (e.g. an
- * infill of several ranges) has no preview.
+ * canvases are recognised by document and range; a completion streams over an empty range at the cursor (its last
+ * canvas may cover the rest of the line it re-types); anything else (an infill, a rewrite started from a code action)
+ * has no preview.
  */
 export function routeCanvas(canvas: CanvasParams, rewrite: PendingRewrite | undefined): CanvasTarget {
   if (rewrite && canvas.uri === rewrite.uri && rangesEqual(canvas.range, rewrite.range)) return 'rewrite';
-  return isEmptyRange(canvas.range) ? 'completion' : 'ignore';
+  return isEmptyRange(canvas.range) || canvas.done ? 'completion' : 'ignore';
 }
 
 /** True when `id` belongs to a request sent after `last` (ids from one connection increase; strings can't be ordered). */
@@ -156,6 +162,18 @@ export function isNewerRequest(id: number | string, last: number | string | unde
   if (last === undefined) return true;
   if (typeof id === 'number' && typeof last === 'number') return id > last;
   return id !== last;
+}
+
+/**
+ * Whether decoration types with these keys lay out in this order when they share a position: VS Code sorts them by
+ * class name, `ced-<key>-<rule>`, as strings, so "Type10" comes before "Type9".
+ */
+export function keysRenderInOrder(keys: readonly string[]): boolean {
+  return keys.every((key, i) => i === 0 || `${keys[i - 1]}-` < `${key}-`);
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 function push(segments: Segment[], kind: SegmentKind, text: string): void {

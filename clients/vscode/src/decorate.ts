@@ -1,46 +1,66 @@
 import * as vscode from 'vscode';
-import { LspPosition, Segment, SegmentKind } from './canvas';
+import { keysRenderInOrder, LspPosition, Segment, SegmentKind } from './canvas';
 
-const KINDS: SegmentKind[] = ['text', 'mask', 'newline'];
+const COLORS: Record<SegmentKind, string> = {
+  text: 'editorGhostText.foreground', // decided tokens look like ghost text
+  mask: 'editorWhitespace.foreground', // still-masked slots are faint "·", like rendered whitespace
+  newline: 'editorWhitespace.foreground',
+};
+
+/** Segments drawn at one position before the text is cut into fewer, wider runs. */
+const MAX_SEGMENTS = 32;
 
 /**
  * Draws preview segments as after-text decorations at one position: decided text in the ghost-text colour, masked
- * slots in the faint whitespace colour, line breaks as a faint "⏎".
+ * slots and line breaks faint.
+ *
+ * Several after-texts at one position are laid out in the order of their decoration types' CSS class names, which
+ * VS Code derives from the type's `key`; per-instance render options would get hashed class names and come out
+ * shuffled. So each segment gets its own decoration type with its text built in, and a batch of types whose keys
+ * would not sort in creation order (a counter rolling over to one more digit) is made again.
  */
 export class SegmentDecorations implements vscode.Disposable {
-  private readonly types = new Map<SegmentKind, vscode.TextEditorDecorationType>(
-    KINDS.map((kind) => [
-      kind,
-      vscode.window.createTextEditorDecorationType({
-        after: {
-          color: new vscode.ThemeColor(kind === 'text' ? 'editorGhostText.foreground' : 'editorWhitespace.foreground'),
-          fontStyle: kind === 'text' ? 'italic' : 'normal',
-        },
-        rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
-      }),
-    ]),
-  );
+  private live: vscode.TextEditorDecorationType[] = [];
 
   draw(editor: vscode.TextEditor, at: LspPosition, segments: Segment[], hover?: vscode.MarkdownString): void {
     const position = new vscode.Position(at.line, at.character);
-    const range = new vscode.Range(position, position);
-    for (const kind of KINDS) {
-      const options: vscode.DecorationOptions[] = [];
-      segments.forEach((segment, index) => {
-        if (segment.kind !== kind) return;
-        // One decoration per segment, all at the same position; `index` keeps them in canvas order.
-        options.push({ range, hoverMessage: hover, renderOptions: { after: { contentText: segment.text } } });
-        void index;
-      });
-      editor.setDecorations(this.types.get(kind)!, options);
+    const runs = fewer(segments);
+    let types = runs.map(make);
+    for (let attempt = 0; attempt < 3 && !keysRenderInOrder(types.map((t) => t.key)); attempt++) {
+      types.forEach((t) => t.dispose());
+      types = runs.map(make);
     }
+    types.forEach((type, i) =>
+      editor.setDecorations(type, [{ range: new vscode.Range(position, position), hoverMessage: i === 0 ? hover : undefined }]),
+    );
+    this.live.forEach((t) => t.dispose());
+    this.live = types;
   }
 
-  clear(editor: vscode.TextEditor): void {
-    for (const type of this.types.values()) editor.setDecorations(type, []);
+  clear(): void {
+    this.live.forEach((t) => t.dispose());
+    this.live = [];
   }
 
   dispose(): void {
-    for (const type of this.types.values()) type.dispose();
+    this.clear();
   }
+}
+
+function make(segment: Segment): vscode.TextEditorDecorationType {
+  return vscode.window.createTextEditorDecorationType({
+    after: {
+      contentText: segment.text,
+      color: new vscode.ThemeColor(COLORS[segment.kind]),
+      fontStyle: segment.kind === 'text' ? 'italic' : 'normal',
+    },
+    rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
+  });
+}
+
+/** At most MAX_SEGMENTS runs: the tail is drawn as one text run. */
+function fewer(segments: Segment[]): Segment[] {
+  if (segments.length <= MAX_SEGMENTS) return segments;
+  const tail = segments.slice(MAX_SEGMENTS - 1).map((s) => s.text).join('');
+  return [...segments.slice(0, MAX_SEGMENTS - 1), { kind: 'mask', text: tail }];
 }

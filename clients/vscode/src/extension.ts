@@ -1,9 +1,10 @@
 import * as vscode from 'vscode';
-import { DidChangeConfigurationNotification, LanguageClient, TransportKind } from 'vscode-languageclient/node';
+import { DidChangeConfigurationNotification, LanguageClient } from 'vscode-languageclient/node';
 import { CanvasParams, routeCanvas } from './canvas';
+import { createClient } from './client';
 import { CompletionPreview } from './preview';
 import { RewriteController } from './rewrite';
-import { documentSelector, RESTART_KEYS, serverExecutable, serverSettings } from './settings';
+import { documentSelector, RESTART_KEYS, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
 import { ServerStatus } from './statusText';
 
@@ -14,7 +15,7 @@ const setting = (key: string): unknown => vscode.workspace.getConfiguration('dif
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel('Diffusion LS', { log: true });
   const status = new StatusBar('diffusionLs.showOutput', async () =>
-    client?.isRunning() ? client.sendRequest<ServerStatus>('diffusion/status') : undefined,
+    client?.isRunning() ? client.sendRequest<ServerStatus>('diffusion/status', {}) : undefined,
   );
   const preview = new CompletionPreview(() => setting('preview.enabled') !== false);
   const rewrite = new RewriteController(() => client, (work) => status.track(work));
@@ -28,28 +29,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   const start = async (): Promise<void> => {
-    const { command, args } = serverExecutable(setting);
-    output.info(`starting: ${command} ${args.join(' ')}`);
-    client = new LanguageClient(
-      'diffusionLs',
-      'Diffusion LS',
-      { command, args, transport: TransportKind.stdio },
-      {
-        documentSelector: documentSelector(),
-        outputChannel: output,
-        initializationOptions: () => serverSettings(setting),
-        middleware: {
-          provideInlineCompletionItems: (document, position, ctx, token, next) =>
-            status.track(preview.around(() => next(document, position, ctx, token))),
-        },
-      },
-    );
+    client = createClient(setting, output, preview, status);
     client.onNotification('diffusion/canvas', onCanvas);
     try {
       await client.start();
     } catch (error) {
-      output.error(`diffusion-ls did not start: ${String(error)}`);
-      void vscode.window.showErrorMessage(`Diffusion LS: the server did not start (${command}). See the output.`);
+      output.error(`the server did not start: ${String(error)}`);
+      void vscode.window.showErrorMessage('Diffusion LS: the server did not start. See the output.', 'Show Output')
+        .then((choice) => choice && output.show());
     }
     void status.refresh();
   };
@@ -71,9 +58,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (RESTART_KEYS.some((key) => e.affectsConfiguration(`diffusionLs.${key}`))) void restart();
       else if (e.affectsConfiguration('diffusionLs') && client?.isRunning()) {
-        void client.sendNotification(DidChangeConfigurationNotification.type, {
-          settings: { diffusionLs: serverSettings(setting) },
-        });
+        void client.sendNotification(DidChangeConfigurationNotification.type, { settings: serverSettings(setting) });
       }
     }),
     { dispose: () => void client?.dispose() },

@@ -2,6 +2,9 @@ import * as vscode from 'vscode';
 import { CanvasParams, completionPreview, isNewerRequest } from './canvas';
 import { SegmentDecorations } from './decorate';
 
+/** Canvases closer together than this are coalesced: only the latest is drawn. */
+const FRAME_MS = 16;
+
 /**
  * Streams a completion's intermediate canvases at the cursor. When the request settles the preview is cleared and
  * VS Code's native inline suggestion (Tab, accept word, accept line) takes over.
@@ -9,15 +12,17 @@ import { SegmentDecorations } from './decorate';
 export class CompletionPreview implements vscode.Disposable {
   private readonly decorations = new SegmentDecorations();
   private readonly subscriptions: vscode.Disposable[] = [this.decorations];
-  private editor: vscode.TextEditor | undefined;
   private lastId: number | string | undefined;
   private requests = 0;
+  private pending: CanvasParams | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private drawnAt = 0;
 
   constructor(private readonly enabled: () => boolean) {
     this.subscriptions.push(
       vscode.window.onDidChangeActiveTextEditor(() => this.clear()),
-      vscode.workspace.onDidChangeTextDocument((e) => e.document === this.editor?.document && this.clear()),
-      vscode.window.onDidChangeTextEditorSelection((e) => e.textEditor === this.editor && this.clearIfMoved(e)),
+      vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length > 0 && this.clear()),
+      vscode.window.onDidChangeTextEditorSelection(() => this.clear()),
     );
   }
 
@@ -32,33 +37,38 @@ export class CompletionPreview implements vscode.Disposable {
   }
 
   onCanvas(canvas: CanvasParams): void {
-    const editor = vscode.window.activeTextEditor;
-    if (!this.enabled() || !editor || editor.document.uri.toString() !== canvas.uri) return;
-    if (editor.document.version !== canvas.version) return; // typed since: stale
     if (canvas.id !== this.lastId && !isNewerRequest(canvas.id, this.lastId)) return; // a superseded request
     this.lastId = canvas.id;
     if (canvas.done) return this.clear();
-    const preview = completionPreview(canvas, { tabSize: tabSize(editor), maxChars: 160 });
-    const hover = new vscode.MarkdownString().appendCodeblock(canvas.text, editor.document.languageId);
-    this.editor = editor;
-    this.decorations.draw(editor, preview.anchor, preview.segments, hover);
+    this.pending = canvas;
+    const wait = this.drawnAt + FRAME_MS - Date.now();
+    if (wait <= 0) this.draw();
+    else this.timer ??= setTimeout(() => this.draw(), wait);
   }
 
   clear(): void {
-    if (this.editor) this.decorations.clear(this.editor);
-    this.editor = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = undefined;
+    this.decorations.clear();
   }
 
-  private clearIfMoved(e: vscode.TextEditorSelectionChangeEvent): void {
-    if (e.kind !== vscode.TextEditorSelectionChangeKind.Command) this.clear();
+  private draw(): void {
+    this.timer = undefined;
+    const canvas = this.pending;
+    this.pending = undefined;
+    const editor = vscode.window.activeTextEditor;
+    if (!canvas || !this.enabled() || !editor || editor.document.uri.toString() !== canvas.uri) return;
+    if (editor.document.version !== canvas.version) return; // typed since: stale
+    const tabSize = typeof editor.options.tabSize === 'number' ? editor.options.tabSize : 4;
+    const preview = completionPreview(canvas, { tabSize, maxChars: 160 });
+    const hover = new vscode.MarkdownString().appendCodeblock(canvas.text, editor.document.languageId);
+    this.decorations.draw(editor, preview.anchor, preview.segments, hover);
+    this.drawnAt = Date.now();
   }
 
   dispose(): void {
     this.clear();
     for (const s of this.subscriptions) s.dispose();
   }
-}
-
-function tabSize(editor: vscode.TextEditor): number {
-  return typeof editor.options.tabSize === 'number' ? editor.options.tabSize : 4;
 }

@@ -164,7 +164,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     this.session = undefined;
     if (session) {
       session.editor.setDecorations(this.struck, []);
-      this.decorations.clear(session.editor);
+      this.decorations.clear();
       session.tokens.dispose();
     }
     void this.setPending(false);

@@ -4,16 +4,24 @@
 export type Getter = (key: string) => unknown;
 
 /** Settings the server reads (initializationOptions and workspace/didChangeConfiguration), under their wire names. */
-export const SERVER_KEYS = [
-  'backend',
-  'modelPath',
-  'strategy',
-  'steps',
-  'threshold',
-  'contextBudget',
-  'maxTokens',
-  'blockSize',
-] as const;
+export const SERVER_KEYS = {
+  backend: 'string',
+  modelPath: 'string',
+  device: 'string',
+  threads: 'number',
+  strategy: 'string',
+  steps: 'number',
+  threshold: 'number',
+  blockSize: 'number',
+  maxTokens: 'number',
+  contextBudget: 'number',
+  debounceMs: 'number',
+  languages: 'strings',
+  logLevel: 'string',
+  logFile: 'string',
+} as const;
+
+export type ServerValue = string | number | string[] | null;
 
 /** Settings that only take effect when the server process is started again. */
 export const RESTART_KEYS = ['server.command', 'server.args', 'pythonPath'] as const;
@@ -47,17 +55,25 @@ export function serverExecutable(get: Getter): Executable {
 }
 
 /**
- * The settings sent to the server. Unset (null) settings are left out so the server's own defaults apply; values of
- * the wrong type are left out too (the server validates ranges and reports bad values itself).
+ * The settings sent to the server, flat, every key present: null (unset, or a value of the wrong type) means "the
+ * server's default", which also resets a value set earlier, since the server applies a change as a partial update.
+ * The server validates ranges and reports bad values itself.
  */
-export function serverSettings(get: Getter): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
-  for (const key of SERVER_KEYS) {
+export function serverSettings(get: Getter): Record<string, ServerValue> {
+  const out: Record<string, ServerValue> = {};
+  for (const [key, type] of Object.entries(SERVER_KEYS)) {
     const value = get(key);
-    if (typeof value === 'number' && Number.isFinite(value)) out[key] = value;
-    else if (typeof value === 'string' && value.trim() !== '') out[key] = value.trim();
+    if (type === 'number') out[key] = typeof value === 'number' && Number.isFinite(value) ? value : null;
+    else if (type === 'string') out[key] = nonEmptyString(value) ?? null;
+    else out[key] = Array.isArray(value) ? stringArray(value) : null;
   }
   return out;
+}
+
+/** The client-side wait after a keystroke before asking for a completion (the server's `debounceMs`). */
+export function debounceMs(get: Getter, fallback = 75): number {
+  const value = get('debounceMs');
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : fallback;
 }
 
 /** Document selector entries for the supported languages, on disk and unsaved. */

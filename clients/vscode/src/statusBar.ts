@@ -8,6 +8,7 @@ export class StatusBar implements vscode.Disposable {
   private status: ServerStatus | undefined;
   private progress: Progress | undefined;
   private inFlight = 0;
+  private poll: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     command: string,
@@ -40,11 +41,14 @@ export class StatusBar implements vscode.Disposable {
 
   async refresh(): Promise<void> {
     try {
-      this.status = (await this.fetchStatus()) ?? this.status;
+      const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000));
+      this.status = (await Promise.race([this.fetchStatus(), timeout])) ?? this.status;
     } catch {
       // The server is starting or gone; the output channel says why.
     }
     this.render();
+    clearTimeout(this.poll);
+    if (this.status?.loading) this.poll = setTimeout(() => void this.refresh(), 1000); // until the model is loaded
   }
 
   private render(): void {
@@ -54,6 +58,7 @@ export class StatusBar implements vscode.Disposable {
   }
 
   dispose(): void {
+    clearTimeout(this.poll);
     this.item.dispose();
   }
 }

@@ -3,9 +3,10 @@
 /** The reply to `diffusion/status`. */
 export interface ServerStatus {
   backend: string;
-  model: string;
+  model?: string | null; // null until the model is loaded
   device?: string;
   loaded: boolean;
+  loading?: boolean;
   error?: string | null;
   lastLatencyMs?: number | null;
   tokensPerForward?: number | null;
@@ -24,7 +25,8 @@ export function statusText(status: ServerStatus | undefined, progress: Progress 
   }
   if (!status) return '$(circle-outline) diffusion';
   if (status.error) return '$(error) diffusion';
-  const parts = [`${status.backend}`, shortModel(status.model)];
+  if (status.loading) return `$(loading~spin) ${status.backend} · loading`;
+  const parts = [status.backend, ...(status.model ? [shortModel(status.model)] : [])];
   if (isNumber(status.lastLatencyMs)) parts.push(`${Math.round(status.lastLatencyMs)} ms`);
   if (isNumber(status.tokensPerForward)) parts.push(`${status.tokensPerForward.toFixed(1)} tok/fwd`);
   return `${status.loaded ? '$(sparkle)' : '$(circle-outline)'} ${parts.join(' · ')}`;
@@ -36,7 +38,7 @@ export function statusTooltip(status: ServerStatus | undefined, progress: Progre
   if (!status) {
     lines.push('diffusion-ls: no status yet');
   } else {
-    lines.push(`Backend: ${status.backend}`, `Model: ${status.model}`);
+    lines.push(`Backend: ${status.backend}`, `Model: ${status.model ?? '(not loaded)'}`);
     if (status.device) lines.push(`Device: ${status.device}`);
     lines.push(`Loaded: ${status.loaded ? 'yes' : 'no'}`);
     if (isNumber(status.lastLatencyMs)) lines.push(`Last latency: ${Math.round(status.lastLatencyMs)} ms`);

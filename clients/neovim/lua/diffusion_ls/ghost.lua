@@ -32,15 +32,15 @@ local own_tick = {}
 
 local timer ---@type uv.uv_timer_t?
 
---- Character ranges [s, e) of `text` as byte ranges, sorted.
+--- Ranges [s, e) of `text` in UTF-16 code units (as the server sends them) as byte ranges, sorted.
 ---@param text string
 ---@param masks? integer[][]
 ---@return integer[][]
 local function mask_bytes(text, masks)
   local out = {}
   for _, m in ipairs(masks or {}) do
-    local s = vim.str_byteindex(text, 'utf-32', m[1], false)
-    local e = vim.str_byteindex(text, 'utf-32', m[2], false)
+    local s = vim.str_byteindex(text, 'utf-16', m[1], false)
+    local e = vim.str_byteindex(text, 'utf-16', m[2], false)
     if e > s then
       out[#out + 1] = { s, e }
     end
@@ -53,7 +53,7 @@ end
 
 --- Split text into lines of [text, hl_group] chunks, masked character ranges drawn with `masked_hl`.
 ---@param text string
----@param masks? integer[][] [start, end) character ranges of text
+---@param masks? integer[][] [start, end) ranges of text in UTF-16 code units
 ---@param hl string
 ---@param masked_hl string
 ---@param offset? integer bytes of plain text (hl) prepended to the first line (rewrite previews)

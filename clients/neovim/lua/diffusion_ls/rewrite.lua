@@ -24,7 +24,7 @@ M.set_highlights()
 ---@field req? diffusion_ls.Request
 ---@field sel diffusion_ls.Selection
 ---@field text string the rewritten text so far (final once `edit` is set)
----@field masks? integer[][] still-masked character ranges of `text`
+---@field masks? integer[][] still-masked ranges of `text` (UTF-16 code units)
 ---@field edit? lsp.TextEdit the result, applied on accept
 ---@field step integer
 
@@ -68,7 +68,7 @@ local function render(bufnr, p)
   local first = vim.api.nvim_buf_get_lines(bufnr, sel.srow, sel.srow + 1, false)[1] or ''
   local last = vim.api.nvim_buf_get_lines(bufnr, sel.erow, sel.erow + 1, false)[1] or ''
   local prefix, suffix = first:sub(1, sel.scol), last:sub(sel.ecol + 1)
-  local shift = vim.str_utfindex(prefix, 'utf-32')
+  local shift = vim.str_utfindex(prefix, 'utf-16')
   local masks = {}
   for _, m in ipairs(p.masks or {}) do
     masks[#masks + 1] = { m[1] + shift, m[2] + shift }

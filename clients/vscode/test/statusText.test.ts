@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ServerStatus, shortModel, statusText, statusTooltip } from '../src/statusText';
+
+const status: ServerStatus = {
+  backend: 'embedded',
+  model: '/models/diffusion-tiny/',
+  device: 'cpu',
+  loaded: true,
+  lastLatencyMs: 123.4,
+  tokensPerForward: 2.345,
+  nfe: 8,
+};
+
+describe('statusText', () => {
+  it('shows backend, model, last latency and tokens per forward', () => {
+    assert.equal(statusText(status, undefined), '$(sparkle) embedded · diffusion-tiny · 123 ms · 2.3 tok/fwd');
+  });
+
+  it('spins while denoising, with the forward passes so far', () => {
+    assert.equal(statusText(status, {}), '$(sync~spin) denoising');
+    assert.equal(statusText(status, { step: 2, nfe: 3 }), '$(sync~spin) denoising · 3 fwd');
+  });
+
+  it('leaves out numbers the server has not measured yet and flags errors', () => {
+    assert.equal(statusText({ backend: 'vllm', model: 'm', loaded: false }, undefined), '$(circle-outline) vllm · m');
+    assert.equal(statusText({ ...status, error: 'no weights' }, undefined), '$(error) diffusion');
+  });
+
+  it('has a tooltip with every field', () => {
+    const tooltip = statusTooltip({ ...status, error: 'boom' }, undefined);
+    for (const piece of ['embedded', 'diffusion-tiny', 'cpu', '123 ms', '2.35', 'boom', 'output channel']) {
+      assert.ok(tooltip.includes(piece), piece);
+    }
+  });
+});
+
+describe('shortModel', () => {
+  it('keeps the last path component', () => {
+    assert.equal(shortModel('org/model-1b'), 'model-1b');
+    assert.equal(shortModel('C:\\models\\tiny'), 'tiny');
+    assert.equal(shortModel('tiny'), 'tiny');
+  });
+});
+
+describe('statusText while the model loads', () => {
+  it('spins and names the backend', () => {
+    assert.equal(statusText({ backend: 'embedded', model: null, loaded: false, loading: true }, undefined), '$(loading~spin) embedded · loading');
+  });
+});

@@ -1,0 +1,144 @@
+"""Cleaning a fill before it reaches the editor: each rule a pure function, `finalize` chains them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from infill import _syntax
+from infill.holes import PLACEHOLDER
+
+_OPENERS = {")": "(", "]": "[", "}": "{"}
+_TRAILING_PUNCT = set(")]};,:'\"`")
+
+
+def trim_pads(ids: Sequence[int], pad: int, eos: int | None = None, mask: int | None = None) -> list[int]:
+    """ids without pad (and leftover mask) slots, cut at the first end-of-text token."""
+    out = []
+    for tid in ids:
+        if eos is not None and tid == eos:
+            break
+        if tid != pad and (mask is None or tid != mask):
+            out.append(tid)
+    return out
+
+
+def trim_trailing_whitespace(fill: str, suffix: str) -> str:
+    """Drop whitespace at the end of fill when the suffix starts a new line (or is empty): no blank lines pile up."""
+    if not suffix or suffix[0] in "\r\n":
+        return fill.rstrip()
+    return fill
+
+
+def _excess_closers(text: str) -> dict[str, int]:
+    """Per closing bracket, how many more closers than openers text has."""
+    return {c: text.count(c) - text.count(o) for c, o in _OPENERS.items()}
+
+
+def dedupe_suffix(fill: str, suffix: str, max_lines: int = 3) -> str:
+    """Remove the end of fill that repeats the start of the suffix.
+
+    Whole lines: the fill's last lines equal (ignoring indentation) the suffix's next non-blank lines. Within the
+    line: the fill ends with the first chars of the suffix's line when they are closing punctuation the fill does not
+    need (a closing bracket only when the fill has more closers than openers).
+    """
+    # Whole lines.
+    fill_lines = fill.rstrip().split("\n")
+    suffix_lines = [ln.strip() for ln in suffix.split("\n") if ln.strip()][:max_lines]
+    for n in range(min(max_lines, len(fill_lines) - 1, len(suffix_lines)), 0, -1):
+        tail = [ln.strip() for ln in fill_lines[-n:]]
+        if tail == suffix_lines[:n]:
+            return "\n".join(fill_lines[:-n]).rstrip(" \t")
+    # Within the line.
+    rest = suffix.split("\n", 1)[0].strip()
+    stripped = fill.rstrip(" \t")
+    excess = _excess_closers(stripped)
+    for k in range(min(len(rest), 8), 0, -1):
+        tail = rest[:k]
+        if not stripped.endswith(tail) or not set(tail) <= _TRAILING_PUNCT:
+            continue
+        if all(excess.get(c, 0) >= tail.count(c) for c in _OPENERS if c in tail):
+            return stripped[: len(stripped) - k]
+    return fill
+
+
+def _leading(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def normalize_indent(fill: str, line_prefix: str, indent: str, unit: str = "    ") -> str:
+    """Re-base the fill's later lines on the enclosing block's indentation.
+
+    line_prefix is the cursor line's text before the hole; indent the block indentation the hole's lines belong to.
+    A fill on an empty line gets the missing indentation on its first line; later lines are shifted together so the
+    first of them sits at indent (one unit deeper when the first line opens a block), unless the first line continues
+    onto them (open brackets); leading tabs become unit when unit is spaces.
+    """
+    lines = fill.split("\n")
+    if "\t" not in unit and unit:
+        lines = [_leading(ln).replace("\t", unit) + ln.lstrip(" \t") for ln in lines]
+    if not line_prefix.strip() and len(line_prefix) < len(indent) and lines[0].strip():
+        lines[0] = indent[len(line_prefix) :] + lines[0].lstrip(" \t")
+    later = [ln for ln in lines[1:] if ln.strip()]
+    first = lines[0].split("#")[0].rstrip()
+    if (
+        not later
+        or any(v < 0 for v in _excess_closers(first).values())
+        or sum(first.count(o) for o in "([{") > sum(first.count(c) for c in ")]}") + first.endswith("{")
+    ):
+        return "\n".join(lines)  # no later lines, or the first line continues onto them (open brackets)
+    # The model's frame: where it put the first later line says where it thinks the first line starts.
+    base = len(_leading(later[0])) - (len(unit) if first.endswith((":", "{")) else 0)
+    delta = len(indent) - base
+    if delta == 0:
+        return "\n".join(lines)
+    out = [lines[0]]
+    for ln in lines[1:]:
+        if not ln.strip():
+            out.append(ln)
+        elif delta > 0:
+            out.append(indent[:delta] if len(indent) >= delta else " " * delta)
+            out[-1] += ln
+        else:
+            lead = _leading(ln)
+            out.append(lead[: max(0, len(lead) + delta)] + ln.lstrip(" \t"))
+    return "\n".join(out)
+
+
+def truncate_to_syntax(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
+    """Drop trailing lines of fill until the file has no more ERROR/MISSING nodes than with a placeholder (SAFIM).
+
+    If no truncation gets there, the least broken one (fewest errors, then fewest bytes in errors; longest on ties).
+    """
+    if lang is None or not fill:
+        return fill
+    target = _syntax.count_errors(prefix + PLACEHOLDER + suffix, lang)
+    lines = fill.split("\n")
+    best, best_cost = fill, None
+    for n in range(len(lines), -1, -1):
+        candidate = "\n".join(lines[:n]).rstrip(" \t") if n < len(lines) else fill
+        cost = _syntax.brokenness(prefix + candidate + suffix, lang)
+        if cost[0] <= target:
+            return candidate
+        if best_cost is None or cost < best_cost:
+            best, best_cost = candidate, cost
+    return best
+
+
+def finalize(
+    prefix: str, fill: str, suffix: str, lang: str | None, situation: str, indent: str | None = None, unit: str = "    "
+) -> str:
+    """The fill to insert between prefix and suffix: deduplicated, re-indented (python), syntax-truncated.
+
+    Never leaves the file with more ERROR/MISSING nodes than the empty fill: then "" is returned.
+    """
+    line_prefix = prefix[max(prefix.rfind("\n"), prefix.rfind("\r")) + 1 :]
+    fill = trim_trailing_whitespace(fill, suffix)
+    fill = dedupe_suffix(fill, suffix)
+    if lang == "python" and situation not in ("comment", "rest_of_line", "expression", "arguments", "control_header"):
+        fill = normalize_indent(fill, line_prefix, line_prefix if indent is None else indent, unit)
+    fill = truncate_to_syntax(prefix, fill, suffix, lang)
+    fill = trim_trailing_whitespace(fill, suffix)
+    if lang is not None and fill:
+        if _syntax.count_errors(prefix + fill + suffix, lang) > _syntax.count_errors(prefix + suffix, lang):
+            return ""
+    return fill

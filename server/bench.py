@@ -1,0 +1,588 @@
+"""`diffusion-ls bench`: speed, on the same holes, side by side. Quality lives in `diffusion-ls eval`.
+
+    diffusion-ls bench [--quick] [--json] [--plot DIR]
+
+1. engine only: every hole's canvas decoded by the default sampler, by one-token-per-forward (confidence order) and
+   by the autoregressive next-token head through the cache; the canvas never grows here, so all three fill the
+   same slots -> nfe, tokens per forward, ms per fill, `speedup_vs_one_per_forward`, `speedup_vs_ar` (decoding
+   time; each fill starts from a fresh session, so prefill is the same for all three and reported apart);
+2. per keystroke: typing a line into files of ~512 / ~2k / ~8k tokens, one character at a time, each keystroke the
+   server's own pipeline (hole, context, prefill, denoise, post-process) with the per-document context cache and
+   with it dropped before every keystroke -> p50/p95, `context_scaling_8k_over_512`, `cache_speedup`;
+3. through the real server over stdio: the same typing as didChange + textDocument/inlineCompletion; request ->
+   first `diffusion/canvas` and -> result, against the same pipeline in this process -> `lsp_overhead_ratio`.
+
+Holes and files come from Python's standard library sources (present on every install, the same for one Python
+version), so a fresh clone needs no data. Times are wall-clock on a possibly busy machine: the load average is
+reported next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from server.config import Settings
+
+SIZES = (512, 2048, 8192)  # file sizes in tokens for the per-keystroke leg
+SOURCES = ("shlex.py", "textwrap.py", "difflib.py", "argparse.py", "configparser.py", "inspect.py")
+HOLE_KINDS = ("rest_of_line", "statement", "arguments", "expression", "control_header")
+_CODE_LINE = re.compile(r"^ {4,}(return |if |for |self\.\w+ = |[a-z_]\w* = )\S.{12,}")  # indented code, not prose
+MAX_HOLE_CAPACITY = 64  # engine-only holes: one-token-per-forward pays one forward per slot, pads included
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each leg a run does."""
+
+    holes: int  # engine-only holes
+    keystrokes: int  # typed characters per file size and cache mode
+    lsp_keystrokes: int  # typed characters through the server (and the in-process reference)
+    frontier_records: int  # humaneval-single records per sampler setting for the quality/speed plot
+    max_tokens: int  # the server's maxTokens for the typing legs (a fill that never ends stops here)
+
+
+FULL = Plan(holes=24, keystrokes=24, lsp_keystrokes=16, frontier_records=40, max_tokens=Settings().max_tokens)
+QUICK = Plan(holes=4, keystrokes=4, lsp_keystrokes=4, frontier_records=5, max_tokens=24)
+FRONTIER = ("one-per-forward", "threshold:0.99", "threshold:0.9", "threshold:0.7", "threshold:0.5", "threshold:0.3")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="a small run (a couple of minutes on a laptop CPU)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="DIR", help="write PNG plots (denoising, quality frontier, latency) to DIR")
+    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch CPU threads, here and in the server (default: torch's)")
+    p.add_argument("--budget", type=int, default=Settings().context_budget, help="context tokens around the hole")
+    p.add_argument("--max-tokens", type=int, help="cap on one fill while typing (default: the server's; --quick: 48)")
+    p.add_argument("--holes", type=int, help="engine-only holes")
+    p.add_argument("--keystrokes", type=int, help="typed characters per file size and cache mode (and at most this many through the server)")
+    p.add_argument("--no-lsp", action="store_true", help="skip the leg through the language server")
+    p.add_argument("--data", help="evaluation data folder for the quality plot (default: ../shared/data)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# -- numbers ----------------------------------------------------------------------------------------------------------
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank) of xs, rounded to 0.1."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    return round(s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))], 1)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def machine(backend) -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu or platform.machine(),
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "device": backend.device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "model": backend.model_name,
+        "params_m": round(sum(p.numel() for p in backend.model.parameters()) / 1e6, 2)
+        if hasattr(backend, "model") else None,
+    }
+
+
+# -- sources ----------------------------------------------------------------------------------------------------------
+
+
+def source_files() -> list[tuple[str, str]]:
+    """(name, text) of the standard-library files holes and typed files come from (this repo's as a fallback)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out = [(n, (stdlib / n).read_text(encoding="utf-8")) for n in SOURCES if (stdlib / n).is_file()]
+    if not out:
+        root = Path(__file__).resolve().parents[1]
+        out = [(str(p.relative_to(root)), p.read_text(encoding="utf-8")) for p in sorted(root.glob("*/*.py"))]
+    return out
+
+
+@dataclass
+class Hole:
+    name: str
+    prefix: str
+    suffix: str
+    context: list[int]
+    capacity: int
+
+
+def engine_holes(tok, n: int, budget: int) -> list[Hole]:
+    """n holes cut by tree-sitter spans from the sources, sized as the server sizes them (capped for fairness)."""
+    from infill.canvas import spm_context
+    from infill.holes import find_hole
+    from infill.sizing import pick_spans
+    from infill.spans import syntax_spans
+
+    pool = []
+    for name, text in source_files():
+        for s in pick_spans(text, syntax_spans(text, "python"), HOLE_KINDS, 2):
+            pool.append((name, text, s))
+    from infill.evaluate import spread
+
+    holes = []
+    for name, text, s in spread(pool, n):
+        prefix, suffix = text[: s.start], text[s.end :]
+        cap = min(find_hole(prefix + suffix, len(prefix), "python", tok).capacity, MAX_HOLE_CAPACITY)
+        holes.append(Hole(f"{name}:{s.start}:{s.kind}", prefix, suffix, spm_context(prefix, suffix, tok, budget), cap))
+    return holes
+
+
+def typed_file(tok, target: int) -> tuple[str, int, str]:
+    """A file of about `target` tokens (whole lines of the sources), a cursor at the start of a line's code, and that
+    line's code (to be typed): (text without the line's code, cursor offset, code)."""
+    lines: list[str] = []
+    for _, text in source_files():
+        lines += text.splitlines(keepends=True)
+    counts = [len(ids) for ids in tok.encode_batch(lines[: target * 2])]
+    total, n = 0, 0
+    while n < len(counts) and total < target:
+        total += counts[n]
+        n += 1
+    lines = lines[:n]
+    # the line to type: an indented statement past 60% of the file, long enough to type a few keystrokes
+    order = list(range(int(len(lines) * 0.6), len(lines))) + list(range(int(len(lines) * 0.6)))
+    i = next((k for k in order if _CODE_LINE.match(lines[k]) and len(lines[k].strip()) < 90), order[0])
+    line = lines[i]
+    indent = len(line) - len(line.lstrip())
+    code = line.strip()
+    before = "".join(lines[:i]) + line[:indent]
+    after = line[indent + len(code):] + "".join(lines[i + 1 :])
+    return before + after, len(before), code
+
+
+# -- leg 1: engine only -----------------------------------------------------------------------------------------------
+
+
+def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, list]:
+    """Each hole decoded three ways from a fresh session; returns (summary, states of the first default fill)."""
+    from tqdm import tqdm
+
+    from engine.sampler import CanvasSpec, autoregressive, fill
+    from infill.evaluate import one_per_forward
+
+    mask = backend.special.mask
+    fast = replace(cfg, grow=False)
+    one = one_per_forward(fast)
+    rows = {"default": [], "one_per_forward": [], "ar": []}
+    demo: list = []
+    for h in tqdm(holes, desc="engine", unit="hole", disable=not progress, leave=False):
+        for key, c in (("default", fast), ("one_per_forward", one)):
+            backend.drop_session("bench")
+            t0 = time.perf_counter()
+            _, st, states = fill(backend, h.context, CanvasSpec.single(h.capacity, mask), c, session="bench")
+            total = (time.perf_counter() - t0) * 1e3
+            rows[key].append((st.nfe, st.tokens, total - st.prefill_ms, st.prefill_ms))
+            if key == "default" and (not demo or len(states) > len(demo)):
+                demo = states
+        backend.drop_session("bench")
+        t0 = time.perf_counter()
+        _, st = autoregressive(backend, h.context, h.capacity, session="bench")
+        total = (time.perf_counter() - t0) * 1e3
+        rows["ar"].append((st.nfe, st.tokens, total - st.prefill_ms, st.prefill_ms))
+    backend.drop_session("bench")
+
+    def summary(r: list) -> dict:
+        nfe, tokens = sum(x[0] for x in r), sum(x[1] for x in r)
+        return {
+            "nfe": round(nfe / len(r), 2),
+            "tokens": round(tokens / len(r), 2),
+            "tokens_per_forward": round(tokens / nfe, 3) if nfe else None,
+            "decode_ms_p50": pct([x[2] for x in r], 0.5),
+            "decode_ms_mean": round(sum(x[2] for x in r) / len(r), 1),
+            "prefill_ms_p50": pct([x[3] for x in r], 0.5),
+            "fill_ms_p50": pct([x[2] + x[3] for x in r], 0.5),
+            "ms_per_forward": round(sum(x[2] for x in r) / nfe, 2) if nfe else None,
+        }
+
+    out = {k: summary(v) for k, v in rows.items()}
+    out["holes"] = len(holes)
+    out["capacity_mean"] = round(sum(h.capacity for h in holes) / len(holes), 1)
+    out["context_tokens_mean"] = round(sum(len(h.context) for h in holes) / len(holes), 1)
+    d, o, a = out["default"], out["one_per_forward"], out["ar"]
+    out["speedup_vs_one_per_forward"] = ratio(o["decode_ms_mean"], d["decode_ms_mean"])
+    out["speedup_vs_ar"] = ratio(a["decode_ms_mean"], d["decode_ms_mean"])
+    out["nfe_ratio_vs_one_per_forward"] = ratio(o["nfe"], d["nfe"])
+    out["nfe_ratio_vs_ar"] = ratio(a["nfe"], d["nfe"])
+    return out, demo
+
+
+# -- leg 2: per keystroke ---------------------------------------------------------------------------------------------
+
+
+def keystroke_leg(backend, settings: Settings, plan: Plan, progress: bool, sizes=SIZES) -> dict:
+    """Type a line into files of each size; every keystroke runs the server's pipeline, cached and uncached."""
+    from tqdm import tqdm
+
+    from server import fill
+
+    tok = backend.tokenizer
+    cfg = settings.sampler()
+    out: dict = {}
+    bar = tqdm(total=len(sizes) * 2 * plan.keystrokes, desc="keystrokes", unit="key", disable=not progress,
+               leave=False)
+    for size in sizes:
+        text, cursor, code = typed_file(tok, size)
+        entry: dict = {"file_tokens": len(tok.encode(text)), "typed": code[: plan.keystrokes]}
+        for cached in (True, False):
+            session = f"bench-type-{size}"
+            backend.drop_session(session)
+            # warm-up: the file as it is, before typing (not timed): the cache holds its context
+            fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget,
+                                               settings.max_tokens), cfg, session)
+            lat, plan_ms, prefill, nfe = [], [], [], []
+            for k in range(1, plan.keystrokes + 1):
+                doc = text[:cursor] + code[:k] + text[cursor:]
+                if not cached:
+                    backend.drop_session(session)
+                t0 = time.perf_counter()
+                p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
+                t1 = time.perf_counter()
+                o = fill.run(backend, p, cfg, session)
+                lat.append((time.perf_counter() - t0) * 1e3)
+                plan_ms.append((t1 - t0) * 1e3)
+                prefill.append(o.stats.prefill_ms)
+                nfe.append(o.stats.nfe)
+                bar.update()
+            backend.drop_session(session)
+            entry["cache" if cached else "no_cache"] = {
+                "p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95), "prefill_ms_p50": pct(prefill, 0.5),
+                "plan_ms_p50": pct(plan_ms, 0.5),  # hole finding and sizing (tree-sitter) + context, before the engine
+                "nfe_mean": round(sum(nfe) / len(nfe), 2),
+            }
+        out[str(size)] = entry
+    bar.close()
+    small, big = out[str(sizes[0])], out[str(sizes[-1])]
+    return {
+        "files": out,
+        "context_scaling_8k_over_512": ratio(big["cache"]["p50_ms"], small["cache"]["p50_ms"]),
+        "context_scaling_no_cache": ratio(big["no_cache"]["p50_ms"], small["no_cache"]["p50_ms"]),
+        "cache_speedup": ratio(big["no_cache"]["p50_ms"], big["cache"]["p50_ms"]),
+    }
+
+
+# -- leg 3: through the language server -------------------------------------------------------------------------------
+
+
+class RpcClient:
+    """Just enough JSON-RPC over a subprocess' stdio to time a language server: requests, notifications, and a
+    timestamp for every notification received."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self._next = 0
+        self._pending: dict[int, asyncio.Future] = {}
+        self.notes: list[tuple[float, str, dict]] = []  # (perf_counter at arrival, method, params)
+        self._note_event = asyncio.Event()
+        self._reader: asyncio.Task | None = None
+
+    async def start(self, cmd: list[str], cwd: str, env: dict, stderr) -> None:
+        self.proc = await asyncio.create_subprocess_exec(*cmd, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE,
+                                                         stdout=asyncio.subprocess.PIPE, stderr=stderr)
+        self._reader = asyncio.create_task(self._read())
+
+    def _send(self, msg: dict) -> None:
+        body = json.dumps(msg).encode("utf-8")
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    async def request(self, method: str, params: object, timeout: float = 300) -> object:
+        self._next += 1
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[self._next] = fut
+        self._send({"jsonrpc": "2.0", "id": self._next, "method": method, "params": params})
+        return await asyncio.wait_for(fut, timeout)
+
+    @property
+    def last_id(self) -> int:
+        return self._next
+
+    def notify(self, method: str, params: object) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout = self.proc.stdout
+        while True:
+            length = 0
+            while True:
+                line = await stdout.readline()
+                if not line:
+                    for fut in self._pending.values():
+                        if not fut.done():
+                            fut.set_exception(ConnectionError("the server exited"))
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                name, _, value = line.decode("ascii").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            msg = json.loads(await stdout.readexactly(length))
+            now = time.perf_counter()
+            if "method" not in msg:  # a response
+                fut = self._pending.pop(msg.get("id"), None)
+                if fut is not None and not fut.done():
+                    if "error" in msg:
+                        fut.set_exception(RuntimeError(f"{msg['error'].get('message')} ({msg['error'].get('code')})"))
+                    else:
+                        fut.set_result(msg.get("result"))
+            elif "id" in msg:  # a request from the server: configuration gets empty sections, the rest null
+                items = (msg.get("params") or {}).get("items", [])
+                result = [None] * len(items) if msg["method"] == "workspace/configuration" else None
+                self._send({"jsonrpc": "2.0", "id": msg["id"], "result": result})
+            else:
+                self.notes.append((now, msg["method"], msg.get("params") or {}))
+                self._note_event.set()
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            await self.request("shutdown", None, timeout=10)
+            self.notify("exit", None)
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except (Exception, asyncio.CancelledError):
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+def _position(text: str, offset: int) -> dict:
+    """LSP position of a char offset (the typed text is ASCII: UTF-16 units = chars)."""
+    line = text.count("\n", 0, offset)
+    return {"line": line, "character": offset - (text.rfind("\n", 0, offset) + 1)}
+
+
+async def _lsp_typing(options: dict, text: str, cursor: int, code: str, keystrokes: int) -> dict:
+    """Open the file in a server over stdio, warm it up, then type: didChange + inlineCompletion per keystroke."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+    client = RpcClient()
+    uri = "file:///bench/typing.py"
+    first, final = [], []
+    with tempfile.TemporaryFile() as err:
+        try:
+            await client.start([sys.executable, "-m", "server.cli", "serve"], str(root), env, err)
+            await client.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {},
+                                                "initializationOptions": options})
+            client.notify("initialized", {})
+            client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                                    "text": text}})
+            doc_pos = {"textDocument": {"uri": uri}, "context": {"triggerKind": 2}}
+            await client.request("textDocument/inlineCompletion", {**doc_pos, "position": _position(text, cursor)})
+            for k in range(1, keystrokes + 1):
+                pos = _position(text, cursor + k - 1)
+                client.notify("textDocument/didChange", {
+                    "textDocument": {"uri": uri, "version": 1 + k},
+                    "contentChanges": [{"range": {"start": pos, "end": pos}, "text": code[k - 1]}]})
+                seen = len(client.notes)
+                t0 = time.perf_counter()
+                await client.request("textDocument/inlineCompletion",
+                                     {**doc_pos, "position": _position(text, cursor + k)})
+                t1 = time.perf_counter()
+                rid = client.last_id
+                canvas = [t for t, m, p in client.notes[seen:] if m == "diffusion/canvas" and p.get("id") == rid]
+                final.append((t1 - t0) * 1e3)
+                if canvas:
+                    first.append((canvas[0] - t0) * 1e3)
+        except Exception as exc:
+            err.seek(0)
+            tail = err.read()[-2000:].decode("utf-8", "replace")
+            raise RuntimeError(f"{exc}; server stderr: {tail.strip()}") from exc
+        finally:
+            await client.stop()
+    return {"final": final, "first": first}
+
+
+def lsp_leg(backend, settings: Settings, options: dict, plan: Plan) -> dict:
+    """Typing through the server vs. the same pipeline in this process; ratio of the p50 final latencies."""
+    from server import fill
+
+    tok = backend.tokenizer
+    text, cursor, code = typed_file(tok, SIZES[0])
+    n = min(plan.lsp_keystrokes, len(code))
+    lsp = asyncio.run(_lsp_typing(options, text, cursor, code, n))
+    cfg = settings.sampler()
+    session = "bench-lsp-reference"
+    backend.drop_session(session)
+    fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget, settings.max_tokens),
+             cfg, session)
+    eng_first, eng_final = [], []
+    for k in range(1, n + 1):
+        doc = text[:cursor] + code[:k] + text[cursor:]
+        firsts: list[float] = []
+        t0 = time.perf_counter()
+        p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
+        fill.run(backend, p, cfg, session, on_partial=lambda _p, f=firsts: f.append(time.perf_counter()))
+        t1 = time.perf_counter()
+        eng_final.append((t1 - t0) * 1e3)
+        eng_first.append(((firsts[0] if firsts else t1) - t0) * 1e3)
+    backend.drop_session(session)
+    out = {
+        "keystrokes": n,
+        "first_state_ms_p50": pct(lsp["first"], 0.5),
+        "first_state_ms_p95": pct(lsp["first"], 0.95),
+        "final_ms_p50": pct(lsp["final"], 0.5),
+        "final_ms_p95": pct(lsp["final"], 0.95),
+        "engine_first_state_ms_p50": pct(eng_first, 0.5),
+        "engine_final_ms_p50": pct(eng_final, 0.5),
+    }
+    out["lsp_overhead_ratio"] = ratio(out["final_ms_p50"], out["engine_final_ms_p50"])
+    return out
+
+
+# -- quality vs speed (for the plot) ----------------------------------------------------------------------------------
+
+
+def frontier(backend, data: str | None, budget: int, n: int, base_cfg, progress: bool) -> dict:
+    """Quality and tokens per forward across sampler settings on a small humaneval-single subset (oracle sizing, so
+    only the sampler differs); without the data, held-out holes from the sources with exact match."""
+    from infill import evaluate as ev
+
+    try:
+        tasks = ev.load_suite("humaneval-single", data, limit=n)
+        metric = "pass@1"
+    except ev.EvalError:
+        with tempfile.TemporaryDirectory() as d:
+            for name, text in source_files()[:3]:
+                Path(d, name).write_text(text, encoding="utf-8")
+            tasks = ev.spread(ev.heldout_tasks(d), n)
+        metric = "exact_match"
+    sizing = ev.parse_sizing("oracle")
+    points = []
+    for spec in FRONTIER:
+        sampler = ev.parse_sampler(spec, base_cfg)
+        r = ev.evaluate(backend, tasks, sizing, sampler, budget, progress=progress)
+        points.append({"sampler": spec, "tokens_per_forward": r["tokens_per_forward"], "nfe": r["nfe"],
+                       metric: r[metric], "exact_match": r["exact_match"], "edit_similarity": r["edit_similarity"]})
+    return {"suite": tasks[0].suite if tasks else None, "n": len(tasks), "metric": metric, "sizing": "oracle",
+            "points": points}
+
+
+# -- main -------------------------------------------------------------------------------------------------------------
+
+
+def main(args: argparse.Namespace) -> int:
+    from engine.backend import EmbeddedBackend
+    from engine.model import ModelLoadError
+
+    plan = QUICK if args.quick else FULL
+    plan = replace(plan, holes=args.holes or plan.holes, keystrokes=args.keystrokes or plan.keystrokes,
+                   lsp_keystrokes=min(plan.lsp_keystrokes, args.keystrokes or plan.lsp_keystrokes),
+                   max_tokens=args.max_tokens or plan.max_tokens)
+    progress = not args.no_progress and sys.stderr.isatty()
+    t_start = time.perf_counter()
+    try:
+        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+    except ModelLoadError as exc:
+        print(f"diffusion-ls bench: {exc}", file=sys.stderr)
+        return 2
+    options = {"contextBudget": args.budget, "maxTokens": plan.max_tokens, "device": args.device}
+    if args.model:
+        options["modelPath"] = str(Path(args.model).resolve())
+    import torch
+
+    options["threads"] = torch.get_num_threads()
+    settings = Settings.model_validate(options)
+    result: dict = {"machine": machine(backend), "quick": bool(args.quick), "settings": {
+        "context_budget": settings.context_budget, "max_tokens": settings.max_tokens,
+        "sampler": asdict(settings.sampler())}}
+
+    holes = engine_holes(backend.tokenizer, plan.holes, args.budget)
+    engine, demo = engine_leg(backend, holes, settings.sampler(), progress)
+    result["engine"] = engine
+    keys = keystroke_leg(backend, settings, plan, progress)
+    result["keystroke"] = keys
+    if args.no_lsp:
+        result["lsp"] = None
+    else:
+        try:
+            result["lsp"] = lsp_leg(backend, settings, options, plan)
+        except Exception as exc:  # the server is a separate program: say why its leg is missing, keep the rest
+            result["lsp"] = {"error": str(exc)[:2000]}
+    lsp = result["lsp"] or {}
+    result.update({
+        "tokens_per_forward": engine["default"]["tokens_per_forward"],
+        "speedup_vs_one_per_forward": engine["speedup_vs_one_per_forward"],
+        "speedup_vs_ar": engine["speedup_vs_ar"],
+        "context_scaling_8k_over_512": keys["context_scaling_8k_over_512"],
+        "cache_speedup": keys["cache_speedup"],
+        "lsp_overhead_ratio": lsp.get("lsp_overhead_ratio"),
+        "first_state_ms_p50": lsp.get("first_state_ms_p50"),
+        "final_ms_p50": lsp.get("final_ms_p50"),
+    })
+    if args.plot:
+        from server import bench_plots
+
+        result["frontier"] = frontier(backend, args.data, args.budget, plan.frontier_records, settings.sampler(),
+                                      progress)
+        result["plots"] = bench_plots.write_all(Path(args.plot), demo, backend.tokenizer, result)
+    result["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    result["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+    print(json.dumps(result) if args.json else report(result))
+    return 0
+
+
+def report(r: dict) -> str:
+    m, e, k, lsp = r["machine"], r["engine"], r["keystroke"], r["lsp"] or {}
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
+        f"device {m['device']}, load {m['load_avg_1m']} -> {m['load_avg_1m_end']}; model {m['model']} "
+        f"({m['params_m']}M params)",
+        f"engine ({e['holes']} holes, mean capacity {e['capacity_mean']}, context {e['context_tokens_mean']} tokens):",
+    ]
+    for key in ("default", "one_per_forward", "ar"):
+        s = e[key]
+        lines.append(f"  {key:<16} nfe {s['nfe']:>6}  tokens/forward {s['tokens_per_forward']!s:>6}  decode p50 "
+                     f"{s['decode_ms_p50']} ms  ({s['ms_per_forward']} ms/forward)  "
+                     f"prefill p50 {s['prefill_ms_p50']} ms")
+    lines.append(f"  speedup vs one-per-forward {e['speedup_vs_one_per_forward']}x, vs autoregressive "
+                 f"{e['speedup_vs_ar']}x (decoding time)")
+    lines.append("per keystroke (p50 / p95 ms):")
+    for size, f in k["files"].items():
+        lines.append(f"  ~{size:>5} tokens ({f['file_tokens']}): cache {f['cache']['p50_ms']} / {f['cache']['p95_ms']}"
+                     f"   no cache {f['no_cache']['p50_ms']} / {f['no_cache']['p95_ms']}")
+    lines.append(f"  8k / 512 with cache {k['context_scaling_8k_over_512']}x; cache speedup at 8k "
+                 f"{k['cache_speedup']}x")
+    if "error" in lsp:
+        lines.append(f"lsp: failed: {lsp['error']}")
+    elif lsp:
+        lines.append(f"lsp ({lsp['keystrokes']} keystrokes): first canvas p50 {lsp['first_state_ms_p50']} ms, result "
+                     f"p50 {lsp['final_ms_p50']} ms; in-process {lsp['engine_final_ms_p50']} ms -> overhead "
+                     f"{lsp['lsp_overhead_ratio']}x")
+    if r.get("plots"):
+        lines.append("plots: " + ", ".join(r["plots"]))
+    lines.append(f"({r['elapsed_s']} s)")
+    return "\n".join(lines)

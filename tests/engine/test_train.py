@@ -1,0 +1,61 @@
+"""Training: a few steps lower the loss; checkpoints resume; `train --corpus` fine-tunes on a source tree."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from engine import DEFAULT_MODEL_DIR
+from engine.model import ModelConfig, load_model
+from engine.tokenizer import Tokenizer
+from engine.train import TrainConfig, train
+from infill.training import ExampleStream, SourceFile
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "tree"
+TOK = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
+
+
+def fixture_files() -> list[SourceFile]:
+    return [SourceFile(p.read_text(), "python") for p in sorted(FIXTURES.rglob("*.py"))]
+
+
+def losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_examples_are_spm_canvases_with_pads_after_the_middle():
+    sp = TOK.special
+    stream = ExampleStream(fixture_files(), TOK, seed=3)
+    for ex in itertools.islice(stream, 50):
+        assert ex.context[0] == sp.fim_suffix and sp.fim_middle in ex.context
+        assert sp.mask not in ex.target
+        if sp.pad in ex.target:  # pads only as a run at the end
+            first = ex.target.index(sp.pad)
+            assert all(t == sp.pad for t in ex.target[first:])
+
+
+def test_a_tiny_run_lowers_the_loss_and_resumes(tmp_path):
+    examples = list(itertools.islice(ExampleStream(fixture_files(), TOK, seed=0), 8))
+    cfg = TrainConfig(batch_size=8, lr=3e-3, warmup=2, total_steps=40, ckpt_every=10, log_every=100, bf16=False)
+    mcfg = ModelConfig(vocab_size=TOK.vocab_size, dim=64, n_layers=2, n_heads=2, ffn_dim=128, max_seq_len=1024)
+    state = train(mcfg, cfg, itertools.cycle(examples), TOK.special, tmp_path, max_steps=30, progress=False)
+    assert state.step == 30
+    first, last = losses(tmp_path)[:3], losses(tmp_path)[-3:]
+    assert sum(last) / 3 < 0.7 * sum(first) / 3, (first, last)
+    # resume: continues from the checkpoint's step, the weights load as a model
+    state = train(mcfg, cfg, itertools.cycle(examples), TOK.special, tmp_path, max_steps=2, progress=False)
+    assert state.step == 32
+    assert load_model(tmp_path / "ckpt").cfg == mcfg
+
+
+def test_finetune_cli_on_a_source_tree(tmp_path):
+    from server.cli import main
+
+    out = tmp_path / "ft"
+    rc = main(["train", "--corpus", str(FIXTURES), "--out", str(out), "--steps", "2", "--batch-size", "2"])
+    assert rc == 0
+    assert len(losses(out)) == 2
+    tuned = load_model(out / "ckpt")
+    assert tuned.cfg == load_model(DEFAULT_MODEL_DIR).cfg  # fine-tuned from the shipped model
+    assert (out / "ckpt" / "tokenizer.json").read_bytes() == (DEFAULT_MODEL_DIR / "tokenizer.json").read_bytes()

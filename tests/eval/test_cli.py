@@ -1,0 +1,65 @@
+"""`diffusion-ls eval` and `diffusion-ls bench` on the shipped model: tiny runs, one JSON object with the keys the
+README and issue promise. Numbers are not asserted (tests check behaviour; the benchmark measures speed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server import cli
+
+EVAL_KEYS = {"suite", "n", "pass@1", "exact_match", "edit_similarity", "syntax_valid", "tokens_per_forward", "nfe",
+             "sizing", "sampler"}
+BENCH_KEYS = {"machine", "tokens_per_forward", "speedup_vs_one_per_forward", "speedup_vs_ar",
+              "context_scaling_8k_over_512", "cache_speedup", "lsp_overhead_ratio", "first_state_ms_p50",
+              "final_ms_p50", "engine", "keystroke", "lsp"}
+
+
+def run_json(capsys, argv: list[str]) -> dict:
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, "--json prints exactly one line"
+    return json.loads(out[0])
+
+
+def test_eval_humaneval_single_json(capsys, data_dir):
+    r = run_json(capsys, ["eval", "--suite", "humaneval-single", "--limit", "2", "--sizing", "oracle", "--json",
+                          "--data", str(data_dir), "--threads", "1", "--no-progress"])
+    assert EVAL_KEYS <= set(r)
+    assert r["suite"] == "humaneval-single" and r["n"] == 2 and r["n_executed"] == 2
+    assert r["sizing"] == "oracle" and r["sampler"].startswith("threshold")
+    assert 0.0 <= r["pass@1"] <= 1.0 and r["nfe"] >= 1 and r["tokens_per_forward"] > 0
+
+
+def test_eval_canonical_fills_pass_by_execution(capsys, data_dir):
+    r = run_json(capsys, ["eval", "--suite", "safim-block", "--limit", "2", "--sampler", "canonical", "--json",
+                          "--data", str(data_dir), "--no-progress"])
+    assert r["pass@1"] == 1.0 and r["exact_match"] == 1.0 and r["syntax_valid"] == 1.0
+
+
+def test_eval_heldout_on_a_source_tree(capsys, tmp_path):
+    (tmp_path / "a.py").write_text("import os\n\n\ndef f(x):\n    y = os.path.join(x, 'a')\n    return y\n")
+    r = run_json(capsys, ["eval", "--suite", "heldout", "--corpus", str(tmp_path), "--limit", "2", "--sizing",
+                          "fixed:4", "--sampler", "one-per-forward", "--json", "--threads", "1", "--no-progress"])
+    assert EVAL_KEYS <= set(r) and r["n"] == 2 and r["pass@1"] is None
+    assert r["tokens_per_forward"] <= 1.0 and r["sizing"] == "fixed:4" and "by_kind" in r
+
+
+def test_eval_bad_options_exit_2(capsys):
+    assert cli.main(["eval", "--suite", "heldout"]) == 2
+    assert "--corpus" in capsys.readouterr().err
+    assert cli.main(["eval", "--suite", "heldout", "--corpus", ".", "--sizing", "huge"]) == 2
+
+
+@pytest.mark.slow
+def test_bench_quick_json_through_the_server(capsys, tmp_path):
+    r = run_json(capsys, ["bench", "--quick", "--json", "--holes", "1", "--keystrokes", "1", "--threads", "1",
+                          "--no-progress"])
+    assert BENCH_KEYS <= set(r)
+    assert r["machine"]["cores"] >= 1 and r["machine"]["torch_threads"] == 1 and r["machine"]["device"] == "cpu"
+    assert set(r["keystroke"]["files"]) == {"512", "2048", "8192"}
+    assert "error" not in r["lsp"], r["lsp"]
+    assert r["lsp_overhead_ratio"] > 0 and r["first_state_ms_p50"] <= r["final_ms_p50"]
+    e = r["engine"]
+    assert e["one_per_forward"]["tokens_per_forward"] <= 1.0 and e["ar"]["tokens_per_forward"] <= 1.0

@@ -1,0 +1,98 @@
+import pytest
+
+from infill.canvas import Canvas, build_canvas, canvas_to_text, render_partial, spm_context
+from infill.holes import Hole, find_placeholders, rewrite_hole
+
+SRC = "def a(x):\n    ...\n\n\ndef b(y):\n    ...\n\n\ndef c(z):\n    return z\n"
+
+
+def test_single_hole_fill(tok):
+    text = "x = 1\ny = \nz = 3\n"
+    hole = Hole(10, 10, "rest_of_line", 7)
+    cv = build_canvas(text, [hole], tok, 256)
+    sp = tok.special
+    assert cv.context_ids == spm_context(text[:10], text[10:], tok, 256)
+    assert cv.canvas_ids == [sp.mask] * 7 and cv.fixed == [False] * 7 and cv.hole_slices == [(0, 7)]
+    assert cv.mode == "fill" and cv.original_ids == [[]]
+
+
+def test_multi_hole_canvas_keeps_fixed_tokens_in_place(tok):
+    holes = find_placeholders(SRC, "python", count_tokens=tok)
+    assert len(holes) == 2
+    cv = build_canvas(SRC, holes, tok, 512)
+    sp = tok.special
+    (s0, e0), (s1, e1) = cv.hole_slices
+    assert s0 == 0 and e0 == holes[0].capacity and e1 - s1 == holes[1].capacity
+    between = tok.encode(SRC[holes[0].end : holes[1].start])
+    assert cv.canvas_ids[e0:s1] == between and all(cv.fixed[e0:s1]) and not any(cv.fixed[s0:e0] + cv.fixed[s1:e1])
+    assert all(cv.canvas_ids[i] == sp.mask for i in range(len(cv.canvas_ids)) if not cv.fixed[i])
+    assert cv.context_ids == spm_context(SRC[: holes[0].start], SRC[holes[1].end :], tok, 512)
+
+    # A "model" that writes into every slot: fixed slots must come back untouched, holes decode on their own.
+    filled = list(cv.canvas_ids)
+    first, second = tok.encode("return x"), tok.encode("return y * 2")
+    filled[s0 : s0 + len(first)] = first
+    filled[s0 + len(first) : e0] = [sp.pad] * (e0 - s0 - len(first))
+    filled[s1 : s1 + len(second)] = second
+    filled[s1 + len(second) : e1] = [sp.pad] * (e1 - s1 - len(second))
+    assert [filled[i] for i in range(len(filled)) if cv.fixed[i]] == between
+    assert canvas_to_text(cv, filled, tok) == ["return x", "return y * 2"]
+
+
+def test_canvas_to_text_drops_pads_and_stops_at_eos(tok):
+    sp = tok.special
+    cv = build_canvas("ab", [Hole(1, 1, "expression", 8)], tok, 64)
+    ids = tok.encode("x + ") + [sp.pad] + tok.encode("y") + [sp.eos] + tok.encode("zzz")
+    ids = (ids + [sp.pad] * 8)[:8]
+    assert canvas_to_text(cv, ids, tok) == ["x + y"]
+
+
+def test_overlapping_or_no_holes_rejected(tok):
+    with pytest.raises(ValueError):
+        build_canvas("abcdef", [Hole(0, 3, "rewrite", 8), Hole(2, 4, "rewrite", 8)], tok, 64)
+    with pytest.raises(ValueError):
+        build_canvas("abc", [], tok, 64)
+    with pytest.raises(ValueError):
+        build_canvas("abc", [Hole(1, 1, "expression", 4)], tok, 64, mode="bogus")
+
+
+def test_rewrite_modes(tok):
+    text = "def f(x):\n    return x+1\n"
+    start, end = text.index("return"), len(text) - 1
+    hole = rewrite_hole(start, end, text, tok)
+    sel = tok.encode(text[start:end])
+    sp = tok.special
+    regen = build_canvas(text, [hole], tok, 256, mode="regenerate", instruction="use a lambda")
+    assert regen.canvas_ids == [sp.mask] * hole.capacity and regen.instruction == "use a lambda"
+    assert regen.original_ids == [sel]
+    assert regen.context_ids == spm_context(text[:start], text[end:], tok, 256)
+    refine = build_canvas(text, [hole], tok, 256, mode="refine")
+    assert refine.canvas_ids[: len(sel)] == sel and set(refine.canvas_ids[len(sel) :]) == {sp.pad}
+    assert len(refine.canvas_ids) == hole.capacity and not any(refine.fixed)
+    assert canvas_to_text(refine, refine.canvas_ids, tok) == [text[start:end]]
+    assert isinstance(refine, Canvas)
+
+
+def test_render_partial(tok):
+    sp = tok.special
+    a, b = tok.encode("foo("), tok.encode(")")
+    ids = a + [sp.mask, sp.mask] + b + [sp.mask] + [sp.pad, sp.pad]
+    masked = [False] * len(a) + [True, True] + [False] * len(b) + [True, False, False]
+    text, ranges = render_partial(ids, masked, tok)
+    assert text == "foo(··)·"
+    assert ranges == [(4, 6), (7, 8)]
+    for start, end in ranges:
+        assert set(text[start:end]) == {"·"}
+    text, ranges = render_partial(a + [sp.pad] * 3, [False] * (len(a) + 3), tok, placeholder="_")
+    assert (text, ranges) == ("foo(", [])
+    # a masked slot holding a decided id is still drawn as masked; multi-char placeholders are supported
+    text, ranges = render_partial(b + b, [True, False], tok, placeholder="<>")
+    assert (text, ranges) == ("<>)", [(0, 2)])
+    with pytest.raises(ValueError):
+        render_partial([1, 2], [True], tok)
+
+
+def test_render_partial_keeps_multibyte_chars_whole(tok):
+    ids = tok.encode("s = 'é😀'")
+    text, ranges = render_partial(ids, [False] * len(ids), tok)
+    assert text == "s = 'é😀'" and ranges == []

@@ -1,0 +1,168 @@
+import pytest
+
+from infill.holes import CLAMP, DEFAULT, Hole, find_hole, find_placeholders, holes_at, indent_unit, rewrite_hole
+
+
+def at(src):
+    """(text, offset) of a fixture with the cursor marked by `|`."""
+    return src.replace("|", ""), src.index("|")
+
+
+SITUATIONS = [
+    # (language, fixture, situation)
+    ("python", "def f(x):\n    |\n\n\ndef g():\n    return 1\n", "empty_body"),
+    ("python", "def f(x):\n    # explain\n    |\n\nx = 1\n", "empty_body"),
+    ("python", "def f(x):\n    y = 1\n    |\n    return y\n", "new_statement"),
+    ("python", "x = compute(|\n", "rest_of_line"),
+    ("python", "total = |\n", "rest_of_line"),
+    ("python", "y = | + 1\n", "expression"),
+    ("python", "y = foo(a, |)\n", "arguments"),
+    ("python", "y = foo(|)\n", "arguments"),
+    ("python", "if |:\n    pass\n", "control_header"),
+    ("python", "for |:\n    pass\n", "control_header"),
+    ("python", "while x and |:\n    pass\n", "control_header"),
+    ("python", "# says |\nx = 1\n", "comment"),
+    ("python", 'def f():\n    """Return |"""\n', "comment"),
+    ("python", "x = 1\n\n|", "end_of_file"),
+    ("javascript", "function f(a) {\n  |\n}\n", "empty_body"),
+    ("javascript", "function f(a) {\n  g();\n  |\n  return a;\n}\n", "new_statement"),
+    ("javascript", "if (|) {\n  g();\n}\n", "control_header"),
+    ("javascript", "const x = g(1, |);\n", "arguments"),
+    ("javascript", "const x = |;\n", "expression"),
+    ("javascript", "// does |\nf();\n", "comment"),
+    ("typescript", "function f(a: number): number {\n  |\n}\n", "empty_body"),
+    ("typescript", "let y: number = |\n", "rest_of_line"),
+    ("tsx", "const el = <div>{x}</div>;\nconst y = g(|);\n", "arguments"),
+    ("go", "package m\n\nfunc f() {\n\t|\n}\n", "empty_body"),
+    ("go", "package m\n\nfunc f() {\n\tfor | {\n\t\tg()\n\t}\n}\n", "control_header"),
+    ("rust", "fn f() {\n    let x = g(|);\n}\n", "arguments"),
+    ("rust", "fn f() {\n    while | {\n        g();\n    }\n}\n", "control_header"),
+    ("rust", "fn f() {\n    /// doc |\n    g();\n}\n", "comment"),
+    ("java", "class A {\n  void f() {\n    |\n  }\n}\n", "empty_body"),
+    ("java", "class A {\n  void f() {\n    for (|) {\n      g();\n    }\n  }\n}\n", "control_header"),
+    ("c", "int f(void) {\n  int x = g(|);\n  return x;\n}\n", "arguments"),
+    ("c", "int f(void) {\n  /* note | */\n  return 0;\n}\n", "comment"),
+    ("cpp", "int f() {\n  if (|) {\n    g();\n  }\n}\n", "control_header"),
+    ("cpp", "int f() {\n  int y = x * |;\n}\n", "expression"),
+    (None, "some words |\nmore\n", "line"),
+]
+
+
+@pytest.mark.parametrize(("lang", "src", "situation"), SITUATIONS)
+def test_situations(tok, lang, src, situation):
+    text, offset = at(src)
+    hole = find_hole(text, offset, lang, tok)
+    assert (hole.start, hole.end, hole.situation) == (offset, offset, situation)
+    lo, hi = CLAMP[situation]
+    assert lo <= hole.capacity <= hi
+
+
+def test_empty_body_indent():
+    text, offset = at("class K:\n    def f(self):\n        |\n")
+    assert find_hole(text, offset, "python").indent == "        "
+    text, offset = at("def f():\n|\n")  # cursor not yet indented: the body's indentation is still known
+    hole = find_hole(text, offset, "python")
+    assert hole.situation == "empty_body" and hole.indent == "    "
+
+
+def test_capacity_from_same_kind_spans(tok):
+    short = "".join(f"def f{i}(x):\n    return x\n\n" for i in range(6))
+    long = "".join(
+        f"def f{i}(x):\n" + "".join(f"    y{j} = compute(x, {j}) + other(x, {j})\n" for j in range(8)) + "\n"
+        for i in range(6)
+    )
+    text, offset = at(short + "def g(x):\n    |\n")
+    small = find_hole(text, offset, "python", tok).capacity
+    text, offset = at(long + "def g(x):\n    |\n")
+    big = find_hole(text, offset, "python", tok).capacity
+    assert CLAMP["empty_body"][0] <= small < big <= CLAMP["empty_body"][1]
+    # body lengths of the file: every body is 8 lines of ~13 tokens, so the capacity covers one.
+    assert big >= len(tok.encode("".join(f"    y{j} = compute(x, {j}) + other(x, {j})\n" for j in range(8)).strip()))
+
+
+def test_defaults_without_samples(tok):
+    text, offset = at("if |:\n    pass\n")
+    assert find_hole(text, offset, "python", tok).capacity == DEFAULT["control_header"]
+
+
+def test_counter_kinds(tok):
+    text, offset = at("x = 1\ny = 2\nz = 3\nw = |\n")
+    by_tok = find_hole(text, offset, "python", tok)
+    by_fn = find_hole(text, offset, "python", lambda s: len(tok.encode(s)))
+    assert by_tok == by_fn
+    assert find_hole(text, offset, "python").situation == "rest_of_line"  # no tokenizer: estimated sizes
+    with pytest.raises(TypeError):
+        find_hole(text, offset, "python", 3)
+
+
+def test_holes_at_several_cursors(tok):
+    src = "def f(x):\n    |\n\ny = g(|)\n"
+    first = src.index("|")
+    second = src.index("|", first + 1) - 1
+    text = src.replace("|", "")
+    holes = holes_at(text, [second, first, first], "python", tok)
+    assert [(h.start, h.situation) for h in holes] == [(first, "empty_body"), (second, "arguments")]
+
+
+def test_rewrite_hole(tok):
+    text = "def f(x):\n    return x+1\n"
+    start, end = text.index("return"), text.index("+1") + 2
+    hole = rewrite_hole(start, end, text, tok)
+    n = len(tok.encode(text[start:end]))
+    assert (hole.start, hole.end, hole.situation) == (start, end, "rewrite")
+    assert hole.capacity == max(CLAMP["rewrite"][0], int(n * 1.5 + 8 + 0.999))
+    assert hole.indent == "    "
+    assert rewrite_hole(3, 3).capacity == CLAMP["rewrite"][0]
+    with pytest.raises(ValueError):
+        rewrite_hole(5, 3)
+
+
+PLACEHOLDERS = """def a():
+    ...
+
+
+def b(x):
+    pass
+
+
+def c(x):
+    y = 1
+    pass
+    # TODO: handle the empty case
+    return y
+
+
+z = 1  # TODO not a placeholder: annotates code
+"""
+
+
+def test_find_placeholders_python(tok):
+    holes = find_placeholders(PLACEHOLDERS, "python", count_tokens=tok)
+    got = [(PLACEHOLDERS[h.start : h.end], h.situation) for h in holes]
+    assert got == [("...", "empty_body"), ("pass", "empty_body"), ("# TODO: handle the empty case", "new_statement")]
+    assert all(isinstance(h, Hole) and h.capacity > 0 for h in holes)
+    start = PLACEHOLDERS.index("def b")
+    ranged = find_placeholders(PLACEHOLDERS, "python", (start, len(PLACEHOLDERS)), tok)
+    assert [PLACEHOLDERS[h.start : h.end] for h in ranged] == ["pass", "# TODO: handle the empty case"]
+
+
+def test_find_placeholders_c_like(tok):
+    src = "int f(int a) {\n  // TODO\n}\nint g(void) {\n  return /* TODO */;\n}\n"
+    holes = find_placeholders(src, "c", count_tokens=tok)
+    assert [(src[h.start : h.end], h.situation) for h in holes] == [
+        ("// TODO", "empty_body"),
+        ("/* TODO */", "expression"),
+    ]
+
+
+def test_find_placeholders_unknown_language():
+    src = "step one\n...\n# TODO write more\n"
+    holes = find_placeholders(src, None)
+    assert [src[h.start : h.end] for h in holes] == ["...", "# TODO write more"]
+    assert all(h.situation == "line" for h in holes)
+
+
+def test_indent_unit():
+    assert indent_unit("if x:\n  y\n  if z:\n    w\n") == "  "
+    assert indent_unit("if x:\n\ty\n") == "\t"
+    assert indent_unit("x = 1\n") == "    "

@@ -1,0 +1,81 @@
+from infill import _syntax
+from infill.postprocess import (
+    dedupe_suffix,
+    finalize,
+    normalize_indent,
+    trim_pads,
+    trim_trailing_whitespace,
+    truncate_to_syntax,
+)
+
+
+def test_trim_pads():
+    assert trim_pads([5, 0, 6, 0, 0], pad=0) == [5, 6]
+    assert trim_pads([5, 0, 6, 2, 7], pad=0, eos=2) == [5, 6]
+    assert trim_pads([1, 5, 1], pad=0, mask=1) == [5]
+
+
+def test_trim_trailing_whitespace():
+    assert trim_trailing_whitespace("return x\n\n  ", "\n\ndef g():") == "return x"
+    assert trim_trailing_whitespace("return x\n", "") == "return x"
+    assert trim_trailing_whitespace("a + ", "b)") == "a + "
+
+
+def test_dedupe_suffix_lines():
+    assert dedupe_suffix("    y = 2\n    return y\n}", "\n}\n") == "    y = 2\n    return y"
+    fill = "total = a + b\n    return total"
+    assert dedupe_suffix(fill, "\n    return total\n") == "total = a + b"
+    assert dedupe_suffix("x = 1\ny = 2", "\nz = 3\n") == "x = 1\ny = 2"
+
+
+def test_dedupe_suffix_within_line():
+    assert dedupe_suffix("foo(a, b))", ")\n") == "foo(a, b)"
+    assert dedupe_suffix("foo(a, b)", ")\n") == "foo(a, b)"  # the fill needs its own paren
+    assert dedupe_suffix("a, b)", ")\n") == "a, b"  # more closers than openers: the suffix has it
+    assert dedupe_suffix("x > 1:", ":\n    pass") == "x > 1"
+    assert dedupe_suffix("g(x);", ";\n") == "g(x)"
+    assert dedupe_suffix("x + y", " * 2\n") == "x + y"
+
+
+def test_normalize_indent():
+    # later lines written relative to column 0 move to the block
+    assert normalize_indent("y = 1\nreturn y", "    ", "    ") == "y = 1\n    return y"
+    assert normalize_indent("if x:\n    y = 1\nreturn 2", "    ", "    ") == "if x:\n        y = 1\n    return 2"
+    # already right: unchanged; too deep: dedented
+    assert normalize_indent("y = 1\n    return y", "    ", "    ") == "y = 1\n    return y"
+    assert normalize_indent("y = 1\n        return y", "    ", "    ") == "y = 1\n    return y"
+    # cursor at column 0 of an empty body line: the first line gets the block indentation
+    assert normalize_indent("return 1", "", "    ") == "    return 1"
+    # continuation lines inside open brackets are left alone; tabs become the unit
+    assert normalize_indent("foo(a,\n  b)", "    ", "    ") == "foo(a,\n  b)"
+    assert normalize_indent("y = 1\n\treturn y", "    ", "    ") == "y = 1\n    return y"
+
+
+def test_truncate_to_syntax():
+    prefix, suffix = "def f():\n    ", "\n\n\ndef g():\n    pass\n"
+    assert truncate_to_syntax(prefix, "return 1\n    x = (", suffix, "python") == "return 1"
+    assert truncate_to_syntax(prefix, "return 1\n    return 2", suffix, "python") == "return 1\n    return 2"
+    assert truncate_to_syntax(prefix, "x = (", suffix, None) == "x = ("  # unknown language: untouched
+    # never more errors than the placeholder version
+    kept = truncate_to_syntax(prefix, "a = [1,\n    2\n    b = ", suffix, "python")
+    assert _syntax.count_errors(prefix + kept + suffix, "python") <= _syntax.count_errors(
+        prefix + "__hole__" + suffix, "python"
+    )
+
+
+def test_finalize_chain():
+    prefix, suffix = "def f(x):\n    ", "\n\n\ndef g():\n    pass\n"
+    fill = "y = x + 1\nreturn y\n\ndef g():\n"
+    assert finalize(prefix, fill, suffix, "python", "empty_body", "    ") == "y = x + 1\n    return y"
+    assert finalize("x = foo(a, ", "b)", ")\n", "python", "arguments") == "b"
+    assert finalize("if ", "x > 1:", ":\n    pass\n", "python", "control_header") == "x > 1"
+
+
+def test_finalize_never_worse_than_empty():
+    prefix, suffix = "x = [1, 2]\ny = ", "\n"
+    # no truncation of this fill parses: the least broken one (the empty fill) is returned
+    assert finalize(prefix, "(((", suffix, "python", "rest_of_line") == ""
+    assert finalize(prefix, "len(x)", suffix, "python", "rest_of_line") == "len(x)"
+    # a fill that breaks a clean file more than leaving the hole empty does
+    prefix, suffix = "def f():\n    return 1\n", "\ndef g():\n    return 2\n"
+    assert finalize(prefix, "x = [1,", suffix, "python", "new_statement") == ""

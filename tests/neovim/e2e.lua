@@ -1,0 +1,364 @@
+-- Drives a real headless Neovim with the plugin against the real server, typing real keys, and records what
+-- happened (notifications, extmarks, buffer text) into a JSON report that test_neovim.py asserts on.
+--
+-- Each case is a coroutine step list: keys go in with nvim_input and are processed by Neovim's own input loop
+-- (so mappings, TextChangedI, InsertLeave... are the real ones) while the case waits on a condition.
+--
+-- Environment: DIFFUSION_LS_REPORT (output JSON), DIFFUSION_LS_CMD (server command, JSON list), DIFFUSION_LS_DIR
+-- (a scratch directory for the test files), DIFFUSION_LS_SETTINGS (initializationOptions, JSON).
+
+local report_path = assert(os.getenv('DIFFUSION_LS_REPORT'), 'DIFFUSION_LS_REPORT')
+local dir = assert(os.getenv('DIFFUSION_LS_DIR'), 'DIFFUSION_LS_DIR')
+local TIMEOUT_MS = 60000
+
+require('diffusion_ls').setup({
+  cmd = vim.json.decode((assert(os.getenv('DIFFUSION_LS_CMD'), 'DIFFUSION_LS_CMD'))),
+  server_settings = vim.json.decode(os.getenv('DIFFUSION_LS_SETTINGS') or '{}'),
+  debounce_ms = 50,
+})
+
+local report = { cases = {}, order = {} }
+local case ---@type table the current case's record
+
+local function finish()
+  local f = assert(io.open(report_path, 'w'))
+  f:write(vim.json.encode(report))
+  f:close()
+  for _, client in ipairs(vim.lsp.get_clients()) do
+    client:stop(true)
+  end
+  vim.cmd('qa!')
+end
+
+local function now_ms()
+  return vim.uv.hrtime() / 1e6
+end
+
+--- Wait (yielding to Neovim's loop) until cond() returns a truthy value; error after the timeout.
+local function await(what, cond, timeout_ms)
+  local me = coroutine.running()
+  local deadline = now_ms() + (timeout_ms or TIMEOUT_MS)
+  local timer = assert(vim.uv.new_timer())
+  timer:start(0, 15, vim.schedule_wrap(function()
+    if timer:is_closing() then
+      return
+    end
+    local ok, res = pcall(cond)
+    if (ok and res) or now_ms() > deadline then
+      timer:close()
+      local rok, rerr = coroutine.resume(me, ok and res or nil, not ok and res or nil)
+      if not rok then
+        report.fatal = tostring(rerr)
+        finish()
+      end
+    end
+  end))
+  local res, err = coroutine.yield()
+  if not res then
+    error(('timed out after %d ms waiting for %s%s'):format(timeout_ms or TIMEOUT_MS, what, err and (': ' .. err) or ''))
+  end
+  return res
+end
+
+local function mode()
+  return vim.api.nvim_get_mode().mode
+end
+
+local function lines(bufnr)
+  return vim.api.nvim_buf_get_lines(bufnr or 0, 0, -1, false)
+end
+
+local function cursor()
+  local c = vim.api.nvim_win_get_cursor(0)
+  return { c[1] - 1, c[2] }
+end
+
+local function tick(bufnr)
+  return vim.api.nvim_buf_get_changedtick(bufnr or 0)
+end
+
+--- Extmarks of a namespace with what they draw.
+local function marks(ns, bufnr)
+  local out = {}
+  for _, m in ipairs(vim.api.nvim_buf_get_extmarks(bufnr or 0, ns, 0, -1, { details = true })) do
+    local d = m[4]
+    out[#out + 1] = {
+      row = m[2], col = m[3], end_row = d.end_row, end_col = d.end_col, hl_group = d.hl_group,
+      virt_text = d.virt_text, virt_text_pos = d.virt_text_pos, virt_lines = d.virt_lines,
+    }
+  end
+  return out
+end
+
+local ghost = require('diffusion_ls.ghost')
+local rewrite = require('diffusion_ls.rewrite')
+local lsp = require('diffusion_ls.lsp')
+
+-- Everything the client receives and draws, in order.
+local events = {}
+local function record(kind, data)
+  data.kind, data.t, data.tick, data.cursor, data.mode = kind, now_ms(), tick(), cursor(), mode()
+  events[#events + 1] = data
+  return data
+end
+
+local function events_since(n, kind, pred)
+  local out = {}
+  for i = n + 1, #events do
+    if events[i].kind == kind and (not pred or pred(events[i])) then
+      out[#out + 1] = events[i]
+    end
+  end
+  return out
+end
+
+vim.api.nvim_create_autocmd('User', {
+  pattern = { 'DiffusionLsCanvas', 'DiffusionLsResult' },
+  callback = function(args)
+    record(args.match, { id = args.data.id, step = args.data.step, done = args.data.done, text = args.data.text,
+      item = args.data.item, marks = marks(ghost.ns, args.data.bufnr) })
+  end,
+})
+vim.api.nvim_create_autocmd('User', {
+  pattern = { 'DiffusionLsRewriteCanvas', 'DiffusionLsRewriteResult', 'DiffusionLsFillResult' },
+  callback = function(args)
+    record(args.match, { id = args.data.id, step = args.data.step, done = args.data.done, text = args.data.text,
+      edit = args.data.edit, edits = args.data.edits, marks = marks(rewrite.ns, args.data.bufnr),
+      lines = lines(args.data.bufnr) })
+  end,
+})
+vim.api.nvim_create_autocmd('LspRequest', {
+  callback = function(args)
+    local r = args.data.request
+    record('LspRequest', { id = args.data.request_id, type = r.type, method = r.method })
+  end,
+})
+
+local function wrap_canvas_handler(client)
+  local orig = client.handlers['diffusion/canvas']
+  client.handlers['diffusion/canvas'] = function(err, params, ctx)
+    record('notification', { params = params })
+    return orig(err, params, ctx)
+  end
+end
+
+--- Open a scratch Python file with these lines; typing is literal (no auto-indent).
+local function open(name, text)
+  vim.cmd('silent! %bwipeout!')
+  vim.cmd.edit(vim.fs.joinpath(dir, name))
+  vim.bo.autoindent, vim.bo.smartindent, vim.bo.indentexpr, vim.bo.textwidth = false, false, '', 0
+  vim.api.nvim_buf_set_lines(0, 0, -1, false, text)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = await('the server to attach', function()
+    local c = lsp.get_client(bufnr)
+    return c and c.initialized and c.attached_buffers[bufnr] and c
+  end)
+  if not client._test_wrapped then
+    wrap_canvas_handler(client)
+    client._test_wrapped = true
+  end
+  return bufnr, client
+end
+
+--- Type keys (Neovim notation) and wait until Neovim has processed them.
+local function type_keys(keys, done_when)
+  vim.api.nvim_input(keys)
+  await('keys ' .. keys .. ' to be processed', done_when)
+end
+
+--- Type in insert mode and wait for the final ghost text of the request that the typing triggered.
+local function type_and_wait_ghost(keys, expect_line)
+  local n = #events
+  type_keys(keys, function()
+    return mode() == 'i' and vim.api.nvim_get_current_line() == expect_line
+  end)
+  local res = await('the final ghost text', function()
+    local g = ghost.get()
+    local r = events_since(n, 'DiffusionLsResult')
+    return g and g.final and #r > 0 and r[#r].id == g.id and r[#r]
+  end)
+  return res, n
+end
+
+local SAMPLE = {
+  'import math',
+  '',
+  '',
+  'def area(radius):',
+  '    return math.pi * radius ** 2',
+  '',
+  '',
+  'def perimeter(radius):',
+}
+
+local cases = {}
+
+cases[#cases + 1] = { 'stream_accept_all', function()
+  open('ghost.py', SAMPLE)
+  local res, n = type_and_wait_ghost('Go    return ', '    return ')
+  case.request_id = res.id
+  case.canvases = events_since(n, 'DiffusionLsCanvas', function(e) return e.id == res.id end)
+  case.notifications = events_since(n, 'notification', function(e) return e.params.id == res.id end)
+  case.result = res
+  case.before = { lines = lines(), cursor = cursor(), ghost = ghost.get() }
+  local t = tick()
+  type_keys('<Tab>', function() return tick() ~= t end)
+  case.after = { lines = lines(), cursor = cursor(), ghost = ghost.get(), marks = marks(ghost.ns), mode = mode() }
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
+cases[#cases + 1] = { 'accept_word_then_line', function()
+  open('words.py', SAMPLE)
+  local res = type_and_wait_ghost('Go    total = ', '    total = ')
+  case.result = res
+  case.before = { lines = lines(), cursor = cursor(), ghost = ghost.get() }
+  local t = tick()
+  type_keys('<C-Right>', function() return tick() ~= t end)
+  case.after_word = { lines = lines(), cursor = cursor(), ghost = ghost.get(), marks = marks(ghost.ns) }
+  if ghost.get() then
+    t = tick()
+    type_keys('<S-Tab>', function() return tick() ~= t end)
+    case.after_line = { lines = lines(), cursor = cursor(), ghost = ghost.get(), marks = marks(ghost.ns) }
+  end
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
+cases[#cases + 1] = { 'dismiss_on_insert_leave', function()
+  local bufnr, client = open('leave.py', SAMPLE)
+  local n = #events
+  type_keys('Go    if ', function() return vim.api.nvim_get_current_line() == '    if ' end)
+  local shown = await('a ghost text', function()
+    local g = ghost.get()
+    return g and #marks(ghost.ns) > 0 and g
+  end)
+  case.shown = { ghost = shown, marks = marks(ghost.ns) }
+  type_keys('<Esc>', function() return mode() == 'n' end)
+  case.after_leave = { marks = marks(ghost.ns), ghost = ghost.get(), mode = mode() }
+  local t_leave = now_ms()
+  await('the request to end', function() return client.requests[shown.id] == nil end)
+  case.after_end = { marks = marks(ghost.ns), ghost = ghost.get() }
+  case.drawn_after_leave = #events_since(n, 'DiffusionLsCanvas', function(e) return e.t > t_leave end)
+    + #events_since(n, 'DiffusionLsResult', function(e) return e.t > t_leave end)
+  case.lines = lines(bufnr)
+end }
+
+cases[#cases + 1] = { 'stale_result_not_shown', function()
+  local bufnr, client = open('stale.py', SAMPLE)
+  local n = #events
+  -- Type one more character as soon as the first request is sent: its canvases and result are now stale.
+  local first
+  local au = vim.api.nvim_create_autocmd('LspRequest', {
+    callback = function(args)
+      local r = args.data.request
+      if not first and r.type == 'pending' and r.method == 'textDocument/inlineCompletion' then
+        first = { id = args.data.request_id, tick = tick(), cursor = cursor() }
+        vim.api.nvim_input('w')
+        return true
+      end
+    end,
+  })
+  type_keys('Go    value = ', function() return first ~= nil end)
+  pcall(vim.api.nvim_del_autocmd, au)
+  await('the typed w', function() return vim.api.nvim_get_current_line() == '    value = w' end)
+  case.first = first
+  case.typed = { tick = tick(), cursor = cursor() }
+  await('the first request to end', function() return client.requests[first.id] == nil end)
+  local res = await('the ghost text of a later request', function()
+    local g = ghost.get()
+    local r = events_since(n, 'DiffusionLsResult', function(e) return e.id ~= first.id end)
+    return g and g.final and #r > 0 and r[#r].id == g.id and r[#r]
+  end)
+  case.result = res
+  case.ghost = ghost.get()
+  case.drawn_for_first = vim.list_extend(
+    events_since(n, 'DiffusionLsCanvas', function(e) return e.id == first.id end),
+    events_since(n, 'DiffusionLsResult', function(e) return e.id == first.id end))
+  case.notifications_for_first = events_since(n, 'notification', function(e) return e.params.id == first.id end)
+  case.lines = lines(bufnr)
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
+local REWRITE = {
+  'def scale(values, factor):',
+  '    result = []',
+  '    for v in values:',
+  '        result.append(v * factor)',
+  '    return result',
+}
+
+cases[#cases + 1] = { 'rewrite_accept_and_undo', function()
+  open('rewrite.py', REWRITE)
+  case.original = lines()
+  local n = #events
+  vim.api.nvim_input('3GVj:DiffusionRewrite<CR>')
+  local res = await('the rewrite result', function()
+    local r = events_since(n, 'DiffusionLsRewriteResult')
+    return r[1]
+  end)
+  case.canvases = events_since(n, 'DiffusionLsRewriteCanvas')
+  case.result = res
+  case.preview = { lines = lines(), marks = marks(rewrite.ns) }
+  local t = tick()
+  type_keys(':DiffusionAccept<CR>', function() return tick() ~= t end)
+  case.accepted = { lines = lines(), marks = marks(rewrite.ns) }
+  t = tick()
+  type_keys('u', function() return tick() ~= t end)
+  case.undone = { lines = lines() }
+end }
+
+cases[#cases + 1] = { 'rewrite_reject_charwise', function()
+  open('reject.py', REWRITE)
+  case.original = lines()
+  local n = #events
+  vim.api.nvim_input('2Gf[vl:DiffusionRewrite make it a tuple<CR>')
+  local res = await('the rewrite result', function()
+    return events_since(n, 'DiffusionLsRewriteResult')[1]
+  end)
+  case.result = res
+  case.preview = { lines = lines(), marks = marks(rewrite.ns) }
+  type_keys(':DiffusionReject<CR>', function() return not rewrite.has_preview(0) end)
+  case.rejected = { lines = lines(), marks = marks(rewrite.ns), modified = vim.bo.modified }
+end }
+
+cases[#cases + 1] = { 'fill_placeholders', function()
+  open('fill.py', { 'def double(x):', '    ...', '', '', 'def triple(x):', '    pass' })
+  case.original = lines()
+  local n = #events
+  vim.api.nvim_input(':DiffusionFill<CR>')
+  case.result = await('the fill result', function()
+    return events_since(n, 'DiffusionLsFillResult')[1]
+  end)
+  case.after = { lines = lines() }
+end }
+
+cases[#cases + 1] = { 'checkhealth', function()
+  vim.cmd('checkhealth diffusion_ls')
+  case.lines = lines()
+end }
+
+local only = os.getenv('DIFFUSION_LS_CASES')
+local main = coroutine.create(function()
+  for _, c in ipairs(cases) do
+    local name, fn = c[1], c[2]
+    if not only or vim.tbl_contains(vim.split(only, ','), name) then
+      case = { started = now_ms() }
+      report.cases[name] = case
+      report.order[#report.order + 1] = name
+      local ok, err = xpcall(fn, debug.traceback)
+      case.ok, case.error, case.ms = ok, not ok and tostring(err) or nil, now_ms() - case.started
+      if not ok then
+        vim.cmd('silent! stopinsert')
+      end
+    end
+  end
+  report.events = #events
+  finish()
+end)
+
+vim.schedule(function()
+  local ok, err = coroutine.resume(main)
+  if not ok then
+    report.fatal = tostring(err)
+    finish()
+  end
+end)

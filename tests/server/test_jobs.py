@@ -1,0 +1,214 @@
+"""Jobs over the wire (Neovim profile): cancellation, supersession, edits while denoising, the event loop staying
+responsive, rewrite / infill / code action, bad positions, bad settings, a model that does not load."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from tests.server.conftest import ENV, LONG, SERVER, SHORT, Session, check_inline, check_stream, start_session
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+BODY = "def f(x):\n    \n"  # the cursor (1, 4) opens an empty body: with LONG settings it denoises for a long while
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module")
+async def client(lsp_client: LanguageClient):
+    lsp_client.session = await start_session(lsp_client, "neovim", {"diffusion": SHORT})
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture(scope="module")
+def session(client: LanguageClient) -> Session:
+    return client.session
+
+
+def rng(a: tuple[int, int], b: tuple[int, int]) -> dict:
+    return {"start": {"line": a[0], "character": a[1]}, "end": {"line": b[0], "character": b[1]}}
+
+
+def code_action_params(uri: str, a: tuple[int, int], b: tuple[int, int]) -> types.CodeActionParams:
+    return types.CodeActionParams(types.TextDocumentIdentifier(uri), types.Range(types.Position(*a), types.Position(*b)),
+                                  types.CodeActionContext(diagnostics=[]))
+
+
+def before(session: Session, msg_id: str, index: int) -> bool:
+    """Every notification for msg_id arrived before session.canvas[index]."""
+    return all(n["id"] != msg_id for n in session.canvas[index:])
+
+
+async def test_status_is_answered_while_denoising_and_cancel_stops_the_stream(session: Session):
+    session.configure(LONG)
+    uri = session.open(BODY)
+    fut, mark = session.inline(uri, 1, 4, msg_id="long-1")
+    await session.first_canvas("long-1")
+
+    status = await session.status()  # the event loop answers while the engine thread denoises
+    assert not fut.done()
+    assert status["loaded"] is True and status["backend"] == "embedded" and status["device"] == "cpu"
+    assert status["model"] and "error" not in status
+
+    session.cancel("long-1")
+    with pytest.raises(JsonRpcRequestCancelled) as err:
+        await fut
+    assert err.value.code == -32800
+    assert not any(n["done"] for n in session.notes("long-1"))
+
+    session.configure(SHORT)  # the next job runs once the cancelled one has left the engine thread
+    after, _ = session.inline(uri, 1, 4, msg_id="after-cancel")
+    result = await after
+    check_inline(session.notes("after-cancel"), result, (1, 4), version=1)
+    assert before(session, "long-1", mark["at"])  # nothing for the cancelled request after its answer
+
+
+async def test_a_new_request_for_the_document_supersedes_the_running_one(session: Session):
+    session.configure(LONG)
+    uri = session.open(BODY)
+    old, old_mark = session.inline(uri, 1, 4, msg_id="sup-old")
+    await session.first_canvas("sup-old")
+    session.configure(SHORT)
+    new, _ = session.inline(uri, 1, 4, msg_id="sup-new")
+
+    with pytest.raises(JsonRpcException) as err:
+        await old
+    assert err.value.code == types.LSPErrorCodes.ServerCancelled
+    result = await new
+    first_new = session.canvas.index(session.notes("sup-new")[0])
+    assert before(session, "sup-old", first_new) and before(session, "sup-old", old_mark["at"])
+    check_inline(session.notes("sup-new"), result, (1, 4), version=1)
+
+
+async def test_an_edit_while_denoising_drops_the_result_for_the_old_version(session: Session):
+    session.configure(LONG)
+    uri = session.open(BODY)
+    old, old_mark = session.inline(uri, 1, 4, msg_id="edit-old")
+    await session.first_canvas("edit-old")
+    session.edit(uri, 2, (1, 4), (1, 4), "return ")
+
+    with pytest.raises(JsonRpcException) as err:
+        await old
+    assert err.value.code == types.LSPErrorCodes.ContentModified
+    assert all(n["version"] == 1 and not n["done"] for n in session.notes("edit-old"))
+
+    session.configure(SHORT)
+    new, _ = session.inline(uri, 1, 11, msg_id="edit-new")
+    result = await new
+    assert before(session, "edit-old", old_mark["at"])
+    check_inline(session.notes("edit-new"), result, (1, 11), version=2)
+
+
+async def test_a_position_out_of_range_is_a_clear_error_and_the_server_keeps_working(session: Session):
+    session.configure(SHORT)
+    uri = session.open("x = 1\n")
+    fut, _ = session.inline(uri, 99, 0, msg_id="oor")
+    with pytest.raises(JsonRpcInvalidParams) as err:
+        await fut
+    assert "99:0" in err.value.message and "line 99 is outside the document (2 lines)" in err.value.message
+    with pytest.raises(JsonRpcInvalidParams) as err:
+        await session.custom("diffusion/infill", {"textDocument": {"uri": "file:///nowhere.py"},
+                                                  "position": {"line": 0, "character": 0}})
+    assert "is not open" in err.value.message
+
+    fut, _ = session.inline(uri, 1, 0, msg_id="oor-after")
+    result = await fut
+    check_inline(session.notes("oor-after"), result, (1, 0), version=1)
+
+
+async def test_rewrite_returns_an_edit_for_exactly_the_selection(session: Session):
+    session.configure(SHORT)
+    uri = session.open("def add(a, b):\n    total = a + b\n    return total\n")
+    selection = rng((1, 4), (1, 17))  # "total = a + b"
+    for mode in ("regenerate", "refine"):
+        fut, _ = session.request("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": selection,
+                                                       "mode": mode}, msg_id=f"rewrite-{mode}")
+        result = await fut
+        edit = result.edit
+        assert result.version == 1
+        assert (edit.range.start.line, edit.range.start.character) == (1, 4)
+        assert (edit.range.end.line, edit.range.end.character) == (1, 17)
+        check_stream(session.notes(f"rewrite-{mode}"), edit.newText, selection, version=1)
+
+    fut, _ = session.request("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng((1, 4), (1, 4))},
+                             msg_id="rewrite-empty")
+    with pytest.raises(JsonRpcInvalidParams):
+        await fut
+
+
+async def test_rewrite_code_action_runs_the_command_which_applies_the_edit(session: Session):
+    session.configure(SHORT)
+    uri = session.open("def add(a, b):\n    total = a + b\n    return total\n")
+    selection = rng((2, 11), (2, 16))  # "total"
+    actions = await session.raw(types.TEXT_DOCUMENT_CODE_ACTION, code_action_params(uri, (2, 11), (2, 16)),
+                                msg_id="actions")
+    assert [a["title"] for a in actions] == ["Diffusion: rewrite selection", "Diffusion: refine selection"]
+    assert [a["kind"] for a in actions] == ["refactor.rewrite", "refactor.rewrite"]
+    command = actions[0]["command"]
+    assert command["command"] == "diffusion.rewrite"
+    assert command["arguments"] == [{"textDocument": {"uri": uri}, "range": selection, "mode": "regenerate"}]
+
+    result = await session.raw(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
+        command["command"], arguments=command["arguments"]), msg_id="run-rewrite")
+    assert result["applied"] is True and result["version"] == 1
+    (applied,) = session.applied
+    (edit,) = applied["edit"]["changes"][uri]  # Neovim has no documentChanges: a plain changes map
+    assert edit["range"] == rng((2, 11), (2, 16))
+    assert edit == result["edit"]
+    check_stream(session.notes("run-rewrite"), edit["newText"], selection, version=1)
+
+    assert await session.raw(types.TEXT_DOCUMENT_CODE_ACTION, code_action_params(uri, (2, 11), (2, 11)),
+                             msg_id="no-actions") == []
+
+
+async def test_infill_fills_every_placeholder_in_one_canvas(session: Session):
+    session.configure(SHORT)
+    text = "def f(x):\n    ...\n\n\ndef g(y):\n    ...\n"
+    uri = session.open(text)
+    fut, _ = session.request("diffusion/infill", {"textDocument": {"uri": uri}}, msg_id="multi")
+    result = await fut
+    assert result.version == 1
+    first, second = result.edits
+    assert (first.range.start.line, first.range.start.character, first.range.end.character) == (1, 4, 7)
+    assert (second.range.start.line, second.range.start.character, second.range.end.character) == (5, 4, 7)
+    between = "\n\n\ndef g(y):\n    "
+    check_stream(session.notes("multi"), first.newText + between + second.newText, rng((1, 4), (5, 7)), version=1)
+    assert all(between in n["text"] for n in session.notes("multi"))  # the text between holes shows as is
+
+    fut, _ = session.request("diffusion/infill", {"textDocument": {"uri": uri},
+                                                  "position": {"line": 2, "character": 0}}, msg_id="at-cursor")
+    (edit,) = (await fut).edits
+    assert (edit.range.start.line, edit.range.start.character, edit.range.end.line, edit.range.end.character) == (
+        2, 0, 2, 0)
+
+
+async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: Session):
+    session.configure({**SHORT, "maxTokens": -5, "device": "gpu"})
+    await session.status()  # a pushed change is adopted (and reported) before the next message is handled
+    warnings = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]
+    assert any("maxTokens=-5" in w and "using the default 256" in w for w in warnings), warnings
+    assert any("device='gpu'" in w and "using the default 'cpu'" in w for w in warnings), warnings
+    session.configure(SHORT)
+
+
+async def test_a_model_that_does_not_load_is_reported_and_requests_fail_clearly(session: Session, tmp_path):
+    session.configure({**SHORT, "modelPath": str(tmp_path / "missing")})
+    uri = session.open("x = 1\n")
+    fut, _ = session.inline(uri, 1, 0, msg_id="no-model")
+    with pytest.raises(JsonRpcException) as err:
+        await fut
+    assert err.value.code == types.LSPErrorCodes.RequestFailed
+    assert "could not load the model" in err.value.message and "does not exist" in err.value.message
+    errors = [m.message for m in session.client.messages if m.type == types.MessageType.Error]
+    assert any("could not load the model" in e and "modelPath" in e for e in errors), errors
+    status = await session.status()
+    assert status["loaded"] is False and "does not exist" in status["error"]
+
+    session.configure({**SHORT, "modelPath": None})  # back to the shipped model
+    fut, _ = session.inline(uri, 1, 0, msg_id="model-back")
+    result = await fut
+    check_inline(session.notes("model-back"), result, (1, 0), version=1)
+    assert (await session.status())["loaded"] is True
