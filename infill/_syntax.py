@@ -274,23 +274,12 @@ def nodes_of_type(tree: tree_sitter.Tree, types: frozenset[str], nested: bool = 
     return out
 
 
-def ancestry_at(tree: tree_sitter.Tree, start_byte: int, end_byte: int) -> list[tuple[str, int, int, int]]:
-    """(type, start_byte, end_byte, node id) of the smallest node covering the byte range and all its ancestors."""
-    node = tree.root_node.descendant_for_byte_range(start_byte, end_byte)
-    out = []
-    while node is not None:
-        out.append((node.type, node.start_byte, node.end_byte, node.id))
-        node = node.parent
-    return out
-
-
 @dataclass(frozen=True)
 class Context:
     """What the syntax tree says about a byte range (a placeholder at the cursor), as plain data."""
 
     in_comment: bool = False  # inside a comment
     in_docstring: bool = False  # inside a triple-quoted python string (docstring or long text)
-    in_string: bool = False  # inside another string literal
     in_arguments: bool = False  # the range is one argument of an argument list
     control: str = ""  # type of the control node whose header holds the range ("" if none)
     body_owner: str = ""  # type of the node owning the innermost body holding the range ("" at top level)
@@ -300,19 +289,15 @@ def context_at(tree: tree_sitter.Tree, lang: str, start_byte: int, end_byte: int
     """Context of the smallest node covering [start_byte, end_byte)."""
     t = TABLES[lang]
     node = tree.root_node.descendant_for_byte_range(start_byte, end_byte)
-    in_comment = in_doc = in_string = in_args = False
+    in_comment = in_doc = in_args = False
     control = owner = ""
     first = True
     while node is not None:
         typ = node.type
         if typ in t.comment:
             in_comment = True
-        elif typ in ("string", "string_literal", "template_string", "raw_string_literal", "interpreted_string_literal"):
-            quote = node.children[0].type if node.children else ""
-            if lang == "python" and node.text is not None and node.text.lstrip(b"rbuRBUfF")[:3] in (b'"""', b"'''"):
-                in_doc = True
-            elif quote != typ:
-                in_string = True
+        elif typ == "string" and lang == "python" and node.text is not None:
+            in_doc = in_doc or node.text.lstrip(b"rbuRBUfF")[:3] in (b'"""', b"'''")
         if first and node.parent is not None and node.parent.type in t.arguments:
             in_args = True
         if typ in t.control and not control:
@@ -324,4 +309,4 @@ def context_at(tree: tree_sitter.Tree, lang: str, start_byte: int, end_byte: int
         if typ not in ("identifier", "expression_statement"):
             first = False
         node = node.parent
-    return Context(in_comment, in_doc, in_string, in_args, control, owner)
+    return Context(in_comment, in_doc, in_args, control, owner)

@@ -183,6 +183,17 @@ def indent_unit(text: str) -> str:
 _CONTROL_LINE = re.compile(r"^\s*(?:}\s*)?(?:else\s+)?(?:if|elif|while|for|switch|match|foreach)\b")
 
 
+_CONTROL_TYPES = {  # keyword -> control node type, where the tree cannot tell (the header is still being typed)
+    "python": {"if": "if_statement", "elif": "elif_clause", "while": "while_statement", "for": "for_statement"},
+    "rust": {"if": "if_expression", "while": "while_expression", "for": "for_expression"},
+}
+
+
+def _control_type(line_prefix: str, lang: str | None) -> str:
+    word = re.sub(r"^\s*(}\s*)?(else\s+)?", "", line_prefix).split(" ")[0].split("(")[0]
+    return _CONTROL_TYPES.get(lang or "", {}).get(word, f"{word}_statement" if word else "")
+
+
 def _empty_body(text: str, line_start: int, line_end: int, lang: str | None) -> str | None:
     """Indentation of the header line when the cursor line opens an empty body (python `:` line, `{` ... `}`)."""
     header = _prev_code_line(text, line_start)
@@ -212,8 +223,10 @@ def classify(text: str, offset: int, lang: str | None) -> tuple[str, str, str]:
         return "comment", "", line_indent
     if before.strip():
         stripped_after = after.lstrip(" \t")
-        if ctx.control or (_CONTROL_LINE.match(before) and stripped_after[:1] in (":", ")", "{")):
-            return "control_header", ctx.control, line_indent
+        control_line = _CONTROL_LINE.match(before)
+        if ctx.control or (control_line and (stripped_after[:1] in (":", ")", "{") or not stripped_after)):
+            # the header being typed: `if x and |` at the end of the line is a header too (its `:` / `{` to come)
+            return "control_header", ctx.control or _control_type(before, lang), line_indent
         if not after.strip():
             return "rest_of_line", "", line_indent
         prev_ch = before.rstrip()[-1:]

@@ -189,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`sizing --corpus DIR [--data DIR] [--json] [--limit N]`: hole-size quality report."""
     ap = argparse.ArgumentParser(prog="diffusion-ls sizing", description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", help="directory of held-out source files")
-    ap.add_argument("--data", help="shared eval data dir (humaneval-infilling/, safim-python/); default ../shared/data")
+    ap.add_argument(
+        "--data",
+        help="eval data dir (humaneval-infilling/, safim-python/); without --corpus: ../shared/data if present",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--limit", type=int, help="at most N corpus files (N records per data file)")
     ap.add_argument("--per-kind", type=int, default=PER_KIND, help="spans measured per kind per file")

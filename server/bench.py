@@ -66,9 +66,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads, here and in the server (default: torch's)")
     p.add_argument("--budget", type=int, default=Settings().context_budget, help="context tokens around the hole")
-    p.add_argument("--max-tokens", type=int, help="cap on one fill while typing (default: the server's; --quick: 48)")
+    p.add_argument("--max-tokens", type=int, help="cap on one fill while typing (default: the server's; --quick: 24)")
     p.add_argument("--holes", type=int, help="engine-only holes")
-    p.add_argument("--keystrokes", type=int, help="typed characters per file size and cache mode (and at most this many through the server)")
+    p.add_argument("--keystrokes", type=int,
+                   help="typed characters per file size and cache mode (also caps those through the server)")
     p.add_argument("--no-lsp", action="store_true", help="skip the leg through the language server")
     p.add_argument("--data", help="evaluation data folder for the quality plot (default: ../shared/data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -256,9 +257,9 @@ def keystroke_leg(backend, settings: Settings, plan: Plan, progress: bool, sizes
         for cached in (True, False):
             session = f"bench-type-{size}"
             backend.drop_session(session)
-            # warm-up: the file as it is, before typing (not timed): the cache holds its context
-            fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget,
-                                               settings.max_tokens), cfg, session)
+            if cached:  # warm-up: the file as it is, before typing (not timed): the cache holds its context
+                fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget,
+                                                   settings.max_tokens), cfg, session)
             lat, plan_ms, prefill, nfe = [], [], [], []
             for k in range(1, plan.keystrokes + 1):
                 doc = text[:cursor] + code[:k] + text[cursor:]
@@ -520,11 +521,15 @@ def main(args: argparse.Namespace) -> int:
         "context_budget": settings.context_budget, "max_tokens": settings.max_tokens,
         "sampler": asdict(settings.sampler())}}
 
+    legs = result["leg_seconds"] = {"load": round(time.perf_counter() - t_start, 1)}
+    t0 = time.perf_counter()
     holes = engine_holes(backend.tokenizer, plan.holes, args.budget)
     engine, demo = engine_leg(backend, holes, settings.sampler(), progress)
     result["engine"] = engine
+    legs["engine"], t0 = round(time.perf_counter() - t0, 1), time.perf_counter()
     keys = keystroke_leg(backend, settings, plan, progress)
     result["keystroke"] = keys
+    legs["keystroke"], t0 = round(time.perf_counter() - t0, 1), time.perf_counter()
     if args.no_lsp:
         result["lsp"] = None
     else:
@@ -532,6 +537,7 @@ def main(args: argparse.Namespace) -> int:
             result["lsp"] = lsp_leg(backend, settings, options, plan)
         except Exception as exc:  # the server is a separate program: say why its leg is missing, keep the rest
             result["lsp"] = {"error": str(exc)[:2000]}
+        legs["lsp"] = round(time.perf_counter() - t0, 1)
     lsp = result["lsp"] or {}
     result.update({
         "tokens_per_forward": engine["default"]["tokens_per_forward"],
@@ -546,8 +552,10 @@ def main(args: argparse.Namespace) -> int:
     if args.plot:
         from server import bench_plots
 
+        t0 = time.perf_counter()
         result["frontier"] = frontier(backend, args.data, args.budget, plan.frontier_records, settings.sampler(),
                                       progress)
+        legs["frontier"] = round(time.perf_counter() - t0, 1)
         result["plots"] = bench_plots.write_all(Path(args.plot), demo, backend.tokenizer, result)
     result["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     result["elapsed_s"] = round(time.perf_counter() - t_start, 1)

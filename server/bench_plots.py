@@ -89,9 +89,13 @@ def plot_frontier(path: Path, frontier: dict, machine: dict) -> None:
         xs = [p["tokens_per_forward"] for p in pts]
         ys = [100 * (p[key] or 0.0) for p in pts]
         ax.plot(xs, ys, style, label=key)
+    labels: dict[tuple[float, float], list[str]] = {}  # settings that land on the same point share one label
     for p in pts:
-        ax.annotate(p["sampler"], (p["tokens_per_forward"], 100 * (p[metric] or 0.0)), fontsize=7,
-                    textcoords="offset points", xytext=(4, 4))
+        labels.setdefault((p["tokens_per_forward"], 100 * (p[metric] or 0.0)), []).append(p["sampler"])
+    for xy, names in labels.items():
+        ax.annotate(", ".join(names), xy, fontsize=7, textcoords="offset points", xytext=(4, 4))
+    top = max([100 * (p[k] or 0.0) for p in pts for k in keys] + [0.0])
+    ax.set_ylim(0, min(100.0, max(10.0, top * 1.2)))
     ax.set_xlabel("tokens finalized per forward")
     ax.set_ylabel("%")
     ax.set_title(f"Quality vs parallelism: {frontier['suite']}, n={frontier['n']}, {frontier['sizing']} sizing",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from engine.backend import Backend
-from engine.sampler import CanvasSpec, CanvasState, SampleStats, SamplerConfig, denoise_stream
+from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream
 from infill.canvas import Canvas, build_canvas, canvas_to_text, render_partial
 from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
 from infill.postprocess import finalize
@@ -163,7 +163,7 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     raw = canvas_to_text(canvas, final.ids, tok)
     unit = indent_unit(plan.text)
     fills = [finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation, h.indent, unit)
-             for h, f in zip(plan.holes, raw)]
+             for h, f in zip(plan.holes, raw, strict=True)]
     return Outcome(fills, plan.join(fills), stats)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -48,5 +49,8 @@ def main(args: argparse.Namespace) -> int:
         host, port = _host_port(args.tcp)
         ls.start_tcp(host, port)
     else:
-        ls.start_io()
-    return 0
+        ls.start_io()  # returns after `exit`, or when the client closes stdin
+    code = 0 if ls.shutdown_requested else 1  # LSP: exit without a shutdown request first is an error
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)  # skip interpreter teardown: freeing torch and the model takes seconds the editor would wait

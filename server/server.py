@@ -134,6 +134,7 @@ class DiffusionLanguageServer(LanguageServer):
         self.jobs = Jobs()
         self.last: dict[str, Any] = {"lastLatencyMs": None, "tokensPerForward": None, "nfe": None}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.shutdown_requested = False
 
     # -- documents ----------------------------------------------------------------------------------------------------
 
@@ -239,17 +240,27 @@ class DiffusionLanguageServer(LanguageServer):
 
     async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any], fill.Plan]
                        ) -> tuple[Job, fill.Plan, fill.Outcome]:
-        """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed."""
-        backend = await self.ensure_backend()
+        """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
+
+        make_plan gets the tokenizer and must use a snapshot of the text taken before this call (no await between).
+        """
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
+        t0 = time.perf_counter()
+        try:
+            backend = await self.ensure_backend()  # may wait for the model to load: edits meanwhile stop the job
+        except BaseException:
+            self.jobs.finish(job)
+            raise
         cfg = self.settings.sampler()
         loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
 
         def work() -> tuple[fill.Plan, fill.Outcome]:  # the engine thread
             if job.cancel_event.is_set():
                 raise Cancelled()
-            plan = make_plan(backend.tokenizer)
+            try:
+                plan = make_plan(backend.tokenizer)
+            except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
+                raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span
             return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
                                   on_partial=lambda p: loop.call_soon_threadsafe(self._send_partial, job, span, p))
@@ -258,8 +269,6 @@ class DiffusionLanguageServer(LanguageServer):
             plan, outcome = await self.worker.run(job, work)
         except Cancelled:
             raise job.error() from None
-        except (ValueError, PositionError) as exc:
-            raise JsonRpcInvalidParams(message=str(exc)) from None
         finally:
             self.jobs.finish(job)
         if not self.is_current(job):
@@ -402,6 +411,7 @@ def create_server() -> DiffusionLanguageServer:
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: DiffusionLanguageServer, params: None) -> None:
         """Stop every job."""
+        ls.shutdown_requested = True
         ls.jobs.cancel_all("closed")
 
     @ls.feature(types.EXIT)
@@ -494,7 +504,8 @@ def create_server() -> DiffusionLanguageServer:
         job, plan, out = await ls.run_fill(doc, "infill", lambda tok: fill.plan_ranges(
             text, ranges, lang, tok, s.context_budget, s.max_tokens))
         ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
-        edits = [types.TextEdit(ls.lsp_range(doc, h.start, h.end), f) for h, f in zip(plan.holes, out.fills)]
+        edits = [types.TextEdit(ls.lsp_range(doc, h.start, h.end), f)
+                 for h, f in zip(plan.holes, out.fills, strict=True)]
         return {"edits": edits, "version": job.version}
 
     @ls.feature(REWRITE)

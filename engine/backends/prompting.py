@@ -223,5 +223,10 @@ def _keep_lines(tok: ChatTokenizer, text: str, cap: int, from_end: bool) -> str:
     while kept < len(order) and total + len(counts[kept]) <= cap:
         total += len(counts[kept])
         kept += 1
+    if kept == 0:  # the line at the cursor alone is over the cap: keep its part nearest the cursor
+        line = order[0]
+        while line and len(tok.encode(line)) > cap:
+            line = line[len(line) // 4 + 1:] if from_end else line[: len(line) * 3 // 4]
+        return line
     part = order[:kept]
     return "".join(part[::-1] if from_end else part)

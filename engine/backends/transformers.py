@@ -18,6 +18,7 @@ common prefix and a commit can be rewound; the decoder is shown only the window 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import threading
 import time
@@ -94,14 +95,19 @@ class TransformersBackend:
                                  "'diffusion-ls[hf]'") from exc
         if threads:
             torch.set_num_threads(threads)
-        config = AutoConfig.from_pretrained(d, local_files_only=True)
-        if config.model_type != "diffusion_gemma":
-            raise ModelLoadError(f"{d} holds a {config.model_type!r} model, not DiffusionGemma")
-        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-        cls: Any = DiffusionGemmaForBlockDiffusion
-        self.model = cls.from_pretrained(str(d), local_files_only=True, use_safetensors=True,
-                                         dtype=torch_dtype).to(device).eval()  # safetensors only: nothing unpickled
-        self.tokenizer = HFTokenizer.from_dir(d)
+        try:
+            config = AutoConfig.from_pretrained(d, local_files_only=True)
+            if config.model_type != "diffusion_gemma":
+                raise ModelLoadError(f"{d} holds a {config.model_type!r} model, not DiffusionGemma")
+            # straight onto the GPU when accelerate is there (a 26B checkpoint need not pass through host memory)
+            placed = {"device_map": device} if device != "cpu" and importlib.util.find_spec("accelerate") else {}
+            cls: Any = DiffusionGemmaForBlockDiffusion
+            self.model = cls.from_pretrained(str(d), local_files_only=True, use_safetensors=True,  # nothing unpickled
+                                             dtype=dtype if dtype == "auto" else getattr(torch, dtype), **placed)
+            self.model = self.model.to(device).eval()
+            self.tokenizer = HFTokenizer.from_dir(d)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load DiffusionGemma from {d}: {exc}") from exc
         self.prompter = ChatPrompter(self.tokenizer, prompt)
         self.params = DiffusionParams.from_generation_config(self.model.generation_config)
         self.model_name = d.name

@@ -29,6 +29,7 @@ from engine.tokenizer import SpecialIds
 
 DEFAULT_CANVAS = 256  # DiffusionGemma's canvas; set it to the server's --diffusion-config canvas_length
 GEMMA_VOCAB = 262_144  # the model's vocabulary: random seed-canvas ids are drawn below it
+_CONTROL = ("<|turn>", TURN_CLOSE, "<|channel>", "<channel|>")  # chat control tokens, never part of a fill
 
 
 class VLLMError(RuntimeError):
@@ -85,13 +86,16 @@ class _VLLMBase:
 
     def __init__(self, tokenizer: Any, prompter: ChatPrompter, canvas_length: int = DEFAULT_CANVAS,
                  vocab_size: int = GEMMA_VOCAB, pin_suffix: int = 0, max_steps: int | None = None,
-                 device: str = "remote", model_name: str = "") -> None:
+                 narrow_canvas: bool = True, device: str = "remote", model_name: str = "") -> None:
         self.tokenizer = tokenizer
         self.prompter = prompter
         self.canvas_length = canvas_length  # the served canvas: a request's canvas is at most this wide
         self.vocab_size = vocab_size  # random seed-canvas ids are drawn below it
         self.pin_suffix = pin_suffix  # suffix tokens pinned right after the hole (0: the suffix is only in the prompt)
         self.max_steps = max_steps  # None: the server's max_denoising_steps
+        # a canvas as wide as the fill, not 256 slots (fewer slots per forward); vLLM needs its async scheduler for
+        # that (chosen automatically); a server running synchronously takes full-width canvases only: set False
+        self.narrow_canvas = narrow_canvas
         self.device = device
         self.model_name = model_name
         self._rng = random.Random(0)
@@ -102,25 +106,29 @@ class _VLLMBase:
 
     def infill_request(self, prompt_ids: Sequence[int], suffix: str, capacity: int) -> CanvasRequest:
         """The hole as a canvas of `capacity` slots; with `pin_suffix`, the suffix's first tokens pinned after it."""
-        width = min(capacity, self.canvas_length)
         pins = self.tokenizer.encode(suffix)[: self.pin_suffix] if self.pin_suffix and suffix else []
         if not pins:
-            return CanvasRequest(list(prompt_ids), capacity, canvas_length=width, max_steps=self.max_steps)
-        width = min(capacity + len(pins), self.canvas_length)
+            return CanvasRequest(list(prompt_ids), capacity, canvas_length=self._width(capacity),
+                                 max_steps=self.max_steps)
+        width = self._width(capacity + len(pins)) or self.canvas_length
         hole = width - len(pins)
-        seed = self._noise(hole) + pins
-        return CanvasRequest(list(prompt_ids), width, canvas_length=width, seed_canvas=seed,
-                             pinned=list(range(hole, width)), max_steps=self.max_steps, cut=hole)
+        return CanvasRequest(list(prompt_ids), width, canvas_length=self._width(width),
+                             seed_canvas=self._noise(hole) + pins, pinned=list(range(hole, width)),
+                             max_steps=self.max_steps, cut=hole)
 
     def rewrite_request(self, prompt_ids: Sequence[int], selection: str, capacity: int) -> CanvasRequest:
         """A canvas seeded with the selection (then the answer's end), so denoising starts from the original code."""
         close = "\n```" if self.prompter.cfg.fence else ""
         turn_close = self.tokenizer.token_id(TURN_CLOSE)
         start = self.tokenizer.encode(selection + close) + ([turn_close] if turn_close is not None else [])
-        width = min(max(capacity, len(start)), self.canvas_length)
-        seed = (start + self._noise(width))[:width]
-        return CanvasRequest(list(prompt_ids), capacity, canvas_length=width, seed_canvas=seed,
-                             max_steps=self.max_steps)
+        width = self._width(max(capacity, len(start))) or self.canvas_length
+        return CanvasRequest(list(prompt_ids), capacity, canvas_length=self._width(width),
+                             seed_canvas=(start + self._noise(width))[:width], max_steps=self.max_steps)
+
+    def _width(self, n: int) -> int | None:
+        """The request's canvas width: n slots (at most the served canvas), or None (the served one) when the server
+        takes full-width canvases only."""
+        return min(n, self.canvas_length) if self.narrow_canvas else None
 
     def infill(self, prefix: str, suffix: str, capacity: int, language: str | None = None, budget: int | None = None,
                cancel: Callable[[], bool] | object | None = None) -> Iterator[Chunk]:
@@ -138,20 +146,20 @@ class _VLLMBase:
 
     def _chunks(self, req: CanvasRequest, parts: Iterator[tuple[str, list[int] | None, str | None]]
                 ) -> Iterator[Chunk]:
-        """Chunks from (text, ids, finish_reason) per canvas; the fill cut at `req.cut` tokens and the closing fence.
-        The last chunk has done=True."""
-        text, ids_all, last = "", [], None
-        for i, (part, ids, finish) in enumerate(parts):
+        """A Chunk per (text, ids, finish_reason) as it arrives; the fill cut at `req.cut` tokens and the closing
+        fence. The last chunk has done=True."""
+        text, ids_all, n = "", [], 0
+        for part, ids, finish in parts:
             text += part
             ids_all += ids or []
             fill = self.tokenizer.decode(ids_all[: req.cut]) if req.cut is not None and ids is not None else text
-            if last is not None:
-                yield last
-            last = Chunk(part, ids, i, self.prompter.finish(fill), finish)
-        if last is None:
+            yield Chunk(part, ids, n, self.prompter.finish(fill), finish, done=finish is not None)
+            n += 1
+            if finish is not None:
+                return
+        if n == 0:
             raise VLLMError("the server closed the stream without a completion")
-        last.done = True
-        yield last
+        yield Chunk("", [], n, self.prompter.finish(text), None, done=True)  # a stream that ended unannounced
 
     def _noise(self, n: int) -> list[int]:
         return [self._rng.randrange(self.vocab_size) for _ in range(n)]
@@ -184,9 +192,10 @@ class RemoteTokenizer:
                     ["tokens"])
 
     def decode(self, ids: Sequence[int]) -> str:
-        if not ids:
-            return ""
-        return str(self._post("/detokenize", {"model": self.model, "tokens": [int(i) for i in ids]})["prompt"])
+        """Text of the ids; special and control tokens are dropped."""
+        control = self.special.all | {i for i in map(self.token_id, _CONTROL) if i is not None}
+        keep = [int(i) for i in ids if int(i) not in control]
+        return str(self._post("/detokenize", {"model": self.model, "tokens": keep})["prompt"]) if keep else ""
 
     def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True, **template_kwargs: Any) -> list[int]:
         body = {"model": self.model, "messages": messages, "add_generation_prompt": add_generation_prompt,
@@ -222,7 +231,7 @@ class VLLMRemoteBackend(_VLLMBase):
     def __init__(self, url: str, model: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                  tokenizer_path: str | Path | None = None, prompt: PromptConfig | None = None,
                  canvas_length: int = DEFAULT_CANVAS, vocab_size: int = GEMMA_VOCAB, pin_suffix: int = 0,
-                 max_steps: int | None = None) -> None:
+                 max_steps: int | None = None, narrow_canvas: bool = True) -> None:
         try:
             import httpx
         except ImportError as exc:
@@ -231,10 +240,20 @@ class VLLMRemoteBackend(_VLLMBase):
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
         self.url = url
-        model = model or self._first_model()
-        tok = HFTokenizer.from_dir(tokenizer_path) if tokenizer_path else RemoteTokenizer(self._post, model, vocab_size)
-        super().__init__(tok, ChatPrompter(tok, prompt), canvas_length, vocab_size, pin_suffix, max_steps,
-                         model_name=model)
+        try:  # fail at load, not at the first keystroke: the server must answer and serve the model
+            served = self._models()
+            model = model or next(iter(served))
+            if model not in served:
+                raise VLLMError(f"the vLLM server at {url} serves {', '.join(served)}, not {model!r}")
+            tok = (HFTokenizer.from_dir(tokenizer_path) if tokenizer_path
+                   else RemoteTokenizer(self._post, model, vocab_size))
+            super().__init__(tok, ChatPrompter(tok, prompt), canvas_length, vocab_size, pin_suffix, max_steps,
+                             narrow_canvas, model_name=model)
+            _ = self.special  # resolves the special ids now
+        except VLLMError as exc:
+            self._http.close()
+            raise ModelLoadError(str(exc)) from exc
+        self.max_context = served[model] or 8192
 
     def close(self) -> None:
         self._http.close()
@@ -250,7 +269,8 @@ class VLLMRemoteBackend(_VLLMBase):
             raise VLLMError(_error_message(r.status_code, r.text))
         return r.json()
 
-    def _first_model(self) -> str:
+    def _models(self) -> dict[str, int | None]:
+        """The served models and their max_model_len (GET /v1/models)."""
         import httpx
 
         try:
@@ -259,10 +279,10 @@ class VLLMRemoteBackend(_VLLMBase):
             raise VLLMError(f"cannot reach the vLLM server at {self.url}: {exc}") from exc
         if r.status_code >= 400:
             raise VLLMError(_error_message(r.status_code, r.text))
-        data = r.json().get("data") or []
-        if not data:
+        served = {str(m["id"]): m.get("max_model_len") for m in r.json().get("data") or []}
+        if not served:
             raise VLLMError(f"the vLLM server at {self.url} serves no model")
-        return str(data[0]["id"])
+        return served
 
     def complete(self, req: CanvasRequest, cancel: Callable[[], bool] | object | None = None) -> Iterator[Chunk]:
         """Stream one completion: a Chunk per committed canvas. Cancellation is checked before the request and
@@ -298,6 +318,8 @@ class VLLMRemoteBackend(_VLLMBase):
                         raise VLLMError(_error_message(200, data))
                     for choice in msg.get("choices") or []:
                         yield choice.get("text", ""), choice.get("token_ids"), choice.get("finish_reason")
+                        if _is_cancelled(cancel):
+                            raise Cancelled()
         except httpx.HTTPError as exc:
             raise VLLMError(f"vLLM stream from {self.url} failed: {exc}") from exc
 
@@ -311,7 +333,8 @@ class VLLMLocalBackend(_VLLMBase):
     name = "vllm"
 
     def __init__(self, model_path: str | Path, diffusion_config: dict | None = None, prompt: PromptConfig | None = None,
-                 pin_suffix: int = 0, max_steps: int | None = None, **llm_kwargs: Any) -> None:
+                 pin_suffix: int = 0, max_steps: int | None = None, narrow_canvas: bool = True,
+                 **llm_kwargs: Any) -> None:
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -324,8 +347,9 @@ class VLLMLocalBackend(_VLLMBase):
         opts = {"max_num_seqs": 4, "generation_config": "vllm", **llm_kwargs}  # the recipe's settings
         self.llm = LLM(model=str(d), tokenizer=str(d), diffusion_config=dc, **opts)
         tok = HFTokenizer(self.llm.get_tokenizer())
+        self.max_context = int(getattr(self.llm.llm_engine.model_config, "max_model_len", 0) or 8192)
         super().__init__(tok, ChatPrompter(tok, prompt), int(dc["canvas_length"]), tok.vocab_size, pin_suffix,
-                         max_steps, device="cuda", model_name=d.name)
+                         max_steps, narrow_canvas, device="cuda", model_name=d.name)
 
     def complete(self, req: CanvasRequest, cancel: Callable[[], bool] | object | None = None) -> Iterator[Chunk]:
         from vllm import SamplingParams

@@ -21,6 +21,7 @@ SITUATIONS = [
     ("python", "if |:\n    pass\n", "control_header"),
     ("python", "for |:\n    pass\n", "control_header"),
     ("python", "while x and |:\n    pass\n", "control_header"),
+    ("python", "x = 1\nif x and |\n", "control_header"),  # a header being typed, its `:` still to come
     ("python", "# says |\nx = 1\n", "comment"),
     ("python", 'def f():\n    """Return |"""\n', "comment"),
     ("python", "x = 1\n\n|", "end_of_file"),

@@ -149,8 +149,8 @@ def check_stream(notes: list[dict], result_text: str, rng: dict, version: int) -
     re-noised slots at that forward), every range is the result's, the last one is done and equals the result."""
     assert notes, "no diffusion/canvas notification"
     assert [n["step"] for n in notes] == list(range(1, len(notes) + 1))
-    assert all(a["nfe"] <= b["nfe"] for a, b in zip(notes, notes[1:]))
-    for a, b in zip(notes[:-1], notes[1:-1]):
+    assert all(a["nfe"] <= b["nfe"] for a, b in zip(notes, notes[1:], strict=False))
+    for a, b in zip(notes[:-1], notes[1:-1], strict=False):
         assert masked_total(b) <= masked_total(a) + b["remasked"], (a, b)
     assert all(not n["done"] for n in notes[:-1])
     assert all(n["version"] == version for n in notes)

@@ -3,6 +3,8 @@ responsive, rewrite / infill / code action, bad positions, bad settings, a model
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import pytest_lsp
 from lsprotocol import types
@@ -33,8 +35,8 @@ def rng(a: tuple[int, int], b: tuple[int, int]) -> dict:
 
 
 def code_action_params(uri: str, a: tuple[int, int], b: tuple[int, int]) -> types.CodeActionParams:
-    return types.CodeActionParams(types.TextDocumentIdentifier(uri), types.Range(types.Position(*a), types.Position(*b)),
-                                  types.CodeActionContext(diagnostics=[]))
+    selection = types.Range(types.Position(*a), types.Position(*b))
+    return types.CodeActionParams(types.TextDocumentIdentifier(uri), selection, types.CodeActionContext(diagnostics=[]))
 
 
 def before(session: Session, msg_id: str, index: int) -> bool:
@@ -191,7 +193,29 @@ async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: S
     warnings = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]
     assert any("maxTokens=-5" in w and "using the default 256" in w for w in warnings), warnings
     assert any("device='gpu'" in w and "using the default 'cpu'" in w for w in warnings), warnings
+
+    # an empty push: the server pulls the `diffusion` section with workspace/configuration
+    session.client.set_configuration({**SHORT, "steps": 0}, section="diffusion")
+    shown = session.client.wait_for_notification(types.WINDOW_SHOW_MESSAGE)
+    session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    message = await asyncio.wait_for(shown, 60)
+    assert message.type == types.MessageType.Warning
+    assert "steps=0" in message.message and "using the default 16" in message.message
     session.configure(SHORT)
+
+
+async def test_a_language_outside_the_allow_list_gets_no_fill(session: Session):
+    session.configure({**SHORT, "languages": ["rust", "go"]})
+    uri = session.open("x = 1\n")
+    fut, _ = session.inline(uri, 1, 0, msg_id="off")
+    assert list((await fut).items) == []
+    fut, _ = session.request("diffusion/infill", {"textDocument": {"uri": uri},
+                                                  "position": {"line": 1, "character": 0}}, msg_id="off-infill")
+    with pytest.raises(JsonRpcException) as err:
+        await fut
+    assert err.value.code == types.LSPErrorCodes.RequestFailed and "`languages` setting" in err.value.message
+    assert session.notes("off") == [] and session.notes("off-infill") == []
+    session.configure({**SHORT, "languages": None})
 
 
 async def test_a_model_that_does_not_load_is_reported_and_requests_fail_clearly(session: Session, tmp_path):

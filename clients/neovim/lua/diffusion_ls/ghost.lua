@@ -141,9 +141,12 @@ local function live(req, version)
   if not g or g.req ~= req then
     return nil
   end
-  if not lsp.is_current(req, version) or not cursor_at(req.bufnr, g.row, g.col) then
+  if not lsp.is_current(req) or not cursor_at(req.bufnr, g.row, g.col) then
     M.dismiss(req.bufnr)
     return nil
+  end
+  if version ~= nil and version ~= req.version then
+    return nil -- computed for another version of the document
   end
   return g
 end
@@ -164,7 +167,10 @@ local function on_canvas(canvas, req)
   vim.api.nvim_exec_autocmds('User', {
     pattern = 'DiffusionLsCanvas',
     modeline = false,
-    data = { bufnr = req.bufnr, id = req.id, step = canvas.step, nfe = canvas.nfe, done = canvas.done, text = canvas.text },
+    data = {
+      bufnr = req.bufnr, id = req.id, step = canvas.step, nfe = canvas.nfe, done = canvas.done,
+      text = canvas.text, masks = canvas.masks,
+    },
   })
 end
 
@@ -255,15 +261,16 @@ function M.trigger(bufnr, automatic)
   end
 end
 
---- The ghost text shown in a buffer, if any: { text, final, row, col, id }.
+--- The ghost text shown in a buffer, if any (for statuslines and tests).
+--- `replace`: bytes after the anchor that accepting all of it replaces.
 ---@param bufnr? integer
----@return { text: string, final: boolean, row: integer, col: integer, id: integer }?
+---@return { text: string, final: boolean, row: integer, col: integer, replace: integer, id: integer }?
 function M.get(bufnr)
   local g = state[bufnr or vim.api.nvim_get_current_buf()]
   if not g or not g.extmark then
     return nil
   end
-  return { text = g.text, final = g.final, row = g.row, col = g.col, id = g.req and g.req.id }
+  return { text = g.text, final = g.final, row = g.row, col = g.col, replace = g.del_after, id = g.req and g.req.id }
 end
 
 --- True when a final ghost text can be accepted in the current buffer.

@@ -13,7 +13,9 @@ local function client_for_check()
   if client then
     return client, false
   end
-  local id = vim.lsp.start(lsp.client_config(vim.api.nvim_get_current_buf()), { attach = false, silent = true })
+  local id = vim.lsp.start(lsp.client_config(vim.api.nvim_get_current_buf()), {
+    attach = false, silent = true, reuse_client = lsp.reuse_client,
+  })
   client = id and vim.lsp.get_client_by_id(id)
   if not client then
     return nil, false, 'the server did not start'
@@ -21,11 +23,15 @@ local function client_for_check()
   vim.wait(TIMEOUT_MS, function()
     return client.initialized or client:is_stopped()
   end, 50)
+  -- A client still starting for a buffer is reused (and kept); one started just for this check is stopped after it.
+  local temporary = next(client.attached_buffers) == nil
   if not client.initialized then
-    client:stop(true)
+    if temporary then
+      client:stop(true)
+    end
     return nil, false, 'the server did not answer initialize'
   end
-  return client, true
+  return client, temporary
 end
 
 function M.check()
@@ -59,7 +65,16 @@ function M.check()
     vim.health.error(err or 'no client')
     return
   end
-  local resp, reason = client:request_sync('diffusion/status', vim.empty_dict(), TIMEOUT_MS, 0)
+  -- The server loads the model in the background after initialize: wait for that to end.
+  local resp, reason
+  local deadline = vim.uv.hrtime() + TIMEOUT_MS * 1e6
+  repeat
+    resp, reason = client:request_sync('diffusion/status', vim.empty_dict(), TIMEOUT_MS, 0)
+    local loading = resp and type(resp.result) == 'table' and resp.result.loading == true
+    if loading then
+      vim.wait(200)
+    end
+  until not loading or vim.uv.hrtime() > deadline
   if temporary then
     client:stop()
   end
@@ -69,13 +84,14 @@ function M.check()
   end
   local s = resp.result
   vim.health.ok('server answers diffusion/status')
-  vim.health.info(('backend: %s, model: %s, device: %s'):format(tostring(s.backend), tostring(s.model), tostring(s.device)))
+  vim.health.info(('backend: %s, model: %s, device: %s'):format(
+    tostring(s.backend), tostring(s.model), tostring(s.device)))
   if s.error and s.error ~= vim.NIL then
     vim.health.error('model error: ' .. tostring(s.error))
   elseif s.loaded then
     vim.health.ok(('model loaded (%s on %s)'):format(tostring(s.model), tostring(s.device)))
   else
-    vim.health.warn('model not loaded yet (it loads on the first request)')
+    vim.health.warn('model not loaded')
   end
   if type(s.lastLatencyMs) == 'number' then
     vim.health.info(('last latency: %.0f ms, tokens per forward: %s, nfe: %s'):format(

@@ -43,7 +43,7 @@ function M.client_config(bufnr)
   }
 end
 
---- The running diffusion_ls client attached to the buffer (or any diffusion_ls client when bufnr is nil).
+--- The initialized diffusion_ls client attached to the buffer (or any one when bufnr is nil).
 ---@param bufnr? integer
 ---@return vim.lsp.Client?
 function M.get_client(bufnr)
@@ -57,20 +57,25 @@ function M.attach(bufnr)
   if vim.bo[bufnr].buftype ~= '' then
     return nil
   end
-  local id = vim.lsp.start(M.client_config(bufnr), {
-    bufnr = bufnr,
-    -- One server for every project: the model is loaded once.
-    reuse_client = function(client, conf)
-      return client.name == conf.name and not client:is_stopped()
-    end,
-  })
+  local id = vim.lsp.start(M.client_config(bufnr), { bufnr = bufnr, reuse_client = M.reuse_client })
   return id and vim.lsp.get_client_by_id(id) or nil
+end
+
+--- One server for every project: the model is loaded once.
+---@param client vim.lsp.Client
+---@param conf vim.lsp.ClientConfig
+function M.reuse_client(client, conf)
+  return client.name == conf.name and not client:is_stopped()
 end
 
 --- Call fn(client) once the client is initialized and the buffer is open on the server (now, or on LspAttach).
 ---@param bufnr integer
 ---@param fn fun(client: vim.lsp.Client)
 function M.with_client(bufnr, fn)
+  if vim.bo[bufnr].buftype ~= '' then
+    vim.notify('diffusion-ls: not a file buffer', vim.log.levels.WARN)
+    return
+  end
   local client = M.get_client(bufnr) or M.attach(bufnr)
   if not client then
     vim.notify('diffusion-ls: cannot start ' .. table.concat(config.get().cmd, ' '), vim.log.levels.ERROR)
@@ -116,6 +121,8 @@ end
 ---@field bufnr integer
 ---@field tick integer b:changedtick when sent
 ---@field version integer document version sent to the server
+---@field done? boolean answered
+---@field cancelled? boolean
 
 --- Send a request whose progress streams as diffusion/canvas notifications.
 ---@param client vim.lsp.Client

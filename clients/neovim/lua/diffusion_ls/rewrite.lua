@@ -83,12 +83,15 @@ local function render(bufnr, p)
     end_row = sel.erow,
     end_col = sel.ecol,
     hl_group = 'DiffusionLsRemoved',
+    hl_eol = true,
     priority = 200,
   })
   local km = config.get().keymaps
-  local hint = p.edit
-      and (' rewrite ready: %s accept, %s reject'):format(km.rewrite_accept or ':DiffusionAccept', km.rewrite_reject or ':DiffusionReject')
-    or (' rewriting... step %d'):format(p.step)
+  local hint = (' rewriting... step %d'):format(p.step)
+  if p.edit then
+    hint = (' rewrite ready: %s accept, %s reject'):format(
+      km.rewrite_accept or ':DiffusionAccept', km.rewrite_reject or ':DiffusionReject')
+  end
   vim.api.nvim_buf_set_extmark(bufnr, M.ns, sel.erow, 0, {
     virt_lines = lines,
     virt_text = { { hint, 'DiffusionLsHint' } },
@@ -196,7 +199,9 @@ function M.rewrite(bufnr, sel, instruction)
       vim.api.nvim_exec_autocmds('User', {
         pattern = 'DiffusionLsRewriteCanvas',
         modeline = false,
-        data = { bufnr = bufnr, id = req.id, step = canvas.step, done = canvas.done, text = canvas.text },
+        data = {
+          bufnr = bufnr, id = req.id, step = canvas.step, done = canvas.done, text = canvas.text, masks = canvas.masks,
+        },
       })
     end)
     if not p.req then
@@ -239,7 +244,8 @@ function M.fill(bufnr, sel)
       })
     end, function(canvas, req)
       if lsp.is_current(req, canvas.version) then
-        vim.api.nvim_echo({ { ('diffusion-ls: filling, step %d'):format(canvas.step or 0), 'DiffusionLsHint' } }, false, {})
+        local msg = ('diffusion-ls: filling, step %d'):format(canvas.step or 0)
+        vim.api.nvim_echo({ { msg, 'DiffusionLsHint' } }, false, {})
       end
     end)
   end)
