@@ -69,9 +69,9 @@ SAMPLE_KIND = {
     "end_of_file": "body",
 }
 PERCENTILE = 0.9  # of same-kind span lengths: covers most holes
-# Factor on that percentile, per situation: fitted so ~90% of holes cut from held-out CPython stdlib files are covered
-# (infill/sizing.py). Mid-line expressions are shorter than the expression spans that size them (those include whole
-# calls and comprehensions), hence < 1.
+# Factor on that percentile, per situation: fitted so ~90% of the holes cut from CPython stdlib top-level modules are
+# covered, checked on stdlib packages kept apart (infill/sizing.py). Mid-line expressions are shorter than the
+# expression spans that size them (those include whole calls and comprehensions), hence < 1.
 MARGIN = {
     "empty_body": 1.0,
     "new_statement": 1.15,
@@ -87,6 +87,7 @@ MARGIN = {
 # `self.assertEqual(`, `return `, `for x in`): calls of the same function take arguments of similar length. Factor
 # on the longest such span, fitted like MARGIN.
 CONTEXT_MARGIN = {"rest_of_line": 1.5, "expression": 1.0, "arguments": 1.25, "control_header": 1.0}
+HEADER_END_SLOTS = 2  # control header spans stop before `:` / `{`; a header still being typed needs them too
 MIN_SAMPLES = 3  # fewer same-kind spans than this: use DEFAULT
 REWRITE_FACTOR, REWRITE_EXTRA = 1.5, 8  # regenerate-mode rewrite capacity: selection tokens * 1.5 + 8
 
@@ -125,7 +126,7 @@ def token_counter(count_tokens: object = None) -> Counter:
 
 
 def _line_bounds(text: str, offset: int) -> tuple[int, int]:
-    """(start, end) of the line holding offset; end excludes the terminator ("\n", "\r\n" or "\r")."""
+    """(start, end) of the line holding offset; end excludes the line terminator (LF, CRLF or CR)."""
     nl = text.rfind("\n", 0, offset)
     start = max(nl, text.rfind("\r", nl + 1, offset)) + 1
     end = text.find("\n", offset)
@@ -317,6 +318,8 @@ def find_hole(
             capacity = _clamp(situation, max(count(similar)) * CONTEXT_MARGIN[situation])
         else:
             capacity = capacity_from_samples(situation, count(_samples(text, spans, situation, hint, offset)))
+        if situation == "control_header" and not text[offset : _line_bounds(text, offset)[1]].strip():
+            capacity += HEADER_END_SLOTS  # a header typed at the end of its line: the fill also ends it (`:`, `) {`)
     return Hole(offset, offset, situation, capacity, indent)
 
 

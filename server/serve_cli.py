@@ -52,5 +52,4 @@ def main(args: argparse.Namespace) -> int:
         ls.start_io()  # returns after `exit`, or when the client closes stdin
     code = 0 if ls.shutdown_requested else 1  # LSP: exit without a shutdown request first is an error
     logging.shutdown()
-    sys.stdout.flush()
     os._exit(code)  # skip interpreter teardown: freeing torch and the model takes seconds the editor would wait

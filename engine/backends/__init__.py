@@ -1,1 +1,24 @@
 """Backends: every model sits behind the same seam (engine.backend.Backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BACKENDS = ("embedded", "transformers", "vllm", "vllm-remote")
+
+
+def load_backend(kind: str = "embedded", **opts: Any) -> Any:
+    """The backend a config names: embedded, transformers, vllm (in process) or vllm-remote."""
+    if kind == "embedded":
+        from engine.backend import EmbeddedBackend
+
+        return EmbeddedBackend(**opts)
+    if kind == "transformers":
+        from engine.backends.transformers import make_backend
+
+        return make_backend(kind, **opts)
+    if kind in ("vllm", "vllm-remote"):
+        from engine.backends.vllm import make_backend as make_vllm
+
+        return make_vllm(kind, **opts)
+    raise ValueError(f"unknown backend {kind!r}; one of {', '.join(BACKENDS)}")

@@ -304,7 +304,7 @@ class TransformersBackend:
         width = min(len(spec.slots), self.canvas_length) if growable else len(spec.slots)
         temperature: Any = LinearTemperatureScheduleLogitsProcessor(p.t_min, p.t_max, p.max_denoising_steps)
         stop: Any = StableAndConfidentStoppingCriteria(p.stability_threshold, p.confidence_threshold)
-        end = torch.tensor(self.end_ids)
+        end = torch.tensor(self.end_ids, device=self.device)
         decided = spec.decided or [False] * len(spec.slots)
         out: list[int] = []
         block = 0

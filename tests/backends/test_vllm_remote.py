@@ -10,6 +10,7 @@ per character, Gemma's special tokens at their Gemma ids). Replace them with rec
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -231,8 +232,11 @@ def test_server_errors_carry_vllms_message(server, backend):
 
 
 def test_unreachable_server_and_no_steps(server):
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
     with pytest.raises(ModelLoadError, match="cannot reach"):
-        VLLMRemoteBackend("http://127.0.0.1:9", timeout=2)  # port 9 (discard): nothing listens on loopback
+        VLLMRemoteBackend(f"http://127.0.0.1:{closed}", timeout=2)
     with pytest.raises(ModelLoadError, match="not 'gemma'"):
         VLLMRemoteBackend(server.url, model="gemma")
     be = VLLMRemoteBackend(server.url, model=MODEL)

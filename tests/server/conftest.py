@@ -1,8 +1,9 @@
 """The real server process over stdio (`python -m server.cli serve`) with the shipped model, driven by pytest-lsp.
 
-Each test module starts one server (module scope: the model loads once per module) with a client capability
-profile: Neovim or VS Code as pytest-lsp records them, plus the inlineCompletion capability neither profile has.
-The placeholder model never predicts "end", so settings keep fills short (maxTokens) except where a test needs a
+Two servers for the whole run (session scope: each loads the model once), one per client capability profile:
+Neovim and VS Code as pytest-lsp records them, plus the inlineCompletion capability neither profile has. Both start
+with a few bad initializationOptions (they fall back to defaults with a message). Tests set the settings they need
+first: the placeholder model never predicts "end", so fills are kept short (maxTokens) except where a test needs a
 canvas that denoises for a while (large maxTokens, small blockSize), which it then cancels.
 """
 
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "server.cli", "serve"]
@@ -25,6 +27,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTH
 TIMEOUT = 120  # seconds: only a hung server hits it
 SHORT = {"maxTokens": 8, "blockSize": 32, "steps": 16, "threads": 1}  # fast fills
 LONG = {"maxTokens": 1024, "blockSize": 4, "steps": 4, "threads": 1}  # a canvas that keeps denoising
+# What both servers start with: two bad values among good ones, and a key the server does not know.
+OPTIONS = {"diffusion": {**SHORT, "steps": "many", "strategy": "best", "bogus": 1}}
+CONFIG = ClientServerConfig(server_command=SERVER, server_env=ENV)
 
 
 def plain(obj: Any) -> Any:
@@ -138,6 +143,30 @@ async def start_session(client: LanguageClient, profile: str, options: dict) -> 
         capabilities=capabilities(profile), initialization_options=options,
         root_uri="file:///work", workspace_folders=[types.WorkspaceFolder("file:///work", "work")]))
     return session
+
+
+@pytest_lsp.fixture(config=CONFIG, scope="session")
+async def neovim_client(lsp_client: LanguageClient):
+    lsp_client.session = await start_session(lsp_client, "neovim", OPTIONS)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=CONFIG, scope="session")
+async def vscode_client(lsp_client: LanguageClient):
+    lsp_client.session = await start_session(lsp_client, "visual-studio-code", OPTIONS)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture(scope="session")
+def neovim(neovim_client: LanguageClient) -> Session:
+    return neovim_client.session
+
+
+@pytest.fixture(scope="session")
+def vscode(vscode_client: LanguageClient) -> Session:
+    return vscode_client.session
 
 
 def masked_total(note: dict) -> int:

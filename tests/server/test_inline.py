@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.server.conftest import ENV, SERVER, SHORT, Session, check_inline, start_session
+from tests.server.conftest import SHORT, Session, check_inline
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-# Both profiles start with two bad values among good ones: they fall back to the defaults, with a message.
-OPTIONS = {"diffusion": {**SHORT, "steps": "many", "strategy": "best", "bogus": 1}}
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module",
-                    params=["neovim", "visual-studio-code"])
-async def client(lsp_client: LanguageClient, request):
-    lsp_client.session = await start_session(lsp_client, request.param, OPTIONS)
-    yield
-    await lsp_client.shutdown_session()
-
-
-@pytest.fixture(scope="module")
-def session(client: LanguageClient) -> Session:
-    return client.session
+@pytest.fixture(params=["neovim", "vscode"])
+def session(request) -> Session:
+    return request.getfixturevalue(request.param)
 
 
 async def test_announces_inline_completion_and_rewrite(session: Session):
@@ -46,6 +33,7 @@ async def test_bad_initialization_options_fall_back_with_a_message(session: Sess
 
 
 async def test_inline_completion_after_an_edit(session: Session, reference):
+    session.configure(SHORT)
     text = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    ret\n"
     uri = session.open(text)
     session.edit(uri, 2, (5, 7), (5, 7), "urn ")  # line 5: "    return "

@@ -6,28 +6,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
-from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.server.conftest import ENV, LONG, SERVER, SHORT, Session, check_inline, check_stream, start_session
+from tests.server.conftest import LONG, SHORT, Session, check_inline, check_stream
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 BODY = "def f(x):\n    \n"  # the cursor (1, 4) opens an empty body: with LONG settings it denoises for a long while
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module")
-async def client(lsp_client: LanguageClient):
-    lsp_client.session = await start_session(lsp_client, "neovim", {"diffusion": SHORT})
-    yield
-    await lsp_client.shutdown_session()
-
-
-@pytest.fixture(scope="module")
-def session(client: LanguageClient) -> Session:
-    return client.session
+@pytest.fixture
+def session(neovim: Session) -> Session:
+    return neovim
 
 
 def rng(a: tuple[int, int], b: tuple[int, int]) -> dict:
