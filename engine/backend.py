@@ -114,7 +114,15 @@ class EmbeddedBackend:
             self._last_hidden.pop(session, None)
 
     def cache_bytes(self) -> int:
-        return sum(c.nbytes for c in self._caches.values())
+        return sum(c.nbytes for c in tuple(self._caches.values()))
+
+    def cache_stats(self) -> dict:
+        """The context caches held now, and the LRU's bounds; safe from any thread (reads a snapshot, no lock)."""
+        caches = tuple(self._caches.values())  # copied in C under the GIL: no torn read while the engine thread evicts
+        cfg = self.model.cfg
+        per = 2 * cfg.n_layers * cfg.n_heads * cfg.max_seq_len * cfg.head_dim * self.model.tok_emb.weight.element_size()
+        return {"sessions": len(caches), "bytes": sum(c.nbytes for c in caches), "max_sessions": self.max_sessions,
+                "session_bytes": per}
 
     def _encode(self, cache: KVCache, session: str, ids: Sequence[int], start: int) -> None:
         x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)

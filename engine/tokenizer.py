@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +66,10 @@ class Tokenizer:
         return cls(hf)
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text, add_special_tokens=False, is_pretokenized=False).ids if text else []
+        return self.hf.encode(_scrub(text), add_special_tokens=False, is_pretokenized=False).ids if text else []
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+        return [e.ids for e in self.hf.encode_batch([_scrub(t) for t in texts], add_special_tokens=False)]
 
     def decode(self, ids: list[int]) -> str:
         """Text of the ids; special tokens are dropped."""
@@ -79,6 +80,14 @@ class Tokenizer:
         if tid in self.special.all:
             return b""
         return _byte_level_to_bytes(self.hf.id_to_token(tid) or "")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(text: str) -> str:
+    """Lone surrogates (an editor buffer may hold them; `tokenizers` refuses them) as U+FFFD, one char for one."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _build_byte_decoder() -> dict[str, int]:

@@ -89,6 +89,7 @@ MARGIN = {
 CONTEXT_MARGIN = {"rest_of_line": 1.5, "expression": 1.0, "arguments": 1.25, "control_header": 1.0}
 HEADER_END_SLOTS = 2  # control header spans stop before `:` / `{`; a header still being typed needs them too
 MIN_SAMPLES = 3  # fewer same-kind spans than this: use DEFAULT
+MAX_SAMPLES = 128  # the nearest spans only: bounds the tokenizing per request, and nearby code is more alike
 REWRITE_FACTOR, REWRITE_EXTRA = 1.5, 8  # regenerate-mode rewrite capacity: selection tokens * 1.5 + 8
 
 
@@ -266,12 +267,15 @@ def capacity_from_samples(situation: str, lengths: Sequence[int]) -> int:
 
 
 def _samples(text: str, spans: Sequence[Span], situation: str, hint: str, offset: int) -> list[str]:
+    """Texts of the same-kind spans (of the hint's node type when there are enough), the MAX_SAMPLES nearest."""
     kind = SAMPLE_KIND[situation]
     chosen = [s for s in spans if s.kind == kind and not (s.start <= offset < s.end and kind != "body")]
     if hint:
         same = [s for s in chosen if s.node == hint]
         if len(same) >= MIN_SAMPLES:
             chosen = same
+    if len(chosen) > MAX_SAMPLES:
+        chosen = sorted(chosen, key=lambda s: (abs(s.start - offset), s.start))[:MAX_SAMPLES]
     return [text[s.start : s.end] for s in chosen]
 
 

@@ -35,8 +35,8 @@ def syntax_spans(text: str, lang: str) -> list[Span]:
     for start_b, end_b, kind, node in raw:
         start, end = _trim(text, omap.to_char(start_b), omap.to_char(end_b))
         if start < end:
-            out.add(Span(start, end, kind, node))
-    return sorted(out)
+            out.add((start, end, kind, node))
+    return [Span(*t) for t in sorted(out)]  # sorting plain tuples: dataclass comparisons are slow
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from engine.sampler import STRATEGIES
@@ -113,8 +112,7 @@ def main(args: argparse.Namespace) -> int:
     plan = fill.plan_cursor(text, offset, lang, tok, settings.context_budget, settings.max_tokens)
     canvas = Canvas(sys.stdout, sys.stdout.isatty())
     on_partial = (lambda p: canvas.draw(p.text, p.masks, p.nfe)) if args.stream else None
-    cfg = replace(settings.sampler())
-    out = fill.run(backend, plan, cfg, session=str(path), on_partial=on_partial)
+    out = fill.run(backend, plan, settings.sampler(), session=str(path), on_partial=on_partial)
     canvas.clear()
     sys.stdout.write(out.fills[0] + ("\n" if not out.fills[0].endswith("\n") else ""))
     if args.stream:

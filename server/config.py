@@ -71,8 +71,8 @@ assert set(Settings.model_fields["strategy"].annotation.__args__) == set(STRATEG
 
 
 def _section(raw: Any) -> Any:
-    if isinstance(raw, dict) and isinstance(raw.get(SECTION), dict):
-        return raw[SECTION]
+    if isinstance(raw, dict) and SECTION in raw:
+        return raw[SECTION] or {}
     return raw
 
 

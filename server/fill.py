@@ -99,7 +99,8 @@ def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str |
             holes.extend(inside or [rewrite_hole(start, end, text, tok)])
     holes = _disjoint(sorted(holes, key=lambda h: (h.start, h.end)))
     if not holes:
-        raise ValueError("nothing to fill: no placeholder (`...`, `pass`, TODO) in the given ranges")
+        where = "the document" if ranges is None else "the given ranges"
+        raise ValueError(f"nothing to fill: no placeholder (`...`, `pass`, a TODO comment) in {where}")
     return plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, tok, budget)
 
 
@@ -126,6 +127,7 @@ def _cap(hole: Hole, max_tokens: int) -> Hole:
 
 
 def _disjoint(holes: list[Hole]) -> list[Hole]:
+    """Sorted holes without overlaps: a hole overlapping the one before, or a cursor at its end, is dropped."""
     out: list[Hole] = []
     for h in holes:
         if not out or h.start >= out[-1].end and (h.start > out[-1].end or h.start != h.end):
@@ -158,7 +160,7 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
             on_partial(render(plan, state, tok, len(spec.slots)))
     assert final is not None
     canvas = plan.canvas
-    if plan.spec.growable:  # a single hole's final ids are its text, possibly grown past the capacity
+    if spec.growable:  # a single hole's final ids are its text, possibly grown past the capacity
         canvas = replace(canvas, hole_slices=[(0, len(final.ids))])
     raw = canvas_to_text(canvas, final.ids, tok)
     unit = indent_unit(plan.text)

@@ -32,19 +32,16 @@ def _host_port(value: str) -> tuple[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from server.server import create_server, set_log_level
+    from server import logs
+    from server.server import create_server
 
     stderr = logging.StreamHandler(sys.stderr)  # stdout carries the protocol: never log there
     stderr.setLevel(logging.WARNING)
     stderr.setFormatter(logging.Formatter("diffusion-ls %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[stderr])
-    logging.getLogger("diffusion_ls").propagate = True
+    logs.FORCED_LEVEL = args.log_level  # the command line wins over the logLevel setting
+    logs.set_level(args.log_level or "info", args.log_file)
     ls = create_server()
-    set_log_level(args.log_level or "info", args.log_file)
-    if args.log_level:  # the command line wins over the logLevel setting
-        from server import server as srv
-
-        srv.FORCED_LOG_LEVEL = args.log_level
     if args.tcp:
         host, port = _host_port(args.tcp)
         ls.start_tcp(host, port)

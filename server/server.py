@@ -23,7 +23,6 @@ Nothing is sent for a request after it was cancelled, superseded, or its documen
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -36,12 +35,13 @@ from pygls.lsp.server import LanguageServer
 
 from engine.sampler import Cancelled
 from infill.document import Document, PositionError
-from server import fill
+from server import fill, logs
 from server.config import SECTION, Settings, parse_settings
 from server.jobs import Job, Jobs, Worker
+from server.protocol import DiffusionProtocol
 
 __version__ = "0.1.0"
-log = logging.getLogger("diffusion_ls")
+log = logs.log
 
 CANVAS = "diffusion/canvas"
 INFILL = "diffusion/infill"
@@ -122,8 +122,10 @@ class DiffusionLanguageServer(LanguageServer):
     """Owns the open documents, the settings, the loaded backend and the in-flight job of each document."""
 
     def __init__(self) -> None:
-        super().__init__("diffusion-ls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__("diffusion-ls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=DiffusionProtocol)
         self.documents: dict[str, Document] = {}
+        self.out_of_sync: dict[str, str] = {}  # uri -> why: a change did not apply, so no fills until reopened
         self.language_ids: dict[str, str] = {}
         self.settings = Settings()
         self.backend: Any = None
@@ -142,7 +144,19 @@ class DiffusionLanguageServer(LanguageServer):
         doc = self.documents.get(uri)
         if doc is None:
             raise JsonRpcInvalidParams(message=f"document {uri} is not open (send textDocument/didOpen first)")
+        if uri in self.out_of_sync:
+            raise JsonRpcException(message=f"{uri} is out of sync with the editor ({self.out_of_sync[uri]}): close and "
+                                   "reopen it", code=REQUEST_FAILED)
         return doc
+
+    def change_not_applied(self, uri: Any, version: Any, why: str) -> None:
+        """A didChange that could not be read: the document no longer matches the editor's; its fill is outdated."""
+        log.error("didChange for %s could not be read (%s); close and reopen it", uri, why)
+        if isinstance(uri, str) and uri in self.documents:
+            self.jobs.cancel(uri, "modified")
+            self.out_of_sync[uri] = "a change could not be read"
+            if isinstance(version, int):
+                self.documents[uri].version = version
 
     @staticmethod
     def offset(doc: Document, position: Any) -> int:
@@ -176,7 +190,7 @@ class DiffusionLanguageServer(LanguageServer):
             log.warning("settings: %s", p)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"diffusion-ls: {p}"))
         old, self.settings = self.settings, new
-        set_log_level(new.log_level, new.log_file)
+        logs.set_level(new.log_level, new.log_file)
         if old != new:
             log.info("settings: %s", new.model_dump(by_alias=True, exclude_defaults=True) or "defaults")
 
@@ -269,6 +283,13 @@ class DiffusionLanguageServer(LanguageServer):
             plan, outcome = await self.worker.run(job, work)
         except Cancelled:
             raise job.error() from None
+        except JsonRpcException:
+            raise
+        except Exception as exc:  # the engine failed on this request: it fails, the server goes on
+            log.error("%s for %s v%s failed: %s: %s", kind, doc.uri, job.version, type(exc).__name__, exc,
+                      exc_info=exc)
+            raise JsonRpcException(message=f"the fill failed: {type(exc).__name__}: {exc}",
+                                   code=REQUEST_FAILED) from None
         finally:
             self.jobs.finish(job)
         if not self.is_current(job):
@@ -326,76 +347,13 @@ def _open_backend(settings: Settings) -> Any:
     return EmbeddedBackend(settings.model_path, device=settings.device, threads=settings.threads)
 
 
-# -- logging -----------------------------------------------------------------------------------------------------------
-
-_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
-_file_handler: logging.FileHandler | None = None
-FORCED_LOG_LEVEL: str | None = None  # `serve --log-level` wins over the logLevel setting
-
-
-class _ExpectedErrors(logging.Filter):
-    """pygls logs every error response with a traceback; cancellations and bad params are answers, not faults."""
-
-    QUIET = {-32800, -32801, -32802, -32803, -32602}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, JsonRpcException) and exc.code in self.QUIET)
-
-
-class LspLogHandler(logging.Handler):
-    """Sends `diffusion_ls` log records to the client as window/logMessage (from any thread)."""
-
-    def __init__(self, ls: LanguageServer) -> None:
-        super().__init__()
-        self.ls = ls
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        kind = (types.MessageType.Error if record.levelno >= logging.ERROR else types.MessageType.Warning
-                if record.levelno >= logging.WARNING else types.MessageType.Info if record.levelno >= logging.INFO
-                else types.MessageType.Log)
-        params = types.LogMessageParams(kind, self.format(record))
-        loop = getattr(self.ls, "loop", None)
-        try:
-            if loop is not None and loop.is_running() and _off_loop(loop):
-                loop.call_soon_threadsafe(self.ls.window_log_message, params)
-            elif self.ls.protocol.writer is not None:
-                self.ls.window_log_message(params)
-        except Exception:  # logging must never take the server down
-            self.handleError(record)
-
-
-def _off_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is not loop
-    except RuntimeError:
-        return True
-
-
-def set_log_level(level: str, log_file: str | None = None) -> None:
-    """The `diffusion_ls` logger's level, and (once) a log file."""
-    global _file_handler
-    log.setLevel(_LEVELS.get(FORCED_LOG_LEVEL or level, logging.INFO))
-    if log_file and _file_handler is None:
-        try:
-            _file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        except OSError as exc:
-            log.warning("cannot open log file %s: %s", log_file, exc)
-            return
-        _file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(_file_handler)
-
-
 # -- handlers ----------------------------------------------------------------------------------------------------------
 
 
 def create_server() -> DiffusionLanguageServer:
     """A server with every handler registered."""
     ls = DiffusionLanguageServer()
-    log.handlers = [h for h in log.handlers if not isinstance(h, LspLogHandler)]
-    log.addHandler(LspLogHandler(ls))
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(_ExpectedErrors())
+    logs.attach(ls)
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: DiffusionLanguageServer, params: types.InitializeParams) -> None:
@@ -436,6 +394,7 @@ def create_server() -> DiffusionLanguageServer:
         """Track the document."""
         td = params.text_document
         ls.jobs.cancel(td.uri, "closed")
+        ls.out_of_sync.pop(td.uri, None)
         ls.documents[td.uri] = Document(td.uri, td.text, td.version, td.language_id)
         ls.language_ids[td.uri] = td.language_id
 
@@ -449,10 +408,15 @@ def create_server() -> DiffusionLanguageServer:
             log.warning("didChange for %s, which is not open", uri)
             return
         for change in params.content_changes:
+            rng = getattr(change, "range", None)
             try:
-                doc.apply_change(getattr(change, "range", None), change.text)
+                doc.apply_change(rng, change.text)
             except PositionError as exc:
                 log.error("didChange for %s does not fit the document (%s); close and reopen it", uri, exc)
+                ls.out_of_sync[uri] = f"a change did not apply: {exc}"
+            else:
+                if rng is None:  # the whole text: in sync again
+                    ls.out_of_sync.pop(uri, None)
         doc.version = params.text_document.version
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -462,6 +426,7 @@ def create_server() -> DiffusionLanguageServer:
         ls.jobs.cancel(uri, "closed")
         ls.documents.pop(uri, None)
         ls.language_ids.pop(uri, None)
+        ls.out_of_sync.pop(uri, None)
         if ls.backend is not None:
             ls.worker.submit(ls.backend.drop_session, uri)
 
@@ -563,6 +528,10 @@ def create_server() -> DiffusionLanguageServer:
             "serverVersion": __version__,
             **ls.last,
         }
+        if hasattr(b, "cache_stats"):  # the per-document context caches (an LRU)
+            c = b.cache_stats()
+            out.update(cacheSessions=c["sessions"], cacheBytes=c["bytes"], cacheMaxSessions=c["max_sessions"],
+                       cacheSessionBytes=c["session_bytes"])
         if ls.backend_error:
             out["error"] = ls.backend_error
         return out

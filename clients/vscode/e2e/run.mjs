@@ -202,7 +202,9 @@ async function main() {
   assert(rewritten.endsWith(completed.slice(end)), 'the text after the selection is unchanged');
   const newText = rewritten.slice(start, rewritten.length - (completed.length - end));
   console.log(`e2e: rewrite replaced ${JSON.stringify(selected)} with ${JSON.stringify(newText)}`);
-  assert(same(newText, rewritePreview.map((p) => p.text).join('')), 'the accepted text is the previewed one');
+  const previewed = rewritePreview.filter((p, i) => !(i === 0 && p.text.trim() === '→')).map((p) => p.text).join('');
+  assert(rewritePreview[0]?.text.trim() === '→', 'the new text is drawn after an arrow');
+  assert(same(newText, previewed), 'the accepted text is the previewed one');
   timings.rewrite = seconds(t);
   console.log(`e2e: screenshots in ${artifacts}`);
   if (existsSync(serverLog)) console.log(`e2e: server log tail:\n${readFileSync(serverLog, 'utf8').split('\n').slice(-8).join('\n')}`);

@@ -25,7 +25,7 @@ export interface CanvasParams {
   remasked?: number; // decided tokens sent back to masks this step (self-correction)
 }
 
-export type SegmentKind = 'text' | 'mask' | 'newline';
+export type SegmentKind = 'text' | 'mask' | 'mark'; // mark: drawn faint, not part of the text (a line break "⏎")
 
 /** A run of the preview drawn in one style. */
 export interface Segment {
@@ -42,6 +42,7 @@ export const DEFAULT_PREVIEW: PreviewOptions = { tabSize: 4, maxChars: 160 };
 
 const NBSP = '\u00a0'; // decoration content collapses ordinary spaces
 const NEWLINE_MARK = ' ⏎ ';
+const REWRITE_MARK = ' → ';
 
 /**
  * Splits `text` into text and mask runs. Mask offsets are UTF-16 code units, like LSP positions and JS strings;
@@ -77,7 +78,7 @@ export function inlineSegments(segments: readonly Segment[], options: PreviewOpt
       }
       if (ch === '\r') continue;
       if (ch === '\n') {
-        push(out, 'newline', NEWLINE_MARK);
+        push(out, 'mark', NEWLINE_MARK);
         length += NEWLINE_MARK.length;
         afterNewline = true;
         continue;
@@ -110,7 +111,10 @@ export function completionPreview(canvas: CanvasParams, options: PreviewOptions 
   };
 }
 
-/** What the rewrite preview draws: the old text struck through over `struck`, the new canvas after it at `anchor`. */
+/**
+ * What the rewrite preview draws: the old text struck through over `struck`, then at `anchor` (its end) an arrow and
+ * the new canvas.
+ */
 export interface RewritePreview {
   struck: LspRange;
   anchor: LspPosition;
@@ -121,7 +125,7 @@ export function rewritePreview(canvas: CanvasParams, options: PreviewOptions = D
   return {
     struck: canvas.range,
     anchor: canvas.range.end,
-    segments: inlineSegments(toSegments(canvas.text, canvas.masks), options),
+    segments: [{ kind: 'mark', text: REWRITE_MARK }, ...inlineSegments(toSegments(canvas.text, canvas.masks), options)],
   };
 }
 

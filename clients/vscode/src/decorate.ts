@@ -4,7 +4,7 @@ import { keysRenderInOrder, LspPosition, Segment, SegmentKind } from './canvas';
 const COLORS: Record<SegmentKind, string> = {
   text: 'editorGhostText.foreground', // decided tokens look like ghost text
   mask: 'editorWhitespace.foreground', // still-masked slots are faint "·", like rendered whitespace
-  newline: 'editorWhitespace.foreground',
+  mark: 'editorWhitespace.foreground', // line breaks, the arrow before a rewrite
 };
 
 /** Segments drawn at one position before the text is cut into fewer, wider runs. */

@@ -77,7 +77,7 @@ describe('inlineSegments', () => {
     const segments = toSegments(':\n    return ··', [[13, 15]]);
     assert.deepEqual(inlineSegments(segments), [
       { kind: 'text', text: ':' },
-      { kind: 'newline', text: ' ⏎ ' },
+      { kind: 'mark', text: ' ⏎ ' },
       { kind: 'text', text: 'return\u00a0' },
       { kind: 'mask', text: '··' },
     ]);
@@ -98,7 +98,7 @@ describe('completionPreview', () => {
     assert.deepEqual(preview.segments, [
       { kind: 'text', text: 'x\u00a0=\u00a0' },
       { kind: 'mask', text: '··' },
-      { kind: 'newline', text: ' ⏎ ' },
+      { kind: 'mark', text: ' ⏎ ' },
       { kind: 'text', text: 'y' },
     ]);
     assert.equal(preview.lines, 2);
@@ -107,12 +107,13 @@ describe('completionPreview', () => {
 });
 
 describe('rewritePreview', () => {
-  it('strikes the selected range and draws the new text after its end', () => {
+  it('strikes the selected range and draws an arrow and the new text after its end', () => {
     const range = { start: at(1, 4), end: at(3, 10) };
     const preview = rewritePreview(canvas({ range, text: 'return ·', masks: [[7, 8]] }));
     assert.deepEqual(preview.struck, range);
     assert.deepEqual(preview.anchor, at(3, 10));
     assert.deepEqual(preview.segments, [
+      { kind: 'mark', text: ' → ' },
       { kind: 'text', text: 'return\u00a0' },
       { kind: 'mask', text: '·' },
     ]);

@@ -1,0 +1,37 @@
+"""Settings parsing: every bad value falls back to its default, by name; partial updates; both wire spellings."""
+
+from __future__ import annotations
+
+from server.config import Settings, parse_settings
+
+
+def test_defaults_and_the_diffusion_section():
+    assert parse_settings(None) == (Settings(), [])
+    s, problems = parse_settings({"diffusion": {"maxTokens": 9, "block_size": 4, "languages": ["Python"]}})
+    assert problems == []
+    assert (s.max_tokens, s.block_size, s.languages) == (9, 4, ["python"])
+    assert s.sampler().max_new == 9 and s.sampler().block_size == 4
+    assert s.allows("python", None) and not s.allows("rust", "rust")
+
+
+def test_each_bad_value_is_named_and_replaced_by_its_default():
+    s, problems = parse_settings({"steps": 0, "strategy": "best", "device": "gpu", "threshold": 0.5, "x": 1})
+    assert (s.steps, s.strategy, s.device, s.threshold) == (16, "threshold", "cpu", 0.5)
+    assert problems == [
+        "unknown setting ignored: x",
+        "invalid setting device='gpu' (Value error, must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
+        "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold' or 'eb'); "
+        "using the default 'threshold'",
+        "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 16",
+    ]
+    assert parse_settings([1]) == (Settings(), ["settings must be an object, got list; using the defaults"])
+
+
+def test_a_change_updates_only_what_it_names_and_null_resets():
+    base, _ = parse_settings({"maxTokens": 8, "steps": 4})
+    s, problems = parse_settings({"steps": 2, "modelPath": None}, base)
+    assert problems == [] and (s.max_tokens, s.steps, s.model_path) == (8, 2, None)
+    s, _ = parse_settings({"maxTokens": None}, base)
+    assert (s.max_tokens, s.steps) == (256, 4)
+    assert s.backend_key() == base.backend_key()
+    assert parse_settings({"modelPath": "/m"}, base)[0].backend_key() != base.backend_key()
