@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     name = argv[0]
     module = importlib.import_module(COMMANDS[name][0])
+    if not hasattr(module, "configure"):  # a module with its own argument parsing: main(argv)
+        return int(module.main(argv[1:]) or 0)
     sp = argparse.ArgumentParser(prog=f"diffusion-ls {name}", description=COMMANDS[name][1])
     module.configure(sp)
     args = sp.parse_args(argv[1:])
