@@ -2,7 +2,7 @@
 
     diffusion-ls serve                          # stdio
     diffusion-ls serve --tcp 127.0.0.1:2087     # connect an editor to it by hand
-    diffusion-ls serve --log-file /tmp/dls.log --log-level debug
+    diffusion-ls serve --log-file diffusion-ls.log --log-level debug
 
 Logs go to the client as window/logMessage, to stderr (warnings and errors only) and to --log-file if given.
 """

@@ -73,7 +73,7 @@ class Session:
 
     def open(self, text: str, name: str = "doc", language: str = "python") -> str:
         self._uris += 1
-        uri = f"file:///work/{name}_{self._uris}.py"
+        uri = f"file:///project/{name}_{self._uris}.py"
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
             types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)))
         return uri
@@ -141,7 +141,7 @@ async def start_session(client: LanguageClient, profile: str, options: dict) -> 
     session = Session(client)
     session.init = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities(profile), initialization_options=options,
-        root_uri="file:///work", workspace_folders=[types.WorkspaceFolder("file:///work", "work")]))
+        root_uri="file:///project", workspace_folders=[types.WorkspaceFolder("file:///project", "project")]))
     return session
 
 
