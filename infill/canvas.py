@@ -133,12 +133,14 @@ def build_canvas(
     mode: str = "fill",
     instruction: str = "",
     suffix_share: float = 0.25,
+    context: Sequence[int] | None = None,
 ) -> Canvas:
     """The canvas for holes in text (sorted, non-overlapping); budget bounds the context tokens.
 
     fill / regenerate: every hole is capacity mask slots. refine: a hole starts as the tokens of the text it replaces
     (not fixed: the sampler re-noises the ones it finds unlikely), followed by pad slots up to its capacity. Text
-    between holes is fixed tokens inside the canvas, so several holes are denoised together.
+    between holes is fixed tokens inside the canvas, so several holes are denoised together. `context` replaces the
+    SPM context (a chat model's prompt, built by its backend's prompter).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -149,7 +151,8 @@ def build_canvas(
         if b.start < a.end:
             raise ValueError(f"holes overlap: [{a.start}, {a.end}) and [{b.start}, {b.end})")
     sp = tok.special
-    context = spm_context(text[: holes[0].start], text[holes[-1].end :], tok, budget, suffix_share)
+    if context is None:
+        context = spm_context(text[: holes[0].start], text[holes[-1].end :], tok, budget, suffix_share)
     canvas: list[int] = []
     fixed: list[bool] = []
     slices: list[tuple[int, int]] = []
@@ -168,7 +171,7 @@ def build_canvas(
         slices.append((len(canvas), len(canvas) + len(slots)))
         canvas += slots
         fixed += [False] * len(slots)
-    return Canvas(context, canvas, fixed, slices, list(holes), mode, instruction, originals)
+    return Canvas(list(context), canvas, fixed, slices, list(holes), mode, instruction, originals)
 
 
 def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> list[str]:

@@ -3,10 +3,14 @@
 Settings come from `initializationOptions` and `workspace/didChangeConfiguration`, either flat or under a
 `"diffusion"` section (VS Code sends `{"diffusion": {...}}`; Neovim passes what the user wrote). Keys are camelCase
 on the wire (`maxTokens`); snake_case is accepted too.
+
+The API key of a remote vLLM server is read from the environment (`DIFFUSION_LS_API_KEY`), never from settings: settings
+end up in editor config files and logs.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 
@@ -16,6 +20,8 @@ from pydantic.alias_generators import to_camel
 from engine.sampler import STRATEGIES, SamplerConfig
 
 SECTION = "diffusion"  # the settings namespace clients use
+API_KEY_ENV = "DIFFUSION_LS_API_KEY"  # the remote vLLM server's API key (sent as a bearer token)
+NATIVE = "native"  # strategy: the model's own denoising loop (transformers backend only)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
@@ -24,10 +30,18 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
-    backend: Literal["embedded"] = "embedded"  # the only backend shipped so far; remote ones plug in behind it
-    model_path: str | None = None  # None: the model shipped in engine/assets/model
+    # embedded: the shipped model; transformers: DiffusionGemma from modelPath; vllm: DiffusionGemma in vLLM in this
+    # process (modelPath); vllm-remote: a shared `vllm serve` at serverUrl
+    backend: Literal["embedded", "transformers", "vllm", "vllm-remote"] = "embedded"
+    model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
-    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb"] = "threshold"  # Fast-dLLM: few forwards
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the weights' dtype
+    server_url: str | None = None  # vllm-remote: the server's base URL, e.g. http://gpu-box:8000
+    server_model: str | None = None  # vllm-remote: the served model's name; None: the server's first
+    pin_suffix: int = Field(0, ge=0, le=64)  # vllm: the suffix's first tokens pinned after the hole (0: prompt only)
+    # "native": the model's own loop (transformers; the embedded model uses "eb", with a warning; vLLM always runs its
+    # own loop, whatever the strategy)
+    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb", "native"] = "threshold"
     steps: int = Field(16, ge=1, le=1024)  # forwards per block at most
     threshold: float = Field(0.7, gt=0.0, le=1.0)  # `threshold` strategy: finalize slots at least this confident
     block_size: int = Field(32, ge=1, le=1024)  # long holes are denoised block by block
@@ -51,14 +65,60 @@ class Settings(BaseModel):
     def _languages(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else [s.strip().lower() for s in v]
 
-    def sampler(self, seed: int = 0) -> SamplerConfig:
-        """The sampler settings for one fill."""
-        return SamplerConfig(strategy=self.strategy, steps=self.steps, threshold=self.threshold,
-                             block_size=self.block_size, max_new=self.max_tokens, seed=seed)
+    @field_validator("server_url")
+    @classmethod
+    def _server_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    def sampler(self, seed: int = 0, backend: Any = None) -> SamplerConfig:
+        """The sampler settings for one fill; a backend with `sampler_config` (DiffusionGemma) supplies what the
+        settings do not name (its noise, entropy bound), and any backend its noise kind. "native" runs engine.sampler's
+        loop as "eb" (the closest strategy) where the model's own loop is not used."""
+        opts: dict[str, Any] = dict(strategy="eb" if self.strategy == NATIVE else self.strategy, steps=self.steps,
+                                    threshold=self.threshold, block_size=self.block_size, max_new=self.max_tokens,
+                                    seed=seed)
+        make = getattr(backend, "sampler_config", None)
+        if make is not None:
+            return make(**opts)
+        if backend is not None:
+            opts["noise"] = getattr(backend, "noise", "mask")
+        return SamplerConfig(**opts)
 
     def backend_key(self) -> tuple:
         """What the loaded backend depends on: a change means loading it again."""
-        return (self.backend, self.model_path, self.device, self.threads)
+        return (self.backend, self.model_path, self.device, self.threads, self.dtype, self.server_url,
+                self.server_model, self.pin_suffix)
+
+    def backend_options(self) -> dict[str, Any]:
+        """engine.backends.load_backend's options for `backend`; raises ValueError when a required setting is missing.
+        """
+        if self.backend == "embedded":
+            return {"model_dir": self.model_path, "device": self.device, "threads": self.threads}
+        if self.backend == "transformers":
+            if not self.model_path:
+                raise ValueError("the transformers backend needs `modelPath`: a local DiffusionGemma checkpoint "
+                                 "directory (config.json, model.safetensors, tokenizer files)")
+            return {"model_path": self.model_path, "device": self.device, "dtype": self.dtype,
+                    "threads": self.threads}
+        if self.backend == "vllm":
+            if not self.model_path:
+                raise ValueError("the vllm backend needs `modelPath`: a local DiffusionGemma checkpoint directory")
+            return {"model_path": self.model_path, "pin_suffix": self.pin_suffix}
+        if not self.server_url:
+            raise ValueError("the vllm-remote backend needs `serverUrl`: the vLLM server's base URL "
+                             "(e.g. http://gpu-box:8000)")
+        return {"url": self.server_url, "model": self.server_model, "api_key": os.environ.get(API_KEY_ENV) or None,
+                "pin_suffix": self.pin_suffix}
+
+    def notes(self) -> list[str]:
+        """Settings that are valid but do not apply to the chosen backend (said once, when they are adopted)."""
+        out = []
+        if self.strategy == NATIVE and self.backend == "embedded":  # vLLM always runs the model's own loop
+            out.append("strategy 'native' (the model's own loop) is for the transformers backend; the embedded model "
+                       "uses 'eb' instead")
+        return out
 
     def allows(self, language_id: str | None, language: str | None) -> bool:
         """Whether completion is enabled for a document with this languageId / our language name."""
@@ -67,7 +127,7 @@ class Settings(BaseModel):
         return any(x and x.lower() in self.languages for x in (language_id, language))
 
 
-assert set(Settings.model_fields["strategy"].annotation.__args__) == set(STRATEGIES)  # type: ignore[union-attr]
+assert set(Settings.model_fields["strategy"].annotation.__args__) == {*STRATEGIES, NATIVE}  # type: ignore[union-attr]
 
 
 def _section(raw: Any) -> Any:

@@ -3,12 +3,22 @@
 Everything here runs on the engine thread over a snapshot of the document text (plain str and char offsets): no LSP
 types, no event loop. Offsets are turned into LSP positions by the caller, against the live document, after it has
 checked the version is still the one the fill was computed for.
+
+Backends differ in three ways, all read off the backend (`target(backend)`):
+- a chat model (DiffusionGemma: the backend has a `prompter`) gets its prompt as the context instead of the SPM
+  context, a few more canvas slots (its answer closes a code block), and its answer cut at that block's end;
+- a backend that is not `steppable` (vLLM runs the whole loop) gets text requests (`infill` / `rewrite`) and streams
+  one Chunk per committed canvas: no canvas is built here;
+- a remote tokenizer is never used to size holes (a round trip per count, per keystroke): infill's character-based
+  estimate sizes them instead.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.backend import Backend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream
@@ -17,6 +27,35 @@ from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrit
 from infill.postprocess import finalize
 
 PLACEHOLDER = "·"  # a still-masked slot in streamed text
+CHAT_EXTRA_SLOTS = 4  # a chat model's answer ends its code block ("\n```", end of turn) inside the canvas
+
+
+@dataclass(frozen=True)
+class Target:
+    """How plans are laid out for one backend. The plan functions take a Target or, as before, a tokenizer (an SPM
+    canvas sized with that tokenizer)."""
+
+    tok: Any  # the tokenizer the canvas is made of
+    sizing: Any = None  # what hole capacities are counted with; None: infill's character estimate
+    prompter: Any = None  # a chat model's prompter: it builds the context (engine.backends.prompting.ChatPrompter)
+    steppable: bool = True  # False: the backend runs the whole loop on text requests; no canvas is built
+    extra_slots: int = 0  # canvas slots added to every hole
+
+    @classmethod
+    def of(cls, backend: Any) -> Target:
+        tok = backend.tokenizer
+        prompter = getattr(backend, "prompter", None)
+        return cls(tok, None if getattr(tok, "remote", False) else tok, prompter,
+                   bool(getattr(backend, "steppable", True)), CHAT_EXTRA_SLOTS if prompter is not None else 0)
+
+
+def target(backend: Any) -> Target:
+    """How to lay out plans for this backend."""
+    return Target.of(backend)
+
+
+def _target(tok: Any) -> Target:
+    return tok if isinstance(tok, Target) else Target(tok, tok)
 
 
 @dataclass
@@ -27,7 +66,10 @@ class Plan:
     lang: str | None
     holes: list[Hole]  # sorted, non-overlapping; each replaces text[start:end]
     mode: str  # "fill", "regenerate" or "refine"
-    canvas: Canvas  # context ids, canvas slots, fixed slots, per-hole slot ranges
+    canvas: Canvas | None  # context ids, canvas slots, fixed slots, per-hole slot ranges (None: not steppable)
+    budget: int = 0  # context tokens (a backend that builds its own requests trims its prompt to this)
+    instruction: str = ""  # rewrite: what to do with the selection (chat models)
+    prompter: Any = None  # a chat model's prompter: its answer is cut with `finish`
 
     @property
     def span(self) -> tuple[int, int]:
@@ -37,6 +79,8 @@ class Plan:
     @property
     def spec(self) -> CanvasSpec:
         c = self.canvas
+        if c is None:
+            raise ValueError("this plan has no canvas: its backend is not steppable")
         # refine: the selection's tokens (and the pads after them) start decided; the sampler re-noises doubtful ones
         decided = [True] * len(c.canvas_ids) if self.mode == "refine" else None
         return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided)
@@ -78,8 +122,9 @@ class Outcome:
 
 def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_tokens: int) -> Plan:
     """A single hole at a cursor, sized by its situation (capped at max_tokens)."""
-    hole = find_hole(text, offset, lang, tok)
-    return plan_holes(text, [_cap(hole, max_tokens)], lang, tok, budget)
+    t = _target(tok)
+    hole = find_hole(text, offset, lang, t.sizing)
+    return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget)
 
 
 def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str | None, tok, budget: int,
@@ -87,21 +132,22 @@ def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str |
     """Several holes in one canvas: each empty range is a cursor hole; a non-empty range gives the placeholders it
     holds (`...`, `pass`, TODO comments) or, holding none, is itself a hole; no ranges: every placeholder in the file.
     """
+    t = _target(tok)
     holes: list[Hole] = []
     if ranges is None:
-        holes = find_placeholders(text, lang, None, tok)
+        holes = find_placeholders(text, lang, None, t.sizing)
     else:
         for start, end in ranges:
             if start == end:
-                holes.append(find_hole(text, start, lang, tok))
+                holes.append(find_hole(text, start, lang, t.sizing))
                 continue
-            inside = find_placeholders(text, lang, (start, end), tok)
-            holes.extend(inside or [rewrite_hole(start, end, text, tok)])
+            inside = find_placeholders(text, lang, (start, end), t.sizing)
+            holes.extend(inside or [rewrite_hole(start, end, text, t.sizing)])
     holes = _disjoint(sorted(holes, key=lambda h: (h.start, h.end)))
     if not holes:
         where = "the document" if ranges is None else "the given ranges"
         raise ValueError(f"nothing to fill: no placeholder (`...`, `pass`, a TODO comment) in {where}")
-    return plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, tok, budget)
+    return plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, t, budget)
 
 
 def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget: int, max_tokens: int,
@@ -110,14 +156,32 @@ def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget:
     doubts)."""
     if mode not in ("regenerate", "refine"):
         raise ValueError(f"unknown rewrite mode {mode!r}; 'regenerate' or 'refine'")
-    hole = _cap(rewrite_hole(start, end, text, tok), max_tokens)
-    return plan_holes(text, [hole], lang, tok, budget, mode, instruction)
+    t = _target(tok)
+    hole = _cap(rewrite_hole(start, end, text, t.sizing), max_tokens)
+    return plan_holes(text, [hole], lang, t, budget, mode, instruction)
 
 
 def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int, mode: str = "fill",
                instruction: str = "") -> Plan:
-    canvas = build_canvas(text, holes, tok, budget, mode, instruction)
-    return Plan(text, lang, holes, mode, canvas)
+    """The plan for these holes: tok is a Target (or a tokenizer: an SPM canvas)."""
+    t = _target(tok)
+    if t.extra_slots:
+        holes = [replace(h, capacity=h.capacity + t.extra_slots) for h in holes]
+    canvas = None
+    if t.steppable:
+        context = _chat_context(t.prompter, text, holes, lang, mode, instruction, budget) if t.prompter else None
+        canvas = build_canvas(text, holes, t.tok, budget, mode, instruction, context=context)
+    return Plan(text, lang, holes, mode, canvas, budget, instruction, t.prompter)
+
+
+def _chat_context(prompter: Any, text: str, holes: Sequence[Hole], lang: str | None, mode: str, instruction: str,
+                  budget: int) -> list[int]:
+    """A chat model's prompt: the code around the span (infill), or the selection and what to do with it (rewrite).
+    Several holes: the text between them is fixed canvas tokens, so the prompt is the one around the whole span."""
+    prefix, suffix = text[: holes[0].start], text[holes[-1].end :]
+    if mode == "fill":
+        return prompter.infill(prefix, suffix, lang, budget)
+    return prompter.rewrite(prefix, text[holes[0].start : holes[-1].end], suffix, instruction, lang, budget)
 
 
 def _cap(hole: Hole, max_tokens: int) -> Hole:
@@ -139,14 +203,26 @@ def _disjoint(holes: list[Hole]) -> list[Hole]:
 
 
 def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: object | None = None,
-        on_partial: Callable[[Partial], None] | None = None) -> Outcome:
-    """Prefill, denoise (calling on_partial after every forward), post-process. Raises Cancelled when cancelled."""
+        on_partial: Callable[[Partial], None] | None = None, native: bool = False) -> Outcome:
+    """Prefill, denoise (calling on_partial after every forward), post-process. Raises Cancelled when cancelled.
+
+    native: denoise with the backend's own loop (`native_stream`, DiffusionGemma's) where it has one. A backend that
+    is not steppable runs its own loop on text requests: on_partial is called once per committed canvas but the last.
+    """
+    if plan.canvas is None or not getattr(backend, "steppable", True):
+        return _run_requests(backend, plan, cancel, on_partial)
     tok = backend.tokenizer
     spec = plan.spec
-    if len(plan.holes) > 1 or plan.mode != "fill":  # only a cursor hole grows; a rewrite keeps to its capacity
+    grows = len(plan.holes) == 1 and plan.mode == "fill"  # only a cursor hole grows; a rewrite keeps to its capacity
+    if not grows:
         cfg = replace(cfg, grow=False)
     handle = backend.prefill(plan.canvas.context_ids, session=session)
-    stream = denoise_stream(backend, handle, spec, cfg, cancel)
+    native_stream = getattr(backend, "native_stream", None) if native else None
+    if native_stream is not None:
+        max_new = max(cfg.max_new, len(spec.slots)) if grows else len(spec.slots)
+        stream = native_stream(handle, spec, cancel, seed=cfg.seed, max_new=max_new)
+    else:
+        stream = denoise_stream(backend, handle, spec, cfg, cancel)
     final: CanvasState | None = None
     while True:
         try:
@@ -163,14 +239,65 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     if spec.growable:  # a single hole's final ids are its text, possibly grown past the capacity
         canvas = replace(canvas, hole_slices=[(0, len(final.ids))])
     raw = canvas_to_text(canvas, final.ids, tok)
+    if plan.prompter is not None:  # a chat model's answer: the code block's text
+        raw = [plan.prompter.finish(r) for r in raw]
+    return _outcome(plan, raw, stats)
+
+
+def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats) -> Outcome:
+    """Post-process each hole's text."""
     unit = indent_unit(plan.text)
     fills = [finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation, h.indent, unit)
              for h, f in zip(plan.holes, raw, strict=True)]
     return Outcome(fills, plan.join(fills), stats)
 
 
+def _run_requests(backend: Any, plan: Plan, cancel: object | None,
+                  on_partial: Callable[[Partial], None] | None) -> Outcome:
+    """A backend that runs its own loop (vLLM): one `infill` / `rewrite` request per hole, a Chunk per committed canvas.
+
+    Every chunk but the very last is a Partial (the fills so far, nothing masked), so a caller that ends with the
+    result sends one notification per chunk. nfe and blocks count canvases: vLLM does not report its forwards.
+    """
+    t0 = time.perf_counter()
+    stats = SampleStats()
+    pad = backend.special.pad
+    fills: list[str] = []
+    for i, h in enumerate(plan.holes):
+        prefix, suffix = plan.text[: h.start], plan.text[h.end :]
+        if plan.mode == "fill":
+            chunks = backend.infill(prefix, suffix, h.capacity, plan.lang, plan.budget, cancel=cancel)
+        else:
+            chunks = backend.rewrite(prefix, plan.text[h.start : h.end], suffix, h.capacity, plan.instruction,
+                                     plan.lang, plan.budget, cancel=cancel)
+        text = ""
+        for chunk in chunks:
+            text = chunk.fill
+            stats.nfe += 1
+            stats.blocks += 1
+            stats.tokens += sum(1 for t in chunk.token_ids or [] if t != pad)
+            if on_partial is not None and not (chunk.done and i + 1 == len(plan.holes)):
+                rest = [plan.text[x.start : x.end] for x in plan.holes[i + 1 :]]  # holes to come keep their text
+                on_partial(Partial(plan.join([*fills, text, *rest]), [], stats.nfe, stats.blocks, 0))
+        fills.append(text)
+    stats.finalized = stats.tokens
+    stats.elapsed_ms = (time.perf_counter() - t0) * 1e3
+    return _outcome(plan, fills, stats)
+
+
 def render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
-    """An intermediate canvas as the span's text: a growable hole shows its not-yet-started slots as masked too."""
+    """An intermediate canvas as the span's text: a growable hole shows its not-yet-started slots as masked too; a chat
+    model's answer is cut where its code block closes."""
+    p = _render(plan, state, tok, capacity)
+    if plan.prompter is None:
+        return p
+    text = plan.prompter.finish(p.text)
+    if len(text) == len(p.text):
+        return p
+    return replace(p, text=text, masks=[(a, min(b, len(text))) for a, b in p.masks if a < len(text)])
+
+
+def _render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
     ids, masked = list(state.ids), list(state.masked)
     if len(plan.holes) == 1:
         if len(ids) < capacity:
@@ -179,6 +306,7 @@ def render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
         text, masks = render_partial(ids, masked, tok, PLACEHOLDER)
         return Partial(text, masks, state.nfe, state.block, len(state.remasked))
     # several holes: each hole's slots rendered on its own, joined by the document's text between the holes
+    assert plan.canvas is not None
     parts: list[str] = []
     masks = []
     pos = 0

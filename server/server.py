@@ -7,7 +7,8 @@ Requests (besides the standard ones):
                         -> {edits: TextEdit[], version}             several holes (placeholders) in one canvas
     diffusion/rewrite   {textDocument, range, mode?: "regenerate"|"refine", instruction?}
                         -> {edit: TextEdit, version}
-    diffusion/status    -> {backend, model, device, loaded, error?, lastLatencyMs, tokensPerForward, nfe, ...}
+    diffusion/status    -> {backend, model, device, steppable, loaded, error?, lastLatencyMs, tokensPerForward, nfe,
+                            ...}
     workspace/executeCommand "diffusion.rewrite" [rewrite params]   rewrites and applies with workspace/applyEdit
 
 While a fill denoises, every forward sends a notification
@@ -17,7 +18,11 @@ While a fill denoises, every forward sends a notification
 `id` is the request's JSON-RPC id; `step` counts this request's notifications (1, 2, ...); `range` is the document
 range the fill replaces; `text` its text so far with each masked slot as "·"; `masks` the [start, end) ranges of
 `text` still masked (UTF-16 code units, like LSP positions). The last one has done=true and equals the result.
-Nothing is sent for a request after it was cancelled, superseded, or its document changed.
+Nothing is sent for a request after it was cancelled, superseded, or its document changed. A backend that is not
+steppable (vLLM runs its own loop) sends one per committed canvas instead, with no masks: its fill so far.
+
+The `backend` setting picks the model: embedded (shipped), transformers (DiffusionGemma from modelPath), vllm (in
+process) or vllm-remote (serverUrl; the API key from the DIFFUSION_LS_API_KEY environment variable).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pygls.lsp.server import LanguageServer
 from engine.sampler import Cancelled
 from infill.document import Document, PositionError
 from server import fill, logs
-from server.config import SECTION, Settings, parse_settings
+from server.config import NATIVE, SECTION, Settings, parse_settings
 from server.jobs import Job, Jobs, Worker
 from server.protocol import DiffusionProtocol
 
@@ -193,6 +198,9 @@ class DiffusionLanguageServer(LanguageServer):
         logs.set_level(new.log_level, new.log_file)
         if old != new:
             log.info("settings: %s", new.model_dump(by_alias=True, exclude_defaults=True) or "defaults")
+            for note in set(new.notes()) - set(old.notes()):  # said once, when it starts to apply
+                log.warning("settings: %s", note)
+                self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"diffusion-ls: {note}"))
 
     def reconfigure(self, raw: Any) -> None:
         """A settings change: a partial update of the current settings; reload the model if it depends on it."""
@@ -234,13 +242,14 @@ class DiffusionLanguageServer(LanguageServer):
             backend = await self.worker.run(None, _open_backend, settings)
         except Exception as exc:  # ModelLoadError, a bad device, a broken file: the server stays up
             self.backend, self.backend_error = None, str(exc)
-            msg = (f"diffusion-ls: could not load the model: {exc}. Completion is off until this is fixed: set "
-                   "`modelPath` to a model directory (config.json, model.safetensors, tokenizer.json) or remove it "
-                   "to use the shipped model; check `device`.")
+            msg = (f"diffusion-ls: could not load the {settings.backend} backend: {exc}. Completion is off until this "
+                   f"is fixed: {_LOAD_HINTS[settings.backend]}")
             log.error(msg)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Error, msg))
             raise BackendUnavailable(msg) from exc
-        self.backend, self.backend_error = backend, None
+        old, self.backend, self.backend_error = self.backend, backend, None
+        if old is not None and old is not backend and hasattr(old, "close"):  # a remote client's connections
+            self.worker.submit(old.close)  # behind any job still running on it
         log.info("loaded %s model %s on %s in %.0f ms", backend.name, backend.model_name, backend.device,
                  (time.perf_counter() - t0) * 1e3)
         return backend
@@ -256,7 +265,8 @@ class DiffusionLanguageServer(LanguageServer):
                        ) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
-        make_plan gets the tokenizer and must use a snapshot of the text taken before this call (no await between).
+        make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and must use a
+        snapshot of the text taken before this call (no await between).
         """
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
         t0 = time.perf_counter()
@@ -265,19 +275,21 @@ class DiffusionLanguageServer(LanguageServer):
         except BaseException:
             self.jobs.finish(job)
             raise
-        cfg = self.settings.sampler()
+        cfg = self.settings.sampler(backend=backend)
+        native = self.settings.strategy == NATIVE
         loop = asyncio.get_running_loop()
 
         def work() -> tuple[fill.Plan, fill.Outcome]:  # the engine thread
             if job.cancel_event.is_set():
                 raise Cancelled()
             try:
-                plan = make_plan(backend.tokenizer)
+                plan = make_plan(fill.target(backend))
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span
             return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
-                                  on_partial=lambda p: loop.call_soon_threadsafe(self._send_partial, job, span, p))
+                                  on_partial=lambda p: loop.call_soon_threadsafe(self._send_partial, job, span, p),
+                                  native=native)
 
         try:
             plan, outcome = await self.worker.run(job, work)
@@ -331,8 +343,9 @@ class DiffusionLanguageServer(LanguageServer):
         start, end = self.range_offsets(doc, p.range)
         if start == end:
             raise JsonRpcInvalidParams(message="the range to rewrite is empty: select some text")
-        if p.instruction:
-            log.info("rewrite: the embedded model takes no instructions; %r is passed on unused", p.instruction)
+        if p.instruction and getattr(self.backend, "prompter", None) is None:
+            log.info("rewrite: the %s model takes no instructions; %r is passed on unused", self.settings.backend,
+                     p.instruction)
         text, lang, s = doc.text, doc.language, self.settings
         job, plan, out = await self.run_fill(doc, "rewrite", lambda tok: fill.plan_rewrite(
             text, start, end, lang, tok, s.context_budget, s.max_tokens, p.mode, p.instruction or ""))
@@ -341,10 +354,23 @@ class DiffusionLanguageServer(LanguageServer):
         return job, types.TextEdit(rng, out.fills[0])
 
 
-def _open_backend(settings: Settings) -> Any:
-    from engine.backend import EmbeddedBackend
+_LOAD_HINTS = {
+    "embedded": "set `modelPath` to a model directory (config.json, model.safetensors, tokenizer.json) or remove it to "
+                "use the shipped model; check `device`.",
+    "transformers": "set `modelPath` to a local DiffusionGemma checkpoint directory (config.json, safetensors weights, "
+                    "tokenizer files); install the `hf` extra (transformers >= 5.11); check `device` and `dtype`.",
+    "vllm": "set `modelPath` to a local DiffusionGemma checkpoint directory and install the `vllm` extra on a GPU "
+            "machine, or use the vllm-remote backend.",
+    "vllm-remote": "set `serverUrl` to a running `vllm serve` (and `serverModel` to a model it serves); put its API "
+                   "key, if any, in the DIFFUSION_LS_API_KEY environment variable.",
+}
 
-    return EmbeddedBackend(settings.model_path, device=settings.device, threads=settings.threads)
+
+def _open_backend(settings: Settings) -> Any:
+    """The backend the settings name, through engine.backends.load_backend (on the engine thread)."""
+    from engine.backends import load_backend
+
+    return load_backend(settings.backend, **settings.backend_options())
 
 
 # -- handlers ----------------------------------------------------------------------------------------------------------
@@ -519,10 +545,12 @@ def create_server() -> DiffusionLanguageServer:
         """What is loaded, and how the last fill went."""
         b = ls.backend
         out = {
-            "backend": ls.settings.backend,
+            "backend": getattr(b, "name", None) or ls.settings.backend,
             "model": getattr(b, "model_name", None),
             "modelPath": str(getattr(b, "model_dir", "")) or ls.settings.model_path,
             "device": getattr(b, "device", ls.settings.device),
+            "steppable": getattr(b, "steppable", None),  # False: no intermediate canvases, one per committed canvas
+            "strategy": ls.settings.strategy,
             "loaded": b is not None,
             "loading": ls._load is not None and not ls._load.done(),
             "serverVersion": __version__,
@@ -532,6 +560,8 @@ def create_server() -> DiffusionLanguageServer:
             c = b.cache_stats()
             out.update(cacheSessions=c["sessions"], cacheBytes=c["bytes"], cacheMaxSessions=c["max_sessions"],
                        cacheSessionBytes=c["session_bytes"])
+        if getattr(b, "url", None):
+            out["serverUrl"] = b.url
         if ls.backend_error:
             out["error"] = ls.backend_error
         return out

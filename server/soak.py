@@ -99,6 +99,8 @@ class Wire:
         self.apply_edits = False
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
         self.eof = False
+        self.keep_canvas = True  # False: diffusion/canvas notifications are only counted (long runs)
+        self.canvas_seen = 0
         self._ids = itertools.count(1)
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -258,6 +260,11 @@ class Wire:
             self._arrived.set()
 
     def _dispatch(self, msg: dict) -> None:
+        if msg.get("method") == "diffusion/canvas":
+            self.canvas_seen += 1
+            if not self.keep_canvas:
+                self._arrived.set()
+                return
         index = len(self.log)
         self.log.append(msg)
         if "method" not in msg:  # a response (or a malformed message, kept in the log for the checks)
@@ -383,6 +390,7 @@ class Soak:
         self.timeout = timeout
         self.progress = progress
         self.wire = Wire()
+        self.wire.keep_canvas = False
         self.docs: list[Doc] = []
         self.opened = 0
         self.churned: collections.deque[Doc] = collections.deque()
@@ -391,6 +399,8 @@ class Soak:
         self.cache: dict[str, Any] = {"sessions_max": 0, "bytes_max": 0, "limit_sessions": None}
         self.stale = 0
         self.rss: dict[str, int | None] = {}
+        self.rss_max = 0
+        self.failure: str | None = None  # why the run stopped early (the server died or hung)
 
     def open(self, text: str) -> Doc:
         self.opened += 1
@@ -457,6 +467,7 @@ class Soak:
         self.docs = [self.open(seed_text(k)) for k in range(self.n_docs)]
         warmup = max(1, self.n // 10)
         pending: Call | None = None
+        final: dict = {}
         try:
             for i in range(self.n):
                 if i == warmup:
@@ -481,12 +492,15 @@ class Soak:
                     await self.churn_once()
                 if i % 100 == 99:
                     await self.status()
-                if self.progress and i % 100 == 99:
-                    print(f"soak: {i + 1}/{self.n} requests, rss {rss_kib(w.pid)} KiB", file=sys.stderr)
+                    self.rss_max = max(self.rss_max, rss_kib(w.pid) or 0)
+                    if self.progress:
+                        print(f"soak: {i + 1}/{self.n} requests, rss {rss_kib(w.pid)} KiB", file=sys.stderr)
             if pending is not None:
                 await w.wait(pending, self.timeout)
             final = await self.status()
             self.rss["end_kib"] = rss_kib(w.pid)
+        except (ServerDied, asyncio.TimeoutError) as exc:
+            self.failure = f"{type(exc).__name__}: {exc}; server stderr: " + " | ".join(list(w.stderr_tail)[-20:])
         finally:
             code = await w.close()
         return self.report(final, code, time.perf_counter() - t0)
@@ -500,6 +514,8 @@ class Soak:
     def report(self, final: dict, exit_code: int | None, wall: float) -> dict:
         errors = collections.Counter(str(c.error.get("code")) for c in self.calls if c.error)
         lost = sum(1 for c in self.calls if not c.future.done() or c.future.exception())
+        engine_failures = sum(1 for _, p in self.wire.notes("window/logMessage") if p.get("type") == 1
+                              and " failed: " in p.get("message", ""))
         dec = max(1, len(self.measured) // 10)
         first, last = pct(self.measured[:dec], 0.95), pct(self.measured[-dec:], 0.95)
         warm, end = self.rss.get("warm_kib"), self.rss.get("end_kib")
@@ -509,9 +525,11 @@ class Soak:
             "requests": len(self.calls),
             "answered": len(self.calls) - lost,
             "results": sum(1 for c in self.calls if c.response is not None and c.error is None),
+            "canvas_notifications": self.wire.canvas_seen,
             "errors": dict(errors),
-            "crashes": int(exit_code not in (0, None) or self.wire.eof and "end_kib" not in self.rss)
-                       + errors.get(str(INTERNAL_ERROR), 0),
+            "crashes": int(self.failure is not None or exit_code != 0) + errors.get(str(INTERNAL_ERROR), 0)
+                       + engine_failures,
+            "failure": self.failure,
             "unanswered": lost,
             "stale": self.stale,
             "exit_code": exit_code,
@@ -519,6 +537,7 @@ class Soak:
             "rss_warm_kib": warm,
             "rss_end_kib": end,
             "rss_ratio": round(end / warm, 3) if warm and end else None,
+            "rss_max_kib": max(self.rss_max, end or 0) or None,
             "latency_ms": {"p50": pct(self.measured, 0.5), "p95": pct(self.measured, 0.95),
                            "p95_first_decile": first, "p95_last_decile": last,
                            "p95_drift": round(last / first, 3) if first and last else None},
@@ -543,9 +562,10 @@ def text_report(r: dict) -> str:
     lat, cache = r["latency_ms"], r["cache"]
     return "\n".join([
         f"requests {r['requests']} (answered {r['answered']}, results {r['results']}), errors {r['errors'] or 'none'}",
-        f"crashes {r['crashes']}, stale results {r['stale']}, exit code {r['exit_code']}",
+        f"crashes {r['crashes']}, stale results {r['stale']}, exit code {r['exit_code']}"
+        + (f" ({r['failure']})" if r["failure"] else ""),
         f"RSS after warm-up {r['rss_warm_kib']} KiB, at the end {r['rss_end_kib']} KiB: ratio {r['rss_ratio']} "
-        "(goal <= 1.2)",
+        f"(goal <= 1.2); at most {r['rss_max_kib']} KiB",
         f"latency p50 {lat['p50']} ms, p95 {lat['p95']} ms; p95 first decile {lat['p95_first_decile']} ms, last "
         f"{lat['p95_last_decile']} ms: drift {lat['p95_drift']}",
         f"context caches: at most {cache['sessions_max']} sessions / {cache['bytes_max']} bytes (limit "

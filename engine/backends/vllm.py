@@ -178,6 +178,8 @@ class _VLLMBase:
 class RemoteTokenizer:
     """The server's own tokenizer and chat template, through vLLM's /tokenize and /detokenize endpoints."""
 
+    remote = True  # every call is a round trip: callers size holes with a local estimate instead
+
     def __init__(self, post: Callable[[str, dict], dict], model: str, vocab_size: int = GEMMA_VOCAB) -> None:
         self._post = post
         self.model = model

@@ -40,7 +40,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from infill.document import Document, Position, PositionError
+from infill.document import Document, PositionError
 from server.soak import (
     CONTENT_MODIFIED,
     INTERNAL_ERROR,
@@ -54,13 +54,12 @@ from server.soak import (
     Call,
     Wire,
 )
-from tests.reliability.conftest import TIMEOUT, Server, count
+from tests.reliability.harness import TIMEOUT, Server, count
 
 LONG = bool(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES"))
 EXAMPLES = int(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES") or 12)
 EXPECTED_ERRORS = {INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_CANCELLED, CONTENT_MODIFIED,
                    SERVER_CANCELLED, REQUEST_FAILED}
-FILL_METHODS = ("textDocument/inlineCompletion", "diffusion/infill", "diffusion/rewrite")
 COMMAND = "workspace/executeCommand"
 
 
@@ -113,6 +112,9 @@ operations = st.one_of(
     op("change", args=st.lists(st.tuples(st.one_of(st.none(), ranges), texts), min_size=1, max_size=3)),
     op("change", args=st.lists(st.tuples(ranges, st.sampled_from(["x", "", "\n", "😀", "\r\n  "])), min_size=1,
                                max_size=2)),
+    op("typing", args=st.tuples(positions, st.text(min_size=1, max_size=6), st.booleans(), st.booleans())),
+    op("typing", args=st.tuples(positions, st.text(alphabet="abc (){}:\n\t😀é", min_size=1, max_size=6),
+                                st.booleans(), st.booleans())),
     op("cancel", args=st.integers(0, 50)), op("cancel", args=st.integers(0, 50)),
     op("sleep", args=st.sampled_from([0.0, 0.005, 0.05, 0.3])),
     op("configure", args=configs), op("close"), op("reopen", args=texts), op("status"),
@@ -328,6 +330,30 @@ async def _step(run: Run, o: Op, doc: ClientDoc) -> None:
                 doc.apply(rng, text)
         run.notify("textDocument/didChange", {"textDocument": {"uri": doc.uri, "version": doc.version},
                                               "contentChanges": changes}, doc.uri)
+    elif o.kind == "typing":  # an editor: a keystroke, a request at the new cursor, maybe cancel the previous one;
+        spec, keys, cancel, trailing = o.args  # maybe a last keystroke before the debounce fires (no request)
+        pos = doc.position(spec)
+        if not doc.open or normalized(doc.text, pos) is None:
+            return
+        prev = None
+        for k, ch in enumerate(keys):
+            pos = normalized(doc.text, pos)
+            doc.version += 1
+            doc.apply({"start": pos, "end": pos}, ch)
+            run.notify("textDocument/didChange", {"textDocument": {"uri": doc.uri, "version": doc.version},
+                                                  "contentChanges": [{"range": {"start": pos, "end": pos},
+                                                                      "text": ch}]}, doc.uri)
+            m = doc.model()
+            after = m.position_at(m.offset_at(_P(pos)) + len(ch))
+            pos = {"line": after.line, "character": after.character}
+            if trailing and k == len(keys) - 1 and len(keys) > 1:
+                break
+            if cancel and prev is not None:
+                run.cancels.append((run.wire.cancel(prev.call.id), prev.call.id))
+            run.request("inline", "textDocument/inlineCompletion", {
+                "textDocument": _ref(doc), "position": pos, "context": {"triggerKind": 2}}, doc,
+                position=normalized(doc.text, pos))
+            prev = run.sent[-1]
     elif o.kind == "cancel":
         fills = [s for s in run.sent if s.kind != "bad"]
         rid = fills[o.args % len(fills)].call.id if fills else f"no-such-request-{o.args}"
@@ -418,6 +444,7 @@ class Verdict:
     notes_after_cancel: int = 0
     hangs: int = 0
     canvas_notes: int = 0
+    codes: dict = field(default_factory=dict)  # error code -> how many
     problems: list[str] = field(default_factory=list)
 
     def fail(self, counter: str, msg: str) -> None:
@@ -447,7 +474,6 @@ def non_empty(s: Sent) -> bool:
 
 
 def check(run: Run, v: Verdict) -> None:
-    log = run.wire.log
     by_id = {s.call.id: s for s in run.sent}
     fence_acks = sorted((seq, f.answered) for seq, f in run.fences if f.answered is not None)
     v.fences += len(run.fences)
@@ -465,13 +491,13 @@ def check(run: Run, v: Verdict) -> None:
 
     notes = [(i, p) for i, p in run.wire.notes("diffusion/canvas", run.start)]
     v.canvas_notes += len(notes)
-    for i, p in notes:
+    for _, p in notes:
         if p.get("id") not in by_id:
             v.fail("stale_notes", f"canvas for a request not of this program: {p!r:.200}")
-    for i, p in run.wire.notes("window/showMessage", run.start):
+    for _, p in run.wire.notes("window/showMessage", run.start):
         if p.get("type") == 1 and "Error in server" in p.get("message", ""):
             v.fail("crashes", f"pygls reported an error: {p['message']}")
-    for i, p in run.wire.notes("window/logMessage", run.start):
+    for _, p in run.wire.notes("window/logMessage", run.start):
         msg = p.get("message", "")
         if p.get("type") == 1 and any(msg.startswith(f"{k} for ") and " failed: " in msg
                                       for k in ("inline", "infill", "rewrite")):
@@ -489,6 +515,7 @@ def check(run: Run, v: Verdict) -> None:
             continue
         if c.error:
             v.errors += 1
+            v.codes[str(c.error["code"])] = v.codes.get(str(c.error["code"]), 0) + 1
             if c.error["code"] == INTERNAL_ERROR or c.error["code"] not in EXPECTED_ERRORS:
                 v.fail("crashes", f"{c.method} {c.params!r:.300} -> {c.error!r:.600}")
         else:
@@ -501,10 +528,12 @@ def check(run: Run, v: Verdict) -> None:
             continue
         for dc in edit.get("edit", {}).get("documentChanges") or []:
             uri, version = dc["textDocument"]["uri"], dc["textDocument"].get("version")
-            owner = next((s for s in run.sent if s.kind == "command" and s.doc and s.doc.uri == uri
-                          and (s.call.answered is None or s.call.answered > i) and s.call.sent <= len(log)), None)
-            if owner is None:
+            owners = [s for s in run.sent if s.kind == "command" and s.doc and s.doc.uri == uri
+                      and s.call.answered is not None and s.call.answered > i]
+            if not owners:
+                v.fail("stale_edits", f"applyEdit for {uri} that no pending rewrite command asked for")
                 continue
+            owner = min(owners, key=lambda s: s.call.answered)
             if version != owner.version:
                 v.fail("stale_edits", f"applyEdit for {uri} at version {version}, sent at {owner.version}")
             ack = _change_ack(run, owner, ack_after)
@@ -534,7 +563,7 @@ def _check_request(run: Run, s: Sent, mine: list, ack_after, v: Verdict) -> None
     if s.kind in ("infill", "rewrite", "command") and isinstance(res, dict) and "version" in res:
         if res["version"] != s.version:
             v.fail("stale_edits", f"{c.method} id {c.id} result for version {res['version']}, sent at {s.version}")
-    if c.error is None and s.kind in FILL_METHODS + ("inline", "infill", "rewrite", "command"):
+    if c.error is None and s.kind in ("inline", "infill", "rewrite", "command"):
         _check_positions(s, v)
 
     # the stream
@@ -619,17 +648,15 @@ def _check_positions(s: Sent, v: Verdict) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(loop):
-    srv = Server(loop, {"diffusion": SMALL}).start()
-    srv.wire.configuration = SMALL
-    yield srv
-    srv.stop()
+def server(shared_server: Server):
+    return shared_server
 
 
 TOTAL = Verdict()
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=not LONG, database=None if not LONG else settings().database,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=not LONG,
+          database=settings().database if LONG else None,
           phases=tuple(Phase) if LONG else (Phase.explicit, Phase.generate),
           suppress_health_check=list(HealthCheck))
 @given(program=programs)
@@ -647,6 +674,7 @@ def test_fuzz_programs(server: Server, program):
     count("fuzz", programs=1, requests=v.requests, fences=v.fences, results=v.results, errors=v.errors,
           canvas_notes=v.canvas_notes, crashes=v.crashes, hangs=v.hangs, stale_edits=v.stale_edits,
           stale_notes=v.stale_notes, notes_after_cancel=v.notes_after_cancel)
+    count("fuzz errors by code", **v.codes)
     assert not v.problems, "\n".join(v.problems[:20])
 
 
@@ -726,31 +754,27 @@ def test_a_10_mb_file(server: Server):
     inline completion in the middle: tens of seconds of hole finding over the whole file.)"""
     text = _big_text(10_000_000)
     uri = "file:///fuzz/big.py"
-    doc = ClientDoc(uri, "python", 1, text, True)
     server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
                                                             "text": text}})
-    m = doc.model()
+    m = Document("untitled:view", text, 1, None)  # the client's view, changed as the server changes its own
+    lines = m.line_count
     version = 1
-    for line in (0, m.line_count // 2, m.line_count - 1):
+    for line in (0, lines // 2, lines - 1):
         version += 1
         pos = {"line": line, "character": 0}
         rng = {"start": pos, "end": pos}
         server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
                                                  "contentChanges": [{"range": rng, "text": "# edited\n"}]})
-        doc.apply(rng, "# edited\n")
-    doc.version = version
-    assert doc.synced
+        m.apply_change(_Range(rng), "# edited\n")
     got = server.call("textDocument/inlineCompletion", {"textDocument": {"uri": uri}, "context": {"triggerKind": 2},
-                                                        "position": {"line": m.line_count + 5, "character": 0}})
+                                                        "position": {"line": lines + 5, "character": 0}})
     assert got["error"]["code"] == INVALID_PARAMS
-    last = doc.model().line_count - 3  # "    return total"
-    line_text = doc.model().line_text(last)
-    assert line_text == "    return total"
-    rng = {"start": {"line": last, "character": 4}, "end": {"line": last, "character": len(line_text)}}
+    last = m.position_at(m.text.rindex("    return total")).line
+    rng = {"start": {"line": last, "character": 4}, "end": {"line": last, "character": 16}}  # "return total"
     got = server.call("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng})
     assert got["result"]["version"] == version and got["result"]["edit"]["range"] == rng, got
     if LONG:
-        mid = {"line": doc.model().line_count // 2 + 1, "character": 4}
+        mid = {"line": lines // 2 + 1, "character": 4}
         got = server.call("textDocument/inlineCompletion", {"textDocument": {"uri": uri}, "position": mid,
                                                             "context": {"triggerKind": 2}})
         for item in got["result"]["items"]:

@@ -1,0 +1,95 @@
+"""shutdown / exit as the LSP spec says, each on its own server process: after `shutdown` every request is answered
+with InvalidRequest; `exit` ends the process with code 0 after a shutdown and 1 without one, even while the engine
+thread is in the middle of a long canvas; closing stdin ends it too; nothing is left behind (the process and any
+child it started are gone).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server.soak import INVALID_REQUEST, REQUEST_CANCELLED, SMALL, children
+from tests.reliability.harness import TIMEOUT, Server
+
+# a canvas that keeps the engine thread busy for a long while (until it is stopped)
+LONG = {"maxTokens": 1024, "blockSize": 4, "steps": 4, "threads": 1}
+BODY = "def f(x):\n    \n"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _start_long_job(srv: Server, uri: str = "file:///shutdown/a.py"):
+    """Open a document and start a long fill; returns its call once the first canvas was streamed."""
+    srv.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                         "text": BODY}})
+
+    async def go():
+        call = srv.wire.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "context": {"triggerKind": 2}, "position": {"line": 1, "character": 4}})
+        await srv.wire.until(lambda: any(p.get("id") == call.id for _, p in srv.wire.notes("diffusion/canvas")),
+                             TIMEOUT)
+        return call
+
+    return srv.run(go())
+
+
+def _exit_code(srv: Server) -> int:
+    async def go():
+        srv.wire.notify("exit")
+        return await srv.wire.proc.wait()
+
+    return srv.run(go(), 60)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="children are found through /proc")
+def test_shutdown_answers_later_requests_with_invalid_request_and_exit_is_0(loop):
+    srv = Server(loop, {"diffusion": LONG}).start()
+    pid = srv.wire.pid
+    job = _start_long_job(srv)
+    kids = children(pid)
+
+    got = srv.call("shutdown")
+    assert got == {"jsonrpc": "2.0", "id": got["id"], "result": None}
+    answer = srv.run(srv.wire.wait(job, TIMEOUT))  # the in-flight fill is stopped, not left hanging
+    assert answer["error"]["code"] in (REQUEST_CANCELLED, -32801), answer
+    for method, params in (("diffusion/status", {}), ("textDocument/inlineCompletion", {
+            "textDocument": {"uri": "file:///shutdown/a.py"}, "position": {"line": 1, "character": 4},
+            "context": {"triggerKind": 2}}), ("shutdown", None), ("diffusion/frobnicate", {})):
+        got = srv.call(method, params, 60)
+        assert got["error"]["code"] == INVALID_REQUEST and "shutdown" in got["error"]["message"], (method, got)
+    srv.notify("textDocument/didChange", {"textDocument": {"uri": "file:///shutdown/a.py", "version": 2},
+                                          "contentChanges": [{"text": "x"}]})  # a notification: ignored
+
+    assert _exit_code(srv) == 0
+    assert _gone(pid) and all(_gone(k) for k in kids)
+
+
+def test_exit_without_shutdown_is_1_even_mid_canvas(loop):
+    srv = Server(loop, {"diffusion": LONG}).start()
+    pid = srv.wire.pid
+    _start_long_job(srv)
+    kids = children(pid)
+    assert _exit_code(srv) == 1
+    assert _gone(pid) and all(_gone(k) for k in kids)
+
+
+def test_closing_stdin_ends_the_server(loop):
+    srv = Server(loop, {"diffusion": SMALL}).start()
+    pid = srv.wire.pid
+    assert "result" in srv.call("diffusion/status", {})
+
+    async def go():
+        srv.wire.proc.stdin.close()
+        return await srv.wire.proc.wait()
+
+    assert srv.run(go(), 60) == 1  # no shutdown first: as an exit without shutdown
+    assert _gone(pid)
