@@ -242,8 +242,8 @@ class DiffusionLanguageServer(LanguageServer):
             backend = await self.worker.run(None, _open_backend, settings)
         except Exception as exc:  # ModelLoadError, a bad device, a broken file: the server stays up
             self.backend, self.backend_error = None, str(exc)
-            msg = (f"diffusion-ls: could not load the {settings.backend} backend: {exc}. Completion is off until this "
-                   f"is fixed: {_LOAD_HINTS[settings.backend]}")
+            msg = (f"diffusion-ls: could not load the model ({settings.backend} backend): {exc}. Completion is off "
+                   f"until this is fixed: {_LOAD_HINTS[settings.backend]}")
             log.error(msg)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Error, msg))
             raise BackendUnavailable(msg) from exc
