@@ -33,6 +33,8 @@ class SamplerConfig:
     noise: str = "mask"  # "mask" (a mask token) or "uniform" (random tokens, as DiffusionGemma)
     remask_threshold: float = 0.02  # self-correction: re-noise a finalized slot whose probability fell below this
     max_remask: int = 4  # ...at most this many times per block, so the loop cannot oscillate
+    pad_confidence: float = 0.2  # pads' confidence is scaled by this when choosing what to finalize: < 1 decides
+    #                              text before the end, so a weak model's early pad guesses cannot cut fills short
     refine_threshold: float = 0.2  # rewrite/refine: given tokens below this probability are re-noised first
     block_size: int = 32  # block-autoregressive: longer holes are denoised block by block, committed in between
     max_new: int = 256  # hard cap on a grown fill
@@ -192,6 +194,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
                                       else no_pad_logits, dim=-1), cfg, gen)  # (C,)
         x0 = torch.where(pad_ok, x0_any, x0_text)  # (C,): pads only in the right-end runs
         conf = probs.gather(1, x0.unsqueeze(1)).squeeze(1)  # (C,)
+        conf = torch.where(x0 == sp.pad, conf * cfg.pad_confidence, conf)  # (C,)
         # self-correction: re-noise finalized slots the model no longer believes (bounded), refine mode's first pass
         remasked: list[int] = []
         p_cur = probs.gather(1, x.unsqueeze(1)).squeeze(1)  # (C,)

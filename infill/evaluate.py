@@ -9,8 +9,10 @@ Suites (the shared evaluation data; never trained on) and how a fill is scored:
     heldout                                        holes cut by tree-sitter spans from any source tree (--corpus)
 
 Every suite also gets exact match (stripped), edit similarity (1 - Levenshtein / longer length) and syntax validity
-(the filled file parses with no more ERROR/MISSING nodes than with the true middle), and every run reports
-tokens per forward and nfe. Programs run in infill.sandbox, never in this process.
+(the filled file parses with no more ERROR/MISSING nodes than with the true middle; `syntax_valid` on the inserted,
+post-processed fill, `syntax_valid_raw` on the decoded canvas, since post-processing empties a fill that breaks the
+file; `empty_fills` says how often), and every run reports tokens per forward and nfe. Fills are post-processed as
+the server does (--no-postprocess scores the raw canvas). Programs run in infill.sandbox, never in this process.
 
 Hole sizing, so its worth is visible:
     oracle   capacity = true middle tokens + 1 (the one pad slot training always puts after a middle that ends in
@@ -108,7 +110,7 @@ def _lf(s: str) -> str:
     return s.replace("\r\n", "\n")
 
 
-def _unit_tests(raw: object) -> list[dict]:
+def _unit_tests(raw: str | list | None) -> list[dict]:
     tests = json.loads(raw) if isinstance(raw, str) else raw
     return [{"input": t["input"], "output": list(t["output"])} for t in tests or []]
 
@@ -454,6 +456,7 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
         "exact_match": _mean([float(r["exact"]) for r in records]),
         "edit_similarity": _mean([r["edit_similarity"] for r in records]),
         "syntax_valid": _mean([float(r["syntax_valid"]) for r in records]),
+        "syntax_valid_raw": _mean([float(r["syntax_valid_raw"]) for r in records if "syntax_valid_raw" in r]),
         "tokens_per_forward": round(tokens / nfe, 3) if nfe else None,
         "nfe": _mean([r["nfe"] for r in records]),
         "tokens": _mean([r["tokens"] for r in records]),
@@ -468,7 +471,7 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
         out["syntax_match"] = _mean([float(r["syntax_match"]) for r in records if "syntax_match" in r])
     groups = sorted({r["group"] for r in records if r["group"]})
     if groups and breakdown:
-        keep = ("n", "exact_match", "edit_similarity", "syntax_valid", "tokens_per_forward")
+        keep = ("n", "exact_match", "edit_similarity", "syntax_valid", "syntax_valid_raw", "tokens_per_forward")
         by = {}
         for g in groups:
             sub = summarize(suite, [r for r in records if r["group"] == g], sizing, sampler, breakdown=False)
@@ -493,6 +496,8 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
     for task in bar:
         f = fill_task(backend, task, sizing, sampler, budget, postprocess)
         s = score(task, f.text, timeout, memory_mb)
+        # post-processing empties a fill that breaks the file: the raw canvas says whether the model made valid code
+        s["syntax_valid_raw"] = s["syntax_valid"] if f.raw == f.text else syntax_valid(task, f.raw)
         rec = {"task_id": task.task_id, "group": task.kind, "fill": f.text, "raw": f.raw, "middle": task.middle,
                "situation": f.situation, "capacity": f.capacity, "nfe": f.nfe, "tokens": f.tokens,
                "ms": round(f.ms, 1), **s}

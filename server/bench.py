@@ -194,7 +194,7 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
     mask = backend.special.mask
     fast = replace(cfg, grow=False)
     one = one_per_forward(fast)
-    rows = {"default": [], "one_per_forward": [], "ar": []}
+    rows: dict[str, list[tuple[int, int, float, float]]] = {"default": [], "one_per_forward": [], "ar": []}
     demo: list = []
     for h in tqdm(holes, desc="engine", unit="hole", disable=not progress, leave=False):
         for key, c in (("default", fast), ("one_per_forward", one)):
@@ -212,7 +212,7 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
         rows["ar"].append((st.nfe, st.tokens, total - st.prefill_ms, st.prefill_ms))
     backend.drop_session("bench")
 
-    def summary(r: list) -> dict:
+    def summary(r: list[tuple[int, int, float, float]]) -> dict:
         nfe, tokens = sum(x[0] for x in r), sum(x[1] for x in r)
         return {
             "nfe": round(nfe / len(r), 2),
@@ -225,7 +225,7 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
             "ms_per_forward": round(sum(x[2] for x in r) / nfe, 2) if nfe else None,
         }
 
-    out = {k: summary(v) for k, v in rows.items()}
+    out: dict = {k: summary(v) for k, v in rows.items()}
     out["holes"] = len(holes)
     out["capacity_mean"] = round(sum(h.capacity for h in holes) / len(holes), 1)
     out["context_tokens_mean"] = round(sum(len(h.context) for h in holes) / len(holes), 1)
@@ -355,12 +355,13 @@ class RpcClient:
             msg = json.loads(await stdout.readexactly(length))
             now = time.perf_counter()
             if "method" not in msg:  # a response
-                fut = self._pending.pop(msg.get("id"), None)
-                if fut is not None and not fut.done():
+                pending: asyncio.Future | None = self._pending.pop(msg.get("id"), None)  # type: ignore[arg-type]
+                if pending is not None and not pending.done():
                     if "error" in msg:
-                        fut.set_exception(RuntimeError(f"{msg['error'].get('message')} ({msg['error'].get('code')})"))
+                        err = msg["error"]
+                        pending.set_exception(RuntimeError(f"{err.get('message')} ({err.get('code')})"))
                     else:
-                        fut.set_result(msg.get("result"))
+                        pending.set_result(msg.get("result"))
             elif "id" in msg:  # a request from the server: configuration gets empty sections, the rest null
                 items = (msg.get("params") or {}).get("items", [])
                 result = [None] * len(items) if msg["method"] == "workspace/configuration" else None
@@ -445,16 +446,22 @@ def lsp_leg(backend, settings: Settings, options: dict, plan: Plan) -> dict:
     backend.drop_session(session)
     fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget, settings.max_tokens),
              cfg, session)
-    eng_first, eng_final = [], []
+    eng_first: list[float] = []
+    eng_final: list[float] = []
+    seen: list[float] = []  # when each partial canvas of the current keystroke came out
+
+    def on_partial(_partial: object) -> None:
+        seen.append(time.perf_counter())
+
     for k in range(1, n + 1):
         doc = text[:cursor] + code[:k] + text[cursor:]
-        firsts: list[float] = []
+        seen.clear()
         t0 = time.perf_counter()
         p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
-        fill.run(backend, p, cfg, session, on_partial=lambda _p, f=firsts: f.append(time.perf_counter()))
+        fill.run(backend, p, cfg, session, on_partial=on_partial)
         t1 = time.perf_counter()
         eng_final.append((t1 - t0) * 1e3)
-        eng_first.append(((firsts[0] if firsts else t1) - t0) * 1e3)
+        eng_first.append(((seen[0] if seen else t1) - t0) * 1e3)
     backend.drop_session(session)
     out = {
         "keystrokes": n,

@@ -63,12 +63,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return 2
     out = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115 (closed below)
+
+    def write(record: dict) -> None:
+        if out is not None:
+            out.write(json.dumps(record) + "\n")
+
     try:
         result = ev.evaluate(backend, tasks, sizing, sampler, args.budget, not args.no_postprocess, args.timeout,
-                             args.memory_mb, progress=False if args.no_progress else None,
-                             on_record=(lambda r: out.write(json.dumps(r) + "\n")) if out else None)
+                             args.memory_mb, progress=False if args.no_progress else None, on_record=write)
     finally:
-        if out:
+        if out is not None:
             out.close()
     if args.json:
         print(json.dumps(result))
@@ -86,7 +90,8 @@ def report(r: dict) -> str:
     lines = [
         f"{r['suite']}: n={r['n']}  sizing={r['sizing']}  sampler={r['sampler']}  model={r['model']}",
         f"  pass@1 {_pct(r['pass@1'])}  exact {_pct(r['exact_match'])}  edit-sim {_pct(r['edit_similarity'])}  "
-        f"syntax-valid {_pct(r['syntax_valid'])}"
+        f"syntax-valid {_pct(r['syntax_valid'])} (raw canvas {_pct(r['syntax_valid_raw'])})  "
+        f"empty {_pct(r['empty_fills'])}"
         + (f"  syntax-match {_pct(r['syntax_match'])}" if "syntax_match" in r else ""),
         f"  tokens/forward {r['tokens_per_forward']}  nfe {r['nfe']}  tokens {r['tokens']}  capacity {r['capacity']}  "
         f"fill p50 {r['fill_ms_p50']} ms  p95 {r['fill_ms_p95']} ms  ({r['elapsed_s']} s)",

@@ -24,7 +24,7 @@ is reopened or replaced whole), and after the program checks the ordered log of 
 - positions: a result's ranges are valid in the text the request was sent for; an inline item starts at the
   request's position; a rewrite replaces exactly the requested range.
 
-Budget: DIFFUSION_LS_FUZZ_EXAMPLES programs (default 12, derandomized, no shrinking: a bounded CI run); set it (e.g.
+Budget: DIFFUSION_LS_FUZZ_EXAMPLES programs (default 16, derandomized, no shrinking: a bounded CI run); set it (e.g.
 2000) for a long random run with shrinking, which also fills in the 10 MB file (tens of seconds of hole finding per
 request there). DIFFUSION_LS_FUZZ_REPORT=path writes the figures as JSON.
 """
@@ -57,7 +57,7 @@ from server.soak import (
 from tests.reliability.harness import TIMEOUT, Server, count
 
 LONG = bool(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES"))
-EXAMPLES = int(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES") or 12)
+EXAMPLES = int(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES") or 16)
 EXPECTED_ERRORS = {INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_CANCELLED, CONTENT_MODIFIED,
                    SERVER_CANCELLED, REQUEST_FAILED}
 COMMAND = "workspace/executeCommand"
@@ -93,7 +93,8 @@ def op(kind: str, doc_st=st.integers(0, 2), args=st.none()):
 SETTINGS = [
     {}, {"strategy": "confidence"}, {"strategy": "eb"}, {"strategy": "margin", "steps": 2},
     {"threshold": 0.3, "maxTokens": 4}, {"blockSize": 4, "maxTokens": 12, "steps": 2},
-    {"steps": 0}, {"device": "gpu"}, {"strategy": 7, "threshold": 2.0}, {"maxTokens": "many"},  # invalid: defaults
+    # invalid values: each falls back to its default (canvas sizes stay valid: the defaults are large canvases)
+    {"steps": 0}, {"device": "gpu"}, {"strategy": 7, "threshold": 2.0}, {"contextBudget": 3, "debounceMs": -1},
     {"languages": ["rust", "go"]}, {"logLevel": "loud", "bogus": True}, {"contextBudget": 64},
 ]
 configs = st.one_of(

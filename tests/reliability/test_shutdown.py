@@ -83,9 +83,11 @@ def test_exit_without_shutdown_is_1_even_mid_canvas(loop):
 
 
 def test_closing_stdin_ends_the_server(loop):
-    srv = Server(loop, {"diffusion": SMALL}).start()
+    srv = Server(loop).start(initialize=False)
     pid = srv.wire.pid
-    assert "result" in srv.call("diffusion/status", {})
+    got = srv.call("initialize", {"processId": None, "rootUri": None, "capabilities": {},
+                                  "initializationOptions": {"diffusion": SMALL}})
+    assert got["result"]["serverInfo"]["name"] == "diffusion-ls"  # (no `initialized`: the model need not load)
 
     async def go():
         srv.wire.proc.stdin.close()

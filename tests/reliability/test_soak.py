@@ -11,11 +11,11 @@ import asyncio
 from server.soak import Soak
 from tests.reliability.harness import count
 
-REQUESTS = 150
+REQUESTS = 100
 
 
 def test_a_short_soak_keeps_memory_and_caches_bounded():
-    r = asyncio.run(Soak(REQUESTS, documents=3, churn=12, keep_open=2, seed=1).run())
+    r = asyncio.run(Soak(REQUESTS, documents=3, churn=10, keep_open=2, seed=1).run())
     count("soak", requests=r["requests"], crashes=r["crashes"], stale=r["stale"], rss_warm_kib=r["rss_warm_kib"],
           rss_end_kib=r["rss_end_kib"], rss_ratio=r["rss_ratio"], p95_drift=r["latency_ms"]["p95_drift"],
           cache_sessions_max=r["cache"]["sessions_max"], cache_limit=r["cache"]["limit_sessions"])
