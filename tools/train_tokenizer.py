@@ -2,7 +2,7 @@
 """Train the byte-level BPE tokenizer used by the infilling model.
 
     python tools/train_tokenizer.py --corpus build/corpus/train.jsonl \
-        --out engine/assets/tokenizer.json --vocab-size 8192
+        --out engine/assets/model/tokenizer.json --vocab-size 8192
 
 * HF ``tokenizers`` BPE over a ByteLevel pre-tokenizer (add_prefix_space=False,
   use_regex=True) with the ByteLevel decoder and no normalizer, so
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", default="build/corpus/train.jsonl")
     ap.add_argument("--heldout", default=None,
                     help="held-out jsonl for bytes/token (default: heldout.jsonl next to --corpus)")
-    ap.add_argument("--out", default="engine/assets/tokenizer.json")
+    ap.add_argument("--out", default="engine/assets/model/tokenizer.json")
     ap.add_argument("--vocab-size", type=int, default=8192)
     ap.add_argument("--min-frequency", type=int, default=2)
     ap.add_argument("--max-bytes", type=int, default=60_000_000,

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # lets `pytest tests/infill` import infill/ and e
 
 from engine.tokenizer import SPECIAL_NAMES, Tokenizer  # noqa: E402
 
-SHIPPED = ROOT / "engine" / "assets" / "tokenizer.json"
+SHIPPED = ROOT / "engine" / "assets" / "model" / "tokenizer.json"
 
 # Specials in id order: the trained tokenizer puts them first, in this order.
 SPECIALS = [
