@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -71,8 +72,9 @@ class EmbeddedBackend:
         d = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         if not d.is_dir():
             raise ModelLoadError(f"model directory {d} does not exist; set modelPath or reinstall diffusion-ls")
-        if threads:
-            torch.set_num_threads(threads)
+        # a 4M-parameter model gains little past a few threads, and an editor's machine is busy with other work:
+        # by default use half the cores, at most 4 (oversubscribed torch threads stall each other badly)
+        torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
         self.model_dir = d
         self.model: DiffusionLM = load_model(d, device=device)
         try:

@@ -51,7 +51,7 @@ class Settings(BaseModel):
     languages: list[str] | None = None  # allow-list of languageIds / language names; None: every language
     log_level: Literal["error", "warning", "info", "debug"] = "info"  # window/logMessage verbosity
     log_file: str | None = None  # also append logs to this file
-    threads: int | None = Field(None, ge=1, le=256)  # torch CPU threads; None: torch's default
+    threads: int | None = Field(None, ge=1, le=256)  # torch CPU threads; None: half the cores, at most 4
 
     @field_validator("device")
     @classmethod
