@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +131,10 @@ class DiffusionLM(nn.Module):
                 with torch.no_grad():
                     p.copy_(torch.randn(p.shape, generator=g) * s)
 
+    @property
+    def blocks(self) -> list[Block]:
+        return cast(list[Block], list(self.layers))
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -150,7 +155,7 @@ class DiffusionLM(nn.Module):
         """ids, pos: (B, T); mask: (B, 1, T, T) bool, True = may attend. Returns hidden states (B, T, dim)."""
         x = self.tok_emb(ids)  # (B, T, dim)
         cos, sin = self._rope(pos)
-        for layer in self.layers:
+        for layer in self.blocks:
             q, k, v = layer.qkv(x, cos, sin)
             x = layer.finish(x, q, k, v, mask)
         return x
@@ -159,7 +164,7 @@ class DiffusionLM(nn.Module):
 
     @torch.no_grad()
     def encode(self, ids: Tensor, cache: KVCache, start: int) -> Tensor:
-        """Append `ids` (1, T) at positions start.. into the cache. Returns the last position's hidden state (1, dim)."""
+        """Append `ids` (1, T) at positions start.. to the cache; returns the last hidden state (1, dim)."""
         T = ids.shape[1]
         end = start + T
         cache.ensure(end)
@@ -167,7 +172,7 @@ class DiffusionLM(nn.Module):
         cos, sin = self._rope(torch.arange(start, end, device=ids.device))
         # query i (absolute start+i) sees keys 0..start+i
         mask = torch.ones(T, end, dtype=torch.bool, device=ids.device).tril(diagonal=start)  # (T, end)
-        for li, layer in enumerate(self.layers):
+        for li, layer in enumerate(self.blocks):
             q, k, v = layer.qkv(x, cos, sin)
             cache.k[li, :, :, start:end] = k
             cache.v[li, :, :, start:end] = v
@@ -184,7 +189,7 @@ class DiffusionLM(nn.Module):
         B, C = canvas.shape
         x = self.tok_emb(canvas)  # (B, C, dim)
         cos, sin = self._rope(torch.arange(ctx_len, ctx_len + C, device=canvas.device))
-        for li, layer in enumerate(self.layers):
+        for li, layer in enumerate(self.blocks):
             q, k, v = layer.qkv(x, cos, sin)
             ck = cache.k[li, :, :, :ctx_len].expand(B, -1, -1, -1)  # (B, H, ctx, D)
             cv = cache.v[li, :, :, :ctx_len].expand(B, -1, -1, -1)

@@ -171,7 +171,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     C = len(spec.slots)
     x = torch.tensor(spec.slots, dtype=torch.long)  # (C,)
     fixed = torch.tensor(spec.fixed, dtype=torch.bool)  # (C,)
-    decided = fixed | (torch.tensor(spec.decided, dtype=torch.bool) if spec.decided else torch.zeros(C, dtype=torch.bool))
+    decided = fixed.clone() if spec.decided is None else fixed | torch.tensor(spec.decided, dtype=torch.bool)  # (C,)
     refine = spec.decided is not None
     remask_left = cfg.max_remask
     banned = torch.tensor(sorted(sp.all - {sp.pad}), dtype=torch.long)  # control tokens never appear in a fill

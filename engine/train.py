@@ -90,7 +90,8 @@ def collate(batch: list[Example], special: SpecialIds, vocab_size: int, cfg: Tra
     return {"ids": ids, "pos": pos, "mask": mask, "targets": targets, "weights": weights, "T_ctx": torch.tensor(T_ctx)}
 
 
-def bucketed(examples: Iterator[Example], batch_size: int, rng: random.Random, pool: int = 8) -> Iterator[list[Example]]:
+def bucketed(examples: Iterator[Example], batch_size: int, rng: random.Random,
+             pool: int = 8) -> Iterator[list[Example]]:
     """Batches of similar context length (rows are padded to the longest): draw `pool` batches, sort, shuffle."""
     while True:
         buf = sorted((next(examples) for _ in range(batch_size * pool)), key=lambda e: len(e.context) + len(e.target))
@@ -135,7 +136,7 @@ def _save_checkpoint(model: DiffusionLM, opt: torch.optim.Optimizer, state: Trai
     tmp = out / "ckpt.tmp"
     save_model(model, tmp, extra_config=extra)
     opt_tensors = {}
-    for i, (pname, p) in enumerate(model.named_parameters()):
+    for pname, p in model.named_parameters():
         st = opt.state.get(p, {})
         for key in ("exp_avg", "exp_avg_sq"):
             if key in st:
@@ -219,13 +220,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example],
         state.tokens += n_tok
         dt = time.time() - t0
         state.seconds += dt
-        rec = {"step": state.step, "loss": float(loss.detach()), **parts, "gnorm": gnorm, "lr": lr_at(state.step - 1, cfg),
-               "tok_s": n_tok / dt, "tokens": state.tokens}
+        rec = {"step": state.step, "loss": float(loss.detach()), **parts, "gnorm": gnorm,
+               "lr": lr_at(state.step - 1, cfg), "tok_s": n_tok / dt, "tokens": state.tokens}
         log.write(json.dumps(rec) + "\n")
         if progress and (state.step % cfg.log_every == 0 or state.step == 1):
             done = (state.step / stop_step) if stop_step else 0
             bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
-            print(f"[{bar}] step {state.step}/{stop_step} loss {float(loss):.3f} ar {parts['ar']:.3f} "
+            print(f"[{bar}] step {state.step}/{stop_step} loss {float(loss.detach()):.3f} ar {parts['ar']:.3f} "
                   f"diff_ce {parts['diff_ce']:.3f} {n_tok / dt:.0f} tok/s", file=sys.stderr, flush=True)
             log.flush()
         if state.step % cfg.ckpt_every == 0:

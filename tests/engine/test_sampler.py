@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.backend import EmbeddedBackend
-from engine.sampler import STRATEGIES, CanvasSpec, Cancelled, SamplerConfig, denoise_stream, fill
+from engine.sampler import STRATEGIES, Cancelled, CanvasSpec, SamplerConfig, denoise_stream, fill
 
 
 class CountingBackend:
