@@ -216,6 +216,8 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
             steps_left = max(1, cfg.steps - step)
             if steps_left == 1:  # the step limit: finalize everything now
                 transfer_index = candidates
+            elif bool((pad_ok & (x0_any == sp.pad))[candidates].all()):  # only the end is left: decide it at once
+                transfer_index = candidates
             else:
                 k = cfg.k or math.ceil(n_left / steps_left)
                 transfer_index = select(cfg, probs, conf, candidates, k)
