@@ -1,0 +1,70 @@
+"""Print the markdown results tables of MODEL_CARD.md / README.md from the JSON files under docs/results/.
+
+    python tools/results_tables.py docs/results
+
+Every figure comes from a file written by `diffusion-ls eval --json` / `diffusion-ls bench --json` (the commands are
+listed beside the tables), so the tables are regenerated, never typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROWS = [  # (file, suite label, sampler label, sizing label)
+    ("he_single_default_syntax", "HumanEval single-line (200)", "threshold 0.7 (default)", "tree-sitter"),
+    ("he_single_opf_syntax", "HumanEval single-line (200)", "one token per forward", "tree-sitter"),
+    ("he_single_default_oracle", "HumanEval single-line (200)", "threshold 0.7 (default)", "oracle"),
+    ("he_single_opf_oracle", "HumanEval single-line (200)", "one token per forward", "oracle"),
+    ("he_single_default_fixed32", "HumanEval single-line (200)", "threshold 0.7 (default)", "fixed 32"),
+    ("he_single_ar", "HumanEval single-line (100)", "autoregressive (same weights)", "-"),
+    ("he_multi_default", "HumanEval multi-line (100)", "threshold 0.7 (default)", "tree-sitter"),
+    ("safim_block", "SAFIM-python block (60)", "threshold 0.7 (default)", "tree-sitter"),
+    ("safim_control", "SAFIM-python control (60)", "threshold 0.7 (default)", "tree-sitter"),
+    ("safim_api", "SAFIM-python api (60)", "threshold 0.7 (default)", "tree-sitter"),
+    ("heldout_default", "held-out packages (200)", "threshold 0.7 (default)", "tree-sitter"),
+    ("heldout_opf", "held-out packages (200)", "one token per forward", "tree-sitter"),
+]
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def quality(d: Path) -> str:
+    out = ["| suite | sampler | sizing | pass@1 | exact | edit sim. | syntax-valid (raw) | empty fills | tokens/forward"
+           " | nfe |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, suite, sampler, sizing in ROWS:
+        f = d / f"{name}.json"
+        if not f.exists() or not f.stat().st_size:
+            continue
+        r = json.loads(f.read_text())
+        out.append(f"| {suite} | {sampler} | {sizing} | {pct(r.get('pass@1'))} | {pct(r['exact_match'])} | "
+                   f"{pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} ({pct(r.get('syntax_valid_raw'))}) | "
+                   f"{pct(r.get('empty_fills'))} | {r['tokens_per_forward']:.2f} | {r['nfe']:.1f} |")
+    return "\n".join(out)
+
+
+def bench(d: Path) -> str:
+    f = d / "bench.json"
+    if not f.exists():
+        return ""
+    r = json.loads(f.read_text())
+    keys = ["tokens_per_forward", "speedup_vs_one_per_forward", "speedup_vs_ar", "first_state_ms_p50",
+            "final_ms_p50", "context_scaling_8k_over_512", "cache_speedup", "lsp_overhead_ratio"]
+    out = ["| measure | value |", "|---|---|"]
+    for k in keys:
+        v = r.get(k)
+        out.append(f"| `{k}` | {v:.3g} |" if isinstance(v, (int, float)) else f"| `{k}` | {v} |")
+    m = r.get("machine", {})
+    if m:
+        out.append(f"| machine | {m} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    d = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results")
+    print(quality(d))
+    print()
+    print(bench(d))
