@@ -57,7 +57,7 @@ def main() -> None:
            "prefill_full_ms": round(full_ms, 1)}
     for C in (32, 128):
         canvas = torch.full((1, C), tok.special.mask)
-        out[f"canvas{C}_forward_ms"] = round(timed(lambda: model.decode(canvas, cache, len(ids)), args.repeat), 1)
+        out[f"canvas{C}_forward_ms"] = round(timed(lambda c=canvas: model.decode(c, cache, len(ids)), args.repeat), 1)
     # one-character edit near the cursor: the SPM layout puts the cursor at the end, so only the tail is recomputed
     edited = tok.encode(text[: len(tok.decode(ids)) - 1] + "x")[: args.context]
     lcp = next((i for i, (a, b) in enumerate(zip(ids, edited)) if a != b),
