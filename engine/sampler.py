@@ -175,7 +175,8 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     refine = spec.decided is not None
     remask_left = cfg.max_remask
     banned = torch.tensor(sorted(sp.all - {sp.pad}), dtype=torch.long)  # control tokens never appear in a fill
-    noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,) uniform noise
+    # uniform noise: random ids above the specials (ours come first; elsewhere a stray special is merely noise)
+    noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,)
     step = 0
     while True:
         if _is_cancelled(cancel):
@@ -247,7 +248,7 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
     gen = torch.Generator().manual_seed(cfg.seed)
     out: list[int] = []
     if not spec.growable:
-        out = yield from _relay(denoise_block(backend, handle, spec, cfg, stats, [], 0, gen, cancel))
+        out = yield from denoise_block(backend, handle, spec, cfg, stats, [], 0, gen, cancel)
         stats.blocks = 1
     else:
         capacity = len(spec.slots)
@@ -257,8 +258,7 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
             if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
                 size = min(size, capacity - len(out))
             piece = CanvasSpec.single(size, sp.mask)
-            gen_block = denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel)
-            ids = yield from _relay(gen_block)
+            ids = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel)
             block += 1
             if sp.pad in ids:
                 out = out + ids[: ids.index(sp.pad)]
@@ -275,10 +275,6 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
     # so the caller can split it back into holes
     yield CanvasState(out, [False] * len(out), [1.0] * len(out), 0, stats.nfe, stats.blocks, done=True)
     return stats
-
-
-def _relay(gen: Generator[CanvasState, None, list[int]]) -> Generator[CanvasState, None, list[int]]:
-    return (yield from gen)
 
 
 def fill(backend: Backend, context_ids: Sequence[int], spec: CanvasSpec, cfg: SamplerConfig,

@@ -80,6 +80,7 @@ def collate(batch: list[Example], special: SpecialIds, vocab_size: int, cfg: Tra
         xt = torch.where(mask_index, torch.full_like(x0, special.mask), x0)
         noisy = mask_index.clone()
         if e.rewrite:  # uniform-state corruption of some unmasked slots: the model learns to spot and fix them
+            # (random ids above the specials, which our tokenizer puts first)
             swap = (~mask_index) & (torch.rand(len(x0), generator=rng) < 0.3)
             xt = torch.where(swap, torch.randint(len(special.all), vocab_size, x0.shape, generator=rng), xt)
             noisy |= swap
