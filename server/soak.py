@@ -9,9 +9,11 @@ request, as an editor does), asks for a rewrite or an infill instead, or opens a
 closes it (`--churn`), so the engine sees far more documents than its per-document context caches (LRU) hold.
 
 What it reports: the server's RSS after the warm-up (the first tenth of the requests) and at the end, and their ratio
-(goal <= 1.2); p95 latency of the first and the last tenth of the measured requests and their ratio (drift); the
-largest `cacheSessions` / `cacheBytes` `diffusion/status` showed against the backend's limit; errors by code; whether
-the server died. Latencies are wall-clock on a possibly busy machine: the load average is reported next to them.
+(goal <= 1.2), RSS every 500 requests (a leak climbs steadily; an allocator grows in steps) and split by kind of
+mapping (brk heap, anonymous, files); p95 latency of the first and the last tenth of the measured requests and their
+ratio (drift); the largest `cacheSessions` / `cacheBytes` `diffusion/status` showed against the backend's limit;
+errors by code; whether the server died. Latencies are wall-clock on a possibly busy machine: the load average is
+reported next to them.
 
 The JSON-RPC client here (`Wire`) is also what tests/reliability drives the server with: it can send anything,
 including bytes that are not JSON, and records every message the server sends in arrival order.
@@ -317,6 +319,28 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+def memory_map(pid: int) -> dict[str, int] | None:
+    """RSS of a process by kind of mapping, in KiB: the brk heap, anonymous mappings (thread arenas, big
+    allocations), files (code, the model's weights when mapped). Linux /proc; None elsewhere."""
+    out = {"heap_kib": 0, "anon_kib": 0, "file_kib": 0}
+    kind = "anon_kib"
+    try:
+        with open(f"/proc/{pid}/smaps", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                head = line.split()
+                if not head:
+                    continue
+                if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):  # a mapping's first line
+                    name = head[5] if len(head) > 5 else ""
+                    kind = "heap_kib" if name == "[heap]" else "anon_kib" if not name or name.startswith("[") \
+                        else "file_kib"
+                elif head[0] == "Rss:":
+                    out[kind] += int(head[1])
+    except OSError:
+        return None
+    return out
+
+
 def children(pid: int) -> list[int]:
     """Pids of the live child processes of pid (Linux /proc; [] elsewhere)."""
     out = []
@@ -400,6 +424,8 @@ class Soak:
         self.stale = 0
         self.rss: dict[str, int | None] = {}
         self.rss_max = 0
+        self.rss_series: list[tuple[int, int | None]] = []  # (requests so far, RSS KiB) every 500 requests
+        self.maps: dict[str, Any] = {}
         self.failure: str | None = None  # why the run stopped early (the server died or hung)
 
     def open(self, text: str) -> Doc:
@@ -473,6 +499,7 @@ class Soak:
                 if i == warmup:
                     await self.status()
                     self.rss["warm_kib"] = rss_kib(w.pid)
+                    self.maps["warm"] = memory_map(w.pid)
                 doc = self.rng.choice(self.docs)
                 self.type_key(doc)
                 if pending is not None:  # typed on before the answer: the editor cancels the old request
@@ -493,12 +520,15 @@ class Soak:
                 if i % 100 == 99:
                     await self.status()
                     self.rss_max = max(self.rss_max, rss_kib(w.pid) or 0)
+                    if i % 500 == 499:
+                        self.rss_series.append((i + 1, rss_kib(w.pid)))
                     if self.progress:
                         print(f"soak: {i + 1}/{self.n} requests, rss {rss_kib(w.pid)} KiB", file=sys.stderr)
             if pending is not None:
                 await w.wait(pending, self.timeout)
             final = await self.status()
             self.rss["end_kib"] = rss_kib(w.pid)
+            self.maps["end"] = memory_map(w.pid)
         except (ServerDied, asyncio.TimeoutError) as exc:
             self.failure = f"{type(exc).__name__}: {exc}; server stderr: " + " | ".join(list(w.stderr_tail)[-20:])
         finally:
@@ -538,6 +568,8 @@ class Soak:
             "rss_end_kib": end,
             "rss_ratio": round(end / warm, 3) if warm and end else None,
             "rss_max_kib": max(self.rss_max, end or 0) or None,
+            "rss_series_kib": self.rss_series,
+            "memory_map": self.maps,
             "latency_ms": {"p50": pct(self.measured, 0.5), "p95": pct(self.measured, 0.95),
                            "p95_first_decile": first, "p95_last_decile": last,
                            "p95_drift": round(last / first, 3) if first and last else None},

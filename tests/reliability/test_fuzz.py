@@ -77,6 +77,10 @@ EXTENSIONS = [".py", ".js", ".rs", "", ".xyz"]
 POS_KINDS = ["in"] * 8 + ["eol", "past", "neg", "huge", "pair"]
 positions = st.tuples(st.sampled_from(POS_KINDS), st.integers(0, 1 << 20), st.integers(0, 1 << 20))
 ranges = st.tuples(positions, positions)
+# edits are mostly in range (a change that cannot apply puts the document out of sync until it is reopened)
+EDIT_KINDS = ["in"] * 30 + ["eol"] * 3 + ["past", "neg", "pair"]
+edit_ranges = st.tuples(*[st.tuples(st.sampled_from(EDIT_KINDS), st.integers(0, 1 << 20), st.integers(0, 1 << 20))
+                          for _ in range(2)])
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,9 @@ operations = st.one_of(
         lambda r: ("ranges", r)), st.just(("all", None)))),
     op("rewrite", args=st.tuples(ranges, st.sampled_from(["regenerate", "refine"]))),
     op("command", args=ranges), op("action", args=ranges),
-    op("change", args=st.lists(st.tuples(st.one_of(st.none(), ranges), texts), min_size=1, max_size=3)),
-    op("change", args=st.lists(st.tuples(ranges, st.sampled_from(["x", "", "\n", "😀", "\r\n  "])), min_size=1,
-                               max_size=2)),
+    op("change", args=st.lists(st.tuples(st.one_of(st.none(), edit_ranges), texts), min_size=1, max_size=3)),
+    op("change", args=st.lists(st.tuples(edit_ranges, st.sampled_from(["x", "", "\n", "😀", "\r\n  "])),
+                               min_size=1, max_size=2)),
     op("typing", args=st.tuples(positions, st.text(min_size=1, max_size=6), st.booleans(), st.booleans())),
     op("typing", args=st.tuples(positions, st.text(alphabet="abc (){}:\n\t😀é", min_size=1, max_size=6),
                                 st.booleans(), st.booleans())),
@@ -587,7 +591,9 @@ def _check_request(run: Run, s: Sent, mine: list, ack_after, v: Verdict) -> None
     if c.error is not None and done:
         v.fail("stale_notes", f"id {c.id} failed ({c.error.get('code')}) after a done canvas")
     if c.error is None and s.kind in ("inline", "infill", "rewrite", "command"):
-        if len(done) != 1 or not mine[-1][1].get("done"):
+        if not mine and not non_empty(s):
+            pass  # nothing was filled (completion is off for the language): no stream, an empty result
+        elif len(done) != 1 or not mine[-1][1].get("done"):
             v.fail("stale_notes", f"id {c.id}: {len(done)} done canvas notes for a result")
         else:
             expected = _result_text(s)
@@ -775,7 +781,8 @@ def test_a_10_mb_file(server: Server):
     got = server.call("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng})
     assert got["result"]["version"] == version and got["result"]["edit"]["range"] == rng, got
     if LONG:
-        mid = {"line": lines // 2 + 1, "character": 4}
+        after = m.position_at(m.text.index("    total = ", len(m.text) // 2) + 4)
+        mid = {"line": after.line, "character": after.character}
         got = server.call("textDocument/inlineCompletion", {"textDocument": {"uri": uri}, "position": mid,
                                                             "context": {"triggerKind": 2}})
         for item in got["result"]["items"]:

@@ -2,11 +2,15 @@
 with InvalidRequest; `exit` ends the process with code 0 after a shutdown and 1 without one, even while the engine
 thread is in the middle of a long canvas; closing stdin ends it too; nothing is left behind (the process and any
 child it started are gone).
+
+The long canvas needs a model that never chooses to end: the shipped model finishes a fill in a few forwards, so these
+tests load a randomly initialised model of the same architecture, saved as shipped models are, through `modelPath`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +18,26 @@ import pytest
 from server.soak import INVALID_REQUEST, REQUEST_CANCELLED, SMALL, children
 from tests.reliability.harness import TIMEOUT, Server
 
-# a canvas that keeps the engine thread busy for a long while (until it is stopped)
-LONG = {"maxTokens": 1024, "blockSize": 4, "steps": 4, "threads": 1}
+# a canvas that keeps the engine thread busy for a long while (thousands of forwards, until it is stopped)
+LONG = {"maxTokens": 4000, "blockSize": 4, "steps": 4, "threads": 1}
 BODY = "def f(x):\n    \n"
+
+
+@pytest.fixture(scope="module")
+def long_options(tmp_path_factory) -> dict:
+    """Settings for a fill that goes on: a random model (it never predicts the end) with room for 4000 tokens."""
+    from engine import DEFAULT_MODEL_DIR
+    from engine.model import DiffusionLM, ModelConfig, save_model
+    from engine.tokenizer import Tokenizer
+
+    d = tmp_path_factory.mktemp("random_model")
+    tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
+    model = DiffusionLM(ModelConfig(vocab_size=tok.vocab_size, dim=64, n_layers=2, n_heads=2, ffn_dim=128,
+                                    max_seq_len=4096))
+    model.init_weights(seed=1)
+    save_model(model, d, extra_config={"name": "random-never-ends"})
+    shutil.copyfile(DEFAULT_MODEL_DIR / "tokenizer.json", d / "tokenizer.json")
+    return {"diffusion": {**LONG, "modelPath": str(d)}}
 
 
 def _gone(pid: int) -> bool:
@@ -51,12 +72,13 @@ def _exit_code(srv: Server) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="children are found through /proc")
-def test_shutdown_answers_later_requests_with_invalid_request_and_exit_is_0(loop):
-    srv = Server(loop, {"diffusion": LONG}).start()
+def test_shutdown_answers_later_requests_with_invalid_request_and_exit_is_0(loop, long_options):
+    srv = Server(loop, long_options).start()
     pid = srv.wire.pid
     job = _start_long_job(srv)
     kids = children(pid)
 
+    assert job.answered is None  # still denoising
     got = srv.call("shutdown")
     assert got == {"jsonrpc": "2.0", "id": got["id"], "result": None}
     answer = srv.run(srv.wire.wait(job, TIMEOUT))  # the in-flight fill is stopped, not left hanging
@@ -73,12 +95,13 @@ def test_shutdown_answers_later_requests_with_invalid_request_and_exit_is_0(loop
     assert _gone(pid) and all(_gone(k) for k in kids)
 
 
-def test_exit_without_shutdown_is_1_even_mid_canvas(loop):
-    srv = Server(loop, {"diffusion": LONG}).start()
+def test_exit_without_shutdown_is_1_even_mid_canvas(loop, long_options):
+    srv = Server(loop, long_options).start()
     pid = srv.wire.pid
-    _start_long_job(srv)
+    job = _start_long_job(srv)
     kids = children(pid)
     assert _exit_code(srv) == 1
+    assert job.answered is None  # it was still denoising when the process ended
     assert _gone(pid) and all(_gone(k) for k in kids)
 
 
