@@ -2,6 +2,7 @@
 requests; report memory, latency drift and the engine's context-cache bounds.
 
     python -m server.soak --requests 10000 [--json] [--documents 4] [--churn 50] [--seed 0]
+    diffusion-ls soak --requests 10000 --json                   # the same
 
 What it does, per request: one keystroke (an incremental didChange) in one of `--documents` files, then
 textDocument/inlineCompletion at the new cursor. Now and then it types on before the answer came (and cancels the old

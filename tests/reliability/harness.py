@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import shutil
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from server.soak import Wire
@@ -83,3 +85,19 @@ def count(section: str, **figures: Any) -> None:
     got = COUNTS.setdefault(section, {})
     for k, v in figures.items():
         got[k] = got.get(k, 0) + v if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+def random_model(directory: Path, max_seq_len: int = 4096) -> Path:
+    """A randomly initialised model of the engine's architecture, saved as shipped models are: it never chooses to
+    end a fill, so its canvases run to maxTokens (the shipped model ends most fills within a few forwards)."""
+    from engine import DEFAULT_MODEL_DIR
+    from engine.model import DiffusionLM, ModelConfig, save_model
+    from engine.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
+    model = DiffusionLM(ModelConfig(vocab_size=tok.vocab_size, dim=64, n_layers=2, n_heads=2, ffn_dim=128,
+                                    max_seq_len=max_seq_len))
+    model.init_weights(seed=1)
+    save_model(model, directory, extra_config={"name": "random-never-ends"})
+    shutil.copyfile(DEFAULT_MODEL_DIR / "tokenizer.json", directory / "tokenizer.json")
+    return directory

@@ -4,10 +4,13 @@ surrogates, CRLF / LF / CR mixes, tabs, NUL bytes, empty files, unknown language
 cancel storms over several documents at once, settings changed mid-flight (valid and invalid), params of the wrong
 shape; and a 10 MB file.
 
-Each example is a *program*: operations over up to three documents, sent to one server process (one per module)
-without waiting for answers, except where the program sleeps. The client keeps its own view of each document (text,
-version, and whether the server can still be in sync with it: a change that cannot apply puts it out of sync until it
-is reopened or replaced whole), and after the program checks the ordered log of everything the server sent:
+Each example is a *program*: operations over up to three documents, sent to one server process (shared by the
+reliability tests) without waiting for answers, except where the program sleeps or waits for a fill to stream before
+cancelling it. A third of the programs run on a randomly initialised model, which never ends a fill, so that edits,
+cancels and new requests land mid-stream (the shipped model ends most fills within a few forwards). The client keeps
+its own view of each document (text, version, and whether the server can still be in sync with it: a change that
+cannot apply puts it out of sync until it is reopened or replaced whole), and after the program checks the ordered log
+of everything the server sent:
 
 - liveness: every request is answered within TIMEOUT with a well-formed JSON-RPC response: a result, or an error
   with an expected code; the process is alive after every program. An InternalError response, a fill that failed in
@@ -24,7 +27,7 @@ is reopened or replaced whole), and after the program checks the ordered log of 
 - positions: a result's ranges are valid in the text the request was sent for; an inline item starts at the
   request's position; a rewrite replaces exactly the requested range.
 
-Budget: DIFFUSION_LS_FUZZ_EXAMPLES programs (default 16, derandomized, no shrinking: a bounded CI run); set it (e.g.
+Budget: DIFFUSION_LS_FUZZ_EXAMPLES programs (default 100, derandomized, no shrinking: a bounded CI run); set it (e.g.
 2000) for a long random run with shrinking, which also fills in the 10 MB file (tens of seconds of hole finding per
 request there). DIFFUSION_LS_FUZZ_REPORT=path writes the figures as JSON.
 """
@@ -54,10 +57,10 @@ from server.soak import (
     Call,
     Wire,
 )
-from tests.reliability.harness import TIMEOUT, Server, count
+from tests.reliability.harness import TIMEOUT, Server, count, random_model
 
 LONG = bool(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES"))
-EXAMPLES = int(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES") or 16)
+EXAMPLES = int(os.environ.get("DIFFUSION_LS_FUZZ_EXAMPLES") or 100)
 EXPECTED_ERRORS = {INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_CANCELLED, CONTENT_MODIFIED,
                    SERVER_CANCELLED, REQUEST_FAILED}
 COMMAND = "workspace/executeCommand"
@@ -103,7 +106,7 @@ SETTINGS = [
 ]
 configs = st.one_of(
     st.sampled_from(range(len(SETTINGS))).map(lambda i: ("push", i)),
-    st.sampled_from([("nested", 0), ("pull", 0), ("not-an-object", 0), ("missing-model", 0)]),
+    st.sampled_from([("nested", 0), ("pull", 0), ("not-an-object", 0), ("missing-model", 0), ("slow-model", 0)]),
 )
 BAD = ["inline-no-position", "inline-line-str", "inline-neg", "rewrite-mode", "infill-ranges-str", "status-no-params",
        "command-args", "unknown-method", "no-text-document", "change-neg", "change-no-version"]
@@ -121,13 +124,19 @@ operations = st.one_of(
     op("typing", args=st.tuples(positions, st.text(alphabet="abc (){}:\n\t😀é", min_size=1, max_size=6),
                                 st.booleans(), st.booleans())),
     op("cancel", args=st.integers(0, 50)), op("cancel", args=st.integers(0, 50)),
+    op("cancel-streaming", args=st.tuples(positions, st.sampled_from([0.0, 0.02, 0.2]))),
     op("sleep", args=st.sampled_from([0.0, 0.005, 0.05, 0.3])),
     op("configure", args=configs), op("close"), op("reopen", args=texts), op("status"),
     op("bad", args=st.sampled_from(BAD)),
 )
 documents = st.lists(st.tuples(texts, st.sampled_from(LANGUAGES), st.sampled_from(EXTENSIONS),
                                st.integers(0, 1000)), min_size=1, max_size=3)
-programs = st.tuples(documents, st.lists(operations, min_size=1, max_size=30 if LONG else 12))
+# a third of the programs start on the model that never ends: its canvases stream for many forwards, so edits, cancels
+# and new requests land while a fill is still denoising
+programs = st.tuples(documents, st.lists(operations, min_size=1, max_size=30 if LONG else 12),
+                     st.sampled_from([False, False, True]))
+SLOW: dict[str, str] = {}  # "modelPath": the random model's directory (set by the module fixture)
+SLOW_CANVAS = {"maxTokens": 48, "blockSize": 8, "steps": 8}
 
 
 # -- the client's view ------------------------------------------------------------------------------------------------
@@ -271,9 +280,11 @@ def _ref(doc: ClientDoc) -> dict:
 
 
 async def execute(wire: Wire, program: tuple, tag: int) -> Run:
-    docs_spec, ops = program
+    docs_spec, ops, slow = program
     docs = [ClientDoc(f"file:///fuzz/{tag}/doc{i}{ext}", lang) for i, (_, lang, ext, _) in enumerate(docs_spec)]
     run = Run(wire, docs, start=len(wire.log))
+    if slow:
+        _configure(run, "slow-model", 0)
     for doc, (text, _, _, version) in zip(docs, docs_spec, strict=True):
         _open(run, doc, text, version)
     for o in ops:
@@ -359,6 +370,18 @@ async def _step(run: Run, o: Op, doc: ClientDoc) -> None:
                 "textDocument": _ref(doc), "position": pos, "context": {"triggerKind": 2}}, doc,
                 position=normalized(doc.text, pos))
             prev = run.sent[-1]
+    elif o.kind == "cancel-streaming":  # cancel a fill once it streams, then listen for what still comes
+        spec, linger = o.args
+        since = len(w.log)
+        run.request("inline", "textDocument/inlineCompletion", {
+            "textDocument": _ref(doc), "position": doc.position(spec), "context": {"triggerKind": 2}}, doc,
+            position=normalized(doc.text, doc.position(spec)))
+        call = run.sent[-1].call
+        await w.until(lambda: call.future.done() or any(p.get("id") == call.id for _, p in w.notes(
+            "diffusion/canvas", since)), TIMEOUT)
+        run.cancels.append((w.cancel(call.id), call.id))
+        run.fence()
+        await asyncio.sleep(linger)
     elif o.kind == "cancel":
         fills = [s for s in run.sent if s.kind != "bad"]
         rid = fills[o.args % len(fills)].call.id if fills else f"no-such-request-{o.args}"
@@ -391,6 +414,8 @@ def _configure(run: Run, how: str, i: int) -> None:
         settings_ = {"diffusion": base}
     elif how == "missing-model":  # loading fails: fills fail with a message until a later change restores it
         settings_ = {**base, "modelPath": "no-such-model-directory"}
+    elif how == "slow-model":  # a model that never ends a fill: long streams
+        settings_ = {**base, **SLOW_CANVAS, **SLOW}
     elif how == "not-an-object":  # every setting falls back to its default: restore the small canvas at once
         run.notify("workspace/didChangeConfiguration", {"settings": ["not", "an", "object"]})
         settings_ = base
@@ -655,7 +680,8 @@ def _check_positions(s: Sent, v: Verdict) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(shared_server: Server):
+def server(shared_server: Server, tmp_path_factory):
+    SLOW["modelPath"] = str(random_model(tmp_path_factory.mktemp("random_model")))
     return shared_server
 
 

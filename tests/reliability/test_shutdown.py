@@ -10,13 +10,12 @@ tests load a randomly initialised model of the same architecture, saved as shipp
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from server.soak import INVALID_REQUEST, REQUEST_CANCELLED, SMALL, children
-from tests.reliability.harness import TIMEOUT, Server
+from tests.reliability.harness import TIMEOUT, Server, random_model
 
 # a canvas that keeps the engine thread busy for a long while (thousands of forwards, until it is stopped)
 LONG = {"maxTokens": 4000, "blockSize": 4, "steps": 4, "threads": 1}
@@ -26,17 +25,7 @@ BODY = "def f(x):\n    \n"
 @pytest.fixture(scope="module")
 def long_options(tmp_path_factory) -> dict:
     """Settings for a fill that goes on: a random model (it never predicts the end) with room for 4000 tokens."""
-    from engine import DEFAULT_MODEL_DIR
-    from engine.model import DiffusionLM, ModelConfig, save_model
-    from engine.tokenizer import Tokenizer
-
-    d = tmp_path_factory.mktemp("random_model")
-    tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
-    model = DiffusionLM(ModelConfig(vocab_size=tok.vocab_size, dim=64, n_layers=2, n_heads=2, ffn_dim=128,
-                                    max_seq_len=4096))
-    model.init_weights(seed=1)
-    save_model(model, d, extra_config={"name": "random-never-ends"})
-    shutil.copyfile(DEFAULT_MODEL_DIR / "tokenizer.json", d / "tokenizer.json")
+    d = random_model(tmp_path_factory.mktemp("random_model"))
     return {"diffusion": {**LONG, "modelPath": str(d)}}
 
 
