@@ -72,6 +72,11 @@ def plot_denoising(path: Path, states: list, tok, machine: dict) -> None:
     ax.set_title(f"One canvas denoising: {m.shape[1]} slots, {m.shape[0]} forwards, {n_tokens} text tokens\n"
                  f"grey = masked, colour = forward the token was finalized at, x = re-noised", fontsize=9)
     fig.colorbar(im, ax=ax, label="finalized at forward")
+    _save(plt, fig, path, machine)
+
+
+def _save(plt, fig, path: Path, machine: dict) -> None:
+    """Sign the figure with the machine it was measured on, write it, free it."""
     fig.text(0.01, 0.005, _machine_line(machine), fontsize=6, color="#666666")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -102,10 +107,7 @@ def plot_frontier(path: Path, frontier: dict, machine: dict) -> None:
                  fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.text(0.01, 0.005, _machine_line(machine), fontsize=6, color="#666666")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, machine)
 
 
 def plot_latency(path: Path, keystroke: dict, machine: dict) -> None:
@@ -128,10 +130,7 @@ def plot_latency(path: Path, keystroke: dict, machine: dict) -> None:
     ax.set_title("Per-keystroke latency vs file size", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.text(0.01, 0.005, _machine_line(machine), fontsize=6, color="#666666")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path, machine)
 
 
 def write_all(out_dir: Path, demo_states: list, tok, result: dict) -> list[str]:
