@@ -209,7 +209,7 @@ def two_mode_mask(ctx_len: Tensor, canvas_len: Tensor, T_ctx: int, T_canvas: int
     Returns mask (B, 1, T, T) bool and positions (B, T).
     """
     T = T_ctx + T_canvas
-    idx = torch.arange(T)
+    idx = torch.arange(T, device=ctx_len.device)
     ctx_start = (T_ctx - ctx_len).unsqueeze(1)  # (B, 1)
     is_ctx = (idx >= ctx_start) & (idx < T_ctx)  # (B, T)
     is_can = (idx >= T_ctx) & (idx < T_ctx + canvas_len.unsqueeze(1))  # (B, T)
@@ -217,7 +217,7 @@ def two_mode_mask(ctx_len: Tensor, canvas_len: Tensor, T_ctx: int, T_canvas: int
     q_can, k_can = is_can.unsqueeze(2), is_can.unsqueeze(1)
     causal = idx.unsqueeze(0) <= idx.unsqueeze(1)  # (T, T): key <= query
     mask = (q_ctx & k_ctx & causal) | (q_can & (k_ctx | k_can))  # (B, T, T)
-    mask = mask | torch.eye(T, dtype=torch.bool)  # padding rows attend to themselves: no NaN
+    mask = mask | torch.eye(T, dtype=torch.bool, device=ctx_len.device)  # padding rows attend to themselves: no NaN
     pos = ((is_ctx | is_can).long().cumsum(1) - 1).clamp(min=0)  # (B, T)
     return mask.unsqueeze(1), pos
 

@@ -15,7 +15,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,8 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 100
     device: str = "cpu"
+    total_minutes: float | None = None  # when set, the cosine horizon is training time instead of total_steps
+    workers: int = 0  # processes that build and collate examples (a GPU needs many to stay busy)
 
 
 def collate(batch: list[Example], special: SpecialIds, vocab_size: int, cfg: TrainConfig,
@@ -87,8 +89,16 @@ def collate(batch: list[Example], special: SpecialIds, vocab_size: int, cfg: Tra
         ids[i, T_ctx:T_ctx + len(x0)] = xt
         targets[i, T_ctx:T_ctx + len(x0)] = torch.where(noisy, x0, torch.full_like(x0, -100))
         weights[i, T_ctx:T_ctx + len(x0)] = noisy.float() / (t[i] * len(x0))
-    mask, pos = two_mode_mask(ctx_len, can_len, T_ctx, T_can)
-    return {"ids": ids, "pos": pos, "mask": mask, "targets": targets, "weights": weights, "T_ctx": torch.tensor(T_ctx)}
+    # the (B, T, T) mask is built where the model runs (see with_mask): it is large and cheap to make
+    return {"ids": ids, "ctx_len": ctx_len, "can_len": can_len, "targets": targets, "weights": weights,
+            "T_ctx": torch.tensor(T_ctx)}
+
+
+def with_mask(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Add the two-mode attention mask and positions, on the batch's device."""
+    T_ctx = int(batch["T_ctx"])
+    mask, pos = two_mode_mask(batch["ctx_len"], batch["can_len"], T_ctx, batch["ids"].shape[1] - T_ctx)
+    return {**batch, "mask": mask, "pos": pos}
 
 
 def bucketed(examples: Iterator[Example], batch_size: int, rng: random.Random,
@@ -99,6 +109,23 @@ def bucketed(examples: Iterator[Example], batch_size: int, rng: random.Random,
         chunks = [buf[i:i + batch_size] for i in range(0, len(buf), batch_size)]
         rng.shuffle(chunks)
         yield from chunks
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Collated batches from `make_examples(seed)`; each DataLoader worker draws its own seeded example stream."""
+
+    def __init__(self, make_examples: Callable[[int], Iterator[Example]], special: SpecialIds, vocab_size: int,
+                 cfg: TrainConfig, seed: int) -> None:
+        self.make_examples, self.special, self.vocab_size, self.cfg, self.seed = (
+            make_examples, special, vocab_size, cfg, seed)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        seed = self.seed * 1009 + (info.id + 1 if info is not None else 0)
+        rng = torch.Generator().manual_seed(seed)
+        batches = bucketed(self.make_examples(seed), self.cfg.batch_size, random.Random(seed))
+        for b in batches:
+            yield collate(b, self.special, self.vocab_size, self.cfg, rng)
 
 
 def loss_fn(model: DiffusionLM, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
@@ -116,10 +143,14 @@ def loss_fn(model: DiffusionLM, batch: dict[str, Tensor]) -> tuple[Tensor, dict[
     return ar + diff, {"ar": float(ar.detach()), "diff": float(diff.detach()), "diff_ce": raw_diff}
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, seconds: float = 0.0) -> float:
+    """Linear warm-up, then cosine to min_lr_frac over total_steps (or over total_minutes of training time)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    p = min(1.0, (step - cfg.warmup) / max(1, cfg.total_steps - cfg.warmup))
+    if cfg.total_minutes:
+        p = min(1.0, seconds / (cfg.total_minutes * 60))
+    else:
+        p = min(1.0, (step - cfg.warmup) / max(1, cfg.total_steps - cfg.warmup))
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -128,6 +159,7 @@ class TrainState:
     step: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    skipped: int = 0  # steps whose gradient was not finite (their update was dropped)
     history: list[dict] = field(default_factory=list)
 
 
@@ -166,15 +198,20 @@ def _load_checkpoint(model: DiffusionLM, opt: torch.optim.Optimizer, ckpt: Path)
             opt.state[p] = {
                 "exp_avg": opt_tensors[f"{pname}.exp_avg"].to(p.device),
                 "exp_avg_sq": opt_tensors[f"{pname}.exp_avg_sq"].to(p.device),
-                "step": opt_tensors[f"{pname}.step"].reshape(()).clone(),
+                # fused AdamW (on a GPU) keeps its step counters on the device
+                "step": opt_tensors[f"{pname}.step"].reshape(()).clone().to(p.device if p.is_cuda else "cpu"),
             }
     return TrainState(**json.loads((ckpt / "state.json").read_text()))
 
 
-def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example], special: SpecialIds, out: str | Path,
+def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] | Callable[[int], Iterator[Example]],
+          special: SpecialIds, out: str | Path,
           max_steps: int | None = None, max_minutes: float | None = None, init_from: str | Path | None = None,
           extra_config: dict | None = None, progress: bool = True) -> TrainState:
-    """Train (or resume from out/ckpt) until max_steps or max_minutes. Checkpoints to out/ckpt; returns the state."""
+    """Train (or resume from out/ckpt) until max_steps or max_minutes. Checkpoints to out/ckpt; returns the state.
+
+    `examples` is an example iterator, or a function from a seed to one (needed with cfg.workers > 0).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -188,8 +225,12 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example],
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95),
+                            fused=cuda or None)
     state = TrainState()
     if (out / "ckpt" / "state.json").exists():
         state = _load_checkpoint(model, opt, out / "ckpt")
@@ -201,28 +242,43 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example],
     t_start = time.time()
     log = open(out / "train_log.jsonl", "a")
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
-    batches = bucketed(examples, cfg.batch_size, random.Random(cfg.seed + state.step))
+    batches: Iterator[dict[str, Tensor]]
+    if callable(examples) and not isinstance(examples, Iterator):
+        stream = BatchStream(examples, special, model_cfg.vocab_size, cfg, cfg.seed + state.step)
+        if cfg.workers > 0:
+            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=cuda,
+                                                 prefetch_factor=4, persistent_workers=False)
+            batches = iter(loader)
+        else:
+            batches = iter(stream)
+    else:
+        ex_batches = bucketed(examples, cfg.batch_size, random.Random(cfg.seed + state.step))
+        batches = (collate(b, special, model_cfg.vocab_size, cfg, rng) for b in ex_batches)
     while state.step < stop_step:
         if max_minutes is not None and time.time() - t_start > max_minutes * 60:
             break
         t0 = time.time()
-        batch = collate(next(batches), special, model_cfg.vocab_size, cfg, rng)
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = with_mask({k: v.to(device, non_blocking=True) for k, v in next(batches).items()})
+        lr = lr_at(state.step, cfg, state.seconds)
         for g in opt.param_groups:
-            g["lr"] = lr_at(state.step, cfg)
+            g["lr"] = lr
         with torch.autocast(device.type, dtype=dtype, enabled=cfg.bf16):
             loss, parts = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-        opt.step()
+        if math.isfinite(gnorm):
+            opt.step()
+        else:  # an overflowing batch (bf16) would turn every weight into NaN: drop its update instead
+            opt.zero_grad(set_to_none=True)
+            state.skipped += 1
         state.step += 1
         n_tok = int(batch["ids"].numel())
         state.tokens += n_tok
         dt = time.time() - t0
         state.seconds += dt
         rec = {"step": state.step, "loss": float(loss.detach()), **parts, "gnorm": gnorm,
-               "lr": lr_at(state.step - 1, cfg), "tok_s": n_tok / dt, "tokens": state.tokens}
+               "lr": lr, "tok_s": n_tok / dt, "tokens": state.tokens}
         log.write(json.dumps(rec) + "\n")
         if progress and (state.step % cfg.log_every == 0 or state.step == 1):
             done = (state.step / stop_step) if stop_step else 0

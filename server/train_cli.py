@@ -86,13 +86,20 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", type=Path, help="a source tree, or a .jsonl corpus from tools/build_corpus.py")
     p.add_argument("--out", type=Path, default=None, help="output/checkpoint directory (default: a user directory)")
     p.add_argument("--scratch", action="store_true", help="train from scratch instead of fine-tuning the shipped model")
+    p.add_argument("--init", type=Path, default=None, help="start from this model directory's weights")
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer.json (default: the shipped model's)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (resume later)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--total-steps", type=int, default=None, help="cosine schedule horizon")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None, help="steps of linear warm-up")
+    p.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes building examples (default: 0 on cpu, all cores but two on cuda)")
+    p.add_argument("--total-minutes", type=float, default=None,
+                   help="cosine schedule horizon in minutes of training time (instead of --total-steps)")
     p.add_argument("--dim", type=int, default=None)
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
@@ -119,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     from infill.training import ExampleConfig, ExampleStream
 
     set_threads()
-    init_from = None if args.scratch else DEFAULT_MODEL_DIR
+    init_from = args.init or (None if args.scratch else DEFAULT_MODEL_DIR)
     tok_path = args.tokenizer or (DEFAULT_MODEL_DIR / "tokenizer.json")
     tok = Tokenizer.from_file(tok_path)
     out = args.out or user_model_dir()
@@ -132,18 +139,25 @@ def main(args: argparse.Namespace) -> int:
     overrides = {"dim": args.dim, "n_layers": args.layers, "n_heads": args.heads, "ffn_dim": args.ffn}
     mcfg = replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
     tcfg = TrainConfig(device=args.device, seed=args.seed)
-    if init_from is not None:  # fine-tuning: gentler and shorter
+    if init_from is not None and args.init is None:  # fine-tuning the shipped model: gentler and shorter
         tcfg = replace(tcfg, lr=3e-4, warmup=10, total_steps=args.steps or 200, batch_size=8, ckpt_every=25)
-    t_over = {"total_steps": args.total_steps, "batch_size": args.batch_size, "lr": args.lr}
+    workers = args.workers if args.workers is not None else (
+        max(1, (os.cpu_count() or 4) - 2) if args.device.startswith("cuda") else 0)
+    t_over = {"total_steps": args.total_steps, "batch_size": args.batch_size, "lr": args.lr,
+              "total_minutes": args.total_minutes, "workers": workers, "warmup": args.warmup,
+              "ckpt_every": args.ckpt_every}
     tcfg = replace(tcfg, **{k: v for k, v in t_over.items() if v is not None})
     ecfg = ExampleConfig()
     if args.max_budget:
         ecfg = replace(ecfg, max_budget=args.max_budget)
-    stream = ExampleStream(files, tok, ecfg, seed=args.seed)
+
+    def make_examples(seed: int) -> ExampleStream:
+        return ExampleStream(files, tok, ecfg, seed=seed)
+
     out.mkdir(parents=True, exist_ok=True)
     if Path(tok_path).resolve() != (out / "tokenizer.json").resolve():
         shutil.copyfile(tok_path, out / "tokenizer.json")
-    state = train(mcfg, tcfg, stream, tok.special, out, max_steps=args.steps, max_minutes=args.minutes,
+    state = train(mcfg, tcfg, make_examples, tok.special, out, max_steps=args.steps, max_minutes=args.minutes,
                   init_from=init_from, extra_config={"examples": ecfg.__dict__})
     ckpt = out / "ckpt"
     shutil.copyfile(tok_path, ckpt / "tokenizer.json")

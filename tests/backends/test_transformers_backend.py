@@ -3,6 +3,7 @@ real loading path, driven through the Backend seam by engine.sampler and by the 
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -24,7 +25,9 @@ SELECTION = "out.append(v * k)"
 @pytest.fixture(scope="module")
 def backend(tiny_dg_dir):
     threads = torch.get_num_threads()
-    be = make_backend("transformers", model_path=str(tiny_dg_dir), threads=1)  # a tiny model: one thread is fastest
+    # DIFFUSION_LS_TEST_DEVICE=cuda runs the same tests on a GPU; a tiny model: one CPU thread is fastest
+    be = make_backend("transformers", model_path=str(tiny_dg_dir), threads=1,
+                      device=os.environ.get("DIFFUSION_LS_TEST_DEVICE", "cpu"))
     yield be
     torch.set_num_threads(threads)
 
@@ -142,7 +145,8 @@ def test_native_loop_reproduces_generate(backend, ctx):
     spec = CanvasSpec.single(2 * CANVAS, backend.special.mask)
     states, stats = run(backend.native_stream(h, spec, seed=7, max_new=2 * CANVAS))
     torch.manual_seed(7)
-    ref = backend.model.generate(torch.tensor([ctx]), max_new_tokens=2 * CANVAS).sequences[0, len(ctx):].tolist()
+    prompt = torch.tensor([ctx], device=backend.device)
+    ref = backend.model.generate(prompt, max_new_tokens=2 * CANVAS).sequences[0, len(ctx):].tolist()
     ends = [i for i, t in enumerate(ref) if t in backend.end_ids]
     assert states[-1].done and states[-1].ids == ref[: ends[0] if ends else len(ref)]
     assert len(states) - 1 == stats.nfe and 1 <= stats.blocks <= 2 and stats.nfe <= stats.blocks * STEPS

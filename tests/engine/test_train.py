@@ -60,3 +60,50 @@ def test_finetune_cli_on_a_source_tree(tmp_path):
     tuned = load_model(out / "ckpt")
     assert tuned.cfg == load_model(DEFAULT_MODEL_DIR).cfg  # fine-tuned from the shipped model
     assert (out / "ckpt" / "tokenizer.json").read_bytes() == (DEFAULT_MODEL_DIR / "tokenizer.json").read_bytes()
+
+
+TINY = ModelConfig(vocab_size=TOK.vocab_size, dim=32, n_layers=1, n_heads=2, ffn_dim=64, max_seq_len=512)
+SHORT = ExampleConfig(min_budget=32, max_budget=96)
+
+
+def make_examples(seed: int) -> ExampleStream:
+    return ExampleStream(fixture_files(), TOK, SHORT, seed=seed)
+
+
+def test_worker_processes_feed_collated_batches(tmp_path):
+    """The GPU path: examples built and collated in a DataLoader worker, the attention mask made on the device."""
+    cfg = TrainConfig(batch_size=4, warmup=1, log_every=100, bf16=False, workers=1)
+    state = train(TINY, cfg, make_examples, TOK.special, tmp_path, max_steps=3, progress=False)
+    assert state.step == 3 and state.tokens > 0 and state.skipped == 0
+    assert len(losses(tmp_path)) == 3
+
+
+def test_a_non_finite_gradient_skips_the_update(tmp_path, monkeypatch):
+    import torch
+
+    import engine.train as tr
+
+    real = tr.loss_fn
+    calls = {"n": 0}
+
+    def poisoned(model, batch):
+        loss, parts = real(model, batch)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 2 else loss), parts
+
+    monkeypatch.setattr(tr, "loss_fn", poisoned)
+    cfg = TrainConfig(batch_size=2, warmup=1, log_every=100, bf16=False)
+    state = train(TINY, cfg, make_examples(0), TOK.special, tmp_path, max_steps=3, progress=False)
+    assert state.step == 3 and state.skipped == 1
+    model = load_model(tmp_path / "ckpt")  # refuses non-finite weights, so loading proves they stayed finite
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_schedule_can_run_on_training_time():
+    from engine.train import lr_at
+
+    cfg = TrainConfig(lr=1e-3, warmup=10, min_lr_frac=0.1, total_minutes=10.0, total_steps=1)
+    assert lr_at(4, cfg, 0.0) == 1e-3 * 5 / 10  # warm-up still counts steps
+    assert abs(lr_at(100, cfg, 0.0) - 1e-3) < 1e-12
+    assert abs(lr_at(100, cfg, 300.0) - 1e-3 * (0.1 + 0.9 * 0.5)) < 1e-12  # half the time: half the cosine
+    assert abs(lr_at(100, cfg, 900.0) - 1e-4) < 1e-12  # past the horizon: the floor
