@@ -7,6 +7,7 @@ document) and never cross into server/ or engine/.
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass
 
 import tree_sitter
@@ -91,6 +92,55 @@ def brokenness(text: str, lang: str | None) -> tuple[int, int]:
         if node.has_error:
             stack.extend((kid, inside or node.is_error) for kid in node.children)
     return count, size
+
+
+# -- windows: per-request syntax work on big files stays local --------------------------------------------------------
+
+WINDOW_RADIUS = 8_000  # chars kept on each side of the cursor (~200 lines) when a file is big
+_TOP_LEVEL = re.compile(r"[A-Za-z_@#/]")  # a line starting here, unindented, usually begins a top-level construct
+
+
+def _line_start(text: str, pos: int) -> int:
+    return text.rfind("\n", 0, pos) + 1
+
+
+def _top_line_at_or_before(text: str, pos: int, limit: int) -> int:
+    """Start of the nearest unindented line at or before pos (searching back to limit); else pos's line start."""
+    i = _line_start(text, pos)
+    first = i
+    while i > limit:
+        if _TOP_LEVEL.match(text, i):
+            return i
+        i = _line_start(text, i - 1)
+    return i if i == 0 else first
+
+
+def _top_line_at_or_after(text: str, pos: int, limit: int) -> int:
+    """Start of the nearest unindented line at or after pos (searching on to limit); else the line after pos."""
+    nl = text.find("\n", pos)
+    if nl < 0:
+        return len(text)
+    i, first = nl + 1, nl + 1
+    while i < min(limit, len(text)):
+        if _TOP_LEVEL.match(text, i):
+            return i
+        nl = text.find("\n", i)
+        if nl < 0:
+            return len(text)
+        i = nl + 1
+    return len(text) if i >= len(text) else first
+
+
+def window(text: str, lo: int, hi: int | None = None, radius: int = WINDOW_RADIUS) -> tuple[int, int]:
+    """[start, end) of the part of text that per-request syntax work needs around [lo, hi): all of a small text; of
+    a big one, about `radius` chars each side, cut at unindented lines (top-level code), so the window parses like
+    the file does near the cursor. Keeps the cost of a completion flat in the file's size."""
+    hi = lo if hi is None else hi
+    if len(text) <= 3 * radius:
+        return 0, len(text)
+    start = 0 if lo <= radius else _top_line_at_or_before(text, lo - radius, lo - 2 * radius)
+    end = len(text) if hi + radius >= len(text) else _top_line_at_or_after(text, hi + radius, hi + 2 * radius)
+    return start, end
 
 
 @dataclass(frozen=True)

@@ -307,9 +307,18 @@ def find_hole(
     count_tokens: object = None,
     spans: Sequence[Span] | None = None,
 ) -> Hole:
-    """The hole at a cursor: its situation and capacity (spans: syntax_spans(text, lang), if already computed)."""
+    """The hole at a cursor: its situation and capacity (spans: syntax_spans(text, lang), if already computed).
+
+    In a big file only a window around the cursor is parsed and sampled (_syntax.window), so the cost per request
+    stays flat in the file's size.
+    """
     if not 0 <= offset <= len(text):
         raise ValueError(f"offset {offset} outside the text (length {len(text)})")
+    if spans is None:
+        start, end = _syntax.window(text, offset)
+        if (start, end) != (0, len(text)):
+            hole = find_hole(text[start:end], offset - start, lang, count_tokens, None)
+            return Hole(hole.start + start, hole.end + start, hole.situation, hole.capacity, hole.indent)
     situation, hint, indent = classify(text, offset, lang)
     count = token_counter(count_tokens)
     if situation == "line":
@@ -329,6 +338,8 @@ def find_hole(
 
 def holes_at(text: str, offsets: Sequence[int], lang: str | None, count_tokens: object = None) -> list[Hole]:
     """Holes at several cursors of one text (sorted by offset, duplicates dropped), spans computed once."""
+    if _syntax.window(text, 0) != (0, len(text)):  # a big file: each hole parses its own window
+        return [find_hole(text, o, lang, count_tokens) for o in sorted(set(offsets))]
     spans = syntax_spans(text, lang) if lang else []
     return [find_hole(text, o, lang, count_tokens, spans) for o in sorted(set(offsets))]
 

@@ -131,6 +131,8 @@ def finalize(
 
     Never leaves the file with more ERROR/MISSING nodes than the empty fill: then "" is returned.
     """
+    start, end = _syntax.window(prefix + suffix, len(prefix))  # a big file: only the part around the hole is parsed
+    prefix, suffix = prefix[start:], suffix[: end - len(prefix)]
     line_prefix = prefix[max(prefix.rfind("\n"), prefix.rfind("\r")) + 1 :]
     fill = trim_trailing_whitespace(fill, suffix)
     fill = dedupe_suffix(fill, suffix)

@@ -159,7 +159,9 @@ def data_records(data_dir: str | os.PathLike, tok: object, limit: int | None = N
 
 
 def _default_tokenizer() -> Path:
-    return Path(__file__).resolve().parents[1] / "engine" / "assets" / "tokenizer.json"
+    from engine import DEFAULT_MODEL_DIR
+
+    return DEFAULT_MODEL_DIR / "tokenizer.json"
 
 
 def _load_tokenizer(path: str) -> object:

@@ -1,6 +1,7 @@
 import pytest
 
 from infill.holes import CLAMP, DEFAULT, Hole, find_hole, find_placeholders, holes_at, indent_unit, rewrite_hole
+from infill.spans import syntax_spans
 
 
 def at(src):
@@ -167,3 +168,31 @@ def test_indent_unit():
     assert indent_unit("if x:\n  y\n  if z:\n    w\n") == "  "
     assert indent_unit("if x:\n\ty\n") == "\t"
     assert indent_unit("x = 1\n") == "    "
+
+
+def _big_python_file(n_funcs: int = 1500) -> str:
+    parts = []
+    for i in range(n_funcs):
+        parts.append(f"def f{i}(a, b):\n    x = a + {i}\n    if x > b:\n        return x\n    return b * {i}\n\n\n")
+    return "".join(parts)
+
+
+def test_a_big_file_is_sized_from_a_window_around_the_cursor():
+    from infill import _syntax
+
+    text = _big_python_file()
+    assert len(text) > 3 * _syntax.WINDOW_RADIUS
+    offset = text.index("    if x > b:", len(text) // 2)
+    start, end = _syntax.window(text, offset)
+    assert 0 < start < offset - _syntax.WINDOW_RADIUS // 2 and offset + _syntax.WINDOW_RADIUS // 2 < end < len(text)
+    assert text[start:].startswith("def ") and text[end:].startswith("def ")  # cut at top-level lines
+    # a cursor on an empty line in a body: the same hole as the whole file would give, at the file's offsets
+    cut = text[:offset] + text[offset:].split("\n", 1)[1]
+    hole = find_hole(cut, offset, "python", None)
+    whole = find_hole(cut, offset, "python", None, spans=syntax_spans(cut, "python"))
+    assert (hole.start, hole.end, hole.situation, hole.indent) == (offset, offset, whole.situation, whole.indent)
+    assert hole.situation == "new_statement"
+    # near either end the window reaches the end of the text
+    assert _syntax.window(text, 10)[0] == 0 and _syntax.window(text, len(text) - 10)[1] == len(text)
+    # a small file is never cut
+    assert _syntax.window(text[:1000], 500) == (0, 1000)
