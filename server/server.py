@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from lsprotocol import types
@@ -261,12 +262,24 @@ class DiffusionLanguageServer(LanguageServer):
         doc = self.documents.get(job.uri)
         return not job.stopped and doc is not None and doc.version == job.version
 
-    async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any], fill.Plan]
+    def limits(self) -> tuple[int, int]:
+        """(context budget, max tokens) from the settings, cut so context + fill + one canvas block fit the model's
+        positions: a budget larger than the model can take would fail every request in a big file."""
+        s = self.settings
+        room = int(getattr(self.backend, "max_context", 0) or 0)
+        if room <= 0:
+            return s.context_budget, s.max_tokens
+        max_tokens = max(1, min(s.max_tokens, room // 2))
+        budget = max(16, min(s.context_budget, room - max_tokens - s.block_size - 8))
+        return budget, max_tokens
+
+    async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int], fill.Plan]
                        ) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
-        make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and must use a
-        snapshot of the text taken before this call (no await between).
+        make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and the
+        context budget and fill cap that fit the model (limits()); it must use a snapshot of the text taken before this
+        call (no await between).
         """
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
         t0 = time.perf_counter()
@@ -275,7 +288,9 @@ class DiffusionLanguageServer(LanguageServer):
         except BaseException:
             self.jobs.finish(job)
             raise
+        budget, max_tokens = self.limits()
         cfg = self.settings.sampler(backend=backend)
+        cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         native = self.settings.strategy == NATIVE
         loop = asyncio.get_running_loop()
 
@@ -283,7 +298,7 @@ class DiffusionLanguageServer(LanguageServer):
             if job.cancel_event.is_set():
                 raise Cancelled()
             try:
-                plan = make_plan(fill.target(backend))
+                plan = make_plan(fill.target(backend), budget, max_tokens)
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span
@@ -346,9 +361,9 @@ class DiffusionLanguageServer(LanguageServer):
         if p.instruction and getattr(self.backend, "prompter", None) is None:
             log.info("rewrite: the %s model takes no instructions; %r is passed on unused", self.settings.backend,
                      p.instruction)
-        text, lang, s = doc.text, doc.language, self.settings
-        job, plan, out = await self.run_fill(doc, "rewrite", lambda tok: fill.plan_rewrite(
-            text, start, end, lang, tok, s.context_budget, s.max_tokens, p.mode, p.instruction or ""))
+        text, lang = doc.text, doc.language
+        job, plan, out = await self.run_fill(doc, "rewrite", lambda tok, budget, max_tokens: fill.plan_rewrite(
+            text, start, end, lang, tok, budget, max_tokens, p.mode, p.instruction or ""))
         rng = self.lsp_range(doc, start, end)
         self.send_done(job, rng, out.text, out)
         return job, types.TextEdit(rng, out.fills[0])
@@ -464,9 +479,9 @@ def create_server() -> DiffusionLanguageServer:
         offset = ls.offset(doc, params.position)
         if not ls.enabled(doc):
             return types.InlineCompletionList(items=[])
-        text, lang, s = doc.text, doc.language, ls.settings
-        job, plan, out = await ls.run_fill(doc, "inline", lambda tok: fill.plan_cursor(
-            text, offset, lang, tok, s.context_budget, s.max_tokens))
+        text, lang = doc.text, doc.language
+        job, plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens: fill.plan_cursor(
+            text, offset, lang, tok, budget, max_tokens))
         insert = out.fills[0]
         line = doc.position_at(offset).line
         line_end = doc.offset_at(types.Position(line, len(doc.line_text(line)) * 2))  # past the end: the line's end
@@ -491,9 +506,9 @@ def create_server() -> DiffusionLanguageServer:
             ranges: list[tuple[int, int]] | None = [(o, o)]
         else:
             ranges = None if p.ranges is None else [ls.range_offsets(doc, r) for r in p.ranges]
-        text, lang, s = doc.text, doc.language, ls.settings
-        job, plan, out = await ls.run_fill(doc, "infill", lambda tok: fill.plan_ranges(
-            text, ranges, lang, tok, s.context_budget, s.max_tokens))
+        text, lang = doc.text, doc.language
+        job, plan, out = await ls.run_fill(doc, "infill", lambda tok, budget, max_tokens: fill.plan_ranges(
+            text, ranges, lang, tok, budget, max_tokens))
         ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
         edits = [types.TextEdit(ls.lsp_range(doc, h.start, h.end), f)
                  for h, f in zip(plan.holes, out.fills, strict=True)]

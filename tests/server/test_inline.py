@@ -49,3 +49,18 @@ async def test_inline_completion_after_an_edit(session: Session, reference):
     assert check_inline(notes, result, (5, 11), version=2) == expected
     assert len(notes) >= 3  # the canvas was seen denoising, not just its end
     assert notes[0]["masks"] and notes[0]["text"].endswith("·")
+
+
+async def test_a_context_budget_beyond_the_model_is_cut_to_fit(session: Session):
+    """contextBudget far above the model's positions: requests in a long file still complete (the budget is cut)."""
+    session.configure({**SHORT, "contextBudget": 60000, "maxTokens": 4096})
+    body = "".join(f"def f{i}(a, b):\n    return a * {i} + b\n\n\n" for i in range(800))
+    uri = session.open(body + "def g(a):\n    return \n")
+    line = body.count("\n") + 1
+    try:
+        result = await session.inline(uri, line, 11, msg_id=f"inline-budget-{uri}")[0]
+        assert isinstance(result, types.InlineCompletionList)
+        notes = session.notes(f"inline-budget-{uri}")
+        assert notes and notes[-1]["done"]
+    finally:
+        session.configure(SHORT)
