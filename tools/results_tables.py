@@ -13,18 +13,18 @@ import sys
 from pathlib import Path
 
 ROWS = [  # (file, suite label, sampler label, sizing label)
-    ("he_single_default_syntax", "HumanEval single-line (200)", "threshold 0.7 (default)", "tree-sitter"),
-    ("he_single_opf_syntax", "HumanEval single-line (200)", "one token per forward", "tree-sitter"),
-    ("he_single_default_oracle", "HumanEval single-line (200)", "threshold 0.7 (default)", "oracle"),
-    ("he_single_opf_oracle", "HumanEval single-line (200)", "one token per forward", "oracle"),
-    ("he_single_default_fixed32", "HumanEval single-line (200)", "threshold 0.7 (default)", "fixed 32"),
-    ("he_single_ar", "HumanEval single-line (100)", "autoregressive (same weights)", "-"),
-    ("he_multi_default", "HumanEval multi-line (100)", "threshold 0.7 (default)", "tree-sitter"),
-    ("safim_block", "SAFIM-python block (60)", "threshold 0.7 (default)", "tree-sitter"),
-    ("safim_control", "SAFIM-python control (60)", "threshold 0.7 (default)", "tree-sitter"),
-    ("safim_api", "SAFIM-python api (60)", "threshold 0.7 (default)", "tree-sitter"),
-    ("heldout_default", "held-out packages (200)", "threshold 0.7 (default)", "tree-sitter"),
-    ("heldout_opf", "held-out packages (200)", "one token per forward", "tree-sitter"),
+    ("he_single_default_syntax", "HumanEval single-line", "threshold 0.7 (default)", "tree-sitter"),
+    ("he_single_opf_syntax", "HumanEval single-line", "one token per forward", "tree-sitter"),
+    ("he_single_default_oracle", "HumanEval single-line", "threshold 0.7 (default)", "oracle"),
+    ("he_single_opf_oracle", "HumanEval single-line", "one token per forward", "oracle"),
+    ("he_single_default_fixed32", "HumanEval single-line", "threshold 0.7 (default)", "fixed 32"),
+    ("he_single_ar", "HumanEval single-line", "autoregressive (same weights)", "-"),
+    ("he_multi_default", "HumanEval multi-line", "threshold 0.7 (default)", "tree-sitter"),
+    ("safim_block", "SAFIM-python block", "threshold 0.7 (default)", "tree-sitter"),
+    ("safim_control", "SAFIM-python control", "threshold 0.7 (default)", "tree-sitter"),
+    ("safim_api", "SAFIM-python api", "threshold 0.7 (default)", "tree-sitter"),
+    ("heldout_default", "held-out packages", "threshold 0.7 (default)", "tree-sitter"),
+    ("heldout_opf", "held-out packages", "one token per forward", "tree-sitter"),
 ]
 
 
@@ -40,7 +40,7 @@ def quality(d: Path) -> str:
         if not f.exists() or not f.stat().st_size:
             continue
         r = json.loads(f.read_text())
-        out.append(f"| {suite} | {sampler} | {sizing} | {pct(r.get('pass@1'))} | {pct(r['exact_match'])} | "
+        out.append(f"| {suite} ({r['n']}) | {sampler} | {sizing} | {pct(r.get('pass@1'))} | {pct(r['exact_match'])} | "
                    f"{pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} ({pct(r.get('syntax_valid_raw'))}) | "
                    f"{pct(r.get('empty_fills'))} | {r['tokens_per_forward']:.2f} | {r['nfe']:.1f} |")
     return "\n".join(out)
