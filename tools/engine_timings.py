@@ -1,7 +1,7 @@
 """Engine timings for the default model config: forward time of a canvas over a cached context, and the prefill
 time saved by prefix reuse after a one-character edit.
 
-    python tools/engine_timings.py [--context 2048] [--threads 1]
+    python tools/engine_timings.py [--context 2048] [--threads 1] [--dim 256 --layers 8 --heads 4 --ffn 704]
 
 Speed does not depend on the weights, so a randomly initialised model of the default architecture is timed (its
 positions table is sized for the context asked for); the shipped tokenizer gives realistic ids.
@@ -38,10 +38,16 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--dim", type=int, help="time another size than the shipped one (with --layers/--heads/--ffn)")
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--heads", type=int)
+    ap.add_argument("--ffn", type=int)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
-    cfg = replace(ModelConfig(vocab_size=tok.vocab_size), max_seq_len=args.context + 256)
+    sizes = {"dim": args.dim, "n_layers": args.layers, "n_heads": args.heads, "ffn_dim": args.ffn}
+    cfg = replace(ModelConfig(vocab_size=tok.vocab_size), max_seq_len=args.context + 256,
+                  **{k: v for k, v in sizes.items() if v is not None})
     model = DiffusionLM(cfg)
     model.init_weights(0)
     model.eval()
