@@ -1,7 +1,7 @@
 """Faults, through the real server: a model directory that is missing, truncated, corrupted, pickled, has the wrong
 tokenizer or an unsupported config (built in a temporary directory from the shipped model's files). Each gives a clear
 error -- window/showMessage, window/logMessage, the request's error, diffusion/status -- that says what to do; the
-server stays up and serves again once `modelPath` is fixed. An exception in the engine during a job (a context longer
+server stays up and serves again once `modelPath` is fixed. An exception in the engine during a job (a canvas longer
 than the model's positions, a real limit, not a test hook) fails that request only.
 """
 
@@ -179,24 +179,25 @@ def test_a_broken_model_is_reported_with_what_to_do_and_the_server_stays_up(serv
 
 
 def test_an_engine_exception_fails_that_request_only(server: Server):
-    """contextBudget (up to 65536, for other backends) past the embedded model's positions: the engine raises during
-    prefill for a long file; that request fails with the reason, the next ones on short files are served."""
+    """One canvas for every placeholder of a file with 120 of them needs more positions than the embedded model has:
+    the engine raises during that job; the request fails with the reason, the next ones are served. A contextBudget
+    past the model's positions, by contrast, is cut to fit (no error)."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
+    many = "".join(f"def f{i}(a, b):\n    ...\n\n\n" for i in range(120))
     long_text = "".join(f"def f{i}(a, b):\n    return a * {i} + b\n\n\n" for i in range(400))
-    big, small = "file:///faults/long.py", "file:///faults/short.py"
-    for uri, text in ((big, long_text), (small, "def g(x):\n    \n")):
+    big, small, holes = "file:///faults/long.py", "file:///faults/short.py", "file:///faults/many.py"
+    for uri, text in ((big, long_text), (small, "def g(x):\n    \n"), (holes, many)):
         server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
                                                                 "text": text}})
-    lines = long_text.count("\n")
 
-    got = _fill(server, big, long_text, lines, 0)
+    got = server.call("diffusion/infill", {"textDocument": {"uri": holes}})
     error = got["error"]
     assert error["code"] == REQUEST_FAILED and "the fill failed" in error["message"]
-    assert "exceeds" in error["message"] and "1536" in error["message"], error
+    assert "beyond the model's max_seq_len 1536" in error["message"], error
     logged = [p["message"] for _, p in w.notes("window/logMessage", seen) if p["type"] == ERROR]
-    assert any(m.startswith("inline for file:///faults/long.py v1 failed") for m in logged), logged
+    assert any(m.startswith("infill for file:///faults/many.py v1 failed") for m in logged), logged
 
     got = _fill(server, small, "", 1, 4)  # another request: served
     assert "result" in got, got
@@ -205,8 +206,8 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
     status = server.status()
     assert status["loaded"] is True and "error" not in status and w.alive
 
-    server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": None}}})
-    got = _fill(server, big, long_text, lines, 0)  # the same long file within the model's positions: served
+    got = _fill(server, big, long_text, long_text.count("\n"), 0)  # a budget past the positions: cut, served
     assert "result" in got, got
-    for uri in (big, small):
+    server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": None}}})
+    for uri in (big, small, holes):
         server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
