@@ -238,7 +238,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
     extra = {"train": asdict(cfg), **(extra_config or {})}
     rng = torch.Generator().manual_seed(cfg.seed + state.step)
     random.seed(cfg.seed + state.step)
-    stop_step = state.step + max_steps if max_steps is not None else cfg.total_steps
+    # the end: max_steps more steps; else the schedule's horizon (training time with total_minutes, else total_steps)
+    stop_step = state.step + max_steps if max_steps is not None else None if cfg.total_minutes else cfg.total_steps
+
+    def progress_frac() -> float:
+        if stop_step is not None:
+            return state.step / max(1, stop_step)
+        return state.seconds / (60 * (cfg.total_minutes or 1))
+
     t_start = time.time()
     log = open(out / "train_log.jsonl", "a")
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
@@ -254,7 +261,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
     else:
         ex_batches = bucketed(examples, cfg.batch_size, random.Random(cfg.seed + state.step))
         batches = (collate(b, special, model_cfg.vocab_size, cfg, rng) for b in ex_batches)
-    while state.step < stop_step:
+    while progress_frac() < 1:
         if max_minutes is not None and time.time() - t_start > max_minutes * 60:
             break
         t0 = time.time()
@@ -281,9 +288,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
                "lr": lr, "tok_s": n_tok / dt, "tokens": state.tokens}
         log.write(json.dumps(rec) + "\n")
         if progress and (state.step % cfg.log_every == 0 or state.step == 1):
-            done = (state.step / stop_step) if stop_step else 0
+            done = min(1.0, progress_frac())
             bar = "#" * int(30 * done) + "-" * (30 - int(30 * done))
-            print(f"[{bar}] step {state.step}/{stop_step} loss {float(loss.detach()):.3f} ar {parts['ar']:.3f} "
+            of = f"/{stop_step}" if stop_step else ""
+            print(f"[{bar}] step {state.step}{of} loss {float(loss.detach()):.3f} ar {parts['ar']:.3f} "
                   f"diff_ce {parts['diff_ce']:.3f} {n_tok / dt:.0f} tok/s", file=sys.stderr, flush=True)
             log.flush()
         if state.step % cfg.ckpt_every == 0:

@@ -16,4 +16,4 @@ total=${4:-15.2}
 export TOKENIZERS_PARALLELISM=false
 exec python -m server.cli train --scratch --device cuda --corpus "$corpus" --out "$out" \
   --dim 384 --heads 6 --layers 8 --ffn 1024 --max-budget 768 --batch-size 128 --lr 1.5e-3 --warmup 300 \
-  --ckpt-every 500 --total-steps 1000000 --total-minutes "$total" --minutes "$minutes"
+  --ckpt-every 500 --total-minutes "$total" --minutes "$minutes"

@@ -107,3 +107,10 @@ def test_the_schedule_can_run_on_training_time():
     assert abs(lr_at(100, cfg, 0.0) - 1e-3) < 1e-12
     assert abs(lr_at(100, cfg, 300.0) - 1e-3 * (0.1 + 0.9 * 0.5)) < 1e-12  # half the time: half the cosine
     assert abs(lr_at(100, cfg, 900.0) - 1e-4) < 1e-12  # past the horizon: the floor
+
+
+def test_a_time_horizon_also_ends_training(tmp_path):
+    """With total_minutes and no step limit, training runs until the schedule's time is spent (not total_steps)."""
+    cfg = TrainConfig(batch_size=2, warmup=1, log_every=100, bf16=False, total_steps=1, total_minutes=0.05)
+    state = train(TINY, cfg, make_examples(0), TOK.special, tmp_path, progress=False)
+    assert state.step > 1 and state.seconds >= 0.05 * 60
