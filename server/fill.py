@@ -174,6 +174,29 @@ def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int,
     return Plan(text, lang, holes, mode, canvas, budget, instruction, t.prompter)
 
 
+def fit(plan: Plan, tok, room: int) -> Plan:
+    """The plan with its holes' capacities shrunk (in proportion, at least one slot each) so that the context and the
+    canvas fit in `room` model positions: many placeholders filled at once share what the model has. Unchanged when
+    it already fits, or when even one slot per hole cannot make it fit (the text between the holes is too long)."""
+    c = plan.canvas
+    if c is None or room <= 0:
+        return plan
+    over = len(c.context_ids) + len(c.canvas_ids) - room
+    if over <= 0:
+        return plan
+    t = _target(tok)
+    caps = [h.capacity - t.extra_slots for h in plan.holes]  # plan_holes adds the extra slots again
+    target = sum(caps) - over
+    if target < len(caps):
+        return plan
+    new = [max(1, cap * target // sum(caps)) for cap in caps]
+    while sum(new) > target:  # the floor of 1 can leave a few slots over: take them from the largest holes
+        i = max(range(len(new)), key=new.__getitem__)
+        new[i] -= 1
+    holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
+    return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction)
+
+
 def _chat_context(prompter: Any, text: str, holes: Sequence[Hole], lang: str | None, mode: str, instruction: str,
                   budget: int) -> list[int]:
     """A chat model's prompt: the code around the span (infill), or the selection and what to do with it (rewrite).

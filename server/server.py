@@ -289,6 +289,7 @@ class DiffusionLanguageServer(LanguageServer):
             self.jobs.finish(job)
             raise
         budget, max_tokens = self.limits()
+        room = int(getattr(backend, "max_context", 0) or 0)
         cfg = self.settings.sampler(backend=backend)
         cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         native = self.settings.strategy == NATIVE
@@ -298,7 +299,8 @@ class DiffusionLanguageServer(LanguageServer):
             if job.cancel_event.is_set():
                 raise Cancelled()
             try:
-                plan = make_plan(fill.target(backend), budget, max_tokens)
+                target = fill.target(backend)
+                plan = fill.fit(make_plan(target, budget, max_tokens), target, room)
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span

@@ -179,13 +179,14 @@ def test_a_broken_model_is_reported_with_what_to_do_and_the_server_stays_up(serv
 
 
 def test_an_engine_exception_fails_that_request_only(server: Server):
-    """One canvas for every placeholder of a file with 120 of them needs more positions than the embedded model has:
-    the engine raises during that job; the request fails with the reason, the next ones are served. A contextBudget
-    past the model's positions, by contrast, is cut to fit (no error)."""
+    """One canvas for every placeholder of a file whose text between placeholders is longer than the embedded model's
+    positions: the engine raises during that job; the request fails with the reason, the next ones are served. A
+    contextBudget past the positions, by contrast, is cut to fit, and 120 placeholders close together share them."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
-    many = "".join(f"def f{i}(a, b):\n    ...\n\n\n" for i in range(120))
+    body = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
+    many = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(40))
     long_text = "".join(f"def f{i}(a, b):\n    return a * {i} + b\n\n\n" for i in range(400))
     big, small, holes = "file:///faults/long.py", "file:///faults/short.py", "file:///faults/many.py"
     for uri, text in ((big, long_text), (small, "def g(x):\n    \n"), (holes, many)):
@@ -208,6 +209,13 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
 
     got = _fill(server, big, long_text, long_text.count("\n"), 0)  # a budget past the positions: cut, served
     assert "result" in got, got
+    close = "file:///faults/close.py"
+    server.notify("textDocument/didOpen", {"textDocument": {"uri": close, "languageId": "python", "version": 1,
+                                                            "text": "".join(f"def g{i}(a):\n    ...\n\n\n"
+                                                                            for i in range(120))}})
+    got = server.call("diffusion/infill", {"textDocument": {"uri": close}})  # 120 holes share the positions
+    assert "result" in got and len(got["result"]["edits"]) == 120, got
+    server.notify("textDocument/didClose", {"textDocument": {"uri": close}})
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": None}}})
     for uri in (big, small, holes):
         server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})

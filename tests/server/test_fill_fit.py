@@ -1,0 +1,43 @@
+"""fill.fit: many holes in one canvas share the model's positions."""
+
+from __future__ import annotations
+
+from engine import DEFAULT_MODEL_DIR
+from engine.tokenizer import Tokenizer
+from server import fill
+
+TOK = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
+ROOM = 1536  # the shipped model's positions
+
+
+def positions(plan: fill.Plan) -> int:
+    return len(plan.canvas.context_ids) + len(plan.canvas.canvas_ids)
+
+
+def test_many_placeholders_share_the_positions():
+    text = "".join(f"def f{i}(a, b):\n    ...\n\n\n" for i in range(120))
+    plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
+    assert len(plan.holes) == 120 and positions(plan) > ROOM
+    fitted = fill.fit(plan, TOK, ROOM)
+    assert positions(fitted) <= ROOM
+    assert [(h.start, h.end) for h in fitted.holes] == [(h.start, h.end) for h in plan.holes]
+    assert all(1 <= h.capacity <= g.capacity for h, g in zip(fitted.holes, plan.holes, strict=True))
+    # the text between the holes is still there, fixed, in the same order
+    fixed = [t for t, f in zip(fitted.canvas.canvas_ids, fitted.canvas.fixed, strict=True) if f]
+    assert fixed == [t for t, f in zip(plan.canvas.canvas_ids, plan.canvas.fixed, strict=True) if f]
+    assert fitted.canvas.context_ids == plan.canvas.context_ids
+
+
+def test_a_plan_that_fits_is_left_alone():
+    text = "def f(a):\n    ...\n\n\ndef g(b):\n    ...\n"
+    plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
+    assert fill.fit(plan, TOK, ROOM) is plan
+
+
+def test_text_between_holes_longer_than_the_model_is_left_to_fail():
+    body = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
+    text = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(40))
+    plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
+    fixed = sum(plan.canvas.fixed)
+    assert fixed > ROOM
+    assert fill.fit(plan, TOK, ROOM) is plan  # no capacity makes it fit: the engine refuses it, with the reason
