@@ -262,23 +262,24 @@ class DiffusionLanguageServer(LanguageServer):
         doc = self.documents.get(job.uri)
         return not job.stopped and doc is not None and doc.version == job.version
 
-    def limits(self) -> tuple[int, int]:
-        """(context budget, max tokens) from the settings, cut so context + fill + one canvas block fit the model's
-        positions: a budget larger than the model can take would fail every request in a big file."""
+    def limits(self, backend: Any) -> tuple[int, int, int]:
+        """(context budget, max tokens, model positions): the settings cut so context + fill + one canvas block fit
+        the backend's positions (a budget larger than the model can take would fail every request in a big file);
+        positions 0 when the backend does not say."""
         s = self.settings
-        room = int(getattr(self.backend, "max_context", 0) or 0)
+        room = int(getattr(backend, "max_context", 0) or 0)
         if room <= 0:
-            return s.context_budget, s.max_tokens
+            return s.context_budget, s.max_tokens, 0
         max_tokens = max(1, min(s.max_tokens, room // 2))
         budget = max(16, min(s.context_budget, room - max_tokens - s.block_size - 8))
-        return budget, max_tokens
+        return budget, max_tokens, room
 
     async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int], fill.Plan]
                        ) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
         make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and the
-        context budget and fill cap that fit the model (limits()); it must use a snapshot of the text taken before this
+        context budget and fill cap that fit the model (limits); it must use a snapshot of the text taken before this
         call (no await between).
         """
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
@@ -288,8 +289,7 @@ class DiffusionLanguageServer(LanguageServer):
         except BaseException:
             self.jobs.finish(job)
             raise
-        budget, max_tokens = self.limits()
-        room = int(getattr(backend, "max_context", 0) or 0)
+        budget, max_tokens, room = self.limits(backend)
         cfg = self.settings.sampler(backend=backend)
         cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         native = self.settings.strategy == NATIVE
