@@ -121,7 +121,7 @@ class BatchStream(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         info = torch.utils.data.get_worker_info()
-        seed = self.seed * 1009 + (info.id + 1 if info is not None else 0)
+        seed = self.seed if info is None else self.seed * 1009 + info.id + 1  # in-process: the seed as given
         rng = torch.Generator().manual_seed(seed)
         batches = bucketed(self.make_examples(seed), self.cfg.batch_size, random.Random(seed))
         for b in batches:
@@ -236,7 +236,6 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
         state = _load_checkpoint(model, opt, out / "ckpt")
         print(f"resumed from {out / 'ckpt'} at step {state.step}", file=sys.stderr)
     extra = {"train": asdict(cfg), **(extra_config or {})}
-    rng = torch.Generator().manual_seed(cfg.seed + state.step)
     random.seed(cfg.seed + state.step)
     # the end: max_steps more steps; else the schedule's horizon (training time with total_minutes, else total_steps)
     stop_step = state.step + max_steps if max_steps is not None else None if cfg.total_minutes else cfg.total_steps
@@ -249,18 +248,19 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
     t_start = time.time()
     log = open(out / "train_log.jsonl", "a")
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
-    batches: Iterator[dict[str, Tensor]]
-    if callable(examples) and not isinstance(examples, Iterator):
-        stream = BatchStream(examples, special, model_cfg.vocab_size, cfg, cfg.seed + state.step)
-        if cfg.workers > 0:
-            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers, pin_memory=cuda,
-                                                 prefetch_factor=4, persistent_workers=False)
-            batches = iter(loader)
-        else:
-            batches = iter(stream)
+    make_examples: Callable[[int], Iterator[Example]]
+    if isinstance(examples, Iterator):
+        given = examples
+
+        def make_examples(_seed: int) -> Iterator[Example]:  # an iterator is used as it is
+            return given
     else:
-        ex_batches = bucketed(examples, cfg.batch_size, random.Random(cfg.seed + state.step))
-        batches = (collate(b, special, model_cfg.vocab_size, cfg, rng) for b in ex_batches)
+        make_examples = examples
+    stream = BatchStream(make_examples, special, model_cfg.vocab_size, cfg, cfg.seed + state.step)
+    batches: Iterator[dict[str, Tensor]] = iter(stream)
+    if not isinstance(examples, Iterator) and cfg.workers > 0:  # workers need a factory: each its own stream
+        batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers,
+                                                   pin_memory=cuda, prefetch_factor=4, persistent_workers=False))
     while progress_frac() < 1:
         if max_minutes is not None and time.time() - t_start > max_minutes * 60:
             break
