@@ -9,10 +9,12 @@ per character, Gemma's special tokens at their Gemma ids). Replace them with rec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -141,15 +143,23 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
 
+@contextlib.contextmanager
+def running_fake_vllm() -> Iterator[FakeVLLM]:
+    """A FakeVLLM serving on loopback from a thread; released and shut down on exit."""
+    srv = FakeVLLM()
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield srv
+    finally:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()
+
+
 @pytest.fixture
 def server():
-    srv = FakeVLLM()
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+    with running_fake_vllm() as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 from concurrent.futures import Future
 
 import pytest
@@ -123,15 +122,10 @@ async def test_a_request_without_params_is_answered(dg: Session):
 @pytest.fixture(scope="module")
 def fake_vllm():
     pytest.importorskip("httpx")
-    from tests.backends.test_vllm_remote import FakeVLLM
+    from tests.backends.test_vllm_remote import running_fake_vllm
 
-    srv = FakeVLLM()
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+    with running_fake_vllm() as srv:
+        yield srv
 
 
 def test_remote_hole_sizing_makes_no_round_trip(fake_vllm):
