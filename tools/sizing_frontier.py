@@ -58,17 +58,12 @@ def records(files, tok) -> list[dict]:
     return out
 
 
-def q(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, math.ceil(p * len(v)) - 1))]
-
-
 def features(r: dict) -> dict[str, float]:
     g, f = r["near"], {"constant": 1.0}
     for k in (3, 10, 20, 256):
         if len(g[:k]) >= 3:
             f[f"median_nearest_{k}"] = statistics.median(g[:k])
-            f[f"q90_nearest_{k}"] = q(g[:k], 0.9)
+            f[f"q90_nearest_{k}"] = H.percentile(g[:k], 0.9)
     same = [g[i] for i in r["same"]]
     if len(same) >= 3:
         f["median_same_node"] = statistics.median(same[:20])
