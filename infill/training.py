@@ -39,6 +39,7 @@ class ExampleConfig:
     commit_p: float = 0.25  # share of examples with part of the middle already committed into the context
     rewrite_p: float = 0.1  # share of rewrite examples (canvas starts from a corrupted copy)
     all_pad_p: float = 0.03  # middle fully committed: the canvas is all pads (teaches "the fill is over")
+    whole_line_p: float = 0.5  # a span that starts a line also takes its indentation and, ending one, its newline
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,24 @@ def _random_span(text: str, rng: random.Random) -> Span | None:
     hi = starts[min(len(lines), i + n)]
     hi -= len(lines[min(len(lines), i + n) - 1]) - len(lines[min(len(lines), i + n) - 1].rstrip("\r\n"))
     return Span(lo, hi, "random") if hi > lo else None
+
+
+def whole_lines(text: str, span: Span, rng: random.Random, p: float) -> Span:
+    """The span grown to whole lines, with probability p for each end: the start back over the line's indentation
+    (when only whitespace precedes it), the end over the line break (when only whitespace follows it).
+
+    Holes cut at a line's first column (HumanEval and SAFIM holes; a cursor on a blank, unindented line) start the
+    fill with its indentation and end it with a newline; spans from the syntax tree never do, so without this the
+    model never learns to write either.
+    """
+    start, end = span.start, span.end
+    line_start = text.rfind("\n", 0, start) + 1
+    if start > line_start and not text[line_start:start].strip(" \t") and rng.random() < p:
+        start = line_start
+    nl = text.find("\n", end)
+    if nl >= 0 and not text[end:nl].strip(" \t\r") and rng.random() < p:
+        end = nl + 1
+    return span if (start, end) == (span.start, span.end) else Span(start, end, span.kind, span.node)
 
 
 class ExampleStream:
@@ -100,8 +119,10 @@ class ExampleStream:
         spans = self._spans_of(i)
         if spans and self.rng.random() >= self.cfg.random_span_p:
             w = [KIND_WEIGHTS.get(s.kind, 0.5) for s in spans]
-            return self.rng.choices(spans, weights=w)[0]
-        return _random_span(self.files[i].text, self.rng)
+            span: Span | None = self.rng.choices(spans, weights=w)[0]
+        else:
+            span = _random_span(self.files[i].text, self.rng)
+        return None if span is None else whole_lines(self.files[i].text, span, self.rng, self.cfg.whole_line_p)
 
     def make(self, text: str, span: Span) -> Example | None:
         cfg, rng, sp = self.cfg, self.rng, self.tok.special

@@ -260,8 +260,8 @@ def canonical(name: str) -> str:
 
 PIP_WHEEL_ARGS = [
     "--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
-    "--abi", "cp311", "--platform", "manylinux_2_17_x86_64",
-    "--platform", "manylinux2014_x86_64", "--platform", "any",
+    "--abi", "cp311", "--abi", "abi3", "--abi", "none", "--platform", "manylinux_2_28_x86_64",
+    "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--platform", "any",
 ]
 
 

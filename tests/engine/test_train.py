@@ -114,3 +114,27 @@ def test_a_time_horizon_also_ends_training(tmp_path):
     cfg = TrainConfig(batch_size=2, warmup=1, log_every=100, bf16=False, total_steps=1, total_minutes=0.05)
     state = train(TINY, cfg, make_examples(0), TOK.special, tmp_path, progress=False)
     assert state.step > 1 and state.seconds >= 0.05 * 60
+
+
+def test_whole_lines_takes_indentation_and_newline_only_at_line_edges():
+    import random
+
+    from infill.spans import Span
+    from infill.training import whole_lines
+
+    text = "def f(x):\n    y = x + 1\n    return y\n"
+    stmt = Span(text.index("y ="), text.index("y =") + len("y = x + 1"), "statement")
+    always, never = random.Random(0), random.Random(0)
+    grown = whole_lines(text, stmt, always, 1.0)
+    assert text[grown.start:grown.end] == "    y = x + 1\n"  # as a HumanEval single-line hole
+    assert grown.kind == "statement"
+    assert whole_lines(text, stmt, never, 0.0) == stmt
+    mid = Span(text.index("x + 1"), text.index("x + 1") + 5, "expression")  # code before it on the line: kept
+    assert text[whole_lines(text, mid, always, 1.0).start:].startswith("x + 1\n")
+    # the stream draws both forms: some middles start with a line's indentation, some at its first character
+    import re
+
+    stream = ExampleStream(fixture_files(), TOK, seed=1)
+    middles = [TOK.decode(ex.target) for ex in itertools.islice(stream, 200) if ex.target[0] != TOK.special.pad]
+    assert sum(bool(re.match(r" {4,}\S", m)) for m in middles) >= 5
+    assert sum(bool(re.match(r"\S", m)) for m in middles) >= 5
