@@ -159,6 +159,20 @@ class EmbeddedBackend:
             self._encode(cache, handle.session, ids, handle.length)
         return Handle(handle.session, handle.length + len(ids), reused=handle.length)
 
+    def verify(self, handle: Handle, ids: Sequence[int]) -> tuple[Handle, Tensor]:
+        """Commit `ids` after the handle's context and return the next-token logits after each of them (T, V):
+        one causal forward checks a whole draft. A later prefill/commit/verify from an earlier handle rewinds."""
+        with self._lock:
+            cache = self._caches[handle.session]
+            cache.truncate(handle.length)
+            cache.ensure(handle.length + len(ids))
+            x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
+            h = self.model.encode(x, cache, handle.length, every=True)  # (1, T, dim)
+            cache.record(ids, handle.length)
+            self._last_hidden[handle.session] = h[:, -1]
+            logits = self.model.logits(h[0]).float()  # (T, V)
+        return Handle(handle.session, handle.length + len(ids), reused=handle.length), logits
+
     def next_token_logits(self, handle: Handle) -> Tensor:
         """Next-token logits (V,) after the handle's context: the autoregressive baseline decodes with these."""
         with self._lock:

@@ -163,8 +163,9 @@ class DiffusionLM(nn.Module):
     # ---- encoder mode: causal over new context tokens, writes the cache --------------------------------------------
 
     @torch.no_grad()
-    def encode(self, ids: Tensor, cache: KVCache, start: int) -> Tensor:
-        """Append `ids` (1, T) at positions start.. to the cache; returns the last hidden state (1, dim)."""
+    def encode(self, ids: Tensor, cache: KVCache, start: int, every: bool = False) -> Tensor:
+        """Append `ids` (1, T) at positions start.. to the cache; returns the last hidden state (1, dim), or with
+        `every` the hidden state of every new position (1, T, dim)."""
         T = ids.shape[1]
         end = start + T
         cache.ensure(end)
@@ -179,7 +180,7 @@ class DiffusionLM(nn.Module):
             ks, vs = cache.k[li, :, :, :end], cache.v[li, :, :, :end]  # (1, H, end, D)
             x = layer.finish(x, q, ks, vs, None if start == 0 else mask, causal=start == 0)
         cache.length = end
-        return x[:, -1]  # (1, dim)
+        return x if every else x[:, -1]  # (1, T, dim) | (1, dim)
 
     # ---- decoder mode: bidirectional canvas reading the cache, never writing it ------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -311,6 +311,58 @@ def autoregressive(backend: Backend, context_ids: Sequence[int], max_new: int, s
         if tid in (sp.pad, sp.eos):
             break
         out.append(tid)
+    stats.tokens = len(out)
+    stats.elapsed_ms = (time.perf_counter() - t0) * 1e3
+    return out, stats
+
+
+def speculative(backend: Backend, context_ids: Sequence[int], max_new: int, draft: int = 16,
+                session: str = "default", cancel: object | None = None) -> tuple[list[int], SampleStats]:
+    """Greedy autoregressive decoding, drafted by the diffusion canvas: the same text as `autoregressive`, in fewer
+    forwards when the drafts are good.
+
+    Each round: one decoder-mode forward denoises a `draft`-slot canvas after the text so far (all slots at once,
+    argmax, cut at its first pad); one encoder-mode forward (`verify`) runs the draft causally and gives the
+    next-token logits after each draft token. The longest draft prefix the next-token head agrees with is kept, plus
+    the head's own next token, which opens the next round's canvas as a given slot. Stops at pad/eos or max_new.
+    """
+    t0 = time.perf_counter()
+    sp = backend.special
+    handle = backend.prefill(context_ids, session)
+    stats = SampleStats(prefill_ms=handle.prefill_ms)
+    banned = torch.tensor(sorted(sp.all - {sp.pad, sp.eos}), dtype=torch.long)
+    stop = (sp.pad, sp.eos)
+    before = backend.next_token_logits(handle).clone()  # (V,) predicts the first token: prefill computed it
+    before[banned] = -math.inf
+    out: list[int] = []
+    given: int | None = int(before.argmax())  # the next token, decided by the head but not yet in the cache
+    while given not in stop and len(out) < max_new:
+        if _is_cancelled(cancel):
+            raise Cancelled()
+        out.append(given)
+        room = min(draft, max_new - len(out))
+        guess: list[int] = []
+        if room > 0:
+            canvas = torch.tensor([[given] + [sp.mask] * room], dtype=torch.long)  # (1, 1 + room)
+            logits = backend.denoise(handle, canvas)[0, 1:].float()  # (room, V)
+            stats.nfe += 1
+            logits[:, banned] = -math.inf
+            guess = logits.argmax(-1).tolist()
+            if sp.pad in guess:
+                guess = guess[: guess.index(sp.pad)]
+        full, after = backend.verify(handle, [given] + guess)  # after[j]: next-token logits after token j
+        stats.nfe += 1
+        after[:, banned] = -math.inf
+        pred = after.argmax(-1).tolist()  # (1 + len(guess),)
+        kept = 0
+        while kept < len(guess) and pred[kept] == guess[kept]:
+            kept += 1
+        stats.finalized += kept
+        stats.blocks += 1
+        out.extend(guess[:kept])
+        handle = replace(full, length=handle.length + 1 + kept, reused=handle.length)
+        given = pred[kept]
+    del out[max_new:]
     stats.tokens = len(out)
     stats.elapsed_ms = (time.perf_counter() - t0) * 1e3
     return out, stats

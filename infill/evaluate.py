@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from engine.sampler import CanvasSpec, SamplerConfig, autoregressive, fill
+from engine.sampler import CanvasSpec, SamplerConfig, autoregressive, fill, speculative
 from infill import _syntax, sandbox
 from infill.canvas import spm_context
 from infill.holes import find_hole, indent_unit
@@ -230,6 +230,7 @@ class Sampler:
     name: str
     cfg: SamplerConfig
     ar: bool = False
+    draft: int = 0  # with ar: draft this many tokens per round with the canvas and verify them (`speculative`)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "autoregressive": self.ar, **({} if self.ar else asdict(self.cfg))}
@@ -253,6 +254,11 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
         return Sampler("one-per-forward", one_per_forward(base))
     if spec == "ar":
         return Sampler("ar", base, ar=True)
+    if spec == "spec" or spec.startswith("spec:"):  # spec[:DRAFT]: autoregressive, drafted by the canvas
+        n = spec[5:]
+        if n and not (n.isdigit() and int(n) > 0):
+            raise EvalError(f"bad sampler {spec!r}: spec[:DRAFT], DRAFT a positive number of tokens")
+        return Sampler(f"spec:{int(n or 16)}", base, ar=True, draft=int(n or 16))
     if spec == "canonical":  # no model: the true middles, to check the harness (they should all pass)
         return Sampler("canonical", base)
     strategy, _, value = spec.partition(":")
@@ -264,7 +270,7 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
         elif strategy in ("confidence", "margin", "entropy"):
             cfg = replace(base, strategy=strategy, k=int(value) if value else base.k)
         else:
-            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, ar, threshold[:T], eb[:GAMMA], "
+            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, ar, threshold[:T], eb[:GAMMA], spec[:DRAFT], "
                             "confidence|margin|entropy[:K]")
     except ValueError as exc:
         raise EvalError(f"bad sampler {spec!r}: {exc}") from exc
@@ -311,7 +317,9 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     if sampler.name == "canonical":
         return Fill(task.middle, task.middle, hole.situation, capacity, grow, 0, 0, 0.0)
     context = spm_context(task.prefix, task.suffix, tok, budget)
-    if sampler.ar:
+    if sampler.ar and sampler.draft:
+        ids, stats = speculative(backend, context, cfg.max_new if grow else capacity, sampler.draft, session=session)
+    elif sampler.ar:
         ids, stats = autoregressive(backend, context, cfg.max_new if grow else capacity, session=session)
     else:
         ids, stats, _ = fill(backend, context, CanvasSpec.single(capacity, tok.special.mask), cfg, session=session)

@@ -177,3 +177,45 @@ def test_autoregressive_baseline_counts_one_forward_per_token(backend, ctx):
     out, stats = autoregressive(backend, ctx, 7)
     assert len(out) <= 7 and stats.nfe == len(out) + (len(out) < 7)
     assert torch.is_tensor(backend.next_token_logits(backend.prefill(ctx, "ar")))
+
+
+def test_verify_gives_the_next_token_logits_after_every_committed_token(backend, ctx):
+    ids = backend.tokenizer.encode("x + 1")
+    h, logits = backend.verify(backend.prefill(ctx, "v"), ids)
+    assert logits.shape == (len(ids), backend.tokenizer.vocab_size) and h.length == len(ctx) + len(ids)
+    one = backend.prefill(ctx, "one")
+    for i, t in enumerate(ids):  # one token at a time through the cache: the same logits
+        one = backend.commit(one, [t])
+        assert torch.allclose(backend.next_token_logits(one), logits[i], atol=1e-4)
+
+
+class OracleDrafter:
+    """The real backend, but its canvas predicts the given text: every draft is what the next-token head says."""
+
+    def __init__(self, inner: EmbeddedBackend, text: list[int], prompt_len: int):
+        self.inner, self.text, self.prompt_len = inner, text, prompt_len
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def denoise(self, handle, canvas_ids):
+        logits = self.inner.denoise(handle, canvas_ids)
+        at = handle.length - self.prompt_len  # tokens of the text already in the cache
+        for j in range(canvas_ids.shape[1]):
+            want = self.text[at + j] if at + j < len(self.text) else self.inner.special.pad
+            logits[0, j, want] = 1e4
+        return logits
+
+
+def test_speculative_decoding_is_the_autoregressive_text_in_fewer_forwards_when_drafts_are_right(backend, ctx):
+    from engine.sampler import autoregressive, speculative
+
+    ar, ar_stats = autoregressive(backend, ctx, 24)
+    spec, stats = speculative(backend, ctx, 24, draft=8)  # a random model: drafts mostly rejected, same text
+    assert spec == ar and stats.tokens == len(ar)
+    right, fast = speculative(OracleDrafter(backend, ar, len(ctx)), ctx, 24, draft=8)
+    assert right == ar
+    assert fast.finalized == len(ar) - fast.blocks  # every drafted token kept: all but each round's head token
+    assert fast.nfe == 2 * fast.blocks < ar_stats.nfe
+    short, _ = speculative(backend, ctx, 5, draft=8)
+    assert short == ar[:5]

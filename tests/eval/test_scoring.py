@@ -91,8 +91,11 @@ def test_sizing_and_sampler_specs():
     one = ev.parse_sampler("one-per-forward").cfg
     assert (one.strategy, one.k) == ("confidence", 1) and one.steps >= 1 << 20
     assert ev.parse_sampler("ar").ar and ev.parse_sampler("eb:0.3").cfg.eb_gamma == 0.3
-    with pytest.raises(ev.EvalError):
-        ev.parse_sampler("nonsense")
+    spec = ev.parse_sampler("spec:4")
+    assert spec.ar and spec.draft == 4 and ev.parse_sampler("spec").draft == 16
+    for bad in ("nonsense", "spec:0", "spec:x", "spectrum"):
+        with pytest.raises(ev.EvalError):
+            ev.parse_sampler(bad)
 
 
 def test_unknown_suite_and_missing_corpus_are_clear_errors():
