@@ -3,6 +3,8 @@
     prefill(context_ids, session) -> Handle     encoder mode: causal, writes the session's KV cache (prefix reuse)
     denoise(handle, canvas_ids)   -> logits     decoder mode: bidirectional canvas over the cache, writes nothing
     commit(handle, ids)           -> Handle     encoder mode: a finished block joins the context
+    verify(handle, ids)  -> Handle, logits      encoder mode, the next-token logits after each id (embedded model
+                                                only: speculative decoding checks a canvas draft with them)
 """
 
 from __future__ import annotations
