@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Train the shipped model's architecture from scratch on one GPU: the recipe of diffusion-ls-code-17m.
+# Train the shipped model's architecture on one GPU: the recipe of diffusion-ls-code-17m(-r2).
 #
 #   bash tools/train_gpu.sh CORPUS.jsonl OUT_DIR MINUTES_NOW [TOTAL_MINUTES]
+#   INIT=MODEL_DIR LR=1.2e-3 WARMUP=200 SEED=1 bash tools/train_gpu.sh ...   (start from a model's weights)
 #
 # Resumable: run it again with the same OUT_DIR and it goes on from OUT_DIR/ckpt (weights, optimizer, counters).
-# The cosine schedule runs over TOTAL_MINUTES of training time (default 15.2, as shipped), so a run split over
-# several sessions ends where one long run would. Examples are built by (cores - 2) worker processes; on one H100
-# this config trains at about 0.68M token positions a second. Export with
+# The cosine schedule runs over TOTAL_MINUTES of training time (default 15.2), so a run split over several sessions
+# ends where one long run would. Examples are built by (cores - 2) worker processes; on one H100 this config trains
+# at about 0.68M token positions a second.
+#   r1: from scratch, 15.2 minutes, lr 1.5e-3, 300 warm-up steps, seed 0, corpus of 107 packages
+#   r2: INIT=<r1 weights> LR=1.2e-3 WARMUP=200 SEED=1, 25 minutes, corpus of 230 packages
+# Export with
 #   diffusion-ls train --export OUT_DIR --to engine/assets/model
 set -euo pipefail
 corpus=${1:?corpus .jsonl (tools/build_corpus.py)}
@@ -14,6 +18,8 @@ out=${2:?output directory}
 minutes=${3:?minutes to train now}
 total=${4:-15.2}
 export TOKENIZERS_PARALLELISM=false
-exec python -m server.cli train --scratch --device cuda --corpus "$corpus" --out "$out" \
-  --dim 384 --heads 6 --layers 8 --ffn 1024 --max-budget 768 --batch-size 128 --lr 1.5e-3 --warmup 300 \
-  --ckpt-every 500 --total-minutes "$total" --minutes "$minutes"
+start=(--scratch)
+[ -n "${INIT:-}" ] && start=(--init "$INIT")
+exec python -m server.cli train "${start[@]}" --device cuda --corpus "$corpus" --out "$out" \
+  --dim 384 --heads 6 --layers 8 --ffn 1024 --max-budget 768 --batch-size 128 --lr "${LR:-1.5e-3}" \
+  --warmup "${WARMUP:-300}" --seed "${SEED:-0}" --ckpt-every 500 --total-minutes "$total" --minutes "$minutes"
