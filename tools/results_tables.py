@@ -19,6 +19,8 @@ ROWS = [  # (file, suite label, sampler label, sizing label)
     ("he_single_opf_oracle", "HumanEval single-line", "one token per forward", "oracle"),
     ("he_single_default_fixed32", "HumanEval single-line", "threshold 0.7 (default)", "fixed 32"),
     ("he_single_ar", "HumanEval single-line", "autoregressive (same weights)", "-"),
+    ("he_single_spec16", "HumanEval single-line", "speculative, 16-token canvas drafts", "-"),
+    ("he_single_spec4", "HumanEval single-line", "speculative, 4-token canvas drafts", "-"),
     ("he_multi_default", "HumanEval multi-line", "threshold 0.7 (default)", "tree-sitter"),
     ("safim_block", "SAFIM-python block", "threshold 0.7 (default)", "tree-sitter"),
     ("safim_control", "SAFIM-python control", "threshold 0.7 (default)", "tree-sitter"),
