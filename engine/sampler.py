@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -316,7 +317,13 @@ def autoregressive(backend: Backend, context_ids: Sequence[int], max_new: int, s
     return out, stats
 
 
-def speculative(backend: Backend, context_ids: Sequence[int], max_new: int, draft: int = 16,
+class VerifyingBackend(Backend, Protocol):
+    """A backend whose encoder mode returns the next-token logits after every committed token (the embedded one)."""
+
+    def verify(self, handle: Handle, ids: Sequence[int]) -> tuple[Handle, Tensor]: ...
+
+
+def speculative(backend: VerifyingBackend, context_ids: Sequence[int], max_new: int, draft: int = 16,
                 session: str = "default", cancel: object | None = None) -> tuple[list[int], SampleStats]:
     """Greedy autoregressive decoding, drafted by the diffusion canvas: the same text as `autoregressive`, in fewer
     forwards when the drafts are good.
@@ -335,7 +342,7 @@ def speculative(backend: Backend, context_ids: Sequence[int], max_new: int, draf
     before = backend.next_token_logits(handle).clone()  # (V,) predicts the first token: prefill computed it
     before[banned] = -math.inf
     out: list[int] = []
-    given: int | None = int(before.argmax())  # the next token, decided by the head but not yet in the cache
+    given = int(before.argmax())  # the next token, decided by the head but not yet in the cache
     while given not in stop and len(out) < max_new:
         if _is_cancelled(cancel):
             raise Cancelled()

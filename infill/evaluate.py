@@ -270,8 +270,8 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
         elif strategy in ("confidence", "margin", "entropy"):
             cfg = replace(base, strategy=strategy, k=int(value) if value else base.k)
         else:
-            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, ar, threshold[:T], eb[:GAMMA], spec[:DRAFT], "
-                            "confidence|margin|entropy[:K]")
+            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, ar, spec[:DRAFT], threshold[:T], "
+                            "eb[:GAMMA], confidence|margin|entropy[:K]")
     except ValueError as exc:
         raise EvalError(f"bad sampler {spec!r}: {exc}") from exc
     return Sampler(_name(cfg), cfg)
