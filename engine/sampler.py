@@ -332,6 +332,7 @@ def speculative(backend: VerifyingBackend, context_ids: Sequence[int], max_new: 
     argmax, cut at its first pad); one encoder-mode forward (`verify`) runs the draft causally and gives the
     next-token logits after each draft token. The longest draft prefix the next-token head agrees with is kept, plus
     the head's own next token, which opens the next round's canvas as a given slot. Stops at pad/eos or max_new.
+    In the stats, `blocks` counts rounds and `finalized` the draft tokens kept.
     """
     t0 = time.perf_counter()
     sp = backend.special
@@ -369,7 +370,6 @@ def speculative(backend: VerifyingBackend, context_ids: Sequence[int], max_new: 
         out.extend(guess[:kept])
         handle = replace(full, length=handle.length + 1 + kept, reused=handle.length)
         given = pred[kept]
-    del out[max_new:]
     stats.tokens = len(out)
     stats.elapsed_ms = (time.perf_counter() - t0) * 1e3
     return out, stats

@@ -69,9 +69,9 @@ def whole_lines(text: str, span: Span, rng: random.Random, p: float) -> Span:
     """The span grown to whole lines, with probability p for each end: the start back over the line's indentation
     (when only whitespace precedes it), the end over the line break (when only whitespace follows it).
 
-    Holes cut at a line's first column (HumanEval and SAFIM holes; a cursor on a blank, unindented line) start the
-    fill with its indentation and end it with a newline; spans from the syntax tree never do, so without this the
-    model never learns to write either.
+    Holes cut at a line's first column (HumanEval and SAFIM holes; a cursor at column 0 of a blank line in a block)
+    start the fill with its indentation and end it with a newline; spans from the syntax tree never do, so without
+    this the model never learns to write either.
     """
     start, end = span.start, span.end
     line_start = text.rfind("\n", 0, start) + 1
