@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from engine.backend import Backend, Handle
+from engine.tokenizer import SpecialIds
 
 STRATEGIES = ("confidence", "margin", "entropy", "threshold", "eb")
 
@@ -291,6 +292,11 @@ def fill(backend: Backend, context_ids: Sequence[int], spec: CanvasSpec, cfg: Sa
             return states[-1].ids, stop.value, states
 
 
+def _head_banned(sp: SpecialIds) -> Tensor:
+    """Ids the next-token head may never emit in a fill: the control tokens but pad and eos (which end it)."""
+    return torch.tensor(sorted(sp.all - {sp.pad, sp.eos}), dtype=torch.long)
+
+
 def autoregressive(backend: Backend, context_ids: Sequence[int], max_new: int, session: str = "default",
                    cancel: object | None = None) -> tuple[list[int], SampleStats]:
     """The true AR baseline: one token per forward through the cache, greedy, until pad/eos or max_new."""
@@ -298,7 +304,7 @@ def autoregressive(backend: Backend, context_ids: Sequence[int], max_new: int, s
     sp = backend.special
     handle = backend.prefill(context_ids, session)
     stats = SampleStats(prefill_ms=handle.prefill_ms)
-    banned = torch.tensor(sorted(sp.all - {sp.pad, sp.eos}), dtype=torch.long)
+    banned = _head_banned(sp)
     out: list[int] = []
     while len(out) < max_new:
         if _is_cancelled(cancel):
@@ -338,7 +344,7 @@ def speculative(backend: VerifyingBackend, context_ids: Sequence[int], max_new: 
     sp = backend.special
     handle = backend.prefill(context_ids, session)
     stats = SampleStats(prefill_ms=handle.prefill_ms)
-    banned = torch.tensor(sorted(sp.all - {sp.pad, sp.eos}), dtype=torch.long)
+    banned = _head_banned(sp)
     stop = (sp.pad, sp.eos)
     before = backend.next_token_logits(handle).clone()  # (V,) predicts the first token: prefill computed it
     before[banned] = -math.inf
