@@ -131,12 +131,17 @@ def _top_line_at_or_after(text: str, pos: int, limit: int) -> int:
     return len(text) if i >= len(text) else first
 
 
+def is_big(text: str, radius: int = WINDOW_RADIUS) -> bool:
+    """Whether per-request syntax work on text is cut to a window (`window`) instead of the whole text."""
+    return len(text) > 3 * radius
+
+
 def window(text: str, lo: int, hi: int | None = None, radius: int = WINDOW_RADIUS) -> tuple[int, int]:
     """[start, end) of the part of text that per-request syntax work needs around [lo, hi): all of a small text; of
     a big one, about `radius` chars each side, cut at unindented lines (top-level code), so the window parses like
     the file does near the cursor. Keeps the cost of a completion flat in the file's size."""
     hi = lo if hi is None else hi
-    if len(text) <= 3 * radius:
+    if not is_big(text, radius):
         return 0, len(text)
     start = 0 if lo <= radius else _top_line_at_or_before(text, lo - radius, lo - 2 * radius)
     end = len(text) if hi + radius >= len(text) else _top_line_at_or_after(text, hi + radius, hi + 2 * radius)

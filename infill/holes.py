@@ -338,7 +338,7 @@ def find_hole(
 
 def holes_at(text: str, offsets: Sequence[int], lang: str | None, count_tokens: object = None) -> list[Hole]:
     """Holes at several cursors of one text (sorted by offset, duplicates dropped), spans computed once."""
-    if _syntax.window(text, 0) != (0, len(text)):  # a big file: each hole parses its own window
+    if _syntax.is_big(text):  # each hole parses its own window
         return [find_hole(text, o, lang, count_tokens) for o in sorted(set(offsets))]
     spans = syntax_spans(text, lang) if lang else []
     return [find_hole(text, o, lang, count_tokens, spans) for o in sorted(set(offsets))]
