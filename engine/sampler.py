@@ -27,8 +27,9 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    strategy: str = "threshold"  # Fast-dLLM threshold decoding: many tokens per forward at small quality cost
-    steps: int = 16  # the step limit per block: past it every remaining slot is finalized at once
+    strategy: str = "confidence"  # most confident first, k = the block spread over `steps` (1 per forward up to 32
+    #                               slots): the shipped 17M model loses most of its quality to parallel finalization
+    steps: int = 32  # the step limit per block: past it every remaining slot is finalized at once
     k: int = 0  # top-k strategies: tokens per forward (0 = spread the block evenly over `steps`)
     threshold: float = 0.7  # `threshold`: finalize every slot at least this confident (always >= 1 per forward)
     eb_gamma: float = 0.5  # `eb`: accept lowest-entropy slots while their summed entropy (nats) stays below this
@@ -41,6 +42,9 @@ class SamplerConfig:
     block_size: int = 32  # block-autoregressive: longer holes are denoised block by block, committed in between
     max_new: int = 256  # hard cap on a grown fill
     grow: bool = True  # a single hole whose canvas fills up without ending gets another block
+    start: int = 8  # a single growable hole's first canvas (0: its sized capacity), doubled up to block_size (or the
+    #                 capacity, without grow) while the model fills it to its last slot: a small model reads the
+    #                 canvas size as a length hint (trained with capacity < 2 * length + 8), so it starts small
     temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
     seed: int = 0
 
@@ -51,6 +55,8 @@ class SamplerConfig:
             raise ValueError(f"unknown noise {self.noise!r}; 'mask' or 'uniform'")
         if self.steps < 1 or self.block_size < 1:
             raise ValueError("steps and block_size must be >= 1")
+        if self.start < 0:
+            raise ValueError("start must be >= 0 (0: the sized capacity)")
 
 
 @dataclass
@@ -94,6 +100,7 @@ class SampleStats:
     finalized: int = 0  # slot finalizations, pads and re-finalizations included
     blocks: int = 0
     remasked: int = 0
+    restarts: int = 0  # first canvases denoised again, larger, because the model filled them to the last slot
     prefill_ms: float = 0.0
     elapsed_ms: float = 0.0
 
@@ -243,6 +250,8 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
 
     A growable single hole longer than `block_size` is denoised block by block: each finished block is committed
     to the cache in encoder mode and the next block starts; it stops at the first pad or at `max_new` tokens.
+    Its first canvas is `cfg.start` slots when that is smaller than the capacity, denoised again twice as large
+    while the model writes text up to its last slot (see `first_sizes`).
     """
     t0 = time.perf_counter()
     sp = backend.special
@@ -254,13 +263,23 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
         stats.blocks = 1
     else:
         capacity = len(spec.slots)
+        firsts = first_sizes(capacity, cfg)
         block = 0
         while True:
             size = min(cfg.block_size, cfg.max_new - len(out))
             if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
                 size = min(size, capacity - len(out))
+            if block == 0:
+                size = firsts.pop(0)
             piece = CanvasSpec.single(size, sp.mask)
-            ids = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel)
+            if block == 0 and firsts:
+                got = yield from _first_canvas(backend, handle, piece, cfg, stats, gen, cancel)
+                if got is None:
+                    stats.restarts += 1  # text up to the last slot: the model wants more room than this canvas
+                    continue
+                ids = got
+            else:
+                ids = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel)
             block += 1
             if sp.pad in ids:
                 out = out + ids[: ids.index(sp.pad)]
@@ -277,6 +296,41 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
     # so the caller can split it back into holes
     yield CanvasState(out, [False] * len(out), [1.0] * len(out), 0, stats.nfe, stats.blocks, done=True)
     return stats
+
+
+def _first_canvas(backend: Backend, handle: Handle, piece: CanvasSpec, cfg: SamplerConfig, stats: SampleStats,
+                  gen: torch.Generator, cancel: Callable[[], bool] | object | None
+                  ) -> Generator[CanvasState, None, list[int] | None]:
+    """Denoise a first canvas that a larger one may replace: None as soon as one of its last two slots is text.
+
+    Pads only grow from the right end, so text there means the fill takes at least all but one slot: the model
+    wants more room than this canvas, and the forwards left on it would be wasted.
+    """
+    size, pad = len(piece.slots), backend.special.pad
+    loop = denoise_block(backend, handle, piece, cfg, stats, [], 0, gen, cancel)
+    while True:
+        try:
+            state = next(loop)
+        except StopIteration as stop:
+            ids: list[int] = stop.value
+            return None if sum(1 for t in ids if t != pad) >= size - 1 else ids
+        yield state
+        if any(not state.masked[i] and state.ids[i] != pad for i in range(max(0, size - 2), size)):
+            loop.close()
+            return None
+
+
+def first_sizes(capacity: int, cfg: SamplerConfig) -> list[int]:
+    """The first canvas sizes a growable hole of `capacity` slots tries, in order: `cfg.start` (or the capacity when
+    smaller), doubled up to `block_size` (with grow) or to the capacity (without). start 0: the usual first block."""
+    usual = max(1, min(cfg.block_size, cfg.max_new, capacity))
+    if not cfg.start:
+        return [usual]
+    top = max(usual, min(cfg.block_size, cfg.max_new)) if cfg.grow else usual
+    sizes = [min(cfg.start, usual)]
+    while sizes[-1] < top:
+        sizes.append(min(2 * sizes[-1], top))
+    return sizes
 
 
 def fill(backend: Backend, context_ids: Sequence[int], spec: CanvasSpec, cfg: SamplerConfig,

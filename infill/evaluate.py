@@ -298,6 +298,7 @@ class Fill:
     nfe: int
     tokens: int
     ms: float  # prefill + decoding
+    restarts: int = 0  # first canvases denoised again, larger (SamplerConfig.start)
 
 
 def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
@@ -306,16 +307,16 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     tok = backend.tokenizer
     hole = find_hole(task.prefix + task.suffix, len(task.prefix), task.lang, tok)
     cfg = sampler.cfg
-    if sizing.mode == "oracle":
-        capacity, grow = len(tok.encode(task.middle)) + 1, False
+    if sizing.mode == "oracle":  # oracle and fixed sizes are the canvas: no smaller first canvas (start 0)
+        capacity, grow, cfg = len(tok.encode(task.middle)) + 1, False, replace(cfg, start=0)
     elif sizing.mode == "fixed":
-        capacity, grow = sizing.n, False
+        capacity, grow, cfg = sizing.n, False, replace(cfg, start=0)
     else:
         capacity, grow = min(hole.capacity, cfg.max_new), cfg.grow
     cfg = replace(cfg, grow=grow, max_new=max(cfg.max_new, capacity))
     t0 = time.perf_counter()
     if sampler.name == "canonical":
-        return Fill(task.middle, task.middle, hole.situation, capacity, grow, 0, 0, 0.0)
+        return Fill(task.middle, task.middle, hole.situation, capacity, grow, 0, 0, 0.0, 0)
     context = spm_context(task.prefix, task.suffix, tok, budget)
     if sampler.ar and sampler.draft:
         ids, stats = speculative(backend, context, cfg.max_new if grow else capacity, sampler.draft, session=session)
@@ -329,7 +330,7 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     if postprocess:
         text = finalize(task.prefix, raw, task.suffix, task.lang, hole.situation, hole.indent,
                         indent_unit(task.prefix + task.suffix))
-    return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms)
+    return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts)
 
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
@@ -469,6 +470,7 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
         "nfe": _mean([r["nfe"] for r in records]),
         "tokens": _mean([r["tokens"] for r in records]),
         "capacity": _mean([r["capacity"] for r in records]),
+        "restarts": _mean([r.get("restarts", 0) for r in records]),
         "empty_fills": _mean([float(not r["fill"].strip()) for r in records]),
         "fill_ms_p50": _pct([r["ms"] for r in records], 0.5),
         "fill_ms_p95": _pct([r["ms"] for r in records], 0.95),
@@ -508,7 +510,7 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
         s["syntax_valid_raw"] = s["syntax_valid"] if f.raw == f.text else syntax_valid(task, f.raw)
         rec = {"task_id": task.task_id, "group": task.kind, "fill": f.text, "raw": f.raw, "middle": task.middle,
                "situation": f.situation, "capacity": f.capacity, "nfe": f.nfe, "tokens": f.tokens,
-               "ms": round(f.ms, 1), **s}
+               "restarts": f.restarts, "ms": round(f.ms, 1), **s}
         records.append(rec)
         if on_record is not None:
             on_record(rec)

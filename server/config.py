@@ -41,10 +41,13 @@ class Settings(BaseModel):
     pin_suffix: int = Field(0, ge=0, le=64)  # vllm: the suffix's first tokens pinned after the hole (0: prompt only)
     # "native": the model's own loop (transformers; the embedded model uses "eb", with a warning; vLLM always runs its
     # own loop, whatever the strategy)
-    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb", "native"] = "threshold"
-    steps: int = Field(16, ge=1, le=1024)  # forwards per block at most
+    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb", "native"] = "confidence"
+    steps: int = Field(32, ge=1, le=1024)  # forwards per block at most (32: one token per forward in a block)
     threshold: float = Field(0.7, gt=0.0, le=1.0)  # `threshold` strategy: finalize slots at least this confident
     block_size: int = Field(32, ge=1, le=1024)  # long holes are denoised block by block
+    # a cursor hole's first canvas, doubled while the model writes up to its last slot; 0: the sized capacity;
+    # None: the backend's default (the embedded model: 8; DiffusionGemma: 0, its canvas is not a length hint)
+    canvas_start: int | None = Field(None, ge=0, le=1024)
     max_tokens: int = Field(256, ge=1, le=4096)  # hard cap on one fill (a full canvas grows up to this)
     context_budget: int = Field(384, ge=16, le=65536)  # tokens of file context around the hole
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
@@ -79,6 +82,8 @@ class Settings(BaseModel):
         opts: dict[str, Any] = dict(strategy="eb" if self.strategy == NATIVE else self.strategy, steps=self.steps,
                                     threshold=self.threshold, block_size=self.block_size, max_new=self.max_tokens,
                                     seed=seed)
+        if self.canvas_start is not None:
+            opts["start"] = self.canvas_start
         make = getattr(backend, "sampler_config", None)
         if make is not None:
             return make(**opts)

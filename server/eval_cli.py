@@ -33,6 +33,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizing", default="syntax", help="oracle | syntax | fixed:N (default: syntax, as the server)")
     p.add_argument("--steps", type=int, default=s.steps, help="sampler step limit per block")
     p.add_argument("--block-size", type=int, default=s.block_size, help="canvas block size")
+    p.add_argument("--start", type=int, default=SamplerConfig().start,
+                   help="first canvas of a syntax-sized hole, doubled while the model fills it to the last slot "
+                        "(0: the sized capacity)")
     p.add_argument("--max-new", type=int, default=s.max_tokens, help="cap on a grown fill, in tokens")
     p.add_argument("--budget", type=int, default=s.context_budget, help="context tokens around the hole")
     p.add_argument("--model", help="model directory (default: the shipped model)")
@@ -48,7 +51,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         sizing = ev.parse_sizing(args.sizing)
-        base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new)
+        base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new,
+                       start=args.start)
         sampler = ev.parse_sampler(args.sampler, base)
         tasks = ev.load_suite(args.suite, args.data, args.corpus, args.limit)
     except (ev.EvalError, ValueError) as exc:

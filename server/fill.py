@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.backend import Backend
-from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream
+from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
 from infill.canvas import Canvas, build_canvas, canvas_to_text, render_partial
 from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
 from infill.postprocess import finalize
@@ -237,8 +237,8 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     tok = backend.tokenizer
     spec = plan.spec
     grows = len(plan.holes) == 1 and plan.mode == "fill"  # only a cursor hole grows; a rewrite keeps to its capacity
-    if not grows:
-        cfg = replace(cfg, grow=False)
+    if not grows:  # a rewrite's capacity comes from its selection: that canvas is the length hint, no smaller start
+        cfg = replace(cfg, grow=False, start=0)
     handle = backend.prefill(plan.canvas.context_ids, session=session)
     native_stream = getattr(backend, "native_stream", None) if native else None
     if native_stream is not None:
@@ -247,6 +247,8 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     else:
         stream = denoise_stream(backend, handle, spec, cfg, cancel)
     final: CanvasState | None = None
+    # the slots a partial shows: a growable hole starts from its first canvas (SamplerConfig.start), not its capacity
+    shown = first_sizes(len(spec.slots), cfg)[0] if spec.growable and native_stream is None else len(spec.slots)
     while True:
         try:
             state = next(stream)
@@ -256,7 +258,7 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
         if state.done:
             final = state
         elif on_partial is not None:
-            on_partial(render(plan, state, tok, len(spec.slots)))
+            on_partial(render(plan, state, tok, shown))
     assert final is not None
     canvas = plan.canvas
     if spec.growable:  # a single hole's final ids are its text, possibly grown past the capacity

@@ -12,21 +12,29 @@ import json
 import sys
 from pathlib import Path
 
-ROWS = [  # (file, suite label, sampler label, sizing label)
-    ("he_single_default_syntax", "HumanEval single-line", "threshold 0.7 (default)", "tree-sitter"),
-    ("he_single_opf_syntax", "HumanEval single-line", "one token per forward", "tree-sitter"),
-    ("he_single_default_oracle", "HumanEval single-line", "threshold 0.7 (default)", "oracle"),
+ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first canvas (SamplerConfig.start)
+    ("he_single_default_syntax", "HumanEval single-line", "confidence, start 8 (default)", "tree-sitter"),
+    ("he_single_opf_syntax", "HumanEval single-line", "one token per forward, start 8", "tree-sitter"),
+    ("he_single_threshold_syntax", "HumanEval single-line", "threshold 0.7, start 8", "tree-sitter"),
+    ("he_single_confidence2", "HumanEval single-line", "two tokens per forward, start 8", "tree-sitter"),
+    ("he_single_default_start0", "HumanEval single-line", "confidence, start 0", "tree-sitter"),
+    ("he_single_threshold_start0", "HumanEval single-line", "threshold 0.7, start 0", "tree-sitter"),
+    ("he_single_old_default", "HumanEval single-line", "threshold 0.7, 16 steps, start 0 (the old default)",
+     "tree-sitter"),
+    ("he_single_default_oracle", "HumanEval single-line", "confidence (default)", "oracle"),
     ("he_single_opf_oracle", "HumanEval single-line", "one token per forward", "oracle"),
-    ("he_single_default_fixed32", "HumanEval single-line", "threshold 0.7 (default)", "fixed 32"),
+    ("he_single_default_fixed32", "HumanEval single-line", "confidence (default)", "fixed 32"),
     ("he_single_ar", "HumanEval single-line", "autoregressive (same weights)", "-"),
     ("he_single_spec16", "HumanEval single-line", "speculative, 16-token canvas drafts", "-"),
     ("he_single_spec4", "HumanEval single-line", "speculative, 4-token canvas drafts", "-"),
-    ("he_multi_default", "HumanEval multi-line", "threshold 0.7 (default)", "tree-sitter"),
-    ("safim_block", "SAFIM-python block", "threshold 0.7 (default)", "tree-sitter"),
-    ("safim_control", "SAFIM-python control", "threshold 0.7 (default)", "tree-sitter"),
-    ("safim_api", "SAFIM-python api", "threshold 0.7 (default)", "tree-sitter"),
-    ("heldout_default", "held-out packages", "threshold 0.7 (default)", "tree-sitter"),
-    ("heldout_opf", "held-out packages", "one token per forward", "tree-sitter"),
+    ("he_multi_default", "HumanEval multi-line", "confidence, start 8 (default)", "tree-sitter"),
+    ("he_multi_default_start0", "HumanEval multi-line", "confidence, start 0", "tree-sitter"),
+    ("safim_block", "SAFIM-python block", "confidence, start 8 (default)", "tree-sitter"),
+    ("safim_control", "SAFIM-python control", "confidence, start 8 (default)", "tree-sitter"),
+    ("safim_api", "SAFIM-python api", "confidence, start 8 (default)", "tree-sitter"),
+    ("heldout_default", "held-out packages", "confidence, start 8 (default)", "tree-sitter"),
+    ("heldout_opf", "held-out packages", "one token per forward, start 8", "tree-sitter"),
+    ("heldout_threshold", "held-out packages", "threshold 0.7, start 8", "tree-sitter"),
 ]
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
 
 from engine.backend import EmbeddedBackend
-from engine.sampler import STRATEGIES, Cancelled, CanvasSpec, SamplerConfig, denoise_stream, fill
+from engine.sampler import STRATEGIES, Cancelled, CanvasSpec, SamplerConfig, denoise_stream, fill, first_sizes
 
 
 class CountingBackend:
@@ -55,7 +56,8 @@ def run(backend, ctx, spec, cfg, cancel=None):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_each_strategy_finalizes_at_least_one_per_step_and_ends_in_the_limit(backend, ctx, strategy):
-    cfg = SamplerConfig(strategy=strategy, steps=6, block_size=12, max_new=12, grow=False, remask_threshold=0)
+    cfg = SamplerConfig(strategy=strategy, steps=6, block_size=12, max_new=12, grow=False, remask_threshold=0,
+                        start=0)
     counting = CountingBackend(backend)
     states, stats = run(counting, ctx, CanvasSpec.single(12, backend.special.mask), cfg)
     masked = [sum(s.masked) for s in states[:-1]]
@@ -137,6 +139,59 @@ def test_block_autoregressive_growth_commits_blocks(backend, ctx):
     # earlier blocks stay as committed while later ones denoise
     first_block = states[-1].ids[:8]
     assert all(s.ids[:8] == first_block for s in states[:-1] if s.block >= 1)
+
+
+def test_first_canvas_sizes_start_small_and_double():
+    cfg = SamplerConfig(start=8, block_size=32, max_new=256)
+    assert first_sizes(48, cfg) == [8, 16, 32]  # then block-autoregressive growth, as before
+    assert first_sizes(4, cfg) == [4, 8, 16, 32]  # a capacity below start is the first size; growth may go past it
+    assert first_sizes(12, replace(cfg, grow=False)) == [8, 12]  # without growth the capacity is the ceiling
+    assert first_sizes(48, replace(cfg, start=0)) == [32]  # start 0: the sized capacity's first block
+    assert first_sizes(48, replace(cfg, max_new=5)) == [5]
+    with pytest.raises(ValueError, match="start"):
+        SamplerConfig(start=-1)
+
+
+def test_a_first_canvas_written_to_its_last_slot_is_denoised_again_twice_as_large(backend, ctx):
+    counting = CountingBackend(backend)
+
+    def no_pad(handle, canvas_ids, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids)
+        logits[:, :, backend.special.pad] = -1e4  # the model never wants to end here
+        return logits
+
+    counting.denoise = no_pad
+    cfg = SamplerConfig(strategy="confidence", k=4, steps=64, start=4, block_size=16, max_new=24)
+    states, stats = run(counting, ctx, CanvasSpec.single(40, backend.special.mask), cfg)
+    sizes = [len(s.ids) for s in states[:-1] if s.block == 0]
+    assert sizes == sorted(sizes) and {4, 8, 16} == set(sizes)  # 4, then 8, then the full block
+    assert stats.restarts == 2 and stats.blocks == 2  # the 16-slot block, then 8 grown slots up to max_new
+    assert len(states[-1].ids) == 24 and stats.nfe == counting.forwards
+
+
+def test_a_first_canvas_is_given_up_at_the_first_forward_that_puts_text_in_its_last_slots(backend, ctx):
+    counting = CountingBackend(backend)
+    word = backend.tokenizer.encode(" x")[0]
+
+    def sure_of_the_last_slot(handle, canvas_ids, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids)
+        logits[:, -1, word] = 1e4  # text in the last slot, so sure it is finalized first
+        return logits
+
+    counting.denoise = sure_of_the_last_slot
+    cfg = SamplerConfig(strategy="confidence", k=1, steps=64, start=8, block_size=16, max_new=16, grow=False)
+    states, stats = run(counting, ctx, CanvasSpec.single(16, backend.special.mask), cfg)
+    assert [len(s.ids) for s in states[:-1]].count(8) == 1  # one forward on the 8-slot canvas, then 16 slots
+    assert stats.restarts == 1 and stats.nfe == counting.forwards == 1 + 16
+    assert len(states[-1].ids) == 16 and states[-1].ids[-1] == word
+
+
+def test_a_first_canvas_the_model_ends_early_is_kept(backend, ctx):
+    counting = CountingBackend(backend, pad_from=3)
+    cfg = SamplerConfig(start=8, block_size=32, max_new=64)
+    states, stats = run(counting, ctx, CanvasSpec.single(48, backend.special.mask), cfg)
+    assert stats.restarts == 0 and all(len(s.ids) == 8 for s in states[:-1])
+    assert len(states[-1].ids) == 3
 
 
 def test_self_correction_is_bounded(backend, ctx):

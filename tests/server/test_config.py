@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.sampler import SamplerConfig
 from server.config import Settings, parse_settings
 
 
@@ -14,15 +15,24 @@ def test_defaults_and_the_diffusion_section():
     assert s.allows("python", None) and not s.allows("rust", "rust")
 
 
+def test_the_first_canvas_is_the_backends_unless_set():
+    assert Settings().sampler().start == SamplerConfig().start == 8  # the shipped model starts small
+    assert Settings(canvas_start=0).sampler().start == 0  # 0: the tree-sitter capacity is the first canvas
+    s, problems = parse_settings({"canvasStart": 16})
+    assert problems == [] and s.sampler().start == 16
+    s, problems = parse_settings({"canvasStart": -1})
+    assert s.canvas_start is None and "canvasStart" in problems[0]
+
+
 def test_each_bad_value_is_named_and_replaced_by_its_default():
     s, problems = parse_settings({"steps": 0, "strategy": "best", "device": "gpu", "threshold": 0.5, "x": 1})
-    assert (s.steps, s.strategy, s.device, s.threshold) == (16, "threshold", "cpu", 0.5)
+    assert (s.steps, s.strategy, s.device, s.threshold) == (32, "confidence", "cpu", 0.5)
     assert problems == [
         "unknown setting ignored: x",
         "invalid setting device='gpu' (Value error, must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
         "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold', 'eb' or "
-        "'native'); using the default 'threshold'",
-        "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 16",
+        "'native'); using the default 'confidence'",
+        "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 32",
     ]
     assert parse_settings([1]) == (Settings(), ["settings must be an object, got list; using the defaults"])
 

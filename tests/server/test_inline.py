@@ -27,8 +27,8 @@ async def test_announces_inline_completion_and_rewrite(session: Session):
 async def test_bad_initialization_options_fall_back_with_a_message(session: Session):
     await session.status()  # initialized's messages are sent before any later answer
     texts = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]
-    assert any("steps='many'" in t and "using the default 16" in t for t in texts), texts
-    assert any("strategy='best'" in t and "using the default 'threshold'" in t for t in texts), texts
+    assert any("steps='many'" in t and "using the default 32" in t for t in texts), texts
+    assert any("strategy='best'" in t and "using the default 'confidence'" in t for t in texts), texts
     assert any("bogus" in t for t in texts), texts
 
 

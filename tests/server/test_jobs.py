@@ -191,7 +191,7 @@ async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: S
     session.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     message = await asyncio.wait_for(shown, 60)
     assert message.type == types.MessageType.Warning
-    assert "steps=0" in message.message and "using the default 16" in message.message
+    assert "steps=0" in message.message and "using the default 32" in message.message
     session.configure(SHORT)
 
 

@@ -13,6 +13,7 @@ export const SERVER_KEYS = {
   steps: 'number',
   threshold: 'number',
   blockSize: 'number',
+  canvasStart: 'number',
   maxTokens: 'number',
   contextBudget: 'number',
   debounceMs: 'number',
