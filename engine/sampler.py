@@ -43,8 +43,8 @@ class SamplerConfig:
     max_new: int = 256  # hard cap on a grown fill
     grow: bool = True  # a single hole whose canvas fills up without ending gets another block
     start: int = 8  # a single growable hole's first canvas (0: its sized capacity), doubled up to block_size (or the
-    #                 capacity, without grow) while the model fills it to its last slot: a small model reads the
-    #                 canvas size as a length hint (trained with capacity < 2 * length + 8), so it starts small
+    #                 capacity, without grow) while the model writes text into its last two slots: the shipped model
+    #                 reads a canvas's size as a length hint (trained with capacity <= 2 * length + 8), so start small
     temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
     seed: int = 0
 
