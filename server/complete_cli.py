@@ -21,10 +21,12 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column of the cursor")
     parser.add_argument("--stream", action="store_true", help="show the canvas denoising, then nfe and tokens/forward")
-    parser.add_argument("--steps", type=int, help="forwards per block at most (default 16)")
-    parser.add_argument("--strategy", choices=STRATEGIES, help="token selection strategy (default threshold)")
+    parser.add_argument("--steps", type=int, help="forwards per block at most (default 32)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="token selection strategy (default confidence)")
     parser.add_argument("--max-tokens", type=int, help="cap on the fill, in tokens (default 256)")
     parser.add_argument("--block-size", type=int, help="block size for long fills (default 32)")
+    parser.add_argument("--canvas-start", type=int, help="first canvas, in tokens, doubled while the model writes to "
+                                                         "its end (default 8; 0: the size tree-sitter predicts)")
     parser.add_argument("--model", metavar="DIR", help="model directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -94,7 +96,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"diffusion-ls complete: {exc}", file=sys.stderr)
         return 2
     overrides = {k: v for k, v in (("steps", args.steps), ("strategy", args.strategy),
-                                   ("max_tokens", args.max_tokens), ("block_size", args.block_size)) if v is not None}
+                                   ("max_tokens", args.max_tokens), ("block_size", args.block_size),
+                                   ("canvas_start", args.canvas_start)) if v is not None}
     try:
         settings = Settings(**overrides)
     except ValueError as exc:
@@ -115,6 +118,9 @@ def main(args: argparse.Namespace) -> int:
     out = fill.run(backend, plan, settings.sampler(), session=str(path), on_partial=on_partial)
     canvas.clear()
     sys.stdout.write(out.fills[0] + ("\n" if not out.fills[0].endswith("\n") else ""))
+    if not out.fills[0].strip():
+        print("diffusion-ls complete: empty fill (the model ended it at once, or its text would have broken the file)",
+              file=sys.stderr)
     if args.stream:
         s = out.stats
         print(f"nfe {s.nfe}, {s.tokens} tokens, {s.tokens_per_forward:.2f} tokens/forward, "

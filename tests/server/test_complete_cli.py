@@ -1,12 +1,17 @@
-"""`diffusion-ls complete`: locations as compilers print them, and the canvas drawing (no model needed)."""
+"""`diffusion-ls complete`: locations as compilers print them, the canvas drawing, and the README's first command."""
 
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import pytest
 
+from server import cli
 from server.complete_cli import DIM, RESET, Canvas, offset_of, parse_location
+
+DEMO = str(Path(__file__).resolve().parents[2] / "examples" / "demo.py") + ":15:18"
 
 
 def test_locations_are_one_based_and_files_may_hold_colons():
@@ -34,3 +39,26 @@ def test_the_canvas_is_one_line_per_forward_off_a_terminal_and_redrawn_dimmed_on
     canvas.draw("a·\nb", [(1, 2)], 1)
     canvas.draw("ab\nb", [], 2)
     assert out.getvalue() == f"a{DIM}·{RESET}\nb\n" + "\x1b[2F\x1b[J" + "ab\nb\n"
+
+
+def _stream(capsys, *flags: str) -> tuple[list[str], int]:
+    assert cli.main(["complete", DEMO, "--stream", "--threads", "1", *flags]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    states = [ln for ln in lines if ln.startswith("[nfe ")]
+    nfe = int(re.match(r"nfe (\d+), ", lines[-1]).group(1))
+    return states, nfe
+
+
+def test_the_readme_command_streams_every_forward_from_a_small_first_canvas(capsys):
+    states, nfe = _stream(capsys)
+    assert len(states) == nfe >= 1  # one drawn canvas per forward
+    assert states[0].count("·") == 8 - 1  # the first canvas: 8 slots (canvasStart), one decided; not the 16 sized
+    states, nfe = _stream(capsys, "--canvas-start", "0")
+    assert states[0].count("·") == 16 - 1  # the tree-sitter capacity, one slot decided by the first forward
+
+
+def test_bad_locations_and_settings_are_refused_with_a_message(capsys):
+    assert cli.main(["complete", DEMO.replace(":15:", ":99:")]) == 2
+    assert "past the end" in capsys.readouterr().err
+    assert cli.main(["complete", DEMO, "--canvas-start", "-1"]) == 2
+    assert "canvas_start" in capsys.readouterr().err
