@@ -34,7 +34,9 @@ class SamplerConfig:
     threshold: float = 0.7  # `threshold`: finalize every slot at least this confident (always >= 1 per forward)
     eb_gamma: float = 0.5  # `eb`: accept lowest-entropy slots while their summed entropy (nats) stays below this
     noise: str = "mask"  # "mask" (a mask token) or "uniform" (random tokens, as DiffusionGemma)
-    remask_threshold: float = 0.02  # self-correction: re-noise a finalized slot whose probability fell below this
+    remask_threshold: float = 0.0  # self-correction: re-noise a finalized slot whose probability fell below this;
+    #                                off by default: at 0.02 the shipped model moved tokens back and forth between slots
+    #                                and lost quality (HumanEval 15.5 -> 14.5 pass@1, held-out raw syntax 96.5 -> 91%)
     max_remask: int = 4  # ...at most this many times per block, so the loop cannot oscillate
     pad_confidence: float = 0.2  # pads' confidence is scaled by this when choosing what to finalize: < 1 decides
     #                              text before the end, so a weak model's early pad guesses cannot cut fills short

@@ -139,7 +139,8 @@ class TransformersBackend:
         """engine.sampler's loop set up as near the model's own as it goes (see native_stream for the differences)."""
         p = self.params
         base = SamplerConfig(strategy="eb", noise="uniform", eb_gamma=p.entropy_bound, steps=p.max_denoising_steps,
-                             block_size=self.canvas_length, temperature=0.0, start=0)  # canvas: not a length hint
+                             block_size=self.canvas_length, temperature=0.0, start=0,  # canvas: not a length hint
+                             remask_threshold=0.02)
         return replace(base, **overrides)
 
     # ---- sessions and the cache --------------------------------------------------------------------------------

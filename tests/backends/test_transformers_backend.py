@@ -157,7 +157,7 @@ def test_native_loop_reproduces_generate(backend, ctx):
 def test_infill_end_to_end_through_the_sampler(backend, ctx):
     sp = backend.special
     cfg = backend.sampler_config(steps=4, block_size=CANVAS, max_new=12)
-    assert cfg.start == 0  # DiffusionGemma's canvas is not a length hint: no small first canvas
+    assert cfg.start == 0 and cfg.remask_threshold == 0.02  # its canvas is no length hint; it keeps self-correction
     ids, stats, states = fill(backend, ctx, CanvasSpec.single(12, sp.mask), cfg, session="infill")
     steps = states[:-1]
     assert states[-1].done and states[-1].ids == ids and len(steps) == stats.nfe

@@ -194,6 +194,27 @@ def test_a_first_canvas_the_model_ends_early_is_kept(backend, ctx):
     assert len(states[-1].ids) == 3
 
 
+def test_the_default_never_renoises_a_decided_slot(backend, ctx):
+    a, b = backend.tokenizer.encode(" x")[0], backend.tokenizer.encode(" y")[0]
+
+    def flipping() -> CountingBackend:  # slot 0's best token flips between " x" and " y" at every forward
+        counting = CountingBackend(backend)
+
+        def flip(handle, canvas_ids, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids)
+            logits[:, 0, a if counting.forwards % 2 else b] = 1e4
+            return logits
+
+        counting.denoise = flip
+        return counting
+
+    spec = CanvasSpec.single(6, backend.special.mask)
+    _, stats = run(flipping(), ctx, spec, SamplerConfig(max_new=6, start=0))
+    assert SamplerConfig().remask_threshold == 0 and stats.remasked == 0
+    _, stats = run(flipping(), ctx, spec, SamplerConfig(max_new=6, start=0, remask_threshold=0.5))
+    assert stats.remasked >= 1  # with self-correction on, the flipped slot is re-noised
+
+
 def test_self_correction_is_bounded(backend, ctx):
     cfg = SamplerConfig(strategy="confidence", k=1, steps=30, remask_threshold=1.0, max_remask=3, max_new=12,
                         grow=False)
