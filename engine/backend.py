@@ -128,10 +128,21 @@ class EmbeddedBackend:
         return {"sessions": len(caches), "bytes": sum(c.nbytes for c in caches), "max_sessions": self.max_sessions,
                 "session_bytes": per}
 
-    def _encode(self, cache: KVCache, session: str, ids: Sequence[int], start: int) -> None:
+    def _encode(self, cache: KVCache, session: str, ids: Sequence[int], start: int, every: bool = False) -> Tensor:
+        """Run ids through encoder mode into the cache; the last hidden state (1, dim), or every one (1, T, dim)."""
         x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
-        self._last_hidden[session] = self.model.encode(x, cache, start)  # (1, dim)
+        h = self.model.encode(x, cache, start, every=every)
+        self._last_hidden[session] = h[:, -1] if every else h  # (1, dim)
         cache.record(ids, start)
+        return h
+
+    def _append(self, handle: Handle, ids: Sequence[int], every: bool) -> tuple[Handle, Tensor]:
+        """commit / verify, under the lock: ids after the handle's context (rewinding what came after it)."""
+        cache = self._caches[handle.session]
+        cache.truncate(handle.length)
+        cache.ensure(handle.length + len(ids))
+        h = self._encode(cache, handle.session, ids, handle.length, every)
+        return Handle(handle.session, handle.length + len(ids), reused=handle.length), h
 
     def prefill(self, context_ids: Sequence[int], session: str = "default") -> Handle:
         if not context_ids:
@@ -155,25 +166,14 @@ class EmbeddedBackend:
 
     def commit(self, handle: Handle, ids: Sequence[int]) -> Handle:
         with self._lock:
-            cache = self._caches[handle.session]
-            cache.truncate(handle.length)
-            cache.ensure(handle.length + len(ids))
-            self._encode(cache, handle.session, ids, handle.length)
-        return Handle(handle.session, handle.length + len(ids), reused=handle.length)
+            return self._append(handle, ids, every=False)[0]
 
     def verify(self, handle: Handle, ids: Sequence[int]) -> tuple[Handle, Tensor]:
         """Commit `ids` after the handle's context and return the next-token logits after each of them (T, V):
         one causal forward checks a whole draft. A later prefill/commit/verify from an earlier handle rewinds."""
         with self._lock:
-            cache = self._caches[handle.session]
-            cache.truncate(handle.length)
-            cache.ensure(handle.length + len(ids))
-            x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
-            h = self.model.encode(x, cache, handle.length, every=True)  # (1, T, dim)
-            cache.record(ids, handle.length)
-            self._last_hidden[handle.session] = h[:, -1]
-            logits = self.model.logits(h[0]).float()  # (T, V)
-        return Handle(handle.session, handle.length + len(ids), reused=handle.length), logits
+            new, h = self._append(handle, ids, every=True)  # h: (1, T, dim)
+            return new, self.model.logits(h[0]).float()  # (T, V)
 
     def next_token_logits(self, handle: Handle) -> Tensor:
         """Next-token logits (V,) after the handle's context: the autoregressive baseline decodes with these."""
