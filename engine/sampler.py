@@ -268,11 +268,12 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
         firsts = first_sizes(capacity, cfg)
         block = 0
         while True:
-            size = min(cfg.block_size, cfg.max_new - len(out))
-            if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
-                size = min(size, capacity - len(out))
             if block == 0:
                 size = firsts.pop(0)
+            else:
+                size = min(cfg.block_size, cfg.max_new - len(out))
+                if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
+                    size = min(size, capacity - len(out))
             piece = CanvasSpec.single(size, sp.mask)
             if block == 0 and firsts:
                 got = yield from _first_canvas(backend, handle, piece, cfg, stats, gen, cancel)
