@@ -94,6 +94,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--warmup", type=int, default=None, help="steps of linear warm-up")
+    p.add_argument("--certainty", type=float, default=None,
+                   help="weight of certainty forcing (entropy of the slots the model gets right; default 0)")
     p.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--workers", type=int, default=None,
@@ -145,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
         max(1, (os.cpu_count() or 4) - 2) if args.device.startswith("cuda") else 0)
     t_over = {"total_steps": args.total_steps, "batch_size": args.batch_size, "lr": args.lr,
               "total_minutes": args.total_minutes, "workers": workers, "warmup": args.warmup,
-              "ckpt_every": args.ckpt_every}
+              "ckpt_every": args.ckpt_every, "certainty": args.certainty}
     tcfg = replace(tcfg, **{k: v for k, v in t_over.items() if v is not None})
     ecfg = ExampleConfig()
     if args.max_budget:

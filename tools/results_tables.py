@@ -19,10 +19,10 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("he_single_threshold05", "HumanEval single-line", "threshold 0.5, start 8", "tree-sitter"),
     ("he_single_threshold03", "HumanEval single-line", "threshold 0.3, start 8", "tree-sitter"),
     ("he_single_confidence2", "HumanEval single-line", "two tokens per forward, start 8", "tree-sitter"),
+    ("he_single_confidence3", "HumanEval single-line", "three tokens per forward, start 8", "tree-sitter"),
+    ("he_single_confidence4", "HumanEval single-line", "four tokens per forward, start 8", "tree-sitter"),
     ("he_single_default_start0", "HumanEval single-line", "confidence, start 0", "tree-sitter"),
     ("he_single_threshold_start0", "HumanEval single-line", "threshold 0.7, start 0", "tree-sitter"),
-    ("he_single_old_default", "HumanEval single-line", "threshold 0.7, 16 steps, start 0, self-correction 0.02 "
-     "(the old default)", "tree-sitter"),
     ("he_single_default_oracle", "HumanEval single-line", "confidence (default)", "oracle"),
     ("he_single_opf_oracle", "HumanEval single-line", "one token per forward", "oracle"),
     ("he_single_default_fixed32", "HumanEval single-line", "confidence (default)", "fixed 32"),
@@ -37,6 +37,7 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("heldout_default", "held-out packages", "confidence, start 8 (default)", "tree-sitter"),
     ("heldout_opf", "held-out packages", "one token per forward, start 8", "tree-sitter"),
     ("heldout_threshold", "held-out packages", "threshold 0.7, start 8", "tree-sitter"),
+    ("heldout_confidence2", "held-out packages", "two tokens per forward, start 8", "tree-sitter"),
 ]
 
 

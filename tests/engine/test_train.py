@@ -86,8 +86,8 @@ def test_a_non_finite_gradient_skips_the_update(tmp_path, monkeypatch):
     real = tr.loss_fn
     calls = {"n": 0}
 
-    def poisoned(model, batch):
-        loss, parts = real(model, batch)
+    def poisoned(model, batch, certainty=0.0):
+        loss, parts = real(model, batch, certainty)
         calls["n"] += 1
         return (loss * float("nan") if calls["n"] == 2 else loss), parts
 
@@ -97,6 +97,49 @@ def test_a_non_finite_gradient_skips_the_update(tmp_path, monkeypatch):
     assert state.step == 3 and state.skipped == 1
     model = load_model(tmp_path / "ckpt")  # refuses non-finite weights, so loading proves they stayed finite
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_certainty_forcing_adds_the_entropy_of_the_slots_already_right():
+    """dParallel's certainty forcing: entropy on noised slots whose argmax is the target, weighted as their CE;
+    a slot the model gets wrong adds nothing, and weight 0 is the plain objective."""
+    import torch
+
+    from engine.train import collate, loss_fn, with_mask
+
+    model = load_model(DEFAULT_MODEL_DIR)
+    V = model.cfg.vocab_size
+    cfg = TrainConfig(bf16=False)
+    batch = with_mask(collate(list(itertools.islice(make_examples(1), 6)), TOK.special, V, cfg,
+                              torch.Generator().manual_seed(0)))
+    T = int(batch["T_ctx"])
+    with torch.no_grad():
+        plain, parts0 = loss_fn(model, batch)
+        forced, parts1 = loss_fn(model, batch, 0.5)
+        logp = torch.log_softmax(model.logits(model(batch["ids"], batch["pos"], batch["mask"])).float()[:, T:], -1)
+    assert "certainty" not in parts0 and parts1["diff"] == parts0["diff"]
+    right = logp.argmax(-1) == batch["targets"][:, T:]
+    assert right.any() and (~right & (batch["targets"][:, T:] != -100)).any()  # some slots right, some wrong
+    entropy = -(logp.exp() * logp).sum(-1)
+    expected = float((entropy * right * batch["weights"][:, T:]).sum()) / len(logp)
+    assert expected > 0 and abs(parts1["certainty"] - expected) < 1e-4
+    assert abs(float(forced - plain) - 0.5 * expected) < 1e-4
+    wrong = batch["targets"].clone()  # every noised slot's target made something the model does not predict
+    noised = wrong[:, T:] != -100
+    wrong[:, T:] = torch.where(noised, (logp.argmax(-1) + 1) % V, wrong[:, T:])
+    with torch.no_grad():
+        _, parts2 = loss_fn(model, {**batch, "targets": wrong}, 0.5)
+    assert parts2["certainty"] == 0.0
+
+
+def test_train_cli_takes_a_certainty_weight(tmp_path):
+    from server.cli import main
+
+    out = tmp_path / "cf"
+    rc = main(["train", "--corpus", str(FIXTURES), "--out", str(out), "--steps", "1", "--batch-size", "2",
+               "--certainty", "0.5"])
+    assert rc == 0
+    assert "certainty" in json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
+    assert json.loads((out / "ckpt" / "config.json").read_text())["train"]["certainty"] == 0.5
 
 
 def test_the_schedule_can_run_on_training_time():
