@@ -22,7 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column of the cursor")
     parser.add_argument("--stream", action="store_true", help="show the canvas denoising, then nfe and tokens/forward")
     parser.add_argument("--steps", type=int, help="forwards per block at most (default 32)")
-    parser.add_argument("--strategy", choices=STRATEGIES, help="token selection strategy (default confidence)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="token selection strategy (default threshold)")
+    parser.add_argument("--threshold", type=float, help="confidence a slot needs with --strategy threshold "
+                                                        "(default 0.9)")
     parser.add_argument("--max-tokens", type=int, help="cap on the fill, in tokens (default 256)")
     parser.add_argument("--block-size", type=int, help="block size for long fills (default 32)")
     parser.add_argument("--canvas-start", type=int, help="first canvas, in tokens, doubled while the model writes to "
@@ -95,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"diffusion-ls complete: {exc}", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in (("steps", args.steps), ("strategy", args.strategy),
+    overrides = {k: v for k, v in (("steps", args.steps), ("strategy", args.strategy), ("threshold", args.threshold),
                                    ("max_tokens", args.max_tokens), ("block_size", args.block_size),
                                    ("canvas_start", args.canvas_start)) if v is not None}
     try:

@@ -41,9 +41,9 @@ class Settings(BaseModel):
     pin_suffix: int = Field(0, ge=0, le=64)  # vllm: the suffix's first tokens pinned after the hole (0: prompt only)
     # "native": the model's own loop (transformers; the embedded model uses "eb", with a warning; vLLM always runs its
     # own loop, whatever the strategy)
-    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb", "native"] = "confidence"
+    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb", "native"] = "threshold"
     steps: int = Field(32, ge=1, le=1024)  # forwards per block at most (32: one token per forward in a block)
-    threshold: float = Field(0.7, gt=0.0, le=1.0)  # `threshold` strategy: finalize slots at least this confident
+    threshold: float = Field(0.9, gt=0.0, le=1.0)  # `threshold` strategy: finalize slots at least this confident
     block_size: int = Field(32, ge=1, le=1024)  # long holes are denoised block by block
     # a cursor hole's first canvas, doubled while the model writes up to its last slot; 0: the sized capacity;
     # None: the backend's default (the embedded model: 8; DiffusionGemma: 0, its canvas is not a length hint)

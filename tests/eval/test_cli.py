@@ -28,7 +28,7 @@ def test_eval_humaneval_single_json(capsys, data_dir):
                           "--data", str(data_dir), "--threads", "1", "--no-progress"])
     assert EVAL_KEYS <= set(r)
     assert r["suite"] == "humaneval-single" and r["n"] == 2 and r["n_executed"] == 2
-    assert r["sizing"] == "oracle" and r["sampler"] == "confidence"  # the server's default strategy
+    assert r["sizing"] == "oracle" and r["sampler"] == "threshold:0.9"  # the server's default strategy
     assert r["sampler_config"]["start"] == 8 and r["restarts"] == 0  # an oracle canvas is never restarted
     assert 0.0 <= r["pass@1"] <= 1.0 and r["nfe"] >= 1 and r["tokens_per_forward"] > 0
 

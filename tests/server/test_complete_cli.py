@@ -62,3 +62,5 @@ def test_bad_locations_and_settings_are_refused_with_a_message(capsys):
     assert "past the end" in capsys.readouterr().err
     assert cli.main(["complete", DEMO, "--canvas-start", "-1"]) == 2
     assert "canvas_start" in capsys.readouterr().err
+    assert cli.main(["complete", DEMO, "--threshold", "1.5"]) == 2  # reaches Settings, which bounds it to (0, 1]
+    assert "threshold" in capsys.readouterr().err

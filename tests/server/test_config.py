@@ -26,12 +26,12 @@ def test_the_first_canvas_is_the_backends_unless_set():
 
 def test_each_bad_value_is_named_and_replaced_by_its_default():
     s, problems = parse_settings({"steps": 0, "strategy": "best", "device": "gpu", "threshold": 0.5, "x": 1})
-    assert (s.steps, s.strategy, s.device, s.threshold) == (32, "confidence", "cpu", 0.5)
+    assert (s.steps, s.strategy, s.device, s.threshold) == (32, "threshold", "cpu", 0.5)
     assert problems == [
         "unknown setting ignored: x",
         "invalid setting device='gpu' (Value error, must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
         "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold', 'eb' or "
-        "'native'); using the default 'confidence'",
+        "'native'); using the default 'threshold'",
         "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 32",
     ]
     assert parse_settings([1]) == (Settings(), ["settings must be an object, got list; using the defaults"])

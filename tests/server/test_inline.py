@@ -28,7 +28,7 @@ async def test_bad_initialization_options_fall_back_with_a_message(session: Sess
     await session.status()  # initialized's messages are sent before any later answer
     texts = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]
     assert any("steps='many'" in t and "using the default 32" in t for t in texts), texts
-    assert any("strategy='best'" in t and "using the default 'confidence'" in t for t in texts), texts
+    assert any("strategy='best'" in t and "using the default 'threshold'" in t for t in texts), texts
     assert any("bogus" in t for t in texts), texts
 
 
