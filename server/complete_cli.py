@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.sampler import STRATEGIES
+from engine.sampler import STRATEGIES, SamplerConfig
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -21,14 +21,16 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column of the cursor")
     parser.add_argument("--stream", action="store_true", help="show the canvas denoising, then nfe and tokens/forward")
-    parser.add_argument("--steps", type=int, help="forwards per block at most (default 32)")
-    parser.add_argument("--strategy", choices=STRATEGIES, help="token selection strategy (default threshold)")
-    parser.add_argument("--threshold", type=float, help="confidence a slot needs with --strategy threshold "
-                                                        "(default 0.9)")
-    parser.add_argument("--max-tokens", type=int, help="cap on the fill, in tokens (default 256)")
-    parser.add_argument("--block-size", type=int, help="block size for long fills (default 32)")
+    d = SamplerConfig()  # the defaults the help states
+    parser.add_argument("--steps", type=int, help=f"forwards per block at most (default {d.steps})")
+    parser.add_argument("--strategy", choices=STRATEGIES, help=f"token selection strategy (default {d.strategy})")
+    parser.add_argument("--threshold", type=float,
+                        help=f"confidence a slot needs with --strategy threshold (default {d.threshold:g})")
+    parser.add_argument("--max-tokens", type=int, help=f"cap on the fill, in tokens (default {d.max_new})")
+    parser.add_argument("--block-size", type=int, help=f"block size for long fills (default {d.block_size})")
     parser.add_argument("--canvas-start", type=int, help="first canvas, in tokens, doubled while the model writes to "
-                                                         "its end (default 8; 0: the size tree-sitter predicts)")
+                                                         f"its end (default {d.start}; 0: the size tree-sitter "
+                                                         "predicts)")
     parser.add_argument("--model", metavar="DIR", help="model directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")

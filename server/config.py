@@ -23,6 +23,8 @@ SECTION = "diffusion"  # the settings namespace clients use
 API_KEY_ENV = "DIFFUSION_LS_API_KEY"  # the remote vLLM server's API key (sent as a bearer token)
 NATIVE = "native"  # strategy: the model's own denoising loop (transformers backend only)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+_SAMPLER = SamplerConfig()
+Strategy = Literal["confidence", "margin", "entropy", "threshold", "eb", "native"]
 
 
 class Settings(BaseModel):
@@ -41,14 +43,15 @@ class Settings(BaseModel):
     pin_suffix: int = Field(0, ge=0, le=64)  # vllm: the suffix's first tokens pinned after the hole (0: prompt only)
     # "native": the model's own loop (transformers; the embedded model uses "eb", with a warning; vLLM always runs its
     # own loop, whatever the strategy)
-    strategy: Literal["confidence", "margin", "entropy", "threshold", "eb", "native"] = "threshold"
-    steps: int = Field(32, ge=1, le=1024)  # forwards per block at most (32: one token per forward in a block)
-    threshold: float = Field(0.9, gt=0.0, le=1.0)  # `threshold` strategy: finalize slots at least this confident
-    block_size: int = Field(32, ge=1, le=1024)  # long holes are denoised block by block
+    # the sampler's defaults are engine.sampler.SamplerConfig's (one place to change them)
+    strategy: Strategy = _SAMPLER.strategy  # type: ignore[assignment]  # SamplerConfig's is a plain str
+    steps: int = Field(_SAMPLER.steps, ge=1, le=1024)  # forwards per block at most (32: at least one token a forward)
+    threshold: float = Field(_SAMPLER.threshold, gt=0.0, le=1.0)  # `threshold` strategy: finalize slots this confident
+    block_size: int = Field(_SAMPLER.block_size, ge=1, le=1024)  # long holes are denoised block by block
     # a cursor hole's first canvas, doubled while the model writes up to its last slot; 0: the sized capacity;
     # None: the backend's default (the embedded model: 8; DiffusionGemma: 0, its canvas is not a length hint)
     canvas_start: int | None = Field(None, ge=0, le=1024)
-    max_tokens: int = Field(256, ge=1, le=4096)  # hard cap on one fill (a full canvas grows up to this)
+    max_tokens: int = Field(_SAMPLER.max_new, ge=1, le=4096)  # hard cap on one fill (a full canvas grows up to this)
     context_budget: int = Field(384, ge=16, le=65536)  # tokens of file context around the hole
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
     languages: list[str] | None = None  # allow-list of languageIds / language names; None: every language
