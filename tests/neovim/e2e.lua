@@ -215,6 +215,29 @@ cases[#cases + 1] = { 'stream_accept_all', function()
   type_keys('<Esc>', function() return mode() == 'n' end)
 end }
 
+cases[#cases + 1] = { 'type_through', function()
+  open('through.py', SAMPLE)
+  local res = type_and_wait_ghost('Go# the ', '# the ')
+  case.result = res
+  local g = ghost.get()
+  case.before = { lines = lines(), cursor = cursor(), ghost = g }
+  local first = vim.fn.strcharpart(g.text, 0, 1)
+  case.typed = first
+  local n = #events
+  type_keys(first == '<' and '<LT>' or first, function()
+    return vim.api.nvim_get_current_line() == '# the ' .. first
+  end)
+  vim.wait(300) -- past the 50 ms debounce: a re-trigger would have sent its request by now
+  case.requests = #events_since(n, 'LspRequest', function(e)
+    return e.method == 'textDocument/inlineCompletion' and e.type == 'pending'
+  end)
+  case.after = { lines = lines(), cursor = cursor(), ghost = ghost.get(), marks = marks(ghost.ns) }
+  local t = tick()
+  type_keys('<Tab>', function() return tick() ~= t end)
+  case.accepted = { lines = lines(), cursor = cursor(), ghost = ghost.get() }
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
 --- Press an accept key until the ghost text is gone, recording the buffer and the ghost text around each press.
 local function accept_until_gone(key)
   local steps = {}

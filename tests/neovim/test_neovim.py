@@ -267,6 +267,25 @@ def test_partial_accept_inserts_one_unit_and_keeps_the_rest_shown(report: dict, 
     assert c["steps"][-1]["after"].get("ghost") is None
 
 
+def test_typing_what_the_ghost_text_starts_with_keeps_it_without_a_new_request(report: dict) -> None:
+    c = case(report, "type_through")
+    before, after, typed = c["before"], c["after"], c["typed"]
+    full = c["result"]["item"]["insertText"]
+    assert before["ghost"]["final"] and before["ghost"]["text"] == full
+    assert full.startswith(typed) and len(full) > len(typed), "a ghost text longer than the typed character"
+    row, col = before["cursor"]
+    assert after["lines"] == insert(before["lines"], row, col, typed)
+    assert c["requests"] == 0, "typing through the ghost text sends no new request"
+    rest = full[len(typed):]
+    g = after["ghost"]
+    assert g["final"] and g["text"] == rest and [g["row"], g["col"]] == after["cursor"] == end_of(row, col, typed)
+    text, masks, at = ghost_drawn(after["marks"])
+    assert (text, masks, list(at)) == (rest, [], after["cursor"])
+    # <Tab> accepts the rest: the line reads as if the whole completion had been accepted at once
+    assert c["accepted"]["lines"] == insert(before["lines"], row, col, full)
+    assert c["accepted"].get("ghost") is None
+
+
 def test_tab_falls_through_when_nothing_is_shown(report: dict) -> None:
     c = case(report, "tab_falls_through")
     assert c["lines"][-1] == "\t"

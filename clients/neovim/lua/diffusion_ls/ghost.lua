@@ -21,6 +21,7 @@ M.set_highlights()
 ---@field final boolean the request's result (only a final ghost can be accepted)
 ---@field del_after integer bytes after the anchor that a full accept replaces (the item's range end)
 ---@field tick integer b:changedtick the ghost is valid for
+---@field line? string the anchor's line when the final text was drawn (typing through it is checked against it)
 ---@field extmark? integer
 
 ---@type table<integer, diffusion_ls.GhostState>
@@ -219,6 +220,7 @@ local function on_result(err, result, req)
     return
   end
   g.text, g.del_after, g.final = text, del_after, true
+  g.line = vim.api.nvim_buf_get_lines(req.bufnr, g.row, g.row + 1, false)[1]
   render(req.bufnr, g)
   vim.api.nvim_exec_autocmds('User', {
     pattern = 'DiffusionLsResult',
@@ -329,8 +331,41 @@ function M.accept(kind)
     M.dismiss(bufnr)
   else
     g.text, g.row, g.col, g.tick = g.text:sub(#part + 1), row, col, own_tick[bufnr]
+    g.line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1]
     render(bufnr, g)
   end
+  return true
+end
+
+--- Typing what a final ghost text starts with keeps it, as Copilot and llama.vim do: the typed characters leave the
+--- ghost text, its anchor moves with the cursor, and no request is sent. Anything else typed (or typing all of it)
+--- is left to the usual dismiss and re-trigger.
+---@param bufnr? integer 0 or nil: the current buffer
+---@return boolean kept
+function M.type_through(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local g = state[bufnr]
+  if not g or not g.final or not g.line or vim.api.nvim_get_current_buf() ~= bufnr then
+    return false
+  end
+  local cur = vim.api.nvim_win_get_cursor(0)
+  local row, col = cur[1] - 1, cur[2]
+  if row ~= g.row or col <= g.col then
+    return false
+  end
+  local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  local typed = line:sub(g.col + 1, col)
+  if
+    #typed >= #g.text
+    or g.text:sub(1, #typed) ~= typed
+    or line ~= g.line:sub(1, g.col) .. typed .. g.line:sub(g.col + 1) -- only these characters, typed at the anchor
+  then
+    return false
+  end
+  g.text, g.col, g.line = g.text:sub(#typed + 1), col, line
+  g.tick = vim.api.nvim_buf_get_changedtick(bufnr)
+  own_tick[bufnr] = g.tick -- TextChangedI: not a change to react to
+  render(bufnr, g)
   return true
 end
 
@@ -427,7 +462,7 @@ function M.setup()
   vim.api.nvim_create_autocmd('TextChangedI', {
     group = group,
     callback = function(args)
-      if own_tick[args.buf] == vim.api.nvim_buf_get_changedtick(args.buf) then
+      if own_tick[args.buf] == vim.api.nvim_buf_get_changedtick(args.buf) or M.type_through(args.buf) then
         return
       end
       M.dismiss(args.buf)
@@ -448,7 +483,7 @@ function M.setup()
     group = group,
     callback = function(args)
       local g = state[args.buf]
-      if g and not cursor_at(args.buf, g.row, g.col) then
+      if g and not cursor_at(args.buf, g.row, g.col) and not M.type_through(args.buf) then
         M.dismiss(args.buf)
       end
     end,
