@@ -74,10 +74,11 @@ class CanvasSpec:
     fixed: list[bool]
     holes: list[tuple[int, int]]
     decided: list[bool] | None = None
+    allowed: dict[int, list[int]] | None = None  # slot -> the only ids it may take (token healing's first slot)
 
     @classmethod
-    def single(cls, capacity: int, mask_id: int) -> CanvasSpec:
-        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)])
+    def single(cls, capacity: int, mask_id: int, allowed: dict[int, list[int]] | None = None) -> CanvasSpec:
+        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)], allowed=allowed)
 
     @property
     def growable(self) -> bool:
@@ -161,6 +162,17 @@ def _pad_runs(x: Tensor, x0_any: Tensor, decided: Tensor, holes: Sequence[tuple[
     return ok
 
 
+def _limits(allowed: dict[int, list[int]] | None, C: int, V: int, device: torch.device) -> list[tuple[int, Tensor]]:
+    out = []
+    for slot, ids in (allowed or {}).items():
+        ids = [i for i in ids if 0 <= i < V]
+        if 0 <= slot < C and ids:  # an empty set would leave the slot nothing: it is not limited then
+            ok = torch.zeros(V, dtype=torch.bool, device=device)  # (V,)
+            ok[ids] = True
+            out.append((slot, ok))
+    return out
+
+
 def _pick(probs: Tensor, cfg: SamplerConfig, gen: torch.Generator) -> Tensor:
     if cfg.temperature > 0:
         return torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (C,)
@@ -187,6 +199,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     refine = spec.decided is not None
     remask_left = cfg.max_remask
     banned = torch.tensor(sorted(sp.all - {sp.pad}), dtype=torch.long)  # control tokens never appear in a fill
+    limits: list[tuple[int, Tensor]] | None = None  # (slot, (V,) bool: the ids it may take), at the first forward
     # uniform noise: random ids above the specials (ours come first; elsewhere a stray special is merely noise)
     noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,)
     step = 0
@@ -198,6 +211,10 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         logits = backend.denoise(handle, canvas_ids.unsqueeze(0))[0].float()  # (C, V)
         stats.nfe += 1
         logits[:, banned] = -math.inf
+        if limits is None:
+            limits = _limits(spec.allowed, C, logits.shape[-1], logits.device)
+        for slot, ok in limits:
+            logits[slot] = torch.where(ok, logits[slot], -math.inf)
         probs = torch.softmax(logits / max(cfg.temperature, 1e-6) if cfg.temperature > 0 else logits, dim=-1)  # (C, V)
         x0_any = _pick(probs, cfg, gen)  # (C,)
         pad_ok = _pad_runs(x, x0_any, decided, spec.holes, sp.pad)
@@ -275,7 +292,7 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
                 size = min(cfg.block_size, cfg.max_new - len(out))
                 if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
                     size = min(size, capacity - len(out))
-            piece = CanvasSpec.single(size, sp.mask)
+            piece = CanvasSpec.single(size, sp.mask, spec.allowed if block == 0 else None)
             if block == 0 and firsts:
                 got = yield from _first_canvas(backend, handle, piece, cfg, stats, gen, cancel)
                 if got is None:

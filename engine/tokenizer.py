@@ -56,6 +56,7 @@ class Tokenizer:
             ids[field] = tid
         self.special = SpecialIds(**ids)
         self.vocab_size = hf.get_vocab_size(with_added_tokens=True)
+        self._bytes: list[bytes] | None = None  # every token's bytes, built on the first starting_with()
 
     @classmethod
     def from_file(cls, path: str | Path) -> Tokenizer:
@@ -80,6 +81,14 @@ class Tokenizer:
         if tid in self.special.all:
             return b""
         return _byte_level_to_bytes(self.hf.id_to_token(tid) or "")
+
+    def starting_with(self, text: str) -> list[int]:
+        """Ids of the tokens whose text starts with `text` (token healing: the first slot of a fill that continues a
+        word the user is typing must re-spell that word's last token, or extend it)."""
+        if self._bytes is None:
+            self._bytes = [self.token_bytes(i) for i in range(self.vocab_size)]
+        want = text.encode("utf-8", "surrogatepass")
+        return [i for i, b in enumerate(self._bytes) if b and b.startswith(want)]
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

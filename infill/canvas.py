@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -106,6 +107,29 @@ def spm_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffi
     return [sp.fim_suffix, *suffix_ids, sp.fim_prefix, *prefix_ids, sp.fim_middle]
 
 
+_WORDISH = re.compile(r" ?\w+")
+
+
+def heal_text(prefix: str, tok: TokenizerLike) -> str:
+    """Token healing: the text a fill at the end of `prefix` should spell again, or "".
+
+    A byte-level BPE spells `    return` as `"   ", " return"`. Typed up to `    ret`, the context would end in the
+    token " ret", which the model has seen followed by "urn" almost never: it completes the word badly or not at
+    all. So when the cursor's line ends in a word token (an optional space and word characters), that token is taken
+    out of the context and the canvas starts where it started, its first slot limited to tokens that begin with it
+    (`starting_with`): " return", " returns", " ret"... The fill then re-spells the typed part, which is cut off again
+    before it reaches the editor.
+    """
+    line = prefix[prefix.rfind("\n") + 1 :]
+    if not line or not (line[-1].isalnum() or line[-1] == "_"):
+        return ""
+    ids = tok.encode(line)
+    last = tok.decode(ids[-1:]) if ids else ""
+    if not last or not line.endswith(last) or not _WORDISH.fullmatch(last):
+        return ""
+    return last
+
+
 # -- canvases for serving ---------------------------------------------------------------------------------------------
 
 MODES = ("fill", "regenerate", "refine")
@@ -123,6 +147,14 @@ class Canvas:
     mode: str = "fill"  # one of MODES
     instruction: str = ""  # for backends that take instructions (rewrite); others ignore it
     original_ids: list[list[int]] = field(default_factory=list)  # per hole, the tokens of the text it replaces
+    heal: str = ""  # token healing (heal_text): the typed text before the hole that the fill spells again
+    allowed: dict[int, list[int]] | None = None  # slot -> the only ids it may take (healing: slot 0)
+
+    def unheal(self, text: str) -> str:
+        """A fill of the (single) hole without the healed text it starts with; "" if it does not start with it."""
+        if not self.heal:
+            return text
+        return text[len(self.heal) :] if text.startswith(self.heal) else ""
 
 
 def build_canvas(
@@ -134,13 +166,15 @@ def build_canvas(
     instruction: str = "",
     suffix_share: float = 0.25,
     context: Sequence[int] | None = None,
+    heal: str = "",
 ) -> Canvas:
     """The canvas for holes in text (sorted, non-overlapping); budget bounds the context tokens.
 
     fill / regenerate: every hole is capacity mask slots. refine: a hole starts as the tokens of the text it replaces
     (not fixed: the sampler re-noises the ones it finds unlikely), followed by pad slots up to its capacity. Text
     between holes is fixed tokens inside the canvas, so several holes are denoised together. `context` replaces the
-    SPM context (a chat model's prompt, built by its backend's prompter).
+    SPM context (a chat model's prompt, built by its backend's prompter). `heal` (heal_text; one cursor hole in fill
+    mode, SPM context, a tokenizer with `starting_with`) is the typed text before the hole the fill spells again.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -151,8 +185,21 @@ def build_canvas(
         if b.start < a.end:
             raise ValueError(f"holes overlap: [{a.start}, {a.end}) and [{b.start}, {b.end})")
     sp = tok.special
+    allowed = None
+    if heal:
+        first = holes[0]
+        if mode != "fill" or len(holes) != 1 or first.start != first.end or context is not None:
+            raise ValueError("token healing needs a single cursor hole in fill mode with an SPM context")
+        if not text[: first.start].endswith(heal):
+            raise ValueError(f"the text before the hole does not end with the healed text {heal!r}")
+        starting_with = getattr(tok, "starting_with", None)
+        if starting_with is None:
+            raise ValueError("token healing needs a tokenizer with starting_with()")
+        ids = starting_with(heal)
+        allowed = {0: ids} if ids else None
+        heal = heal if ids else ""
     if context is None:
-        context = spm_context(text[: holes[0].start], text[holes[-1].end :], tok, budget, suffix_share)
+        context = spm_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok, budget, suffix_share)
     canvas: list[int] = []
     fixed: list[bool] = []
     slices: list[tuple[int, int]] = []
@@ -171,7 +218,7 @@ def build_canvas(
         slices.append((len(canvas), len(canvas) + len(slots)))
         canvas += slots
         fixed += [False] * len(slots)
-    return Canvas(list(context), canvas, fixed, slices, list(holes), mode, instruction, originals)
+    return Canvas(list(context), canvas, fixed, slices, list(holes), mode, instruction, originals, heal, allowed)
 
 
 def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> list[str]:
@@ -186,6 +233,8 @@ def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> li
             if tid not in (sp.pad, sp.mask):
                 kept.append(tid)
         out.append(tok.decode(kept))
+    if out:
+        out[0] = canvas.unheal(out[0])
     return out
 
 

@@ -28,6 +28,7 @@ import gzip
 import itertools
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -35,8 +36,8 @@ from pathlib import Path
 
 from engine.sampler import CanvasSpec, SamplerConfig, autoregressive, fill, speculative
 from infill import _syntax, sandbox
-from infill.canvas import spm_context
-from infill.holes import find_hole, indent_unit
+from infill.canvas import build_canvas, heal_text
+from infill.holes import Hole, find_hole, indent_unit
 from infill.postprocess import finalize
 
 SUITES = (
@@ -125,9 +126,34 @@ def spread(items: Sequence, limit: int | None) -> list:
     return [items[(i * len(items)) // limit] for i in range(limit)]
 
 
+_FIRST_WORD = re.compile(r"(\s*)(\w+)")
+
+
+def typed(tasks: Sequence[Task], n: int) -> list[Task]:
+    """The tasks as if the user had typed the first n characters of the middle's first word before asking: the
+    cursor n characters into that word (its leading whitespace typed too). Tasks whose middle does not start with a
+    word longer than n characters are left out. Prefix + middle + suffix is unchanged, so every check still runs."""
+    if n < 1:
+        raise EvalError(f"--typed needs n >= 1, not {n}")
+    out = []
+    for t in tasks:
+        m = _FIRST_WORD.match(t.middle)
+        if m is None or len(m.group(2)) <= n:
+            continue
+        cut = len(m.group(1)) + n
+        out.append(replace(t, prefix=t.prefix + t.middle[:cut], middle=t.middle[cut:]))
+    return out
+
+
 def load_suite(name: str, data_dir: str | Path | None = None, corpus: str | Path | None = None,
-               limit: int | None = None) -> list[Task]:
-    """The tasks of one suite (evenly spread to `limit`). heldout needs `corpus`; the others the shared data dir."""
+               limit: int | None = None, typed_chars: int = 0) -> list[Task]:
+    """The tasks of one suite (evenly spread to `limit`). heldout needs `corpus`; the others the shared data dir.
+    typed_chars > 0: the tasks as `typed` makes them (before the spread)."""
+    tasks = _load_suite(name, data_dir, corpus, limit if not typed_chars else None)
+    return spread(typed(tasks, typed_chars), limit) if typed_chars else tasks
+
+
+def _load_suite(name: str, data_dir: str | Path | None, corpus: str | Path | None, limit: int | None) -> list[Task]:
     if name not in SUITES:
         raise EvalError(f"unknown suite {name!r}; one of {', '.join(SUITES)}")
     if name == "heldout":
@@ -299,16 +325,19 @@ class Fill:
     tokens: int
     ms: float  # prefill + decoding
     restarts: int = 0  # first canvases denoised again, larger (SamplerConfig.start)
+    heal: str = ""  # token healing: the typed text before the hole the canvas spelled again (infill.canvas.heal_text)
 
 
 def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
-              postprocess: bool = True, session: str = "eval") -> Fill:
-    """Fill one task's hole with the backend; contexts are built exactly as the server builds them."""
+              postprocess: bool = True, session: str = "eval", heal: bool = True) -> Fill:
+    """Fill one task's hole with the backend; contexts are built exactly as the server builds them (token healing
+    included, for the diffusion samplers, unless `heal` is False)."""
     tok = backend.tokenizer
     hole = find_hole(task.prefix + task.suffix, len(task.prefix), task.lang, tok)
     cfg = sampler.cfg
+    healed = heal_text(task.prefix, tok) if heal and not sampler.ar and hasattr(tok, "starting_with") else ""
     if sizing.mode == "oracle":  # oracle and fixed sizes are the canvas: no smaller first canvas (start 0)
-        capacity, grow, cfg = len(tok.encode(task.middle)) + 1, False, replace(cfg, start=0)
+        capacity, grow, cfg = len(tok.encode(healed + task.middle)) + 1, False, replace(cfg, start=0)
     elif sizing.mode == "fixed":
         capacity, grow, cfg = sizing.n, False, replace(cfg, start=0)
     else:
@@ -317,20 +346,24 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     t0 = time.perf_counter()
     if sampler.name == "canonical":
         return Fill(task.middle, task.middle, hole.situation, capacity, grow, 0, 0, 0.0, 0)
-    context = spm_context(task.prefix, task.suffix, tok, budget)
+    at = len(task.prefix)
+    canvas = build_canvas(task.prefix + task.suffix, [Hole(at, at, hole.situation, capacity)], tok, budget,
+                          heal=healed)
+    context = canvas.context_ids
     if sampler.ar and sampler.draft:
         ids, stats = speculative(backend, context, cfg.max_new if grow else capacity, sampler.draft, session=session)
     elif sampler.ar:
         ids, stats = autoregressive(backend, context, cfg.max_new if grow else capacity, session=session)
     else:
-        ids, stats, _ = fill(backend, context, CanvasSpec.single(capacity, tok.special.mask), cfg, session=session)
+        spec = CanvasSpec.single(capacity, tok.special.mask, canvas.allowed)
+        ids, stats, _ = fill(backend, context, spec, cfg, session=session)
     ms = (time.perf_counter() - t0) * 1e3
-    raw = tok.decode([i for i in ids if i != tok.special.pad])
+    raw = canvas.unheal(tok.decode([i for i in ids if i != tok.special.pad]))
     text = raw
     if postprocess:
         text = finalize(task.prefix, raw, task.suffix, task.lang, hole.situation, hole.indent,
                         indent_unit(task.prefix + task.suffix))
-    return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts)
+    return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts, canvas.heal)
 
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
@@ -492,7 +525,7 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
 
 def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
              postprocess: bool = True, timeout: float = sandbox.TIMEOUT_S, memory_mb: int = sandbox.MEMORY_MB,
-             progress: bool | None = None, on_record: Callable[[dict], None] | None = None) -> dict:
+             progress: bool | None = None, on_record: Callable[[dict], None] | None = None, heal: bool = True) -> dict:
     """Fill and score every task; returns the summary (see summarize) plus the run's settings."""
     from tqdm import tqdm
 
@@ -504,13 +537,13 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
                leave=False, dynamic_ncols=True)
     passed = 0
     for task in bar:
-        f = fill_task(backend, task, sizing, sampler, budget, postprocess)
+        f = fill_task(backend, task, sizing, sampler, budget, postprocess, heal=heal)
         s = score(task, f.text, timeout, memory_mb)
         # post-processing empties a fill that breaks the file: the raw canvas says whether the model made valid code
         s["syntax_valid_raw"] = s["syntax_valid"] if f.raw == f.text else syntax_valid(task, f.raw)
         rec = {"task_id": task.task_id, "group": task.kind, "fill": f.text, "raw": f.raw, "middle": task.middle,
                "situation": f.situation, "capacity": f.capacity, "nfe": f.nfe, "tokens": f.tokens,
-               "restarts": f.restarts, "ms": round(f.ms, 1), **s}
+               "restarts": f.restarts, "heal": f.heal, "ms": round(f.ms, 1), **s}
         records.append(rec)
         if on_record is not None:
             on_record(rec)
@@ -523,6 +556,7 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
         "sampler_config": sampler.as_dict(),
         "context_budget": budget,
         "postprocess": postprocess,
+        "heal": heal,
         "model": getattr(backend, "model_name", type(backend).__name__),
         "sandbox": sandbox.network_isolation() if any(t.executes for t in tasks) else None,
         "elapsed_s": round(time.perf_counter() - t0, 1),

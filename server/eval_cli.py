@@ -44,6 +44,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=sandbox.TIMEOUT_S, help="seconds per program / unit test")
     p.add_argument("--memory-mb", type=int, default=sandbox.MEMORY_MB, help="address-space limit per program")
     p.add_argument("--no-postprocess", action="store_true", help="score the raw canvas text")
+    p.add_argument("--typed", type=int, default=0, metavar="N",
+                   help="as if the first N characters of the middle's first word were typed (holes mid-word)")
+    p.add_argument("--no-heal", action="store_true", help="no token healing (a hole right after a word token)")
     p.add_argument("--records", metavar="FILE", help="also write one JSON line per hole (fill, truth, metrics)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -54,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new,
                        start=args.start)
         sampler = ev.parse_sampler(args.sampler, base)
-        tasks = ev.load_suite(args.suite, args.data, args.corpus, args.limit)
+        tasks = ev.load_suite(args.suite, args.data, args.corpus, args.limit, args.typed)
     except (ev.EvalError, ValueError) as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return 2
@@ -74,10 +77,12 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         result = ev.evaluate(backend, tasks, sizing, sampler, args.budget, not args.no_postprocess, args.timeout,
-                             args.memory_mb, progress=False if args.no_progress else None, on_record=write)
+                             args.memory_mb, progress=False if args.no_progress else None, on_record=write,
+                             heal=not args.no_heal)
     finally:
         if out is not None:
             out.close()
+    result["typed"] = args.typed
     if args.json:
         print(json.dumps(result))
     else:

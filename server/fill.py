@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.backend import Backend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
-from infill.canvas import Canvas, build_canvas, canvas_to_text, render_partial
+from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, render_partial
 from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
 from infill.postprocess import finalize
 
@@ -40,6 +40,12 @@ class Target:
     prompter: Any = None  # a chat model's prompter: it builds the context (engine.backends.prompting.ChatPrompter)
     steppable: bool = True  # False: the backend runs the whole loop on text requests; no canvas is built
     extra_slots: int = 0  # canvas slots added to every hole
+
+    @property
+    def heals(self) -> bool:
+        """Token healing (infill.canvas.heal_text) works on our own SPM canvases: a tokenizer that lists the tokens
+        starting with a text, and a loop we run (it limits the first slot)."""
+        return self.steppable and self.prompter is None and hasattr(self.tok, "starting_with")
 
     @classmethod
     def of(cls, backend: Any) -> Target:
@@ -83,7 +89,7 @@ class Plan:
             raise ValueError("this plan has no canvas: its backend is not steppable")
         # refine: the selection's tokens (and the pads after them) start decided; the sampler re-noises doubtful ones
         decided = [True] * len(c.canvas_ids) if self.mode == "refine" else None
-        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided)
+        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided, c.allowed)
 
     def between(self, i: int) -> str:
         """Document text between hole i and hole i + 1."""
@@ -120,11 +126,14 @@ class Outcome:
 # -- plans ------------------------------------------------------------------------------------------------------------
 
 
-def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_tokens: int) -> Plan:
-    """A single hole at a cursor, sized by its situation (capped at max_tokens)."""
+def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_tokens: int,
+                heal: bool = True) -> Plan:
+    """A single hole at a cursor, sized by its situation (capped at max_tokens). With `heal`, a cursor right after a
+    word token gets token healing where the backend allows it (infill.canvas.heal_text)."""
     t = _target(tok)
     hole = find_hole(text, offset, lang, t.sizing)
-    return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget)
+    healed = heal_text(text[: hole.start], t.tok) if heal and t.heals else ""
+    return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed)
 
 
 def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str | None, tok, budget: int,
@@ -162,15 +171,15 @@ def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget:
 
 
 def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int, mode: str = "fill",
-               instruction: str = "") -> Plan:
-    """The plan for these holes: tok is a Target (or a tokenizer: an SPM canvas)."""
+               instruction: str = "", heal: str = "") -> Plan:
+    """The plan for these holes: tok is a Target (or a tokenizer: an SPM canvas); heal: see build_canvas."""
     t = _target(tok)
     if t.extra_slots:
         holes = [replace(h, capacity=h.capacity + t.extra_slots) for h in holes]
     canvas = None
     if t.steppable:
         context = _chat_context(t.prompter, text, holes, lang, mode, instruction, budget) if t.prompter else None
-        canvas = build_canvas(text, holes, t.tok, budget, mode, instruction, context=context)
+        canvas = build_canvas(text, holes, t.tok, budget, mode, instruction, context=context, heal=heal)
     return Plan(text, lang, holes, mode, canvas, budget, instruction, t.prompter)
 
 
@@ -194,7 +203,7 @@ def fit(plan: Plan, tok, room: int) -> Plan:
         i = max(range(len(new)), key=new.__getitem__)
         new[i] -= 1
     holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
-    return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction)
+    return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal)
 
 
 def _chat_context(prompter: Any, text: str, holes: Sequence[Hole], lang: str | None, mode: str, instruction: str,
@@ -329,6 +338,9 @@ def _render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
             ids += [tok.special.mask] * (capacity - len(ids))
             masked += [True] * (capacity - len(masked))
         text, masks = render_partial(ids, masked, tok, PLACEHOLDER)
+        heal = plan.canvas.heal if plan.canvas is not None else ""
+        if heal and text.startswith(heal):  # the typed part the fill spells again is already in the document
+            text, masks = text[len(heal) :], [(a - len(heal), b - len(heal)) for a, b in masks]
         return Partial(text, masks, state.nfe, state.block, len(state.remasked))
     # several holes: each hole's slots rendered on its own, joined by the document's text between the holes
     assert plan.canvas is not None

@@ -38,6 +38,15 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("heldout_opf", "held-out packages", "one token per forward, start 8", "tree-sitter"),
     ("heldout_threshold", "held-out packages", "threshold 0.7, start 8", "tree-sitter"),
     ("heldout_confidence2", "held-out packages", "two tokens per forward, start 8", "tree-sitter"),
+    ("he_single_typed1_heal", "HumanEval single-line, 1 char typed", "threshold 0.9, token healing (default)",
+     "tree-sitter"),
+    ("he_single_typed1_noheal", "HumanEval single-line, 1 char typed", "threshold 0.9, no healing", "tree-sitter"),
+    ("he_single_typed2_heal", "HumanEval single-line, 2 chars typed", "threshold 0.9, token healing (default)",
+     "tree-sitter"),
+    ("he_single_typed2_noheal", "HumanEval single-line, 2 chars typed", "threshold 0.9, no healing", "tree-sitter"),
+    ("heldout_typed2_heal", "held-out packages, 2 chars typed", "threshold 0.9, token healing (default)",
+     "tree-sitter"),
+    ("heldout_typed2_noheal", "held-out packages, 2 chars typed", "threshold 0.9, no healing", "tree-sitter"),
 ]
 
 

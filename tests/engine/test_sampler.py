@@ -194,6 +194,29 @@ def test_a_first_canvas_the_model_ends_early_is_kept(backend, ctx):
     assert len(states[-1].ids) == 3
 
 
+def test_a_limited_slot_takes_only_its_allowed_ids_on_every_first_canvas(backend, ctx):
+    counting = CountingBackend(backend)
+    tok = backend.tokenizer
+    allowed = tok.starting_with(" ret")
+    best = tok.encode(" x")[0]
+
+    def want_x(handle, canvas_ids, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids)
+        logits[:, :, best] = 1e4  # every slot, the first included, "wants" " x"; nothing wants to end
+        logits[:, :, backend.special.pad] = -1e4
+        return logits
+
+    counting.denoise = want_x
+    cfg = SamplerConfig(start=4, block_size=8, max_new=12)
+    states, stats = run(counting, ctx, CanvasSpec.single(12, backend.special.mask, {0: allowed}), cfg)
+    assert stats.restarts >= 1  # the constraint holds on the 4-slot canvas and on the larger ones after it
+    for s in states:
+        assert s.masked[0] or s.ids[0] in allowed
+    assert states[-1].ids[0] in allowed and states[-1].ids[1:] == [best] * 11  # the next block is not limited
+    plain, _ = run(backend, ctx, CanvasSpec.single(6, backend.special.mask, {0: [], 99: [best]}), cfg)
+    assert plain[-1].ids == run(backend, ctx, CanvasSpec.single(6, backend.special.mask), cfg)[0][-1].ids
+
+
 def test_the_default_never_renoises_a_decided_slot(backend, ctx):
     a, b = backend.tokenizer.encode(" x")[0], backend.tokenizer.encode(" y")[0]
 

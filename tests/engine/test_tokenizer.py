@@ -44,3 +44,13 @@ def test_roundtrip_any_unicode(s):
 def test_token_bytes_concatenate_to_utf8():
     s = "naïve → 🙂\r\n\tx"
     assert b"".join(TOK.token_bytes(t) for t in TOK.encode(s)) == s.encode("utf-8")
+
+
+def test_starting_with_lists_every_token_that_extends_a_text():
+    ids = TOK.starting_with(" ret")
+    words = {TOK.decode([i]) for i in ids}
+    assert {" ret", " return"} <= words and all(w.startswith(" ret") for w in words)
+    every = [i for i in range(TOK.vocab_size) if TOK.token_bytes(i).startswith(b" ret")]
+    assert sorted(ids) == every
+    assert not set(ids) & TOK.special.all
+    assert TOK.starting_with("\U0001d518\U0001d518\U0001d518") == []  # nothing that long: an empty list

@@ -47,10 +47,23 @@ def test_eval_heldout_on_a_source_tree(capsys, tmp_path):
     assert r["tokens_per_forward"] <= 1.0 and r["sizing"] == "fixed:4" and "by_kind" in r
 
 
+def test_eval_typed_holes_are_healed_and_recorded(capsys, data_dir, tmp_path):
+    recs = tmp_path / "r.jsonl"
+    argv = ["eval", "--suite", "humaneval-single", "--typed", "2", "--limit", "2", "--json", "--data", str(data_dir),
+            "--threads", "1", "--no-progress", "--records", str(recs)]
+    r = run_json(capsys, argv)
+    assert r["n"] == 2 and r["typed"] == 2 and r["heal"] is True
+    rows = [json.loads(line) for line in recs.read_text().splitlines()]
+    assert all(row["heal"] and row["heal"].strip().isidentifier() for row in rows)  # the typed word's last token
+    r = run_json(capsys, [*argv, "--no-heal"])
+    assert r["heal"] is False and all(not json.loads(line)["heal"] for line in recs.read_text().splitlines())
+
+
 def test_eval_bad_options_exit_2(capsys):
     assert cli.main(["eval", "--suite", "heldout"]) == 2
     assert "--corpus" in capsys.readouterr().err
     assert cli.main(["eval", "--suite", "heldout", "--corpus", ".", "--sizing", "huge"]) == 2
+    assert cli.main(["eval", "--suite", "humaneval-single", "--typed", "-1"]) == 2
 
 
 @pytest.mark.slow

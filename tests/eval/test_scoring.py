@@ -103,3 +103,14 @@ def test_unknown_suite_and_missing_corpus_are_clear_errors():
         ev.load_suite("mbpp")
     with pytest.raises(ev.EvalError, match="--corpus"):
         ev.load_suite("heldout")
+
+
+def test_typed_puts_the_start_of_the_middles_first_word_before_the_cursor():
+    t = ev.Task("t/0", "toy", "python", "def f(x):\n", "\n", "    return x\n")
+    kept = ev.typed([t, ev.Task("t/1", "toy", "python", "a = ", "\n", "(x)"), ev.Task("t/2", "toy", "python", "", "",
+                                                                                    "  ab\n")], 2)
+    assert [k.task_id for k in kept] == ["t/0"]  # no word first, or a word of only 2 characters: left out
+    (k,) = kept
+    assert k.prefix == "def f(x):\n    re" and k.middle == "turn x\n" and k.prefix + k.middle == t.prefix + t.middle
+    with pytest.raises(ev.EvalError, match="n >= 1"):
+        ev.typed([t], 0)

@@ -1,6 +1,6 @@
 import pytest
 
-from infill.canvas import Canvas, build_canvas, canvas_to_text, render_partial, spm_context
+from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, render_partial, spm_context
 from infill.holes import Hole, find_placeholders, rewrite_hole
 
 SRC = "def a(x):\n    ...\n\n\ndef b(y):\n    ...\n\n\ndef c(z):\n    return z\n"
@@ -96,3 +96,47 @@ def test_render_partial_keeps_multibyte_chars_whole(tok):
     ids = tok.encode("s = 'é😀'")
     text, ranges = render_partial(ids, [False] * len(ids), tok)
     assert text == "s = 'é😀'" and ranges == []
+
+
+# -- token healing ----------------------------------------------------------------------------------------------------
+
+def _shipped():
+    from engine import DEFAULT_MODEL_DIR
+    from engine.tokenizer import Tokenizer
+
+    return Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
+
+
+def test_heal_text_is_the_word_token_the_cursor_ends():
+    tok = _shipped()
+    assert heal_text("def f(a):\n    ret", tok) == " ret"  # "    return" is ["   ", " return"]: " ret" is re-spelled
+    assert heal_text("for i in ra", tok) == " ra"
+    assert heal_text("x = self.assertEq", tok) == "Eq"  # the last token only, not the whole word
+    for prefix in ("def f(a):\n    ", "x = f(", "x = 1\n", "", "s = 'a' ", "x.", "y = 2 +"):
+        assert heal_text(prefix, tok) == "", prefix  # not right after a word character: nothing to heal
+
+
+def test_a_healed_canvas_starts_at_the_word_and_limits_its_first_slot_to_tokens_extending_it():
+    tok = _shipped()
+    text = "def f(a):\n    ret\n"
+    at = text.index("ret") + 3
+    cv = build_canvas(text, [Hole(at, at, "rest_of_line", 6)], tok, 256, heal=" ret")
+    assert cv.context_ids == spm_context(text[: at - 4], text[at:], tok, 256)  # the context stops before " ret"
+    words = [tok.decode([i]) for i in cv.allowed[0]]
+    assert " ret" in words and " return" in words and all(w.startswith(" ret") for w in words)
+    assert cv.heal == " ret"
+    ids = tok.encode(" return a\n")
+    assert canvas_to_text(cv, ids + [tok.special.pad] * (6 - len(ids)), tok) == ["urn a\n"]
+    assert cv.unheal(" rex") == ""  # a fill that does not re-spell the typed text is not used
+
+
+def test_healing_needs_one_cursor_hole_in_fill_mode_after_the_healed_text():
+    tok = _shipped()
+    text = "a = ret\nb = ret\n"
+    one, two = Hole(7, 7, "rest_of_line", 4), Hole(15, 15, "rest_of_line", 4)
+    with pytest.raises(ValueError, match="single cursor hole"):
+        build_canvas(text, [one, two], tok, 256, heal=" ret")
+    with pytest.raises(ValueError, match="single cursor hole"):
+        build_canvas(text, [Hole(4, 7, "rewrite", 4)], tok, 256, mode="regenerate", heal=" ret")
+    with pytest.raises(ValueError, match="does not end with"):
+        build_canvas(text, [Hole(6, 6, "rest_of_line", 4)], tok, 256, heal=" ret")

@@ -51,6 +51,22 @@ async def test_inline_completion_after_an_edit(session: Session, reference):
     assert notes[0]["masks"] and notes[0]["text"].endswith("·")
 
 
+async def test_a_cursor_inside_a_word_gets_the_rest_of_the_word_never_the_typed_part_again(session: Session,
+                                                                                             reference):
+    """Token healing over the wire: typed up to `    ret`, the canvas re-spells " ret" as its first token, and the
+    editor gets (streamed and final) only what comes after the cursor."""
+    session.configure(SHORT)
+    text = "def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    ret\n"
+    uri = session.open(text)
+    fut, _ = session.inline(uri, 4, 7, msg_id="inline-heal")
+    result = await fut
+    expected = reference(text, text.index("ret\n") + 3, SHORT)
+    notes = session.notes("inline-heal")
+    assert check_inline(notes, result, (4, 7), version=1) == expected
+    assert expected.startswith("urn ")  # "ret" + "urn s": the typed word completed, not a new one after it
+    assert not any(n["text"].startswith(("ret", " ret")) for n in notes)
+
+
 async def test_a_context_budget_beyond_the_model_is_cut_to_fit(session: Session):
     """contextBudget far above the model's positions: requests in a long file still complete (the budget is cut)."""
     session.configure({**SHORT, "contextBudget": 60000, "maxTokens": 4096})
