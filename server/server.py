@@ -39,7 +39,7 @@ from pydantic.alias_generators import to_camel
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
-from engine.sampler import Cancelled
+from engine.sampler import Cancelled, SampleStats
 from infill.document import Document, PositionError
 from server import fill, logs
 from server.config import NATIVE, SECTION, Settings, parse_settings
@@ -141,6 +141,8 @@ class DiffusionLanguageServer(LanguageServer):
         self.worker = Worker()
         self.jobs = Jobs()
         self.last: dict[str, Any] = {"lastLatencyMs": None, "tokensPerForward": None, "nfe": None}
+        # per document, its last inline completion: (settings, backend, text, cursor offset, completion)
+        self.recent: dict[str, tuple[Settings, Any, str, int, str]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutdown_requested = False
 
@@ -186,6 +188,22 @@ class DiffusionLanguageServer(LanguageServer):
 
     def enabled(self, doc: Document) -> bool:
         return self.settings.allows(self.language_ids.get(doc.uri), doc.language)
+
+    def typed_ahead(self, uri: str, text: str, offset: int) -> str | None:
+        """The rest of the document's last inline completion, when the text since differs from the one it was made
+        for only by the start of it, typed at its cursor (editors ask again at every keystroke): nothing to
+        denoise again. None when anything else changed, the settings or the model included."""
+        got = self.recent.get(uri)
+        if got is None:
+            return None
+        settings, backend, old, at, insert = got
+        n = offset - at
+        if settings != self.settings or backend is not self.backend or not 0 < n < len(insert):
+            return None
+        if len(text) != len(old) + n or text[at:offset] != insert[:n] or text[offset:] != old[at:] \
+                or text[:at] != old[:at]:
+            return None
+        return insert[n:]
 
     # -- settings -----------------------------------------------------------------------------------------------------
 
@@ -467,6 +485,7 @@ def create_server() -> DiffusionLanguageServer:
         """Forget the document and its cached context."""
         uri = params.text_document.uri
         ls.jobs.cancel(uri, "closed")
+        ls.recent.pop(uri, None)
         ls.documents.pop(uri, None)
         ls.language_ids.pop(uri, None)
         ls.out_of_sync.pop(uri, None)
@@ -482,9 +501,17 @@ def create_server() -> DiffusionLanguageServer:
         if not ls.enabled(doc):
             return types.InlineCompletionList(items=[])
         text, lang = doc.text, doc.language
-        job, plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens: fill.plan_cursor(
-            text, offset, lang, tok, budget, max_tokens))
+        ahead = ls.typed_ahead(doc.uri, text, offset)
+        if ahead is not None:  # answered at once; still a job, so it supersedes a fill in flight like any request
+            job = ls.jobs.start(doc.uri, doc.version, ls.protocol.msg_id, "inline")
+            ls.jobs.finish(job)
+            out = fill.Outcome([ahead], ahead, SampleStats())
+        else:
+            job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens: fill.plan_cursor(
+                text, offset, lang, tok, budget, max_tokens))
         insert = out.fills[0]
+        if insert:
+            ls.recent[doc.uri] = (ls.settings, ls.backend, text, offset, insert)
         line = doc.position_at(offset).line
         line_end = doc.offset_at(types.Position(line, len(doc.line_text(line)) * 2))  # past the end: the line's end
         rest = doc.text[offset:line_end]

@@ -67,6 +67,29 @@ async def test_a_cursor_inside_a_word_gets_the_rest_of_the_word_never_the_typed_
     assert not any(n["text"].startswith(("ret", " ret")) for n in notes)
 
 
+async def test_typing_the_start_of_a_completion_gets_its_rest_without_denoising_again(session: Session):
+    """Editors ask again at every keystroke: typing what the last completion starts with is answered from it (one
+    done notification, no forward); another character, or changed settings, denoise again."""
+    session.configure(SHORT)
+    text = "def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    ret\n"
+    uri = session.open(text)
+    full = (await session.inline(uri, 4, 7, msg_id="ahead-1")[0]).items[0].insert_text
+    assert len(full) >= 3 and "\n" not in full[:2]
+    session.edit(uri, 2, (4, 7), (4, 7), full[0])
+    result = await session.inline(uri, 4, 8, msg_id="ahead-2")[0]
+    notes = session.notes("ahead-2")
+    assert check_inline(notes, result, (4, 8), version=2) == full[1:]
+    assert len(notes) == 1 and notes[0]["nfe"] == 0
+    session.configure({**SHORT, "steps": 15})  # other settings: the last completion no longer stands
+    session.edit(uri, 3, (4, 8), (4, 8), full[1])
+    await session.inline(uri, 4, 9, msg_id="ahead-3")[0]
+    assert session.notes("ahead-3")[-1]["nfe"] > 0
+    session.configure(SHORT)
+    session.edit(uri, 4, (4, 9), (4, 9), "\u00a7")  # a character no completion here starts with
+    await session.inline(uri, 4, 10, msg_id="ahead-4")[0]
+    assert session.notes("ahead-4")[-1]["nfe"] > 0
+
+
 async def test_a_context_budget_beyond_the_model_is_cut_to_fit(session: Session):
     """contextBudget far above the model's positions: requests in a long file still complete (the budget is cut)."""
     session.configure({**SHORT, "contextBudget": 60000, "maxTokens": 4096})
