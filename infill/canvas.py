@@ -120,7 +120,7 @@ def heal_text(prefix: str, tok: TokenizerLike) -> str:
     (`starting_with`): " return", " returns", " ret"... The fill then re-spells the typed part, which is cut off again
     before it reaches the editor.
     """
-    line = prefix[prefix.rfind("\n") + 1 :]
+    line = prefix[max(prefix.rfind("\n") + 1, len(prefix) - 256) :]  # the line's end holds its last token
     if not line or not (line[-1].isalnum() or line[-1] == "_"):
         return ""
     ids = tok.encode(line)
