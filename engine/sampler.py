@@ -244,8 +244,13 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         n_left = int(candidates.sum())
         if n_left:
             steps_left = max(1, cfg.steps - step)
+            limited = candidates.clone().zero_()  # (C,)
+            for slot, _ok in limits:
+                limited[slot] = bool(candidates[slot])
             if steps_left == 1:  # the step limit: finalize everything now
                 transfer_index = candidates
+            elif bool(limited.any()):  # limited slots first, alone: the model only learns what they hold (the word
+                transfer_index = limited  # the user started, for healing) once they are decided
             elif bool((pad_ok & (x0_any == sp.pad))[candidates].all()):  # only the end is left: decide it at once
                 transfer_index = candidates
             else:

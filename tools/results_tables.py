@@ -47,6 +47,10 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("heldout_typed2_heal", "held-out packages, 2 chars typed", "threshold 0.9, token healing (default)",
      "tree-sitter"),
     ("heldout_typed2_noheal", "held-out packages, 2 chars typed", "threshold 0.9, no healing", "tree-sitter"),
+    ("santacoder_typed2_heal", "SantaCoder-FIM py/js/java, 2 chars typed", "threshold 0.9, token healing (default)",
+     "tree-sitter"),
+    ("santacoder_typed2_noheal", "SantaCoder-FIM py/js/java, 2 chars typed", "threshold 0.9, no healing",
+     "tree-sitter"),
 ]
 
 

@@ -212,6 +212,9 @@ def test_a_limited_slot_takes_only_its_allowed_ids_on_every_first_canvas(backend
     assert stats.restarts >= 1  # the constraint holds on the 4-slot canvas and on the larger ones after it
     for s in states:
         assert s.masked[0] or s.ids[0] in allowed
+    for s in states[:-1]:  # every canvas's first forward decides the limited slot, and only it (the others are
+        if s.step == 1 and s.block == 0:  # predicted once it is known)
+            assert not s.masked[0] and all(s.masked[1:]), s
     assert states[-1].ids[0] in allowed and states[-1].ids[1:] == [best] * 11  # the next block is not limited
     plain, _ = run(backend, ctx, CanvasSpec.single(6, backend.special.mask, {0: [], 99: [best]}), cfg)
     assert plain[-1].ids == run(backend, ctx, CanvasSpec.single(6, backend.special.mask), cfg)[0][-1].ids
