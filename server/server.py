@@ -501,6 +501,10 @@ def create_server() -> DiffusionLanguageServer:
         if not ls.enabled(doc):
             return types.InlineCompletionList(items=[])
         text, lang = doc.text, doc.language
+        automatic = params.context is not None and \
+            params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        if automatic and offset < len(text) and (text[offset].isalnum() or text[offset] == "_"):
+            return types.InlineCompletionList(items=[])  # typing inside a word: only an explicit request fills here
         ahead = ls.typed_ahead(doc.uri, text, offset)
         if ahead is not None:  # answered at once; still a job, so it supersedes a fill in flight like any request
             job = ls.jobs.start(doc.uri, doc.version, ls.protocol.msg_id, "inline")

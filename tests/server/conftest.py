@@ -104,9 +104,11 @@ class Session:
         self.client.protocol._result_types.pop(msg_id, None)
         return plain(await asyncio.wait_for(asyncio.wrap_future(fut), TIMEOUT))
 
-    def inline(self, uri: str, line: int, character: int, msg_id: str) -> tuple[asyncio.Future, dict]:
+    def inline(self, uri: str, line: int, character: int, msg_id: str, invoked: bool = False
+               ) -> tuple[asyncio.Future, dict]:
+        kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
         params = types.InlineCompletionParams(
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            context=types.InlineCompletionContext(trigger_kind=kind),
             text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character))
         return self.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id)
 

@@ -90,6 +90,17 @@ async def test_typing_the_start_of_a_completion_gets_its_rest_without_denoising_
     assert session.notes("ahead-4")[-1]["nfe"] > 0
 
 
+async def test_typing_inside_a_word_gets_no_automatic_completion_but_an_explicit_request_fills(session: Session):
+    session.configure(SHORT)
+    uri = session.open("def total(xs):\n    return sum(xs)\n")
+    result = await session.inline(uri, 1, 8, msg_id="word-auto")[0]  # "    ret|urn sum(xs)"
+    assert not result.items and session.notes("word-auto") == []  # answered at once: nothing denoised
+    await session.inline(uri, 1, 8, msg_id="word-invoked", invoked=True)[0]
+    assert session.notes("word-invoked")[-1]["done"] and session.notes("word-invoked")[-1]["nfe"] > 0
+    await session.inline(uri, 1, 18, msg_id="word-eol")[0]  # at the line's end: automatic requests fill as before
+    assert session.notes("word-eol")[-1]["nfe"] > 0
+
+
 async def test_a_context_budget_beyond_the_model_is_cut_to_fit(session: Session):
     """contextBudget far above the model's positions: requests in a long file still complete (the budget is cut)."""
     session.configure({**SHORT, "contextBudget": 60000, "maxTokens": 4096})
