@@ -55,6 +55,8 @@ REWRITE = "diffusion/rewrite"
 STATUS = "diffusion/status"
 REWRITE_COMMAND = "diffusion.rewrite"
 REQUEST_FAILED = types.LSPErrorCodes.RequestFailed
+RECENT = 4  # inline completions kept per document for typed_ahead: a typo typed and deleted finds its own again
+RECENT_MAX_CHARS = 2_000_000  # a document larger than this keeps none (each one holds a copy of its text)
 
 
 # -- custom request params ---------------------------------------------------------------------------------------------
@@ -141,8 +143,8 @@ class DiffusionLanguageServer(LanguageServer):
         self.worker = Worker()
         self.jobs = Jobs()
         self.last: dict[str, Any] = {"lastLatencyMs": None, "tokensPerForward": None, "nfe": None}
-        # per document, its last inline completion: (settings, backend, text, cursor offset, completion)
-        self.recent: dict[str, tuple[Settings, Any, str, int, str]] = {}
+        # per document, its last few inline completions, newest first: (settings, backend, text, cursor, completion)
+        self.recent: dict[str, list[tuple[Settings, Any, str, int, str]]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutdown_requested = False
 
@@ -190,20 +192,26 @@ class DiffusionLanguageServer(LanguageServer):
         return self.settings.allows(self.language_ids.get(doc.uri), doc.language)
 
     def typed_ahead(self, uri: str, text: str, offset: int) -> str | None:
-        """The rest of the document's last inline completion, when the text since differs from the one it was made
-        for only by the start of it, typed at its cursor (editors ask again at every keystroke): nothing to
-        denoise again. None when anything else changed, the settings or the model included."""
-        got = self.recent.get(uri)
-        if got is None:
-            return None
-        settings, backend, old, at, insert = got
-        n = offset - at
-        if settings != self.settings or backend is not self.backend or not 0 < n < len(insert):
-            return None
-        if len(text) != len(old) + n or text[at:offset] != insert[:n] or text[offset:] != old[at:] \
-                or text[:at] != old[:at]:
-            return None
-        return insert[n:]
+        """The rest of one of the document's last inline completions, when the text differs from the one it was made
+        for only by the start of it, typed at its cursor (editors ask again at every keystroke), or not at all (a
+        typo typed and deleted, the same place asked again): nothing to denoise again. None when anything else
+        changed, the settings or the model included."""
+        for settings, backend, old, at, insert in self.recent.get(uri, ()):
+            n = offset - at
+            if settings != self.settings or backend is not self.backend or not 0 <= n < len(insert):
+                continue
+            if len(text) == len(old) + n and text[at:offset] == insert[:n] and text[offset:] == old[at:] \
+                    and text[:at] == old[:at]:
+                return insert[n:]
+        return None
+
+    def remember(self, uri: str, text: str, offset: int, insert: str) -> None:
+        """Keep a completion for typed_ahead (the last RECENT of each document)."""
+        if len(text) > RECENT_MAX_CHARS:
+            self.recent.pop(uri, None)
+            return
+        kept = [r for r in self.recent.get(uri, ()) if (r[2], r[3]) != (text, offset)]
+        self.recent[uri] = [(self.settings, self.backend, text, offset, insert), *kept][:RECENT]
 
     # -- settings -----------------------------------------------------------------------------------------------------
 
@@ -515,7 +523,7 @@ def create_server() -> DiffusionLanguageServer:
                 text, offset, lang, tok, budget, max_tokens))
         insert = out.fills[0]
         if insert:
-            ls.recent[doc.uri] = (ls.settings, ls.backend, text, offset, insert)
+            ls.remember(doc.uri, text, offset, insert)
         line = doc.position_at(offset).line
         line_end = doc.offset_at(types.Position(line, len(doc.line_text(line)) * 2))  # past the end: the line's end
         rest = doc.text[offset:line_end]

@@ -69,7 +69,8 @@ async def test_a_cursor_inside_a_word_gets_the_rest_of_the_word_never_the_typed_
 
 async def test_typing_the_start_of_a_completion_gets_its_rest_without_denoising_again(session: Session):
     """Editors ask again at every keystroke: typing what the last completion starts with is answered from it (one
-    done notification, no forward); another character, or changed settings, denoise again."""
+    done notification, no forward); another character, or changed settings, denoise again; deleting a typo finds
+    the completion made before it."""
     session.configure(SHORT)
     text = "def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    ret\n"
     uri = session.open(text)
@@ -88,6 +89,11 @@ async def test_typing_the_start_of_a_completion_gets_its_rest_without_denoising_
     session.edit(uri, 4, (4, 9), (4, 9), "\u00a7")  # a character no completion here starts with
     await session.inline(uri, 4, 10, msg_id="ahead-4")[0]
     assert session.notes("ahead-4")[-1]["nfe"] > 0
+    session.edit(uri, 5, (4, 9), (4, 10), "")  # the typo deleted: an earlier completion (same settings) stands again
+    result = await session.inline(uri, 4, 9, msg_id="ahead-5")[0]
+    notes = session.notes("ahead-5")
+    assert check_inline(notes, result, (4, 9), version=5) == full[2:]
+    assert len(notes) == 1 and notes[0]["nfe"] == 0
 
 
 async def test_typing_inside_a_word_gets_no_automatic_completion_but_an_explicit_request_fills(session: Session):
