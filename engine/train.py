@@ -135,8 +135,8 @@ def loss_fn(model: DiffusionLM, batch: dict[str, Tensor], certainty: float = 0.0
     cross-entropy. It makes the model confident where it is right, so a threshold sampler finalizes more slots per
     forward; wrong slots get only the cross-entropy."""
     h = model(batch["ids"], batch["pos"], batch["mask"])  # (B, T, dim)
-    logits = model.logits(h).float()  # (B, T, V)
-    ce = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), reduction="none", ignore_index=-100)
+    logp = F.log_softmax(model.logits(h).float(), dim=-1)  # (B, T, V): the CE's, and certainty forcing's
+    ce = F.nll_loss(logp.flatten(0, 1), batch["targets"].flatten(), reduction="none", ignore_index=-100)
     ce = ce.view_as(batch["weights"])  # (B, T)
     T_ctx = int(batch["T_ctx"])
     w = batch["weights"]
@@ -148,9 +148,9 @@ def loss_fn(model: DiffusionLM, batch: dict[str, Tensor], certainty: float = 0.0
     parts = {"ar": float(ar.detach()), "diff": float(diff.detach()), "diff_ce": raw_diff}
     if certainty <= 0:
         return ar + diff, parts
-    logp = F.log_softmax(logits[:, T_ctx:], dim=-1)  # (B, T_can, V)
-    entropy = -(logp.exp() * logp).sum(-1)
-    right = logp.argmax(-1) == batch["targets"][:, T_ctx:]
+    can = logp[:, T_ctx:]  # (B, T_can, V)
+    entropy = -(can.exp() * can).sum(-1)
+    right = can.argmax(-1) == batch["targets"][:, T_ctx:]
     cf = (entropy * right * w[:, T_ctx:]).sum() / B
     parts["certainty"] = float(cf.detach())
     return ar + diff + certainty * cf, parts
