@@ -200,6 +200,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     remask_left = cfg.max_remask
     banned = torch.tensor(sorted(sp.all - {sp.pad}), dtype=torch.long)  # control tokens never appear in a fill
     limits: list[tuple[int, Tensor]] | None = None  # (slot, (V,) bool: the ids it may take), at the first forward
+    limited_slots = torch.zeros(C, dtype=torch.bool)  # (C,) the slots limits covers
     # uniform noise: random ids above the specials (ours come first; elsewhere a stray special is merely noise)
     noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,)
     step = 0
@@ -213,6 +214,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         logits[:, banned] = -math.inf
         if limits is None:
             limits = _limits(spec.allowed, C, logits.shape[-1], logits.device)
+            limited_slots[[slot for slot, _ok in limits]] = True
         for slot, ok in limits:
             logits[slot] = torch.where(ok, logits[slot], -math.inf)
         probs = torch.softmax(logits / max(cfg.temperature, 1e-6) if cfg.temperature > 0 else logits, dim=-1)  # (C, V)
@@ -244,9 +246,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         n_left = int(candidates.sum())
         if n_left:
             steps_left = max(1, cfg.steps - step)
-            limited = candidates.clone().zero_()  # (C,)
-            for slot, _ok in limits:
-                limited[slot] = bool(candidates[slot])
+            limited = candidates & limited_slots  # (C,)
             if steps_left == 1:  # the step limit: finalize everything now
                 transfer_index = candidates
             elif bool(limited.any()):  # limited slots first, alone: the model only learns what they hold (the word
