@@ -120,6 +120,8 @@ def heal_text(prefix: str, tok: TokenizerLike) -> str:
     (`starting_with`): " return", " returns", " ret"... The fill then re-spells the typed part, which is cut off again
     before it reaches the editor.
     """
+    if not hasattr(tok, "starting_with"):  # a tokenizer that cannot list the tokens extending a text cannot heal
+        return ""
     line = prefix[max(prefix.rfind("\n") + 1, len(prefix) - 256) :]  # the line's end holds its last token
     if not line or not (line[-1].isalnum() or line[-1] == "_"):
         return ""

@@ -335,7 +335,7 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     tok = backend.tokenizer
     hole = find_hole(task.prefix + task.suffix, len(task.prefix), task.lang, tok)
     cfg = sampler.cfg
-    healed = heal_text(task.prefix, tok) if heal and not sampler.ar and hasattr(tok, "starting_with") else ""
+    healed = heal_text(task.prefix, tok) if heal and not sampler.ar else ""
     if sizing.mode == "oracle":  # oracle and fixed sizes are the canvas: no smaller first canvas (start 0)
         capacity, grow, cfg = len(tok.encode(healed + task.middle)) + 1, False, replace(cfg, start=0)
     elif sizing.mode == "fixed":

@@ -43,9 +43,9 @@ class Target:
 
     @property
     def heals(self) -> bool:
-        """Token healing (infill.canvas.heal_text) works on our own SPM canvases: a tokenizer that lists the tokens
-        starting with a text, and a loop we run (it limits the first slot)."""
-        return self.steppable and self.prompter is None and hasattr(self.tok, "starting_with")
+        """Token healing (infill.canvas.heal_text) works on our own SPM canvases, in a loop we run (it limits the
+        first slot); heal_text itself needs a tokenizer that lists the tokens starting with a text."""
+        return self.steppable and self.prompter is None
 
     @classmethod
     def of(cls, backend: Any) -> Target:

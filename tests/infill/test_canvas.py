@@ -113,6 +113,11 @@ def test_heal_text_is_the_word_token_the_cursor_ends():
     assert heal_text("for i in ra", tok) == " ra"
     assert heal_text("x = self.assertEq", tok) == "Eq"  # the last token only, not the whole word
     assert heal_text("x = " + "a + " * 100_000 + "ret", tok) == " ret"  # a huge line: only its end is read
+
+    class NoList:  # a tokenizer that cannot list the tokens extending a text (a remote one, a chat model's)
+        special, encode, decode = tok.special, tok.encode, tok.decode
+
+    assert heal_text("def f(a):\n    ret", NoList()) == ""
     for prefix in ("def f(a):\n    ", "x = f(", "x = 1\n", "", "s = 'a' ", "x.", "y = 2 +"):
         assert heal_text(prefix, tok) == "", prefix  # not right after a word character: nothing to heal
 
