@@ -40,6 +40,9 @@ class ExampleConfig:
     rewrite_p: float = 0.1  # share of rewrite examples (canvas starts from a corrupted copy)
     all_pad_p: float = 0.03  # middle fully committed: the canvas is all pads (teaches "the fill is over")
     whole_line_p: float = 0.5  # a span that starts a line also takes its indentation and, ending one, its newline
+    free_capacity_p: float = 0.5  # share of ending canvases whose capacity is drawn up to the block, whatever the
+    #                               fill's length (the server's canvases grow past short fills: 8 -> 16 -> 32; r4 on,
+    #                               r1-r3 trained with 0)
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,9 @@ class ExampleStream:
         if rem >= cfg.block:  # a full block: no pad, the sampler commits it and goes on
             target = middle[k:k + cfg.block]
         else:  # the middle ends in this canvas: pads after it, capacity at least one slot more than the rest
-            cap = rng.randint(rem + 1, max(rem + 1, min(cfg.block, 2 * rem + 8)))
+            free = cfg.free_capacity_p > 0 and rng.random() < cfg.free_capacity_p  # p = 0 draws nothing, as r1-r3
+            hi = cfg.block if free else min(cfg.block, 2 * rem + 8)
+            cap = rng.randint(rem + 1, max(rem + 1, hi))
             target = middle[k:] + [sp.pad] * (cap - rem)
         return Example(context=ctx + middle[:k], target=target, rewrite=k == 0 and rng.random() < cfg.rewrite_p)
 

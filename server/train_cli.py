@@ -96,6 +96,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=None, help="steps of linear warm-up")
     p.add_argument("--certainty", type=float, default=None,
                    help="weight of certainty forcing (entropy of the slots the model gets right; default 0)")
+    p.add_argument("--free-capacity", type=float, default=None,
+                   help="share of canvases whose capacity is drawn independently of the fill's length (default 0.5)")
     p.add_argument("--ckpt-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--workers", type=int, default=None,
@@ -152,6 +154,8 @@ def main(args: argparse.Namespace) -> int:
     ecfg = ExampleConfig()
     if args.max_budget:
         ecfg = replace(ecfg, max_budget=args.max_budget)
+    if args.free_capacity is not None:
+        ecfg = replace(ecfg, free_capacity_p=args.free_capacity)
 
     def make_examples(seed: int) -> ExampleStream:
         return ExampleStream(files, tok, ecfg, seed=seed)

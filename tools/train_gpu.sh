@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Train the shipped model's architecture on one GPU: the recipe of diffusion-ls-code-17m(-r2, -r3).
+# Train the shipped model's architecture on one GPU: the recipe of diffusion-ls-code-17m(-r2, -r3, -r4).
 #
 #   bash tools/train_gpu.sh CORPUS.jsonl OUT_DIR MINUTES_NOW [TOTAL_MINUTES]
 #   INIT=MODEL_DIR LR=1.2e-3 WARMUP=200 SEED=1 bash tools/train_gpu.sh ...   (start from a model's weights)
 #   CERTAINTY=1.0 ...   (certainty forcing: see engine/train.py loss_fn)
+#   FREE=0.5 ...   (share of canvases whose capacity is drawn independently of the fill's length: infill/training.py)
 #
 # Resumable: run it again with the same OUT_DIR and it goes on from OUT_DIR/ckpt (weights, optimizer, counters).
 # The cosine schedule runs over TOTAL_MINUTES of training time (default 15.2), so a run split over several sessions
@@ -13,6 +14,8 @@
 #   r2: INIT=<r1 weights> LR=1.2e-3 WARMUP=200 SEED=1, 25 minutes, corpus of 230 packages
 #   r3: INIT=<r2 weights> LR=6e-4 WARMUP=200 SEED=2 CERTAINTY=1.0, 24 minutes, the odd lines of r2's corpus
 #       (awk 'NR % 2 == 1' build/corpus/train.jsonl: every other file, half the bytes, to travel with the tree)
+#   r4: INIT=<r3 weights> LR=5e-4 WARMUP=200 SEED=3 CERTAINTY=2.0 FREE=0.5, the even lines of r2's corpus
+#       (awk 'NR % 2 == 0'), 16.3 minutes of a 17-minute schedule, then 7.7 more with TOTAL_MINUTES 24
 # Export with
 #   diffusion-ls train --export OUT_DIR --to engine/assets/model
 set -euo pipefail
@@ -25,5 +28,5 @@ start=(--scratch)
 [ -n "${INIT:-}" ] && start=(--init "$INIT")
 exec python -m server.cli train "${start[@]}" --device cuda --corpus "$corpus" --out "$out" \
   --dim 384 --heads 6 --layers 8 --ffn 1024 --max-budget 768 --batch-size 128 --lr "${LR:-1.5e-3}" \
-  --warmup "${WARMUP:-300}" --seed "${SEED:-0}" --certainty "${CERTAINTY:-0}" --ckpt-every 500 \
+  --warmup "${WARMUP:-300}" --seed "${SEED:-0}" --certainty "${CERTAINTY:-0}" --free-capacity "${FREE:-0}" --ckpt-every 500 \
   --total-minutes "$total" --minutes "$minutes"

@@ -35,6 +35,22 @@ def test_examples_are_spm_canvases_with_pads_after_the_middle():
             assert all(t == sp.pad for t in ex.target[first:])
 
 
+def test_free_capacity_draws_canvases_past_the_length_rule_up_to_the_block():
+    """Capacities follow the fill's length (at most 2 * rest + 8) unless free_capacity_p draws them up to the block,
+    as the server's canvases grow past a short fill (8 -> 16 -> 32)."""
+    sp = TOK.special
+
+    def ending(p: float) -> list[tuple[int, int]]:  # (rest of the middle, capacity) of canvases that end
+        stream = ExampleStream(fixture_files(), TOK, ExampleConfig(free_capacity_p=p), seed=5)
+        return [(ex.target.index(sp.pad), len(ex.target)) for ex in itertools.islice(stream, 400)
+                if sp.pad in ex.target]
+
+    tied, free = ending(0.0), ending(1.0)
+    assert all(rest < cap <= min(32, 2 * rest + 8) for rest, cap in tied)
+    assert all(rest < cap <= 32 for rest, cap in free)
+    assert sum(cap > 2 * rest + 8 for rest, cap in free) > len(free) // 10
+
+
 def test_a_tiny_run_lowers_the_loss_and_resumes(tmp_path):
     short = ExampleConfig(min_budget=32, max_budget=96)
     examples = list(itertools.islice(ExampleStream(fixture_files(), TOK, short, seed=0), 4))
