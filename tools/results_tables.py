@@ -1,9 +1,12 @@
 """Print the markdown results tables of MODEL_CARD.md / README.md from the JSON files under docs/results/.
 
     python tools/results_tables.py docs/results
+    python tools/results_tables.py --commands docs/results OUT   (the eval command of every file, writing OUT/<file>)
 
 Every figure comes from a file written by `diffusion-ls eval --json` / `diffusion-ls bench --json` (the commands are
-listed beside the tables), so the tables are regenerated, never typed in.
+listed beside the tables), so the tables are regenerated, never typed in. `--commands` reads each file's own record
+(suite, holes, sampler, sizing, first canvas, typed characters, healing) back into the command that re-measures it,
+one per line: `... --commands docs/results build/new | xargs -P 2 -I{} sh -c {}` re-measures them all, two at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("he_single_confidence2", "HumanEval single-line", "two tokens per forward, start 8", "tree-sitter"),
     ("he_single_confidence3", "HumanEval single-line", "three tokens per forward, start 8", "tree-sitter"),
     ("he_single_confidence4", "HumanEval single-line", "four tokens per forward, start 8", "tree-sitter"),
+    ("he_single_default_start16", "HumanEval single-line", "threshold 0.9, start 16", "tree-sitter"),
     ("he_single_default_start0", "HumanEval single-line", "threshold 0.9, start 0", "tree-sitter"),
     ("he_single_threshold_start0", "HumanEval single-line", "threshold 0.7, start 0", "tree-sitter"),
     ("he_single_default_oracle", "HumanEval single-line", "threshold 0.9 (default)", "oracle"),
@@ -36,6 +40,7 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("safim_api", "SAFIM-python api", "threshold 0.9, start 8 (default)", "tree-sitter"),
     ("heldout_default", "held-out packages", "threshold 0.9, start 8 (default)", "tree-sitter"),
     ("heldout_opf", "held-out packages", "one token per forward, start 8", "tree-sitter"),
+    ("heldout_default_start16", "held-out packages", "threshold 0.9, start 16", "tree-sitter"),
     ("heldout_threshold", "held-out packages", "threshold 0.7, start 8", "tree-sitter"),
     ("heldout_confidence2", "held-out packages", "two tokens per forward, start 8", "tree-sitter"),
     ("he_single_typed1_heal", "HumanEval single-line, 1 char typed", "threshold 0.9, token healing (default)",
@@ -89,7 +94,35 @@ def bench(d: Path) -> str:
     return "\n".join(out)
 
 
+def commands(d: Path, out: str, extra: str = "") -> list[str]:
+    """The eval command that writes each results file again (into `out`), from the file's own record."""
+    lines = []
+    for f in sorted(d.glob("*.json")):
+        r = json.loads(f.read_text())
+        if "suite" not in r:  # bench.json
+            continue
+        cmd = ["diffusion-ls eval", f"--suite {r['suite']}", f"--limit {r['n']}", f"--sampler {r['sampler']}"]
+        if r["suite"] == "heldout":
+            cmd.append("--corpus build/corpus/heldout_tree")
+        if r.get("sizing", "syntax") != "syntax":
+            cmd.append(f"--sizing {r['sizing']}")
+        start = (r.get("sampler_config") or {}).get("start")
+        if start is not None and start != 8:
+            cmd.append(f"--start {start}")
+        if r.get("typed"):
+            cmd.append(f"--typed {r['typed']}")
+        if r.get("heal") is False:
+            cmd.append("--no-heal")
+        if not r.get("postprocess", True):
+            cmd.append("--no-postprocess")
+        lines.append(" ".join(cmd + ["--json --threads 1 --no-progress", extra]).rstrip() + f" > {out}/{f.name}")
+    return lines
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--commands":
+        print("\n".join(commands(Path(sys.argv[2]), sys.argv[3], " ".join(sys.argv[4:]))))
+        sys.exit(0)
     d = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results")
     print(quality(d))
     print()

@@ -77,3 +77,26 @@ def test_bench_quick_json_through_the_server(capsys, tmp_path):
     assert r["lsp_overhead_ratio"] > 0 and r["first_state_ms_p50"] <= r["final_ms_p50"]
     e = r["engine"]
     assert e["one_per_forward"]["tokens_per_forward"] <= 1.0 and e["ar"]["tokens_per_forward"] <= 1.0
+
+
+def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, data_dir, tmp_path):
+    """tools/results_tables.py --commands reads a results file back into the eval command that wrote it."""
+    import importlib.util
+    import shlex
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "results_tables.py"
+    spec = importlib.util.spec_from_file_location("results_tables", path)
+    assert spec and spec.loader
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    first = run_json(capsys, ["eval", "--suite", "humaneval-single", "--typed", "2", "--no-heal", "--start", "0",
+                              "--sizing", "fixed:16", "--sampler", "threshold:0.7", "--limit", "2", "--json",
+                              "--data", str(data_dir), "--threads", "1", "--no-progress"])
+    (tmp_path / "x.json").write_text(json.dumps(first))
+    (line,) = tables.commands(tmp_path, "OUT", f"--data {data_dir}")
+    words = shlex.split(line)
+    assert words[:2] == ["diffusion-ls", "eval"] and words[-2:] == [">", "OUT/x.json"]
+    again = run_json(capsys, words[1:-2])
+    keys = ("suite", "n", "sampler", "sizing", "typed", "heal", "sampler_config", "exact_match", "nfe")
+    assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
