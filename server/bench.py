@@ -107,7 +107,7 @@ def machine(backend) -> dict:
         "device": backend.device,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
+        "os": platform.system(),
         "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "model": backend.model_name,
         "params_m": round(sum(p.numel() for p in backend.model.parameters()) / 1e6, 2)
