@@ -28,7 +28,7 @@ class Cancelled(Exception):
 @dataclass(frozen=True)
 class SamplerConfig:
     strategy: str = "threshold"  # every slot at least `threshold` confident, and always the most confident one: with
-    #                              the shipped model as good as one slot per forward in ~30% fewer forwards
+    #                              the shipped model as good as one slot per forward in ~36% fewer forwards
     steps: int = 32  # the step limit per block: past it every remaining slot is finalized at once
     k: int = 0  # top-k strategies: tokens per forward (0 = spread the block evenly over `steps`)
     threshold: float = 0.9  # `threshold`: finalize every slot at least this confident (always >= 1 per forward);
@@ -42,6 +42,9 @@ class SamplerConfig:
     pad_confidence: float = 0.2  # pads' confidence is scaled by this when choosing what to finalize: < 1 decides
     #                              text before the end, so a weak model's early pad guesses cannot cut fills short
     refine_threshold: float = 0.2  # rewrite/refine: given tokens below this probability are re-noised first
+    end_threshold: float = 0.9  # when every slot left after a forward's selection is a pad at least this likely,
+    #                             following text decided in an earlier forward, the end is decided in that forward
+    #                             instead of one of its own (0: never; HumanEval 6.8 -> 6.1 forwards, same scores)
     block_size: int = 32  # block-autoregressive: longer holes are denoised block by block, committed in between
     max_new: int = 256  # hard cap on a grown fill
     grow: bool = True  # a single hole whose canvas fills up without ending gets another block
@@ -57,6 +60,8 @@ class SamplerConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}; one of {', '.join(STRATEGIES)}")
         if self.noise not in ("mask", "uniform"):
             raise ValueError(f"unknown noise {self.noise!r}; 'mask' or 'uniform'")
+        if not 0 <= self.end_threshold <= 1:
+            raise ValueError("end_threshold must be in [0, 1]")
         if self.steps < 1 or self.block_size < 1:
             raise ValueError("steps and block_size must be >= 1")
         if self.start < 0:
@@ -163,6 +168,21 @@ def _pad_runs(x: Tensor, x0_any: Tensor, decided: Tensor, holes: Sequence[tuple[
     return ok
 
 
+def _sure_end(rest: Tensor, decided: Tensor, end_run: Tensor, p_pad: Tensor, holes: Sequence[tuple[int, int]],
+              threshold: float) -> bool:
+    """Whether the slots left after a forward's selection (`rest`) can be decided as the end at once: each is a pad of
+    its hole's right-end run (`end_run`), at least `threshold` likely, and each hole's run follows a text slot
+    decided in an earlier forward (`decided`, before this one), so the end is never guessed beside a text token
+    decided in the same forward, nor for a hole with no text yet."""
+    if not bool((end_run & (p_pad >= threshold))[rest].all()):
+        return False
+    for a, b in holes:
+        left = rest[a:b].nonzero().flatten()
+        if len(left) and not (int(left[0]) > a and bool(decided[a + int(left[0]) - 1])):
+            return False
+    return True
+
+
 def _limits(allowed: dict[int, list[int]] | None, C: int, V: int, device: torch.device) -> list[tuple[int, Tensor]]:
     out = []
     for slot, ids in (allowed or {}).items():
@@ -257,6 +277,10 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
             else:
                 k = cfg.k or math.ceil(n_left / steps_left)
                 transfer_index = select(cfg, probs, conf, candidates, k)
+            rest = candidates & ~transfer_index  # (C,)
+            if cfg.end_threshold > 0 and bool(rest.any()) and _sure_end(
+                    rest, decided, pad_ok & (x0_any == sp.pad), probs[:, sp.pad], spec.holes, cfg.end_threshold):
+                transfer_index = candidates  # the end with the text: it would take a forward of its own
             x = torch.where(transfer_index, x0, x)
             decided = decided | transfer_index
             stats.finalized += int(transfer_index.sum())

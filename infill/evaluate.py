@@ -263,8 +263,9 @@ class Sampler:
 
 
 def one_per_forward(base: SamplerConfig | None = None) -> SamplerConfig:
-    """One token finalized per forward, most confident first: the baseline the fast samplers are measured against."""
-    return replace(base or SamplerConfig(), strategy="confidence", k=1, steps=ONE_PER_FORWARD_STEPS)
+    """One token finalized per forward, most confident first: the baseline the fast samplers are measured against
+    (the end, a run of pads, is decided in one forward of its own, never with the text)."""
+    return replace(base or SamplerConfig(), strategy="confidence", k=1, steps=ONE_PER_FORWARD_STEPS, end_threshold=0)
 
 
 def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:

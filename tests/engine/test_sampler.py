@@ -113,6 +113,50 @@ def test_pads_grow_only_from_the_right_end_and_are_trimmed(backend, ctx):
     assert stats.tokens == 6 and stats.blocks == 1
 
 
+def steered(backend, text: dict[int, list[int]], pad_from: int) -> CountingBackend:
+    """Slots given one id (sure) or several ids (a tie, so unsure), and pads sure from `pad_from` on."""
+    counting = CountingBackend(backend)
+
+    def steer(handle, canvas_ids, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids)
+        for slot, ids in text.items():
+            logits[:, slot, ids] = 1e4
+        logits[:, pad_from:, backend.special.pad] = 1e4
+        return logits
+
+    counting.denoise = steer
+    return counting
+
+
+@pytest.mark.parametrize("end_threshold, forwards", [(0.9, 2), (0.0, 3)])
+def test_a_sure_end_is_decided_with_the_text_that_completes_it(backend, ctx, end_threshold, forwards):
+    """Slot 1 is sure (forward 1), slot 0 a tie (forward 2); the pads after slot 1, sure all along, are decided in
+    forward 2 with slot 0, instead of a third forward of their own (end_threshold 0)."""
+    x, y, z = (backend.tokenizer.encode(c)[0] for c in "xyz")
+    counting = steered(backend, {0: [x, y], 1: [z]}, pad_from=2)
+    cfg = SamplerConfig(block_size=6, max_new=6, grow=False, start=0, end_threshold=end_threshold)
+    states, stats = run(counting, ctx, CanvasSpec.single(6, backend.special.mask), cfg)
+    assert states[0].masked == [True, False, True, True, True, True]
+    assert stats.nfe == counting.forwards == forwards
+    assert states[-1].ids[1] == z and states[-1].ids[0] in (x, y) and len(states[-1].ids) == 2
+
+
+def test_the_end_is_not_decided_beside_text_decided_in_the_same_forward(backend, ctx):
+    """Both text slots are sure at forward 1: the pads after them wait for a forward that sees that text."""
+    x, z = (backend.tokenizer.encode(c)[0] for c in "xz")
+    counting = steered(backend, {0: [x], 1: [z]}, pad_from=2)
+    cfg = SamplerConfig(block_size=6, max_new=6, grow=False, start=0)
+    states, stats = run(counting, ctx, CanvasSpec.single(6, backend.special.mask), cfg)
+    assert states[0].masked == [False, False, True, True, True, True]
+    assert stats.nfe == 2 and states[-1].ids == [x, z]
+
+
+def test_one_per_forward_never_decides_the_end_with_the_text():
+    from infill.evaluate import one_per_forward
+
+    assert one_per_forward().end_threshold == 0 and SamplerConfig().end_threshold > 0
+
+
 def test_pad_is_never_finalized_inside_the_text(backend, ctx):
     counting = CountingBackend(backend)
 
@@ -271,6 +315,8 @@ def test_bad_sampler_config_is_rejected():
         SamplerConfig(noise="gaussian")
     with pytest.raises(ValueError):
         SamplerConfig(steps=0)
+    with pytest.raises(ValueError, match="end_threshold"):
+        SamplerConfig(end_threshold=1.5)
 
 
 def test_autoregressive_baseline_counts_one_forward_per_token(backend, ctx):
