@@ -5,8 +5,9 @@
 
 Every figure comes from a file written by `diffusion-ls eval --json` / `diffusion-ls bench --json` (the commands are
 listed beside the tables), so the tables are regenerated, never typed in. `--commands` reads each file's own record
-(suite, holes, sampler, sizing, first canvas, typed characters, healing) back into the command that re-measures it,
-one per line: `... --commands docs/results build/new | xargs -P 2 -I{} sh -c {}` re-measures them all, two at a time.
+(suite, holes, sampler, context budget, sizing, first canvas, typed characters, healing) back into the command that
+re-measures it, one per line: `... --commands docs/results build/new | xargs -P 2 -I{} sh -c {}` re-measures them
+all, two at a time.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def commands(d: Path, out: str, extra: str = "") -> list[str]:
         cmd = ["diffusion-ls eval", f"--suite {r['suite']}", f"--limit {r['n']}", f"--sampler {r['sampler']}"]
         if r["suite"] == "heldout":
             cmd.append("--corpus build/corpus/heldout_tree")
+        if r.get("context_budget"):
+            cmd.append(f"--budget {r['context_budget']}")
         if r.get("sizing", "syntax") != "syntax":
             cmd.append(f"--sizing {r['sizing']}")
         start = (r.get("sampler_config") or {}).get("start")

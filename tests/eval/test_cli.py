@@ -91,12 +91,14 @@ def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, d
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
     first = run_json(capsys, ["eval", "--suite", "humaneval-single", "--typed", "2", "--no-heal", "--start", "0",
-                              "--sizing", "fixed:16", "--sampler", "threshold:0.7", "--limit", "2", "--json",
+                              "--sizing", "fixed:16", "--sampler", "threshold:0.7", "--budget", "200", "--limit", "2",
+                              "--json",
                               "--data", str(data_dir), "--threads", "1", "--no-progress"])
     (tmp_path / "x.json").write_text(json.dumps(first))
     (line,) = tables.commands(tmp_path, "OUT", f"--data {data_dir}")
     words = shlex.split(line)
     assert words[:2] == ["diffusion-ls", "eval"] and words[-2:] == [">", "OUT/x.json"]
     again = run_json(capsys, words[1:-2])
-    keys = ("suite", "n", "sampler", "sizing", "typed", "heal", "sampler_config", "exact_match", "nfe")
+    keys = ("suite", "n", "sampler", "sizing", "typed", "heal", "context_budget", "sampler_config", "exact_match",
+            "nfe")
     assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
