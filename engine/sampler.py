@@ -246,6 +246,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         x0_text = _pick(torch.softmax(no_pad_logits / max(cfg.temperature, 1e-6) if cfg.temperature > 0
                                       else no_pad_logits, dim=-1), cfg, gen)  # (C,)
         x0 = torch.where(pad_ok, x0_any, x0_text)  # (C,): pads only in the right-end runs
+        end_run = pad_ok & (x0_any == sp.pad)  # (C,): the slots that would be the end if decided now
         conf = probs.gather(1, x0.unsqueeze(1)).squeeze(1)  # (C,)
         conf = torch.where(x0 == sp.pad, conf * cfg.pad_confidence, conf)  # (C,)
         # self-correction: re-noise finalized slots the model no longer believes (bounded), refine mode's first pass
@@ -272,14 +273,14 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
                 transfer_index = candidates
             elif bool(limited.any()):  # limited slots first, alone: the model only learns what they hold (the word
                 transfer_index = limited  # the user started, for healing) once they are decided
-            elif bool((pad_ok & (x0_any == sp.pad))[candidates].all()):  # only the end is left: decide it at once
+            elif bool(end_run[candidates].all()):  # only the end is left: decide it at once
                 transfer_index = candidates
             else:
                 k = cfg.k or math.ceil(n_left / steps_left)
                 transfer_index = select(cfg, probs, conf, candidates, k)
             rest = candidates & ~transfer_index  # (C,)
             if cfg.end_threshold > 0 and bool(rest.any()) and _sure_end(
-                    rest, decided, pad_ok & (x0_any == sp.pad), probs[:, sp.pad], spec.holes, cfg.end_threshold):
+                    rest, decided, end_run, probs[:, sp.pad], spec.holes, cfg.end_threshold):
                 transfer_index = candidates  # the end with the text: it would take a forward of its own
             x = torch.where(transfer_index, x0, x)
             decided = decided | transfer_index
