@@ -29,18 +29,91 @@ eq(ghost.chunks('😀·é', { { 2, 3 } }, 'G', 'M'), { { { '😀', 'G' }, { '·'
 eq(ghost.chunks('a\n\nb', {}, 'G', 'M'), { { { 'a', 'G' } }, {}, { { 'b', 'G' } } }, 'empty line')
 eq(ghost.chunks('··\n··', { { 0, 5 } }, 'G', 'M'), { { { '··', 'M' } }, { { '··', 'M' } } }, 'mask over a newline')
 
--- config validation: bad values are refused, the previous options stay
-eq(config.set({ debounce_ms = -1 }), false, 'negative debounce refused')
-eq(config.set({ keymaps = { nope = 'x' } }), false, 'unknown keymap refused')
-eq(config.set({ rewrite_mode = 'refine', keymaps = { accept = false } }), true, 'valid options')
+-- config validation: each invalid or unknown option is named and its default used; every other option applies
+eq(config.set({ rewrite_mode = 'refine', keymaps = { accept = false } }), {}, 'valid options: no problem')
 eq(config.get().keymaps.accept, false, 'keymap disabled')
 eq(config.get().keymaps.accept_word, '<C-Right>', 'other keymaps keep their defaults')
+local problems = config.set({
+  debounce_ms = 'fast', rewrite_mode = 'refine', cmd = {}, bogus = true,
+  keymaps = { accept = 1, nope = 'x', dismiss = false },
+})
+eq(problems, {
+  'cmd: expected non-empty list of strings, got {}; using the default { "diffusion-ls", "serve" }',
+  'debounce_ms: expected number >= 0, got "fast"; using the default 150',
+  'keymaps.accept: expected string or false, got 1; using the default "<Tab>"',
+  'unknown keymap keymaps.nope ignored',
+  'unknown option bogus ignored',
+}, 'every problem named, sorted')
+eq(config.problems(), problems, 'kept for :checkhealth')
+eq({ config.get().debounce_ms, config.get().cmd, config.get().keymaps.accept }, { 150, { 'diffusion-ls', 'serve' }, '<Tab>' },
+  'invalid options: their defaults')
+eq({ config.get().rewrite_mode, config.get().keymaps.dismiss }, { 'refine', false }, 'valid options next to them apply')
+eq(config.set({ debounce_ms = -1 })[1], 'debounce_ms: expected number >= 0, got -1; using the default 150', 'negative')
+eq(config.set('fast'), { 'options must be a table, got string; using the defaults' }, 'not a table')
+eq(config.set({ filetypes = { 'lua' } }), {}, 'a list')
+eq(config.get().filetypes, { 'lua' }, 'lists replace the default list')
+eq(config.set({}), {}, 'defaults')
+eq(config.problems(), {}, 'problems cleared')
+
+-- settings go out as a JSON object, also when empty (an empty Lua table is encoded as the array [])
+eq(vim.json.encode(lsp.client_config(0).init_options), '{}', 'empty server_settings: an object')
+config.set({ server_settings = { steps = 16 } })
+eq(vim.json.encode(lsp.client_config(0).init_options), '{"steps":16}', 'server_settings as given')
 config.set({})
+
+-- highlights: ghost text, masked slots and the hint differ from Normal without 'termguicolors' too
+local function resolved(name)
+  return vim.api.nvim_get_hl(0, { name = name, link = false })
+end
+local function looks(hl, gui)
+  if gui then
+    return { fg = hl.fg, bg = hl.bg }
+  end
+  return { fg = hl.ctermfg, bg = hl.ctermbg, attrs = hl.cterm or {} }
+end
+local function check_highlights(what)
+  for _, gui in ipairs({ false, true }) do
+    vim.o.termguicolors = gui
+    local normal = looks(resolved('Normal'), gui)
+    for _, name in ipairs({ 'DiffusionLsGhost', 'DiffusionLsMasked', 'DiffusionLsHint' }) do
+      local hl = looks(resolved(name), gui)
+      if hl.fg == nil or vim.deep_equal(hl, normal) then
+        error(('%s: %s looks like Normal with termguicolors=%s: %s vs %s'):format(
+          what, name, gui, vim.inspect(hl), vim.inspect(normal)))
+      end
+    end
+  end
+  vim.o.termguicolors = false
+end
+eq(vim.o.termguicolors, false, 'headless starts without termguicolors')
+eq(resolved('Comment').ctermfg, nil, 'the default colorscheme gives Comment no cterm color (the reported case)')
+check_highlights('default colorscheme, dark')
+eq(resolved('DiffusionLsGhost').fg, resolved('Comment').fg, 'the GUI color is the colorscheme\'s Comment')
+require('diffusion_ls').setup({}) -- the ColorScheme autocommand
+vim.o.background = 'light'
+vim.cmd.colorscheme('default')
+check_highlights('default colorscheme, light')
+eq(resolved('DiffusionLsGhost').fg, resolved('Comment').fg, 'light: the GUI color follows Comment')
+vim.cmd.colorscheme('desert') -- gives Comment a cterm color: linked as is
+eq(vim.api.nvim_get_hl(0, { name = 'DiffusionLsGhost' }).link, 'Comment', 'linked when Comment has a cterm color')
+check_highlights('desert')
+vim.api.nvim_set_hl(0, 'DiffusionLsGhost', { ctermfg = 1, fg = '#ff0000' })
+require('diffusion_ls.highlights').set()
+eq(vim.api.nvim_get_hl(0, { name = 'DiffusionLsGhost' }), { ctermfg = 1, fg = 0xff0000 }, 'a user\'s group is kept')
+vim.o.background = 'dark'
+vim.cmd.colorscheme('default')
 
 -- a stubbed transport: requests are captured, canvases and results are fed by hand
 local fake = { id = 1, offset_encoding = 'utf-16', initialized = true, attached_buffers = {} }
 function fake:is_stopped()
   return false
+end
+-- diffusion/status answers at once with this (the tests change it)
+local fake_status = { backend = 'embedded', model = 'tiny-17m', loaded = true, capabilities = { instructions = false } }
+function fake:request(method, _, handler)
+  assert(method == 'diffusion/status', method)
+  handler(nil, fake_status, {})
+  return true, 99
 end
 local sent
 lsp.with_client = function(_, fn)
@@ -168,5 +241,175 @@ vim.api.nvim_win_set_cursor(0, { 1, 0 })
 sent.on_result(nil, { items = { { insertText = 'zz', range = range(2, 4, 2, 4) } } }, sent.req)
 eq(marks(), {}, 'not drawn after the cursor moved')
 eq(ghost.get(), nil, 'dismissed')
+
+-- notifications, captured
+local notes = {}
+vim.notify = function(msg, level)
+  notes[#notes + 1] = { msg, level }
+end
+local WARN, INFO = vim.log.levels.WARN, vim.log.levels.INFO
+local rewrite = require('diffusion_ls.rewrite')
+local function preview_marks()
+  return vim.api.nvim_buf_get_extmarks(0, rewrite.ns, 0, -1, {})
+end
+local SRC = { 'def f(xs):', '    out = []', '    for x in xs:', '        out.append(x)', '    return out' }
+local SEL = { srow = 1, scol = 0, erow = 3, ecol = 21 }
+
+-- a refused rewrite: the last canvas says why and is not drawn; the answer has no edit; nothing to accept
+vim.api.nvim_buf_set_lines(0, 0, -1, false, SRC)
+notes = {}
+rewrite.rewrite(0, SEL)
+eq(sent.method, 'diffusion/rewrite', 'rewrite sent')
+eq({ sent.params.range, sent.params.instruction }, { range(1, 0, 3, 21), nil }, 'the selection, no instruction')
+sent.on_canvas({ version = 3, text = 'out = [··', masks = { { 7, 9 } }, step = 1, done = false }, sent.req)
+eq(#preview_marks(), 2, 'a canvas is previewed (removed range + virtual lines)')
+sent.on_canvas({ version = 3, text = SRC[2], masks = {}, step = 2, done = true,
+  reason = 'the answer is the same as the text it would replace' }, sent.req)
+eq(preview_marks(), {}, 'a refused final canvas is not shown')
+eq(rewrite.accept(), false, 'nothing to accept while the answer is pending')
+eq(notes, { { 'diffusion-ls: the rewrite is still running', WARN } }, 'pending')
+notes = {}
+sent.on_result(nil, { version = 3, reason = 'the answer is the same as the text it would replace' }, sent.req)
+eq(rewrite.has_preview(0), false, 'the preview is gone')
+eq(preview_marks(), {}, 'nothing drawn')
+eq(lines(), SRC, 'the buffer is as it was')
+eq(rewrite.accept(), false, 'nothing to accept')
+eq(notes, { { 'diffusion-ls: rewrite refused: the answer is the same as the text it would replace', WARN } },
+  'the reason is shown')
+-- the same with a JSON null edit (vim.NIL) and without a refused canvas before it
+notes = {}
+rewrite.rewrite(0, SEL)
+sent.on_result(nil, { edit = vim.NIL, version = 3, reason = 'the answer would add parse errors: `out = [`' }, sent.req)
+eq({ rewrite.has_preview(0), lines() }, { false, SRC }, 'null edit: no preview, buffer unchanged')
+eq(notes, { { 'diffusion-ls: rewrite refused: the answer would add parse errors: `out = [`', WARN } }, 'null edit')
+-- an accepted rewrite still works
+notes = {}
+rewrite.rewrite(0, SEL)
+local edit = { range = range(1, 4, 1, 12), newText = 'out = list()' }
+sent.on_result(nil, { edit = edit, version = 3, reason = vim.NIL }, sent.req)
+eq(rewrite.has_preview(0), true, 'a preview to accept')
+eq(rewrite.accept(), true, 'accepted')
+eq(lines()[2], '    out = list()', 'applied')
+eq(notes, {}, 'nothing to say')
+
+-- instructions: a model that does not follow them is not asked for one; one typed anyway is dropped, said once
+vim.api.nvim_buf_set_lines(0, 0, -1, false, SRC)
+local asked = {}
+vim.ui.input = function(opts, cb)
+  asked[#asked + 1] = opts.prompt
+  cb(asked.answer)
+end
+notes = {}
+sent = nil
+rewrite.rewrite(0, SEL, 'use a comprehension')
+eq(sent.params.instruction, nil, 'the instruction is not sent')
+eq(notes, { { 'diffusion-ls: the tiny-17m model does not follow instructions; the instruction is ignored', WARN } },
+  'said plainly')
+rewrite.reject()
+rewrite.rewrite(0, SEL, 'again')
+eq(#notes, 1, 'said once')
+eq(#asked, 0, 'never prompted')
+rewrite.reject()
+-- a model that follows instructions: prompted when none was given; an empty answer is none; <Esc> cancels
+fake_status = { backend = 'transformers', model = 'chat', capabilities = { instructions = true } }
+asked.answer = 'use a comprehension'
+sent = nil
+rewrite.rewrite(0, SEL)
+eq(asked, { 'Rewrite instruction (empty: none): ', answer = 'use a comprehension' }, 'prompted')
+eq(sent.params.instruction, 'use a comprehension', 'the answer is the instruction')
+rewrite.reject()
+asked.answer = ''
+rewrite.rewrite(0, SEL)
+eq(sent.params.instruction, nil, 'an empty answer: no instruction')
+rewrite.reject()
+asked.answer, sent = nil, nil
+rewrite.rewrite(0, SEL)
+eq(sent, nil, 'cancelled prompt: no rewrite')
+asked = {}
+rewrite.rewrite(0, SEL, 'shorter')
+eq({ #asked, sent.params.instruction }, { 0, 'shorter' }, 'given: not prompted, sent')
+rewrite.reject()
+-- a server that does not report capabilities: not prompted, the instruction passed on
+fake_status = { backend = 'embedded' }
+notes = {}
+rewrite.rewrite(0, SEL, 'shorter')
+eq({ #asked, sent.params.instruction, notes }, { 0, 'shorter', {} }, 'unknown capabilities')
+rewrite.reject()
+
+-- fill: only `edits` are applied; the kept placeholders are reported with their reasons and lines
+local FILL = { 'def a():', '    ...', '', 'def b():', '    pass', '', 'def c():', '    ...' }
+vim.api.nvim_buf_set_lines(0, 0, -1, false, FILL)
+notes = {}
+rewrite.fill(0)
+eq({ sent.method, sent.params.ranges }, { 'diffusion/infill', nil }, 'fill the buffer')
+sent.on_result(nil, {
+  version = 3,
+  edits = { { range = range(1, 4, 1, 7), newText = 'return 1' } },
+  kept = {
+    { range = range(4, 4, 4, 8), reason = 'the answer is the same as the text it would replace' },
+    { range = range(7, 4, 7, 7), reason = 'the answer is the same as the text it would replace' },
+  },
+}, sent.req)
+eq(lines(), { 'def a():', '    return 1', '', 'def b():', '    pass', '', 'def c():', '    ...' }, 'only the edit')
+eq(notes, { { 'diffusion-ls: filled 1 of 3 placeholders; kept 2: the answer is the same as the text it would replace '
+  .. '(lines 5, 8)', WARN } }, 'filled 1 of 3')
+vim.api.nvim_buf_set_lines(0, 0, -1, false, FILL)
+notes = {}
+rewrite.fill(0)
+sent.on_result(nil, { version = 3, edits = {}, kept = {
+  { range = range(1, 4, 1, 7), reason = 'the model\'s answer was empty' },
+  { range = range(4, 4, 4, 8), reason = 'the answer would add parse errors: `x = (`' },
+  { range = range(7, 4, 7, 7), reason = 'the model\'s answer was empty' },
+} }, sent.req)
+eq(lines(), FILL, 'none filled: nothing changes')
+eq(notes, { { 'diffusion-ls: filled none of 3 placeholders; kept 3: the model\'s answer was empty (lines 2, 8); '
+  .. 'the answer would add parse errors: `x = (` (line 5)', WARN } }, 'none filled')
+notes = {}
+rewrite.fill(0)
+sent.on_result(nil, { version = 3, edits = { { range = range(1, 4, 1, 7), newText = 'return 2' } } }, sent.req)
+eq(lines()[2], '    return 2', 'an answer without kept (older server)')
+eq(notes, { { 'diffusion-ls: filled 1 placeholder', INFO } }, 'all filled')
+notes = {}
+rewrite.fill(0)
+sent.on_result(nil, { version = 3, edits = {}, kept = {} }, sent.req)
+eq(notes, { { 'diffusion-ls: no placeholder to fill', INFO } }, 'no placeholder')
+
+-- ghost text: a refused final canvas clears the canvas instead of becoming the ghost text
+vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'x = )', 'y = 1' }) -- (normal mode: the cursor stays on a character)
+vim.api.nvim_win_set_cursor(0, { 1, 4 })
+ghost.trigger()
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = 'f··', masks = { { 1, 3 } }, step = 1 }, sent.req)
+eq(#marks(), 1, 'the canvas is drawn')
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
+  reason = 'the model\'s answer was empty' }, sent.req)
+eq({ marks(), ghost.get() }, { {}, nil }, 'refused: cleared')
+eq(sent.req.cancelled, true, 'and the request let go')
+
+-- :DiffusionStatus report
+local st = require('diffusion_ls.status')
+config.set({})
+eq(st.lines({
+  backend = 'embedded', model = 'diffusion-ls-code-17m-r4', device = 'cpu', loaded = true, lastLatencyMs = 412.4,
+  tokensPerForward = 2.3456, nfe = 7,
+  capabilities = { instructions = false, streams = true, maskToken = true, nativeInfill = false },
+  languages = { python = 'good', go = 'weak' },
+}, 'python'), {
+  'backend       embedded',
+  'model         diffusion-ls-code-17m-r4',
+  'device        cpu',
+  'loaded        yes',
+  'last fill     412 ms, 2.35 tokens/forward, 7 forwards',
+  'capabilities  instructions no, streams yes, mask token yes, native infill no',
+  'this buffer   python: good',
+}, 'status lines')
+local loading = st.lines({ backend = 'transformers', loading = true, languages = {} }, 'go')
+eq({ loading[2], loading[4], loading[5], loading[6], loading[7] }, {
+  'model         ?', 'loaded        loading...', 'last fill     none yet', 'capabilities  not reported by the server',
+  'this buffer   go: not rated by this model',
+}, 'status while loading')
+local failed = st.lines({ backend = 'embedded', loaded = false, error = 'no such file' }, 'markdown')
+eq({ failed[4], failed[7] }, { 'loaded        no: no such file', 'this buffer   markdown: not in the plugin\'s filetypes' },
+  'status with an error')
+eq(st.lines({ backend = 'embedded' }, '')[7], 'this buffer   no filetype', 'no filetype')
 
 vim.cmd('qa!')

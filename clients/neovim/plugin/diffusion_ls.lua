@@ -35,12 +35,5 @@ command('DiffusionReject', function()
 end, { desc = 'diffusion-ls: reject the rewrite preview or dismiss the ghost text' })
 
 command('DiffusionStatus', function()
-  local client = require('diffusion_ls.lsp').get_client()
-  if not client then
-    vim.notify('diffusion-ls: not running', vim.log.levels.WARN)
-    return
-  end
-  client:request('diffusion/status', vim.empty_dict(), function(err, result)
-    vim.notify('diffusion-ls: ' .. (err and err.message or vim.inspect(result)))
-  end)
-end, { desc = 'diffusion-ls: show the server status' })
+  require('diffusion_ls.status').report()
+end, { desc = 'diffusion-ls: show the server status in a floating window' })

@@ -85,51 +85,90 @@ local function string_list(v)
   return true
 end
 
----@param cfg diffusion_ls.Config
-local function validate(cfg)
-  vim.validate('cmd', cfg.cmd, function(v)
-    return string_list(v) and #v > 0
-  end, 'non-empty list of strings')
-  vim.validate('filetypes', cfg.filetypes, string_list, 'list of strings')
-  vim.validate('root_markers', cfg.root_markers, string_list, 'list of strings')
-  vim.validate('server_settings', cfg.server_settings, 'table')
-  vim.validate('auto_trigger', cfg.auto_trigger, 'boolean')
-  vim.validate('debounce_ms', cfg.debounce_ms, function(v)
-    return type(v) == 'number' and v >= 0
-  end, 'number >= 0')
-  vim.validate('stream', cfg.stream, 'boolean')
-  vim.validate('rewrite_mode', cfg.rewrite_mode, function(v)
-    return v == 'regenerate' or v == 'refine'
-  end, '"regenerate" or "refine"')
-  vim.validate('keymaps', cfg.keymaps, 'table')
-  for name in pairs(M.defaults.keymaps) do
-    vim.validate('keymaps.' .. name, cfg.keymaps[name], is_key, 'string or false')
-  end
-  for name in pairs(cfg.keymaps) do
-    if M.defaults.keymaps[name] == nil then
-      error(('keymaps.%s: unknown keymap'):format(name))
-    end
-  end
+--- Each option's check: vim.validate's validator and what it expects.
+---@type table<string, { [1]: vim.validate.Validator, [2]: string? }>
+local checks = {
+  cmd = { function(v) return string_list(v) and #v > 0 end, 'non-empty list of strings' },
+  filetypes = { string_list, 'list of strings' },
+  root_markers = { string_list, 'list of strings' },
+  server_settings = { 'table' },
+  auto_trigger = { 'boolean' },
+  debounce_ms = { function(v) return type(v) == 'number' and v >= 0 end, 'number >= 0' },
+  stream = { 'boolean' },
+  rewrite_mode = { function(v) return v == 'regenerate' or v == 'refine' end, '"regenerate" or "refine"' },
+  keymaps = { 'table' },
+}
+
+--- A value on one short line, for messages.
+---@param value any
+---@return string
+function M.show(value)
+  local s = vim.inspect(value, { newline = ' ', indent = '' })
+  return #s > 48 and s:sub(1, 45) .. '...' or s
 end
 
---- Merge user options over the defaults and validate them; on an invalid value nothing changes.
+--- The problems of the last M.set, one sentence each (for setup's warning and :checkhealth).
+---@type string[]
+local problems = {}
+
+---@param name string
+---@param value any
+---@param validator vim.validate.Validator
+---@param expected? string
+---@return string? err
+local function check(name, value, validator, expected)
+  if pcall(vim.validate, name, value, validator, expected) then
+    return nil
+  end
+  return ('%s: expected %s, got %s'):format(name, expected or tostring(validator), M.show(value))
+end
+
+--- Merge user options over the defaults and validate them, option by option: an invalid or unknown option is named in
+--- M.problems() and its default is used; every other option applies.
 ---@param opts? table
----@return boolean ok, string? err
+---@return string[] problems
 function M.set(opts)
-  vim.validate('opts', opts, 'table', true)
-  local cfg = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})
-  -- Lists replace, they do not merge index by index.
-  for _, key in ipairs({ 'cmd', 'filetypes', 'root_markers' }) do
-    if opts and opts[key] ~= nil then
-      cfg[key] = opts[key]
+  problems = {}
+  if opts ~= nil and type(opts) ~= 'table' then
+    problems[1] = ('options must be a table, got %s; using the defaults'):format(type(opts))
+    opts = nil
+  end
+  opts = opts or {}
+  local cfg = vim.deepcopy(M.defaults)
+  for name, value in pairs(opts) do
+    local c = checks[name]
+    local err = c and check(name, value, c[1], c[2])
+    if not c then
+      problems[#problems + 1] = ('unknown option %s ignored'):format(tostring(name))
+    elseif err then
+      problems[#problems + 1] = ('%s; using the default %s'):format(err, M.show(M.defaults[name]))
+    elseif name == 'keymaps' then
+      for key, lhs in pairs(value) do
+        local default = M.defaults.keymaps[key]
+        err = check('keymaps.' .. tostring(key), lhs, is_key, 'string or false')
+        if default == nil then
+          problems[#problems + 1] = ('unknown keymap keymaps.%s ignored'):format(tostring(key))
+        elseif err then
+          problems[#problems + 1] = ('%s; using the default %s'):format(err, M.show(default))
+        else
+          cfg.keymaps[key] = lhs
+        end
+      end
+    elseif name == 'server_settings' then
+      cfg[name] = vim.deepcopy(value)
+    else
+      cfg[name] = value -- lists replace, they do not merge index by index
     end
   end
-  local ok, err = pcall(validate, cfg)
-  if not ok then
-    return false, err
-  end
+  table.sort(problems)
   current = cfg
-  return true
+  return problems
+end
+
+--- The problems of the last M.set (empty when every option was valid).
+---@return string[]
+function M.problems()
+  return problems
 end
 
 ---@return diffusion_ls.Config

@@ -6,12 +6,7 @@ local M = {}
 
 M.ns = vim.api.nvim_create_namespace('diffusion_ls.ghost')
 
---- Default highlight groups (a colorscheme may override them).
-function M.set_highlights()
-  vim.api.nvim_set_hl(0, 'DiffusionLsGhost', { link = 'Comment', default = true })
-  vim.api.nvim_set_hl(0, 'DiffusionLsMasked', { link = 'NonText', default = true })
-end
-M.set_highlights()
+require('diffusion_ls.highlights').set()
 
 ---@class diffusion_ls.GhostState
 ---@field req? diffusion_ls.Request the request in flight (or answered) for this ghost
@@ -156,7 +151,22 @@ end
 ---@param req diffusion_ls.Request
 local function on_canvas(canvas, req)
   local g = live(req, canvas.version)
-  if not g or g.final or (not config.get().stream and not canvas.done) then
+  if not g or g.final then
+    return
+  end
+  if canvas.done and type(canvas.reason) == 'string' then
+    -- The server refused the result: the canvas goes away instead of becoming the final ghost text.
+    M.dismiss(req.bufnr)
+    vim.api.nvim_exec_autocmds('User', {
+      pattern = 'DiffusionLsCanvas',
+      modeline = false,
+      data = {
+        bufnr = req.bufnr, id = req.id, step = canvas.step, nfe = canvas.nfe, done = true, reason = canvas.reason,
+      },
+    })
+    return
+  end
+  if not config.get().stream and not canvas.done then
     return
   end
   local row, col = lsp.to_byte(req.bufnr, canvas.range.start, req.client.offset_encoding)
@@ -495,7 +505,7 @@ function M.setup()
       M.dismiss(args.buf)
     end,
   })
-  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = M.set_highlights })
+  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = require('diffusion_ls.highlights').set })
 end
 
 return M

@@ -46,6 +46,9 @@ function M.check()
   local cfg = config.get()
   if require('diffusion_ls').is_setup() then
     vim.health.ok('setup() called')
+    for _, problem in ipairs(config.problems()) do
+      vim.health.warn('option: ' .. problem, { 'fix the option in setup(), see :help diffusion-ls-config' })
+    end
   else
     vim.health.warn('setup() not called: no auto-trigger and no keymaps', { "require('diffusion_ls').setup({})" })
   end
@@ -92,6 +95,12 @@ function M.check()
     vim.health.ok(('model loaded (%s on %s)'):format(tostring(s.model), tostring(s.device)))
   else
     vim.health.warn('model not loaded')
+  end
+  local status = require('diffusion_ls.status')
+  for _, line in ipairs(status.lines(s, vim.bo.filetype)) do
+    if line:match('^capabilities') then
+      vim.health.info((line:gsub('%s+', ': ', 1)))
+    end
   end
   if type(s.lastLatencyMs) == 'number' then
     vim.health.info(('last latency: %.0f ms, tokens per forward: %s, nfe: %s'):format(

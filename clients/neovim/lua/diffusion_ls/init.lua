@@ -4,17 +4,17 @@ local M = {}
 local did_setup = false
 
 --- Configure the plugin: options (see :help diffusion-ls-config), auto-attach, autocmds and keymaps.
---- Calling it again replaces the previous options.
+--- Calling it again replaces the previous options. An invalid option is reported and its default is used.
 ---@param opts? table
 function M.setup(opts)
   if vim.fn.has('nvim-0.11') ~= 1 then
     vim.notify('diffusion-ls needs Neovim 0.11 or newer', vim.log.levels.ERROR)
     return
   end
-  local ok, err = require('diffusion_ls.config').set(opts)
-  if not ok then
-    vim.notify('diffusion-ls: invalid option: ' .. tostring(err), vim.log.levels.ERROR)
-    return
+  -- An invalid option is named and replaced by its default; the plugin still starts with everything else.
+  local problems = require('diffusion_ls.config').set(opts)
+  if #problems > 0 then
+    vim.notify('diffusion-ls: ' .. table.concat(problems, '\ndiffusion-ls: '), vim.log.levels.WARN)
   end
   require('diffusion_ls.lsp').setup()
   require('diffusion_ls.ghost').setup()

@@ -25,6 +25,13 @@ local function capabilities()
   return caps
 end
 
+--- Settings as they go out: always a JSON object (an empty Lua table would be encoded as the array `[]`).
+---@param settings table
+---@return table
+function M.settings_object(settings)
+  return next(settings) == nil and vim.empty_dict() or settings
+end
+
 --- The client configuration for vim.lsp.start.
 ---@param bufnr integer
 ---@return vim.lsp.ClientConfig
@@ -34,7 +41,7 @@ function M.client_config(bufnr)
     name = M.name,
     cmd = cfg.cmd,
     root_dir = vim.fs.root(bufnr, cfg.root_markers) or vim.fn.getcwd(),
-    init_options = cfg.server_settings,
+    init_options = M.settings_object(cfg.server_settings),
     capabilities = capabilities(),
     handlers = { ['diffusion/canvas'] = on_canvas },
     on_exit = function(_, _, client_id)

@@ -2,17 +2,13 @@
 local config = require('diffusion_ls.config')
 local ghost = require('diffusion_ls.ghost')
 local lsp = require('diffusion_ls.lsp')
+local status = require('diffusion_ls.status')
 
 local M = {}
 
 M.ns = vim.api.nvim_create_namespace('diffusion_ls.rewrite')
 
-function M.set_highlights()
-  vim.api.nvim_set_hl(0, 'DiffusionLsRemoved', { link = 'DiffDelete', default = true })
-  vim.api.nvim_set_hl(0, 'DiffusionLsAdded', { link = 'DiffAdd', default = true })
-  vim.api.nvim_set_hl(0, 'DiffusionLsHint', { link = 'Comment', default = true })
-end
-M.set_highlights()
+require('diffusion_ls.highlights').set()
 
 ---@class diffusion_ls.Selection
 ---@field srow integer 0-based
@@ -26,10 +22,18 @@ M.set_highlights()
 ---@field text string the rewritten text so far (final once `edit` is set)
 ---@field masks? integer[][] still-masked ranges of `text` (UTF-16 code units)
 ---@field edit? lsp.TextEdit the result, applied on accept
+---@field refused? string the server refused the result (the last canvas said why); nothing is drawn
 ---@field step integer
 
 ---@type table<integer, diffusion_ls.Preview>
 local previews = {}
+
+--- A buffer number, 0 or nil meaning the current buffer.
+---@param bufnr? integer
+---@return integer
+local function buf(bufnr)
+  return (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+end
 
 --- The selection a command was given: the last visual selection (characterwise when it was `v`), else whole lines.
 ---@param bufnr integer
@@ -103,7 +107,7 @@ end
 ---@param bufnr? integer
 ---@return boolean had_preview
 function M.reject(bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  bufnr = buf(bufnr)
   local p = previews[bufnr]
   previews[bufnr] = nil
   if p then
@@ -119,7 +123,7 @@ end
 ---@param bufnr? integer
 ---@return boolean applied
 function M.accept(bufnr)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  bufnr = buf(bufnr)
   local p = previews[bufnr]
   if not p then
     return false
@@ -142,14 +146,24 @@ end
 ---@param bufnr integer
 ---@return boolean
 function M.has_preview(bufnr)
-  return previews[bufnr or vim.api.nvim_get_current_buf()] ~= nil
+  return previews[buf(bufnr)] ~= nil
 end
 
---- Rewrite the selection: stream the new text as a preview; the buffer changes only on accept.
+--- A JSON null in a result (vim.NIL) as nil.
+local function value(v)
+  if v == vim.NIL then
+    return nil
+  end
+  return v
+end
+
+--- Send the rewrite of the selection: stream the new text as a preview; the buffer changes only on accept.
+--- A refused rewrite (`edit` null) clears the preview and says why.
 ---@param bufnr integer
 ---@param sel diffusion_ls.Selection
----@param instruction? string
-function M.rewrite(bufnr, sel, instruction)
+---@param instruction? string sent as is ('' or nil: none)
+function M.start(bufnr, sel, instruction)
+  bufnr = buf(bufnr)
   M.reject(bufnr)
   ghost.dismiss(bufnr)
   lsp.with_client(bufnr, function(client)
@@ -174,11 +188,19 @@ function M.rewrite(bufnr, sel, instruction)
         end
         return
       end
-      if err or not result or not result.edit then
+      if err or not result or not value(result.edit) then
         M.reject(bufnr)
         if err and err.code ~= -32800 then
           vim.notify('diffusion-ls: rewrite failed: ' .. (err.message or ''), vim.log.levels.ERROR)
+        elseif result and not err then
+          local reason = value(result.reason) or p.refused or 'no edit'
+          vim.notify('diffusion-ls: rewrite refused: ' .. tostring(reason), vim.log.levels.WARN)
         end
+        vim.api.nvim_exec_autocmds('User', {
+          pattern = 'DiffusionLsRewriteRefused',
+          modeline = false,
+          data = { bufnr = bufnr, id = req.id, reason = result and value(result.reason), error = err },
+        })
         return
       end
       p.edit, p.text, p.masks = result.edit, result.edit.newText, nil
@@ -193,7 +215,11 @@ function M.rewrite(bufnr, sel, instruction)
         return
       end
       p.text, p.masks, p.step = canvas.text, canvas.masks, canvas.step
-      if config.get().stream or canvas.done then
+      if canvas.done and type(value(canvas.reason)) == 'string' then
+        -- Refused: not shown as a result; the preview stays empty until the answer says why.
+        p.refused = canvas.reason
+        vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+      elseif config.get().stream or canvas.done then
         render(bufnr, p)
       end
       vim.api.nvim_exec_autocmds('User', {
@@ -201,6 +227,7 @@ function M.rewrite(bufnr, sel, instruction)
         modeline = false,
         data = {
           bufnr = bufnr, id = req.id, step = canvas.step, done = canvas.done, text = canvas.text, masks = canvas.masks,
+          reason = value(canvas.reason),
         },
       })
     end)
@@ -210,10 +237,89 @@ function M.rewrite(bufnr, sel, instruction)
   end)
 end
 
+--- Models whose "does not follow instructions" was said already (said once per model).
+---@type table<string, boolean>
+local told_no_instructions = {}
+
+--- Rewrite the selection, as :DiffusionRewrite and the Visual mode key do. The instruction is asked for (an empty
+--- answer: none) only when the model follows instructions (diffusion/status `capabilities.instructions`); one given to
+--- a model that does not is dropped, saying so once.
+---@param bufnr integer
+---@param sel diffusion_ls.Selection
+---@param instruction? string nil or '': none given
+function M.rewrite(bufnr, sel, instruction)
+  bufnr, instruction = buf(bufnr), instruction or ''
+  lsp.with_client(bufnr, function(client)
+    local tick = vim.api.nvim_buf_get_changedtick(bufnr)
+    status.fetch(client, function(_, s)
+      local follows = status.capabilities(s).instructions
+      if follows == true and instruction == '' then
+        vim.ui.input({ prompt = 'Rewrite instruction (empty: none): ' }, function(input)
+          if input == nil then
+            return -- cancelled
+          end
+          if not vim.api.nvim_buf_is_valid(bufnr) or vim.api.nvim_buf_get_changedtick(bufnr) ~= tick then
+            vim.notify('diffusion-ls: the buffer changed, rewrite not started', vim.log.levels.WARN)
+            return
+          end
+          M.start(bufnr, sel, input)
+        end)
+        return
+      end
+      if follows == false and instruction ~= '' then
+        local model = status.model_name(s)
+        if not told_no_instructions[model] then
+          told_no_instructions[model] = true
+          vim.notify(('diffusion-ls: the %s model does not follow instructions; the instruction is ignored'):format(
+            model), vim.log.levels.WARN)
+        end
+        instruction = ''
+      end
+      if vim.api.nvim_buf_is_valid(bufnr) and vim.api.nvim_buf_get_changedtick(bufnr) == tick then
+        M.start(bufnr, sel, instruction)
+      end
+    end)
+  end)
+end
+
+--- The fill's report: how many placeholders were filled, and which were kept as they were, and why.
+---@param filled integer
+---@param kept { range: lsp.Range, reason: string }[]
+---@return string message, integer level
+function M.fill_message(filled, kept)
+  local total = filled + #kept
+  if total == 0 then
+    return 'diffusion-ls: no placeholder to fill', vim.log.levels.INFO
+  end
+  if #kept == 0 then
+    return ('diffusion-ls: filled %d placeholder%s'):format(filled, total == 1 and '' or 's'), vim.log.levels.INFO
+  end
+  local reasons, lines = {}, {} ---@type string[], table<string, integer[]>
+  for _, k in ipairs(kept) do
+    local reason = type(value(k.reason)) == 'string' and k.reason or 'no reason given'
+    if not lines[reason] then
+      reasons[#reasons + 1] = reason
+      lines[reason] = {}
+    end
+    local l = lines[reason]
+    l[#l + 1] = k.range and k.range.start and k.range.start.line + 1 or nil
+  end
+  local parts = {}
+  for _, reason in ipairs(reasons) do
+    local l = lines[reason]
+    parts[#parts + 1] = #l == 0 and reason
+      or ('%s (line%s %s)'):format(reason, #l > 1 and 's' or '', table.concat(l, ', '))
+  end
+  return ('diffusion-ls: filled %s of %d placeholder%s; kept %d: %s'):format(
+    filled == 0 and 'none' or tostring(filled), total, total == 1 and '' or 's', #kept, table.concat(parts, '; ')),
+    vim.log.levels.WARN
+end
+
 --- Fill every placeholder (`...`, a lone `pass`, TODO markers) in the buffer or the selection, in one canvas.
 ---@param bufnr integer
 ---@param sel? diffusion_ls.Selection
 function M.fill(bufnr, sel)
+  bufnr = buf(bufnr)
   ghost.dismiss(bufnr)
   lsp.with_client(bufnr, function(client)
     local params = { textDocument = vim.lsp.util.make_text_document_params(bufnr) }
@@ -230,17 +336,17 @@ function M.fill(bufnr, sel)
         vim.notify('diffusion-ls: the buffer changed, fill dropped', vim.log.levels.WARN)
         return
       end
-      local edits = result.edits or {}
-      if #edits == 0 then
-        vim.notify('diffusion-ls: no placeholder to fill', vim.log.levels.INFO)
-      else
-        vim.go.undolevels = vim.go.undolevels
+      local edits = type(value(result.edits)) == 'table' and result.edits or {}
+      local kept = type(value(result.kept)) == 'table' and result.kept or {}
+      if #edits > 0 then
+        vim.go.undolevels = vim.go.undolevels -- one undo step
         vim.lsp.util.apply_text_edits(edits, bufnr, client.offset_encoding)
       end
+      vim.notify(M.fill_message(#edits, kept))
       vim.api.nvim_exec_autocmds('User', {
         pattern = 'DiffusionLsFillResult',
         modeline = false,
-        data = { bufnr = bufnr, id = req.id, edits = edits },
+        data = { bufnr = bufnr, id = req.id, edits = edits, kept = kept },
       })
     end, function(canvas, req)
       if lsp.is_current(req, canvas.version) then
@@ -283,7 +389,6 @@ function M.setup()
       end
     end,
   })
-  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = M.set_highlights })
 end
 
 return M

@@ -1,0 +1,146 @@
+--- diffusion/status: what the server runs, what its model can do, and the :DiffusionStatus report.
+local config = require('diffusion_ls.config')
+
+local M = {}
+
+--- The last status each client answered: client id -> diffusion/status result.
+---@type table<integer, table>
+local last = {}
+
+--- Ask the server for its status (answered at once, also while the model loads).
+---@param client vim.lsp.Client
+---@param cb fun(err: lsp.ResponseError?, result: table?)
+function M.fetch(client, cb)
+  client:request('diffusion/status', vim.empty_dict(), function(err, result)
+    if not err and type(result) == 'table' then
+      last[client.id] = result
+    end
+    cb(err, type(result) == 'table' and result or nil)
+  end)
+end
+
+--- The last status a client answered, if any.
+---@param client vim.lsp.Client
+---@return table?
+function M.last(client)
+  return last[client.id]
+end
+
+--- The model's capabilities, each true, false, or nil when the server does not say.
+---@param s? table diffusion/status result
+---@return { instructions: boolean?, streams: boolean?, maskToken: boolean?, nativeInfill: boolean? }
+function M.capabilities(s)
+  local caps = s and s.capabilities
+  return type(caps) == 'table' and caps or {}
+end
+
+--- The model's name for messages.
+---@param s? table
+---@return string
+function M.model_name(s)
+  local name = s and (s.model or s.backend)
+  return type(name) == 'string' and name or 'current'
+end
+
+local CAPABILITIES = {
+  { 'instructions', 'instructions' }, { 'streams', 'streams' }, { 'maskToken', 'mask token' },
+  { 'nativeInfill', 'native infill' },
+}
+
+---@param v any
+---@return string
+local function yes_no(v)
+  return v == true and 'yes' or v == false and 'no' or '?'
+end
+
+--- How the model rates a buffer's language, or why the buffer gets no completions.
+---@param s table
+---@param filetype string
+---@return string
+function M.language(s, filetype)
+  if filetype == '' then
+    return 'no filetype'
+  end
+  if not vim.tbl_contains(config.get().filetypes, filetype) then
+    return ('%s: not in the plugin\'s filetypes'):format(filetype)
+  end
+  local rating = type(s.languages) == 'table' and s.languages[filetype]
+  return ('%s: %s'):format(filetype, type(rating) == 'string' and rating or 'not rated by this model')
+end
+
+--- The report's lines: a short table of what the server says.
+---@param s table diffusion/status result
+---@param filetype string the current buffer's filetype (its language id)
+---@return string[]
+function M.lines(s, filetype)
+  local function str(v)
+    return (v == nil or v == vim.NIL) and '?' or tostring(v)
+  end
+  local loaded = s.loaded and 'yes' or s.loading and 'loading...' or 'no'
+  if s.error and s.error ~= vim.NIL then
+    loaded = 'no: ' .. tostring(s.error)
+  end
+  local last_fill = 'none yet'
+  if type(s.lastLatencyMs) == 'number' then
+    last_fill = ('%.0f ms'):format(s.lastLatencyMs)
+    if type(s.tokensPerForward) == 'number' then
+      last_fill = last_fill .. (', %.2f tokens/forward'):format(s.tokensPerForward)
+    end
+    if type(s.nfe) == 'number' then
+      last_fill = last_fill .. (', %d forwards'):format(s.nfe)
+    end
+  end
+  local caps = M.capabilities(s)
+  local cap_text = {}
+  if next(caps) == nil then
+    cap_text[1] = 'not reported by the server'
+  else
+    for _, c in ipairs(CAPABILITIES) do
+      cap_text[#cap_text + 1] = ('%s %s'):format(c[2], yes_no(caps[c[1]]))
+    end
+  end
+  return {
+    'backend       ' .. str(s.backend),
+    'model         ' .. str(s.model),
+    'device        ' .. str(s.device),
+    'loaded        ' .. loaded,
+    'last fill     ' .. last_fill,
+    'capabilities  ' .. table.concat(cap_text, ', '),
+    'this buffer   ' .. M.language(s, filetype),
+  }
+end
+
+--- Show the report in a floating window next to the cursor (closed by moving the cursor, or `q` inside it).
+---@param lines string[]
+---@param title string
+---@return integer bufnr, integer winid
+function M.show(lines, title)
+  return vim.lsp.util.open_floating_preview(lines, '', {
+    border = 'rounded',
+    title = ' ' .. title .. ' ',
+    title_pos = 'center',
+    focus_id = 'diffusion_ls_status',
+    close_events = { 'CursorMoved', 'CursorMovedI', 'InsertEnter', 'BufLeave' },
+  })
+end
+
+--- :DiffusionStatus: ask the running server and show the report.
+function M.report()
+  local client = require('diffusion_ls.lsp').get_client()
+  if not client then
+    vim.notify('diffusion-ls: not running (it starts with a buffer of a configured filetype)', vim.log.levels.WARN)
+    return
+  end
+  local filetype = vim.bo.filetype
+  M.fetch(client, function(err, s)
+    if err or not s then
+      local why = err and err.message or 'no answer'
+      vim.notify('diffusion-ls: diffusion/status failed: ' .. why, vim.log.levels.ERROR)
+      return
+    end
+    local title = 'diffusion-ls' .. (type(s.serverVersion) == 'string' and ' ' .. s.serverVersion or '')
+    M.show(M.lines(s, filetype), title)
+  end)
+end
+
+return M
