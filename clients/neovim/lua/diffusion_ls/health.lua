@@ -56,7 +56,7 @@ function M.check()
   local exe = vim.fn.exepath(cfg.cmd[1])
   if exe == '' then
     vim.health.error(('server executable not found: %s'):format(cfg.cmd[1]), {
-      'pip install diffusion-ls (it provides the `diffusion-ls` command)',
+      'install diffusion-ls from a clone of its repository (its README: Install); it provides `diffusion-ls`',
       "or set cmd, e.g. { 'python', '-m', 'server.cli', 'serve' }",
     })
     return
