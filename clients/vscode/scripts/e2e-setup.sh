@@ -4,6 +4,11 @@
 # and Debian's chromium (headless browser for playwright-core). Prints the paths as shell assignments.
 set -euo pipefail
 
+# npm >= 11.19 skips dependencies' install scripts unless allowed; code-server's postinstall builds its native modules
+# and installs VS Code's own dependencies (whose install scripts build more), so these installs allow them all.
+# Older npm ignores the setting.
+export npm_config_dangerously_allow_all_scripts=true
+
 CACHE="${DIFFUSION_LS_E2E_CACHE:-$HOME/.cache/diffusion-ls-e2e}"
 CS_VERSION="${DIFFUSION_LS_CODE_SERVER_VERSION:-4.139.1}"
 mkdir -p "$CACHE"
@@ -25,11 +30,18 @@ if ! command -v chromium >/dev/null || ! pkg-config --exists libsecret-1 krb5 xk
     chromium libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config >&2
 fi
 
-CS_PKG="$CACHE/cs/node_modules/code-server/package.json"
-if [ ! -f "$CS_PKG" ] || ! grep -q "\"version\": \"$CS_VERSION\"" "$CS_PKG"; then
+# Written only once the install, postinstall included, succeeded: a half-done install is done again.
+CS_DONE="$CACHE/cs/installed-$CS_VERSION"
+if [ ! -f "$CS_DONE" ]; then
   echo "e2e-setup: installing code-server@$CS_VERSION (slow: native modules)" >&2
+  rm -rf "$CACHE/cs"
   PATH="$NODE24_BIN:$PATH" npm_config_nodedir="$HEADERS" \
     npm install --prefix "$CACHE/cs" --no-save "code-server@$CS_VERSION" >&2
+  [ -d "$CACHE/cs/node_modules/code-server/lib/vscode/node_modules" ] || {
+    echo "e2e-setup: code-server's postinstall did not run (lib/vscode/node_modules is missing)" >&2
+    exit 1
+  }
+  touch "$CS_DONE"
 fi
 
 echo "NODE24_BIN=$NODE24_BIN"
