@@ -23,6 +23,7 @@ export interface CanvasParams {
   done: boolean;
   block?: number; // which block of a block-autoregressive fill
   remasked?: number; // decided tokens sent back to masks this step (self-correction)
+  reason?: string | null; // on the last canvas (done): why the server refused the result, which is then not shown
 }
 
 export type SegmentKind = 'text' | 'mask' | 'mark'; // mark: drawn faint, not part of the text (a line break "⏎")
@@ -42,7 +43,6 @@ export const DEFAULT_PREVIEW: PreviewOptions = { tabSize: 4, maxChars: 160 };
 
 const NBSP = '\u00a0'; // decoration content collapses ordinary spaces
 const NEWLINE_MARK = ' ⏎ ';
-const REWRITE_MARK = ' → ';
 
 /**
  * Splits `text` into text and mask runs. Mask offsets are UTF-16 code units, like LSP positions and JS strings;
@@ -111,22 +111,50 @@ export function completionPreview(canvas: CanvasParams, options: PreviewOptions 
   };
 }
 
-/**
- * What the rewrite preview draws: the old text struck through over `struck`, then at `anchor` (its end) an arrow and
- * the new canvas.
- */
-export interface RewritePreview {
-  struck: LspRange;
-  anchor: LspPosition;
+/** One row of the rewrite preview: segments drawn after the end of a document line. */
+export interface PreviewRow {
+  anchor: LspPosition; // the end of the document line the row is drawn on
   segments: Segment[];
 }
 
-export function rewritePreview(canvas: CanvasParams, options: PreviewOptions = DEFAULT_PREVIEW): RewritePreview {
-  return {
-    struck: canvas.range,
-    anchor: canvas.range.end,
-    segments: [{ kind: 'mark', text: REWRITE_MARK }, ...inlineSegments(toSegments(canvas.text, canvas.masks), options)],
-  };
+/** What the rewrite preview draws: the old text struck through over `struck`, the new text as rows beside it. */
+export interface RewritePreview {
+  struck: LspRange;
+  rows: PreviewRow[];
+}
+
+/** Where the rewrite preview's column starts, past the longest line it is drawn beside (in columns). */
+const REWRITE_GAP = 3;
+
+/**
+ * The rewrite canvas laid out line by line: its line i is drawn after the end of document line `range.start.line + i`,
+ * all of them from one column past the longest of those lines, so the new text reads as a block beside the old one,
+ * with its indentation. The first row starts with "→", the others with "│". Lines past the end of the document are
+ * folded into the last row with "⏎" marks. `lineText(n)` is document line n, undefined past the end.
+ */
+export function rewritePreview(
+  canvas: CanvasParams,
+  lineText: (line: number) => string | undefined,
+  options: PreviewOptions = DEFAULT_PREVIEW,
+): RewritePreview {
+  const first = canvas.range.start.line;
+  let lines = splitLines(toSegments(canvas.text, canvas.masks));
+  let count = 0;
+  while (count < lines.length && lineText(first + count) !== undefined) count++;
+  count = Math.max(count, 1);
+  if (lines.length > count) lines = [...lines.slice(0, count - 1), joinLines(lines.slice(count - 1))];
+  const widths = lines.map((_, i) => displayWidth(lineText(first + i) ?? '', options.tabSize));
+  const column = lines.length > 1 ? Math.max(...widths) + REWRITE_GAP : 0;
+  const rows = lines.map((segments, i): PreviewRow => {
+    const line = lineText(first + i) ?? '';
+    const pad = NBSP.repeat(lines.length > 1 ? column - widths[i] : 1);
+    const shown = inlineSegments(segments, { ...options, maxChars: Math.max(8, options.maxChars - column) });
+    return {
+      anchor: { line: first + i, character: line.length },
+      segments: mergeMarks([{ kind: 'mark', text: `${pad}${i === 0 ? '→' : '│'}${NBSP}` }, ...shown]),
+    };
+  });
+  return { struck: canvas.range, rows };
 }
 
 export function isEmptyRange(range: LspRange): boolean {
@@ -169,11 +197,67 @@ export function isNewerRequest(id: number | string, last: number | string | unde
 }
 
 /**
+ * The request whose canvases the completion preview draws: the newest seen. Request ids count up per connection, so a
+ * restarted server's requests start again from the bottom: reset it with every new connection.
+ */
+export class LatestRequest {
+  private last: number | string | undefined;
+
+  /** True for a canvas of the newest request so far (which it then is), false for one of a superseded request. */
+  admit(id: number | string): boolean {
+    if (id !== this.last && !isNewerRequest(id, this.last)) return false;
+    this.last = id;
+    return true;
+  }
+
+  reset(): void {
+    this.last = undefined;
+  }
+}
+
+/**
  * Whether decoration types with these keys lay out in this order when they share a position: VS Code sorts them by
  * class name, `ced-<key>-<rule>`, as strings, so "Type10" comes before "Type9".
  */
 export function keysRenderInOrder(keys: readonly string[]): boolean {
   return keys.every((key, i) => i === 0 || `${keys[i - 1]}-` < `${key}-`);
+}
+
+/** Segments split at line breaks ("\r" dropped): one list per line, an empty list for an empty line. */
+export function splitLines(segments: readonly Segment[]): Segment[][] {
+  const lines: Segment[][] = [[]];
+  for (const segment of segments) {
+    segment.text.split('\n').forEach((part, i) => {
+      if (i > 0) lines.push([]);
+      const text = part.replace(/\r/g, '');
+      if (text) push(lines[lines.length - 1], segment.kind, text);
+    });
+  }
+  return lines;
+}
+
+/** Lines joined into one with line breaks, for inlineSegments to draw as "⏎". */
+function joinLines(lines: Segment[][]): Segment[] {
+  const out: Segment[] = [];
+  lines.forEach((line, i) => {
+    if (i > 0) push(out, 'text', '\n');
+    for (const segment of line) push(out, segment.kind, segment.text);
+  });
+  return out;
+}
+
+/** The columns a line takes on screen, tabs to the next tab stop. */
+export function displayWidth(text: string, tabSize: number): number {
+  let width = 0;
+  for (const ch of text) width = ch === '\t' ? width + tabSize - (width % tabSize) : width + 1;
+  return width;
+}
+
+/** Adjacent marks as one run. */
+function mergeMarks(segments: Segment[]): Segment[] {
+  const out: Segment[] = [];
+  for (const s of segments) push(out, s.kind, s.text);
+  return out;
 }
 
 function isHighSurrogate(code: number): boolean {

@@ -1,8 +1,9 @@
 import * as vscode from 'vscode';
 import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
 import { CompletionPreview } from './preview';
-import { debounceMs, documentSelector, Getter, serverExecutable, serverSettings } from './settings';
+import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
+import { TraceChannel } from './trace';
 
 /** Sections a server may pull with workspace/configuration; both are answered with the server settings. */
 const SECTIONS = new Set(['diffusion', 'diffusionLs']);
@@ -12,13 +13,13 @@ const SECTIONS = new Set(['diffusion', 'diffusionLs']);
  * only waits `debounceMs` after a keystroke, spins the status bar and ends the streamed preview with the request.
  */
 export function createClient(
+  { command, args }: Pick<Executable, 'command' | 'args'>,
   setting: Getter,
   output: vscode.LogOutputChannel,
+  trace: TraceChannel,
   preview: CompletionPreview,
   status: StatusBar,
 ): LanguageClient {
-  const { command, args } = serverExecutable(setting);
-  output.info(`starting: ${command} ${args.join(' ')}`);
   return new LanguageClient(
     'diffusionLs',
     'Diffusion LS',
@@ -26,6 +27,7 @@ export function createClient(
     {
       documentSelector: documentSelector(),
       outputChannel: output,
+      traceOutputChannel: trace, // the traffic, while diffusionLs.trace.server is on (trace.ts)
       initializationOptions: () => serverSettings(setting),
       middleware: {
         provideInlineCompletionItems: async (document, position, context, token, next) => {

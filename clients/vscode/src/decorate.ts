@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { keysRenderInOrder, LspPosition, Segment, SegmentKind } from './canvas';
+import { keysRenderInOrder, LspPosition, PreviewRow, Segment, SegmentKind } from './canvas';
 
 const COLORS: Record<SegmentKind, string> = {
   text: 'editorGhostText.foreground', // decided tokens look like ghost text
@@ -23,16 +23,21 @@ export class SegmentDecorations implements vscode.Disposable {
   private live: vscode.TextEditorDecorationType[] = [];
 
   draw(editor: vscode.TextEditor, at: LspPosition, segments: Segment[], hover?: vscode.MarkdownString): void {
-    const position = new vscode.Position(at.line, at.character);
-    const runs = fewer(segments);
-    let types = runs.map(make);
+    this.drawRows(editor, [{ anchor: at, segments }], hover);
+  }
+
+  /** Each row's segments at its own position (rows on different lines); the hover on the first. */
+  drawRows(editor: vscode.TextEditor, rows: readonly PreviewRow[], hover?: vscode.MarkdownString): void {
+    const runs = rows.flatMap((row) => fewer(row.segments).map((segment) => ({ at: row.anchor, segment })));
+    let types = runs.map((run) => make(run.segment));
     for (let attempt = 0; attempt < 3 && !keysRenderInOrder(types.map((t) => t.key)); attempt++) {
       types.forEach((t) => t.dispose());
-      types = runs.map(make);
+      types = runs.map((run) => make(run.segment));
     }
-    types.forEach((type, i) =>
-      editor.setDecorations(type, [{ range: new vscode.Range(position, position), hoverMessage: i === 0 ? hover : undefined }]),
-    );
+    types.forEach((type, i) => {
+      const position = new vscode.Position(runs[i].at.line, runs[i].at.character);
+      editor.setDecorations(type, [{ range: new vscode.Range(position, position), hoverMessage: i === 0 ? hover : undefined }]);
+    });
     this.live.forEach((t) => t.dispose());
     this.live = types;
   }

@@ -1,25 +1,27 @@
 import * as vscode from 'vscode';
-import { DidChangeConfigurationNotification, LanguageClient } from 'vscode-languageclient/node';
+import { DidChangeConfigurationNotification } from 'vscode-languageclient/node';
 import { CanvasParams, routeCanvas } from './canvas';
 import { createClient } from './client';
 import { CompletionPreview } from './preview';
 import { RewriteController } from './rewrite';
+import { Server } from './server';
 import { documentSelector, RESTART_KEYS, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
 import { ServerStatus } from './statusText';
+import { TraceChannel } from './trace';
 
-let client: LanguageClient | undefined;
+let server: Server | undefined;
 
 const setting = (key: string): unknown => vscode.workspace.getConfiguration('diffusionLs').get(key);
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel('Diffusion LS', { log: true });
-  const status = new StatusBar('diffusionLs.showOutput', async () =>
-    client?.isRunning() ? client.sendRequest<ServerStatus>('diffusion/status', {}) : undefined,
-  );
+  const trace = new TraceChannel(output, () => setting('trace.server'));
+  const fetchStatus = async () => server?.running?.sendRequest<ServerStatus>('diffusion/status', {});
+  const status = new StatusBar('diffusionLs.showOutput', fetchStatus);
   const preview = new CompletionPreview(() => setting('preview.enabled') !== false);
-  const rewrite = new RewriteController(() => client, (work) => status.track(work));
-  context.subscriptions.push(output, status, preview, rewrite);
+  const rewrite = new RewriteController(() => server?.running, (work) => status.track(work), () => status.refresh());
+  context.subscriptions.push(output, trace, status, preview, rewrite);
 
   const onCanvas = (canvas: CanvasParams): void => {
     status.onCanvas(canvas);
@@ -28,45 +30,40 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     else if (target === 'completion') preview.onCanvas(canvas);
   };
 
-  const start = async (): Promise<void> => {
-    client = createClient(setting, output, preview, status);
+  server = new Server(setting, output, (executable) => {
+    const client = createClient(executable, setting, output, trace, preview, status);
     client.onNotification('diffusion/canvas', onCanvas);
-    try {
-      await client.start();
-    } catch (error) {
-      output.error(`the server did not start: ${String(error)}`);
-      void vscode.window.showErrorMessage('Diffusion LS: the server did not start. See the output.', 'Show Output')
-        .then((choice) => choice && output.show());
-    }
-    void status.refresh();
-  };
-
-  const restart = async (): Promise<void> => {
-    rewrite.reject();
-    preview.clear();
-    await client?.dispose();
-    await start();
-  };
+    return client;
+  });
+  context.subscriptions.push(
+    server,
+    server.onDidChange((state) => {
+      rewrite.reject(); // a rewrite in flight belonged to the old server
+      preview.reset(); // the new server's request ids start again
+      status.reset(state.client ? undefined : state.problem);
+      if (state.client) void status.refresh();
+    }),
+  );
 
   context.subscriptions.push(
     vscode.commands.registerCommand('diffusionLs.rewriteSelection', () => rewrite.rewriteSelection()),
     vscode.commands.registerCommand('diffusionLs.acceptRewrite', () => rewrite.accept()),
     vscode.commands.registerCommand('diffusionLs.rejectRewrite', () => rewrite.reject()),
     vscode.commands.registerCommand('diffusionLs.showOutput', () => output.show(true)),
-    vscode.commands.registerCommand('diffusionLs.restartServer', restart),
+    vscode.commands.registerCommand('diffusionLs.restartServer', () => server?.restart()),
     vscode.languages.registerCodeLensProvider(documentSelector(), rewrite),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (RESTART_KEYS.some((key) => e.affectsConfiguration(`diffusionLs.${key}`))) void restart();
-      else if (e.affectsConfiguration('diffusionLs') && client?.isRunning()) {
-        void client.sendNotification(DidChangeConfigurationNotification.type, { settings: serverSettings(setting) });
+      const running = server?.running;
+      if (RESTART_KEYS.some((key) => e.affectsConfiguration(`diffusionLs.${key}`))) void server?.restart();
+      else if (e.affectsConfiguration('diffusionLs') && running) {
+        void running.sendNotification(DidChangeConfigurationNotification.type, { settings: serverSettings(setting) });
       }
     }),
-    { dispose: () => void client?.dispose() },
   );
-  await start();
+  await server.start();
 }
 
 export async function deactivate(): Promise<void> {
-  await client?.dispose();
-  client = undefined;
+  await server?.stop();
+  server = undefined;
 }

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { CanvasParams, completionPreview, isNewerRequest } from './canvas';
+import { CanvasParams, completionPreview, LatestRequest } from './canvas';
 import { SegmentDecorations } from './decorate';
 
 /** Canvases closer together than this are coalesced: only the latest is drawn. */
@@ -12,7 +12,7 @@ const FRAME_MS = 16;
 export class CompletionPreview implements vscode.Disposable {
   private readonly decorations = new SegmentDecorations();
   private readonly subscriptions: vscode.Disposable[] = [this.decorations];
-  private lastId: number | string | undefined;
+  private readonly latest = new LatestRequest();
   private requests = 0;
   private pending: CanvasParams | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -37,13 +37,18 @@ export class CompletionPreview implements vscode.Disposable {
   }
 
   onCanvas(canvas: CanvasParams): void {
-    if (canvas.id !== this.lastId && !isNewerRequest(canvas.id, this.lastId)) return; // a superseded request
-    this.lastId = canvas.id;
-    if (canvas.done) return this.clear();
+    if (!this.latest.admit(canvas.id)) return; // a superseded request
+    if (canvas.done) return this.clear(); // VS Code's inline suggestion takes over, or nothing when refused
     this.pending = canvas;
     const wait = this.drawnAt + FRAME_MS - Date.now();
     if (wait <= 0) this.draw();
     else this.timer ??= setTimeout(() => this.draw(), wait);
+  }
+
+  /** A new server: its request ids start again. */
+  reset(): void {
+    this.latest.reset();
+    this.clear();
   }
 
   clear(): void {

@@ -1,22 +1,22 @@
 import * as vscode from 'vscode';
 import type { BaseLanguageClient } from 'vscode-languageclient';
-import { CanvasParams, LspRange, PendingRewrite, rewritePreview } from './canvas';
+import { CanvasParams, PendingRewrite, PreviewRow, rewritePreview } from './canvas';
 import { SegmentDecorations } from './decorate';
-
-interface RewriteResult {
-  edit: { range: LspRange; newText: string };
-  version: number;
-}
+import { asksForInstruction, refusedMessage, RewriteResult, rewriteOutcome, TextEdit } from './outcome';
+import { ServerStatus } from './statusText';
+import { Throttle } from './throttle';
 
 interface Session extends PendingRewrite {
   editor: vscode.TextEditor;
   version: number;
   tokens: vscode.CancellationTokenSource;
-  result?: RewriteResult;
+  edit?: TextEdit; // the answer, ready to accept
   nfe: number;
 }
 
 const CONTEXT_KEY = 'diffusionLs.rewritePending';
+/** At most one CodeLens refresh this often while canvases stream: VS Code waits for a quiet spell (throttle.ts). */
+const LENS_MS = 400;
 
 /**
  * "Diffusion: Rewrite Selection": streams the rewrite over the selection (old text struck through, new text after it)
@@ -31,12 +31,14 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   private readonly decorations = new SegmentDecorations();
   private readonly lensesChanged = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.lensesChanged.event;
+  private readonly lenses = new Throttle(() => this.lensesChanged.fire(), LENS_MS);
   private readonly subscriptions: vscode.Disposable[] = [this.struck, this.decorations, this.lensesChanged];
   private session: Session | undefined;
 
   constructor(
     private readonly client: () => BaseLanguageClient | undefined,
     private readonly track: <T>(work: Thenable<T>) => Promise<T>,
+    private readonly status: () => Promise<ServerStatus | undefined>,
   ) {
     this.subscriptions.push(
       vscode.workspace.onDidChangeTextDocument((e) => {
@@ -58,11 +60,13 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       void vscode.window.showInformationMessage('Diffusion: select the code to rewrite first.');
       return;
     }
-    const instruction = await vscode.window.showInputBox({
-      title: 'Diffusion: Rewrite Selection',
-      prompt: 'Optional instruction (Enter for none)',
-      placeHolder: 'e.g. use a list comprehension',
-    });
+    const instruction = asksForInstruction(await this.status())
+      ? await vscode.window.showInputBox({
+          title: 'Diffusion: Rewrite Selection',
+          prompt: 'Optional instruction (Enter for none)',
+          placeHolder: 'e.g. use a list comprehension',
+        })
+      : ''; // this model ignores instructions: nothing to ask
     if (instruction === undefined) return; // Escape
     this.reject();
     const range = client.code2ProtocolConverter.asRange(editor.selection);
@@ -89,10 +93,15 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
         client.sendRequest<RewriteResult | null>('diffusion/rewrite', params, session.tokens.token),
       );
       if (this.session !== session) return;
-      if (!result || result.version !== editor.document.version) return this.reject();
-      session.result = result;
-      this.drawText(result.edit.newText);
-      this.lensesChanged.fire();
+      const outcome = rewriteOutcome(result, editor.document.version);
+      if (outcome.kind !== 'ready') {
+        this.reject();
+        if (outcome.kind === 'refused') void vscode.window.showWarningMessage(refusedMessage(outcome.reason));
+        return;
+      }
+      session.edit = outcome.edit;
+      this.drawText(outcome.edit.newText);
+      this.lenses.flush();
     } catch (error) {
       if (this.session !== session) return;
       this.reject();
@@ -105,18 +114,18 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   /** Draws a canvas of the rewrite in flight. */
   onCanvas(canvas: CanvasParams): void {
     const session = this.session;
-    if (!session || session.result || canvas.version !== session.version) return;
+    if (!session || session.edit || canvas.version !== session.version) return;
     session.nfe = canvas.nfe;
-    const preview = rewritePreview(canvas, { tabSize: 4, maxChars: 200 });
-    this.decorations.draw(session.editor, preview.anchor, preview.segments, this.hover(canvas.text));
-    this.lensesChanged.fire();
+    if (canvas.done && canvas.reason) this.decorations.clear(); // refused: the answer says why
+    else this.decorations.drawRows(session.editor, this.rows(canvas), this.hover(canvas.text));
+    this.lenses.run();
   }
 
   async accept(): Promise<void> {
     const session = this.session;
-    if (!session?.result) return; // still denoising: nothing to accept yet
+    if (!session?.edit) return; // still denoising: nothing to accept yet
     const client = this.client();
-    const edit = client?.protocol2CodeConverter.asTextEdit(session.result.edit);
+    const edit = client?.protocol2CodeConverter.asTextEdit(session.edit);
     this.clear();
     if (!edit) return;
     const workspaceEdit = new vscode.WorkspaceEdit();
@@ -133,7 +142,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     const session = this.session;
     if (!session || document !== session.editor.document) return [];
     const at = new vscode.Range(session.range.start.line, 0, session.range.start.line, 0);
-    if (!session.result) {
+    if (!session.edit) {
       return [
         new vscode.CodeLens(at, { title: `$(sync~spin) Rewriting… (${session.nfe} fwd)`, command: '' }),
         new vscode.CodeLens(at, { title: '$(close) Cancel', command: 'diffusionLs.rejectRewrite' }),
@@ -147,11 +156,16 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
 
   private drawText(text: string): void {
     const session = this.session!;
-    const preview = rewritePreview(
-      { uri: session.uri, version: session.version, id: 0, step: 0, nfe: 0, range: session.range, text, masks: [], done: true },
-      { tabSize: 4, maxChars: 200 },
-    );
-    this.decorations.draw(session.editor, preview.anchor, preview.segments, this.hover(text));
+    const canvas = { uri: session.uri, version: session.version, id: 0, step: 0, nfe: session.nfe, range: session.range };
+    this.decorations.drawRows(session.editor, this.rows({ ...canvas, text, masks: [], done: true }), this.hover(text));
+  }
+
+  /** The canvas as rows beside the selected lines (canvas.ts). */
+  private rows(canvas: CanvasParams): PreviewRow[] {
+    const { document, options } = this.session!.editor;
+    const lineText = (line: number) => (line < document.lineCount ? document.lineAt(line).text : undefined);
+    const tabSize = typeof options.tabSize === 'number' ? options.tabSize : 4;
+    return rewritePreview(canvas, lineText, { tabSize, maxChars: 200 }).rows;
   }
 
   private hover(text: string): vscode.MarkdownString {
@@ -162,6 +176,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   private clear(): void {
     const session = this.session;
     this.session = undefined;
+    this.lenses.cancel();
     if (session) {
       session.editor.setDecorations(this.struck, []);
       this.decorations.clear();
@@ -177,6 +192,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
 
   dispose(): void {
     this.reject();
+    this.lenses.cancel();
     for (const s of this.subscriptions) s.dispose();
   }
 }

@@ -41,18 +41,22 @@ export const LANGUAGES = [
   'cpp',
 ] as const;
 
+/** The server command when `diffusionLs.server.command` is not set; then it is searched for (locate.ts). */
+export const DEFAULT_COMMAND = 'diffusion-ls';
+
 export interface Executable {
   command: string;
   args: string[];
+  setting: 'server.command' | 'pythonPath'; // the setting that names the command
 }
 
 /** `diffusion-ls serve [args]`, or `python -m server.cli serve [args]` when `pythonPath` is set. */
 export function serverExecutable(get: Getter): Executable {
   const extra = stringArray(get('server.args'));
   const python = nonEmptyString(get('pythonPath'));
-  if (python) return { command: python, args: ['-m', 'server.cli', 'serve', ...extra] };
-  const command = nonEmptyString(get('server.command')) ?? 'diffusion-ls';
-  return { command, args: ['serve', ...extra] };
+  if (python) return { command: python, args: ['-m', 'server.cli', 'serve', ...extra], setting: 'pythonPath' };
+  const command = nonEmptyString(get('server.command')) ?? DEFAULT_COMMAND;
+  return { command, args: ['serve', ...extra], setting: 'server.command' };
 }
 
 /**
@@ -75,6 +79,11 @@ export function serverSettings(get: Getter): Record<string, ServerValue> {
 export function debounceMs(get: Getter, fallback = 75): number {
   const value = get('debounceMs');
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+/** Whether `diffusionLs.trace.server` asks for the LSP traffic in the output channel. */
+export function tracing(setting: unknown): boolean {
+  return setting === 'messages' || setting === 'verbose';
 }
 
 /** Document selector entries for the supported languages, on disk and unsaved. */

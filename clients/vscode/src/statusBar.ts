@@ -6,9 +6,12 @@ import { Progress, ServerStatus, statusText, statusTooltip } from './statusText'
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
   private status: ServerStatus | undefined;
+  private problem: string | undefined;
   private progress: Progress | undefined;
   private inFlight = 0;
   private poll: ReturnType<typeof setTimeout> | undefined;
+
+  private readonly onEditor = vscode.window.onDidChangeActiveTextEditor(() => this.render());
 
   constructor(
     command: string,
@@ -18,6 +21,11 @@ export class StatusBar implements vscode.Disposable {
     this.item.command = command;
     this.render();
     this.item.show();
+  }
+
+  /** The server's last answer to `diffusion/status`, if any. */
+  get current(): ServerStatus | undefined {
+    return this.status;
   }
 
   /** Shows the spinner until `work` settles, then refreshes the server's numbers. */
@@ -39,7 +47,8 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
-  async refresh(): Promise<void> {
+  /** Asks the server again; the status it answered (or the last one known). */
+  async refresh(): Promise<ServerStatus | undefined> {
     try {
       const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000));
       this.status = (await Promise.race([this.fetchStatus(), timeout])) ?? this.status;
@@ -49,16 +58,31 @@ export class StatusBar implements vscode.Disposable {
     this.render();
     clearTimeout(this.poll);
     if (this.status?.loading) this.poll = setTimeout(() => void this.refresh(), 1000); // until the model is loaded
+    return this.status;
+  }
+
+  /** Forgets the server's numbers (it stopped, or a new one starts); `problem`: why there is no server. */
+  reset(problem?: string): void {
+    clearTimeout(this.poll);
+    this.status = undefined;
+    this.problem = problem;
+    this.render();
   }
 
   private render(): void {
-    this.item.text = statusText(this.status, this.progress);
-    this.item.tooltip = statusTooltip(this.status, this.progress);
-    this.item.backgroundColor = this.status?.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    const languageId = vscode.window.activeTextEditor?.document.languageId;
+    const problem = this.status ? undefined : this.problem;
+    this.item.text = problem ? '$(error) diffusion' : statusText(this.status, this.progress);
+    this.item.tooltip = problem
+      ? `diffusion-ls: ${problem}\nClick to open the output channel.`
+      : statusTooltip(this.status, this.progress, languageId);
+    const error = problem ?? this.status?.error;
+    this.item.backgroundColor = error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }
 
   dispose(): void {
     clearTimeout(this.poll);
+    this.onEditor.dispose();
     this.item.dispose();
   }
 }

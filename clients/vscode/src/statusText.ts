@@ -11,7 +11,19 @@ export interface ServerStatus {
   lastLatencyMs?: number | null;
   tokensPerForward?: number | null;
   nfe?: number | null;
+  capabilities?: Capabilities;
+  languages?: Record<string, LanguageRating>; // how well the model writes each language (language ids); may be empty
 }
+
+/** What the loaded model can do. */
+export interface Capabilities {
+  instructions?: boolean; // follows a rewrite instruction
+  streams?: boolean; // sends intermediate canvases
+  maskToken?: boolean;
+  nativeInfill?: boolean;
+}
+
+export type LanguageRating = 'good' | 'fair' | 'weak';
 
 /** Denoising in flight: the latest canvas seen, if any yet. */
 export interface Progress {
@@ -32,7 +44,11 @@ export function statusText(status: ServerStatus | undefined, progress: Progress 
   return `${status.loaded ? '$(sparkle)' : '$(circle-outline)'} ${parts.join(' · ')}`;
 }
 
-export function statusTooltip(status: ServerStatus | undefined, progress: Progress | undefined): string {
+export function statusTooltip(
+  status: ServerStatus | undefined,
+  progress: Progress | undefined,
+  languageId?: string,
+): string {
   const lines: string[] = [];
   if (progress) lines.push(`Denoising: forward pass ${progress.nfe ?? 0}`);
   if (!status) {
@@ -44,6 +60,9 @@ export function statusTooltip(status: ServerStatus | undefined, progress: Progre
     if (isNumber(status.lastLatencyMs)) lines.push(`Last latency: ${Math.round(status.lastLatencyMs)} ms`);
     if (isNumber(status.nfe)) lines.push(`Forward passes (last request): ${status.nfe}`);
     if (isNumber(status.tokensPerForward)) lines.push(`Tokens per forward: ${status.tokensPerForward.toFixed(2)}`);
+    const rating = languageId ? status.languages?.[languageId] : undefined;
+    if (rating) lines.push(`Model on ${languageId}: ${rating}`);
+    if (status.capabilities) lines.push(`Instructions: ${status.capabilities.instructions ? 'followed' : 'ignored'}`);
     if (status.error) lines.push(`Error: ${status.error}`);
   }
   lines.push('Click to open the output channel.');

@@ -3,11 +3,14 @@ import { describe, it } from 'node:test';
 import {
   CanvasParams,
   completionPreview,
+  displayWidth,
   inlineSegments,
+  LatestRequest,
   isNewerRequest,
   keysRenderInOrder,
   rewritePreview,
   routeCanvas,
+  splitLines,
   toSegments,
 } from '../src/canvas';
 
@@ -107,16 +110,98 @@ describe('completionPreview', () => {
 });
 
 describe('rewritePreview', () => {
-  it('strikes the selected range and draws an arrow and the new text after its end', () => {
-    const range = { start: at(1, 4), end: at(3, 10) };
-    const preview = rewritePreview(canvas({ range, text: 'return ·', masks: [[7, 8]] }));
+  const doc = ['def f(a):', '    x = 1', '\tyy', 'end'];
+  const lineText = (line: number) => doc[line];
+  const nb = (n: number) => '\u00a0'.repeat(n);
+
+  it('draws a one-line rewrite after its line, behind an arrow, and strikes the selection', () => {
+    const range = { start: at(1, 4), end: at(1, 9) };
+    const preview = rewritePreview(canvas({ range, text: 'y = ·', masks: [[4, 5]] }), lineText);
     assert.deepEqual(preview.struck, range);
-    assert.deepEqual(preview.anchor, at(3, 10));
-    assert.deepEqual(preview.segments, [
-      { kind: 'mark', text: ' → ' },
-      { kind: 'text', text: 'return\u00a0' },
-      { kind: 'mask', text: '·' },
+    assert.deepEqual(preview.rows, [
+      {
+        anchor: at(1, 9),
+        segments: [
+          { kind: 'mark', text: `${nb(1)}→${nb(1)}` },
+          { kind: 'text', text: `y${nb(1)}=${nb(1)}` },
+          { kind: 'mask', text: '·' },
+        ],
+      },
     ]);
+  });
+
+  it('draws each line of a multi-line rewrite on its own row, in one column past the longest line, indented', () => {
+    // lines 0-2 are 9, 9 and 6 columns wide (the tab counts 4): the column starts at 9 + 3
+    const range = { start: at(0, 0), end: at(2, 3) };
+    const preview = rewritePreview(canvas({ range, text: 'def g(b):\n    return ··\n', masks: [[21, 23]] }), lineText);
+    assert.deepEqual(
+      preview.rows.map((row) => row.anchor),
+      [at(0, 9), at(1, 9), at(2, 3)],
+    );
+    assert.deepEqual(preview.rows[0].segments, [
+      { kind: 'mark', text: `${nb(3)}→${nb(1)}` },
+      { kind: 'text', text: `def${nb(1)}g(b):` },
+    ]);
+    assert.deepEqual(preview.rows[1].segments, [
+      { kind: 'mark', text: `${nb(3)}│${nb(1)}` },
+      { kind: 'text', text: `${nb(4)}return${nb(1)}` },
+      { kind: 'mask', text: '··' },
+    ]);
+    assert.deepEqual(preview.rows[2].segments, [{ kind: 'mark', text: `${nb(6)}│${nb(1)}` }]);
+  });
+
+  it('folds the lines past the end of the document into the last row', () => {
+    const range = { start: at(3, 0), end: at(3, 3) };
+    const preview = rewritePreview(canvas({ range, text: 'a\nb\nc', masks: [] }), lineText);
+    assert.equal(preview.rows.length, 1);
+    assert.deepEqual(preview.rows[0].anchor, at(3, 3));
+    assert.deepEqual(preview.rows[0].segments, [
+      { kind: 'mark', text: `${nb(1)}→${nb(1)}` },
+      { kind: 'text', text: 'a' },
+      { kind: 'mark', text: ' ⏎ ' },
+      { kind: 'text', text: 'b' },
+      { kind: 'mark', text: ' ⏎ ' },
+      { kind: 'text', text: 'c' },
+    ]);
+  });
+});
+
+describe('splitLines and displayWidth', () => {
+  it('splits segments at line breaks, keeping each kind, dropping carriage returns', () => {
+    assert.deepEqual(splitLines(toSegments('ab\r\n·c\n', [[4, 5]])), [
+      [{ kind: 'text', text: 'ab' }],
+      [
+        { kind: 'mask', text: '·' },
+        { kind: 'text', text: 'c' },
+      ],
+      [],
+    ]);
+  });
+
+  it('counts tabs to the next tab stop', () => {
+    assert.equal(displayWidth('\tx', 4), 5);
+    assert.equal(displayWidth('ab\tx', 4), 5);
+    assert.equal(displayWidth('abcd\t', 4), 8);
+  });
+});
+
+describe('LatestRequest', () => {
+  it('admits the newest request and drops the canvases of superseded ones', () => {
+    const latest = new LatestRequest();
+    assert.equal(latest.admit(5), true);
+    assert.equal(latest.admit(5), true); // more canvases of the same request
+    assert.equal(latest.admit(4), false);
+    assert.equal(latest.admit(6), true);
+    assert.equal(latest.admit(5), false);
+  });
+
+  it('admits a restarted server whose ids start again once reset', () => {
+    const latest = new LatestRequest();
+    latest.admit(41);
+    assert.equal(latest.admit(2), false); // without a reset the new server's requests look old
+    latest.reset();
+    assert.equal(latest.admit(2), true);
+    assert.equal(latest.admit(3), true);
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { debounceMs, documentSelector, Getter, serverExecutable, serverSettings } from '../src/settings';
+import { debounceMs, documentSelector, Getter, serverExecutable, serverSettings, tracing } from '../src/settings';
 
 const from =
   (values: Record<string, unknown>): Getter =>
@@ -9,7 +9,7 @@ const from =
 
 describe('serverExecutable', () => {
   it('runs `diffusion-ls serve` by default', () => {
-    assert.deepEqual(serverExecutable(from({})), { command: 'diffusion-ls', args: ['serve'] });
+    assert.deepEqual(serverExecutable(from({})), { command: 'diffusion-ls', args: ['serve'], setting: 'server.command' });
   });
 
   it('uses the configured command and appends the extra arguments', () => {
@@ -17,6 +17,7 @@ describe('serverExecutable', () => {
     assert.deepEqual(serverExecutable(get), {
       command: '/opt/venv/bin/diffusion-ls',
       args: ['serve', '--log-level', 'debug'],
+      setting: 'server.command',
     });
   });
 
@@ -25,6 +26,7 @@ describe('serverExecutable', () => {
     assert.deepEqual(serverExecutable(get), {
       command: '/opt/venv/bin/python',
       args: ['-m', 'server.cli', 'serve', '-v'],
+      setting: 'pythonPath',
     });
   });
 
@@ -87,5 +89,15 @@ describe('documentSelector', () => {
     const selector = documentSelector();
     assert.ok(selector.some((s) => s.language === 'python' && s.scheme === 'file'));
     assert.ok(selector.some((s) => s.language === 'python' && s.scheme === 'untitled'));
+  });
+});
+
+describe('tracing', () => {
+  it('is on for messages and verbose, off for off and anything else', () => {
+    assert.equal(tracing('messages'), true);
+    assert.equal(tracing('verbose'), true);
+    assert.equal(tracing('off'), false);
+    assert.equal(tracing(undefined), false);
+    assert.equal(tracing(true), false);
   });
 });

@@ -48,3 +48,23 @@ describe('statusText while the model loads', () => {
     assert.equal(statusText({ backend: 'embedded', model: null, loaded: false, loading: true }, undefined), '$(loading~spin) embedded · loading');
   });
 });
+
+describe('statusTooltip, capabilities and languages', () => {
+  const rated: ServerStatus = {
+    ...status,
+    capabilities: { instructions: false, streams: true, maskToken: true, nativeInfill: false },
+    languages: { python: 'good', go: 'weak' },
+  };
+
+  it("shows the current language's rating and whether instructions are followed", () => {
+    const tooltip = statusTooltip(rated, undefined, 'go');
+    assert.ok(tooltip.includes('Model on go: weak'), tooltip);
+    assert.ok(tooltip.includes('Instructions: ignored'), tooltip);
+  });
+
+  it('leaves the rating out for an unrated language or none', () => {
+    assert.ok(!statusTooltip(rated, undefined, 'rust').includes('Model on'));
+    assert.ok(!statusTooltip({ ...rated, languages: {} }, undefined, 'python').includes('Model on'));
+    assert.ok(!statusTooltip(rated, undefined).includes('Model on'));
+  });
+});

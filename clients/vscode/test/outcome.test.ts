@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { asksForInstruction, refusedMessage, rewriteOutcome } from '../src/outcome';
+
+const edit = { range: { start: { line: 1, character: 4 }, end: { line: 2, character: 0 } }, newText: 'y = 2\n' };
+
+describe('rewriteOutcome', () => {
+  it('is ready with the edit for the version it was asked at', () => {
+    assert.deepEqual(rewriteOutcome({ edit, version: 3, reason: null }, 3), { kind: 'ready', edit });
+    assert.deepEqual(rewriteOutcome({ edit, version: 3 }, 3), { kind: 'ready', edit }); // a server before the edit guard
+  });
+
+  it('is refused, with the reason, when the server sends no edit', () => {
+    const refused = rewriteOutcome({ edit: null, version: 3, reason: 'it would add parse errors' }, 3);
+    assert.deepEqual(refused, { kind: 'refused', reason: 'it would add parse errors' });
+    assert.deepEqual(rewriteOutcome({ edit: null, version: 3, reason: null }, 3), { kind: 'refused', reason: 'no reason given' });
+  });
+
+  it('is stale for another version or no answer', () => {
+    assert.deepEqual(rewriteOutcome({ edit, version: 4, reason: null }, 3), { kind: 'stale' });
+    assert.deepEqual(rewriteOutcome(null, 3), { kind: 'stale' });
+  });
+
+  it('words the warning as the contract says', () => {
+    assert.equal(refusedMessage('it changes nothing'), 'diffusion-ls: rewrite refused: it changes nothing');
+  });
+});
+
+describe('asksForInstruction', () => {
+  const status = { backend: 'embedded', loaded: true };
+
+  it('asks only when the server says the model follows instructions', () => {
+    assert.equal(asksForInstruction({ ...status, capabilities: { instructions: true, streams: true } }), true);
+    assert.equal(asksForInstruction({ ...status, capabilities: { instructions: false, streams: true } }), false);
+    assert.equal(asksForInstruction(status), false); // a server that does not say
+    assert.equal(asksForInstruction(undefined), false); // no server
+  });
+});
