@@ -39,14 +39,30 @@ class Handle:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; server/ and infill/ read these instead of probing the backend's attributes."""
+
+    streams: bool  # every forward can be observed (intermediate canvases stream); False: one per committed canvas
+    instructions: bool  # follows a natural-language instruction (a chat model with a `prompter`)
+    mask_token: bool  # noise is a mask token; False: random-token (uniform) noise, as DiffusionGemma
+    native_infill: bool  # infills prefix + suffix in one canvas (SPM); False: through a chat prompt
+    native_loop: bool = False  # has its own denoising loop (`native_stream`, the "native" strategy)
+
+    def as_json(self) -> dict[str, bool]:
+        return {"streams": self.streams, "instructions": self.instructions, "maskToken": self.mask_token,
+                "nativeInfill": self.native_infill, "nativeLoop": self.native_loop}
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str  # "embedded", "transformers", "vllm-remote", ...
     model_name: str
     device: str
     tokenizer: Tokenizer
+    capabilities: Capabilities
     noise: str  # "mask" (a mask token exists) or "uniform" (random-token noise, as DiffusionGemma)
-    steppable: bool  # True when each forward can be observed (streaming of intermediate canvases)
+    steppable: bool  # capabilities.streams
 
     @property
     def special(self) -> SpecialIds: ...
@@ -66,8 +82,9 @@ class EmbeddedBackend:
     """Our own two-mode model on CPU (or GPU), one preallocated KV cache per session (LRU-evicted)."""
 
     name = "embedded"
+    capabilities = Capabilities(streams=True, instructions=False, mask_token=True, native_infill=True)
     noise = "mask"
-    steppable = True
+    steppable = capabilities.streams
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", max_sessions: int = 4,
                  threads: int | None = None) -> None:

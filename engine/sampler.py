@@ -48,6 +48,8 @@ class SamplerConfig:
     block_size: int = 32  # block-autoregressive: longer holes are denoised block by block, committed in between
     max_new: int = 256  # hard cap on a grown fill
     grow: bool = True  # a single hole whose canvas fills up without ending gets another block
+    repeat_rounds: int = 3  # a growing fill whose end is one piece of text this many times over is looping, not
+    #                         writing code: it is cut after the first round (repeated_tail; 0: never)
     start: int = 8  # a single growable hole's first canvas (0: its sized capacity), doubled up to block_size (or the
     #                 capacity, without grow) while the model writes text into its last two slots: small models read a
     #                 canvas's size as a length hint (r1-r3 were trained with capacity <= 2 * length + 8, r4 half the
@@ -81,10 +83,12 @@ class CanvasSpec:
     holes: list[tuple[int, int]]
     decided: list[bool] | None = None
     allowed: dict[int, list[int]] | None = None  # slot -> the only ids it may take (token healing's first slot)
+    limit: int | None = None  # a growable hole never grows past this many tokens (its kind's cap); None: max_new
 
     @classmethod
-    def single(cls, capacity: int, mask_id: int, allowed: dict[int, list[int]] | None = None) -> CanvasSpec:
-        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)], allowed=allowed)
+    def single(cls, capacity: int, mask_id: int, allowed: dict[int, list[int]] | None = None,
+               limit: int | None = None) -> CanvasSpec:
+        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)], allowed=allowed, limit=limit)
 
     @property
     def growable(self) -> bool:
@@ -111,6 +115,7 @@ class SampleStats:
     blocks: int = 0
     remasked: int = 0
     restarts: int = 0  # first canvases denoised again, larger, because the model filled them to the last slot
+    cut: str = ""  # why a growing fill was stopped before the model ended it: "limit" or "repetition"
     prefill_ms: float = 0.0
     elapsed_ms: float = 0.0
 
@@ -313,7 +318,9 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
         out = yield from denoise_block(backend, handle, spec, cfg, stats, [], 0, gen, cancel)
         stats.blocks = 1
     else:
-        capacity = len(spec.slots)
+        if spec.limit is not None:
+            cfg = replace(cfg, max_new=max(1, min(cfg.max_new, spec.limit)))
+        capacity = min(len(spec.slots), cfg.max_new)
         firsts = first_sizes(capacity, cfg)
         block = 0
         while True:
@@ -333,11 +340,16 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
             else:
                 ids = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel)
             block += 1
-            if sp.pad in ids:
-                out = out + ids[: ids.index(sp.pad)]
+            ended = sp.pad in ids
+            out = out + (ids[: ids.index(sp.pad)] if ended else ids)
+            cut = repeated_tail(out, cfg.repeat_rounds) if cfg.repeat_rounds else None
+            if cut is not None:  # a degenerate loop: keep its first round, stop growing
+                out, stats.cut = out[:cut], "repetition"
                 break
-            out = out + ids
+            if ended:
+                break
             if len(out) >= cfg.max_new or (len(out) >= capacity and not cfg.grow):
+                stats.cut = "limit" if cfg.grow else ""
                 break
             handle = backend.commit(handle, ids)
         stats.blocks = block
@@ -348,6 +360,25 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
     # so the caller can split it back into holes
     yield CanvasState(out, [False] * len(out), [1.0] * len(out), 0, stats.nfe, stats.blocks, done=True)
     return stats
+
+
+REPEAT_MIN_TOKENS = 12  # the repeated rounds together span at least this many tokens ("0, 0, 0" is code, not a loop)
+REPEAT_MAX_PERIOD = 48
+
+
+def repeated_tail(ids: Sequence[int], rounds: int = 3, min_tokens: int = REPEAT_MIN_TOKENS,
+                  max_period: int = REPEAT_MAX_PERIOD) -> int | None:
+    """Where to cut ids when they end in one piece repeated `rounds` or more times (spanning >= min_tokens): the
+    length that keeps the text before the loop and its first round. None when the end does not repeat."""
+    n = len(ids)
+    for p in range(1, min(max_period, n // rounds) + 1):
+        span = p
+        while span < n and ids[n - 1 - span] == ids[n - 1 - span + p]:
+            span += 1
+        # ids[n - span:] is periodic with period p; whole rounds in it:
+        if span // p >= rounds and span >= min_tokens:
+            return n - span + p
+    return None
 
 
 def _first_canvas(backend: Backend, handle: Handle, piece: CanvasSpec, cfg: SamplerConfig, stats: SampleStats,

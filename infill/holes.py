@@ -44,6 +44,10 @@ CLAMP = {
     "line": (8, 64),
     "rewrite": (8, 1024),
 }
+# The most a cursor fill may grow to, past its capacity, before it is cut: a mid-line cursor gets the rest of its line
+# or statement, never a block of code (the high end of its clamp). Bodies and the end of a file grow to maxTokens.
+GROW_LIMIT = {s: CLAMP[s][1] for s in ("new_statement", "rest_of_line", "expression", "arguments", "control_header",
+                                       "comment", "line")}
 # Capacity when the file has too few spans of the same kind to measure.
 DEFAULT = {
     "empty_body": 96,
@@ -100,6 +104,11 @@ class Hole:
     situation: str  # one of SITUATIONS
     capacity: int  # canvas slots for this hole, in tokens
     indent: str = ""  # indentation of the hole's block: later lines of a fill start with it
+
+    @property
+    def limit(self) -> int | None:
+        """Tokens a growing fill here is cut at (GROW_LIMIT); None: only maxTokens bounds it."""
+        return GROW_LIMIT.get(self.situation)
 
 
 Counter = Callable[[Sequence[str]], list[int]]
@@ -351,7 +360,10 @@ def rewrite_hole(start: int, end: int, text: str = "", count_tokens: object = No
     n = token_counter(count_tokens)([text[start:end]])[0] if text else 0
     capacity = _clamp("rewrite", n * REWRITE_FACTOR + REWRITE_EXTRA)
     line_start, _ = _line_bounds(text, start) if text else (0, 0)
-    return Hole(start, end, "rewrite", capacity, _leading_ws(text[line_start:start]) if text else "")
+    before = text[line_start:start]
+    # a selection of whole lines starts with its own indentation: that is the block the rewrite's lines belong to
+    indent = _leading_ws(before + text[start:end]) if not before.strip() else _leading_ws(before)
+    return Hole(start, end, "rewrite", capacity, indent)
 
 
 # -- explicit placeholders --------------------------------------------------------------------------------------------

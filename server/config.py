@@ -55,6 +55,9 @@ class Settings(BaseModel):
     context_budget: int = Field(384, ge=16, le=65536)  # tokens of file context around the hole
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
     languages: list[str] | None = None  # allow-list of languageIds / language names; None: every language
+    # completion as you type in a language the model is weak at (its languages.json): "explicit" asks for a request
+    # the user made (a weak model's guesses while typing are mostly noise), "automatic" completes anyway, "off" never
+    weak_languages: Literal["explicit", "automatic", "off"] = "explicit"
     log_level: Literal["error", "warning", "info", "debug"] = "info"  # window/logMessage verbosity
     log_file: str | None = None  # also append logs to this file
     threads: int | None = Field(None, ge=1, le=256)  # torch CPU threads; None: half the cores, at most 4

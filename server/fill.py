@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.backend import Backend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
+from infill import guard
 from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, render_partial
 from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
 from infill.postprocess import finalize
@@ -48,11 +49,11 @@ class Target:
         return self.steppable and self.prompter is None
 
     @classmethod
-    def of(cls, backend: Any) -> Target:
-        tok = backend.tokenizer
-        prompter = getattr(backend, "prompter", None)
-        return cls(tok, None if getattr(tok, "remote", False) else tok, prompter,
-                   bool(getattr(backend, "steppable", True)), CHAT_EXTRA_SLOTS if prompter is not None else 0)
+    def of(cls, backend: Backend) -> Target:
+        tok, caps = backend.tokenizer, backend.capabilities
+        prompter = backend.prompter if caps.instructions else None  # type: ignore[attr-defined]  # chat models have one
+        return cls(tok, None if getattr(tok, "remote", False) else tok, prompter, caps.streams,
+                   CHAT_EXTRA_SLOTS if prompter is not None else 0)
 
 
 def target(backend: Any) -> Target:
@@ -89,7 +90,8 @@ class Plan:
             raise ValueError("this plan has no canvas: its backend is not steppable")
         # refine: the selection's tokens (and the pads after them) start decided; the sampler re-noises doubtful ones
         decided = [True] * len(c.canvas_ids) if self.mode == "refine" else None
-        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided, c.allowed)
+        limit = self.holes[0].limit if len(self.holes) == 1 else None  # only a single cursor hole grows
+        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided, c.allowed, limit)
 
     def between(self, i: int) -> str:
         """Document text between hole i and hole i + 1."""
@@ -118,9 +120,14 @@ class Partial:
 
 @dataclass
 class Outcome:
-    fills: list[str]  # final text per hole, post-processed
+    fills: list[str]  # final text per hole: post-processed and guarded (a refused hole keeps the document's text)
     text: str  # the span's new text: fills joined with the text between holes
     stats: SampleStats
+    reasons: list[str | None] = field(default_factory=list)  # per hole: why its fill was refused; None: it passed
+
+    def refused(self, i: int = 0) -> str | None:
+        """Why hole i keeps the document's text (infill.guard), or None when its fill is an edit to return."""
+        return self.reasons[i] if i < len(self.reasons) else None
 
 
 # -- plans ------------------------------------------------------------------------------------------------------------
@@ -241,7 +248,7 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     native: denoise with the backend's own loop (`native_stream`, DiffusionGemma's) where it has one. A backend that
     is not steppable runs its own loop on text requests: on_partial is called once per committed canvas but the last.
     """
-    if plan.canvas is None or not getattr(backend, "steppable", True):
+    if plan.canvas is None or not backend.capabilities.streams:
         return _run_requests(backend, plan, cancel, on_partial)
     tok = backend.tokenizer
     spec = plan.spec
@@ -249,9 +256,11 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     if not grows:  # a rewrite's capacity comes from its selection: that canvas is the length hint, no smaller start
         cfg = replace(cfg, grow=False, start=0)
     handle = backend.prefill(plan.canvas.context_ids, session=session)
-    native_stream = getattr(backend, "native_stream", None) if native else None
+    native_stream = backend.native_stream if native and backend.capabilities.native_loop else None  # type: ignore[attr-defined]
     if native_stream is not None:
         max_new = max(cfg.max_new, len(spec.slots)) if grows else len(spec.slots)
+        if grows and spec.limit is not None:
+            max_new = min(max_new, max(spec.limit, len(spec.slots)))
         stream = native_stream(handle, spec, cancel, seed=cfg.seed, max_new=max_new)
     else:
         stream = denoise_stream(backend, handle, spec, cfg, cancel)
@@ -279,11 +288,14 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
 
 
 def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats) -> Outcome:
-    """Post-process each hole's text."""
+    """Post-process each hole's text, then guard it (infill.guard): what could make the code worse is refused."""
     unit = indent_unit(plan.text)
     fills = [finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation, h.indent, unit)
              for h, f in zip(plan.holes, raw, strict=True)]
-    return Outcome(fills, plan.join(fills), stats)
+    verdicts = guard.check(plan.text, plan.lang, [guard.Proposal(h.start, h.end, f, r)
+                                                  for h, f, r in zip(plan.holes, fills, raw, strict=True)])
+    fills = [v.text for v in verdicts]
+    return Outcome(fills, plan.join(fills), stats, [v.reason for v in verdicts])
 
 
 def _run_requests(backend: Any, plan: Plan, cancel: object | None,

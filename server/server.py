@@ -4,11 +4,15 @@ Requests (besides the standard ones):
 
     textDocument/inlineCompletion  -> InlineCompletionList           fill-in-the-middle at the cursor
     diffusion/infill    {textDocument, ranges?: Range[], position?: Position}
-                        -> {edits: TextEdit[], version}             several holes (placeholders) in one canvas
+                        -> {edits: TextEdit[], kept: [{range, reason}], version}   several holes in one canvas;
+                                                                    `kept`: holes whose fill the guard refused
     diffusion/rewrite   {textDocument, range, mode?: "regenerate"|"refine", instruction?}
-                        -> {edit: TextEdit, version}
-    diffusion/status    -> {backend, model, device, steppable, loaded, error?, lastLatencyMs, tokensPerForward, nfe,
-                            ...}
+                        -> {edit: TextEdit | null, version, reason: string | null}   null: refused, and why
+    diffusion/status    -> {backend, model, device, steppable, capabilities, languages, loaded, error?,
+                            lastLatencyMs, tokensPerForward, nfe, ...}
+
+Every edit passes the guard (infill.guard, applied in fill.run): one that would add parse errors, delete a selection
+or placeholder without replacement, or change nothing is not returned; the reason is.
     workspace/executeCommand "diffusion.rewrite" [rewrite params]   rewrites and applies with workspace/applyEdit
 
 While a fill denoises, every forward sends a notification
@@ -17,7 +21,9 @@ While a fill denoises, every forward sends a notification
 
 `id` is the request's JSON-RPC id; `step` counts this request's notifications (1, 2, ...); `range` is the document
 range the fill replaces; `text` its text so far with each masked slot as "·"; `masks` the [start, end) ranges of
-`text` still masked (UTF-16 code units, like LSP positions). The last one has done=true and equals the result.
+`text` still masked (UTF-16 code units, like LSP positions). The last one has done=true and equals the result; it
+carries `reason` when the guard refused the result (its text is then the document's own) and `cut` ("limit",
+"repetition") when a growing fill was stopped before the model ended it.
 Nothing is sent for a request after it was cancelled, superseded, or its document changed. A backend that is not
 steppable (vLLM runs its own loop) sends one per committed canvas instead, with no masks: its fill so far.
 
@@ -28,9 +34,11 @@ process) or vllm-remote (serverUrl; the API key from the DIFFUSION_LS_API_KEY en
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 from lsprotocol import types
@@ -146,6 +154,7 @@ class DiffusionLanguageServer(LanguageServer):
         # per document, its last few inline completions, newest first: (settings, backend, text, cursor, completion)
         self.recent: dict[str, list[tuple[Settings, Any, str, int, str]]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._ratings: tuple[Any, dict[str, str]] = (None, {})  # (backend, its model's ratings per language)
         self.shutdown_requested = False
 
     # -- documents ----------------------------------------------------------------------------------------------------
@@ -190,6 +199,23 @@ class DiffusionLanguageServer(LanguageServer):
 
     def enabled(self, doc: Document) -> bool:
         return self.settings.allows(self.language_ids.get(doc.uri), doc.language)
+
+    def ratings(self) -> dict[str, str]:
+        """The loaded model's measured quality per language ("good", "fair", "weak"; its languages.json), {} when it
+        has none."""
+        b = self.backend
+        if b is None:
+            return {}
+        if self._ratings[0] is not b:
+            self._ratings = (b, model_ratings(getattr(b, "model_dir", None)))
+        return self._ratings[1]
+
+    def completes_as_you_type(self, doc: Document, automatic: bool) -> bool:
+        """Whether an inline completion is made here: the weakLanguages setting, for a language the model is weak at."""
+        if self.ratings().get(doc.language or "") != "weak":
+            return True
+        mode = self.settings.weak_languages
+        return mode == "automatic" or mode == "explicit" and not automatic
 
     def typed_ahead(self, uri: str, text: str, offset: int) -> str | None:
         """The rest of one of the document's last inline completions, when the text differs from the one it was made
@@ -364,21 +390,25 @@ class DiffusionLanguageServer(LanguageServer):
                             p.remasked, done=False)
 
     def send_done(self, job: Job, rng: types.Range, text: str, outcome: fill.Outcome) -> None:
-        """The last canvas notification: the result itself."""
-        self._notify_canvas(job, rng, text, [], outcome.stats.nfe, outcome.stats.blocks, 0, done=True)
+        """The last canvas notification: the result itself; `reason` when the guard refused every hole's fill (the
+        text is then the document's own), `cut` when a growing fill was stopped ("limit", "repetition")."""
+        refused = [r for r in outcome.reasons if r is not None]
+        reason = refused[0] if refused and len(refused) == len(outcome.reasons) else None
+        self._notify_canvas(job, rng, text, [], outcome.stats.nfe, outcome.stats.blocks, 0, done=True, reason=reason,
+                            cut=outcome.stats.cut or None)
 
     def _notify_canvas(self, job: Job, rng: types.Range, text: str, masks: list, nfe: int, block: int,
-                       remasked: int, done: bool) -> None:
+                       remasked: int, done: bool, **final: Any) -> None:
         job.step += 1
         self.protocol.notify(CANVAS, {
             "uri": job.uri, "version": job.version, "id": job.id, "step": job.step, "nfe": nfe, "block": block,
-            "range": rng, "text": text, "masks": masks, "remasked": remasked, "done": done,
+            "range": rng, "text": text, "masks": masks, "remasked": remasked, "done": done, **final,
         })
 
     # -- features -----------------------------------------------------------------------------------------------------
 
-    async def rewrite(self, p: RewriteParams) -> tuple[Job, types.TextEdit]:
-        """Rewrite p.range; stream it; the edit for exactly that range."""
+    async def rewrite(self, p: RewriteParams) -> tuple[Job, types.TextEdit | None, str | None]:
+        """Rewrite p.range; stream it; the edit for exactly that range, or None and the reason the guard refused it."""
         doc = self.document(p.text_document.uri)
         if not self.enabled(doc):
             raise JsonRpcException(message=f"diffusion-ls is off for {doc.language or 'this language'} "
@@ -386,15 +416,19 @@ class DiffusionLanguageServer(LanguageServer):
         start, end = self.range_offsets(doc, p.range)
         if start == end:
             raise JsonRpcInvalidParams(message="the range to rewrite is empty: select some text")
-        if p.instruction and getattr(self.backend, "prompter", None) is None:
-            log.info("rewrite: the %s model takes no instructions; %r is passed on unused", self.settings.backend,
+        if p.instruction and self.backend is not None and not self.backend.capabilities.instructions:
+            log.info("rewrite: the %s model follows no instructions; %r is ignored", self.backend.model_name,
                      p.instruction)
         text, lang = doc.text, doc.language
         job, plan, out = await self.run_fill(doc, "rewrite", lambda tok, budget, max_tokens: fill.plan_rewrite(
             text, start, end, lang, tok, budget, max_tokens, p.mode, p.instruction or ""))
         rng = self.lsp_range(doc, start, end)
         self.send_done(job, rng, out.text, out)
-        return job, types.TextEdit(rng, out.fills[0])
+        reason = out.refused(0)
+        if reason is not None:
+            log.info("rewrite of %s refused: %s", doc.uri, reason)
+            return job, None, reason
+        return job, types.TextEdit(rng, out.fills[0]), None
 
 
 _LOAD_HINTS = {
@@ -407,6 +441,22 @@ _LOAD_HINTS = {
     "vllm-remote": "set `serverUrl` to a running `vllm serve` (and `serverModel` to a model it serves); put its API "
                    "key, if any, in the DIFFUSION_LS_API_KEY environment variable.",
 }
+
+
+def model_ratings(model_dir: Any) -> dict[str, str]:
+    """{language: rating} from a model directory's languages.json (written by tools/language_table.py from measured
+    evals); {} when there is none or it cannot be read: then no language counts as weak."""
+    if not model_dir:
+        return {}
+    path = Path(model_dir) / "languages.json"
+    try:
+        langs = json.loads(path.read_text(encoding="utf-8")).get("languages", {})
+        return {str(k): str(v["rating"]) for k, v in langs.items() if isinstance(v, dict) and "rating" in v}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("%s cannot be read (%s): no language counts as weak", path, exc)
+        return {}
 
 
 def _open_backend(settings: Settings) -> Any:
@@ -513,6 +563,8 @@ def create_server() -> DiffusionLanguageServer:
             params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
         if automatic and offset < len(text) and (text[offset].isalnum() or text[offset] == "_"):
             return types.InlineCompletionList(items=[])  # typing inside a word: only an explicit request fills here
+        if not ls.completes_as_you_type(doc, automatic):
+            return types.InlineCompletionList(items=[])
         ahead = ls.typed_ahead(doc.uri, text, offset)
         if ahead is not None:  # answered at once; still a job, so it supersedes a fill in flight like any request
             job = ls.jobs.start(doc.uri, doc.version, ls.protocol.msg_id, "inline")
@@ -521,7 +573,7 @@ def create_server() -> DiffusionLanguageServer:
         else:
             job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens: fill.plan_cursor(
                 text, offset, lang, tok, budget, max_tokens))
-        insert = out.fills[0]
+        insert = out.fills[0]  # "" when the guard refused it (out.refused)
         if insert:
             ls.remember(doc.uri, text, offset, insert)
         line = doc.position_at(offset).line
@@ -551,15 +603,23 @@ def create_server() -> DiffusionLanguageServer:
         job, plan, out = await ls.run_fill(doc, "infill", lambda tok, budget, max_tokens: fill.plan_ranges(
             text, ranges, lang, tok, budget, max_tokens))
         ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
-        edits = [types.TextEdit(ls.lsp_range(doc, h.start, h.end), f)
-                 for h, f in zip(plan.holes, out.fills, strict=True)]
-        return {"edits": edits, "version": job.version}
+        edits, kept = [], []
+        for i, (h, f) in enumerate(zip(plan.holes, out.fills, strict=True)):
+            rng, reason = ls.lsp_range(doc, h.start, h.end), out.refused(i)
+            if reason is None:
+                edits.append(types.TextEdit(rng, f))
+            else:
+                kept.append({"range": rng, "reason": reason})
+        if kept:
+            log.info("infill of %s: %d of %d holes kept: %s", doc.uri, len(kept), len(plan.holes),
+                     "; ".join(k["reason"] for k in kept))
+        return {"edits": edits, "kept": kept, "version": job.version}
 
     @ls.feature(REWRITE)
     async def rewrite(ls: DiffusionLanguageServer, params: Any) -> dict:
         """Rewrite a selection (regenerate or refine); the edit replaces exactly that range."""
-        job, edit = await ls.rewrite(_parse(RewriteParams, params))
-        return {"edit": edit, "version": job.version}
+        job, edit, reason = await ls.rewrite(_parse(RewriteParams, params))
+        return {"edit": edit, "version": job.version, "reason": reason}
 
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                 types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]))
@@ -583,7 +643,11 @@ def create_server() -> DiffusionLanguageServer:
         """Rewrite and apply the edit with workspace/applyEdit (a versioned edit where the client supports it)."""
         if len(args) != 1:
             raise JsonRpcInvalidParams(message=f"{REWRITE_COMMAND} takes one argument: the diffusion/rewrite params")
-        job, edit = await ls.rewrite(_parse(RewriteParams, args[0]))
+        job, edit, reason = await ls.rewrite(_parse(RewriteParams, args[0]))
+        if edit is None:  # a code action's caller shows no result: say it here
+            ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning,
+                                                           f"diffusion-ls: rewrite refused: {reason}"))
+            return {"applied": False, "edit": None, "version": job.version, "reason": reason}
         caps = ls.client_capabilities.workspace
         if caps and caps.workspace_edit and caps.workspace_edit.document_changes:
             ident = types.OptionalVersionedTextDocumentIdentifier(job.uri, job.version)
@@ -606,6 +670,9 @@ def create_server() -> DiffusionLanguageServer:
             "modelPath": str(getattr(b, "model_dir", "")) or ls.settings.model_path,
             "device": getattr(b, "device", ls.settings.device),
             "steppable": getattr(b, "steppable", None),  # False: no intermediate canvases, one per committed canvas
+            "capabilities": b.capabilities.as_json() if b is not None else None,
+            "languages": ls.ratings(),  # measured quality per language: "good", "fair", "weak"
+            "weakLanguages": ls.settings.weak_languages,
             "strategy": ls.settings.strategy,
             "loaded": b is not None,
             "loading": ls._load is not None and not ls._load.done(),

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.backend import Handle
+from engine.backend import Capabilities, Handle
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled, CanvasSpec, CanvasState, SamplerConfig, SampleStats, _is_cancelled
@@ -78,8 +78,10 @@ class TransformersBackend:
     """DiffusionGemma on a local GPU (or CPU), loaded from a local directory only; one KV cache per session (LRU)."""
 
     name = "transformers"
+    capabilities = Capabilities(streams=True, instructions=True, mask_token=False, native_infill=False,
+                                native_loop=True)
     noise = "uniform"
-    steppable = True
+    steppable = capabilities.streams
 
     def __init__(self, model_path: str | Path, device: str = "cpu", dtype: str = "auto", max_sessions: int = 4,
                  threads: int | None = None, self_conditioning: bool = True,

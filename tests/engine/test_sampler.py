@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from engine.backend import EmbeddedBackend
-from engine.sampler import STRATEGIES, Cancelled, CanvasSpec, SamplerConfig, denoise_stream, fill, first_sizes
+from engine.sampler import (
+    STRATEGIES,
+    Cancelled,
+    CanvasSpec,
+    SamplerConfig,
+    denoise_stream,
+    fill,
+    first_sizes,
+    repeated_tail,
+)
 
 
 class CountingBackend:
@@ -175,8 +184,9 @@ def test_pad_is_never_finalized_inside_the_text(backend, ctx):
 
 def test_block_autoregressive_growth_commits_blocks(backend, ctx):
     counting = CountingBackend(backend)
-    cfg = SamplerConfig(block_size=8, max_new=20, steps=4)
+    cfg = SamplerConfig(block_size=8, max_new=20, steps=4, repeat_rounds=0)  # the random model repeats one token
     states, stats = run(counting, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert stats.cut == "limit"
     assert stats.blocks == 3 and len(states[-1].ids) == 20  # 8 + 8 + 4: grew past its capacity to max_new
     blocks = [s.block for s in states[:-1]]
     assert blocks == sorted(blocks)
@@ -205,7 +215,7 @@ def test_a_first_canvas_written_to_its_last_slot_is_denoised_again_twice_as_larg
         return logits
 
     counting.denoise = no_pad
-    cfg = SamplerConfig(strategy="confidence", k=4, steps=64, start=4, block_size=16, max_new=24)
+    cfg = SamplerConfig(strategy="confidence", k=4, steps=64, start=4, block_size=16, max_new=24, repeat_rounds=0)
     states, stats = run(counting, ctx, CanvasSpec.single(40, backend.special.mask), cfg)
     sizes = [len(s.ids) for s in states[:-1] if s.block == 0]
     assert sizes == sorted(sizes) and {4, 8, 16} == set(sizes)  # 4, then 8, then the full block
@@ -367,3 +377,40 @@ def test_speculative_decoding_is_the_autoregressive_text_in_fewer_forwards_when_
     assert fast.nfe == 2 * fast.blocks < ar_stats.nfe
     short, _ = speculative(backend, ctx, 5, draft=8)
     assert short == ar[:5]
+
+
+def test_repeated_tail_cuts_a_loop_after_its_first_round_and_leaves_code_alone():
+    loop = [7, 8, 9, 10]
+    assert repeated_tail([1, 2, 3] + loop * 4) == 3 + 4  # the text before the loop and one round
+    assert repeated_tail([1, 2, 3] + loop * 2) is None  # two rounds: a pattern, not yet a loop
+    assert repeated_tail([5, 6] + [0, 1] * 3) is None  # "0, 0, 0": three short rounds are code
+    assert repeated_tail([5] + [4] * 12) == 2
+    assert repeated_tail(list(range(40))) is None and repeated_tail([]) is None
+
+
+def test_a_growing_fill_that_loops_is_cut_and_one_past_its_limit_stops(backend, ctx):
+    def looping(period):  # the model writes the same `period` tokens over and over and never ends
+        counting = CountingBackend(backend)
+
+        def steer(handle, canvas_ids, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids)
+            logits[:, :, backend.special.pad] = -1e4
+            pos = torch.arange(logits.shape[1]) + sum(len(x) for x in committed)
+            logits[0, torch.arange(logits.shape[1]), 300 + pos % period] = 1e4
+            return logits
+
+        committed: list[list[int]] = []
+        commit = counting.commit
+
+        def remember(handle, ids):
+            committed.append(list(ids))
+            return commit(handle, ids)
+
+        counting.denoise, counting.commit = steer, remember
+        return counting
+
+    cfg = SamplerConfig(block_size=8, max_new=64, start=0)
+    states, stats = run(looping(3), ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert stats.cut == "repetition" and states[-1].ids == [300, 301, 302]
+    states, stats = run(looping(64), ctx, CanvasSpec.single(8, backend.special.mask, limit=20), cfg)
+    assert stats.cut == "limit" and len(states[-1].ids) == 20  # the hole's limit, not max_new (64)

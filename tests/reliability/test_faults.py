@@ -214,7 +214,10 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
                                                             "text": "".join(f"def g{i}(a):\n    ...\n\n\n"
                                                                             for i in range(120))}})
     got = server.call("diffusion/infill", {"textDocument": {"uri": close}})  # 120 holes share the positions
-    assert "result" in got and len(got["result"]["edits"]) == 120, got
+    assert "result" in got, got
+    # one slot or so each: every hole is answered, as an edit or kept with the guard's reason
+    res = got["result"]
+    assert len(res["edits"]) + len(res["kept"]) == 120 and all(k["reason"] for k in res["kept"]), got
     server.notify("textDocument/didClose", {"textDocument": {"uri": close}})
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": None}}})
     for uri in (big, small, holes):

@@ -43,7 +43,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from infill._syntax import count_errors
 from infill.document import Document, PositionError
+from infill.languages import language_for
 from server.soak import (
     CONTENT_MODIFIED,
     INTERNAL_ERROR,
@@ -470,6 +472,7 @@ class Verdict:
     errors: int = 0
     crashes: int = 0
     stale_edits: int = 0
+    harmful_edits: int = 0  # an edit that adds parse errors or deletes a selection / placeholder without replacement
     stale_notes: int = 0
     notes_after_cancel: int = 0
     hangs: int = 0
@@ -631,8 +634,8 @@ def _result_text(s: Sent) -> str | None:
     if s.kind == "inline":
         items = res.get("items") or []
         return items[0]["insertText"] if items else ""
-    if s.kind in ("rewrite", "command"):
-        return res["edit"]["newText"]
+    if s.kind in ("rewrite", "command"):  # refused: the last canvas is the selection as it is
+        return res["edit"]["newText"] if res.get("edit") else None
     edits = res.get("edits") or []
     return edits[0]["newText"] if len(edits) == 1 else None
 
@@ -652,8 +655,15 @@ def _check_positions(s: Sent, v: Verdict) -> None:
                 v.fail("stale_edits", f"inline id {c.id} range {rng} is not in the text it was asked for")
             elif rng["start"] != s.expect.get("position") or rng["end"]["line"] != rng["start"]["line"]:
                 v.fail("stale_edits", f"inline id {c.id} range {rng} is not at the cursor {s.expect.get('position')}")
+            else:
+                _check_harm(s, [{"range": rng, "newText": item["insertText"]}], v)
     elif s.kind in ("rewrite", "command"):
+        if (res or {}).get("edit") is None:
+            if not (res or {}).get("reason"):
+                v.fail("crashes", f"{c.method} id {c.id}: no edit and no reason: {res!r:.200}")
+            return
         edit = (res or {}).get("edit") or {}
+        _check_harm(s, [edit], v)
         rng = edit.get("range") or {}
         if rng.get("start") != s.expect.get("start") or rng.get("end") != s.expect.get("end"):
             v.fail("stale_edits", f"{c.method} id {c.id} replaces {rng}, asked {s.expect}")
@@ -674,6 +684,30 @@ def _check_positions(s: Sent, v: Verdict) -> None:
             if last is not None and key < last:
                 v.fail("stale_edits", f"infill id {c.id} edits overlap or are unsorted: {edits!r:.300}")
             last = (rng["end"]["line"], rng["end"]["character"])
+        _check_harm(s, edits, v)
+
+
+def _check_harm(s: Sent, edits: list[dict], v: Verdict) -> None:
+    """The edit guard's promise, checked on the text the request was made for: no returned edit deletes a non-empty
+    range without replacement, and the edits applied add no parse errors."""
+    if s.doc is None or not s.synced:
+        return
+    view = Document("untitled:view", s.text, None, None)
+    try:
+        spans = sorted((*view.range_offsets(_Range(e["range"])), e["newText"]) for e in edits)
+    except (PositionError, KeyError, TypeError):
+        return  # reported as a stale edit
+    for a, b, new in spans:
+        if a < b and not new.strip():
+            v.fail("harmful_edits", f"id {s.call.id} replaces {s.text[a:b]!r:.80} with nothing")
+    after, pos = [], 0
+    for a, b, new in spans:
+        after += [s.text[pos:a], new]
+        pos = b
+    after.append(s.text[pos:])
+    lang = language_for(s.doc.language)
+    if count_errors("".join(after), lang) > count_errors(s.text, lang):
+        v.fail("harmful_edits", f"id {s.call.id}: the edits {spans!r:.200} add parse errors")
 
 
 # -- the tests --------------------------------------------------------------------------------------------------------
@@ -701,11 +735,12 @@ def test_fuzz_programs(server: Server, program):
     check(run, v)
     if not server.wire.alive:
         v.fail("crashes", "the server died: " + "\n".join(list(server.wire.stderr_tail)[-30:]))
-    for k in ("requests", "fences", "results", "errors", "crashes", "stale_edits", "stale_notes",
+    for k in ("requests", "fences", "results", "errors", "crashes", "stale_edits", "harmful_edits", "stale_notes",
               "notes_after_cancel", "hangs", "canvas_notes"):
         setattr(TOTAL, k, getattr(TOTAL, k) + getattr(v, k))
     count("fuzz", programs=1, requests=v.requests, fences=v.fences, results=v.results, errors=v.errors,
           canvas_notes=v.canvas_notes, crashes=v.crashes, hangs=v.hangs, stale_edits=v.stale_edits,
+          harmful_edits=v.harmful_edits,
           stale_notes=v.stale_notes, notes_after_cancel=v.notes_after_cancel)
     count("fuzz errors by code", **v.codes)
     assert not v.problems, "\n".join(v.problems[:20])
@@ -714,7 +749,7 @@ def test_fuzz_programs(server: Server, program):
 def test_fuzz_counted_something():
     """The fuzz run above really exercised the server (and its figures are in the summary)."""
     assert TOTAL.requests > EXAMPLES and TOTAL.results > 0 and TOTAL.canvas_notes > 0, TOTAL
-    assert TOTAL.crashes == TOTAL.stale_edits == TOTAL.hangs == 0, TOTAL
+    assert TOTAL.crashes == TOTAL.stale_edits == TOTAL.harmful_edits == TOTAL.hangs == 0, TOTAL
 
 
 def test_garbage_on_the_wire_is_survived(server: Server):
@@ -805,7 +840,8 @@ def test_a_10_mb_file(server: Server):
     last = m.position_at(m.text.rindex("    return total")).line
     rng = {"start": {"line": last, "character": 4}, "end": {"line": last, "character": 16}}  # "return total"
     got = server.call("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng})
-    assert got["result"]["version"] == version and got["result"]["edit"]["range"] == rng, got
+    res = got["result"]  # an edit of exactly the range, or none and the guard's reason
+    assert res["version"] == version and (res["edit"]["range"] == rng if res["edit"] else res["reason"]), got
     if LONG:
         after = m.position_at(m.text.index("    total = ", len(m.text) // 2) + 4)
         mid = {"line": after.line, "character": after.character}

@@ -26,7 +26,12 @@ SERVER = [sys.executable, "-m", "server.cli", "serve"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 TIMEOUT = 120  # seconds: only a hung server hits it
 SHORT = {"maxTokens": 8, "blockSize": 32, "steps": 16, "threads": 1}  # fast fills
-LONG = {"maxTokens": 1024, "blockSize": 4, "steps": 4, "threads": 1}  # a canvas that keeps denoising
+# A rewrite of BIG with these takes ~30 forwards of a 768-slot canvas (the model ends cursor fills in two or three, and
+# a cursor fill that loops is cut): a job that is still denoising when the test acts.
+LONG = {"maxTokens": 1024, "strategy": "confidence", "steps": 1024, "threads": 1}
+BIG = "def f(values, weights):\n" + "".join(
+    f"    total_{i} = compute(values[{i}], weight={i}) + offset_{i % 7}\n" for i in range(40)) + "    return total_0\n"
+BIG_BODY = {"start": {"line": 1, "character": 0}, "end": {"line": 41, "character": 0}}
 # What both servers start with: two bad values among good ones, and a key the server does not know.
 OPTIONS = {"diffusion": {**SHORT, "steps": "many", "strategy": "best", "bogus": 1}}
 CONFIG = ClientServerConfig(server_command=SERVER, server_env=ENV)
@@ -68,6 +73,11 @@ class Session:
             self.applied.append(client.protocol._converter.unstructure(params))
             self._changed.set()
             return types.ApplyWorkspaceEditResult(applied=True)
+
+    @property
+    def messages(self) -> list[str]:
+        """window/showMessage texts, in order (pytest-lsp's client keeps them)."""
+        return [m.message for m in self.client.messages]
 
     # -- documents ----------------------------------------------------------------------------------------------------
 

@@ -9,11 +9,16 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
 
-from tests.server.conftest import LONG, SHORT, Session, check_inline, check_stream
+from tests.server.conftest import BIG, BIG_BODY, LONG, SHORT, Session, check_inline, check_stream
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-BODY = "def f(x):\n    \n"  # the cursor (1, 4) opens an empty body: with LONG settings it denoises for a long while
+BODY = "def f(x):\n    \n"  # the cursor (1, 4) opens an empty body
+
+
+def long_rewrite(session: Session, uri: str, msg_id: str) -> tuple:
+    """A rewrite of BIG's body with LONG settings: still denoising when its first canvas arrives."""
+    return session.request("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": BIG_BODY}, msg_id=msg_id)
 
 
 @pytest.fixture
@@ -37,8 +42,8 @@ def before(session: Session, msg_id: str, index: int) -> bool:
 
 async def test_status_is_answered_while_denoising_and_cancel_stops_the_stream(session: Session):
     session.configure(LONG)
-    uri = session.open(BODY)
-    fut, mark = session.inline(uri, 1, 4, msg_id="long-1")
+    uri = session.open(BIG + BODY)
+    fut, mark = long_rewrite(session, uri, "long-1")
     await session.first_canvas("long-1")
 
     status = await session.status()  # the event loop answers while the engine thread denoises
@@ -53,19 +58,19 @@ async def test_status_is_answered_while_denoising_and_cancel_stops_the_stream(se
     assert not any(n["done"] for n in session.notes("long-1"))
 
     session.configure(SHORT)  # the next job runs once the cancelled one has left the engine thread
-    after, _ = session.inline(uri, 1, 4, msg_id="after-cancel")
+    after, _ = session.inline(uri, 43, 4, msg_id="after-cancel")
     result = await after
-    check_inline(session.notes("after-cancel"), result, (1, 4), version=1)
+    check_inline(session.notes("after-cancel"), result, (43, 4), version=1)
     assert before(session, "long-1", mark["at"])  # nothing for the cancelled request after its answer
 
 
 async def test_a_new_request_for_the_document_supersedes_the_running_one(session: Session):
     session.configure(LONG)
-    uri = session.open(BODY)
-    old, old_mark = session.inline(uri, 1, 4, msg_id="sup-old")
+    uri = session.open(BIG + BODY)
+    old, old_mark = long_rewrite(session, uri, "sup-old")
     await session.first_canvas("sup-old")
     session.configure(SHORT)
-    new, _ = session.inline(uri, 1, 4, msg_id="sup-new")
+    new, _ = session.inline(uri, 43, 4, msg_id="sup-new")
 
     with pytest.raises(JsonRpcException) as err:
         await old
@@ -73,15 +78,15 @@ async def test_a_new_request_for_the_document_supersedes_the_running_one(session
     result = await new
     first_new = session.canvas.index(session.notes("sup-new")[0])
     assert before(session, "sup-old", first_new) and before(session, "sup-old", old_mark["at"])
-    check_inline(session.notes("sup-new"), result, (1, 4), version=1)
+    check_inline(session.notes("sup-new"), result, (43, 4), version=1)
 
 
 async def test_an_edit_while_denoising_drops_the_result_for_the_old_version(session: Session):
     session.configure(LONG)
-    uri = session.open(BODY)
-    old, old_mark = session.inline(uri, 1, 4, msg_id="edit-old")
+    uri = session.open(BIG + BODY)  # BODY's empty line is line 43
+    old, old_mark = long_rewrite(session, uri, "edit-old")
     await session.first_canvas("edit-old")
-    session.edit(uri, 2, (1, 4), (1, 4), "return ")
+    session.edit(uri, 2, (43, 4), (43, 4), "return ")
 
     with pytest.raises(JsonRpcException) as err:
         await old
@@ -89,10 +94,10 @@ async def test_an_edit_while_denoising_drops_the_result_for_the_old_version(sess
     assert all(n["version"] == 1 and not n["done"] for n in session.notes("edit-old"))
 
     session.configure(SHORT)
-    new, _ = session.inline(uri, 1, 11, msg_id="edit-new")
+    new, _ = session.inline(uri, 43, 11, msg_id="edit-new")
     result = await new
     assert before(session, "edit-old", old_mark["at"])
-    check_inline(session.notes("edit-new"), result, (1, 11), version=2)
+    check_inline(session.notes("edit-new"), result, (43, 11), version=2)
 
 
 async def test_a_position_out_of_range_is_a_clear_error_and_the_server_keeps_working(session: Session):
@@ -135,8 +140,8 @@ async def test_rewrite_returns_an_edit_for_exactly_the_selection(session: Sessio
 async def test_rewrite_code_action_runs_the_command_which_applies_the_edit(session: Session):
     session.configure(SHORT)
     uri = session.open("def add(a, b):\n    total = a + b\n    return total\n")
-    selection = rng((2, 11), (2, 16))  # "total"
-    actions = await session.raw(types.TEXT_DOCUMENT_CODE_ACTION, code_action_params(uri, (2, 11), (2, 16)),
+    selection = rng((1, 4), (1, 17))  # "total = a + b"
+    actions = await session.raw(types.TEXT_DOCUMENT_CODE_ACTION, code_action_params(uri, (1, 4), (1, 17)),
                                 msg_id="actions")
     assert [a["title"] for a in actions] == ["Diffusion: rewrite selection", "Diffusion: refine selection"]
     assert [a["kind"] for a in actions] == ["refactor.rewrite", "refactor.rewrite"]
@@ -149,12 +154,31 @@ async def test_rewrite_code_action_runs_the_command_which_applies_the_edit(sessi
     assert result["applied"] is True and result["version"] == 1
     (applied,) = session.applied
     (edit,) = applied["edit"]["changes"][uri]  # Neovim has no documentChanges: a plain changes map
-    assert edit["range"] == rng((2, 11), (2, 16))
-    assert edit == result["edit"]
+    assert edit["range"] == selection
+    assert edit == result["edit"] and edit["newText"] not in ("", "total = a + b")
     check_stream(session.notes("run-rewrite"), edit["newText"], selection, version=1)
 
     assert await session.raw(types.TEXT_DOCUMENT_CODE_ACTION, code_action_params(uri, (2, 11), (2, 11)),
                              msg_id="no-actions") == []
+
+
+async def test_a_rewrite_the_guard_refuses_is_not_applied_and_the_user_is_told_why(session: Session):
+    session.configure(SHORT)
+    uri = session.open("def add(a, b):\n    total = a + b\n    return total\n")
+    selection = rng((2, 11), (2, 16))  # "total": the shipped model writes it again
+    args = [{"textDocument": {"uri": uri}, "range": selection, "mode": "regenerate"}]
+    applied_before = len(session.applied)
+    result = await session.raw(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
+        "diffusion.rewrite", arguments=args), msg_id="refused")
+    assert result == {"applied": False, "edit": None, "version": 1,
+                      "reason": "the answer is the same as the text it would replace"}
+    assert len(session.applied) == applied_before  # no workspace/applyEdit was sent
+    assert session.messages[-1] == f"diffusion-ls: rewrite refused: {result['reason']}"
+    notes = session.notes("refused")
+    check_stream(notes, "total", selection, version=1)  # the last canvas is the selection as it is
+    assert notes[-1]["reason"] == result["reason"]
+    direct = await session.custom("diffusion/rewrite", args[0])
+    assert direct["edit"] is None and direct["reason"] == result["reason"]
 
 
 async def test_infill_fills_every_placeholder_in_one_canvas(session: Session):

@@ -1,0 +1,153 @@
+"""The edit guard: an edit the server returns never makes the user's code worse.
+
+Every fill (a cursor completion, placeholders, a rewrite) passes `check` before it leaves the server. An edit is
+refused, and the text it would replace kept, when it
+
+- replaces a non-empty selection or placeholder with nothing (accepting it would delete code without a word),
+- equals the text it replaces (nothing would change, yet "Accept" would be offered),
+- adds parse errors: the document with the edit applied has more ERROR/MISSING nodes than the document before
+  (parsed in the window around the edit, so the cost stays flat in the file's size).
+
+Cheap repairs run before the check, never after it: a missing final newline of a whole-line selection, and closing
+brackets the edit opened but did not close. A refused edit carries the reason, for the editor to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from infill import _syntax
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {v: k for k, v in _PAIRS.items()}
+_QUOTE_CHARS = "\"'`"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An edit as the model proposes it: text for [start, end) of the document."""
+
+    start: int
+    end: int
+    text: str  # the post-processed fill
+    raw: str = ""  # the model's text before post-processing (to say why an empty fill is empty)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    text: str  # what goes into [start, end): the (repaired) fill, or the text there now when refused
+    reason: str | None = None  # None: the edit passed; else why the document's text was kept
+    repair: str = ""  # the repairs applied before the check passed ("newline", "brackets")
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def _snippet(s: str, n: int = 60) -> str:
+    line = next((ln.strip() for ln in s.splitlines() if ln.strip()), "")
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def _unclosed(s: str) -> str | None:
+    """The closers s is missing, innermost first ("" when balanced); None when s closes what it did not open or its
+    brackets cannot be read (a quote left open), so no closer can repair it."""
+    stack: list[str] = []
+    quote = ""
+    escaped = False
+    for ch in s:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+            elif ch == "\n" and quote != "`":
+                return None
+        elif ch in _QUOTE_CHARS:
+            quote = ch
+        elif ch in _PAIRS:
+            stack.append(_PAIRS[ch])
+        elif ch in _CLOSERS:
+            if not stack or stack[-1] != ch:
+                return None
+            stack.pop()
+    return None if quote else "".join(reversed(stack))
+
+
+def _close_brackets(text: str, old: str) -> str | None:
+    """text with the closing brackets it opened but did not close, when the text it replaces left none open."""
+    missing = _unclosed(text)
+    if not missing or _unclosed(old) != "":
+        return None
+    body = text.rstrip()
+    return body + missing + text[len(body) :]
+
+
+class _Errors:
+    """Parse-error counts of the document and of edited copies, in the window around the edits."""
+
+    def __init__(self, text: str, lang: str | None) -> None:
+        self.text, self.lang = text, lang
+        self._before: dict[tuple[int, int], int] = {}
+
+    def window(self, start: int, end: int) -> tuple[int, int]:
+        return _syntax.window(self.text, start, end)
+
+    def before(self, win: tuple[int, int]) -> int:
+        if win not in self._before:
+            self._before[win] = _syntax.count_errors(self.text[win[0] : win[1]], self.lang)
+        return self._before[win]
+
+    def after(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> int:
+        parts, pos = [], win[0]
+        for start, end, new in edits:
+            parts += [self.text[pos:start], new]
+            pos = end
+        parts.append(self.text[pos : win[1]])
+        return _syntax.count_errors("".join(parts), self.lang)
+
+    def adds_errors(self, edits: Sequence[tuple[int, int, str]]) -> bool:
+        if self.lang is None or not edits:
+            return False
+        win = self.window(edits[0][0], edits[-1][1])
+        return self.after(win, edits) > self.before(win)
+
+
+def check(text: str, lang: str | None, proposals: Sequence[Proposal]) -> list[Verdict]:
+    """A verdict per proposal (sorted, non-overlapping ranges of `text`), each judged on its own and then all together:
+    when the accepted edits break the document together, the last ones are refused until they do not."""
+    errors = _Errors(text, lang)
+    verdicts = [_judge(text, p, errors) for p in proposals]
+    accepted = [i for i, v in enumerate(verdicts) if v.ok]
+    while len(accepted) > 1 and errors.adds_errors([(proposals[i].start, proposals[i].end, verdicts[i].text)
+                                                    for i in accepted]):
+        i = accepted.pop()
+        verdicts[i] = Verdict(text[proposals[i].start : proposals[i].end],
+                              "together with the other fills it would add parse errors")
+    return verdicts
+
+
+def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
+    old = text[p.start : p.end]
+    if not p.text.strip():
+        if p.raw.strip() and errors.adds_errors([(p.start, p.end, p.raw)]):
+            why = f"the model's answer would add parse errors: `{_snippet(p.raw)}`"
+        elif p.raw.strip():
+            why = "the model's answer only repeated the code around it"
+        else:
+            why = "the model's answer was empty"
+        return Verdict(old, why + ("" if p.start == p.end else "; the text is kept as it was"))
+    if p.text.strip() == old.strip():
+        return Verdict(old, "the answer is the same as the text it would replace")
+    new, repairs = p.text, []
+    if old.endswith("\n") and not new.endswith("\n") and p.end < len(text):
+        # a whole-line selection ends with its newline; without it the next line would join the rewrite's last line
+        new, repairs = new + "\n", ["newline"]
+    closed = _close_brackets(new, old)
+    for candidate, extra in ((new, []), (closed, ["brackets"])):
+        if candidate is not None and not errors.adds_errors([(p.start, p.end, candidate)]):
+            return Verdict(candidate, None, "+".join(repairs + extra))
+    return Verdict(old, f"the answer would add parse errors: `{_snippet(p.text)}`")

@@ -1,0 +1,76 @@
+"""The edit guard: edits that would make the code worse are refused with a reason; cheap repairs come first."""
+
+from __future__ import annotations
+
+from infill.guard import Proposal, check
+
+DOC = "class Cart:\n    def total(self):\n        ...\n\n    def count(self):\n        return len(self.items)\n"
+DOTS = DOC.index("...")
+COUNT = DOC.index("    def count")
+
+
+def one(text: str, start: int, end: int, new: str, raw: str = "", lang: str | None = "python"):
+    (v,) = check(text, lang, [Proposal(start, end, new, raw or new)])
+    return v
+
+
+def test_a_fill_that_parses_passes_unchanged():
+    v = one(DOC, DOTS, DOTS + 3, "return sum(self.items)")
+    assert v.ok and v.text == "return sum(self.items)" and v.repair == ""
+
+
+def test_emptying_a_placeholder_or_a_selection_is_refused_and_the_text_kept():
+    v = one(DOC, DOTS, DOTS + 3, "", raw="")
+    assert not v.ok and v.text == "..." and v.reason == "the model's answer was empty; the text is kept as it was"
+    v = one(DOC, COUNT, len(DOC), "   \n", raw="")
+    assert v.text == DOC[COUNT:] and "empty" in v.reason
+
+
+def test_an_empty_fill_says_whether_the_model_wrote_broken_code():
+    v = one(DOC, DOTS, DOTS + 3, "", raw="return (1 +")
+    assert v.text == "..." and v.reason.startswith("the model's answer would add parse errors: `return (1 +`")
+
+
+def test_a_rewrite_equal_to_the_selection_is_refused():
+    v = one(DOC, COUNT, len(DOC), "    def count(self):\n        return len(self.items)\n")
+    assert v.reason == "the answer is the same as the text it would replace" and v.text == DOC[COUNT:]
+
+
+def test_a_rewrite_that_adds_parse_errors_is_refused_with_a_snippet():
+    v = one(DOC, COUNT, len(DOC), "    defquantity(self, amount:: int)\n")
+    assert v.text == DOC[COUNT:]
+    assert v.reason == "the answer would add parse errors: `defquantity(self, amount:: int)`"
+
+
+def test_an_unclosed_bracket_is_closed_before_the_check():
+    v = one(DOC, DOTS, DOTS + 3, "return sum(self.items")
+    assert v.ok and v.text == "return sum(self.items)" and v.repair == "brackets"
+
+
+def test_a_whole_line_rewrite_gets_its_newline_back():
+    text = "def f(x):\n    y = x\n    return y\n"
+    start, end = text.index("    y"), text.index("    return")
+    v = one(text, start, end, "    y = x * 2")
+    assert v.ok and v.text == "    y = x * 2\n" and v.repair == "newline"
+
+
+def test_an_inline_completion_into_broken_code_only_needs_not_to_add_errors():
+    text = "if item.\n"  # the user is typing: the document does not parse yet
+    at = len("if item.")
+    assert one(text, at, at, "quantity > 5:").ok
+    v = one(text, at, at, "")
+    assert not v.ok and v.text == "" and v.reason == "the model's answer was empty"
+
+
+def test_fills_that_break_the_file_together_are_refused_from_the_last():
+    text = "x = [\n    ...\n]\ny = 1\n...\n"
+    a, b = text.index("..."), text.rindex("...")
+    vs = check(text, "python", [Proposal(a, a + 3, "1, 2"), Proposal(b, b + 3, "z = 3")])
+    assert [v.ok for v in vs] == [True, True]
+    vs = check(text, "python", [Proposal(a, a + 3, "1, 2"), Proposal(b, b + 3, "def g(:")])
+    assert vs[0].ok and not vs[1].ok and vs[1].text == "..."
+
+
+def test_an_unknown_language_still_gets_the_empty_and_same_checks():
+    assert one("a\nb\n", 0, 1, "", lang=None).text == "a"
+    assert one("a\nb\n", 0, 1, "c", lang=None).ok
