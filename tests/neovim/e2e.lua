@@ -10,16 +10,31 @@
 --
 -- Environment: DIFFUSION_LS_REPORT (output JSON), DIFFUSION_LS_CMD (server command, JSON list), DIFFUSION_LS_DIR
 -- (a scratch directory for the test files), DIFFUSION_LS_SETTINGS (initializationOptions, JSON).
+-- DIFFUSION_LS_PLAIN=1: a plain `setup({})` instead (a `diffusion-ls` command on PATH, the server's defaults), for the
+-- cases about starting up as a user does.
 
 local report_path = assert(os.getenv('DIFFUSION_LS_REPORT'), 'DIFFUSION_LS_REPORT')
 local dir = assert(os.getenv('DIFFUSION_LS_DIR'), 'DIFFUSION_LS_DIR')
 local TIMEOUT_MS = tonumber(os.getenv('DIFFUSION_LS_TIMEOUT_MS') or '') or 60000
+local PLAIN = os.getenv('DIFFUSION_LS_PLAIN') == '1'
 
-require('diffusion_ls').setup({
-  cmd = vim.json.decode((assert(os.getenv('DIFFUSION_LS_CMD'), 'DIFFUSION_LS_CMD'))),
-  server_settings = vim.json.decode(os.getenv('DIFFUSION_LS_SETTINGS') or '{}'),
-  debounce_ms = 50,
-})
+-- Every notification the plugin (or Neovim) makes, from the start.
+local notifications = {}
+local notify = vim.notify
+vim.notify = function(msg, level, opts)
+  notifications[#notifications + 1] = { msg = msg, level = level or vim.log.levels.INFO }
+  return notify(msg, level, opts)
+end
+
+if PLAIN then
+  require('diffusion_ls').setup({})
+else
+  require('diffusion_ls').setup({
+    cmd = vim.json.decode((assert(os.getenv('DIFFUSION_LS_CMD'), 'DIFFUSION_LS_CMD'))),
+    server_settings = vim.json.decode(os.getenv('DIFFUSION_LS_SETTINGS') or '{}'),
+    debounce_ms = 50,
+  })
+end
 
 local report = { cases = {}, order = {} }
 local case ---@type table the current case's record
@@ -100,6 +115,14 @@ local ghost = require('diffusion_ls.ghost')
 local rewrite = require('diffusion_ls.rewrite')
 local lsp = require('diffusion_ls.lsp')
 
+-- The plugin's requests with their params, as sent (the real request goes on).
+local sent = {}
+local request = lsp.request
+lsp.request = function(client, bufnr, method, params, ...)
+  sent[#sent + 1] = { method = method, params = vim.deepcopy(params) }
+  return request(client, bufnr, method, params, ...)
+end
+
 -- Everything the client receives and draws, in order.
 local events = {}
 local function record(kind, data)
@@ -126,10 +149,12 @@ vim.api.nvim_create_autocmd('User', {
   end,
 })
 vim.api.nvim_create_autocmd('User', {
-  pattern = { 'DiffusionLsRewriteCanvas', 'DiffusionLsRewriteResult', 'DiffusionLsFillResult' },
+  pattern = { 'DiffusionLsRewriteCanvas', 'DiffusionLsRewriteResult', 'DiffusionLsRewriteRefused',
+    'DiffusionLsFillResult' },
   callback = function(args)
     record(args.match, { id = args.data.id, step = args.data.step, done = args.data.done, text = args.data.text,
-      masks = args.data.masks, edit = args.data.edit, edits = args.data.edits,
+      masks = args.data.masks, edit = args.data.edit, edits = args.data.edits, kept = args.data.kept,
+      reason = args.data.reason, has_preview = rewrite.has_preview(args.data.bufnr),
       marks = marks(rewrite.ns, args.data.bufnr),
       lines = lines(args.data.bufnr) })
   end,
@@ -166,6 +191,28 @@ local function open(name, text)
     client._test_wrapped = true
   end
   return bufnr, client
+end
+
+--- diffusion/status, polled until the model is loaded (or failed to load).
+local function wait_loaded(client)
+  local pending, last = false, nil
+  return await('the model to load', function()
+    if not pending then
+      pending = true
+      client:request('diffusion/status', vim.empty_dict(), function(err, result)
+        pending = false
+        last = err and { error = err.message } or result
+      end)
+    end
+    return last and not last.loading and last
+  end)
+end
+
+--- The floating windows open now.
+local function floats()
+  return vim.tbl_filter(function(w)
+    return vim.api.nvim_win_get_config(w).relative ~= ''
+  end, vim.api.nvim_list_wins())
 end
 
 --- Type keys (Neovim notation) and wait until Neovim has processed them.
@@ -366,26 +413,74 @@ end }
 cases[#cases + 1] = { 'rewrite_reject_charwise', function()
   open('reject.py', REWRITE)
   case.original = lines()
-  local n = #events
-  vim.api.nvim_input('2Gf[vl:DiffusionRewrite make it a tuple<CR>')
+  local n, m, k = #events, #notifications, #sent
+  -- `v * factor` in `result.append(v * factor)`, with an instruction (the embedded model follows none)
+  vim.api.nvim_input('4Gf(lvt):DiffusionRewrite make it a tuple<CR>')
   local res = await('the rewrite result', function()
-    return events_since(n, 'DiffusionLsRewriteResult')[1]
+    return events_since(n, 'DiffusionLsRewriteResult')[1] or events_since(n, 'DiffusionLsRewriteRefused')[1]
   end)
   case.result = res
+  case.notifications = vim.list_slice(notifications, m + 1)
+  case.sent = vim.list_slice(sent, k + 1)
   case.preview = { lines = lines(), marks = marks(rewrite.ns) }
   type_keys(':DiffusionReject<CR>', function() return not rewrite.has_preview(0) end)
   case.rejected = { lines = lines(), marks = marks(rewrite.ns), modified = vim.bo.modified }
 end }
 
-cases[#cases + 1] = { 'fill_placeholders', function()
-  open('fill.py', { 'def double(x):', '    ...', '', '', 'def triple(x):', '    pass' })
+cases[#cases + 1] = { 'rewrite_refused', function()
+  open('refused.py', REWRITE)
   case.original = lines()
-  local n = #events
+  local n, m = #events, #notifications
+  -- `[]` in `result = []`: the model writes `[]` again, which the server refuses (it would change nothing)
+  vim.api.nvim_input('2Gf[vl:DiffusionRewrite<CR>')
+  case.refused = await('the rewrite answer', function()
+    return events_since(n, 'DiffusionLsRewriteRefused')[1] or events_since(n, 'DiffusionLsRewriteResult')[1]
+  end)
+  case.canvases = events_since(n, 'DiffusionLsRewriteCanvas')
+  case.notifications = vim.list_slice(notifications, m + 1)
+  case.after = { lines = lines(), marks = marks(rewrite.ns), preview = rewrite.has_preview(0), tick = tick() }
+  vim.cmd('DiffusionAccept') -- nothing to accept: nothing happens
+  case.accepted = { lines = lines(), marks = marks(rewrite.ns), tick = tick() }
+end }
+
+--- :DiffusionFill on a file; what the server answered, what landed in the buffer, and what the user was told.
+local function fill_case(name, text)
+  open(name, text)
+  case.original = lines()
+  local n, m = #events, #notifications
   vim.api.nvim_input(':DiffusionFill<CR>')
   case.result = await('the fill result', function()
     return events_since(n, 'DiffusionLsFillResult')[1]
   end)
   case.after = { lines = lines() }
+  case.notifications = vim.list_slice(notifications, m + 1)
+end
+
+cases[#cases + 1] = { 'fill_placeholders', function()
+  fill_case('fill.py', { 'def double(x):', '    ...', '', '', 'def triple(x):', '    pass' })
+end }
+
+cases[#cases + 1] = { 'fill_partly', function()
+  fill_case('partly.py', {
+    'class Point:', '    def __init__(self, x, y):', '        ...', '', '    def norm(self):', '        pass',
+  })
+end }
+
+cases[#cases + 1] = { 'status_report', function()
+  local _, client = open('status.py', SAMPLE)
+  local messages, n = vim.fn.execute('messages'), #notifications
+  vim.api.nvim_input(':DiffusionStatus<CR>')
+  local win = await('the status window', function()
+    return floats()[1]
+  end)
+  local conf = vim.api.nvim_win_get_config(win)
+  case.status = require('diffusion_ls.status').last(client) -- what the report was made of
+  case.float = { lines = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(win), 0, -1, false), title = conf.title }
+  case.messages_before, case.messages_after = messages, vim.fn.execute('messages')
+  case.notifications = vim.list_slice(notifications, n + 1)
+  case.mode = mode()
+  type_keys('j', function() return not vim.api.nvim_win_is_valid(win) end) -- moving the cursor closes it
+  case.floats_after = #floats()
 end }
 
 cases[#cases + 1] = { 'checkhealth', function()
@@ -393,12 +488,42 @@ cases[#cases + 1] = { 'checkhealth', function()
   case.lines = lines()
 end }
 
+-- Started as a user does: `setup({})`, the server's defaults.
+cases[#cases + 1] = { 'plain_start', plain = true, function()
+  local _, client = open('plain.py', SAMPLE)
+  case.status = wait_loaded(client)
+  case.init_options = vim.json.encode(client.config.init_options)
+  case.notifications = vim.deepcopy(notifications)
+  case.messages = vim.fn.execute('messages')
+end }
+
+cases[#cases + 1] = { 'invalid_option', plain = true, function()
+  local n = #notifications
+  require('diffusion_ls').setup({ debounce_ms = 'fast' })
+  case.notifications = vim.list_slice(notifications, n + 1)
+  case.is_setup = require('diffusion_ls').is_setup()
+  case.debounce_ms = require('diffusion_ls.config').get().debounce_ms
+  case.tab = vim.fn.maparg('<Tab>', 'i', false, true).desc
+  -- everything else works: typing asks for a completion by itself (after the default debounce)
+  open('invalid.py', SAMPLE)
+  local m = #events
+  type_keys('Go# the ', function() return mode() == 'i' and vim.api.nvim_get_current_line() == '# the ' end)
+  case.request = await('an automatic completion request', function()
+    return events_since(m, 'LspRequest', function(e)
+      return e.method == 'textDocument/inlineCompletion' and e.type == 'pending'
+    end)[1]
+  end)
+  type_keys('<Esc>', function() return mode() == 'n' end)
+  vim.cmd('checkhealth diffusion_ls')
+  case.health = lines()
+end }
+
 local only = os.getenv('DIFFUSION_LS_CASES')
 only = only ~= '' and only or nil
 local main = coroutine.create(function()
   for _, c in ipairs(cases) do
     local name, fn = c[1], c[2]
-    if not only or vim.tbl_contains(vim.split(only, ','), name) then
+    if (c.plain or false) == PLAIN and (not only or vim.tbl_contains(vim.split(only, ','), name)) then
       case = { started = now_ms() }
       report.cases[name] = case
       report.order[#report.order + 1] = name

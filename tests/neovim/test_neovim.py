@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,30 @@ def report(nvim: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     rep = json.loads(out.read_text())
     log = tmp / "state" / "nvim" / "lsp.log"  # the server's stderr lands here
     rep["lsp_log"] = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+    assert not rep.get("fatal"), f"{rep['fatal']}\nLSP log:\n{rep['lsp_log']}"
+    return rep
+
+
+@pytest.fixture(scope="module")
+def plain_report(nvim: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """e2e.lua's start-up cases: a plain `setup({})`, with `diffusion-ls` on PATH (a wrapper running this checkout)."""
+    tmp = tmp_path_factory.mktemp("nvim_plain")
+    out = tmp / "report.json"
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "diffusion-ls"
+    exe.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m server.cli \"$@\"\n")
+    exe.chmod(0o755)
+    proc = run_nvim(nvim, HERE / "e2e.lua", tmp, {
+        "DIFFUSION_LS_REPORT": str(out),
+        "DIFFUSION_LS_DIR": str(tmp),
+        "DIFFUSION_LS_PLAIN": "1",
+        "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+    }, timeout=300)
+    assert out.exists(), f"no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}"
+    rep = json.loads(out.read_text())
+    log = tmp / "state" / "nvim" / "lsp.log"
+    rep["lsp_log"] = log.read_text(errors="replace")[-8000:] if log.exists() else ""
     assert not rep.get("fatal"), f"{rep['fatal']}\nLSP log:\n{rep['lsp_log']}"
     return rep
 
@@ -354,24 +379,129 @@ def test_rewrite_streams_a_preview_then_accept_applies_it_and_undo_restores(repo
 def test_rewrite_of_a_characterwise_selection_can_be_rejected(report: dict) -> None:
     c = case(report, "rewrite_reject_charwise")
     original = c["original"]
+    assert "edit" in c["result"] and c["result"].get("reason") is None, f"refused: {c['result']}"
     edit = c["result"]["edit"]
-    start = original[1].index("[]")
-    assert edit["range"] == {"start": pos(1, start), "end": pos(1, start + 2)}, "exactly the selected `[]`"
+    start = original[3].index("v * factor")
+    end = start + len("v * factor")
+    assert edit["range"] == {"start": pos(3, start), "end": pos(3, end)}, "exactly the selected `v * factor`"
     removed, virt = preview_parts(c["preview"]["marks"])
-    assert (removed["row"], removed["col"], removed["end_row"], removed["end_col"]) == (1, start, 1, start + 2)
+    assert (removed["row"], removed["col"], removed["end_row"], removed["end_col"]) == (3, start, 3, end)
     text, _ = drawn(virt["virt_lines"])
-    assert text == original[1][:start] + edit["newText"] + original[1][start + 2:], "the line as it would become"
+    assert text == original[3][:start] + edit["newText"] + original[3][end:], "the line as it would become"
     assert c["preview"]["lines"] == original
     assert c["rejected"]["lines"] == original and c["rejected"]["marks"] == []
+    # the embedded model follows no instructions: the one typed is not sent, and the user is told so
+    rewrites = [r for r in c["sent"] if r["method"] == "diffusion/rewrite"]
+    assert len(rewrites) == 1 and "instruction" not in rewrites[0]["params"], rewrites
+    assert c["notifications"] == [{
+        "msg": "diffusion-ls: the diffusion-ls-code-17m-r4 model does not follow instructions; the instruction is "
+               "ignored", "level": 3}], c["notifications"]
 
 
-def test_fill_replaces_every_placeholder(report: dict) -> None:
-    c = case(report, "fill_placeholders")
-    original, edits = c["original"], c["result"]["edits"]
+def test_a_refused_rewrite_clears_the_preview_and_says_why(report: dict) -> None:
+    c = case(report, "rewrite_refused")
+    original = c["original"]
+    refused = c["refused"]
+    assert "reason" in refused and "edit" not in refused, f"the server did not refuse the rewrite of `[]`: {refused}"
+    reason = refused["reason"]
+    assert reason == "the answer is the same as the text it would replace"
+    # streamed as usual, then the final canvas carries the reason and is not drawn
+    canvases = c["canvases"]
+    assert canvases and canvases[-1]["done"] and canvases[-1]["reason"] == reason
+    assert canvases[-1]["marks"] == [], "a refused final canvas is not shown as the result"
+    assert all(e["lines"] == original for e in canvases)
+    assert c["notifications"] == [{"msg": f"diffusion-ls: rewrite refused: {reason}", "level": 3}]
+    after = c["after"]
+    assert (after["lines"], after["marks"], after["preview"]) == (original, [], False)
+    assert c["accepted"]["lines"] == original and c["accepted"]["tick"] == after["tick"], "nothing to accept"
+
+
+def fill_message(edits: list[dict], kept: list[dict]) -> str:
+    """The fill report, written out independently of rewrite.lua."""
+    total = len(edits) + len(kept)
+    if not kept:
+        return f"diffusion-ls: filled {total} placeholder{'s' if total != 1 else ''}"
+    by_reason: dict[str, list[int]] = {}
+    for k in kept:
+        by_reason.setdefault(k["reason"], []).append(k["range"]["start"]["line"] + 1)
+    parts = "; ".join(f"{r} (line{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))})"
+                      for r, ls in by_reason.items())
+    return (f"diffusion-ls: filled {len(edits) or 'none'} of {total} placeholder{'s' if total != 1 else ''}; "
+            f"kept {len(kept)}: {parts}")
+
+
+@pytest.mark.parametrize("name", ["fill_placeholders", "fill_partly"])
+def test_fill_applies_the_edits_and_reports_the_kept_placeholders(report: dict, name: str) -> None:
+    c = case(report, name)
+    original, edits, kept = c["original"], c["result"]["edits"], c["result"]["kept"]
     holes = sorted(original[r["start"]["line"]][r["start"]["character"]:r["end"]["character"]]
-                   for r in (e["range"] for e in edits))
-    assert holes == ["...", "pass"]
-    assert c["after"]["lines"] == apply_edits(original, edits)
+                   for r in [e["range"] for e in edits] + [k["range"] for k in kept])
+    assert holes == ["...", "pass"], "every placeholder is either filled or kept"
+    assert c["after"]["lines"] == apply_edits(original, edits), "only the edits are applied"
+    level = 3 if kept else 2
+    assert c["notifications"] == [{"msg": fill_message(edits, kept), "level": level}]
+
+
+def test_fill_cases_cover_both_filled_and_kept_placeholders(report: dict) -> None:
+    """With the shipped model the Point class gets one placeholder filled and one kept (refused by the server's guard),
+    and `double`/`triple` none filled; if a new model changes that, pick fixtures that still cover both paths."""
+    results = [case(report, n)["result"] for n in ("fill_placeholders", "fill_partly")]
+    assert any(r["edits"] for r in results), "no placeholder was filled in any fill case"
+    assert any(r["kept"] for r in results), "no placeholder was kept in any fill case"
+
+
+def status_lines(s: dict, filetype: str) -> list[str]:
+    """The :DiffusionStatus report expected for a diffusion/status result, written out independently of status.lua."""
+    loaded = "no: " + s["error"] if s.get("error") else "yes" if s.get("loaded") else "no"
+    last = "none yet"
+    if s.get("lastLatencyMs") is not None:
+        last = f"{s['lastLatencyMs']:.0f} ms, {s['tokensPerForward']:.2f} tokens/forward, {s['nfe']} forwards"
+    caps = s.get("capabilities") or {}
+    names = [("instructions", "instructions"), ("streams", "streams"), ("maskToken", "mask token"),
+             ("nativeInfill", "native infill")]
+    cap = ", ".join(f"{label} {'yes' if caps.get(k) else 'no'}" for k, label in names)
+    rating = (s.get("languages") or {}).get(filetype, "not rated by this model")
+    return [f"backend       {s['backend']}", f"model         {s['model']}", f"device        {s['device']}",
+            f"loaded        {loaded}", f"last fill     {last}", f"capabilities  {cap}",
+            f"this buffer   {filetype}: {rating}"]
+
+
+def test_status_report_is_a_short_floating_window(report: dict) -> None:
+    c = case(report, "status_report")
+    s = c["status"]
+    assert s["loaded"] and s["backend"] == "embedded" and s["lastLatencyMs"] is not None, "after the cases' fills"
+    assert set(s["capabilities"]) >= {"instructions", "streams", "maskToken", "nativeInfill"}, s["capabilities"]
+    assert s["capabilities"]["instructions"] is False, "the embedded model follows no instructions"
+    assert isinstance(s["languages"], dict)
+    assert c["float"]["lines"] == status_lines(s, "python")
+    assert "diffusion-ls" in json.dumps(c["float"]["title"])
+    # no message: nothing in the message area (which is what asks for Press ENTER), no notification
+    assert c["messages_after"] == c["messages_before"], c["messages_after"]
+    assert c["notifications"] == [] and c["mode"] == "n"
+    assert c["floats_after"] == 0, "moving the cursor closes the report"
+
+
+def test_plain_setup_starts_silently(plain_report: dict) -> None:
+    c = case(plain_report, "plain_start")
+    assert c["init_options"] == "{}", "empty settings go out as an object"
+    assert c["status"]["loaded"] and not c["status"].get("error"), c["status"]
+    assert [n for n in c["notifications"] if n["level"] >= 2] == [], c["notifications"]  # WARN is 3, INFO 2
+    assert c["messages"].strip() == "", c["messages"]
+    assert "settings must be an object" not in plain_report["lsp_log"]
+
+
+def test_one_invalid_option_warns_and_everything_else_works(plain_report: dict) -> None:
+    c = case(plain_report, "invalid_option")
+    assert c["notifications"] == [{
+        "msg": 'diffusion-ls: debounce_ms: expected number >= 0, got "fast"; using the default 150', "level": 3}]
+    assert c["is_setup"] and c["debounce_ms"] == 150
+    assert c["tab"] == "diffusion_ls: accept the completion", "the keymaps are set"
+    assert c["request"]["method"] == "textDocument/inlineCompletion", "typing asks for a completion by itself"
+    health = c["health"]
+    assert any("OK setup() called" in ln for ln in health), health
+    warn = [ln for ln in health if "debounce_ms" in ln]
+    assert len(warn) == 1 and "WARNING" in warn[0] and 'got "fast"; using the default 150' in warn[0], health
+    assert any("OK model loaded" in ln for ln in health), health
 
 
 def test_checkhealth_reports_ok(report: dict) -> None:

@@ -404,12 +404,13 @@ eq(st.lines({
 }, 'status lines')
 local loading = st.lines({ backend = 'transformers', loading = true, languages = {} }, 'go')
 eq({ loading[2], loading[4], loading[5], loading[6], loading[7] }, {
-  'model         ?', 'loaded        loading...', 'last fill     none yet', 'capabilities  not reported by the server',
+  'model         ?', 'loaded        loading...', 'last fill     none yet', 'capabilities  known once the model is loaded',
   'this buffer   go: not rated by this model',
 }, 'status while loading')
 local failed = st.lines({ backend = 'embedded', loaded = false, error = 'no such file' }, 'markdown')
 eq({ failed[4], failed[7] }, { 'loaded        no: no such file', 'this buffer   markdown: not in the plugin\'s filetypes' },
   'status with an error')
 eq(st.lines({ backend = 'embedded' }, '')[7], 'this buffer   no filetype', 'no filetype')
+eq(st.lines({ backend = 'embedded', loaded = true }, 'python')[6], 'capabilities  not reported by the server', 'old server')
 
 vim.cmd('qa!')

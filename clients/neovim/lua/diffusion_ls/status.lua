@@ -93,7 +93,7 @@ function M.lines(s, filetype)
   local caps = M.capabilities(s)
   local cap_text = {}
   if next(caps) == nil then
-    cap_text[1] = 'not reported by the server'
+    cap_text[1] = s.loaded and 'not reported by the server' or 'known once the model is loaded'
   else
     for _, c in ipairs(CAPABILITIES) do
       cap_text[#cap_text + 1] = ('%s %s'):format(c[2], yes_no(caps[c[1]]))
