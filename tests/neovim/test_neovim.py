@@ -2,9 +2,12 @@
 
 One Neovim runs every case of e2e.lua (one server, the model loaded once) and writes what it saw to a JSON report;
 the tests below assert on it: what the server sent is what was drawn, and what was accepted is what landed in the
-buffer, positions and lines exact. The shipped model is an untrained placeholder, so no particular completion text
-is asserted. unit.lua checks the pure parts (word/line splitting, chunking) and multi-line accepts, with the server
-replaced by a stub since the placeholder model cannot be steered to produce multi-line, multi-word completions.
+buffer, positions and lines exact. The shipped model is small, so no particular completion text is asserted; where a
+case needs the server's edit guard to refuse or keep something, it uses a fixture the shipped model answers that way
+(deterministically: greedy decoding) and says so. A second Neovim runs the start-up cases with a plain `setup({})`.
+unit.lua checks the pure parts (word/line splitting, chunking, options, highlights, the status report) and what the
+model cannot be steered into (multi-line accepts, a model that follows instructions), with the server replaced by a
+stub.
 """
 
 from __future__ import annotations
