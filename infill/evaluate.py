@@ -508,6 +508,8 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
         "empty_fills": _mean([float(not r["fill"].strip()) for r in records]),
         "fill_ms_p50": _pct([r["ms"] for r in records], 0.5),
         "fill_ms_p95": _pct([r["ms"] for r in records], 0.95),
+        "nfe_max": max((r["nfe"] for r in records), default=None),  # the worst fill: a runaway shows here
+        "fill_ms_max": round(max((r["ms"] for r in records), default=0.0), 1) if records else None,
         "sizing": str(sizing),
         "sampler": sampler.name,
     }

@@ -283,6 +283,7 @@ def keystroke_leg(backend, settings: Settings, plan: Plan, progress: bool, sizes
                 "p50_ms": pct(r["ms"], 0.5), "p95_ms": pct(r["ms"], 0.95), "prefill_ms_p50": pct(r["prefill"], 0.5),
                 "plan_ms_p50": pct(r["plan"], 0.5),  # hole finding and sizing (tree-sitter) + context: not the engine
                 "nfe_mean": round(sum(r["nfe"]) / len(r["nfe"]), 2),
+                "nfe_max": max(r["nfe"]), "max_ms": round(max(r["ms"]), 1),  # the worst keystroke: runaways show here
             }
         out[str(size)] = entry
     bar.close()
@@ -476,6 +477,7 @@ def lsp_leg(backend, settings: Settings, options: dict, plan: Plan) -> dict:
         "first_state_ms_p95": pct(lsp_first, 0.95),
         "final_ms_p50": pct(lsp_final, 0.5),
         "final_ms_p95": pct(lsp_final, 0.95),
+        "final_ms_max": round(max(lsp_final), 1) if lsp_final else None,
         "engine_first_state_ms_p50": pct([eng_first[k] for k in kept], 0.5),
         "engine_final_ms_p50": pct([eng_final[k] for k in kept], 0.5),
     }

@@ -14,6 +14,7 @@ COMMANDS = {
     "sizing": ("infill.sizing", "measure hole sizing against true span lengths"),
     "eval": ("server.eval_cli", "quality on infilling benchmarks (pass@1 by execution)"),
     "bench": ("server.bench", "speed: tokens per forward, latency, cache, LSP overhead"),
+    "safety": ("server.safety", "rewrites and fills on real code: edits returned, refusals and why, violations"),
     "soak": ("server.soak", "type through the server for N requests: memory, latency drift, cache bounds"),
 }
 

@@ -31,6 +31,7 @@ def test_eval_humaneval_single_json(capsys, data_dir):
     assert r["sizing"] == "oracle" and r["sampler"] == "threshold:0.9"  # the server's default strategy
     assert r["sampler_config"]["start"] == 8 and r["restarts"] == 0  # an oracle canvas is never restarted
     assert 0.0 <= r["pass@1"] <= 1.0 and r["nfe"] >= 1 and r["tokens_per_forward"] > 0
+    assert r["nfe_max"] >= r["nfe"] and r["fill_ms_max"] >= r["fill_ms_p95"]  # the worst fill is reported
 
 
 def test_eval_canonical_fills_pass_by_execution(capsys, data_dir):

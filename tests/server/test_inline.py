@@ -120,3 +120,36 @@ async def test_a_context_budget_beyond_the_model_is_cut_to_fit(session: Session)
         assert notes and notes[-1]["done"]
     finally:
         session.configure(SHORT)
+
+
+async def test_weak_languages_complete_only_when_asked_and_status_says_what_the_model_can_do(session: Session,
+                                                                                              tmp_path):
+    from engine import DEFAULT_MODEL_DIR
+
+    model = tmp_path / "model"  # the shipped model, with its measured languages saying Go is weak
+    model.mkdir()
+    for f in DEFAULT_MODEL_DIR.iterdir():
+        if f.name != "languages.json":
+            (model / f.name).symlink_to(f)
+    (model / "languages.json").write_text('{"languages": {"python": {"rating": "good"}, "go": {"rating": "weak"}}}')
+    session.configure({**SHORT, "modelPath": str(model)})
+    try:
+        uri = session.open("package main\n\nfunc add(a int, b int) int {\n\t\n}\n", language="go")
+        asked, _ = session.inline(uri, 3, 1, msg_id="weak-asked", invoked=True)  # waits for the model to load
+        await asked
+        assert session.notes("weak-asked")[-1]["done"]  # an explicit request fills
+        status = await session.status()
+        assert status["languages"] == {"python": "good", "go": "weak"} and status["weakLanguages"] == "explicit"
+        assert status["capabilities"] == {"streams": True, "instructions": False, "maskToken": True,
+                                          "nativeInfill": True, "nativeLoop": False}
+        auto, _ = session.inline(uri, 3, 1, msg_id="weak-auto")
+        assert not (await auto).items and session.notes("weak-auto") == []  # nothing denoised while typing
+        session.configure({"weakLanguages": "automatic"})
+        auto, _ = session.inline(uri, 3, 1, msg_id="weak-automatic")
+        await auto
+        assert session.notes("weak-automatic")[-1]["done"]
+        session.configure({"weakLanguages": "off"})
+        asked, _ = session.inline(uri, 3, 1, msg_id="weak-off", invoked=True)
+        assert not (await asked).items and session.notes("weak-off") == []
+    finally:
+        session.configure({"modelPath": None, "weakLanguages": None})
