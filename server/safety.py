@@ -86,7 +86,7 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     reasons: collections.Counter = collections.Counter()
     problems: list[str] = []
-    worst = {"nfe": 0, "ms": 0.0}
+    worst: dict[str, dict] = {}  # per request kind: the request with the most forwards, and the slowest
     for i, task in enumerate(tasks):
         for kind, text, ranges, (a, b), mode in _requests(task, i):
             t0 = time.perf_counter()
@@ -102,7 +102,13 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
                 reasons[f"{kind}: {exc}"[:80]] += 1
                 continue
             ms = (time.perf_counter() - t0) * 1e3
-            worst = {"nfe": max(worst["nfe"], out.stats.nfe), "ms": round(max(worst["ms"], ms), 1)}
+            w = worst.setdefault(kind, {"nfe": 0, "ms": 0.0})
+            slots = len(plan.canvas.canvas_ids) if plan.canvas else 0
+            what = f"{task.task_id} ({', '.join(h.situation for h in plan.holes)}; {slots} slots)"
+            if out.stats.nfe > w["nfe"]:
+                w.update(nfe=out.stats.nfe, nfe_at=what)
+            if ms > w["ms"]:
+                w.update(ms=round(ms, 1), ms_at=what)
             edits = [(h.start, h.end, f) for j, (h, f) in enumerate(zip(plan.holes, out.fills, strict=True))
                      if out.refused(j) is None]
             counts[kind]["requests"] += 1
@@ -118,7 +124,8 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
     return {"corpus": corpus, "holes": len(tasks), "languages": sorted({t.lang for t in tasks}),
             "model": backend.model_name, "requests": {k: dict(v) for k, v in counts.items()},
             "refusals": dict(reasons.most_common()), "violations": problems[:50],
-            "max_nfe": worst["nfe"], "max_ms": worst["ms"]}
+            "max_nfe": max((w["nfe"] for w in worst.values()), default=0),
+            "max_ms": max((w["ms"] for w in worst.values()), default=0.0), "worst": worst}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -134,5 +141,6 @@ def main(args: argparse.Namespace) -> int:
                   f"returned, {c.get('refused', 0)} refused, {c.get('violations', 0)} violations")
         for why, n in summary["refusals"].items():
             print(f"  {n:4d}  {why}")
-        print(f"most forwards {summary['max_nfe']}, slowest {summary['max_ms']} ms")
+        for kind, w in summary["worst"].items():
+            print(f"{kind}: most forwards {w['nfe']} ({w.get('nfe_at')}), slowest {w['ms']} ms ({w.get('ms_at')})")
     return 1 if summary["violations"] else 0
