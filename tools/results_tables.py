@@ -3,6 +3,9 @@
     python tools/results_tables.py docs/results
     python tools/results_tables.py --commands docs/results OUT   (the eval command of every file, writing OUT/<file>)
 
+The per-language table (docs/results/lang_<language>.json, held-out holes of build/lang/<language>, the trees
+tools/lang_corpus.py builds) comes last; tools/language_table.py rates it and writes the model's languages.json.
+
 Every figure comes from a file written by `diffusion-ls eval --json` / `diffusion-ls bench --json` (the commands are
 listed beside the tables), so the tables are regenerated, never typed in. `--commands` reads each file's own record
 (suite, holes, sampler, context budget, sizing, first canvas, typed characters, healing) back into the command that
@@ -103,7 +106,9 @@ def commands(d: Path, out: str, extra: str = "") -> list[str]:
         if "suite" not in r:  # bench.json
             continue
         cmd = ["diffusion-ls eval", f"--suite {r['suite']}", f"--limit {r['n']}", f"--sampler {r['sampler']}"]
-        if r["suite"] == "heldout":
+        if r["suite"] == "heldout" and f.stem.startswith("lang_"):  # tools/lang_corpus.py's tree of the language
+            cmd.append(f"--corpus build/lang/{f.stem[5:]}")
+        elif r["suite"] == "heldout":
             cmd.append("--corpus build/corpus/heldout_tree")
         if r.get("context_budget"):
             cmd.append(f"--budget {r['context_budget']}")
@@ -130,3 +135,9 @@ if __name__ == "__main__":
     print(quality(d))
     print()
     print(bench(d))
+    if any(d.glob("lang_*.json")):  # the per-language table (tools/language_table.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from language_table import languages, table
+
+        print()
+        print(table(languages(d)))
