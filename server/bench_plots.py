@@ -83,6 +83,25 @@ def _save(plt, fig, path: Path, machine: dict) -> None:
     plt.close(fig)
 
 
+def plot_rss(path: Path, soak: dict) -> None:
+    """The server's RSS every 500 requests of a `diffusion-ls soak` run, with the warm-up's end marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    xs, ys = zip(*soak["rss_series_kib"], strict=True)
+    ax.plot(xs, [y / 1024 for y in ys], marker="o", markersize=3)
+    ax.axhline(soak["rss_warm_kib"] / 1024, color="#999999", linestyle="--", linewidth=0.8, label="after warm-up")
+    ax.set_ylim(0, max(ys) / 1024 * 1.15)
+    ax.set_xlabel("requests")
+    ax.set_ylabel("server RSS (MiB)")
+    ax.set_title(f"diffusion-ls soak: {soak['requests']} requests, final / warm RSS {soak['rss_ratio']}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.text(0.01, 0.005, f"{soak.get('model', '')}; load average {soak.get('load_avg_1m')}", fontsize=6,
+             color="#666666")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_frontier(path: Path, frontier: dict, machine: dict) -> None:
     """Quality against tokens per forward, one point per sampler setting."""
     plt = _plt()

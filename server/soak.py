@@ -618,12 +618,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120, help="seconds a request may take before it counts as hung")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="progress on stderr every 100 requests")
+    p.add_argument("--plot", metavar="PNG", help="also draw the RSS-every-500 curve into this PNG (matplotlib)")
 
 
 def main(args: argparse.Namespace) -> int:
     r = soak(args.requests, documents=args.documents, churn=args.churn, keep_open=args.keep_open, seed=args.seed,
              timeout=args.timeout, progress=args.progress)
     print(json.dumps(r, indent=2) if args.json else text_report(r))
+    if args.plot:
+        from server.bench_plots import plot_rss
+
+        plot_rss(Path(args.plot), r)
     return 0 if r["crashes"] == 0 and r["unanswered"] == 0 and r["stale"] == 0 else 1
 
 

@@ -119,6 +119,14 @@ def test_rewrite_hole(tok):
         rewrite_hole(5, 3)
 
 
+def test_a_rewrite_of_whole_lines_belongs_to_the_block_of_its_first_line():
+    text = "class A:\n    def f(self):\n        return 1\n"
+    start = text.index("    def")  # the selection starts at column 0, its first line indented by 4
+    assert rewrite_hole(start, len(text), text).indent == "    "
+    assert rewrite_hole(text.index("def"), len(text), text).indent == "    "  # from the first character: the same
+    assert rewrite_hole(text.index("return"), len(text), text).indent == "        "
+
+
 PLACEHOLDERS = """def a():
     ...
 

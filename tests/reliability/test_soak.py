@@ -28,3 +28,13 @@ def test_a_short_soak_keeps_memory_and_caches_bounded():
     assert r["documents_opened"] > cache["limit_sessions"]  # more documents than caches: the LRU had to evict
     assert cache["within_bounds"] is True and 1 <= cache["sessions_max"] <= cache["limit_sessions"], cache
     assert cache["bytes_max"] <= cache["limit_sessions"] * cache["session_bytes"], cache
+
+
+def test_the_rss_curve_is_drawn(tmp_path):
+    from server.bench_plots import plot_rss
+
+    soak = {"requests": 1000, "rss_series_kib": [[500, 600_000], [1000, 610_000]], "rss_warm_kib": 600_000,
+            "rss_ratio": 1.017, "model": "m", "load_avg_1m": 1.0}
+    out = tmp_path / "rss.png"
+    plot_rss(out, soak)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5_000
