@@ -129,8 +129,9 @@ const REWRITE_GAP = 3;
 /**
  * The rewrite canvas laid out line by line: its line i is drawn after the end of document line `range.start.line + i`,
  * all of them from one column past the longest of those lines, so the new text reads as a block beside the old one,
- * with its indentation. The first row starts with "→", the others with "│". Lines past the end of the document are
- * folded into the last row with "⏎" marks. `lineText(n)` is document line n, undefined past the end.
+ * with its indentation (the first line's taken from the text before the selection). The first row starts with "→",
+ * the others with "│". Lines past the end of the document are folded into the last row with "⏎" marks. `lineText(n)`
+ * is document line n, undefined past the end.
  */
 export function rewritePreview(
   canvas: CanvasParams,
@@ -145,13 +146,16 @@ export function rewritePreview(
   if (lines.length > count) lines = [...lines.slice(0, count - 1), joinLines(lines.slice(count - 1))];
   const widths = lines.map((_, i) => displayWidth(lineText(first + i) ?? '', options.tabSize));
   const column = lines.length > 1 ? Math.max(...widths) + REWRITE_GAP : 0;
+  // Several rows keep the block's shape: the first line starts where the selection does, after the text before it.
+  const before = lines.length > 1 ? displayWidth((lineText(first) ?? '').slice(0, canvas.range.start.character), options.tabSize) : 0;
   const rows = lines.map((segments, i): PreviewRow => {
     const line = lineText(first + i) ?? '';
     const pad = NBSP.repeat(lines.length > 1 ? column - widths[i] : 1);
-    const shown = inlineSegments(segments, { ...options, maxChars: Math.max(8, options.maxChars - column) });
+    const indent = i === 0 && before > 0 ? [{ kind: 'text' as const, text: NBSP.repeat(before) }] : [];
+    const shown = inlineSegments(segments, { ...options, maxChars: Math.max(8, options.maxChars - column - before) });
     return {
       anchor: { line: first + i, character: line.length },
-      segments: mergeMarks([{ kind: 'mark', text: `${pad}${i === 0 ? '→' : '│'}${NBSP}` }, ...shown]),
+      segments: mergeMarks([{ kind: 'mark', text: `${pad}${i === 0 ? '→' : '│'}${NBSP}` }, ...indent, ...shown]),
     };
   });
   return { struck: canvas.range, rows };

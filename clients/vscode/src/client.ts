@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { LanguageClient, TransportKind } from 'vscode-languageclient/node';
+import { CloseAction, ErrorHandler, LanguageClient, State, TransportKind } from 'vscode-languageclient/node';
 import { CompletionPreview } from './preview';
 import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
@@ -20,7 +20,9 @@ export function createClient(
   preview: CompletionPreview,
   status: StatusBar,
 ): LanguageClient {
-  return new LanguageClient(
+  let ran = false; // whether this client's server ever ran: a crash of one that did is restarted
+  let fallback: ErrorHandler | undefined;
+  const client = new LanguageClient(
     'diffusionLs',
     'Diffusion LS',
     { command, args, transport: TransportKind.stdio },
@@ -28,6 +30,13 @@ export function createClient(
       documentSelector: documentSelector(),
       outputChannel: output,
       traceOutputChannel: trace, // the traffic, while diffusionLs.trace.server is on (trace.ts)
+      // A server that exits before it ever ran (a broken install) is not restarted four more times, each with its
+      // own error: languageclient's one "couldn't create connection" error says it, Restart Server tries again.
+      initializationFailedHandler: () => false, // no retry, and no second error message for the same failure
+      errorHandler: {
+        error: (error, message, count) => fallback!.error(error, message, count),
+        closed: () => (ran ? fallback!.closed() : { action: CloseAction.DoNotRestart, handled: true }),
+      },
       initializationOptions: () => serverSettings(setting),
       middleware: {
         provideInlineCompletionItems: async (document, position, context, token, next) => {
@@ -44,6 +53,9 @@ export function createClient(
       },
     },
   );
+  fallback = client.createDefaultErrorHandler();
+  client.onDidChangeState((e) => (ran ||= e.newState === State.Running));
+  return client;
 }
 
 /** Resolves true after `ms`, or false as soon as the request is cancelled (the user typed on). */

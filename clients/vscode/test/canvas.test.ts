@@ -150,6 +150,19 @@ describe('rewritePreview', () => {
     assert.deepEqual(preview.rows[2].segments, [{ kind: 'mark', text: `${nb(6)}│${nb(1)}` }]);
   });
 
+  it('starts the first of several rows after the text before the selection, so the block keeps its indentation', () => {
+    const range = { start: at(1, 4), end: at(2, 3) }; // from "x = 1" to the end of "\tyy"
+    const preview = rewritePreview(canvas({ range, text: 'z = 2\n    w', masks: [] }), lineText);
+    assert.deepEqual(preview.rows[0].segments, [
+      { kind: 'mark', text: `${nb(3)}→${nb(1)}` },
+      { kind: 'text', text: `${nb(4)}z${nb(1)}=${nb(1)}2` },
+    ]);
+    assert.deepEqual(preview.rows[1].segments, [
+      { kind: 'mark', text: `${nb(6)}│${nb(1)}` },
+      { kind: 'text', text: `${nb(4)}w` },
+    ]);
+  });
+
   it('folds the lines past the end of the document into the last row', () => {
     const range = { start: at(3, 0), end: at(3, 3) };
     const preview = rewritePreview(canvas({ range, text: 'a\nb\nc', masks: [] }), lineText);

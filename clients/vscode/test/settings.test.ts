@@ -50,6 +50,7 @@ describe('serverSettings', () => {
     contextBudget: null,
     debounceMs: null,
     languages: null,
+    weakLanguages: null,
     logLevel: null,
     logFile: null,
   };
