@@ -4,8 +4,8 @@ Settings come from `initializationOptions` and `workspace/didChangeConfiguration
 `"diffusion"` section (VS Code sends `{"diffusion": {...}}`; Neovim passes what the user wrote). Keys are camelCase
 on the wire (`maxTokens`); snake_case is accepted too.
 
-The API key of a remote vLLM server is read from the environment (`DIFFUSION_LS_API_KEY`), never from settings: settings
-end up in editor config files and logs.
+API keys are read from the environment, never from settings (settings end up in editor config files and logs): a remote
+vLLM server's from `DIFFUSION_LS_API_KEY`, Inception's (the mercury backend) from `INCEPTION_API_KEY`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from engine.sampler import STRATEGIES, SamplerConfig
 
 SECTION = "diffusion"  # the settings namespace clients use
 API_KEY_ENV = "DIFFUSION_LS_API_KEY"  # the remote vLLM server's API key (sent as a bearer token)
+MERCURY_KEY_ENV = "INCEPTION_API_KEY"  # Inception's API key: the name its own docs and other clients use
 NATIVE = "native"  # strategy: the model's own denoising loop (transformers backend only)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 _SAMPLER = SamplerConfig()
@@ -33,13 +34,15 @@ class Settings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
     # embedded: the shipped model; transformers: DiffusionGemma from modelPath; vllm: DiffusionGemma in vLLM in this
-    # process (modelPath); vllm-remote: a shared `vllm serve` at serverUrl
-    backend: Literal["embedded", "transformers", "vllm", "vllm-remote"] = "embedded"
+    # process (modelPath); vllm-remote: a shared `vllm serve` at serverUrl; mercury: Inception's hosted API
+    backend: Literal["embedded", "transformers", "vllm", "vllm-remote", "mercury"] = "embedded"
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the weights' dtype
-    server_url: str | None = None  # vllm-remote: the server's base URL, e.g. http://gpu-box:8000
-    server_model: str | None = None  # vllm-remote: the served model's name; None: the server's first
+    server_url: str | None = None  # vllm-remote: the server's base URL, e.g. http://gpu-box:8000; mercury: the API's
+    # vllm-remote: the served model's name (None: the server's first); mercury: the model for every request (None:
+    # mercury-edit-2 for fills, mercury-2 for rewrites)
+    server_model: str | None = None
     pin_suffix: int = Field(0, ge=0, le=64)  # vllm: the suffix's first tokens pinned after the hole (0: prompt only)
     # "native": the model's own loop (transformers; the embedded model uses "eb", with a warning; vLLM always runs its
     # own loop, whatever the strategy)
@@ -113,6 +116,9 @@ class Settings(BaseModel):
                                  "directory (config.json, model.safetensors, tokenizer files)")
             return {"model_path": self.model_path, "device": self.device, "dtype": self.dtype,
                     "threads": self.threads}
+        if self.backend == "mercury":
+            return {"api_key": os.environ.get(MERCURY_KEY_ENV) or None, "url": self.server_url,
+                    "model": self.server_model}
         if self.backend == "vllm":
             if not self.model_path:
                 raise ValueError("the vllm backend needs `modelPath`: a local DiffusionGemma checkpoint directory")

@@ -28,7 +28,8 @@ Nothing is sent for a request after it was cancelled, superseded, or its documen
 steppable (vLLM runs its own loop) sends one per committed canvas instead, with no masks: its fill so far.
 
 The `backend` setting picks the model: embedded (shipped), transformers (DiffusionGemma from modelPath), vllm (in
-process) or vllm-remote (serverUrl; the API key from the DIFFUSION_LS_API_KEY environment variable).
+process), vllm-remote (serverUrl; the API key from the DIFFUSION_LS_API_KEY environment variable) or mercury
+(Inception's hosted API; the key from INCEPTION_API_KEY).
 """
 
 from __future__ import annotations
@@ -440,6 +441,8 @@ _LOAD_HINTS = {
             "machine, or use the vllm-remote backend.",
     "vllm-remote": "set `serverUrl` to a running `vllm serve` (and `serverModel` to a model it serves); put its API "
                    "key, if any, in the DIFFUSION_LS_API_KEY environment variable.",
+    "mercury": "put an Inception API key in the INCEPTION_API_KEY environment variable of the editor that starts "
+               "diffusion-ls (`serverUrl` only for another endpoint than Inception's public API); `pip install httpx`.",
 }
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-BACKENDS = ("embedded", "transformers", "vllm", "vllm-remote")
+BACKENDS = ("embedded", "transformers", "vllm", "vllm-remote", "mercury")
 
 
 def load_backend(kind: str = "embedded", **opts: Any) -> Any:
-    """The backend a config names: embedded, transformers, vllm (in process) or vllm-remote."""
+    """The backend a config names: embedded, transformers, vllm (in process), vllm-remote or mercury (hosted)."""
     if kind == "embedded":
         from engine.backend import EmbeddedBackend
 
@@ -21,4 +21,8 @@ def load_backend(kind: str = "embedded", **opts: Any) -> Any:
         from engine.backends.vllm import make_backend as make_vllm
 
         return make_vllm(kind, **opts)
+    if kind == "mercury":  # Inception's hosted diffusion model
+        from engine.backends.mercury import make_backend as make_mercury
+
+        return make_mercury(kind, **opts)
     raise ValueError(f"unknown backend {kind!r}; one of {', '.join(BACKENDS)}")
