@@ -194,7 +194,7 @@ class MercuryBackend:
                     reason = choice.get("finish_reason")
                     yield text, str(reason) if reason else None
         except httpx.TimeoutException as exc:
-            raise MercuryError(f"the Inception API did not answer within {self.timeout:.0f} s ({where}: "
+            raise MercuryError(f"the Inception API did not answer within {self.timeout:g} s ({where}: "
                                f"{type(exc).__name__}); check the network, or try again") from exc
         except httpx.HTTPError as exc:
             raise MercuryError(f"cannot reach the Inception API at {where}: {exc}; check the network and "
