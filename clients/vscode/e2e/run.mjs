@@ -176,6 +176,10 @@ async function main() {
   await runCommand(page, 'Diffusion: Restart Server'); // from "never started"
   await waitForLog(userData, /the server did not start/);
   await page.locator('.statusbar-item:has(.codicon-error)', { hasText: 'diffusion' }).waitFor();
+  await page.locator('.notification-toast', { hasText: "couldn't create connection to server" }).waitFor();
+  const failed = await page.locator('.notification-toast .notification-list-item-message').allTextContents();
+  console.log(`e2e: toasts: ${JSON.stringify(failed)}`);
+  assert(failed.length === 1, 'a server that fails to start gives one error toast');
   rmSync(venvServer);
   installServer(venvServer);
   await runCommand(page, 'Notifications: Clear All Notifications');
@@ -300,9 +304,9 @@ async function main() {
  * business), and saves what was typed.
  */
 async function complete(page, file, before, char, screenshot, { accept = true } = {}) {
-  const previewSeen = watchPreview(page);
+  const watch = await watchPreview(page);
   await page.keyboard.type(char);
-  const preview = await previewSeen;
+  const preview = await watch.seen;
   await page.screenshot({ path: join(artifacts, screenshot) });
   console.log(`e2e: preview after-texts (in DOM order): ${JSON.stringify(preview)}`);
   assert(preview.some((p) => p.text.includes('·')), 'the preview shows masked slots as "·"');
@@ -463,20 +467,28 @@ function userSettings(serverLog) {
   };
 }
 
-/** Resolves with the preview's after-texts the first time one shows a masked slot (polled every frame). */
+/**
+ * Starts watching the editor for the preview; `seen` resolves with the preview's after-texts the first time one shows
+ * a masked slot. A MutationObserver sees every change of the view lines, so a canvas that is drawn for
+ * a few milliseconds only (a fast model) is not missed between two polls.
+ */
 async function watchPreview(page) {
-  const handle = await page.waitForFunction(
-    () => {
-      const parts = [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')]
-        .map((e) => ({ style: getComputedStyle(e, '::after') }))
-        .filter(({ style }) => style.content && style.content !== 'none' && style.content !== 'normal')
-        .map(({ style }) => ({ text: JSON.parse(style.content), color: style.color }));
-      return parts.some((p) => p.text.includes('·')) ? parts : false;
-    },
-    undefined,
-    { polling: 'raf', timeout: TIMEOUT },
-  );
-  return handle.jsonValue();
+  await page.evaluate(() => {
+    window.__preview = undefined;
+    const read = () =>
+      [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')]
+        .map((e) => getComputedStyle(e, '::after'))
+        .filter((style) => style.content && style.content !== 'none' && style.content !== 'normal')
+        .map((style) => ({ text: JSON.parse(style.content), color: style.color }));
+    const observer = new MutationObserver(() => {
+      const parts = read();
+      if (!parts.some((p) => p.text.includes('·'))) return;
+      window.__preview = parts;
+      observer.disconnect();
+    });
+    observer.observe(document.querySelector('.monaco-workbench'), { subtree: true, childList: true, attributes: true });
+  });
+  return { seen: page.waitForFunction(() => window.__preview, undefined, { timeout: TIMEOUT }).then((h) => h.jsonValue()) };
 }
 
 async function afterTexts(page) {

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { CloseAction, ErrorHandler, LanguageClient, State, TransportKind } from 'vscode-languageclient/node';
+import { CloseAction, ErrorAction, ErrorHandler, LanguageClient, State, TransportKind } from 'vscode-languageclient/node';
 import { CompletionPreview } from './preview';
 import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
@@ -30,11 +30,13 @@ export function createClient(
       documentSelector: documentSelector(),
       outputChannel: output,
       traceOutputChannel: trace, // the traffic, while diffusionLs.trace.server is on (trace.ts)
-      // A server that exits before it ever ran (a broken install) is not restarted four more times, each with its
-      // own error: languageclient's one "couldn't create connection" error says it, Restart Server tries again.
       initializationFailedHandler: () => false, // no retry, and no second error message for the same failure
+      // A server that exits before it ever ran (a broken install) is not restarted four more times, and its broken
+      // pipe is no error of its own: languageclient's one "couldn't create connection" error says it, and Restart
+      // Server tries again. Once it has run, languageclient's defaults.
       errorHandler: {
-        error: (error, message, count) => fallback!.error(error, message, count),
+        error: (error, message, count) =>
+          ran ? fallback!.error(error, message, count) : { action: ErrorAction.Continue, handled: true },
         closed: () => (ran ? fallback!.closed() : { action: CloseAction.DoNotRestart, handled: true }),
       },
       initializationOptions: () => serverSettings(setting),

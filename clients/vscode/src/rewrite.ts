@@ -55,7 +55,11 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   async rewriteSelection(): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     const client = this.client();
-    if (!editor || !client) return;
+    if (!editor) return;
+    if (!client) {
+      void vscode.window.showWarningMessage('Diffusion: the server is not running (see Diffusion: Show Output).');
+      return;
+    }
     if (editor.selection.isEmpty) {
       void vscode.window.showInformationMessage('Diffusion: select the code to rewrite first.');
       return;
