@@ -147,7 +147,8 @@ export function rewritePreview(
   const widths = lines.map((_, i) => displayWidth(lineText(first + i) ?? '', options.tabSize));
   const column = lines.length > 1 ? Math.max(...widths) + REWRITE_GAP : 0;
   // Several rows keep the block's shape: the first line starts where the selection does, after the text before it.
-  const before = lines.length > 1 ? displayWidth((lineText(first) ?? '').slice(0, canvas.range.start.character), options.tabSize) : 0;
+  const prefix = (lineText(first) ?? '').slice(0, canvas.range.start.character);
+  const before = lines.length > 1 ? displayWidth(prefix, options.tabSize) : 0;
   const rows = lines.map((segments, i): PreviewRow => {
     const line = lineText(first + i) ?? '';
     const pad = NBSP.repeat(lines.length > 1 ? column - widths[i] : 1);

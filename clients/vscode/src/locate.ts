@@ -37,7 +37,9 @@ export function locateServer(get: Getter, input: SearchInput, isFile: (file: str
   else places = onPath(expanded, input);
   const hit = places.find((place) => isFile(place.path));
   if (hit) return { found: true, command: hit.path, args, where: hit.where };
-  return searched ? { found: false, setting, searched: places } : { found: false, setting, configured: command, searched: places };
+  return searched
+    ? { found: false, setting, searched: places }
+    : { found: false, setting, configured: command, searched: places };
 }
 
 /** Every place `diffusion-ls` may be installed, most specific first, without repeats. */
@@ -49,7 +51,9 @@ export function searchPlaces(input: SearchInput): Place[] {
   const { env, home } = input;
   const places: Place[] = [];
   for (const folder of input.workspaceFolders) {
-    for (const venv of ['.venv', 'venv']) places.push({ path: p.join(folder, venv, bin, name), where: `the workspace's ${venv}` });
+    for (const venv of ['.venv', 'venv']) {
+      places.push({ path: p.join(folder, venv, bin, name), where: `the workspace's ${venv}` });
+    }
   }
   if (env.VIRTUAL_ENV) places.push({ path: p.join(env.VIRTUAL_ENV, bin, name), where: '$VIRTUAL_ENV' });
   if (input.interpreter) {
