@@ -6,7 +6,8 @@ refused, and the text it would replace kept, when it
 - replaces a non-empty selection or placeholder with nothing (accepting it would delete code without a word),
 - equals the text it replaces (nothing would change, yet "Accept" would be offered),
 - adds parse errors: the document with the edit applied has more ERROR/MISSING nodes than the document before
-  (parsed in the window around the edit, so the cost stays flat in the file's size).
+  (parsed in the window around the edit, so the cost stays flat in the file's size); for Python also when the window
+  compiled before and does not after (Python rejects indentation tree-sitter's grammar lets through).
 
 Cheap repairs run before the check, never after it: a missing final newline of a whole-line selection, and closing
 brackets the edit opened but did not close. A refused edit carries the reason, for the editor to show.
@@ -14,6 +15,8 @@ brackets the edit opened but did not close. A refused edit carries the reason, f
 
 from __future__ import annotations
 
+import ast
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,12 +89,24 @@ def _close_brackets(text: str, old: str) -> str | None:
     return body + missing + text[len(body) :]
 
 
+def _compiles(source: str) -> bool:
+    """Whether Python reads source (ast.parse: nothing is run)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not an error
+            ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
 class _Errors:
     """Parse-error counts of the document and of edited copies, in the window around the edits."""
 
     def __init__(self, text: str, lang: str | None) -> None:
         self.text, self.lang = text, lang
         self._before: dict[tuple[int, int], int] = {}
+        self._compiles: dict[tuple[int, int], bool] = {}
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -101,19 +116,30 @@ class _Errors:
             self._before[win] = _syntax.count_errors(self.text[win[0] : win[1]], self.lang)
         return self._before[win]
 
-    def after(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> int:
+    def edited(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> str:
         parts, pos = [], win[0]
         for start, end, new in edits:
             parts += [self.text[pos:start], new]
             pos = end
         parts.append(self.text[pos : win[1]])
-        return _syntax.count_errors("".join(parts), self.lang)
+        return "".join(parts)
+
+    def after(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> int:
+        return _syntax.count_errors(self.edited(win, edits), self.lang)
 
     def adds_errors(self, edits: Sequence[tuple[int, int, str]]) -> bool:
         if self.lang is None or not edits:
             return False
         win = self.window(edits[0][0], edits[-1][1])
-        return self.after(win, edits) > self.before(win)
+        if self.after(win, edits) > self.before(win):
+            return True
+        # tree-sitter's Python grammar accepts lines indented past their block; Python itself does not
+        return self.lang == "python" and self.compiles(win) and not _compiles(self.edited(win, edits))
+
+    def compiles(self, win: tuple[int, int]) -> bool:
+        if win not in self._compiles:
+            self._compiles[win] = _compiles(self.text[win[0] : win[1]])
+        return self._compiles[win]
 
 
 def check(text: str, lang: str | None, proposals: Sequence[Proposal]) -> list[Verdict]:

@@ -74,3 +74,15 @@ def test_fills_that_break_the_file_together_are_refused_from_the_last():
 def test_an_unknown_language_still_gets_the_empty_and_same_checks():
     assert one("a\nb\n", 0, 1, "", lang=None).text == "a"
     assert one("a\nb\n", 0, 1, "c", lang=None).ok
+
+
+def test_python_indentation_that_tree_sitter_lets_through_is_refused():
+    text = "def f(values):\n    total = 0\n    for v in values:\n        total += v\n    return total\n"
+    start, end = text.index("    total = 0"), text.index("    return")
+    bad = "    total = 0\n    for v in values:\n        total += v\n       values = []\n"  # one column off
+    v = one(text, start, end, bad)
+    assert not v.ok and v.reason.startswith("the answer would add parse errors")
+    good = "    total = sum(values)\n"
+    assert one(text, start, end, good).ok
+    broken_before = "def f(:\n    x = 1\n"  # a document that does not compile: only tree-sitter's count decides
+    assert one(broken_before, broken_before.index("x = 1"), broken_before.index("x = 1") + 5, "y = 2").ok
