@@ -65,6 +65,7 @@ STATUS = "diffusion/status"
 REWRITE_COMMAND = "diffusion.rewrite"
 REQUEST_FAILED = types.LSPErrorCodes.RequestFailed
 RECENT = 4  # inline completions kept per document for typed_ahead: a typo typed and deleted finds its own again
+RATED_AS = {"tsx": "typescript"}  # a dialect takes its language's measured rating
 RECENT_MAX_CHARS = 2_000_000  # a document larger than this keeps none (each one holds a copy of its text)
 
 
@@ -213,7 +214,7 @@ class DiffusionLanguageServer(LanguageServer):
 
     def completes_as_you_type(self, doc: Document, automatic: bool) -> bool:
         """Whether an inline completion is made here: the weakLanguages setting, for a language the model is weak at."""
-        if self.ratings().get(doc.language or "") != "weak":
+        if self.ratings().get(RATED_AS.get(doc.language or "", doc.language or "")) != "weak":
             return True
         mode = self.settings.weak_languages
         return mode == "automatic" or mode == "explicit" and not automatic

@@ -131,7 +131,8 @@ async def test_weak_languages_complete_only_when_asked_and_status_says_what_the_
     for f in DEFAULT_MODEL_DIR.iterdir():
         if f.name != "languages.json":
             (model / f.name).symlink_to(f)
-    (model / "languages.json").write_text('{"languages": {"python": {"rating": "good"}, "go": {"rating": "weak"}}}')
+    (model / "languages.json").write_text(
+        '{"languages": {"python": {"rating": "good"}, "go": {"rating": "weak"}, "typescript": {"rating": "weak"}}}')
     session.configure({**SHORT, "modelPath": str(model)})
     try:
         uri = session.open("package main\n\nfunc add(a int, b int) int {\n\t\n}\n", language="go")
@@ -139,11 +140,15 @@ async def test_weak_languages_complete_only_when_asked_and_status_says_what_the_
         await asked
         assert session.notes("weak-asked")[-1]["done"]  # an explicit request fills
         status = await session.status()
-        assert status["languages"] == {"python": "good", "go": "weak"} and status["weakLanguages"] == "explicit"
+        assert status["languages"] == {"python": "good", "go": "weak", "typescript": "weak"}
+        assert status["weakLanguages"] == "explicit"
         assert status["capabilities"] == {"streams": True, "instructions": False, "maskToken": True,
-                                          "nativeInfill": True, "nativeLoop": False}
+                                          "nativeInfill": True, "nativeLoop": False, "canvasBetween": False}
         auto, _ = session.inline(uri, 3, 1, msg_id="weak-auto")
         assert not (await auto).items and session.notes("weak-auto") == []  # nothing denoised while typing
+        tsx = session.open("const add = (a: number, b: number) => \n", language="typescriptreact")
+        auto, _ = session.inline(tsx, 0, 39, msg_id="weak-tsx")  # rated as TypeScript (weak in this languages.json)
+        assert not (await auto).items and session.notes("weak-tsx") == []
         session.configure({"weakLanguages": "automatic"})
         auto, _ = session.inline(uri, 3, 1, msg_id="weak-automatic")
         await auto
