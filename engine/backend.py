@@ -5,6 +5,8 @@
     commit(handle, ids)           -> Handle     encoder mode: a finished block joins the context
     verify(handle, ids)  -> Handle, logits      encoder mode, the next-token logits after each id (embedded model
                                                 only: speculative decoding checks a canvas draft with them)
+    prefill_around(prefix, suffix) -> Handle    a canvas between a prefix and a suffix in one sequence (masked-diffusion
+                                                models: capabilities.canvas_between)
 """
 
 from __future__ import annotations
@@ -48,10 +50,14 @@ class Capabilities:
     mask_token: bool  # noise is a mask token; False: random-token (uniform) noise, as DiffusionGemma
     native_infill: bool  # infills prefix + suffix in one canvas (SPM); False: through a chat prompt
     native_loop: bool = False  # has its own denoising loop (`native_stream`, the "native" strategy)
+    # the canvas sits between the prefix and the suffix in one sequence (Dream/LLaDA infill: prefix, masks, suffix;
+    # `prefill_around`); False: after the whole context (our SPM layout, a chat prompt)
+    canvas_between: bool = False
 
     def as_json(self) -> dict[str, bool]:
         return {"streams": self.streams, "instructions": self.instructions, "maskToken": self.mask_token,
-                "nativeInfill": self.native_infill, "nativeLoop": self.native_loop}
+                "nativeInfill": self.native_infill, "nativeLoop": self.native_loop,
+                "canvasBetween": self.canvas_between}
 
 
 @runtime_checkable
@@ -76,6 +82,14 @@ class Backend(Protocol):
     def next_token_logits(self, handle: Handle) -> Tensor: ...
 
     def drop_session(self, session: str) -> None: ...
+
+
+@runtime_checkable
+class InfillBackend(Backend, Protocol):
+    """A backend whose canvas goes between a prefix and a suffix (`capabilities.canvas_between`)."""
+
+    def prefill_around(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int], session: str = "default"
+                       ) -> Handle: ...
 
 
 class EmbeddedBackend:

@@ -107,6 +107,16 @@ def spm_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffi
     return [sp.fim_suffix, *suffix_ids, sp.fim_prefix, *prefix_ids, sp.fim_middle]
 
 
+def around_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffix_share: float = 0.25
+                   ) -> tuple[list[int], list[int]]:
+    """(prefix ids, suffix ids) for a canvas that sits between them in one sequence, as masked-diffusion models infill
+    (`prefix [MASK]*n suffix`): no sentinels; the suffix's first lines within suffix_share of the budget, the prefix's
+    last lines in the rest, each part tokenized on its own, cut at whole lines as spm_context cuts them."""
+    suffix_ids = _keep_lines(tok, _lines(suffix), int(budget * suffix_share), from_end=False)
+    prefix_ids = _keep_lines(tok, _lines(prefix), budget - len(suffix_ids), from_end=True)
+    return prefix_ids, suffix_ids
+
+
 _WORDISH = re.compile(r" ?\w+")
 
 
@@ -151,6 +161,7 @@ class Canvas:
     original_ids: list[list[int]] = field(default_factory=list)  # per hole, the tokens of the text it replaces
     heal: str = ""  # token healing (heal_text): the typed text before the hole that the fill spells again
     allowed: dict[int, list[int]] | None = None  # slot -> the only ids it may take (healing: slot 0)
+    suffix_ids: list[int] = field(default_factory=list)  # after the canvas, when it sits between prefix and suffix
 
     def unheal(self, text: str) -> str:
         """A fill of the (single) hole without the healed text it starts with; "" if it does not start with it."""
@@ -169,6 +180,7 @@ def build_canvas(
     suffix_share: float = 0.25,
     context: Sequence[int] | None = None,
     heal: str = "",
+    between: bool = False,
 ) -> Canvas:
     """The canvas for holes in text (sorted, non-overlapping); budget bounds the context tokens.
 
@@ -177,6 +189,8 @@ def build_canvas(
     between holes is fixed tokens inside the canvas, so several holes are denoised together. `context` replaces the
     SPM context (a chat model's prompt, built by its backend's prompter). `heal` (heal_text; one cursor hole in fill
     mode, SPM context, a tokenizer with `starting_with`) is the typed text before the hole the fill spells again.
+    `between`: the canvas goes between the prefix (the context) and the suffix (`suffix_ids`), as masked-diffusion
+    models infill, instead of after an SPM context.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -200,6 +214,11 @@ def build_canvas(
         ids = starting_with(heal)
         allowed = {0: ids} if ids else None
         heal = heal if ids else ""
+    suffix_ids: list[int] = []
+    if context is None and between:  # no sentinels: the model reads the canvas's place from the sequence itself
+        prefix_ids, suffix_ids = around_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok,
+                                                budget, suffix_share)
+        context = prefix_ids
     if context is None:
         context = spm_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok, budget, suffix_share)
     canvas: list[int] = []
@@ -220,7 +239,8 @@ def build_canvas(
         slices.append((len(canvas), len(canvas) + len(slots)))
         canvas += slots
         fixed += [False] * len(slots)
-    return Canvas(list(context), canvas, fixed, slices, list(holes), mode, instruction, originals, heal, allowed)
+    return Canvas(list(context), canvas, fixed, slices, list(holes), mode, instruction, originals, heal, allowed,
+                  suffix_ids)
 
 
 def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> list[str]:

@@ -34,8 +34,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
     # embedded: the shipped model; transformers: DiffusionGemma from modelPath; vllm: DiffusionGemma in vLLM in this
-    # process (modelPath); vllm-remote: a shared `vllm serve` at serverUrl; mercury: Inception's hosted API
-    backend: Literal["embedded", "transformers", "vllm", "vllm-remote", "mercury"] = "embedded"
+    # process (modelPath); vllm-remote: a shared `vllm serve` at serverUrl; mercury: Inception's hosted API;
+    # masked-diffusion: a Dream/LLaDA-family checkpoint from modelPath (prefix, masks, suffix in one canvas)
+    backend: Literal["embedded", "transformers", "vllm", "vllm-remote", "mercury", "masked-diffusion"] = "embedded"
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the weights' dtype
@@ -44,6 +45,14 @@ class Settings(BaseModel):
     # mercury-edit-2 for fills, mercury-2 for rewrites)
     server_model: str | None = None
     pin_suffix: int = Field(0, ge=0, le=64)  # vllm: the suffix's first tokens pinned after the hole (0: prompt only)
+    # masked-diffusion: run the Python files a checkpoint ships (Dream's and LLaDA's model code); off: transformers'
+    # own classes only (Open-dCoder's Qwen2), since that code runs with the server's rights
+    trust_remote_code: bool = False
+    # masked-diffusion: Fast-dLLM's dual cache (only the canvas runs after a block's first forward); off by default:
+    # it is approximate for bidirectional models (the cached keys saw the canvas as it was)
+    dual_cache: bool = False
+    mask_token_id: int | None = Field(None, ge=0)  # masked-diffusion: None = the checkpoint's (config, tokenizer)
+    logit_shift: bool | None = None  # masked-diffusion: the logit at i predicts i + 1; None = the family's (Dream: yes)
     # "native": the model's own loop (transformers; the embedded model uses "eb", with a warning; vLLM always runs its
     # own loop, whatever the strategy)
     # the sampler's defaults are engine.sampler.SamplerConfig's (one place to change them)
@@ -103,7 +112,8 @@ class Settings(BaseModel):
     def backend_key(self) -> tuple:
         """What the loaded backend depends on: a change means loading it again."""
         return (self.backend, self.model_path, self.device, self.threads, self.dtype, self.server_url,
-                self.server_model, self.pin_suffix)
+                self.server_model, self.pin_suffix, self.trust_remote_code, self.dual_cache, self.mask_token_id,
+                self.logit_shift)
 
     def backend_options(self) -> dict[str, Any]:
         """engine.backends.load_backend's options for `backend`; raises ValueError when a required setting is missing.
@@ -116,6 +126,13 @@ class Settings(BaseModel):
                                  "directory (config.json, model.safetensors, tokenizer files)")
             return {"model_path": self.model_path, "device": self.device, "dtype": self.dtype,
                     "threads": self.threads}
+        if self.backend == "masked-diffusion":
+            if not self.model_path:
+                raise ValueError("the masked-diffusion backend needs `modelPath`: a local Dream/LLaDA-family "
+                                 "checkpoint directory (config.json, safetensors weights, tokenizer files)")
+            return {"model_path": self.model_path, "device": self.device, "dtype": self.dtype, "threads": self.threads,
+                    "trust_remote_code": self.trust_remote_code, "dual_cache": self.dual_cache,
+                    "mask_token_id": self.mask_token_id, "logit_shift": self.logit_shift}
         if self.backend == "mercury":
             return {"api_key": os.environ.get(MERCURY_KEY_ENV) or None, "url": self.server_url,
                     "model": self.server_model}

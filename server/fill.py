@@ -4,11 +4,13 @@ Everything here runs on the engine thread over a snapshot of the document text (
 types, no event loop. Offsets are turned into LSP positions by the caller, against the live document, after it has
 checked the version is still the one the fill was computed for.
 
-Backends differ in three ways, all read off the backend (`target(backend)`):
+Backends differ in four ways, all read off the backend (`target(backend)`):
 - a chat model (DiffusionGemma: the backend has a `prompter`) gets its prompt as the context instead of the SPM
   context, a few more canvas slots (its answer closes a code block), and its answer cut at that block's end;
 - a backend that is not `steppable` (vLLM runs the whole loop) gets text requests (`infill` / `rewrite`) and streams
   one Chunk per committed canvas: no canvas is built here;
+- a masked-diffusion model (Dream, LLaDA: `capabilities.canvas_between`) gets its canvas between the prefix and the
+  suffix, `prefix [MASK]*n suffix`, instead of after an SPM context;
 - a remote tokenizer is never used to size holes (a round trip per count, per keystroke): infill's character-based
   estimate sizes them instead.
 """
@@ -18,9 +20,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
-from engine.backend import Backend
+from engine.backend import Backend, InfillBackend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
 from infill import guard
 from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, render_partial
@@ -41,6 +43,7 @@ class Target:
     prompter: Any = None  # a chat model's prompter: it builds the context (engine.backends.prompting.ChatPrompter)
     steppable: bool = True  # False: the backend runs the whole loop on text requests; no canvas is built
     extra_slots: int = 0  # canvas slots added to every hole
+    between: bool = False  # the canvas goes between the prefix and the suffix (capabilities.canvas_between)
 
     @property
     def heals(self) -> bool:
@@ -53,7 +56,7 @@ class Target:
         tok, caps = backend.tokenizer, backend.capabilities
         prompter = backend.prompter if caps.instructions else None  # type: ignore[attr-defined]  # chat models have one
         return cls(tok, None if getattr(tok, "remote", False) else tok, prompter, caps.streams,
-                   CHAT_EXTRA_SLOTS if prompter is not None else 0)
+                   CHAT_EXTRA_SLOTS if prompter is not None else 0, caps.canvas_between)
 
 
 def target(backend: Any) -> Target:
@@ -186,7 +189,8 @@ def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int,
     canvas = None
     if t.steppable:
         context = _chat_context(t.prompter, text, holes, lang, mode, instruction, budget) if t.prompter else None
-        canvas = build_canvas(text, holes, t.tok, budget, mode, instruction, context=context, heal=heal)
+        canvas = build_canvas(text, holes, t.tok, budget, mode, instruction, context=context, heal=heal,
+                              between=t.between)
     return Plan(text, lang, holes, mode, canvas, budget, instruction, t.prompter)
 
 
@@ -197,7 +201,7 @@ def fit(plan: Plan, tok, room: int) -> Plan:
     c = plan.canvas
     if c is None or room <= 0:
         return plan
-    over = len(c.context_ids) + len(c.canvas_ids) - room
+    over = len(c.context_ids) + len(c.canvas_ids) + len(c.suffix_ids) - room
     if over <= 0:
         return plan
     t = _target(tok)
@@ -255,7 +259,10 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     grows = len(plan.holes) == 1 and plan.mode == "fill"  # only a cursor hole grows; a rewrite keeps to its capacity
     if not grows:  # a rewrite's capacity comes from its selection: that canvas is the length hint, no smaller start
         cfg = replace(cfg, grow=False, start=0)
-    handle = backend.prefill(plan.canvas.context_ids, session=session)
+    if backend.capabilities.canvas_between:  # one sequence, prefix [MASK]*n suffix: the backend places the canvas
+        handle = cast(InfillBackend, backend).prefill_around(plan.canvas.context_ids, plan.canvas.suffix_ids, session)
+    else:
+        handle = backend.prefill(plan.canvas.context_ids, session=session)
     native_stream = backend.native_stream if native and backend.capabilities.native_loop else None  # type: ignore[attr-defined]
     if native_stream is not None:
         max_new = max(cfg.max_new, len(spec.slots)) if grows else len(spec.slots)
@@ -368,4 +375,3 @@ def _render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
             parts.append(plan.between(i))
             pos += len(parts[-1])
     return Partial("".join(parts), masks, state.nfe, state.block, len(state.remasked))
-

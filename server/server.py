@@ -442,6 +442,9 @@ _LOAD_HINTS = {
             "machine, or use the vllm-remote backend.",
     "vllm-remote": "set `serverUrl` to a running `vllm serve` (and `serverModel` to a model it serves); put its API "
                    "key, if any, in the DIFFUSION_LS_API_KEY environment variable.",
+    "masked-diffusion": "set `modelPath` to a local Dream/LLaDA-family checkpoint directory (config.json, safetensors "
+                        "weights, tokenizer files); Dream and LLaDA ship their model code: `trustRemoteCode` true; "
+                        "install the `hf` extra; check `device` and `dtype`.",
     "mercury": "put an Inception API key in the INCEPTION_API_KEY environment variable of the editor that starts "
                "diffusion-ls (`serverUrl` only for another endpoint than Inception's public API); `pip install httpx`.",
 }
