@@ -16,6 +16,7 @@ COMMANDS = {
     "bench": ("server.bench", "speed: tokens per forward, latency, cache, LSP overhead"),
     "safety": ("server.safety", "rewrites and fills on real code: edits returned, refusals and why, violations"),
     "soak": ("server.soak", "type through the server for N requests: memory, latency drift, cache bounds"),
+    "doctor": ("server.doctor", "what this machine can run (GPU, extras, models, servers) and the settings to use"),
 }
 
 

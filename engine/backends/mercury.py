@@ -183,7 +183,8 @@ class MercuryBackend:
                         raise MercuryError(error_message(200, data, r.headers))
                     choices = msg.get("choices") or []
                     choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-                    delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+                    raw_delta = choice.get("delta")
+                    delta: dict = raw_delta if isinstance(raw_delta, dict) else {}
                     piece = delta.get("content") if "delta" in choice else choice.get("text")
                     snapshot = _is_snapshot(msg, choice, delta)
                     if isinstance(piece, str) and piece:
