@@ -180,6 +180,7 @@ def build_canvas(
     suffix_share: float = 0.25,
     context: Sequence[int] | None = None,
     heal: str = "",
+    repo: Sequence[int] = (),
     between: bool = False,
 ) -> Canvas:
     """The canvas for holes in text (sorted, non-overlapping); budget bounds the context tokens.
@@ -189,6 +190,7 @@ def build_canvas(
     between holes is fixed tokens inside the canvas, so several holes are denoised together. `context` replaces the
     SPM context (a chat model's prompt, built by its backend's prompter). `heal` (heal_text; one cursor hole in fill
     mode, SPM context, a tokenizer with `starting_with`) is the typed text before the hole the fill spells again.
+    `repo` (infill.repo_context) goes before the SPM context: it changes rarely, so the prefix cache keeps it.
     `between`: the canvas goes between the prefix (the context) and the suffix (`suffix_ids`), as masked-diffusion
     models infill, instead of after an SPM context.
     """
@@ -218,9 +220,10 @@ def build_canvas(
     if context is None and between:  # no sentinels: the model reads the canvas's place from the sequence itself
         prefix_ids, suffix_ids = around_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok,
                                                 budget, suffix_share)
-        context = prefix_ids
+        context = [*repo, *prefix_ids]
     if context is None:
-        context = spm_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok, budget, suffix_share)
+        context = [*repo, *spm_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok, budget,
+                                       suffix_share)]
     canvas: list[int] = []
     fixed: list[bool] = []
     slices: list[tuple[int, int]] = []

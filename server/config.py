@@ -65,6 +65,9 @@ class Settings(BaseModel):
     canvas_start: int | None = Field(None, ge=0, le=1024)
     max_tokens: int = Field(_SAMPLER.max_new, ge=1, le=4096)  # hard cap on one fill (a full canvas grows up to this)
     context_budget: int = Field(384, ge=16, le=65536)  # tokens of file context around the hole
+    # tokens of other files' chunks before the SPM context (server.workspace selects them; 0: off, nothing indexed).
+    # 0 by default: the shipped model was never trained with them and scores lower given 256 (README, repo suite)
+    repo_context_budget: int = Field(0, ge=0, le=65536)
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
     languages: list[str] | None = None  # allow-list of languageIds / language names; None: every language
     # completion as you type in a language the model is weak at (its languages.json): "explicit" asks for a request

@@ -2,6 +2,7 @@
 
     diffusion-ls eval --suite humaneval-single --limit 100 --sizing oracle
     diffusion-ls eval --suite heldout --corpus path/to/tree --sampler one-per-forward --json
+    diffusion-ls eval --suite repo --corpus path/to/packages --repo-context 0     (server.repo_eval)
 
 The work is infill.evaluate's; this module parses options, loads the model and prints.
 """
@@ -9,6 +10,7 @@ The work is infill.evaluate's; this module parses options, loads the model and p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -21,7 +23,8 @@ from server.config import Settings
 
 def configure(p: argparse.ArgumentParser) -> None:
     s = Settings()
-    p.add_argument("--suite", required=True, choices=ev.SUITES, help="benchmark to run")
+    p.add_argument("--suite", required=True, choices=(*ev.SUITES, "repo"),
+                   help="benchmark to run (repo: each folder of --corpus a repository, filled as the server does)")
     p.add_argument("--data", help="evaluation data folder (humaneval-infilling/, safim-python/, santacoder-fim/); "
                                   "default: ../shared/data beside the repository, when it exists")
     p.add_argument("--corpus", help="heldout: a source tree not in the training corpus to cut holes from")
@@ -49,9 +52,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-heal", action="store_true", help="no token healing (a hole right after a word token)")
     p.add_argument("--records", metavar="FILE", help="also write one JSON line per hole (fill, truth, metrics)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--repo-context", type=int, default=s.repo_context_budget, metavar="TOKENS",
+                   help="repo: repoContextBudget, tokens of other files' chunks before the SPM context (0: none)")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.suite == "repo":
+        return repo_main(args)
     try:
         sizing = ev.parse_sizing(args.sizing)
         base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new,
@@ -87,6 +94,44 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(report(result))
+    return 0
+
+
+def repo_main(args: argparse.Namespace) -> int:
+    """The repo suite: server.repo_eval with the server's settings but for the options given."""
+    from server import repo_eval
+
+    try:
+        tasks = ev.spread(repo_eval.repo_tasks(args.corpus or ""), args.limit)
+        settings = Settings(steps=args.steps, block_size=args.block_size, max_tokens=args.max_new,
+                            context_budget=args.budget, repo_context_budget=args.repo_context,
+                            canvas_start=args.start, threads=args.threads)
+    except (ev.EvalError, ValueError) as exc:
+        print(f"diffusion-ls eval: {exc}", file=sys.stderr)
+        return 2
+    from engine.backend import EmbeddedBackend
+    from engine.model import ModelLoadError
+
+    try:
+        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+    except ModelLoadError as exc:
+        print(f"diffusion-ls eval: {exc}", file=sys.stderr)
+        return 2
+    with open(args.records, "w", encoding="utf-8") if args.records else contextlib.nullcontext() as out:
+        write = (lambda r: out.write(json.dumps(r) + "\n")) if out is not None else None
+        result = repo_eval.evaluate(backend, tasks, settings, on_record=write)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"repo: n={result['n']}  repoContext={result['repo_context_budget']}  model={result['model']}\n"
+              f"  exact {_pct(result['exact_match'])}  first-line exact {_pct(result['first_line_exact'])}  "
+              f"edit-sim {_pct(result['edit_similarity'])}  identifier exact {_pct(result['identifier_exact'])}  "
+              f"identifier F1 {_pct(result['identifier_f1'])}  empty {_pct(result['empty_fills'])}\n"
+              f"  fill p50 {result['fill_ms_p50']} ms  p95 {result['fill_ms_p95']} ms  repo tokens "
+              f"{result['repo_tokens']}  ({result['elapsed_s']} s)")
+        for name, g in result["by_kind"].items():
+            print(f"  {name:<16} n={g['n']:<5} exact {_pct(g['exact_match'])}  edit-sim {_pct(g['edit_similarity'])}"
+                  f"  identifier F1 {_pct(g['identifier_f1'])}")
     return 0
 
 

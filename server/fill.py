@@ -80,6 +80,7 @@ class Plan:
     budget: int = 0  # context tokens (a backend that builds its own requests trims its prompt to this)
     instruction: str = ""  # rewrite: what to do with the selection (chat models)
     prompter: Any = None  # a chat model's prompter: its answer is cut with `finish`
+    repo: list[int] = field(default_factory=list)  # repository context ids before the SPM part (infill.repo_context)
 
     @property
     def span(self) -> tuple[int, int]:
@@ -127,6 +128,7 @@ class Outcome:
     text: str  # the span's new text: fills joined with the text between holes
     stats: SampleStats
     reasons: list[str | None] = field(default_factory=list)  # per hole: why its fill was refused; None: it passed
+    reused: int = 0  # context tokens the backend's prefix cache kept (Handle.reused)
 
     def refused(self, i: int = 0) -> str | None:
         """Why hole i keeps the document's text (infill.guard), or None when its fill is an edit to return."""
@@ -137,17 +139,17 @@ class Outcome:
 
 
 def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_tokens: int,
-                heal: bool = True) -> Plan:
+                heal: bool = True, repo: Sequence[int] = ()) -> Plan:
     """A single hole at a cursor, sized by its situation (capped at max_tokens). With `heal`, a cursor right after a
     word token gets token healing where the backend allows it (infill.canvas.heal_text)."""
     t = _target(tok)
     hole = find_hole(text, offset, lang, t.sizing)
     healed = heal_text(text[: hole.start], t.tok) if heal and t.heals else ""
-    return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed)
+    return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed, repo=repo)
 
 
 def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str | None, tok, budget: int,
-                max_tokens: int) -> Plan:
+                max_tokens: int, repo: Sequence[int] = ()) -> Plan:
     """Several holes in one canvas: each empty range is a cursor hole; a non-empty range gives the placeholders it
     holds (`...`, `pass`, TODO comments) or, holding none, is itself a hole; no ranges: every placeholder in the file.
     """
@@ -166,23 +168,24 @@ def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str |
     if not holes:
         where = "the document" if ranges is None else "the given ranges"
         raise ValueError(f"nothing to fill: no placeholder (`...`, `pass`, a TODO comment) in {where}")
-    return plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, t, budget)
+    return plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, t, budget, repo=repo)
 
 
 def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget: int, max_tokens: int,
-                 mode: str = "regenerate", instruction: str = "") -> Plan:
+                 mode: str = "regenerate", instruction: str = "", repo: Sequence[int] = ()) -> Plan:
     """Rewrite [start, end): regenerate from masks, or refine (start from the selection, re-noise what the model
     doubts)."""
     if mode not in ("regenerate", "refine"):
         raise ValueError(f"unknown rewrite mode {mode!r}; 'regenerate' or 'refine'")
     t = _target(tok)
     hole = _cap(rewrite_hole(start, end, text, t.sizing), max_tokens)
-    return plan_holes(text, [hole], lang, t, budget, mode, instruction)
+    return plan_holes(text, [hole], lang, t, budget, mode, instruction, repo=repo)
 
 
 def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int, mode: str = "fill",
-               instruction: str = "", heal: str = "") -> Plan:
-    """The plan for these holes: tok is a Target (or a tokenizer: an SPM canvas); heal: see build_canvas."""
+               instruction: str = "", heal: str = "", repo: Sequence[int] = ()) -> Plan:
+    """The plan for these holes: tok is a Target (or a tokenizer: an SPM canvas); heal, repo: see build_canvas (a chat
+    model's prompt takes no repository context)."""
     t = _target(tok)
     if t.extra_slots:
         holes = [replace(h, capacity=h.capacity + t.extra_slots) for h in holes]
@@ -190,8 +193,8 @@ def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int,
     if t.steppable:
         context = _chat_context(t.prompter, text, holes, lang, mode, instruction, budget) if t.prompter else None
         canvas = build_canvas(text, holes, t.tok, budget, mode, instruction, context=context, heal=heal,
-                              between=t.between)
-    return Plan(text, lang, holes, mode, canvas, budget, instruction, t.prompter)
+                              repo=() if t.prompter else repo, between=t.between)
+    return Plan(text, lang, holes, mode, canvas, budget, instruction, t.prompter, list(repo))
 
 
 def fit(plan: Plan, tok, room: int) -> Plan:
@@ -214,7 +217,7 @@ def fit(plan: Plan, tok, room: int) -> Plan:
         i = max(range(len(new)), key=new.__getitem__)
         new[i] -= 1
     holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
-    return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal)
+    return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal, plan.repo)
 
 
 def _chat_context(prompter: Any, text: str, holes: Sequence[Hole], lang: str | None, mode: str, instruction: str,
@@ -291,7 +294,7 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     raw = canvas_to_text(canvas, final.ids, tok)
     if plan.prompter is not None:  # a chat model's answer: the code block's text
         raw = [plan.prompter.finish(r) for r in raw]
-    return _outcome(plan, raw, stats)
+    return replace(_outcome(plan, raw, stats), reused=handle.reused)
 
 
 def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats) -> Outcome:

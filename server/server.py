@@ -54,6 +54,7 @@ from server import fill, logs
 from server.config import NATIVE, SECTION, Settings, parse_settings
 from server.jobs import Job, Jobs, Worker
 from server.protocol import DiffusionProtocol
+from server.workspace import Workspace
 
 __version__ = "0.1.0"
 log = logs.log
@@ -158,6 +159,13 @@ class DiffusionLanguageServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ratings: tuple[Any, dict[str, str]] = (None, {})  # (backend, its model's ratings per language)
         self.shutdown_requested = False
+        self.repo = Workspace()  # open / recent chunks and the background index: repository context
+        self.repo.on_progress = self.on_index_progress
+        self.roots: list[Path] = []  # workspaceFolders (or rootUri) as paths
+        self.repo_last: dict | None = None  # the last fill's repository context, for diffusion/status
+        self._index_runs = 0
+        self._index_token = ""
+        self._index_ready = asyncio.Event()
 
     # -- documents ----------------------------------------------------------------------------------------------------
 
@@ -262,6 +270,7 @@ class DiffusionLanguageServer(LanguageServer):
         self.apply_settings(raw, self.settings)
         if self.settings.backend_key() != self._load_key:
             self.start_loading()
+        self.start_indexing()  # repository context turned on: index now (nothing happens when it runs already)
 
     async def pull_settings(self) -> None:
         """Ask the client for the `diffusion` section (workspace/configuration)."""
@@ -328,14 +337,89 @@ class DiffusionLanguageServer(LanguageServer):
         budget = max(16, min(s.context_budget, room - max_tokens - s.block_size - 8))
         return budget, max_tokens, room
 
-    async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int], fill.Plan]
-                       ) -> tuple[Job, fill.Plan, fill.Outcome]:
+    # -- repository context -------------------------------------------------------------------------------------------
+
+    def repo_budget(self, budget: int, max_tokens: int, room: int) -> int:
+        """repoContextBudget cut to what the model's positions leave after the SPM context, a fill and a block."""
+        want = self.settings.repo_context_budget
+        if room <= 0:
+            return want
+        return max(0, min(want, room - budget - max_tokens - self.settings.block_size - 8))
+
+    def repo_ids(self, uri: str, text: str, at: int | None, target: Any, budget: int) -> list[int]:
+        """The repository context for a cursor (engine thread): documents edited elsewhere since the last fill are
+        indexed and enter the ring first, then infill.repo_context lays out what server.workspace selects."""
+        self.repo_last = None
+        path = _path(uri)
+        if at is None or budget <= 0 or path is None or target.prompter is not None:
+            return []
+        docs = {}
+        for u, d in list(self.documents.items()):  # a copy: the event loop edits the dict
+            p = _path(u)
+            if p is not None:
+                docs[str(p)] = d.text
+        self.repo.leave_others(path, docs)
+        sel = self.repo.select(path, text, at, docs)
+        ids, used = self.repo.layout(sel.chunks, target.tok, budget)
+        self.repo_last = {"tokens": len(ids), "selectMs": round(sel.ms, 2), "reused": sel.reused,
+                          "indexing": self.repo.indexing,
+                          "chunks": [{"path": c.path, "kind": c.kind, "line": c.line, "score": c.score, "text": c.text}
+                                     for c in used]}
+        return ids
+
+    def start_indexing(self) -> None:
+        """Index the workspace roots in the background (when repository context is on)."""
+        if self.settings.repo_context_budget > 0:
+            self.repo.start()
+            for root in self.roots:
+                self.repo.add_root(root)
+
+    async def register_quietly(self, params: types.RegistrationParams) -> None:
+        """client/registerCapability; a client that refuses it only loses the updates it would have sent."""
+        try:
+            await self.client_register_capability_async(params)
+        except Exception as exc:
+            log.info("the client refused to watch files for the index (%s): files changed outside the editor are "
+                     "indexed again when saved or reopened", exc)
+
+    def on_index_progress(self, phase: str, done: int, total: int) -> None:
+        """From the indexing thread: $/progress on the event loop (where the client accepts server-made progress)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._index_progress(phase, done, total)))
+
+    async def _index_progress(self, phase: str, done: int, total: int) -> None:
+        caps = self.client_capabilities.window
+        if caps is None or not caps.work_done_progress:
+            return
+        try:
+            if phase == "begin":
+                self._index_runs += 1
+                self._index_token = f"diffusion-ls/index/{self._index_runs}"
+                self._index_ready = asyncio.Event()
+                await self.work_done_progress.create_async(self._index_token)
+                self.work_done_progress.begin(self._index_token, types.WorkDoneProgressBegin(
+                    "diffusion-ls: indexing", message=f"0/{total} files", percentage=0, cancellable=False))
+                self._index_ready.set()
+                return
+            await self._index_ready.wait()
+            pct = round(100 * done / total) if total else 100
+            if phase == "report":
+                self.work_done_progress.report(self._index_token, types.WorkDoneProgressReport(
+                    message=f"{done}/{total} files", percentage=pct))
+            else:
+                self.work_done_progress.end(self._index_token, types.WorkDoneProgressEnd(message=f"{done} files"))
+        except Exception as exc:  # a client that refuses progress: indexing goes on without it
+            log.debug("indexing progress not shown: %s", exc)
+
+    async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int, list[int]], fill.Plan],
+                       at: int | None = None) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
         make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and the
-        context budget and fill cap that fit the model (limits); it must use a snapshot of the text taken before this
-        call (no await between).
+        context budget and fill cap that fit the model (limits), and the repository context ids chosen for the cursor
+        offset `at` (none without it); it must use a snapshot of the text taken before this call (no await between).
         """
+        snapshot = doc.text
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
         t0 = time.perf_counter()
         try:
@@ -354,7 +438,8 @@ class DiffusionLanguageServer(LanguageServer):
                 raise Cancelled()
             try:
                 target = fill.target(backend)
-                plan = fill.fit(make_plan(target, budget, max_tokens), target, room)
+                repo = self.repo_ids(doc.uri, snapshot, at, target, self.repo_budget(budget, max_tokens, room))
+                plan = fill.fit(make_plan(target, budget, max_tokens, repo), target, room)
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span
@@ -379,7 +464,9 @@ class DiffusionLanguageServer(LanguageServer):
             job.cancel("modified")
             raise job.error()
         self.last = {"lastLatencyMs": round((time.perf_counter() - t0) * 1e3, 1),
-                     "tokensPerForward": round(outcome.stats.tokens_per_forward, 3), "nfe": outcome.stats.nfe}
+                     "tokensPerForward": round(outcome.stats.tokens_per_forward, 3), "nfe": outcome.stats.nfe,
+                     "contextTokens": len(plan.canvas.context_ids) if plan.canvas else None,
+                     "cacheReused": outcome.reused, "repoContext": self.repo_last}
         log.debug("%s %s v%s: %d tokens, nfe %d, %.0f ms", kind, doc.uri, doc.version, outcome.stats.tokens,
                   outcome.stats.nfe, self.last["lastLatencyMs"])
         return job, plan, outcome
@@ -422,8 +509,8 @@ class DiffusionLanguageServer(LanguageServer):
             log.info("rewrite: the %s model follows no instructions; %r is ignored", self.backend.model_name,
                      p.instruction)
         text, lang = doc.text, doc.language
-        job, plan, out = await self.run_fill(doc, "rewrite", lambda tok, budget, max_tokens: fill.plan_rewrite(
-            text, start, end, lang, tok, budget, max_tokens, p.mode, p.instruction or ""))
+        job, plan, out = await self.run_fill(doc, "rewrite", lambda tok, budget, max_tokens, repo: fill.plan_rewrite(
+            text, start, end, lang, tok, budget, max_tokens, p.mode, p.instruction or "", repo=repo), at=start)
         rng = self.lsp_range(doc, start, end)
         self.send_done(job, rng, out.text, out)
         reason = out.refused(0)
@@ -466,6 +553,14 @@ def model_ratings(model_dir: Any) -> dict[str, str]:
         return {}
 
 
+def _path(uri: str) -> Path | None:
+    """The file path of a file:// URI; None for other schemes (untitled buffers)."""
+    from pygls.uris import to_fs_path
+
+    p = to_fs_path(uri) if uri.startswith("file:") else None
+    return Path(p) if p else None
+
+
 def _open_backend(settings: Settings) -> Any:
     """The backend the settings name, through engine.backends.load_backend (on the engine thread)."""
     from engine.backends import load_backend
@@ -486,11 +581,20 @@ def create_server() -> DiffusionLanguageServer:
         """Adopt initializationOptions."""
         ls.loop = asyncio.get_running_loop()
         ls.apply_settings(params.initialization_options, None)
+        folders = [f.uri for f in params.workspace_folders or ()] or [u for u in (params.root_uri,) if u]
+        ls.roots = [p for p in map(_path, folders) if p is not None]
 
     @ls.feature(types.INITIALIZED)
     def initialized(ls: DiffusionLanguageServer, params: types.InitializedParams) -> None:
-        """Start loading the model in the background; requests wait for it."""
+        """Start loading the model and indexing the workspace in the background; requests wait for the model only."""
         ls.start_loading()
+        ls.start_indexing()
+        caps = ls.client_capabilities.workspace
+        watched = caps.did_change_watched_files if caps is not None else None
+        if watched is not None and watched.dynamic_registration:  # files changed outside the editor update the index
+            opts = types.DidChangeWatchedFilesRegistrationOptions([types.FileSystemWatcher("**/*")])
+            reg = types.Registration("diffusion-ls-watch", types.WORKSPACE_DID_CHANGE_WATCHED_FILES, opts)
+            asyncio.ensure_future(ls.register_quietly(types.RegistrationParams([reg])))
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: DiffusionLanguageServer, params: None) -> None:
@@ -523,6 +627,9 @@ def create_server() -> DiffusionLanguageServer:
         ls.out_of_sync.pop(td.uri, None)
         ls.documents[td.uri] = Document(td.uri, td.text, td.version, td.language_id)
         ls.language_ids[td.uri] = td.language_id
+        path = _path(td.uri)
+        if path is not None:
+            ls.repo.opened(path, td.text)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: DiffusionLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -544,6 +651,9 @@ def create_server() -> DiffusionLanguageServer:
                 if rng is None:  # the whole text: in sync again
                     ls.out_of_sync.pop(uri, None)
         doc.version = params.text_document.version
+        path, rng = _path(uri), getattr(params.content_changes[-1], "range", None) if params.content_changes else None
+        if path is not None:
+            ls.repo.changed(path, rng.start.line if rng is not None else 0)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: DiffusionLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -551,11 +661,49 @@ def create_server() -> DiffusionLanguageServer:
         uri = params.text_document.uri
         ls.jobs.cancel(uri, "closed")
         ls.recent.pop(uri, None)
-        ls.documents.pop(uri, None)
+        doc = ls.documents.pop(uri, None)
         ls.language_ids.pop(uri, None)
         ls.out_of_sync.pop(uri, None)
         if ls.backend is not None:
             ls.worker.submit(ls.backend.drop_session, uri)
+        path = _path(uri)
+        if path is not None and doc is not None:
+            ls.repo.left(path, doc.text)  # its last edits into the ring and the index
+            ls.repo.forget(path)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: DiffusionLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        """Index the saved file again (in the background)."""
+        path, doc = _path(params.text_document.uri), ls.documents.get(params.text_document.uri)
+        if path is not None:
+            ls.repo.file_changed(path, params.text if params.text is not None else doc.text if doc else None)
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: DiffusionLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        """Files created, changed or deleted outside the editor: index them again (in the background)."""
+        for change in params.changes:
+            path = _path(change.uri)
+            if path is None or change.uri in ls.documents:  # an open document's text is the editor's
+                continue
+            if change.type == types.FileChangeType.Deleted:
+                ls.repo.file_deleted(path)
+            else:
+                ls.repo.file_changed(path)
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_workspace_folders(ls: DiffusionLanguageServer,
+                                     params: types.DidChangeWorkspaceFoldersParams) -> None:
+        """Index added folders (in the background); forget removed ones."""
+        for f in params.event.removed:
+            p = _path(f.uri)
+            if p is not None:
+                ls.roots = [r for r in ls.roots if r != p]
+                ls.repo.remove_root(p)
+        for f in params.event.added:
+            p = _path(f.uri)
+            if p is not None and p not in ls.roots:
+                ls.roots.append(p)
+        ls.start_indexing()
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: DiffusionLanguageServer,
@@ -578,8 +726,8 @@ def create_server() -> DiffusionLanguageServer:
             ls.jobs.finish(job)
             out = fill.Outcome([ahead], ahead, SampleStats())
         else:
-            job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens: fill.plan_cursor(
-                text, offset, lang, tok, budget, max_tokens))
+            job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens, repo: fill.plan_cursor(
+                text, offset, lang, tok, budget, max_tokens, repo=repo), at=offset)
         insert = out.fills[0]  # "" when the guard refused it (out.refused)
         if insert:
             ls.remember(doc.uri, text, offset, insert)
@@ -607,8 +755,8 @@ def create_server() -> DiffusionLanguageServer:
         else:
             ranges = None if p.ranges is None else [ls.range_offsets(doc, r) for r in p.ranges]
         text, lang = doc.text, doc.language
-        job, plan, out = await ls.run_fill(doc, "infill", lambda tok, budget, max_tokens: fill.plan_ranges(
-            text, ranges, lang, tok, budget, max_tokens))
+        job, plan, out = await ls.run_fill(doc, "infill", lambda tok, budget, max_tokens, repo: fill.plan_ranges(
+            text, ranges, lang, tok, budget, max_tokens, repo=repo), at=ranges[0][0] if ranges else None)
         ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
         edits, kept = [], []
         for i, (h, f) in enumerate(zip(plan.holes, out.fills, strict=True)):
@@ -684,6 +832,7 @@ def create_server() -> DiffusionLanguageServer:
             "loaded": b is not None,
             "loading": ls._load is not None and not ls._load.done(),
             "serverVersion": __version__,
+            "repo": {**ls.repo.status(), "budget": ls.settings.repo_context_budget},
             **ls.last,
         }
         if hasattr(b, "cache_stats"):  # the per-document context caches (an LRU)
