@@ -1,8 +1,10 @@
-"""The `backend` setting end to end: the real server over stdio with DiffusionGemma behind it.
+"""The `backend` setting end to end: the real server over stdio with DiffusionGemma and masked-diffusion models behind it.
 
 - transformers: a tiny random DiffusionGemma checkpoint (tests/backends/conftest.py builds it) loaded by the server from
   `modelPath`, on CPU: the chat prompt, the EB sampler on uniform noise and the model's own loop (strategy "native")
   all stream diffusion/canvas notifications.
+- masked-diffusion: a tiny random Open-dCoder-shaped checkpoint (tests/backends/masked_standin.py), its canvas between
+  the prefix and the suffix, exact and with the dual cache: the same streams and ranges as the other backends.
 - vllm-remote: the same server switched (workspace/didChangeConfiguration) to a loopback HTTP server replaying the
   SYNTHETIC vLLM responses of tests/backends/test_vllm_remote.py: one notification per committed canvas.
 
@@ -43,8 +45,33 @@ def tiny_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def masked_dir(tmp_path_factory):
+    from tests.backends.masked_standin import build_qwen2, build_tokenizer
+
+    d = tmp_path_factory.mktemp("open-dcoder-tiny")
+    build_qwen2(d, build_tokenizer(d))
+    return d
+
+
+@pytest.fixture(scope="module")
 def dg_options(tiny_dir) -> dict:
     return {"backend": "transformers", "modelPath": str(tiny_dir), **TINY}
+
+
+# the backends these server tests run on: settings, the model directory's fixture, the strategies to try
+BACKENDS = {
+    "transformers": ({"backend": "transformers"}, "tiny_dir", (None, "native")),
+    "masked-diffusion": ({"backend": "masked-diffusion"}, "masked_dir", (None, "eb")),
+    "masked-diffusion-dual": ({"backend": "masked-diffusion", "dualCache": True}, "masked_dir", (None,)),
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def local(request) -> tuple[dict, object, tuple]:
+    """(settings, model directory, strategies) of one backend that loads a local checkpoint."""
+    settings, fixture, strategies = BACKENDS[request.param]
+    d = request.getfixturevalue(fixture)
+    return {**settings, "modelPath": str(d), **TINY}, d, strategies
 
 
 @pytest_lsp.fixture(config=CONFIG, scope="module")
@@ -61,21 +88,23 @@ def dg(dg_client: LanguageClient) -> Session:
 
 def use(session: Session, settings: dict) -> None:
     """Switch the server to these settings (a backend whose settings did not change is not reloaded)."""
-    session.configure({"strategy": None, **settings})
+    session.configure({"strategy": None, "dualCache": None, **settings})  # null: back to the default
 
 
 @in_module_loop
-async def test_transformers_inline_completion_streams_and_status(dg: Session, dg_options: dict, tiny_dir):
-    use(dg, dg_options)
+async def test_local_inline_completion_streams_and_status(dg: Session, local):
+    options, model_dir, strategies = local
+    use(dg, options)
     uri = dg.open(TEXT)
-    for msg_id, strategy in (("dg-inline-1", None), ("dg-inline-native", "native")):
+    for strategy in strategies:
+        msg_id = f"inline-{options['backend']}-{options.get('dualCache')}-{strategy}"
         dg.configure({"strategy": strategy})
         fut, _ = dg.inline(uri, *INLINE_AT, msg_id=msg_id)
         result = await asyncio.wait_for(fut, TIMEOUT)
         notes = dg.notes(msg_id)
         assert len(notes) >= 2, notes  # at least one intermediate canvas, then the result
         assert notes[0]["masks"] and "·" in notes[0]["text"]
-        if strategy is None:
+        if strategy != "native":
             check_inline(notes, result, INLINE_AT, version=1)
         else:  # the model's own loop re-decides every slot at every forward: the masked count may go up and down
             assert [n["step"] for n in notes] == list(range(1, len(notes) + 1))
@@ -83,23 +112,28 @@ async def test_transformers_inline_completion_streams_and_status(dg: Session, dg
             assert notes[-1]["text"] == (result.items[0].insert_text if result.items else "")
     status = await dg.status()
     assert (status["backend"], status["model"], status["device"], status["steppable"], status["loaded"]) == (
-        "transformers", tiny_dir.name, "cpu", True, True)
+        options["backend"], model_dir.name, "cpu", True, True)
+    assert status["capabilities"]["canvasBetween"] == (options["backend"] == "masked-diffusion")
     assert status["nfe"] >= 1 and "error" not in status
 
 
 @in_module_loop
-async def test_transformers_rewrite_edits_exactly_the_range(dg: Session, dg_options: dict):
-    use(dg, dg_options)
+async def test_local_rewrite_edits_exactly_the_range(dg: Session, local):
+    options, _, _ = local
+    use(dg, options)
     uri = dg.open(TEXT)
     (a, b), (c, d) = SELECTED
     rng = {"start": {"line": a, "character": b}, "end": {"line": c, "character": d}}
     got = await dg.custom("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng,
                                                  "instruction": "use a list comprehension"})
     notes = [n for n in dg.canvas if n["uri"] == uri]
-    # the tiny random model writes no Python: the guard refuses its rewrite, says why, and the selection is kept
-    assert got["version"] == 1 and got["edit"] is None and "parse errors" in got["reason"]
-    check_stream(notes, "out = []", rng, version=1)
-    assert notes[-1]["reason"] == got["reason"]
+    assert got["version"] == 1
+    if got["edit"] is None:  # what a tiny random model writes is mostly not Python: refused, said why, text kept
+        assert got["reason"] and notes[-1]["reason"] == got["reason"]
+        check_stream(notes, "out = []", rng, version=1)
+    else:  # an edit replaces exactly the selection, with the text the stream ended on
+        assert got["edit"]["range"] == rng
+        check_stream(notes, got["edit"]["newText"], rng, version=1)
 
 
 @in_module_loop
@@ -199,3 +233,13 @@ def test_settings_map_onto_load_backend(monkeypatch):
     assert s.server_url is None and "serverUrl" in problems[0]
     assert s.sampler().strategy == "eb" and s.notes()  # the embedded model: "eb", said once
     assert not parse_settings({"strategy": "native", "backend": "transformers", "modelPath": "/m"})[0].notes()
+    s, problems = parse_settings({"backend": "masked-diffusion", "modelPath": "/m", "trustRemoteCode": True,
+                                  "dualCache": True, "maskTokenId": 151666, "logitShift": False})
+    assert problems == [] and s.backend_options() == {
+        "model_path": "/m", "device": "cpu", "dtype": "auto", "threads": None, "trust_remote_code": True,
+        "dual_cache": True, "mask_token_id": 151666, "logit_shift": False}
+    assert parse_settings({"backend": "masked-diffusion", "modelPath": "/m"})[0].backend_options()[
+        "trust_remote_code"] is False  # off unless the user turns it on
+    assert s.backend_key() != parse_settings({"backend": "masked-diffusion", "modelPath": "/m"})[0].backend_key()
+    with pytest.raises(ValueError, match="modelPath"):
+        parse_settings({"backend": "masked-diffusion"})[0].backend_options()
