@@ -88,10 +88,11 @@ def measure(model: torch.nn.Module, params: dict[str, int] | None = None) -> dic
     two int4 values per byte) gives the parameter counts to divide by."""
     out = {c: ClassMeasure() for c in CLASSES}
     seen: set[tuple[int, int, str]] = set()  # (storage address, offset, dtype)
-    named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
+    # buffers (embedding scales, layer scalars, rotary tables) are counted as "other", whatever module holds them
+    named: list[tuple[str, Tensor]] = [(classify(n), t) for n, t in model.named_parameters(remove_duplicate=False)]
+    named += [("other", t) for _, t in model.named_buffers(remove_duplicate=False)]
     counted: set[int] = set()
-    for name, t in named:
-        cls = classify(name)
+    for cls, t in named:
         m = out[cls]
         if id(t) not in counted and isinstance(t, torch.nn.Parameter):
             counted.add(id(t))

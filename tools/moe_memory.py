@@ -189,7 +189,7 @@ def table(measured: dict) -> tuple[list[dict], dict]:
                      "bf16_share": stayed / total, "measured": True})
     for key in ("nvfp4", "fp8", "gguf-q4_0"):
         f = FORMATS[key]
-        how = {"nvfp4": "vLLM, pre-quantized checkpoint (Blackwell FP4; Marlin elsewhere)",
+        how = {"nvfp4": "vLLM, pre-quantized checkpoint (FP4 kernels, see README)",
                "fp8": "vLLM, pre-quantized checkpoint (Ada/Hopper FP8)",
                "gguf-q4_0": "llama.cpp's diffusion support, GGUF"}[key]
         stayed = sum(counts[c] for c in CLASSES if c not in f.converts and not (key == "gguf-q4_0" and c == "vision"))
