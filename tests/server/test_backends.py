@@ -115,13 +115,6 @@ async def test_local_inline_completion_streams_and_status(dg: Session, local):
         options["backend"], model_dir.name, "cpu", True, True)
     assert status["capabilities"]["canvasBetween"] == (options["backend"] == "masked-diffusion")
     assert status["nfe"] >= 1 and "error" not in status
-    from transformers import DiffusionGemmaForBlockDiffusion
-
-    from engine.memory import weight_bytes
-
-    loaded = DiffusionGemmaForBlockDiffusion.from_pretrained(tiny_dir)  # as the server loads it (dtype "auto")
-    assert status["memoryEstimateGiB"] == round(weight_bytes(loaded) / 2**30, 3)  # measured weights, tied once
-    assert status["memoryFormat"] == str(next(loaded.parameters()).dtype).removeprefix("torch.")
 
 
 @in_module_loop
