@@ -152,9 +152,9 @@ class Settings(BaseModel):
     def notes(self) -> list[str]:
         """Settings that are valid but do not apply to the chosen backend (said once, when they are adopted)."""
         out = []
-        if self.strategy == NATIVE and self.backend == "embedded":  # vLLM always runs the model's own loop
-            out.append("strategy 'native' (the model's own loop) is for the transformers backend; the embedded model "
-                       "uses 'eb' instead")
+        if self.strategy == NATIVE and self.backend in ("embedded", "masked-diffusion"):  # vLLM: always its own loop
+            out.append(f"strategy 'native' (the model's own loop) is for the transformers backend; the {self.backend} "
+                       "model uses 'eb' instead")
         return out
 
     def allows(self, language_id: str | None, language: str | None) -> bool:

@@ -233,6 +233,8 @@ def test_settings_map_onto_load_backend(monkeypatch):
     assert s.server_url is None and "serverUrl" in problems[0]
     assert s.sampler().strategy == "eb" and s.notes()  # the embedded model: "eb", said once
     assert not parse_settings({"strategy": "native", "backend": "transformers", "modelPath": "/m"})[0].notes()
+    assert "masked-diffusion model uses 'eb'" in parse_settings(
+        {"strategy": "native", "backend": "masked-diffusion", "modelPath": "/m"})[0].notes()[0]
     s, problems = parse_settings({"backend": "masked-diffusion", "modelPath": "/m", "trustRemoteCode": True,
                                   "dualCache": True, "maskTokenId": 151666, "logitShift": False})
     assert problems == [] and s.backend_options() == {
