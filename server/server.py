@@ -9,7 +9,7 @@ Requests (besides the standard ones):
     diffusion/rewrite   {textDocument, range, mode?: "regenerate"|"refine", instruction?}
                         -> {edit: TextEdit | null, version, reason: string | null}   null: refused, and why
     diffusion/status    -> {backend, model, device, steppable, capabilities, languages, loaded, error?,
-                            lastLatencyMs, tokensPerForward, nfe, ...}
+                            lastLatencyMs, tokensPerForward, nfe, memoryEstimateGiB?, memoryFormat?, ...}
 
 Every edit passes the guard (infill.guard, applied in fill.run): one that would add parse errors, delete a selection
 or placeholder without replacement, or change nothing is not returned; the reason is.
@@ -841,6 +841,9 @@ def create_server() -> DiffusionLanguageServer:
                        cacheSessionBytes=c["session_bytes"])
         if getattr(b, "url", None):
             out["serverUrl"] = b.url
+        if getattr(b, "memory_estimate_bytes", None):  # the weights' memory: measured (transformers) or computed
+            out["memoryEstimateGiB"] = round(b.memory_estimate_bytes / 2**30, 3)  # from the checkpoint (vllm)
+            out["memoryFormat"] = getattr(b, "memory_format", None)
         if ls.backend_error:
             out["error"] = ls.backend_error
         return out

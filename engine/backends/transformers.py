@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from engine import memory
 from engine.backend import Capabilities, Handle
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
@@ -68,6 +69,22 @@ class DiffusionParams:
         return self.t_min + (self.t_max - self.t_min) * (cur_step / self.max_denoising_steps)
 
 
+# transformers' quantizers, by the names the `quantization` setting takes. Each converts only nn.Linear modules whose
+# weights are not shared: DiffusionGemma's fused 3-D experts (88% of the weights) and the attention and MLP weights its
+# encoder and decoder share all stay bf16, so none shrinks the model enough to matter (tools/moe_memory.py measures
+# it; docs/results/moe_memory.json) and the backend refuses them rather than load a model the user expected smaller.
+LINEAR_QUANTIZERS = ("bnb-4bit", "bnb-8bit", "quanto-int8", "quanto-int4", "torchao-int8", "torchao-int4")
+
+
+def refuse_quantization(name: str) -> str:
+    """Why a quantizer is refused, and what fits instead."""
+    return (f"quantization {name!r} would not shrink DiffusionGemma: transformers' quantizers convert only nn.Linear "
+            "modules whose weights are not shared, and its fused 3-D experts (88% of the weights) and the attention "
+            "and MLP weights its encoder and decoder share stay bf16 (tools/moe_memory.py measures it). For one "
+            "24 GB GPU use backend 'vllm' with a pre-quantized NVFP4 checkpoint directory as modelPath, or a "
+            "vllm-remote server; `diffusion-ls doctor` shows what fits here")
+
+
 @dataclass
 class _Session:
     cache: Any  # transformers DynamicCache; sliding layers record their past, so it can be cut anywhere
@@ -85,7 +102,10 @@ class TransformersBackend:
 
     def __init__(self, model_path: str | Path, device: str = "cpu", dtype: str = "auto", max_sessions: int = 4,
                  threads: int | None = None, self_conditioning: bool = True,
-                 prompt: PromptConfig | None = None) -> None:
+                 prompt: PromptConfig | None = None, quantization: str = "none") -> None:
+        if quantization != "none":
+            raise ModelLoadError(refuse_quantization(quantization) if quantization in LINEAR_QUANTIZERS else
+                                 f"unknown quantization {quantization!r}")
         d = Path(model_path).expanduser()
         if not (d / "config.json").is_file():
             raise ModelLoadError(f"{d} is not a model directory (no config.json); set modelPath to a local "
@@ -111,6 +131,9 @@ class TransformersBackend:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load DiffusionGemma from {d}: {exc}") from exc
         self.prompter = ChatPrompter(self.tokenizer, prompt)
+        # the loaded weights' bytes, measured (tied weights once): diffusion/status shows it as the memory estimate
+        self.memory_estimate_bytes = memory.weight_bytes(self.model)
+        self.memory_format = str(next(self.model.parameters()).dtype).removeprefix("torch.")
         self.params = DiffusionParams.from_generation_config(self.model.generation_config)
         self.model_name = d.name
         self.device = device

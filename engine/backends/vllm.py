@@ -348,6 +348,12 @@ class VLLMLocalBackend(_VLLMBase):
         d = Path(model_path).expanduser()
         if not (d / "config.json").is_file():
             raise ModelLoadError(f"{d} is not a model directory (no config.json)")
+        try:  # what the checkpoint's weights take: computed from its config.json (shapes and quantization format)
+            from engine import memory
+
+            self.memory_format, self.memory_estimate_bytes = memory.checkpoint_estimate(d)
+        except (ValueError, TypeError, OSError, ImportError) as exc:
+            raise ModelLoadError(f"{d}: cannot read the checkpoint's config.json as DiffusionGemma: {exc}") from exc
         dc = {"canvas_length": DEFAULT_CANVAS, **(diffusion_config or {})}
         opts = {"max_num_seqs": 4, "generation_config": "vllm", **llm_kwargs}  # the recipe's settings
         self.llm = LLM(model=str(d), tokenizer=str(d), diffusion_config=dc, **opts)

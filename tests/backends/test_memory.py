@@ -98,3 +98,17 @@ def test_the_tool_measures_and_tables(tmp_path):
             assert 0.9 * rows["bf16"]["bytes"] < r["bytes"] < rows["bf16"]["bytes"]
             assert r["bf16_share"] > 0.9
     assert rows["NVFP4 (ModelOpt)"]["fits_24"] and not rows["bf16"]["fits_24"]
+
+
+def test_transformers_backend_refuses_quantizers_that_would_not_shrink_it_and_reports_its_memory(tiny_dg_dir, bf16):
+    from engine.backends.transformers import LINEAR_QUANTIZERS, make_backend
+    from engine.model import ModelLoadError
+
+    for name in LINEAR_QUANTIZERS:
+        with pytest.raises(ModelLoadError, match=f"quantization '{name}' would not shrink DiffusionGemma: .* backend "
+                                                 "'vllm' with a pre-quantized NVFP4 checkpoint"):
+            make_backend("transformers", model_path=str(tiny_dg_dir), quantization=name)
+    with pytest.raises(ModelLoadError, match="unknown quantization 'int3'"):
+        make_backend("transformers", model_path=str(tiny_dg_dir), quantization="int3")
+    be = make_backend("transformers", model_path=str(tiny_dg_dir), dtype="bfloat16", threads=1)
+    assert be.memory_estimate_bytes == memory.weight_bytes(bf16) and be.memory_format == "bfloat16"

@@ -115,6 +115,14 @@ async def test_local_inline_completion_streams_and_status(dg: Session, local):
         options["backend"], model_dir.name, "cpu", True, True)
     assert status["capabilities"]["canvasBetween"] == (options["backend"] == "masked-diffusion")
     assert status["nfe"] >= 1 and "error" not in status
+    if options["backend"] == "transformers":  # the loaded weights' memory, measured (engine.memory)
+        from transformers import DiffusionGemmaForBlockDiffusion
+
+        from engine.memory import weight_bytes
+
+        loaded = DiffusionGemmaForBlockDiffusion.from_pretrained(model_dir)  # as the server loads it ("auto")
+        assert status["memoryEstimateGiB"] == round(weight_bytes(loaded) / 2**30, 3)  # tied weights counted once
+        assert status["memoryFormat"] == str(next(loaded.parameters()).dtype).removeprefix("torch.")
 
 
 @in_module_loop
