@@ -40,6 +40,11 @@ class Settings(BaseModel):
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the weights' dtype
+    # transformers: a quantizer for the weights. transformers' quantizers convert only nn.Linear modules whose weights
+    # are not shared, so they leave DiffusionGemma's experts (88% of it) and its shared weights in bf16 (measured:
+    # tools/moe_memory.py); the backend refuses each with that reason and what fits instead. "none" loads as is.
+    quantization: Literal["none", "bnb-4bit", "bnb-8bit", "quanto-int8", "quanto-int4", "torchao-int8",
+                          "torchao-int4"] = "none"
     server_url: str | None = None  # vllm-remote: the server's base URL, e.g. http://gpu-box:8000; mercury: the API's
     # vllm-remote: the served model's name (None: the server's first); mercury: the model for every request (None:
     # mercury-edit-2 for fills, mercury-2 for rewrites)
@@ -116,7 +121,7 @@ class Settings(BaseModel):
         """What the loaded backend depends on: a change means loading it again."""
         return (self.backend, self.model_path, self.device, self.threads, self.dtype, self.server_url,
                 self.server_model, self.pin_suffix, self.trust_remote_code, self.dual_cache, self.mask_token_id,
-                self.logit_shift)
+                self.logit_shift, self.quantization)
 
     def backend_options(self) -> dict[str, Any]:
         """engine.backends.load_backend's options for `backend`; raises ValueError when a required setting is missing.
@@ -128,7 +133,8 @@ class Settings(BaseModel):
                 raise ValueError("the transformers backend needs `modelPath`: a local DiffusionGemma checkpoint "
                                  "directory (config.json, model.safetensors, tokenizer files)")
             return {"model_path": self.model_path, "device": self.device, "dtype": self.dtype,
-                    "threads": self.threads}
+                    "threads": self.threads,
+                    **({"quantization": self.quantization} if self.quantization != "none" else {})}
         if self.backend == "masked-diffusion":
             if not self.model_path:
                 raise ValueError("the masked-diffusion backend needs `modelPath`: a local Dream/LLaDA-family "
@@ -152,6 +158,9 @@ class Settings(BaseModel):
     def notes(self) -> list[str]:
         """Settings that are valid but do not apply to the chosen backend (said once, when they are adopted)."""
         out = []
+        if self.quantization != "none" and self.backend != "transformers":
+            out.append(f"quantization {self.quantization!r} is for the transformers backend; the {self.backend} "
+                       "backend ignores it (vllm: give a pre-quantized checkpoint directory as modelPath)")
         if self.strategy == NATIVE and self.backend in ("embedded", "masked-diffusion"):  # vLLM: always its own loop
             out.append(f"strategy 'native' (the model's own loop) is for the transformers backend; the {self.backend} "
                        "model uses 'eb' instead")

@@ -81,8 +81,8 @@ async def test_fills_and_rewrites_stream_through_the_canvas(mercury: Session, fa
     status = await mercury.status()
     assert (status["backend"], status["model"], status["steppable"], status["serverUrl"], status["loaded"]) == (
         "mercury", "mercury-edit-2 + mercury-2", False, fake.url, True)
-    assert status["capabilities"] == {"streams": False, "instructions": True, "maskToken": False,
-                                      "nativeInfill": True, "nativeLoop": False}
+    caps = {"streams": False, "instructions": True, "maskToken": False, "nativeInfill": True, "nativeLoop": False}
+    assert {k: status["capabilities"][k] for k in caps} == caps
     assert status["nfe"] == 3 and "error" not in status  # three drafts
 
 
@@ -115,3 +115,25 @@ async def test_api_failures_fail_the_request_and_the_server_stays_up(mercury: Se
     result = await asyncio.wait_for(fut, TIMEOUT)
     assert result.items[0].insert_text == "k"
     assert (await mercury.status())["loaded"] is True
+
+
+def test_settings_for_mercury_and_quantization(monkeypatch):
+    from server.config import MERCURY_KEY_ENV, parse_settings
+
+    monkeypatch.setenv(MERCURY_KEY_ENV, "sk-env")
+    s, problems = parse_settings({"backend": "mercury", "apiKey": "sk-settings"})  # a key in settings is ignored
+    assert s.backend_options() == {"api_key": "sk-env", "url": None, "model": None}
+    assert problems == ["unknown setting ignored: apiKey"]
+    s, _ = parse_settings({"backend": "mercury", "serverUrl": "http://127.0.0.1:9/v1", "serverModel": "mercury-coder"})
+    assert s.backend_options() == {"api_key": "sk-env", "url": "http://127.0.0.1:9/v1", "model": "mercury-coder"}
+    monkeypatch.delenv(MERCURY_KEY_ENV)
+    assert parse_settings({"backend": "mercury"})[0].backend_options()["api_key"] is None  # the backend says why
+
+    s, problems = parse_settings({"backend": "transformers", "modelPath": "/m", "quantization": "bnb-4bit"})
+    assert not problems and s.backend_options()["quantization"] == "bnb-4bit"  # refused at load, with the reason
+    assert "quantization" not in parse_settings({"backend": "transformers", "modelPath": "/m"})[0].backend_options()
+    s, problems = parse_settings({"quantization": "gptq"})
+    assert s.quantization == "none" and "quantization" in problems[0]
+    s, _ = parse_settings({"backend": "vllm", "modelPath": "/m", "quantization": "quanto-int8"})
+    assert any("pre-quantized checkpoint directory" in n for n in s.notes())
+    assert parse_settings({"quantization": "bnb-8bit"})[0].backend_key() != parse_settings({})[0].backend_key()
