@@ -1,7 +1,7 @@
 """DiffusionGemma 26B's weight memory per way of running it: transformers' quantizers measured, checkpoints computed.
 
     python tools/moe_memory.py                 measure on a real-width model, write docs/results/moe_memory.json,
-                                               print the README's table (markdown)
+                                               print the README's table (markdown); --readme README.md writes it there
     python tools/moe_memory.py --widths tiny   the same on the tests' tiny widths (fast; per-row scale overheads
                                                are then far larger than at the real widths)
 
@@ -57,6 +57,8 @@ CONFIG_26B: dict[str, Any] = {
 # Published totals the computed counts are checked against: the model card (25.2B total, 3.8B active) and RedHat's
 # FP8-dynamic card (experts 22.8B of ~25.8B).
 PUBLISHED = {"total_b": 25.2, "experts_b": 22.8}
+README_START = "<!-- tools/moe_memory.py --readme README.md writes this table -->"  # the README's table is between
+README_END = "<!-- end of tools/moe_memory.py's table -->"  # these two lines
 GPU_GIB = 24  # the consumer GPU the table is about (RTX 4090 / 5090 class)
 VLLM_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization: the share of the GPU it may take
 
@@ -189,9 +191,8 @@ def table(measured: dict) -> tuple[list[dict], dict]:
                      "bf16_share": stayed / total, "measured": True})
     for key in ("nvfp4", "fp8", "gguf-q4_0"):
         f = FORMATS[key]
-        how = {"nvfp4": "vLLM, pre-quantized checkpoint (FP4 kernels, see README)",
-               "fp8": "vLLM, pre-quantized checkpoint (Ada/Hopper FP8)",
-               "gguf-q4_0": "llama.cpp's diffusion support, GGUF"}[key]
+        how = {"nvfp4": "vLLM, pre-quantized checkpoint", "fp8": "vLLM, pre-quantized checkpoint",
+               "gguf-q4_0": "llama.cpp's diffusion CLI, GGUF"}[key]
         stayed = sum(counts[c] for c in CLASSES if c not in f.converts and not (key == "gguf-q4_0" and c == "vision"))
         rows.append({"option": f.name, "how": how, "bytes": estimate(counts, key), "bf16_share": stayed / total,
                      "measured": False, "note": f.note})
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--widths", choices=("real", "tiny"), default="real")
     p.add_argument("--out", type=Path, default=OUT, help="where the measurements go (JSON)")
+    p.add_argument("--readme", type=Path, default=None, help="also replace the table in this README")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     measured = measure_all(args.widths)
@@ -237,7 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"measured": measured, "table": rows, "check": check}, indent=1) + "\n",
                         encoding="utf-8")
-    print(markdown(rows, check, args.widths))
+    text = markdown(rows, check, args.widths)
+    print(text)
+    if args.readme:
+        readme = args.readme.read_text(encoding="utf-8")
+        start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+        args.readme.write_text(readme[:start] + "\n" + text + "\n" + readme[end:], encoding="utf-8")
     return 0
 
 

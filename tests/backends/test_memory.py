@@ -86,8 +86,12 @@ def test_the_tool_measures_and_tables(tmp_path):
     """tools/moe_memory.py end to end on the tiny widths: every quantizer installed here measured or its error kept."""
     from tools import moe_memory
 
-    out = tmp_path / "m.json"
-    assert moe_memory.main(["--widths", "tiny", "--out", str(out)]) == 0
+    out, readme = tmp_path / "m.json", tmp_path / "README.md"
+    readme.write_text(f"# x\n{moe_memory.README_START}\nold table\n{moe_memory.README_END}\nafter\n")
+    assert moe_memory.main(["--widths", "tiny", "--out", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old table" not in text and text.endswith(f"{moe_memory.README_END}\nafter\n")
+    assert "| NVFP4 (ModelOpt) | vLLM, pre-quantized checkpoint |" in text
     data = json.loads(out.read_text())
     rows = {r["option"]: r for r in data["table"]}
     assert rows["bf16"]["measured"] and rows["bf16"]["forward"] == "ok"
