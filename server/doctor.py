@@ -37,6 +37,8 @@ EXTRAS = (
     ("torchao", "torchao", "transformers quantizer (leaves DiffusionGemma's experts in bf16)"),
 )
 DIFFUSION_GEMMA = "diffusion_gemma"
+GIB_BYTES = 2**30
+CPU_GIB = 2.0  # a model up to this size answers an editor fast enough on a CPU (a 0.5B in bf16); larger ones want a GPU
 VLLM_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization in the settings we suggest: the rest stays for others
 
 
@@ -181,9 +183,13 @@ def describe(d: Path, where: str) -> dict:
             entry["format"], entry["error"] = "?", str(exc)[:200]
     elif mtype.lower() in ("dream", "llada") or "mask_token_id" in config:
         entry["family"] = "masked-diffusion"
+        entry["remote_code"] = "auto_map" in config  # ships its own model code: trustRemoteCode is needed
     else:
         entry["family"] = "other"
-    entry["weights_present"] = any(d.glob("*.safetensors"))
+    files = list(d.glob("*.safetensors"))
+    entry["weights_present"] = bool(files)
+    if files and "weights_gib" not in entry:  # stored as they will be loaded (bf16 checkpoints): the files' size
+        entry["weights_gib"] = round(sum(f.stat().st_size for f in files) / GIB_BYTES, 1)
     return entry
 
 
@@ -212,6 +218,12 @@ def _installed(report: dict, name: str) -> bool:
     return any(e["name"] == name and e["installed"] for e in report["extras"])
 
 
+def _gib(model: dict) -> float:
+    """A model's weights in GiB; unknown counts as too large for anything."""
+    gib = model.get("weights_gib")
+    return float("inf") if gib is None else float(gib)
+
+
 def _gpu_gib(report: dict) -> float:
     return max((d["memory_gib"] for d in report["gpu"]["devices"]), default=0.0)
 
@@ -224,8 +236,8 @@ def backends(report: dict) -> list[dict]:
             "settings": {"backend": "embedded"}}]
 
     def fits(m: dict, vllm: bool) -> bool:  # weights (+ vLLM's ~1 GiB buffers) within the share vLLM may take
-        need = float(m.get("weights_gib") or 1e9) + (1.0 if vllm else 0.0)
-        return need <= gpu * (VLLM_UTILIZATION if vllm else 0.95)
+        need = _gib(m) + (1.0 if vllm else 0.0)
+        return gpu > 0 and need <= gpu * (VLLM_UTILIZATION if vllm else 0.95)
 
     vllm_ok = [m for m in dgs if fits(m, True)]
     if not _installed(report, "vllm"):
@@ -241,6 +253,25 @@ def backends(report: dict) -> list[dict]:
         out.append({"backend": "vllm", "ready": True,
                     "why": f"{best['name']} ({best['format']}, {best['weights_gib']} GiB of weights) fits the GPU",
                     "settings": {"backend": "vllm", "modelPath": best["path"]}})
+    masked = [m for m in report["models"] if m.get("family") == "masked-diffusion" and m.get("weights_present")]
+    runs = [m for m in masked if fits(m, False) or _gib(m) <= CPU_GIB]
+    if not _installed(report, "transformers") or not runs:
+        why = ("transformers is not installed (the `hf` extra)" if not _installed(report, "transformers") else
+               "no Dream/LLaDA-family checkpoint found" if not masked else
+               f"no Dream/LLaDA-family checkpoint small enough for {'the GPU' if gpu else 'a CPU'}")
+        out.append({"backend": "masked-diffusion", "ready": False, "why": why,
+                    "settings": {"backend": "masked-diffusion", "modelPath": "<a Dream/LLaDA-family checkpoint>"}})
+    else:
+        m = max(runs, key=lambda x: x["weights_gib"])  # the largest that runs: the strongest model here
+        on_gpu = fits(m, False)
+        settings = {"backend": "masked-diffusion", "modelPath": m["path"],
+                    **({"device": "cuda", "dtype": "bfloat16"} if on_gpu else {}),
+                    **({"trustRemoteCode": True} if m.get("remote_code") else {})}
+        where = "the GPU" if on_gpu else "the CPU"
+        why = f"{m.get('repo') or m['name']} ({m['weights_gib']} GiB) runs on {where}"
+        if m.get("remote_code"):
+            why += "; it ships its own model code: trustRemoteCode runs it"
+        out.append({"backend": "masked-diffusion", "ready": True, "why": why, "settings": settings})
     tf_ok = [m for m in dgs if m.get("format") == "bf16" and fits(m, False)]
     if not _installed(report, "transformers"):
         out.append({"backend": "transformers", "ready": False, "why": "transformers is not installed (the `hf` extra)",
@@ -277,8 +308,9 @@ def backends(report: dict) -> list[dict]:
     return out
 
 
-# strongest first: a shared GPU server, a local GPU with vLLM, a local GPU with transformers, the hosted API, embedded
-PREFERENCE = ("vllm-remote", "vllm", "transformers", "mercury", "embedded")
+# strongest first: a shared GPU server, a local GPU with vLLM, a native-infill code model, DiffusionGemma through
+# transformers, the hosted API, the shipped model
+PREFERENCE = ("vllm-remote", "vllm", "masked-diffusion", "transformers", "mercury", "embedded")
 
 
 def recommend(report: dict) -> dict:
@@ -304,7 +336,8 @@ def render(report: dict) -> str:
                                           for e in report["extras"]))
     lines.append("models")
     for e in report["models"]:
-        extra = f", {e['format']}, {e['weights_gib']} GiB of weights" if "weights_gib" in e else ""
+        extra = f", {e['format']}" if "format" in e else ""
+        extra += f", {e['weights_gib']} GiB of weights" if "weights_gib" in e else ""
         extra += "" if e.get("weights_present", True) else ", no weights (config only)"
         lines.append(f"  {e['where']:9} {e.get('repo') or e['name']} ({e.get('family', '?')}{extra}): {e['path']}")
     v = report["servers"]["vllm"]

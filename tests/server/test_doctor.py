@@ -43,7 +43,8 @@ def home(tmp_path):
                                                                       "NVFP4", "group_size": 16}))
     checkpoint(models / "half-copied", dg_config(), weights=False)
     hub = h / ".cache" / "huggingface" / "hub" / "models--Dream-org--Dream-Coder-v0-Instruct-7B" / "snapshots"
-    checkpoint(hub / "0123abc", {"model_type": "Dream", "mask_token_id": 151666})
+    dream = checkpoint(hub / "0123abc", {"model_type": "Dream", "mask_token_id": 151666, "auto_map": {}})
+    (dream / "model.safetensors").write_bytes(b"\0" * 1024)  # a small one: it runs on a CPU
     return h
 
 
@@ -71,18 +72,27 @@ def test_reports_this_machine_and_lists_models_without_fetching(home):
     assert 45 < bf16["weights_gib"] < 50 and 13 < fp4["weights_gib"] < 17  # engine.memory, from the shapes
     assert by_name["half-copied"]["weights_present"] is False
     dream = by_name["Dream-org/Dream-Coder-v0-Instruct-7B"]
-    assert (dream["where"], dream["family"]) == ("hf-cache", "masked-diffusion")
+    assert (dream["where"], dream["family"], dream["remote_code"]) == ("hf-cache", "masked-diffusion", True)
 
 
 def test_without_gpu_or_servers_it_recommends_what_runs(home):
     report = doctor.collect({}, home)
     ready = {b["backend"]: b for b in report["backends"] if b["ready"]}
     if not report["gpu"]["devices"]:
-        assert set(ready) == {"embedded"}  # no key, no server, no GPU: the shipped model
-        assert report["recommended"] == {"backend": "embedded", "why": "the shipped model runs on any CPU",
-                                         "settings": {"backend": "embedded"}}
+        # no key, no server, no GPU: the small masked-diffusion checkpoint on the CPU, with its model code allowed
+        assert set(ready) == {"embedded", "masked-diffusion"}
+        assert report["recommended"]["settings"] == {"backend": "masked-diffusion", "trustRemoteCode": True,
+                                                     "modelPath": next(m["path"] for m in report["models"]
+                                                                       if m["family"] == "masked-diffusion")}
+        assert "ships its own model code" in report["recommended"]["why"]
         vllm = next(b for b in report["backends"] if b["backend"] == "vllm")
         assert not vllm["ready"] and ("no GPU" in vllm["why"] or "not installed" in vllm["why"])
+    for d in (home / ".cache").rglob("model.safetensors"):
+        d.unlink()  # without it: the shipped model
+    report = doctor.collect({}, home)
+    if not report["gpu"]["devices"]:
+        assert report["recommended"] == {"backend": "embedded", "why": "the shipped model runs on any CPU",
+                                         "settings": {"backend": "embedded"}}
     report = doctor.collect({"INCEPTION_API_KEY": "sk-x"}, home)  # a key: the hosted model
     if not report["gpu"]["devices"]:
         assert report["recommended"]["settings"] == {"backend": "mercury"}
