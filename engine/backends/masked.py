@@ -37,6 +37,8 @@ from engine.model import ModelLoadError
 from engine.tokenizer import SpecialIds
 
 log = logging.getLogger("diffusion_ls.engine")
+DUAL_NEEDS_NATIVE = ("dualCache drives the model through transformers' cache API, which only transformers' own model "
+                     "classes are known to follow; this checkpoint runs remote code: turn dualCache off")
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,6 @@ class _Frozen:
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.length
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
-
 
 class MaskedDiffusionBackend:
     """A Dream/LLaDA-family model from a local directory, its canvas between the prefix and the suffix."""
@@ -205,6 +203,8 @@ class MaskedDiffusionBackend:
                 raise ModelLoadError(f"{d} holds a {model_type!r} model whose code ships with the checkpoint (Dream "
                                      "and LLaDA do): set trustRemoteCode to true if you trust it") from exc
             raise ModelLoadError(f"cannot read the config in {d}: {exc}") from exc
+        if dual_cache and not type(config).__module__.startswith("transformers."):  # before gigabytes of weights
+            raise ModelLoadError(DUAL_NEEDS_NATIVE)
         auto_map = getattr(config, "auto_map", None) or {}
         # transformers' own causal-LM classes (Open-dCoder is a Qwen2) have a head under AutoModelForCausalLM;
         # Dream's and LLaDA's remote code maps only AutoModel, to a class that has one
@@ -237,9 +237,7 @@ class MaskedDiffusionBackend:
                 if hasattr(module, "is_causal"):
                     module.is_causal = False
         elif dual_cache:
-            raise ModelLoadError("dualCache drives the model through transformers' cache API, which only "
-                                 "transformers' own model classes are known to follow; this checkpoint runs remote "
-                                 "code: turn dualCache off")
+            raise ModelLoadError(DUAL_NEEDS_NATIVE)
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
         self._keep_kw = "logits_to_keep" in params
