@@ -133,8 +133,10 @@ class _Errors:
         win = self.window(edits[0][0], edits[-1][1])
         if self.after(win, edits) > self.before(win):
             return True
-        # tree-sitter's Python grammar accepts lines indented past their block; Python itself does not
-        return self.lang == "python" and self.compiles(win) and not _compiles(self.edited(win, edits))
+        # tree-sitter's Python grammar accepts lines indented past their block; Python itself does not (only an edit
+        # with a line break can indent a line: a one-line completion, the common case, skips the two extra parses)
+        return (self.lang == "python" and any("\n" in new for _, _, new in edits) and self.compiles(win)
+                and not _compiles(self.edited(win, edits)))
 
     def compiles(self, win: tuple[int, int]) -> bool:
         if win not in self._compiles:
