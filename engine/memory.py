@@ -88,9 +88,10 @@ def measure(model: torch.nn.Module, params: dict[str, int] | None = None) -> dic
     two int4 values per byte) gives the parameter counts to divide by."""
     out = {c: ClassMeasure() for c in CLASSES}
     seen: set[tuple[int, int, str]] = set()  # (storage address, offset, dtype)
-    # buffers (embedding scales, layer scalars, rotary tables) are counted as "other", whatever module holds them
+    # buffers (embedding scales, layer scalars, rotary tables) are counted as "other", whatever module holds them,
+    # except quantized experts' codes and scales (engine.quant keeps them as buffers): those are the experts
     named: list[tuple[str, Tensor]] = [(classify(n), t) for n, t in model.named_parameters(remove_duplicate=False)]
-    named += [("other", t) for _, t in model.named_buffers(remove_duplicate=False)]
+    named += [("experts" if ".experts." in n else "other", t) for n, t in model.named_buffers(remove_duplicate=False)]
     counted: set[int] = set()
     for cls, t in named:
         m = out[cls]
@@ -154,6 +155,9 @@ FORMATS = {
                   "e4m3 weights + a bf16 scale per output row; embeddings, routers, vision, self-conditioning bf16"),
     # GGUF Q4_0: blocks of 32 weights in 18 bytes (an fp16 scale + 32 nibbles) = 4.5 bits; llama.cpp converts every
     # matrix of the text model (the vision tower goes in a separate mmproj file, not counted)
+    # engine.quant's int4 experts (the transformers backend's "experts-int4"): 4 bits + a bf16 scale per 32 values
+    "experts-int4": Format("experts-int4 (engine.quant)", 4 + 16 / 32, ("experts",),
+                           "int4 codes + a bf16 scale per 32 values, the experts only"),
     "gguf-q4_0": Format("GGUF Q4_0 (llama.cpp)", 18 * 8 / 32,
                         ("experts", "attention", "dense_mlp", "router", "embedding", "self_conditioning"),
                         "18-byte blocks of 32 weights; every text matrix; the vision tower is a separate file"),

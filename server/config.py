@@ -40,11 +40,13 @@ class Settings(BaseModel):
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the weights' dtype
-    # transformers: a quantizer for the weights. transformers' quantizers convert only nn.Linear modules whose weights
-    # are not shared, so they leave DiffusionGemma's experts (88% of it) and its shared weights in bf16 (measured:
-    # tools/moe_memory.py); the backend refuses each with that reason and what fits instead. "none" loads as is.
-    quantization: Literal["none", "bnb-4bit", "bnb-8bit", "quanto-int8", "quanto-int4", "torchao-int8",
-                          "torchao-int4"] = "none"
+    # transformers: how the weights are quantized. "experts-int4" / "experts-int8" quantize DiffusionGemma's fused
+    # experts (88% of it) weight-only (engine.quant): the 26B then fits one 24 GB GPU with int4. transformers' own
+    # quantizers (bnb-*, quanto-*, torchao-*) convert only nn.Linear modules whose weights are not shared, so they
+    # leave the experts and the shared weights in bf16 (measured: tools/moe_memory.py); the backend refuses each with
+    # that reason. "none" loads the checkpoint as it is.
+    quantization: Literal["none", "experts-int4", "experts-int8", "bnb-4bit", "bnb-8bit", "quanto-int8",
+                          "quanto-int4", "torchao-int8", "torchao-int4"] = "none"
     server_url: str | None = None  # vllm-remote: the server's base URL, e.g. http://gpu-box:8000; mercury: the API's
     # vllm-remote: the served model's name (None: the server's first); mercury: the model for every request (None:
     # mercury-edit-2 for fills, mercury-2 for rewrites)

@@ -177,6 +177,11 @@ def describe(d: Path, where: str) -> dict:
 
             fmt, nbytes = checkpoint_estimate(d)
             entry["format"], entry["weights_gib"] = fmt, round(nbytes / GIB, 1)
+            if fmt == "bf16":  # what the transformers backend's "experts-int4" would make of it
+                from engine.memory import estimate, shape_counts
+
+                keep = {k: v for k, v in config.items() if k in ("text_config", "vision_config", "canvas_length")}
+                entry["experts_int4_gib"] = round(estimate(shape_counts(keep), "experts-int4") / GIB, 1)
         except ImportError:
             entry["format"] = "?"  # transformers is needed to build the shapes
         except (ValueError, TypeError) as exc:
@@ -273,14 +278,22 @@ def backends(report: dict) -> list[dict]:
             why += "; it ships its own model code: trustRemoteCode runs it"
         out.append({"backend": "masked-diffusion", "ready": True, "why": why, "settings": settings})
     tf_ok = [m for m in dgs if m.get("format") == "bf16" and fits(m, False)]
+    tf_int4 = [m for m in dgs if m.get("format") == "bf16" and
+               fits({"weights_gib": m.get("experts_int4_gib")}, False)]
     if not _installed(report, "transformers"):
         out.append({"backend": "transformers", "ready": False, "why": "transformers is not installed (the `hf` extra)",
                     "settings": {"backend": "transformers", "modelPath": "<a DiffusionGemma checkpoint directory>",
                                  "device": "cuda"}})
+    elif not tf_ok and tf_int4:
+        m = tf_int4[0]
+        out.append({"backend": "transformers", "ready": True,
+                    "why": f"{m['name']} with its experts in int4 ({m['experts_int4_gib']} GiB) fits; loading needs "
+                           f"{m['weights_gib']} GiB of host memory for the bf16 checkpoint",
+                    "settings": {"backend": "transformers", "modelPath": m["path"], "device": "cuda",
+                                 "dtype": "bfloat16", "quantization": "experts-int4"}})
     elif not tf_ok:
-        why = (f"no bf16 DiffusionGemma checkpoint that fits {gpu:.0f} GiB (its quantizers leave the experts in bf16: "
-               "use vllm with a pre-quantized checkpoint)" if gpu else "no GPU: DiffusionGemma 26B on a CPU is far "
-               "too slow for an editor")
+        why = (f"no bf16 DiffusionGemma checkpoint that fits {gpu:.0f} GiB, even with its experts in int4" if gpu else
+               "no GPU: DiffusionGemma 26B on a CPU is far too slow for an editor")
         out.append({"backend": "transformers", "ready": False, "why": why,
                     "settings": {"backend": "transformers", "modelPath": "<a DiffusionGemma checkpoint directory>",
                                  "device": "cuda"}})

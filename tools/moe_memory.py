@@ -8,7 +8,9 @@
 1. Measured (CPU): a random DiffusionGemma with the 26B's real layer widths (hidden 2816, 16 heads, head dims 256/512,
    dense MLP 2112, experts 704 wide, the vision tower's widths) but 2 layers (one sliding, one full attention), 4
    experts and a small vocabulary is saved as safetensors and loaded back through `from_pretrained` in bf16 and with
-   each quantizer installed here (transformers' QuantoConfig, BitsAndBytesConfig, TorchAoConfig). Bytes are counted
+   each quantizer installed here (transformers' QuantoConfig, BitsAndBytesConfig, TorchAoConfig), and in bf16 then
+   with its experts quantized by engine.quant (experts-int8, experts-int4; their logits' drift from bf16 is kept in
+   the JSON). Bytes are counted
    per tensor class (engine.memory: unique storages, quantized data and scales), with how many tensors of each class
    stayed bf16, and one forward checks that the quantized model still runs. A quantizer that fails is reported with
    its error.
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.memory import CLASSES, FORMATS, GIB, estimate, measure, shape_counts  # noqa: E402
+from engine.quant import SCHEMES, quantize_experts  # noqa: E402
 
 OUT = ROOT / "docs" / "results" / "moe_memory.json"
 
@@ -152,7 +155,28 @@ def measure_all(widths: str) -> dict:
                 continue
             results[name] = _row(measure(model, params), _forward(model, cfg), time.perf_counter() - t0)
             del model
+        for name in SCHEMES:  # engine.quant: the fused experts themselves, after a bf16 load
+            t0 = time.perf_counter()
+            model = DiffusionGemmaForBlockDiffusion.from_pretrained(d, dtype=torch.bfloat16)
+            quantize_experts(model, name)
+            results[name] = _row(measure(model, params), _forward(model, cfg), time.perf_counter() - t0)
+            results[name]["error_vs_bf16"] = _drift(model, d, cfg)
+            del model
     return {"widths": widths, "config": measure_config(widths), "results": results}
+
+
+def _drift(model: Any, d: str, cfg: Any) -> dict:
+    """How far the quantized model's logits are from the bf16 model's on one forward (random weights: a harder case
+    for rounding than trained ones, and no measure of a real model's quality)."""
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    ref = DiffusionGemmaForBlockDiffusion.from_pretrained(d, dtype=torch.bfloat16)
+    with torch.no_grad():
+        ids, canvas = torch.tensor([[2, 10, 11, 12]]), torch.tensor([[20, 21, 22, 23]])  # (1, 4) each
+        a = ref(input_ids=ids, decoder_input_ids=canvas).logits.float()  # (1, 4, V)
+        b = model(input_ids=ids, decoder_input_ids=canvas).logits.float()  # (1, 4, V)
+    return {"max_abs_logit": round(float((a - b).abs().max()), 4), "logit_std": round(float(a.std()), 4),
+            "argmax_agree": round(float((a.argmax(-1) == b.argmax(-1)).float().mean()), 4)}
 
 
 def _forward(model: Any, cfg: Any) -> str:
@@ -186,8 +210,9 @@ def table(measured: dict) -> tuple[list[dict], dict]:
         per = {c: r["classes"][c]["bytes_per_param"] or 2.0 for c in CLASSES}
         nbytes = sum(counts[c] * per[c] for c in CLASSES)
         stayed = sum(counts[c] for c in CLASSES if per[c] >= 1.99)  # classes the quantizer left in bf16
-        rows.append({"option": name, "how": "transformers, in process" if name != "bf16" else
-                     "transformers or vLLM, the released checkpoint", "bytes": nbytes, "forward": r["forward"],
+        how = ("transformers or vLLM, the released checkpoint" if name == "bf16" else
+               "transformers backend, `quantization` (engine.quant)" if name in SCHEMES else "transformers, in process")
+        rows.append({"option": name, "how": how, "bytes": nbytes, "forward": r["forward"],
                      "bf16_share": stayed / total, "measured": True})
     for key in ("nvfp4", "fp8", "gguf-q4_0"):
         f = FORMATS[key]

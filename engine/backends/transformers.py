@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine import memory
+from engine import memory, quant
 from engine.backend import Capabilities, Handle
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
@@ -80,9 +80,9 @@ def refuse_quantization(name: str) -> str:
     """Why a quantizer is refused, and what fits instead."""
     return (f"quantization {name!r} would not shrink DiffusionGemma: transformers' quantizers convert only nn.Linear "
             "modules whose weights are not shared, and its fused 3-D experts (88% of the weights) and the attention "
-            "and MLP weights its encoder and decoder share stay bf16 (tools/moe_memory.py measures it). For one "
-            "24 GB GPU use backend 'vllm' with a pre-quantized NVFP4 checkpoint directory as modelPath, or a "
-            "vllm-remote server; `diffusion-ls doctor` shows what fits here")
+            "and MLP weights its encoder and decoder share stay bf16 (tools/moe_memory.py measures it). Use "
+            "'experts-int4' (the experts quantized here, in process), or backend 'vllm' with a pre-quantized NVFP4 "
+            "checkpoint directory as modelPath; `diffusion-ls doctor` shows what fits here")
 
 
 @dataclass
@@ -103,9 +103,10 @@ class TransformersBackend:
     def __init__(self, model_path: str | Path, device: str = "cpu", dtype: str = "auto", max_sessions: int = 4,
                  threads: int | None = None, self_conditioning: bool = True,
                  prompt: PromptConfig | None = None, quantization: str = "none") -> None:
-        if quantization != "none":
+        if quantization != "none" and quantization not in quant.SCHEMES:
             raise ModelLoadError(refuse_quantization(quantization) if quantization in LINEAR_QUANTIZERS else
-                                 f"unknown quantization {quantization!r}")
+                                 f"unknown quantization {quantization!r}; 'none', "
+                                 f"{', '.join(map(repr, quant.SCHEMES))}")
         d = Path(model_path).expanduser()
         if not (d / "config.json").is_file():
             raise ModelLoadError(f"{d} is not a model directory (no config.json); set modelPath to a local "
@@ -121,11 +122,15 @@ class TransformersBackend:
             config = AutoConfig.from_pretrained(d, local_files_only=True)
             if config.model_type != "diffusion_gemma":
                 raise ModelLoadError(f"{d} holds a {config.model_type!r} model, not DiffusionGemma")
-            # straight onto the GPU when accelerate is there (a 26B checkpoint need not pass through host memory)
-            placed = {"device_map": device} if device != "cpu" and importlib.util.find_spec("accelerate") else {}
+            # straight onto the GPU when accelerate is there (a 26B checkpoint need not pass through host memory);
+            # quantized experts are made from the bf16 weights in host memory first, then moved
+            placed = {"device_map": device} if device != "cpu" and importlib.util.find_spec("accelerate") and \
+                quantization == "none" else {}
             cls: Any = DiffusionGemmaForBlockDiffusion
             self.model = cls.from_pretrained(str(d), local_files_only=True, use_safetensors=True,  # nothing unpickled
                                              dtype=dtype if dtype == "auto" else getattr(torch, dtype), **placed)
+            if quantization != "none":
+                quant.quantize_experts(self.model, quantization)
             self.model = self.model.to(device).eval()
             self.tokenizer = HFTokenizer.from_dir(d)
         except (OSError, ValueError) as exc:
@@ -133,7 +138,8 @@ class TransformersBackend:
         self.prompter = ChatPrompter(self.tokenizer, prompt)
         # the loaded weights' bytes, measured (tied weights once): diffusion/status shows it as the memory estimate
         self.memory_estimate_bytes = memory.weight_bytes(self.model)
-        self.memory_format = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        self.memory_format = str(next(self.model.parameters()).dtype).removeprefix("torch.") + \
+            (f", {quantization}" if quantization != "none" else "")
         self.params = DiffusionParams.from_generation_config(self.model.generation_config)
         self.model_name = d.name
         self.device = device

@@ -128,10 +128,14 @@ def test_gpu_rules_pick_the_checkpoint_that_fits(home):
         e["installed"] = e["installed"] or e["name"] == "vllm"
     b = {x["backend"]: x for x in doctor.backends(report)}
     assert b["vllm"]["ready"] and b["vllm"]["settings"]["modelPath"].endswith("diffusiongemma-26B-A4B-it-NVFP4")
-    assert not b["transformers"]["ready"] and "leave the experts in bf16" in b["transformers"]["why"]
+    assert b["transformers"]["ready"] and b["transformers"]["settings"]["quantization"] == "experts-int4"
+    assert "host memory for the bf16 checkpoint" in b["transformers"]["why"]
+    report["gpu"]["devices"][0]["memory_gib"] = 12.0  # too small even for int4 experts
+    b = {x["backend"]: x for x in doctor.backends(report)}
+    assert not b["transformers"]["ready"] and "even with its experts in int4" in b["transformers"]["why"]
     report["gpu"]["devices"][0]["memory_gib"] = 80.0
     b = {x["backend"]: x for x in doctor.backends(report)}
-    assert b["transformers"]["ready"] and b["transformers"]["settings"]["device"] == "cuda"
+    assert b["transformers"]["ready"] and "quantization" not in b["transformers"]["settings"]  # bf16 fits
 
 
 def test_the_cli_command(home):

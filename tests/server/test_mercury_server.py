@@ -132,6 +132,8 @@ def test_settings_for_mercury_and_quantization(monkeypatch):
     s, problems = parse_settings({"backend": "transformers", "modelPath": "/m", "quantization": "bnb-4bit"})
     assert not problems and s.backend_options()["quantization"] == "bnb-4bit"  # refused at load, with the reason
     assert "quantization" not in parse_settings({"backend": "transformers", "modelPath": "/m"})[0].backend_options()
+    s, problems = parse_settings({"backend": "transformers", "modelPath": "/m", "quantization": "experts-int4"})
+    assert not problems and s.backend_options()["quantization"] == "experts-int4"  # engine.quant: loads
     s, problems = parse_settings({"quantization": "gptq"})
     assert s.quantization == "none" and "quantization" in problems[0]
     s, _ = parse_settings({"backend": "vllm", "modelPath": "/m", "quantization": "quanto-int8"})
