@@ -53,6 +53,9 @@ class Capabilities:
     # the canvas sits between the prefix and the suffix in one sequence (Dream/LLaDA infill: prefix, masks, suffix;
     # `prefill_around`); False: after the whole context (our SPM layout, a chat prompt)
     canvas_between: bool = False
+    # denoise gives every canvas of a batch exactly the logits it gets alone (no state kept between forwards): the
+    # `lossless` strategy checks its drafts in batches; without it, that strategy runs one canvas per forward
+    exact_batches: bool = False
 
     def as_json(self) -> dict[str, bool]:
         return {"streams": self.streams, "instructions": self.instructions, "maskToken": self.mask_token,
@@ -96,7 +99,8 @@ class EmbeddedBackend:
     """Our own two-mode model on CPU (or GPU), one preallocated KV cache per session (LRU-evicted)."""
 
     name = "embedded"
-    capabilities = Capabilities(streams=True, instructions=False, mask_token=True, native_infill=True)
+    capabilities = Capabilities(streams=True, instructions=False, mask_token=True, native_infill=True,
+                                exact_batches=True)
     noise = "mask"
     steppable = capabilities.streams
 
@@ -188,7 +192,8 @@ class EmbeddedBackend:
         return Handle(session, len(context_ids), reused=n, prefill_ms=(time.perf_counter() - t0) * 1e3)
 
     def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor:
-        """canvas_ids: (B, C) -> logits (B, C, V) in float32."""
+        """canvas_ids: (B, C), B canvases over the one cached context, read only -> logits (B, C, V) in float32,
+        each canvas's exactly as denoised alone."""
         with self._lock:
             cache = self._caches.get(handle.session)
             if cache is None or cache.length < handle.length:

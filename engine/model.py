@@ -68,6 +68,18 @@ def rope_tables(cfg: ModelConfig, device: torch.device | str | None = None) -> t
     return freqs.cos(), freqs.sin()
 
 
+def _mm(x: Tensor, w: Tensor, rows: int = 0, logits: bool = False) -> Tensor:
+    """x (B, T, K) by the weight w (N, K) -> (B, T, N) as one matrix product (a layer as nn.Linear runs it, the
+    logits as `x @ w.T`), of at least `rows` rows: zero rows are added below that (see DiffusionLM.min_rows)."""
+    B, T, K = x.shape
+    if B * T >= rows:
+        return x @ w.T if logits else F.linear(x, w)  # (B, T, N)
+    padded = x.new_zeros(rows, K)  # (rows, K)
+    padded[: B * T] = x.reshape(B * T, K)
+    out = padded @ w.T if logits else F.linear(padded, w)  # (rows, N)
+    return out[: B * T].view(B, T, -1)  # (B, T, N)
+
+
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     # x: (B, H, T, D); cos/sin: (B or 1, 1, T, D/2)
     x1, x2 = x.float().chunk(2, dim=-1)  # (B, H, T, D/2) each
@@ -86,18 +98,20 @@ class Block(nn.Module):
         self.w13 = nn.Linear(cfg.dim, 2 * cfg.ffn_dim, bias=False)
         self.w2 = nn.Linear(cfg.ffn_dim, cfg.dim, bias=False)
 
-    def qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def qkv(self, x: Tensor, cos: Tensor, sin: Tensor, rows: int = 0) -> tuple[Tensor, Tensor, Tensor]:
         B, T, _ = x.shape
-        q, k, v = self.wqkv(self.attn_norm(x)).view(B, T, 3, self.cfg.n_heads, self.cfg.head_dim).unbind(2)
+        qkv = _mm(self.attn_norm(x), self.wqkv.weight, rows)  # (B, T, 3 * dim)
+        q, k, v = qkv.view(B, T, 3, self.cfg.n_heads, self.cfg.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D) each
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
-    def finish(self, x: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool = False) -> Tensor:
+    def finish(self, x: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool = False,
+               rows: int = 0) -> Tensor:
         B, T, _ = x.shape
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T, D)
-        x = x + self.wo(a.transpose(1, 2).reshape(B, T, self.cfg.dim))  # (B, T, dim)
-        gate, up = self.w13(self.ffn_norm(x)).chunk(2, dim=-1)  # (B, T, ffn) each
-        return x + self.w2(F.silu(gate) * up)  # (B, T, dim)
+        x = x + _mm(a.transpose(1, 2).reshape(B, T, self.cfg.dim), self.wo.weight, rows)  # (B, T, dim)
+        gate, up = _mm(self.ffn_norm(x), self.w13.weight, rows).chunk(2, dim=-1)  # (B, T, ffn) each
+        return x + _mm(F.silu(gate) * up, self.w2.weight, rows)  # (B, T, dim)
 
 
 class DiffusionLM(nn.Module):
@@ -109,6 +123,8 @@ class DiffusionLM(nn.Module):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.rope_cos: Tensor
         self.rope_sin: Tensor
+        self._rows: dict[int, int] = {}  # torch threads -> min_rows
+        self._batching: dict[tuple[int, int, int], bool] = {}  # (slots, batch, threads) -> one product is exact
         self.init_buffers()
 
     # ---- set-up -------------------------------------------------------------------------------------------------
@@ -146,7 +162,9 @@ class DiffusionLM(nn.Module):
             raise ValueError(f"position {int(pos.max())} beyond the model's max_seq_len {self.cfg.max_seq_len}")
         return self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)
 
-    def logits(self, h: Tensor) -> Tensor:
+    def logits(self, h: Tensor, rows: int = 0) -> Tensor:
+        if rows:  # h: (B, T, dim)
+            return _mm(self.norm(h), self.tok_emb.weight, rows, logits=True)  # (B, T, V)
         return self.norm(h) @ self.tok_emb.weight.T  # tied embeddings: (..., V)
 
     # ---- training: one pass over [context | canvas] with the two-mode mask ----------------------------------------
@@ -186,16 +204,59 @@ class DiffusionLM(nn.Module):
 
     @torch.no_grad()
     def decode(self, canvas: Tensor, cache: KVCache, ctx_len: int) -> Tensor:
-        """canvas: (B, C) ids at positions ctx_len..ctx_len+C-1 over cache[:ctx_len]. Returns logits (B, C, V)."""
+        """canvas: (B, C) ids at positions ctx_len..ctx_len+C-1 over cache[:ctx_len]. Returns logits (B, C, V), each
+        canvas's bit for bit as decoded alone: a lossless sampler checks its drafts in batches (see `exact_batch`)."""
         B, C = canvas.shape
+        if B > 1 and not self.exact_batch(C, B):  # this device rounds a batch differently: a forward per canvas
+            return torch.cat([self.decode(canvas[i : i + 1], cache, ctx_len) for i in range(B)])  # (B, C, V)
+        rows = self.min_rows()
         x = self.tok_emb(canvas)  # (B, C, dim)
         cos, sin = self._rope(torch.arange(ctx_len, ctx_len + C, device=canvas.device))
         for li, layer in enumerate(self.blocks):
-            q, k, v = layer.qkv(x, cos, sin)
+            q, k, v = layer.qkv(x, cos, sin, rows)
             ck = cache.k[li, :, :, :ctx_len].expand(B, -1, -1, -1)  # (B, H, ctx, D)
             cv = cache.v[li, :, :, :ctx_len].expand(B, -1, -1, -1)
-            x = layer.finish(x, q, torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2), None)
-        return self.logits(x).float()  # (B, C, V)
+            x = layer.finish(x, q, torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2), None, rows=rows)
+        return self.logits(x, rows).float()  # (B, C, V)
+
+    def _weights(self) -> list[tuple[Tensor, bool]]:
+        """One weight of every shape decode multiplies by, and whether it is the logits' (`x @ w.T`)."""
+        layer = self.blocks[0]
+        return [(m.weight, False) for m in (layer.wqkv, layer.wo, layer.w13, layer.w2)] + [(self.tok_emb.weight, True)]
+
+    @torch.no_grad()
+    def min_rows(self) -> int:
+        """The fewest rows decode's matrix products run with (zero rows are added to a smaller canvas). BLAS kernels
+        change with the row count: MKL takes another, differently rounded one below 16 rows, so a lone 8-slot canvas
+        would round unlike the same canvas in a batch. Found once per thread count: the smallest power of two whose
+        products round every row as a product eight times as tall does (64 at most)."""
+        threads = torch.get_num_threads()
+        if threads not in self._rows:
+            g = torch.Generator().manual_seed(0)
+            rows = 1
+            while rows < 64:
+                tall = [(torch.randn(8 * rows, w.shape[1], generator=g).to(w), w, lg) for w, lg in self._weights()]
+                if all(torch.equal(_mm(x[None, :rows], w, logits=lg)[0], _mm(x[None], w, logits=lg)[0, :rows])
+                       for x, w, lg in tall):
+                    break
+                rows *= 2
+            self._rows[threads] = rows
+        return self._rows[threads]
+
+    @torch.no_grad()
+    def exact_batch(self, C: int, B: int) -> bool:
+        """Whether B canvases of C slots run as one product per weight give every canvas exactly its logits alone
+        (attention runs per canvas anyway); probed once per shape and thread count."""
+        key = (C, B, torch.get_num_threads())
+        if key not in self._batching:
+            g = torch.Generator().manual_seed(0)
+            rows = self.min_rows()
+            self._batching[key] = all(
+                torch.equal(_mm(x, w, rows, lg)[i], _mm(x[i : i + 1], w, rows, lg)[0])
+                for w, lg in self._weights()
+                for x in [torch.randn(B, C, w.shape[1], generator=g).to(w)]  # (B, C, K)
+                for i in range(B))
+        return self._batching[key]
 
     def new_cache(self, max_len: int | None = None) -> KVCache:
         p = self.tok_emb.weight

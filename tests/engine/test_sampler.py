@@ -414,3 +414,180 @@ def test_a_growing_fill_that_loops_is_cut_and_one_past_its_limit_stops(backend, 
     assert stats.cut == "repetition" and states[-1].ids == [300, 301, 302]
     states, stats = run(looping(64), ctx, CanvasSpec.single(8, backend.special.mask, limit=20), cfg)
     assert stats.cut == "limit" and len(states[-1].ids) == 20  # the hole's limit, not max_new (64)
+
+
+# ---- lossless speculative denoising: one token per forward's steps, several checked per (batched) forward ----------
+
+def one_per_forward_and_lossless(cfg: SamplerConfig, draft: int = 4) -> tuple[SamplerConfig, SamplerConfig]:
+    from infill.evaluate import one_per_forward
+
+    one = one_per_forward(cfg)
+    return one, replace(one, strategy="lossless", draft=draft)
+
+
+def assert_lossless(make_backend, ctx, make_spec, cfg: SamplerConfig, draft: int = 4):
+    """Both decodings of the same canvas: the same result, blocks, restarts and cut; lossless takes one-per-forward's
+    steps (every canvas it shows is one that one-per-forward shows, in order) in at most as many forwards."""
+    one, fast = one_per_forward_and_lossless(cfg, draft)
+    a, b = make_backend(), make_backend()
+    ref, ref_stats = run(a, ctx, make_spec(), one)
+    got, stats = run(b, ctx, make_spec(), fast)
+    assert got[-1].ids == ref[-1].ids
+    assert (stats.blocks, stats.restarts, stats.cut) == (ref_stats.blocks, ref_stats.restarts, ref_stats.cut)
+    assert stats.steps == ref_stats.steps == ref_stats.nfe and stats.finalized == ref_stats.finalized
+    assert stats.nfe == b.forwards <= ref_stats.nfe == a.forwards
+    shown = [(s.ids, s.masked, s.block) for s in ref[:-1]]
+    at = 0
+    for s in got[:-1]:
+        at = shown.index((s.ids, s.masked, s.block), at) + 1  # ValueError: a canvas one per forward never shows
+    assert ref_stats.canvases == ref_stats.nfe and stats.nfe <= stats.canvases <= draft * stats.nfe
+    return stats, ref_stats
+
+
+def left_to_right(backend, n_text: int, tokens: list[int], head: bool = False) -> CountingBackend:
+    """A model sure of `n_text` tokens, less sure slot by slot from the left, then pads: its order never changes, so
+    every drafted step is right; with `head`, its next-token head is sure of the first token too."""
+    counting = CountingBackend(backend)
+
+    def steer(handle, canvas_ids, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids)
+        for j in range(logits.shape[1]):
+            logits[:, j, tokens[j % len(tokens)] if j < n_text else backend.special.pad] = 12.0 - j
+        return logits
+
+    def next_token(handle):
+        logits = backend.next_token_logits(handle).clone()  # (V,)
+        if head:
+            logits[tokens[0]] = 1e4
+        return logits
+
+    counting.denoise, counting.next_token_logits = steer, next_token
+    return counting
+
+
+@pytest.mark.parametrize("head", [False, True])
+def test_lossless_takes_a_whole_draft_per_forward_when_every_draft_is_right(backend, ctx, head):
+    tokens = [backend.tokenizer.encode(c)[0] for c in "abcde"]
+    cfg = SamplerConfig(block_size=8, max_new=8, grow=False, start=0)
+    stats, ref = assert_lossless(lambda: left_to_right(backend, 5, tokens, head), ctx,
+                                 lambda: CanvasSpec.single(8, backend.special.mask), cfg)
+    assert ref.nfe == 6  # five text slots, then the end (three pads) in a forward of its own
+    if head:  # the head's guess of slot 0 is right: the first forward takes slots 0 and 1, the next slots 2-4 and
+        assert stats.nfe == 2 and stats.canvases == 2 + 4  # the end
+    else:  # slot 0 (the head's guess, wrong, is checked too); slots 1-4 (four canvases); the end
+        assert stats.nfe == 3 and stats.canvases == 2 + 4 + 1
+
+
+@pytest.mark.parametrize("draft", [1, 2, 3, 8])
+def test_lossless_ties_between_slots_and_tokens_resolve_as_one_per_forward(backend, ctx, draft):
+    x, y, z = (backend.tokenizer.encode(c)[0] for c in "xyz")
+    cfg = SamplerConfig(block_size=8, max_new=8, grow=False, start=0)
+    stats, _ = assert_lossless(lambda: steered(backend, {0: [x, y], 1: [z], 2: [z], 3: [y]}, pad_from=4), ctx,
+                               lambda: CanvasSpec.single(8, backend.special.mask), cfg, draft)
+    if draft == 1:
+        assert stats.canvases == stats.nfe == stats.steps
+
+
+def test_lossless_decides_pads_only_at_the_end_as_one_per_forward(backend, ctx):
+    assert_lossless(lambda: CountingBackend(backend, pad_from=6), ctx,
+                    lambda: CanvasSpec.single(16, backend.special.mask), SamplerConfig(block_size=16, max_new=16))
+
+
+def test_lossless_grows_block_by_block_and_restarts_first_canvases_as_one_per_forward(backend, ctx):
+    cfg = SamplerConfig(block_size=8, max_new=20, start=0, repeat_rounds=0)
+    stats, _ = assert_lossless(lambda: CountingBackend(backend), ctx,
+                               lambda: CanvasSpec.single(8, backend.special.mask), cfg)
+    assert stats.blocks == 3 and stats.cut == "limit"
+
+    def no_end():
+        counting = CountingBackend(backend)
+
+        def steer(handle, canvas_ids, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids)
+            logits[:, :, backend.special.pad] = -1e4  # the model never wants to end: every first canvas is too small
+            return logits
+
+        counting.denoise = steer
+        return counting
+
+    cfg = SamplerConfig(start=4, block_size=16, max_new=24, repeat_rounds=0)
+    stats, _ = assert_lossless(no_end, ctx, lambda: CanvasSpec.single(40, backend.special.mask), cfg)
+    assert stats.restarts == 2 and stats.blocks == 2
+
+
+def test_lossless_keeps_token_healings_allowed_first_slot(backend, ctx):
+    allowed = backend.tokenizer.starting_with(" ret")
+    best = backend.tokenizer.encode(" x")[0]
+
+    def want_x():
+        counting = CountingBackend(backend)
+
+        def steer(handle, canvas_ids, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids)
+            logits[:, :, best] += 5.0  # every slot, the first included, leans to " x"
+            return logits
+
+        counting.denoise = steer
+        return counting
+
+    cfg = SamplerConfig(start=4, block_size=8, max_new=12)
+    assert_lossless(want_x, ctx, lambda: CanvasSpec.single(12, backend.special.mask, {0: allowed}), cfg)
+
+
+def test_lossless_renoises_and_refines_as_one_per_forward(backend, ctx):
+    x, y, z = (backend.tokenizer.encode(c)[0] for c in "xyz")
+
+    def second_thoughts():  # slot 0 is sure of " x" while slot 1 is open, and of " y" once slot 1 is decided
+        counting = CountingBackend(backend)
+
+        def steer(handle, canvas_ids, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids)
+            open_ = canvas_ids[:, 1] == backend.special.mask  # (B,)
+            logits[:, 0, x] = torch.where(open_, 20.0, -20.0)
+            logits[:, 0, y] = torch.where(open_, -20.0, 20.0)
+            logits[:, 1, z] = 10.0
+            return logits
+
+        counting.denoise = steer
+        return counting
+
+    cfg = SamplerConfig(block_size=6, max_new=6, grow=False, start=0, remask_threshold=0.5, max_remask=3)
+    stats, _ = assert_lossless(second_thoughts, ctx, lambda: CanvasSpec.single(6, backend.special.mask), cfg)
+    assert stats.remasked == 1  # slot 0 re-noised once, the same step as one per forward
+    given = backend.tokenizer.encode("x + 1 if y else z")
+    spec = lambda: CanvasSpec(list(given), [False] * len(given), [(0, len(given))],  # noqa: E731
+                              decided=[True] * len(given))
+    assert_lossless(lambda: CountingBackend(backend), ctx, spec, replace(cfg, refine_threshold=0.5))
+
+
+def test_lossless_is_cancelled_between_forwards(backend, ctx):
+    counting = CountingBackend(backend)
+    cancel = threading.Event()
+    _, cfg = one_per_forward_and_lossless(SamplerConfig(block_size=32, max_new=32, grow=False))
+    gen = denoise_stream(counting, counting.prefill(ctx, "c"), CanvasSpec.single(32, backend.special.mask), cfg, cancel)
+    next(gen)
+    next(gen)
+    cancel.set()
+    with pytest.raises(Cancelled):
+        next(gen)
+    assert counting.forwards == 2
+
+
+def test_lossless_runs_one_canvas_per_forward_where_batches_are_not_exact(backend, ctx):
+    from engine.backend import Capabilities
+
+    class Stateful(CountingBackend):  # e.g. self-conditioning: a forward depends on the one before
+        capabilities = Capabilities(streams=True, instructions=False, mask_token=True, native_infill=True)
+
+    stats, ref = assert_lossless(lambda: Stateful(backend), ctx, lambda: CanvasSpec.single(8, backend.special.mask),
+                                 SamplerConfig(block_size=8, max_new=8, grow=False, start=0))
+    assert stats.nfe == stats.canvases == ref.nfe
+
+
+def test_lossless_config_is_greedy_and_one_token_a_step():
+    with pytest.raises(ValueError, match="lossless"):
+        SamplerConfig(strategy="lossless", temperature=0.5)
+    with pytest.raises(ValueError, match="lossless"):
+        SamplerConfig(strategy="lossless", k=2)
+    with pytest.raises(ValueError, match="draft"):
+        SamplerConfig(strategy="lossless", draft=0)
