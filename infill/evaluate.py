@@ -28,6 +28,7 @@ import gzip
 import itertools
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -268,8 +269,15 @@ def one_per_forward(base: SamplerConfig | None = None) -> SamplerConfig:
     return replace(base or SamplerConfig(), strategy="confidence", k=1, steps=ONE_PER_FORWARD_STEPS, end_threshold=0)
 
 
+def lossless(base: SamplerConfig | None = None, draft: int | None = None) -> SamplerConfig:
+    """One token per forward's text, token for token, several of its steps checked in each (batched) forward."""
+    cfg = one_per_forward(base)
+    return replace(cfg, strategy="lossless", draft=draft or cfg.draft)
+
+
 def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
-    """`default`, `one-per-forward`, `ar`, or STRATEGY[:VALUE]: threshold:T, eb:GAMMA, confidence|margin|entropy:K.
+    """`default`, `one-per-forward`, `lossless[:DRAFT]`, `ar`, or STRATEGY[:VALUE]: threshold:T, eb:GAMMA,
+    confidence|margin|entropy:K.
 
     `canonical` fills every hole with its true middle (no model): a check of the harness itself.
     `base` carries the settings the spec does not name (steps, block size, max_new...).
@@ -279,6 +287,12 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
         return Sampler(_name(base), base)
     if spec == "one-per-forward":
         return Sampler("one-per-forward", one_per_forward(base))
+    if spec == "lossless" or spec.startswith("lossless:"):  # lossless[:DRAFT]: one per forward's text, fewer forwards
+        n = spec[9:]
+        if n and not (n.isdigit() and int(n) > 0):
+            raise EvalError(f"bad sampler {spec!r}: lossless[:DRAFT], DRAFT a positive number of canvases per forward")
+        cfg = lossless(base, int(n) if n else None)
+        return Sampler(f"lossless:{cfg.draft}", cfg)
     if spec == "ar":
         return Sampler("ar", base, ar=True)
     if spec == "spec" or spec.startswith("spec:"):  # spec[:DRAFT]: autoregressive, drafted by the canvas
@@ -297,14 +311,16 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
         elif strategy in ("confidence", "margin", "entropy"):
             cfg = replace(base, strategy=strategy, k=int(value) if value else base.k)
         else:
-            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, ar, spec[:DRAFT], threshold[:T], "
-                            "eb[:GAMMA], confidence|margin|entropy[:K]")
+            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, lossless[:DRAFT], ar, spec[:DRAFT], "
+                            "threshold[:T], eb[:GAMMA], confidence|margin|entropy[:K]")
     except ValueError as exc:
         raise EvalError(f"bad sampler {spec!r}: {exc}") from exc
     return Sampler(_name(cfg), cfg)
 
 
 def _name(cfg: SamplerConfig) -> str:
+    if cfg.strategy == "lossless":
+        return f"lossless:{cfg.draft}"
     if cfg.strategy == "threshold":
         return f"threshold:{cfg.threshold:g}"
     if cfg.strategy == "eb":
@@ -327,6 +343,9 @@ class Fill:
     ms: float  # prefill + decoding
     restarts: int = 0  # first canvases denoised again, larger (SamplerConfig.start)
     heal: str = ""  # token healing: the typed text before the hole the canvas spelled again (infill.canvas.heal_text)
+    steps: int = 0  # denoising steps (`lossless` takes several a forward)
+    canvases: int = 0  # canvases the forwards ran (`lossless`: its batches)
+    prefill_ms: float = 0.0  # of ms: the context's prefill (the same whatever the sampler)
 
 
 def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
@@ -364,7 +383,8 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     if postprocess:
         text = finalize(task.prefix, raw, task.suffix, task.lang, hole.situation, hole.indent,
                         indent_unit(task.prefix + task.suffix))
-    return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts, canvas.heal)
+    return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts, canvas.heal,
+                stats.steps, stats.canvases, stats.prefill_ms)
 
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
@@ -501,6 +521,9 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
         "syntax_valid": _mean([float(r["syntax_valid"]) for r in records]),
         "syntax_valid_raw": _mean([float(r["syntax_valid_raw"]) for r in records if "syntax_valid_raw" in r]),
         "tokens_per_forward": round(tokens / nfe, 3) if nfe else None,
+        # denoising steps taken and canvases run per (sequential) forward: above 1 with `lossless` only
+        "steps_per_forward": round(sum(r.get("steps", 0) for r in records) / nfe, 3) if nfe else None,
+        "canvases_per_forward": round(sum(r.get("canvases", 0) for r in records) / nfe, 3) if nfe else None,
         "nfe": _mean([r["nfe"] for r in records]),
         "tokens": _mean([r["tokens"] for r in records]),
         "capacity": _mean([r["capacity"] for r in records]),
@@ -528,25 +551,38 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
 
 def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
              postprocess: bool = True, timeout: float = sandbox.TIMEOUT_S, memory_mb: int = sandbox.MEMORY_MB,
-             progress: bool | None = None, on_record: Callable[[dict], None] | None = None, heal: bool = True) -> dict:
-    """Fill and score every task; returns the summary (see summarize) plus the run's settings."""
+             progress: bool | None = None, on_record: Callable[[dict], None] | None = None, heal: bool = True,
+             against: Sampler | None = None) -> dict:
+    """Fill and score every task; returns the summary (see summarize) plus the run's settings.
+
+    `against`: every hole is also filled by this sampler, in turn with the run's own (which goes first alternates, so
+    both see the same machine load): "against" then holds its forwards and time, the run's speedup over it and how
+    many raw fills differ (a lossless sampler against the one it reproduces: none).
+    """
     from tqdm import tqdm
 
     records: list[dict] = []
+    other: list[Fill] = []
     suite = tasks[0].suite if tasks else ""
     t0 = time.perf_counter()
+    load = _load()
     # progress None: a bar only when stderr is a terminal
     bar = tqdm(tasks, desc=suite or "eval", unit="hole", disable=None if progress is None else not progress,
                leave=False, dynamic_ncols=True)
     passed = 0
-    for task in bar:
+    for i, task in enumerate(bar):
+        if against is not None and i % 2:
+            other.append(fill_task(backend, task, sizing, against, budget, postprocess, "eval-against", heal))
         f = fill_task(backend, task, sizing, sampler, budget, postprocess, heal=heal)
+        if against is not None and not i % 2:
+            other.append(fill_task(backend, task, sizing, against, budget, postprocess, "eval-against", heal))
         s = score(task, f.text, timeout, memory_mb)
         # post-processing empties a fill that breaks the file: the raw canvas says whether the model made valid code
         s["syntax_valid_raw"] = s["syntax_valid"] if f.raw == f.text else syntax_valid(task, f.raw)
         rec = {"task_id": task.task_id, "group": task.kind, "fill": f.text, "raw": f.raw, "middle": task.middle,
                "situation": f.situation, "capacity": f.capacity, "nfe": f.nfe, "tokens": f.tokens,
-               "restarts": f.restarts, "heal": f.heal, "ms": round(f.ms, 1), **s}
+               "restarts": f.restarts, "heal": f.heal, "steps": f.steps, "canvases": f.canvases, "ms": round(f.ms, 1),
+               "prefill_ms": round(f.prefill_ms, 1), **s}
         records.append(rec)
         if on_record is not None:
             on_record(rec)
@@ -563,5 +599,31 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
         "model": getattr(backend, "model_name", type(backend).__name__),
         "sandbox": sandbox.network_isolation() if any(t.executes for t in tasks) else None,
         "elapsed_s": round(time.perf_counter() - t0, 1),
+        "load_avg_1m": load,  # the machine's load around the run: its times are wall clock
+        "load_avg_1m_end": _load(),
     })
+    if against is not None:
+        out["against"] = compare(records, other, against)
     return out
+
+
+def _load() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def compare(records: Sequence[dict], other: Sequence[Fill], against: Sampler) -> dict:
+    """The run's fills (records) beside another sampler's fills of the same holes."""
+    ms, ms_other = sum(r["ms"] for r in records), sum(f.ms for f in other)
+    decode, decode_other = ms - sum(r["prefill_ms"] for r in records), ms_other - sum(f.prefill_ms for f in other)
+    nfe, nfe_other = sum(r["nfe"] for r in records), sum(f.nfe for f in other)
+    return {
+        "sampler": against.name,
+        "mismatches": sum(r["raw"] != f.raw for r, f in zip(records, other, strict=True)),
+        "nfe": _mean([f.nfe for f in other]),
+        "fill_ms_mean": round(ms_other / len(other), 1) if other else None,
+        "fill_ms_mean_self": round(ms / len(records), 1) if records else None,
+        "fill_ms_p50": _pct([f.ms for f in other], 0.5),
+        "nfe_ratio": round(nfe_other / nfe, 3) if nfe else None,  # its forwards over the run's
+        "speedup": round(ms_other / ms, 3) if ms else None,  # its wall clock over the run's (prefill included)
+        "decode_speedup": round(decode_other / decode, 3) if decode > 0 else None,  # the same without the prefills
+    }

@@ -2,10 +2,12 @@
 
     diffusion-ls bench [--quick] [--json] [--plot DIR]
 
-1. engine only: every hole's canvas decoded by the default sampler, by one-token-per-forward (confidence order) and
-   by the autoregressive next-token head through the cache; the canvas never grows here, so all three fill the
-   same slots -> nfe, tokens per forward, ms per fill, `speedup_vs_one_per_forward`, `speedup_vs_ar` (decoding
-   time; each fill starts from a fresh session, so prefill is the same for all three and reported apart);
+1. engine only: every hole's canvas decoded by the default sampler, by one-token-per-forward (confidence order), by
+   `lossless` (one token per forward's text, several steps checked per batched forward) and by the autoregressive
+   next-token head through the cache; the canvas never grows here, so all four fill the same slots -> nfe, tokens
+   per forward, ms per fill, `speedup_vs_one_per_forward`, `speedup_vs_ar` (decoding time; each fill starts from a
+   fresh session, so prefill is the same for all and reported apart), and for `lossless` its steps per forward, its
+   speedup over one token per forward and how many of its fills differ from it (`lossless_mismatches`: 0);
 2. per keystroke: typing a line into files of ~512 / ~2k / ~8k tokens, one character at a time, each keystroke the
    server's own pipeline (hole, context, prefill, denoise, post-process) with the per-document context cache and
    with it dropped before every keystroke -> p50/p95, `context_scaling_8k_over_512`, `cache_speedup`;
@@ -185,26 +187,33 @@ def typed_file(tok, target: int) -> tuple[str, int, str]:
 
 
 def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, list]:
-    """Each hole decoded three ways from a fresh session; returns (summary, states of the first default fill)."""
+    """Each hole decoded four ways from a fresh session; returns (summary, states of the first default fill)."""
     from tqdm import tqdm
 
     from engine.sampler import CanvasSpec, autoregressive, fill
-    from infill.evaluate import one_per_forward
+    from infill.evaluate import lossless, one_per_forward
 
     mask = backend.special.mask
     fast = replace(cfg, grow=False)
     one = one_per_forward(fast)
-    rows: dict[str, list[tuple[int, int, float, float]]] = {"default": [], "one_per_forward": [], "ar": []}
+    variants = (("default", fast), ("one_per_forward", one), ("lossless", lossless(fast)))
+    rows: dict[str, list[tuple[int, int, float, float]]] = {"default": [], "one_per_forward": [], "lossless": [],
+                                                            "ar": []}
+    steps, canvases, nfes, mismatches = 0, 0, 0, 0  # lossless's
     demo: list = []
-    for h in tqdm(holes, desc="engine", unit="hole", disable=not progress, leave=False):
-        for key, c in (("default", fast), ("one_per_forward", one)):
+    for i, h in enumerate(tqdm(holes, desc="engine", unit="hole", disable=not progress, leave=False)):
+        ids: dict[str, list[int]] = {}
+        for key, c in variants[i % 3:] + variants[: i % 3]:  # each variant goes first on a third of the holes
             backend.drop_session("bench")
             t0 = time.perf_counter()
-            _, st, states = fill(backend, h.context, CanvasSpec.single(h.capacity, mask), c, session="bench")
+            ids[key], st, states = fill(backend, h.context, CanvasSpec.single(h.capacity, mask), c, session="bench")
             total = (time.perf_counter() - t0) * 1e3
             rows[key].append((st.nfe, st.tokens, total - st.prefill_ms, st.prefill_ms))
             if key == "default" and (not demo or len(states) > len(demo)):
                 demo = states
+            if key == "lossless":
+                steps, canvases, nfes = steps + st.steps, canvases + st.canvases, nfes + st.nfe
+        mismatches += ids["lossless"] != ids["one_per_forward"]
         backend.drop_session("bench")
         t0 = time.perf_counter()
         _, st = autoregressive(backend, h.context, h.capacity, session="bench")
@@ -229,11 +238,19 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
     out["holes"] = len(holes)
     out["capacity_mean"] = round(sum(h.capacity for h in holes) / len(holes), 1)
     out["context_tokens_mean"] = round(sum(len(h.context) for h in holes) / len(holes), 1)
-    d, o, a = out["default"], out["one_per_forward"], out["ar"]
+    d, o, a, ll = out["default"], out["one_per_forward"], out["ar"], out["lossless"]
     out["speedup_vs_one_per_forward"] = ratio(o["decode_ms_mean"], d["decode_ms_mean"])
     out["speedup_vs_ar"] = ratio(a["decode_ms_mean"], d["decode_ms_mean"])
     out["nfe_ratio_vs_one_per_forward"] = ratio(o["nfe"], d["nfe"])
     out["nfe_ratio_vs_ar"] = ratio(a["nfe"], d["nfe"])
+    ll["steps_per_forward"] = ratio(steps, nfes)  # one token per forward's steps taken per (batched) forward
+    ll["canvases_per_forward"] = ratio(canvases, nfes)  # the batch size, on average
+    out["lossless_draft"] = lossless(fast).draft
+    out["lossless_mismatches"] = mismatches  # fills that differ from one token per forward's: 0, or it is a bug
+    out["lossless_speedup_vs_one_per_forward"] = ratio(o["decode_ms_mean"], ll["decode_ms_mean"])
+    out["lossless_speedup_vs_ar"] = ratio(a["decode_ms_mean"], ll["decode_ms_mean"])
+    out["lossless_speedup_vs_default"] = ratio(d["decode_ms_mean"], ll["decode_ms_mean"])
+    out["lossless_nfe_ratio_vs_one_per_forward"] = ratio(o["nfe"], ll["nfe"])
     return out, demo
 
 
@@ -564,6 +581,8 @@ def main(args: argparse.Namespace) -> int:
         "tokens_per_forward": engine["default"]["tokens_per_forward"],
         "speedup_vs_one_per_forward": engine["speedup_vs_one_per_forward"],
         "speedup_vs_ar": engine["speedup_vs_ar"],
+        "lossless_speedup_vs_one_per_forward": engine["lossless_speedup_vs_one_per_forward"],
+        "lossless_mismatches": engine["lossless_mismatches"],
         "context_scaling_8k_over_512": keys["context_scaling_8k_over_512"],
         "cache_speedup": keys["cache_speedup"],
         "lsp_overhead_ratio": lsp.get("lsp_overhead_ratio"),
@@ -592,13 +611,18 @@ def report(r: dict) -> str:
         f"({m['params_m']}M params)",
         f"engine ({e['holes']} holes, mean capacity {e['capacity_mean']}, context {e['context_tokens_mean']} tokens):",
     ]
-    for key in ("default", "one_per_forward", "ar"):
+    for key in ("default", "one_per_forward", "lossless", "ar"):
         s = e[key]
         lines.append(f"  {key:<16} nfe {s['nfe']:>6}  tokens/forward {s['tokens_per_forward']!s:>6}  decode p50 "
                      f"{s['decode_ms_p50']} ms  ({s['ms_per_forward']} ms/forward)  "
                      f"prefill p50 {s['prefill_ms_p50']} ms")
     lines.append(f"  speedup vs one-per-forward {e['speedup_vs_one_per_forward']}x, vs autoregressive "
                  f"{e['speedup_vs_ar']}x (decoding time)")
+    ll = e["lossless"]
+    lines.append(f"  lossless (draft {e['lossless_draft']}): {ll['steps_per_forward']} steps and "
+                 f"{ll['canvases_per_forward']} canvases per forward, {e['lossless_mismatches']} fills differ from "
+                 f"one-per-forward; speedup vs one-per-forward {e['lossless_speedup_vs_one_per_forward']}x, vs "
+                 f"autoregressive {e['lossless_speedup_vs_ar']}x, vs default {e['lossless_speedup_vs_default']}x")
     lines.append("per keystroke (p50 / p95 ms):")
     for size, f in k["files"].items():
         lines.append(f"  ~{size:>5} tokens ({f['file_tokens']}): cache {f['cache']['p50_ms']} / {f['cache']['p95_ms']}"

@@ -25,7 +25,7 @@ MERCURY_KEY_ENV = "INCEPTION_API_KEY"  # Inception's API key: the name its own d
 NATIVE = "native"  # strategy: the model's own denoising loop (transformers backend only)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 _SAMPLER = SamplerConfig()
-Strategy = Literal["confidence", "margin", "entropy", "threshold", "eb", "native"]
+Strategy = Literal["confidence", "margin", "entropy", "threshold", "eb", "lossless", "native"]
 
 
 class Settings(BaseModel):
@@ -166,6 +166,9 @@ class Settings(BaseModel):
         if self.strategy == NATIVE and self.backend in ("embedded", "masked-diffusion"):  # vLLM: always its own loop
             out.append(f"strategy 'native' (the model's own loop) is for the transformers backend; the {self.backend} "
                        "model uses 'eb' instead")
+        if self.strategy == "lossless" and self.backend in ("transformers", "masked-diffusion"):  # exact_batches
+            out.append(f"strategy 'lossless' checks its drafts in batches on the embedded model only; the "
+                       f"{self.backend} backend decodes the same text one token per forward")
         return out
 
     def allows(self, language_id: str | None, language: str | None) -> bool:

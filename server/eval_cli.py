@@ -2,6 +2,7 @@
 
     diffusion-ls eval --suite humaneval-single --limit 100 --sizing oracle
     diffusion-ls eval --suite heldout --corpus path/to/tree --sampler one-per-forward --json
+    diffusion-ls eval --suite humaneval-single --limit 100 --sampler lossless --against one-per-forward
     diffusion-ls eval --suite repo --corpus path/to/packages --repo-context 0     (server.repo_eval)
 
 The work is infill.evaluate's; this module parses options, loads the model and prints.
@@ -31,8 +32,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most N holes, evenly spread over the suite")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--sampler", default="default",
-                   help="default | one-per-forward | ar | threshold[:T] | eb[:GAMMA] | confidence|margin|entropy[:K]"
-                        " | canonical (true middles: checks the harness)")
+                   help="default | one-per-forward | lossless[:DRAFT] | ar | spec[:DRAFT] | threshold[:T] | eb[:GAMMA]"
+                        " | confidence|margin|entropy[:K] | canonical (true middles: checks the harness)")
+    p.add_argument("--against", metavar="SAMPLER",
+                   help="also fill every hole with this sampler, in turn with --sampler: its forwards and time, the "
+                        "speedup over it and how many fills differ (lossless against one-per-forward: none)")
     p.add_argument("--sizing", default="syntax", help="oracle | syntax | fixed:N (default: syntax, as the server)")
     p.add_argument("--steps", type=int, default=s.steps, help="sampler step limit per block")
     p.add_argument("--block-size", type=int, default=s.block_size, help="canvas block size")
@@ -64,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
         base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new,
                        start=args.start)
         sampler = ev.parse_sampler(args.sampler, base)
+        against = ev.parse_sampler(args.against, base) if args.against else None
         tasks = ev.load_suite(args.suite, args.data, args.corpus, args.limit, args.typed)
     except (ev.EvalError, ValueError) as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
@@ -85,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = ev.evaluate(backend, tasks, sizing, sampler, args.budget, not args.no_postprocess, args.timeout,
                              args.memory_mb, progress=False if args.no_progress else None, on_record=write,
-                             heal=not args.no_heal)
+                             heal=not args.no_heal, against=against)
     finally:
         if out is not None:
             out.close()
@@ -150,6 +155,12 @@ def report(r: dict) -> str:
         f"  tokens/forward {r['tokens_per_forward']}  nfe {r['nfe']}  tokens {r['tokens']}  capacity {r['capacity']}  "
         f"fill p50 {r['fill_ms_p50']} ms  p95 {r['fill_ms_p95']} ms  ({r['elapsed_s']} s)",
     ]
+    if r.get("against"):
+        a = r["against"]
+        lines.append(f"  against {a['sampler']}: nfe {a['nfe']} ({a['nfe_ratio']}x the forwards), fill mean "
+                     f"{a['fill_ms_mean']} ms vs {a['fill_ms_mean_self']} ms (speedup {a['speedup']}x, decoding alone "
+                     f"{a['decode_speedup']}x), "
+                     f"{a['mismatches']} fills differ")
     for key in ("by_language", "by_kind"):
         for name, g in r.get(key, {}).items():
             lines.append(f"  {name:<16} n={g['n']:<5} exact {_pct(g['exact_match'])}  edit-sim "

@@ -22,6 +22,7 @@ from pathlib import Path
 ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first canvas (SamplerConfig.start)
     ("he_single_default_syntax", "HumanEval single-line", "threshold 0.9, start 8 (default)", "tree-sitter"),
     ("he_single_opf_syntax", "HumanEval single-line", "one token per forward, start 8", "tree-sitter"),
+    ("he_single_lossless", "HumanEval single-line", "lossless (one token per forward's text), start 8", "tree-sitter"),
     ("he_single_threshold_syntax", "HumanEval single-line", "threshold 0.7, start 8", "tree-sitter"),
     ("he_single_threshold05", "HumanEval single-line", "threshold 0.5, start 8", "tree-sitter"),
     ("he_single_threshold03", "HumanEval single-line", "threshold 0.3, start 8", "tree-sitter"),
@@ -44,6 +45,7 @@ ROWS = [  # (file, suite label, sampler label, sizing label); "start": the first
     ("safim_api", "SAFIM-python api", "threshold 0.9, start 8 (default)", "tree-sitter"),
     ("heldout_default", "held-out packages", "threshold 0.9, start 8 (default)", "tree-sitter"),
     ("heldout_opf", "held-out packages", "one token per forward, start 8", "tree-sitter"),
+    ("heldout_lossless", "held-out packages", "lossless (one token per forward's text), start 8", "tree-sitter"),
     ("heldout_default_start16", "held-out packages", "threshold 0.9, start 16", "tree-sitter"),
     ("heldout_threshold", "held-out packages", "threshold 0.7, start 8", "tree-sitter"),
     ("heldout_confidence2", "held-out packages", "two tokens per forward, start 8", "tree-sitter"),
@@ -79,6 +81,25 @@ def quality(d: Path) -> str:
                    f"{pct(r['edit_similarity'])} | {pct(r['syntax_valid'])} ({pct(r.get('syntax_valid_raw'))}) | "
                    f"{pct(r.get('empty_fills'))} | {r['tokens_per_forward']:.2f} | {r['nfe']:.1f} |")
     return "\n".join(out)
+
+
+def lossless(d: Path) -> str:
+    """Runs measured against another sampler hole by hole (`eval --against`): lossless against one token per forward."""
+    out = ["| suite | sampler | against | fills that differ | nfe | nfe against | steps / forward | canvases / forward"
+           " | speedup (decoding) | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, suite, _sampler, _sizing in ROWS:
+        f = d / f"{name}.json"
+        if not f.exists() or not f.stat().st_size:
+            continue
+        r = json.loads(f.read_text())
+        a = r.get("against")
+        if not a:
+            continue
+        load = f"{r['load_avg_1m']} -> {r['load_avg_1m_end']}" if r.get("load_avg_1m") is not None else "-"
+        out.append(f"| {suite} ({r['n']}) | {r['sampler']} | {a['sampler']} | {a['mismatches']} | {r['nfe']:.2f} | "
+                   f"{a['nfe']:.2f} | {r['steps_per_forward']:.2f} | {r['canvases_per_forward']:.2f} | "
+                   f"{a['speedup']:.2f} ({a['decode_speedup']:.2f}) | {load} |")
+    return "\n".join(out) if len(out) > 2 else ""
 
 
 def bench(d: Path) -> str:
@@ -121,6 +142,8 @@ def commands(d: Path, out: str, extra: str = "") -> list[str]:
             cmd.append(f"--typed {r['typed']}")
         if r.get("heal") is False:
             cmd.append("--no-heal")
+        if r.get("against"):
+            cmd.append(f"--against {r['against']['sampler']}")
         if not r.get("postprocess", True):
             cmd.append("--no-postprocess")
         lines.append(" ".join(cmd + ["--json --threads 1 --no-progress", extra]).rstrip() + f" > {out}/{f.name}")
@@ -134,6 +157,9 @@ if __name__ == "__main__":
     d = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results")
     print(quality(d))
     print()
+    if lossless(d):
+        print(lossless(d))
+        print()
     print(bench(d))
     if any(d.glob("lang_*.json")):  # the per-language table (tools/language_table.py)
         sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -34,6 +34,16 @@ def test_eval_humaneval_single_json(capsys, data_dir):
     assert r["nfe_max"] >= r["nfe"] and r["fill_ms_max"] >= r["fill_ms_p95"]  # the worst fill is reported
 
 
+def test_eval_lossless_against_one_per_forward_fills_the_same_in_fewer_forwards(capsys, data_dir):
+    r = run_json(capsys, ["eval", "--suite", "humaneval-single", "--limit", "3", "--sampler", "lossless", "--against",
+                          "one-per-forward", "--json", "--data", str(data_dir), "--threads", "1", "--no-progress"])
+    a = r["against"]
+    assert r["sampler"] == "lossless:3" and a["sampler"] == "one-per-forward" and a["mismatches"] == 0
+    assert r["nfe"] < a["nfe"] and a["nfe_ratio"] > 1 and r["canvases_per_forward"] >= r["steps_per_forward"] > 1
+    assert r["steps_per_forward"] * r["nfe"] == pytest.approx(a["nfe"], rel=0.01)  # one per forward's steps, all
+    assert r["load_avg_1m"] is not None and a["speedup"] > 0 and a["decode_speedup"] > 0
+
+
 def test_eval_canonical_fills_pass_by_execution(capsys, data_dir):
     r = run_json(capsys, ["eval", "--suite", "safim-block", "--limit", "2", "--sampler", "canonical", "--json",
                           "--data", str(data_dir), "--no-progress"])
@@ -78,6 +88,8 @@ def test_bench_quick_json_through_the_server(capsys, tmp_path):
     assert r["lsp_overhead_ratio"] > 0 and r["first_state_ms_p50"] <= r["final_ms_p50"]
     e = r["engine"]
     assert e["one_per_forward"]["tokens_per_forward"] <= 1.0 and e["ar"]["tokens_per_forward"] <= 1.0
+    assert r["lossless_mismatches"] == e["lossless_mismatches"] == 0  # one token per forward's fills, exactly
+    assert e["lossless"]["nfe"] <= e["one_per_forward"]["nfe"] and e["lossless"]["steps_per_forward"] >= 1
 
 
 def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, data_dir, tmp_path):
@@ -93,7 +105,7 @@ def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, d
     spec.loader.exec_module(tables)
     first = run_json(capsys, ["eval", "--suite", "humaneval-single", "--typed", "2", "--no-heal", "--start", "0",
                               "--sizing", "fixed:16", "--sampler", "threshold:0.7", "--budget", "200", "--limit", "2",
-                              "--json",
+                              "--json", "--against", "lossless:2",
                               "--data", str(data_dir), "--threads", "1", "--no-progress"])
     (tmp_path / "x.json").write_text(json.dumps(first))
     (line,) = tables.commands(tmp_path, "OUT", f"--data {data_dir}")
@@ -103,3 +115,4 @@ def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, d
     keys = ("suite", "n", "sampler", "sizing", "typed", "heal", "context_budget", "sampler_config", "exact_match",
             "nfe")
     assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
+    assert again["against"]["sampler"] == "lossless:2" and again["against"]["nfe"] == first["against"]["nfe"]

@@ -24,14 +24,23 @@ def test_the_first_canvas_is_the_backends_unless_set():
     assert s.canvas_start is None and "canvasStart" in problems[0]
 
 
+def test_lossless_is_a_strategy_with_the_samplers_own_defaults():
+    s, problems = parse_settings({"strategy": "lossless"})
+    cfg = s.sampler()
+    assert problems == [] and cfg.strategy == "lossless" and cfg.draft == SamplerConfig().draft
+    assert s.notes() == []
+    elsewhere = Settings(strategy="lossless", backend="transformers", model_path="/m")
+    assert "one token per forward" in elsewhere.notes()[0]  # its forwards cannot be batched: the same text, slower
+
+
 def test_each_bad_value_is_named_and_replaced_by_its_default():
     s, problems = parse_settings({"steps": 0, "strategy": "best", "device": "gpu", "threshold": 0.5, "x": 1})
     assert (s.steps, s.strategy, s.device, s.threshold) == (32, "threshold", "cpu", 0.5)
     assert problems == [
         "unknown setting ignored: x",
         "invalid setting device='gpu' (Value error, must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
-        "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold', 'eb' or "
-        "'native'); using the default 'threshold'",
+        "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold', 'eb', "
+        "'lossless' or 'native'); using the default 'threshold'",
         "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 32",
     ]
     assert parse_settings([1]) == (Settings(), ["settings must be an object, got list; using the defaults"])
