@@ -2,11 +2,13 @@
 string or comment is not a call), and checked on the running server:
 
 - weights load with safetensors; `torch.load` is never called without `weights_only=True`; transformers loads with
-  `use_safetensors=True` and never `trust_remote_code=True`; nothing imports pickle (or dill, joblib, marshal, shelve);
+  `use_safetensors=True` and never `trust_remote_code=True` (the masked-diffusion backend passes the user's own
+  `trustRemoteCode` setting, off by default); nothing imports pickle (or dill, joblib, marshal, shelve);
 - nothing calls eval / exec / compile (settings and model configs are data, validated, never run); the evaluation
   runner executes candidate programs in a sandboxed subprocess, from a string it writes there, not in this process;
-- no network library is imported outside the remote vLLM backend and the sandbox (whose socket use is the code that
-  switches networking off inside it); the running server, after a fill, holds no internet socket.
+- no network library is imported outside the remote backends (vLLM, Mercury), `diffusion-ls doctor` (which asks a
+  vLLM server the user names) and the sandbox (whose socket use is the code that switches networking off inside it);
+  the running server, after a fill, holds no internet socket.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ PACKAGES = ("engine", "infill", "server")
 UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "joblib", "marshal", "shelve", "cloudpickle"}
 NETWORK = {"socket", "ssl", "urllib", "urllib3", "requests", "httpx", "http", "aiohttp", "websockets", "websocket",
            "ftplib", "smtplib", "telnetlib", "xmlrpc", "grpc"}
-NETWORK_ALLOWED = {"engine/backends/vllm.py"}  # the remote backend: talking to a vLLM server is its job
+NETWORK_ALLOWED = {
+    "engine/backends/vllm.py",  # the remote backend: talking to a vLLM server is its job
+    "engine/backends/mercury.py",  # the hosted diffusion API: talking to it is its job
+    "server/doctor.py",  # asks the vLLM server the user names whether it is up; never the public internet
+}
+# trust_remote_code only as the user's own setting (trustRemoteCode, off by default, logged when on): never a literal True
+REMOTE_CODE_SETTING = {"engine/backends/masked.py"}
 RUNNERS = {"eval", "exec", "compile", "__import__"}
 DATA_LOADERS = {"AutoConfig", "AutoTokenizer", "GenerationConfig"}  # JSON / tokenizer files, no weights
 
@@ -99,7 +107,8 @@ def test_weights_load_with_safetensors():
         for c in calls(tree):
             name = _name(c.func)
             if name.endswith(".from_pretrained"):
-                assert _kw(c, "trust_remote_code") in (None, False), f"{rel}:{c.lineno} runs the model's code"
+                allowed = (None, False, "<expr>") if rel in REMOTE_CODE_SETTING else (None, False)
+                assert _kw(c, "trust_remote_code") in allowed, f"{rel}:{c.lineno} runs the model's code"
                 if name.split(".")[-2] not in DATA_LOADERS:
                     assert _kw(c, "use_safetensors") is True, f"{rel}:{c.lineno} {name} may unpickle weights"
 
