@@ -603,7 +603,7 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
         "load_avg_1m_end": _load(),
     })
     if against is not None:
-        out["against"] = compare(records, other, against)
+        out["against"] = compare(records, other, against, tasks, timeout, memory_mb)
     return out
 
 
@@ -611,14 +611,22 @@ def _load() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
-def compare(records: Sequence[dict], other: Sequence[Fill], against: Sampler) -> dict:
-    """The run's fills (records) beside another sampler's fills of the same holes."""
+def compare(records: Sequence[dict], other: Sequence[Fill], against: Sampler, tasks: Sequence[Task],
+            timeout: float = sandbox.TIMEOUT_S, memory_mb: int = sandbox.MEMORY_MB) -> dict:
+    """The run's fills (records) beside another sampler's fills of the same holes, scored the same way (a fill equal
+    to the run's takes its score)."""
+    scores = [r if f.text == r["fill"] else score(t, f.text, timeout, memory_mb)
+              for r, f, t in zip(records, other, tasks, strict=True)]
+    executed = [float(x["passed"]) for x in scores if x["passed"] is not None]
     ms, ms_other = sum(r["ms"] for r in records), sum(f.ms for f in other)
     decode, decode_other = ms - sum(r["prefill_ms"] for r in records), ms_other - sum(f.prefill_ms for f in other)
     nfe, nfe_other = sum(r["nfe"] for r in records), sum(f.nfe for f in other)
     return {
         "sampler": against.name,
         "mismatches": sum(r["raw"] != f.raw for r, f in zip(records, other, strict=True)),
+        "pass@1": _mean(executed) if executed else None,
+        "exact_match": _mean([float(x["exact"]) for x in scores]),
+        "edit_similarity": _mean([x["edit_similarity"] for x in scores]),
         "nfe": _mean([f.nfe for f in other]),
         "fill_ms_mean": round(ms_other / len(other), 1) if other else None,
         "fill_ms_mean_self": round(ms / len(records), 1) if records else None,

@@ -157,7 +157,8 @@ def report(r: dict) -> str:
     ]
     if r.get("against"):
         a = r["against"]
-        lines.append(f"  against {a['sampler']}: nfe {a['nfe']} ({a['nfe_ratio']}x the forwards), fill mean "
+        lines.append(f"  against {a['sampler']}: pass@1 {_pct(a['pass@1'])}  exact {_pct(a['exact_match'])}  edit-sim "
+                     f"{_pct(a['edit_similarity'])}, nfe {a['nfe']} ({a['nfe_ratio']}x the forwards), fill mean "
                      f"{a['fill_ms_mean']} ms vs {a['fill_ms_mean_self']} ms (speedup {a['speedup']}x, decoding alone "
                      f"{a['decode_speedup']}x), "
                      f"{a['mismatches']} fills differ")

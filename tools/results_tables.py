@@ -84,17 +84,17 @@ def quality(d: Path) -> str:
 
 
 def lossless(d: Path) -> str:
-    """Runs measured against another sampler hole by hole (`eval --against`): lossless against one token per forward."""
+    """Runs measured against another sampler hole by hole (`eval --against`): lossless against one token per forward
+    (speedup: the other sampler's wall clock over the run's, prefill included, and decoding alone)."""
     out = ["| suite | sampler | against | fills that differ | nfe | nfe against | steps / forward | canvases / forward"
-           " | speedup (decoding) | load |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, suite, _sampler, _sizing in ROWS:
-        f = d / f"{name}.json"
-        if not f.exists() or not f.stat().st_size:
-            continue
-        r = json.loads(f.read_text())
-        a = r.get("against")
+           " | speedup (decoding alone) | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+    suites = {name: suite for name, suite, _sampler, _sizing in ROWS}
+    for f in sorted(d.glob("*.json")):
+        r = json.loads(f.read_text()) if f.stat().st_size else {}
+        a = r.get("against") if isinstance(r, dict) else None
         if not a:
             continue
+        suite = suites.get(f.stem.split("_vs_")[0], r["suite"])
         load = f"{r['load_avg_1m']} -> {r['load_avg_1m_end']}" if r.get("load_avg_1m") is not None else "-"
         out.append(f"| {suite} ({r['n']}) | {r['sampler']} | {a['sampler']} | {a['mismatches']} | {r['nfe']:.2f} | "
                    f"{a['nfe']:.2f} | {r['steps_per_forward']:.2f} | {r['canvases_per_forward']:.2f} | "
@@ -124,7 +124,7 @@ def commands(d: Path, out: str, extra: str = "") -> list[str]:
     lines = []
     for f in sorted(d.glob("*.json")):
         r = json.loads(f.read_text())
-        if "suite" not in r:  # bench.json
+        if "suite" not in r or "sampler" not in r:  # bench*.json; repo_*.json (written by server.repo_eval)
             continue
         cmd = ["diffusion-ls eval", f"--suite {r['suite']}", f"--limit {r['n']}", f"--sampler {r['sampler']}"]
         if r["suite"] == "heldout" and f.stem.startswith("lang_"):  # tools/lang_corpus.py's tree of the language

@@ -42,6 +42,8 @@ def test_eval_lossless_against_one_per_forward_fills_the_same_in_fewer_forwards(
     assert r["nfe"] < a["nfe"] and a["nfe_ratio"] > 1 and r["canvases_per_forward"] >= r["steps_per_forward"] > 1
     assert r["steps_per_forward"] * r["nfe"] == pytest.approx(a["nfe"], rel=0.01)  # one per forward's steps, all
     assert r["load_avg_1m"] is not None and a["speedup"] > 0 and a["decode_speedup"] > 0
+    assert (a["pass@1"], a["exact_match"], a["edit_similarity"]) == (r["pass@1"], r["exact_match"],
+                                                                     r["edit_similarity"])  # the same fills
 
 
 def test_eval_canonical_fills_pass_by_execution(capsys, data_dir):
