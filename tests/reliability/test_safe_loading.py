@@ -31,7 +31,7 @@ NETWORK_ALLOWED = {
     "engine/backends/mercury.py",  # the hosted diffusion API: talking to it is its job
     "server/doctor.py",  # asks the vLLM server the user names whether it is up; never the public internet
 }
-# trust_remote_code only as the user's own setting (trustRemoteCode, off by default, logged when on): never a literal True
+# trust_remote_code only as the user's own setting (trustRemoteCode, off by default, logged when on), never True
 REMOTE_CODE_SETTING = {"engine/backends/masked.py"}
 RUNNERS = {"eval", "exec", "compile", "__import__"}
 DATA_LOADERS = {"AutoConfig", "AutoTokenizer", "GenerationConfig"}  # JSON / tokenizer files, no weights
