@@ -60,6 +60,18 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="repo: repoContextBudget, tokens of other files' chunks before the SPM context (0: none)")
 
 
+def _embedded(args: argparse.Namespace):
+    """The embedded model the options name, or None after saying why it cannot load."""
+    from engine.backend import EmbeddedBackend
+    from engine.model import ModelLoadError
+
+    try:
+        return EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+    except ModelLoadError as exc:
+        print(f"diffusion-ls eval: {exc}", file=sys.stderr)
+        return None
+
+
 def main(args: argparse.Namespace) -> int:
     if args.suite == "repo":
         return repo_main(args)
@@ -73,13 +85,8 @@ def main(args: argparse.Namespace) -> int:
     except (ev.EvalError, ValueError) as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return 2
-    from engine.backend import EmbeddedBackend
-    from engine.model import ModelLoadError
-
-    try:
-        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
-    except ModelLoadError as exc:
-        print(f"diffusion-ls eval: {exc}", file=sys.stderr)
+    backend = _embedded(args)
+    if backend is None:
         return 2
     out = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115 (closed below)
 
@@ -114,13 +121,8 @@ def repo_main(args: argparse.Namespace) -> int:
     except (ev.EvalError, ValueError) as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return 2
-    from engine.backend import EmbeddedBackend
-    from engine.model import ModelLoadError
-
-    try:
-        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
-    except ModelLoadError as exc:
-        print(f"diffusion-ls eval: {exc}", file=sys.stderr)
+    backend = _embedded(args)
+    if backend is None:
         return 2
     with open(args.records, "w", encoding="utf-8") if args.records else contextlib.nullcontext() as out:
         write = (lambda r: out.write(json.dumps(r) + "\n")) if out is not None else None
