@@ -16,7 +16,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,6 +23,7 @@ import pytest
 from engine.backends.mercury import MercuryBackend, MercuryError, code_block, make_backend, trim
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled
+from tests.backends.loopback import serving
 
 pytest.importorskip("httpx")
 
@@ -135,17 +135,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@contextlib.contextmanager
-def running_fake_mercury() -> Iterator[FakeMercury]:
+def running_fake_mercury() -> contextlib.AbstractContextManager[FakeMercury]:
     """A FakeMercury serving on loopback from a thread; released and shut down on exit."""
-    srv = FakeMercury()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield srv
-    finally:
-        srv.release.set()
-        srv.shutdown()
-        srv.server_close()
+    return serving(FakeMercury())
 
 
 @pytest.fixture

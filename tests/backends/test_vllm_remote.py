@@ -14,7 +14,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 from engine.backends.vllm import CanvasRequest, VLLMError, VLLMRemoteBackend, make_backend
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled
+from tests.backends.loopback import serving
 
 pytest.importorskip("httpx")
 
@@ -143,17 +143,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
 
-@contextlib.contextmanager
-def running_fake_vllm() -> Iterator[FakeVLLM]:
+def running_fake_vllm() -> contextlib.AbstractContextManager[FakeVLLM]:
     """A FakeVLLM serving on loopback from a thread; released and shut down on exit."""
-    srv = FakeVLLM()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield srv
-    finally:
-        srv.release.set()
-        srv.shutdown()
-        srv.server_close()
+    return serving(FakeVLLM())
 
 
 @pytest.fixture
