@@ -122,9 +122,8 @@ def main(args: argparse.Namespace) -> int:
     out = fill.run(backend, plan, settings.sampler(), session=str(path), on_partial=on_partial)
     canvas.clear()
     sys.stdout.write(out.fills[0] + ("\n" if not out.fills[0].endswith("\n") else ""))
-    if not out.fills[0].strip():
-        print("diffusion-ls complete: empty fill (the model ended it at once, or its text would have broken the file)",
-              file=sys.stderr)
+    if out.refused(0) is not None:  # the edit guard's reason (infill.guard), as an editor would show it
+        print(f"diffusion-ls complete: no completion: {out.refused(0)}", file=sys.stderr)
     if args.stream:
         s = out.stats
         print(f"nfe {s.nfe}, {s.tokens} tokens, {s.tokens_per_forward:.2f} tokens/forward, "
