@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Job:
     task: asyncio.Task | None = None  # the request's task (its cancellation is a client cancel)
     serial: int = field(default_factory=lambda: next(_ids))
     step: int = 0  # diffusion/canvas notifications sent so far
+    started: float = field(default_factory=time.perf_counter)  # when the request's handler made it
 
     @property
     def id(self) -> str | int:

@@ -22,8 +22,9 @@ While a fill denoises, every forward sends a notification
 `id` is the request's JSON-RPC id; `step` counts this request's notifications (1, 2, ...); `range` is the document
 range the fill replaces; `text` its text so far with each masked slot as "·"; `masks` the [start, end) ranges of
 `text` still masked (UTF-16 code units, like LSP positions). The last one has done=true and equals the result; it
-carries `reason` when the guard refused the result (its text is then the document's own) and `cut` ("limit",
-"repetition") when a growing fill was stopped before the model ended it.
+carries `reason` when the guard refused the result (its text is then the document's own), `cut` ("limit",
+"repetition") when a growing fill was stopped before the model ended it, and `ms`, the server's own time for the
+request.
 Nothing is sent for a request after it was cancelled, superseded, or its document changed. A backend that is not
 steppable (vLLM runs its own loop) sends one per committed canvas instead, with no masks: its fill so far.
 
@@ -483,8 +484,11 @@ class DiffusionLanguageServer(LanguageServer):
         text is then the document's own), `cut` when a growing fill was stopped ("limit", "repetition")."""
         refused = [r for r in outcome.reasons if r is not None]
         reason = refused[0] if refused and len(refused) == len(outcome.reasons) else None
+        # ms: the server's own time for the request, from its handler to this result (what the transport, the event
+        # loop and the notifications add on top of it is what a client sees beyond it)
+        ms = round((time.perf_counter() - job.started) * 1e3, 1)
         self._notify_canvas(job, rng, text, [], outcome.stats.nfe, outcome.stats.blocks, 0, done=True, reason=reason,
-                            cut=outcome.stats.cut or None)
+                            cut=outcome.stats.cut or None, ms=ms)
 
     def _notify_canvas(self, job: Job, rng: types.Range, text: str, masks: list, nfe: int, block: int,
                        remasked: int, done: bool, **final: Any) -> None:
