@@ -411,6 +411,15 @@ def _position(text: str, offset: int) -> dict:
     return {"line": line, "character": offset - (text.rfind("\n", 0, offset) + 1)}
 
 
+def keystroke(text: str, cursor: int, code: str, k: int) -> tuple[dict, dict]:
+    """The k-th keystroke of typing `code` at `cursor`: (where its character goes, the cursor after it), as LSP
+    positions in the document as typed so far (in the untyped text, an offset past the cursor's line end would land
+    on the next line)."""
+    before = text[:cursor] + code[: k - 1] + text[cursor:]
+    after = text[:cursor] + code[:k] + text[cursor:]
+    return _position(before, cursor + k - 1), _position(after, cursor + k)
+
+
 async def _lsp_typing(options: dict, text: str, cursor: int, code: str, keystrokes: int) -> dict:
     """Open the file in a server over stdio, warm it up, then type: didChange + inlineCompletion per keystroke."""
     root = Path(__file__).resolve().parents[1]
@@ -430,14 +439,13 @@ async def _lsp_typing(options: dict, text: str, cursor: int, code: str, keystrok
             doc_pos = {"textDocument": {"uri": uri}, "context": {"triggerKind": 2}}
             await client.request("textDocument/inlineCompletion", {**doc_pos, "position": _position(text, cursor)})
             for k in range(1, keystrokes + 1):
-                pos = _position(text, cursor + k - 1)
+                pos, at = keystroke(text, cursor, code, k)
                 client.notify("textDocument/didChange", {
                     "textDocument": {"uri": uri, "version": 1 + k},
                     "contentChanges": [{"range": {"start": pos, "end": pos}, "text": code[k - 1]}]})
                 seen = len(client.notes)
                 t0 = time.perf_counter()
-                await client.request("textDocument/inlineCompletion",
-                                     {**doc_pos, "position": _position(text, cursor + k)})
+                await client.request("textDocument/inlineCompletion", {**doc_pos, "position": at})
                 t1 = time.perf_counter()
                 rid = client.last_id
                 notes = [(t, p) for t, m, p in client.notes[seen:] if m == "diffusion/canvas" and p.get("id") == rid]

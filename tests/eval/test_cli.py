@@ -118,3 +118,29 @@ def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, d
             "nfe")
     assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
     assert again["against"]["sampler"] == "lossless:2" and again["against"]["nfe"] == first["against"]["nfe"]
+
+
+def test_bench_types_each_character_where_the_cursor_is():
+    """The LSP leg's didChange positions, applied by the server's own Document, give the text the in-process
+    reference completes: typing at the end of an indented blank line stays on that line."""
+    from infill.document import Document
+    from server.bench import keystroke
+
+    text = "def f(x):\n    \n    return x\n"
+    cursor, code = text.index("    \n") + 4, "if x:"
+    doc = Document("file:///t.py", text, 1, "python")
+    for k in range(1, len(code) + 1):
+        pos, at = keystroke(text, cursor, code, k)
+        doc.apply_change(_Range(pos, pos), code[k - 1])
+        assert doc.text == text[:cursor] + code[:k] + text[cursor:]
+        assert doc.offset_at(_Pos(**at)) == cursor + k
+
+
+class _Pos:
+    def __init__(self, line: int, character: int) -> None:
+        self.line, self.character = line, character
+
+
+class _Range:
+    def __init__(self, start: dict, end: dict) -> None:
+        self.start, self.end = _Pos(**start), _Pos(**end)
