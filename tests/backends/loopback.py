@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,3 +20,18 @@ def serving(srv: Any) -> Iterator[Any]:
         srv.release.set()
         srv.shutdown()
         srv.server_close()
+
+
+def hold(handler: Any) -> bool:
+    """Hold a streamed response until the test releases it, writing keep-alives: a closed client shows as a failing
+    write within a few attempts. False (and srv.disconnected set) once it has gone."""
+    handler.server.release.wait(5)
+    for _ in range(100):
+        try:
+            handler.wfile.write(b": keep-alive\n\n")
+            handler.wfile.flush()
+        except OSError:
+            handler.server.disconnected.set()
+            return False
+        time.sleep(0.01)
+    return True

@@ -23,7 +23,7 @@ import pytest
 from engine.backends.mercury import MercuryBackend, MercuryError, code_block, make_backend, trim
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled
-from tests.backends.loopback import serving
+from tests.backends.loopback import hold, serving
 
 pytest.importorskip("httpx")
 
@@ -104,16 +104,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         for i, frame in enumerate(self.server.script):
-            if i == self.server.hold_after:
-                self.server.release.wait(5)
-                for _ in range(100):  # a closed client shows as a failing write within a few attempts
-                    try:
-                        self.wfile.write(b": keep-alive\n\n")
-                        self.wfile.flush()
-                    except OSError:
-                        self.server.disconnected.set()
-                        return
-                    time.sleep(0.01)
+            if i == self.server.hold_after and not hold(self):
+                return
             data = frame if isinstance(frame, str) else json.dumps(frame)
             try:
                 self.wfile.write(f"data: {data}\n\n".encode())

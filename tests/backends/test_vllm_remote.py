@@ -13,7 +13,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from engine.backends.vllm import CanvasRequest, VLLMError, VLLMRemoteBackend, make_backend
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled
-from tests.backends.loopback import serving
+from tests.backends.loopback import hold, serving
 
 pytest.importorskip("httpx")
 
@@ -128,16 +127,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         for i, chunk in enumerate(self.server.script):
-            if i == self.server.hold_after:
-                self.server.release.wait(5)
-                for _ in range(100):  # a closed client shows as a failing write within a few attempts
-                    try:
-                        self.wfile.write(b": keep-alive\n\n")
-                        self.wfile.flush()
-                    except OSError:
-                        self.server.disconnected.set()
-                        return
-                    time.sleep(0.01)
+            if i == self.server.hold_after and not hold(self):
+                return
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
