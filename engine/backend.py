@@ -63,6 +63,21 @@ class Capabilities:
                 "canvasBetween": self.canvas_between}
 
 
+class Seam:
+    """What a backend derives from its capabilities, so that each declares them once."""
+
+    capabilities: Capabilities
+
+    @property
+    def steppable(self) -> bool:
+        return self.capabilities.streams
+
+    @property
+    def noise(self) -> str:
+        """The sampler's noise: "mask" where the model has a mask token, else random tokens ("uniform")."""
+        return "mask" if self.capabilities.mask_token else "uniform"
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str  # "embedded", "transformers", "vllm-remote", ...
@@ -95,14 +110,12 @@ class InfillBackend(Backend, Protocol):
                        ) -> Handle: ...
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(Seam):
     """Our own two-mode model on CPU (or GPU), one preallocated KV cache per session (LRU-evicted)."""
 
     name = "embedded"
     capabilities = Capabilities(streams=True, instructions=False, mask_token=True, native_infill=True,
                                 exact_batches=True)
-    noise = "mask"
-    steppable = capabilities.streams
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", max_sessions: int = 4,
                  threads: int | None = None) -> None:

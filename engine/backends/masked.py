@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.backend import Capabilities, Handle
+from engine.backend import Capabilities, Handle, Seam
 from engine.backends.prompting import HFTokenizer
 from engine.model import ModelLoadError
 from engine.tokenizer import SpecialIds
@@ -169,14 +169,12 @@ class _Frozen:
         return self.length
 
 
-class MaskedDiffusionBackend:
+class MaskedDiffusionBackend(Seam):
     """A Dream/LLaDA-family model from a local directory, its canvas between the prefix and the suffix."""
 
     name = "masked-diffusion"
     capabilities = Capabilities(streams=True, instructions=False, mask_token=True, native_infill=True,
                                 canvas_between=True)
-    noise = "mask"
-    steppable = capabilities.streams
 
     def __init__(self, model_path: str | Path, device: str = "cpu", dtype: str = "auto", threads: int | None = None,
                  trust_remote_code: bool = False, dual_cache: bool = False, mask_token_id: int | None = None,

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.backend import Capabilities
+from engine.backend import Capabilities, Seam
 from engine.backends.prompting import DEFAULT_TASK, REWRITE_INSTRUCTION
 from engine.backends.vllm import Chunk
 from engine.model import ModelLoadError
@@ -58,14 +58,12 @@ class _TextOnly:
                          rewrite=-8)
 
 
-class MercuryBackend:
+class MercuryBackend(Seam):
     """The hosted Mercury models: `infill` on the FIM endpoint, `rewrite` on diffusing chat completions."""
 
     name = "mercury"
     # streams=False: the API streams its drafts, not every forward; one Chunk per draft
     capabilities = Capabilities(streams=False, instructions=True, mask_token=False, native_infill=True)
-    noise = "mask"  # unknown for a hosted model; nothing reads it for a backend that is not steppable
-    steppable = capabilities.streams
     prompter = None  # no chat prompt around a fill: the FIM endpoint takes prefix and suffix as they are
     tokenizer = _TextOnly()
     device = "remote"

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from engine import memory, quant
-from engine.backend import Capabilities, Handle
+from engine.backend import Capabilities, Handle, Seam
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled, CanvasSpec, CanvasState, SamplerConfig, SampleStats, _is_cancelled
@@ -91,14 +91,12 @@ class _Session:
     ids: list[int] = field(default_factory=list)  # the tokens the cache holds, in order
 
 
-class TransformersBackend:
+class TransformersBackend(Seam):
     """DiffusionGemma on a local GPU (or CPU), loaded from a local directory only; one KV cache per session (LRU)."""
 
     name = "transformers"
     capabilities = Capabilities(streams=True, instructions=True, mask_token=False, native_infill=False,
                                 native_loop=True)
-    noise = "uniform"
-    steppable = capabilities.streams
 
     def __init__(self, model_path: str | Path, device: str = "cpu", dtype: str = "auto", max_sessions: int = 4,
                  threads: int | None = None, self_conditioning: bool = True,

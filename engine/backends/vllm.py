@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.backend import Capabilities
+from engine.backend import Capabilities, Seam
 from engine.backends.prompting import TURN_CLOSE, ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled, _is_cancelled
@@ -78,14 +78,12 @@ class CanvasRequest:
         return x
 
 
-class _VLLMBase:
+class _VLLMBase(Seam):
     """Prompting and canvases shared by the in-process and the remote backend."""
 
     name = "vllm"
     # vLLM hands back committed canvases only
     capabilities = Capabilities(streams=False, instructions=True, mask_token=False, native_infill=False)
-    noise = "uniform"
-    steppable = capabilities.streams
 
     def __init__(self, tokenizer: Any, prompter: ChatPrompter, canvas_length: int = DEFAULT_CANVAS,
                  vocab_size: int = GEMMA_VOCAB, pin_suffix: int = 0, max_steps: int | None = None,
