@@ -81,6 +81,7 @@ class Plan:
     instruction: str = ""  # rewrite: what to do with the selection (chat models)
     prompter: Any = None  # a chat model's prompter: its answer is cut with `finish`
     repo: list[int] = field(default_factory=list)  # repository context ids before the SPM part (infill.repo_context)
+    dropped: list[Hole] = field(default_factory=list)  # holes `fit` left out: too far from the others for one canvas
 
     @property
     def span(self) -> tuple[int, int]:
@@ -200,7 +201,9 @@ def plan_holes(text: str, holes: list[Hole], lang: str | None, tok, budget: int,
 def fit(plan: Plan, tok, room: int) -> Plan:
     """The plan with its holes' capacities shrunk (in proportion, at least one slot each) so that the context and the
     canvas fit in `room` model positions: many placeholders filled at once share what the model has. Unchanged when
-    it already fits, or when even one slot per hole cannot make it fit (the text between the holes is too long)."""
+    it already fits. When even one slot per hole cannot fit (the text between the holes is too long), the longest run
+    of consecutive holes that can is kept and the others go to `dropped`: filled on their own, they fit; a single
+    hole that cannot fit is left for the engine to refuse, with the reason."""
     c = plan.canvas
     if c is None or room <= 0:
         return plan
@@ -211,13 +214,46 @@ def fit(plan: Plan, tok, room: int) -> Plan:
     caps = [h.capacity - t.extra_slots for h in plan.holes]  # plan_holes adds the extra slots again
     target = sum(caps) - over
     if target < len(caps):
-        return plan
+        keep = _fitting_run(plan, t, room)
+        if keep is None or keep[1] - keep[0] == len(plan.holes):
+            return plan
+        i, j = keep
+        kept = plan_holes(plan.text, plan.holes[i:j], plan.lang, t, plan.budget, plan.mode, plan.instruction,
+                          c.heal, plan.repo)
+        out = kept if _fits(kept, room) else fit(kept, tok, room)
+        dropped = sorted(plan.holes[:i] + plan.holes[j:] + out.dropped, key=lambda h: h.start)
+        return replace(out, dropped=dropped)
     new = [max(1, cap * target // sum(caps)) for cap in caps]
     while sum(new) > target:  # the floor of 1 can leave a few slots over: take them from the largest holes
         i = max(range(len(new)), key=new.__getitem__)
         new[i] -= 1
     holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
     return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal, plan.repo)
+
+
+def _fits(plan: Plan, room: int) -> bool:
+    c = plan.canvas
+    return c is None or len(c.context_ids) + len(c.canvas_ids) + len(c.suffix_ids) <= room
+
+
+def _fitting_run(plan: Plan, t: Target, room: int) -> tuple[int, int] | None:
+    """[i, j): the most consecutive holes whose canvas, one slot each, fits in room beside the plan's context (the
+    first such run; a run's own context can be longer: `fit` checks the run's plan again); None for a single hole."""
+    holes = plan.holes
+    if len(holes) < 2 or plan.canvas is None:
+        return None
+    context = len(plan.canvas.context_ids)
+    between = [len(t.tok.encode(plan.between(k))) for k in range(len(holes) - 1)]
+    best, i, used = None, 0, 1  # holes[i:j] use `used` positions: one slot each and the text between them
+    for j in range(1, len(holes) + 1):
+        if j > i + 1:
+            used += between[j - 2] + 1
+        while i < j - 1 and context + used > room:
+            used -= between[i] + 1
+            i += 1
+        if context + used <= room and (best is None or j - i > best[1] - best[0]):
+            best = (i, j)
+    return best or (0, 1)  # not even one hole beside this context: the first alone, with its own
 
 
 def _chat_context(prompter: Any, text: str, holes: Sequence[Hole], lang: str | None, mode: str, instruction: str,

@@ -763,14 +763,18 @@ def create_server() -> DiffusionLanguageServer:
             text, ranges, lang, tok, budget, max_tokens, repo=repo), at=ranges[0][0] if ranges else None)
         ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
         edits, kept = [], []
+        for h in plan.dropped:
+            kept.append({"range": ls.lsp_range(doc, h.start, h.end), "reason": "too far from the other placeholders "
+                         "to fill in one canvas: fill it on its own (select it)"})
         for i, (h, f) in enumerate(zip(plan.holes, out.fills, strict=True)):
             rng, reason = ls.lsp_range(doc, h.start, h.end), out.refused(i)
             if reason is None:
                 edits.append(types.TextEdit(rng, f))
             else:
                 kept.append({"range": rng, "reason": reason})
+        kept.sort(key=lambda k: (k["range"].start.line, k["range"].start.character))
         if kept:
-            log.info("infill of %s: %d of %d holes kept: %s", doc.uri, len(kept), len(plan.holes),
+            log.info("infill of %s: %d of %d holes kept: %s", doc.uri, len(kept), len(plan.holes) + len(plan.dropped),
                      "; ".join(k["reason"] for k in kept))
         return {"edits": edits, "kept": kept, "version": job.version}
 

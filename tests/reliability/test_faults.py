@@ -179,9 +179,10 @@ def test_a_broken_model_is_reported_with_what_to_do_and_the_server_stays_up(serv
 
 
 def test_an_engine_exception_fails_that_request_only(server: Server):
-    """One canvas for every placeholder of a file whose text between placeholders is longer than the embedded model's
-    positions: the engine raises during that job; the request fails with the reason, the next ones are served. A
-    contextBudget past the positions, by contrast, is cut to fit, and 120 placeholders close together share them."""
+    """A refine of a selection longer than the embedded model's positions (its tokens are the canvas): the engine
+    raises during that job; the request fails with the reason, the next ones are served. A contextBudget past the
+    positions, by contrast, is cut to fit; 120 placeholders close together share them; and placeholders too far
+    apart for one canvas are filled in the longest run that fits, the others kept with the reason."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
@@ -193,12 +194,19 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
         server.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
                                                                 "text": text}})
 
-    got = server.call("diffusion/infill", {"textDocument": {"uri": holes}})
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": long_text.count("\n"), "character": 0}}
+    got = server.call("diffusion/rewrite", {"textDocument": {"uri": big}, "range": whole, "mode": "refine"})
     error = got["error"]
     assert error["code"] == REQUEST_FAILED and "the fill failed" in error["message"]
     assert "beyond the model's max_seq_len 1536" in error["message"], error
     logged = [p["message"] for _, p in w.notes("window/logMessage", seen) if p["type"] == ERROR]
-    assert any(m.startswith("infill for file:///faults/many.py v1 failed") for m in logged), logged
+    assert any(m.startswith("rewrite for file:///faults/long.py v1 failed") for m in logged), logged
+
+    got = server.call("diffusion/infill", {"textDocument": {"uri": holes}})  # 40 placeholders, far apart
+    res = got.get("result") or {}
+    assert len(res.get("edits", [])) + len(res.get("kept", [])) == 40, got
+    far = [k for k in res["kept"] if k["reason"].startswith("too far from the other placeholders")]
+    assert far and len(far) < 40, res["kept"]
 
     got = _fill(server, small, "", 1, 4)  # another request: served
     assert "result" in got, got

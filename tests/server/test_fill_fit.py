@@ -34,10 +34,23 @@ def test_a_plan_that_fits_is_left_alone():
     assert fill.fit(plan, TOK, ROOM) is plan
 
 
-def test_text_between_holes_longer_than_the_model_is_left_to_fail():
+def test_holes_too_far_apart_for_one_canvas_keep_the_longest_run_that_fits():
     body = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
     text = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(40))
     plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
-    fixed = sum(plan.canvas.fixed)
-    assert fixed > ROOM
-    assert fill.fit(plan, TOK, ROOM) is plan  # no capacity makes it fit: the engine refuses it, with the reason
+    assert sum(plan.canvas.fixed) > ROOM  # no capacity makes all 40 fit
+    fitted = fill.fit(plan, TOK, ROOM)
+    assert positions(fitted) <= ROOM and len(fitted.holes) >= 2
+    kept = [(h.start, h.end) for h in fitted.holes]
+    every = [(h.start, h.end) for h in plan.holes]
+    assert kept == every[every.index(kept[0]) : every.index(kept[0]) + len(kept)]  # consecutive
+    assert sorted(kept + [(h.start, h.end) for h in fitted.dropped]) == every  # the rest are reported, none lost
+    alone = fill.plan_ranges(text, [(fitted.dropped[-1].start, fitted.dropped[-1].end)], "python", TOK, 384, 256)
+    assert positions(fill.fit(alone, TOK, ROOM)) <= ROOM  # each dropped one fits on its own
+
+
+def test_a_single_hole_longer_than_the_model_is_left_to_fail():
+    text = "def f(a):\n" + "".join(f"    x{j} = compute(a, {j})\n" for j in range(400))
+    plan = fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "refine")
+    assert positions(plan) > ROOM
+    assert fill.fit(plan, TOK, ROOM) is plan  # nothing to drop: the engine refuses it, with the reason
