@@ -111,9 +111,9 @@ class _Errors:
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
 
-    def before(self, win: tuple[int, int]) -> int:
+    def before(self, win: tuple[int, int]) -> tuple[int, int]:
         if win not in self._before:
-            self._before[win] = _syntax.count_errors(self.text[win[0] : win[1]], self.lang)
+            self._before[win] = _syntax.brokenness(self.text[win[0] : win[1]], self.lang)
         return self._before[win]
 
     def edited(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> str:
@@ -124,14 +124,20 @@ class _Errors:
         parts.append(self.text[pos : win[1]])
         return "".join(parts)
 
-    def after(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> int:
-        return _syntax.count_errors(self.edited(win, edits), self.lang)
+    def after(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> tuple[int, int]:
+        return _syntax.brokenness(self.edited(win, edits), self.lang)
 
     def adds_errors(self, edits: Sequence[tuple[int, int, str]]) -> bool:
         if self.lang is None or not edits:
             return False
         win = self.window(edits[0][0], edits[-1][1])
-        if self.after(win, edits) > self.before(win):
+        (n_after, bytes_after), (n_before, bytes_before) = self.after(win, edits), self.before(win)
+        if n_after > n_before:
+            return True
+        # tree-sitter merges errors: in a text broken already (a window cut mid-class, a buffer being typed) new
+        # garbage can join an ERROR node and leave the count as it was, but that node then grows by more than the edit
+        grown = sum(len(_syntax.encode(new)) - len(_syntax.encode(self.text[start:end])) for start, end, new in edits)
+        if bytes_after > bytes_before + max(0, grown):
             return True
         # tree-sitter's Python grammar accepts lines indented past their block; Python itself does not (only an edit
         # with a line break can indent a line: a one-line completion, the common case, skips the two extra parses)

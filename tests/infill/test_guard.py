@@ -86,3 +86,14 @@ def test_python_indentation_that_tree_sitter_lets_through_is_refused():
     assert one(text, start, end, good).ok
     broken_before = "def f(:\n    x = 1\n"  # a document that does not compile: only tree-sitter's count decides
     assert one(broken_before, broken_before.index("x = 1"), broken_before.index("x = 1") + 5, "y = 2").ok
+
+
+def test_garbage_that_joins_an_existing_error_is_refused_though_the_count_stays():
+    # a buffer being typed: the class is not closed yet (2 MISSING nodes); tree-sitter folds the garbage into an ERROR
+    # node without adding to the count, but that node's bytes grow by more than the edit
+    text = "class A {\n  void f() {\n    int x = 1;\n  }\n  /** Docs for g. TODO */\n  void g() {\n    int y = 2;\n  }\n"
+    text += "  void h() {\n"
+    a, b = text.index("/**"), text.index("*/") + 2
+    v = one(text, a, b, " * *\n * @ @ @ @ * *\n * @ @", lang="java")
+    assert not v.ok and v.reason == "the answer would add parse errors: `* *`"
+    assert one(text, a, b, "/** Docs for g. */", lang="java").ok  # a fill inside the broken text is still fine
