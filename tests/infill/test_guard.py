@@ -91,8 +91,8 @@ def test_python_indentation_that_tree_sitter_lets_through_is_refused():
 def test_garbage_that_joins_an_existing_error_is_refused_though_the_count_stays():
     # a buffer being typed: the class is not closed yet (2 MISSING nodes); tree-sitter folds the garbage into an ERROR
     # node without adding to the count, but that node's bytes grow by more than the edit
-    text = "class A {\n  void f() {\n    int x = 1;\n  }\n  /** Docs for g. TODO */\n  void g() {\n    int y = 2;\n  }\n"
-    text += "  void h() {\n"
+    text = "class A {\n  void f() {\n    int x = 1;\n  }\n  /** Docs for g. TODO */\n"
+    text += "  void g() {\n    int y = 2;\n  }\n  void h() {\n"
     a, b = text.index("/**"), text.index("*/") + 2
     v = one(text, a, b, " * *\n * @ @ @ @ * *\n * @ @", lang="java")
     assert not v.ok and v.reason == "the answer would add parse errors: `* *`"
