@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -76,6 +77,16 @@ class Seam:
     def noise(self) -> str:
         """The sampler's noise: "mask" where the model has a mask token, else random tokens ("uniform")."""
         return "mask" if self.capabilities.mask_token else "uniform"
+
+
+def fold_ends(raw: Tensor, pad: int, end_ids: Sequence[int], banned: Tensor | Sequence[int]) -> Tensor:
+    """A foreign model's logits (B, C, V) as the sampler reads them, on the CPU: its pad is "the fill ends here", so
+    every end token (eos, end of turn, pad) is folded into it; control tokens are banned."""
+    logits = raw.clone()  # (B, C, V)
+    logits[..., pad] = torch.logsumexp(raw[..., list(end_ids)], dim=-1)  # (B, C): any end token = "ends here"
+    logits[..., [i for i in end_ids if i != pad]] = -math.inf
+    logits[..., banned] = -math.inf
+    return logits.cpu()
 
 
 @runtime_checkable

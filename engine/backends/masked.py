@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.backend import Capabilities, Handle, Seam
+from engine.backend import Capabilities, Handle, Seam, fold_ends
 from engine.backends.prompting import HFTokenizer
 from engine.model import ModelLoadError
 from engine.tokenizer import SpecialIds
@@ -385,13 +384,7 @@ class MaskedDiffusionBackend(Seam):
         return max(prefix_len - 1, 0) if self.conventions.shift else prefix_len
 
     def _for_sampler(self, raw: Tensor) -> Tensor:
-        logits = raw.clone()  # (B, C, V)
-        pad = self.special.pad
-        logits[..., pad] = torch.logsumexp(raw[..., self.end_ids], dim=-1)  # (B, C): any end token = "ends here"
-        others = [i for i in self.end_ids if i != pad]
-        logits[..., others] = -math.inf
-        logits[..., self._banned] = -math.inf
-        return logits.cpu()
+        return fold_ends(raw, self.special.pad, self.end_ids, self._banned)  # (B, C, V)
 
 
 def _parts(handle: Handle) -> tuple[tuple[int, ...], tuple[int, ...]]:

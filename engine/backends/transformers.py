@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +31,7 @@ import torch
 from torch import Tensor
 
 from engine import memory, quant
-from engine.backend import Capabilities, Handle, Seam
+from engine.backend import Capabilities, Handle, Seam, fold_ends
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
 from engine.sampler import Cancelled, CanvasSpec, CanvasState, SamplerConfig, SampleStats, _is_cancelled
@@ -296,13 +295,7 @@ class TransformersBackend(Seam):
         return out.logits.float()  # (B, C, V), softcapped
 
     def _for_sampler(self, raw: Tensor) -> Tensor:
-        logits = raw.clone()  # (B, C, V)
-        pad = self.special.pad
-        logits[..., pad] = torch.logsumexp(raw[..., self.end_ids], dim=-1)  # (B, C): any end token = "ends here"
-        others = [i for i in self.end_ids if i != pad]
-        logits[..., others] = -math.inf
-        logits[..., self._banned] = -math.inf
-        return logits.cpu()
+        return fold_ends(raw, self.special.pad, self.end_ids, self._banned)  # (B, C, V)
 
     # ---- the model's own loop ----------------------------------------------------------------------------------
 
