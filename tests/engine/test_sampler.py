@@ -95,10 +95,13 @@ def test_same_seed_same_result_and_temperature_sampling_is_seeded(backend, ctx):
         assert a == b
 
 
-def test_cancellation_stops_within_one_forward(backend, ctx):
+@pytest.mark.parametrize("strategy", ["confidence", "lossless"])
+def test_cancellation_stops_within_one_forward(backend, ctx, strategy):
     counting = CountingBackend(backend)
     cancel = threading.Event()
     cfg = SamplerConfig(strategy="confidence", k=1, steps=64, block_size=32, max_new=32, grow=False)
+    if strategy == "lossless":  # between its batched forwards too
+        _, cfg = one_per_forward_and_lossless(SamplerConfig(block_size=32, max_new=32, grow=False))
     gen = denoise_stream(counting, counting.prefill(ctx, "c"), CanvasSpec.single(32, backend.special.mask), cfg, cancel)
     next(gen)
     next(gen)
@@ -558,19 +561,6 @@ def test_lossless_renoises_and_refines_as_one_per_forward(backend, ctx):
     spec = lambda: CanvasSpec(list(given), [False] * len(given), [(0, len(given))],  # noqa: E731
                               decided=[True] * len(given))
     assert_lossless(lambda: CountingBackend(backend), ctx, spec, replace(cfg, refine_threshold=0.5))
-
-
-def test_lossless_is_cancelled_between_forwards(backend, ctx):
-    counting = CountingBackend(backend)
-    cancel = threading.Event()
-    _, cfg = one_per_forward_and_lossless(SamplerConfig(block_size=32, max_new=32, grow=False))
-    gen = denoise_stream(counting, counting.prefill(ctx, "c"), CanvasSpec.single(32, backend.special.mask), cfg, cancel)
-    next(gen)
-    next(gen)
-    cancel.set()
-    with pytest.raises(Cancelled):
-        next(gen)
-    assert counting.forwards == 2
 
 
 def test_lossless_runs_one_canvas_per_forward_where_batches_are_not_exact(backend, ctx):
