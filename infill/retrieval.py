@@ -1,0 +1,232 @@
+"""The repository index and the choice of chunks for a cursor: pure and in memory, shared by the server
+(server.workspace feeds it from the disk and the editor on a background thread) and by training (infill.training
+builds the same context for its examples, so the model learns from what serving gives it).
+
+The index holds tree-sitter definitions (signatures) and line windows for a lexical retriever (BM25's idf over word
+sets). It is safe to read while one thread writes: a lock guards the tables, held only for a dictionary update or a
+lookup, never while a file is parsed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from infill.languages import language_for
+from infill.repo_context import (
+    Chunk,
+    Definition,
+    definitions,
+    identifiers,
+    line_windows,
+    names_near,
+    query_text,
+    similarity,
+)
+
+MAX_WINDOWS = 400_000  # line windows at most, all files together
+MAX_DEFS_PER_NAME = 4  # `__init__`, `get`, `run` are defined everywhere: a few are enough, the rest say nothing
+WINDOW_LINES = 16  # retrieval windows (RepoCoder: 20 lines, stride 10; a 17M model's context is short)
+WINDOW_STRIDE = 8
+DF_CUTOFF = 0.02  # query words in more than this share of windows (and 256) are skipped: scanning them costs, they
+#                   tell little
+PICK_DUP = 0.5  # chosen chunks this similar to a better one are dropped (an open file and its indexed window)
+MIN_SCORE = 0.15  # snippets scoring less share too little with the cursor's lines to be worth their tokens
+SNIPPETS = 6  # candidates returned; the token budget decides how many are used
+
+
+@dataclass
+class _File:
+    path: Path
+    rel: str
+    mtime: float
+    windows: list[int]  # window ids
+    names: list[str]  # defined names (keys of Index.defs holding this file)
+
+
+@dataclass
+class _Window:
+    file: str  # _File key (the absolute path as a string)
+    line: int
+    size: int  # distinct words
+
+
+class Index:
+    """Definitions and line windows of workspace files; safe to read while one thread writes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.files: dict[str, _File] = {}
+        self.windows: list[_Window | None] = []
+        self.postings: dict[str, array] = {}  # word -> window ids holding it (dead ids filtered when read)
+        self.defs: dict[str, list[tuple[str, Definition]]] = {}  # name -> (file key, definition)
+        self.live = 0  # live windows
+        self.generation = 0  # bumped by every change: selections cached before it are stale
+
+    def add(self, path: Path, rel: str, text: str, mtime: float) -> bool:
+        """Index (or index again) one file from its text; False when the window cap is reached."""
+        lang = language_for(path.name)
+        defs = definitions(text, lang) if lang else []
+        wins = line_windows(text, WINDOW_LINES, WINDOW_STRIDE)
+        words = [set(identifiers(w)) for _, w in wins]  # parsed and split outside the lock
+        key = str(path)
+        with self.lock:
+            self._remove(key)
+            if self.live + len(wins) > MAX_WINDOWS:
+                return False
+            ids = []
+            for (line, _), ws in zip(wins, words, strict=True):
+                wid = len(self.windows)
+                self.windows.append(_Window(key, line, len(ws)))
+                ids.append(wid)
+                for w in ws:
+                    self.postings.setdefault(w, array("I")).append(wid)
+            self.live += len(ids)
+            names = []
+            for d in defs:
+                same = self.defs.setdefault(d.name, [])
+                if len(same) < MAX_DEFS_PER_NAME:
+                    same.append((key, d))
+                    names.append(d.name)
+            self.files[key] = _File(path, rel, mtime, ids, names)
+            self.generation += 1
+        return True
+
+    def remove(self, path: Path) -> None:
+        with self.lock:
+            self._remove(str(path))
+            self.generation += 1
+
+    def _remove(self, key: str) -> None:
+        old = self.files.pop(key, None)
+        if old is None:
+            return
+        for wid in old.windows:
+            self.windows[wid] = None
+        self.live -= len(old.windows)
+        for name in set(old.names):
+            kept = [(k, d) for k, d in self.defs.get(name, ()) if k != key]
+            if kept:
+                self.defs[name] = kept
+            else:
+                self.defs.pop(name, None)
+        if len(self.windows) > 2 * self.live + 1024:  # mostly dead ids: rebuild the postings without them
+            self._compact()
+
+    def _compact(self) -> None:
+        remap: dict[int, int] = {}
+        kept: list[_Window | None] = []
+        for wid, w in enumerate(self.windows):
+            if w is not None:
+                remap[wid] = len(kept)
+                kept.append(w)
+        self.windows = kept
+        for f in self.files.values():
+            f.windows = [remap[w] for w in f.windows]
+        self.postings = {k: array("I", (remap[i] for i in v if i in remap)) for k, v in self.postings.items()}
+        self.postings = {k: v for k, v in self.postings.items() if v}
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {"files": len(self.files), "windows": self.live, "names": len(self.defs),
+                    "postings": sum(len(v) for v in self.postings.values())}
+
+    def idf(self, word: str) -> float:
+        n = max(1, self.live)
+        df = len(self.postings.get(word, ()))
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def search(self, query: list[str], exclude: str | None, k: int) -> list[tuple[float, str, int]]:
+        """(score, file key, line) of the k windows holding the largest share of the query's weight (BM25's idf over
+        word sets: 1.0 holds every query word), the file `exclude` left out."""
+        q = set(query)
+        with self.lock:
+            n = max(1, self.live)
+            total = sum(self.idf(w) for w in q) or 1.0
+            scores: dict[int, float] = {}
+            for w in q:
+                post = self.postings.get(w)
+                if post is None or len(post) > max(256, DF_CUTOFF * n):
+                    continue
+                weight = self.idf(w) / total
+                for wid in post:
+                    scores[wid] = scores.get(wid, 0.0) + weight
+            ranked = []
+            for wid, s in scores.items():
+                win = self.windows[wid]
+                if win is None or win.file == exclude:
+                    continue
+                ranked.append((s, win.size, win.file, win.line))
+        ranked.sort(key=lambda r: (-r[0], r[1], r[2], r[3]))  # equal scores: the shorter window says it more densely
+        return [(s, f, line) for s, _, f, line in ranked[:k]]
+
+    def lookup(self, name: str, exclude: str | None) -> list[tuple[str, Definition]]:
+        with self.lock:
+            return [(k, d) for k, d in self.defs.get(name, ()) if k != exclude]
+
+    def rel(self, key: str) -> str:
+        f = self.files.get(key)
+        return f.rel if f is not None else key
+
+
+# -- the choice of chunks ---------------------------------------------------------------------------------------------
+
+
+def select(index: Index, key: str, text: str, offset: int, window_text: Callable[[str, int, int], str | None],
+           recent: Sequence[tuple[Chunk, frozenset[str]]] = (), k: int = SNIPPETS) -> list[Chunk]:
+    """Chunks for a cursor at `offset` of `text` (the file `key`), best first: definitions of the names used near it
+    interleaved with the snippets most similar to its lines (index windows, and `recent` chunks with their words),
+    its own file left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
+    names = names_near(text, offset)
+    query = identifiers(query_text(text, offset))
+    defs: list[Chunk] = []
+    for name in names:
+        for fkey, d in index.lookup(name, key):
+            defs.append(Chunk(index.rel(fkey), d.signature, "definition", d.line))
+        if len(defs) >= k:
+            break
+    scored: list[tuple[float, Chunk]] = []
+    for score, fkey, line in index.search(query, key, k):
+        if score < MIN_SCORE:
+            continue
+        body = window_text(fkey, line, WINDOW_LINES)
+        if body:
+            scored.append((score, Chunk(index.rel(fkey), body, "snippet", line, round(score, 3))))
+    qset = set(query)
+    total = sum(index.idf(w) for w in qset) or 1.0
+    for chunk, words in recent:
+        s = sum(index.idf(w) for w in qset & words) / total
+        if s >= MIN_SCORE:
+            scored.append((s, Chunk(chunk.path, chunk.text, "recent", chunk.line, round(s, 3))))
+    scored.sort(key=lambda t: (-t[0], t[1].path, t[1].line))
+    snippets: list[Chunk] = []
+    seen: list[set[str]] = []
+    for _, c in scored:
+        ws = set(identifiers(c.text))
+        if any(similarity(ws, o) > PICK_DUP for o in seen):
+            continue
+        seen.append(ws)
+        snippets.append(c)
+        if len(snippets) >= k:
+            break
+    return [c for pair in _interleave(_dedupe(defs), snippets) for c in pair]
+
+
+def _dedupe(chunks: Iterable[Chunk]) -> list[Chunk]:
+    seen, out = set(), []
+    for c in chunks:
+        if (c.path, c.line) not in seen:
+            seen.add((c.path, c.line))
+            out.append(c)
+    return out
+
+
+def _interleave(a: list[Chunk], b: list[Chunk]) -> list[tuple[Chunk, ...]]:
+    out: list[tuple[Chunk, ...]] = []
+    for i in range(max(len(a), len(b))):
+        out.append(tuple(x[i] for x in (a, b) if i < len(x)))
+    return out
