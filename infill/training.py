@@ -4,17 +4,25 @@ Each example cuts a middle out of a file (a tree-sitter span of one of the situa
 lays the rest out suffix-first with `spm_context`, and turns the middle into a canvas: middle tokens followed by pad
 slots up to a random capacity, so the model learns to end early. Long middles are split block-autoregressively: part
 of the middle is already committed into the context, the canvas holds the next block.
+
+With `repo_p`, an example also gets repository context before its SPM part: chunks of the other files of its package,
+chosen by infill.retrieval and laid out by infill.repo_context exactly as the server chooses and lays them out for a
+cursor, so the model learns to read (and copy from) what serving gives it.
 """
 
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.tokenizer import Tokenizer
 from engine.train import Example
+from infill import retrieval
 from infill.canvas import spm_context
+from infill.repo_context import repo_context
 from infill.spans import Span, syntax_spans
 
 # How often each situation class is drawn: short, local holes dominate what users type.
@@ -43,12 +51,17 @@ class ExampleConfig:
     free_capacity_p: float = 0.5  # share of ending canvases whose capacity is drawn up to the block, whatever the
     #                               fill's length (the server's canvases grow past short fills: 8 -> 16 -> 32; r4 on,
     #                               r1-r3 trained with 0)
+    repo_p: float = 0.0  # share of examples with repository context (other files of the same package)
+    repo_budget: int = 512  # its budget is drawn in [64, repo_budget]: the server's repoContextBudget is one setting
+    repo_files: int = 400  # files indexed per package at most (a package's index is built once, a few are kept)
 
 
 @dataclass(frozen=True)
 class SourceFile:
     text: str
     lang: str
+    path: str = ""  # path in its package (shown to the model on a chunk's first line)
+    package: str = ""  # files of one package are each other's repository
 
 
 def _random_span(text: str, rng: random.Random) -> Span | None:
@@ -98,6 +111,10 @@ class ExampleStream:
         self.cfg = cfg
         self.rng = random.Random(seed)
         self._spans: dict[int, list[Span]] = {}
+        self._packages: dict[str, list[int]] = {}
+        for i, f in enumerate(files):
+            self._packages.setdefault(f.package, []).append(i)
+        self._indexes: OrderedDict[str, tuple[retrieval.Index, dict[str, list[str]]]] = OrderedDict()
         weights = [min(len(f.text), 20_000) for f in files]  # long files count more, but not without bound
         self._cum: list[float] = []
         acc = 0.0
@@ -127,13 +144,52 @@ class ExampleStream:
             span = _random_span(self.files[i].text, self.rng)
         return None if span is None else whole_lines(self.files[i].text, span, self.rng, self.cfg.whole_line_p)
 
-    def make(self, text: str, span: Span) -> Example | None:
+    def _index(self, package: str) -> tuple[retrieval.Index, dict[str, list[str]]]:
+        """The package's index and its files' lines, by file key (built once; the last few packages kept)."""
+        got = self._indexes.get(package)
+        if got is not None:
+            self._indexes.move_to_end(package)
+            return got
+        members = self._packages.get(package, [])
+        if len(members) > self.cfg.repo_files:  # a seeded sample: the same files for a package in every run
+            members = sorted(random.Random(package).sample(members, self.cfg.repo_files))
+        index, lines = retrieval.Index(), {}
+        for j in members:
+            f = self.files[j]
+            key = f.path or f"file{j}"
+            index.add(Path(key), key, f.text, 0.0)
+            lines[key] = f.text.splitlines(keepends=True)
+        self._indexes[package] = (index, lines)
+        while len(self._indexes) > 4:
+            self._indexes.popitem(last=False)
+        return index, lines
+
+    def repo_ids(self, i: int, text: str, span: Span, budget: int) -> list[int]:
+        """Repository context for a hole of file i, as the server builds it for a cursor at the hole's start: the
+        document as the user sees it (the middle not written yet), its own file left out."""
+        f = self.files[i]
+        if len(self._packages.get(f.package, ())) < 2:
+            return []
+        index, lines = self._index(f.package)
+        doc = text[:span.start] + text[span.end:]
+
+        def window(key: str, line: int, size: int) -> str | None:
+            return "".join(lines.get(key, [])[line:line + size]) or None
+
+        chunks = retrieval.select(index, f.path or f"file{i}", doc, span.start, window)
+        return repo_context(chunks, self.tok, budget)
+
+    def make(self, text: str, span: Span, i: int | None = None) -> Example | None:
         cfg, rng, sp = self.cfg, self.rng, self.tok.special
         middle = self.tok.encode(text[span.start:span.end])
         if not middle or len(middle) > cfg.max_middle:
             return None
         budget = rng.randint(cfg.min_budget, cfg.max_budget)
-        ctx = spm_context(text[:span.start], text[span.end:], self.tok, budget, suffix_share=rng.uniform(0.1, 0.5))
+        repo: list[int] = []
+        if i is not None and cfg.repo_p > 0 and rng.random() < cfg.repo_p:
+            repo = self.repo_ids(i, text, span, rng.randint(64, max(64, cfg.repo_budget)))
+        ctx = repo + spm_context(text[:span.start], text[span.end:], self.tok, budget,
+                                 suffix_share=rng.uniform(0.1, 0.5))
         m = len(middle)
         r = rng.random()
         if r < cfg.all_pad_p:
@@ -161,6 +217,6 @@ class ExampleStream:
             span = self._pick_span(i)
             if span is None:
                 continue
-            ex = self.make(self.files[i].text, span)
+            ex = self.make(self.files[i].text, span, i)
             if ex is not None:
                 return ex

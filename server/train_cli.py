@@ -37,7 +37,8 @@ def read_corpus(path: Path, max_bytes: int = 200_000, limit: int | None = None) 
         with path.open() as fh:
             for line in fh:
                 rec = json.loads(line)
-                files.append(SourceFile(rec["text"], rec.get("lang", "python")))
+                files.append(SourceFile(rec["text"], rec.get("lang", "python"), rec.get("path", ""),
+                                        rec.get("package", "")))
                 if limit and len(files) >= limit:
                     break
         return files
@@ -56,8 +57,8 @@ def read_corpus(path: Path, max_bytes: int = 200_000, limit: int | None = None) 
                 text = p.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            if "\0" not in text and text.strip():
-                files.append(SourceFile(text, lang))
+            if "\0" not in text and text.strip():  # a directory is one repository: its files are each other's context
+                files.append(SourceFile(text, lang, p.relative_to(path).as_posix()))
             if limit and len(files) >= limit:
                 return files
     return files
@@ -109,6 +110,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--ffn", type=int, default=None)
     p.add_argument("--max-budget", type=int, default=None, help="largest context budget in tokens")
+    p.add_argument("--repo-context", type=float, default=None,
+                   help="share of examples given repository context (chunks of other files of their package, as the "
+                        "server chooses them for repoContextBudget; default: the model's own training, 0)")
+    p.add_argument("--repo-budget", type=int, default=None, help="largest repository context budget in tokens")
     p.add_argument("--limit-files", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", type=Path, default=None, help="export this run directory's checkpoint and exit")
@@ -156,6 +161,10 @@ def main(args: argparse.Namespace) -> int:
         ecfg = replace(ecfg, max_budget=args.max_budget)
     if args.free_capacity is not None:
         ecfg = replace(ecfg, free_capacity_p=args.free_capacity)
+    if args.repo_context is not None:
+        ecfg = replace(ecfg, repo_p=args.repo_context)
+    if args.repo_budget is not None:
+        ecfg = replace(ecfg, repo_budget=args.repo_budget)
 
     def make_examples(seed: int) -> ExampleStream:
         return ExampleStream(files, tok, ecfg, seed=seed)

@@ -197,3 +197,26 @@ def test_whole_lines_takes_indentation_and_newline_only_at_line_edges():
     middles = [TOK.decode(ex.target) for ex in itertools.islice(stream, 200) if ex.target[0] != TOK.special.pad]
     assert sum(bool(re.match(r" {4,}\S", m)) for m in middles) >= 5
     assert sum(bool(re.match(r"\S", m)) for m in middles) >= 5
+
+
+
+def test_repository_examples_carry_the_definitions_serving_would_choose_from_the_same_package():
+    from infill.spans import Span
+
+    shapes = "def frobnicate_widget(widget, scale):\n    return widget * scale\n"
+    other = "def frobnicate_gadget(gadget):\n    return gadget\n"
+    user = "from shapes import frobnicate_widget\n\nsize = 3\nbig = frobnicate_widget(size, 2)\n"
+    files = [SourceFile(shapes, "python", "pkg/shapes.py", "pkg"), SourceFile(user, "python", "pkg/use.py", "pkg"),
+             SourceFile(other, "python", "gadgets.py", "other")]
+    stream = ExampleStream(files, TOK, ExampleConfig(repo_p=1.0, repo_budget=256), seed=0)
+    at = user.index("(size, 2)")
+    ex = stream.make(user, Span(at, at + len("(size, 2)"), "arguments"), 1)
+    assert ex is not None
+    sp = TOK.special
+    repo = ex.context[: ex.context.index(sp.fim_suffix)]
+    text = TOK.decode(repo)
+    assert repo[0] == sp.file_sep and "pkg/shapes.py" in text and "def frobnicate_widget(widget, scale)" in text
+    assert "use.py" not in text and "frobnicate_gadget" not in text  # never its own file, never another package
+    alone = ExampleStream(files[2:], TOK, ExampleConfig(repo_p=1.0), seed=0)  # a package of one file: no context
+    ex = alone.make(other, Span(0, 3, "random"), 0)
+    assert ex is not None and ex.context[0] == sp.fim_suffix
