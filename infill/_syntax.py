@@ -108,7 +108,7 @@ def _top_line_at_or_before(text: str, pos: int, limit: int) -> int:
     """Start of the nearest unindented line at or before pos (searching back to limit); else pos's line start."""
     i = _line_start(text, pos)
     first = i
-    while i > limit:
+    while i > max(limit, 0):  # at 0 it stops: _line_start(text, -1) would search from the end of the text
         if _TOP_LEVEL.match(text, i):
             return i
         i = _line_start(text, i - 1)

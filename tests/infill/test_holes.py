@@ -204,3 +204,17 @@ def test_a_big_file_is_sized_from_a_window_around_the_cursor():
     assert _syntax.window(text, 10)[0] == 0 and _syntax.window(text, len(text) - 10)[1] == len(text)
     # a small file is never cut
     assert _syntax.window(text[:1000], 500) == (0, 1000)
+
+
+def test_a_big_file_with_no_unindented_line_before_the_window_is_cut_from_its_start():
+    from infill import _syntax
+
+    # indented code all the way from the top (a fragment, or a file inside one long class): the search back for a
+    # top-level line reaches offset 0 and must stop there, not wrap around to the end of the text
+    body = "".join(f"    x{i} = compute({i}, value)\n" for i in range(1500))
+    text = body + _big_python_file(400)
+    offset = text.index("    x400 = ")  # between one and two radii from the top
+    start, end = _syntax.window(text, offset)
+    assert 0 == start < offset < end <= len(text)
+    hole = find_hole(text, offset + 4, "python", None)
+    assert hole.start == offset + 4
