@@ -53,7 +53,8 @@ class ExampleConfig:
     #                               r1-r3 trained with 0)
     repo_p: float = 0.0  # share of examples with repository context (other files of the same package)
     repo_budget: int = 512  # its budget is drawn in [64, repo_budget]: the server's repoContextBudget is one setting
-    repo_files: int = 400  # files indexed per package at most (a package's index is built once, a few are kept)
+    repo_files: int = 300  # files indexed per package at most (a seeded sample; repository examples come from it)
+    repo_stay: int = 128  # repository examples drawn from one package before the next: an index costs seconds
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class ExampleStream:
         self._packages: dict[str, list[int]] = {}
         for i, f in enumerate(files):
             self._packages.setdefault(f.package, []).append(i)
-        self._indexes: OrderedDict[str, tuple[retrieval.Index, dict[str, list[str]]]] = OrderedDict()
+        self._indexes: OrderedDict[str, tuple[retrieval.Index, dict[str, list[str]], list[int]]] = OrderedDict()
+        self._repo_pkg, self._repo_left = "", 0
         weights = [min(len(f.text), 20_000) for f in files]  # long files count more, but not without bound
         self._cum: list[float] = []
         acc = 0.0
@@ -144,8 +146,9 @@ class ExampleStream:
             span = _random_span(self.files[i].text, self.rng)
         return None if span is None else whole_lines(self.files[i].text, span, self.rng, self.cfg.whole_line_p)
 
-    def _index(self, package: str) -> tuple[retrieval.Index, dict[str, list[str]]]:
-        """The package's index and its files' lines, by file key (built once; the last few packages kept)."""
+    def _index(self, package: str) -> tuple[retrieval.Index, dict[str, list[str]], list[int]]:
+        """The package's index, its files' lines by file key, and the files indexed (built once; the last few
+        packages kept)."""
         got = self._indexes.get(package)
         if got is not None:
             self._indexes.move_to_end(package)
@@ -159,10 +162,22 @@ class ExampleStream:
             key = f.path or f"file{j}"
             index.add(Path(key), key, f.text, 0.0)
             lines[key] = f.text.splitlines(keepends=True)
-        self._indexes[package] = (index, lines)
+        self._indexes[package] = (index, lines, members)
         while len(self._indexes) > 4:
             self._indexes.popitem(last=False)
-        return index, lines
+        return self._indexes[package]
+
+    def _pick_repo_file(self) -> int | None:
+        """A file for a repository example: from the package of the moment (changed every repo_stay examples, to
+        a package of the file a plain draw gives), among the files its index holds."""
+        if self._repo_left <= 0:
+            i = self._pick_file()
+            if len(self._packages.get(self.files[i].package, ())) < 2:
+                return None
+            self._repo_pkg, self._repo_left = self.files[i].package, self.cfg.repo_stay
+        self._repo_left -= 1
+        members = self._index(self._repo_pkg)[2]
+        return self.rng.choices(members, weights=[min(len(self.files[j].text), 20_000) for j in members])[0]
 
     def repo_ids(self, i: int, text: str, span: Span, budget: int) -> list[int]:
         """Repository context for a hole of file i, as the server builds it for a cursor at the hole's start: the
@@ -170,7 +185,7 @@ class ExampleStream:
         f = self.files[i]
         if len(self._packages.get(f.package, ())) < 2:
             return []
-        index, lines = self._index(f.package)
+        index, lines, _ = self._index(f.package)
         doc = text[:span.start] + text[span.end:]
 
         def window(key: str, line: int, size: int) -> str | None:
@@ -179,15 +194,14 @@ class ExampleStream:
         chunks = retrieval.select(index, f.path or f"file{i}", doc, span.start, window)
         return repo_context(chunks, self.tok, budget)
 
-    def make(self, text: str, span: Span, i: int | None = None) -> Example | None:
+    def make(self, text: str, span: Span, repo_of: int | None = None) -> Example | None:
+        """The example for a span of text; with repo_of (the file's index in files), with repository context."""
         cfg, rng, sp = self.cfg, self.rng, self.tok.special
         middle = self.tok.encode(text[span.start:span.end])
         if not middle or len(middle) > cfg.max_middle:
             return None
         budget = rng.randint(cfg.min_budget, cfg.max_budget)
-        repo: list[int] = []
-        if i is not None and cfg.repo_p > 0 and rng.random() < cfg.repo_p:
-            repo = self.repo_ids(i, text, span, rng.randint(64, max(64, cfg.repo_budget)))
+        repo = [] if repo_of is None else self.repo_ids(repo_of, text, span, rng.randint(64, max(64, cfg.repo_budget)))
         ctx = repo + spm_context(text[:span.start], text[span.end:], self.tok, budget,
                                  suffix_share=rng.uniform(0.1, 0.5))
         m = len(middle)
@@ -213,10 +227,13 @@ class ExampleStream:
 
     def __next__(self) -> Example:
         while True:
-            i = self._pick_file()
+            repo = self.cfg.repo_p > 0 and self.rng.random() < self.cfg.repo_p
+            i = self._pick_repo_file() if repo else self._pick_file()
+            if i is None:
+                continue
             span = self._pick_span(i)
             if span is None:
                 continue
-            ex = self.make(self.files[i].text, span, i)
+            ex = self.make(self.files[i].text, span, i if repo else None)
             if ex is not None:
                 return ex
