@@ -112,7 +112,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-budget", type=int, default=None, help="largest context budget in tokens")
     p.add_argument("--repo-context", type=float, default=None,
                    help="share of examples given repository context (chunks of other files of their package, as the "
-                        "server chooses them for repoContextBudget; default: the model's own training, 0)")
+                        "server chooses them for repoContextBudget; default: the share the initial model was trained "
+                        "with, 0 from scratch)")
     p.add_argument("--repo-budget", type=int, default=None, help="largest repository context budget in tokens")
     p.add_argument("--limit-files", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -163,6 +164,12 @@ def main(args: argparse.Namespace) -> int:
         ecfg = replace(ecfg, free_capacity_p=args.free_capacity)
     if args.repo_context is not None:
         ecfg = replace(ecfg, repo_p=args.repo_context)
+    elif init_from is not None:  # fine-tuning keeps the share of repository examples the model was trained with
+        from engine.model import load_config
+
+        trained = load_config(Path(init_from)).get("examples", {})
+        ecfg = replace(ecfg, repo_p=float(trained.get("repo_p", 0.0)),
+                       repo_budget=int(trained.get("repo_budget", ecfg.repo_budget)))
     if args.repo_budget is not None:
         ecfg = replace(ecfg, repo_budget=args.repo_budget)
 

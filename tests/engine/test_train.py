@@ -220,3 +220,24 @@ def test_repository_examples_carry_the_definitions_serving_would_choose_from_the
     alone = ExampleStream(files[2:], TOK, ExampleConfig(repo_p=1.0), seed=0)  # a package of one file: no context
     ex = alone.make(other, Span(0, 3, "random"), 0)
     assert ex is not None and ex.context[0] == sp.fim_suffix
+
+
+def test_fine_tuning_keeps_the_share_of_repository_examples_its_model_was_trained_with(tmp_path):
+    import shutil
+
+    from server.cli import main
+
+    init = tmp_path / "init"
+    shutil.copytree(DEFAULT_MODEL_DIR, init)
+    cfg = json.loads((init / "config.json").read_text())
+    cfg.setdefault("examples", {}).update(repo_p=0.5, repo_budget=200)
+    (init / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "ft"
+    rc = main(["train", "--corpus", str(FIXTURES), "--init", str(init), "--out", str(out), "--steps", "1",
+               "--batch-size", "2"])
+    assert rc == 0
+    examples = json.loads((out / "ckpt" / "config.json").read_text())["examples"]
+    assert (examples["repo_p"], examples["repo_budget"]) == (0.5, 200)
+    rc = main(["train", "--corpus", str(FIXTURES), "--init", str(init), "--out", str(tmp_path / "ft0"), "--steps", "1",
+               "--batch-size", "2", "--repo-context", "0"])
+    assert rc == 0 and json.loads((tmp_path / "ft0" / "ckpt" / "config.json").read_text())["examples"]["repo_p"] == 0
