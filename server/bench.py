@@ -162,26 +162,40 @@ def engine_holes(tok, n: int, budget: int) -> list[Hole]:
     return holes
 
 
-def typed_file(tok, target: int) -> tuple[str, int, str]:
+def typed_file(tok, target: int, base: int = SIZES[0]) -> tuple[str, int, str]:
     """A file of about `target` tokens (whole lines of the sources), a cursor at the start of a line's code, and that
-    line's code (to be typed): (text without the line's code, cursor offset, code)."""
+    line's code (to be typed): (text without the line's code, cursor offset, code).
+
+    Every size holds the same `base`-token file around the same line, with other code added half before and half
+    after it: the keystrokes and the context window near the cursor are the same, only the file's size changes, so
+    the sizes' ratio measures what the size costs rather than which line happened to be typed.
+    """
     lines: list[str] = []
     for _, text in source_files():
         lines += text.splitlines(keepends=True)
-    counts = [len(ids) for ids in tok.encode_batch(lines[: target * 2])]
-    total, n = 0, 0
-    while n < len(counts) and total < target:
-        total += counts[n]
-        n += 1
-    lines = lines[:n]
+    counts = [len(ids) for ids in tok.encode_batch(lines[: (target + base) * 2])]
+
+    def take(start: int, want: int) -> int:  # the end of the lines from start holding about `want` tokens
+        total, n = 0, start
+        while n < len(counts) and total < want:
+            total += counts[n]
+            n += 1
+        return n
+
+    n = take(0, base)
+    core = lines[:n]
     # the line to type: an indented statement past 60% of the file, long enough to type a few keystrokes
-    order = list(range(int(len(lines) * 0.6), len(lines))) + list(range(int(len(lines) * 0.6)))
-    i = next((k for k in order if _CODE_LINE.match(lines[k]) and len(lines[k].strip()) < 90), order[0])
-    line = lines[i]
+    order = list(range(int(len(core) * 0.6), len(core))) + list(range(int(len(core) * 0.6)))
+    i = next((k for k in order if _CODE_LINE.match(core[k]) and len(core[k].strip()) < 90), order[0])
+    extra = lines[n:take(n, max(0, target - base))]
+    head, tail = extra[: len(extra) // 2], extra[len(extra) // 2 :]
+    if head and not head[-1].endswith("\n"):
+        head[-1] += "\n"
+    line = core[i]
     indent = len(line) - len(line.lstrip())
     code = line.strip()
-    before = "".join(lines[:i]) + line[:indent]
-    after = line[indent + len(code):] + "".join(lines[i + 1 :])
+    before = "".join(head + core[:i]) + line[:indent]
+    after = line[indent + len(code):] + "".join(core[i + 1 :] + tail)
     return before + after, len(before), code
 
 
