@@ -15,10 +15,11 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from engine import finalizer as fz
 from engine.backend import Backend, Handle
 from engine.tokenizer import SpecialIds
 
-STRATEGIES = ("confidence", "margin", "entropy", "threshold", "eb", "lossless")
+STRATEGIES = ("confidence", "margin", "entropy", "threshold", "eb", "lossless", "learned")
 
 
 class Cancelled(Exception):
@@ -33,6 +34,8 @@ class SamplerConfig:
     k: int = 0  # top-k strategies: tokens per forward (0 = spread the block evenly over `steps`)
     threshold: float = 0.9  # `threshold`: finalize every slot at least this confident (always >= 1 per forward);
     #                         lower values finalize more per forward and lose quality (0.7: HumanEval 19.5 -> 17.5)
+    learned_threshold: float = 0.0  # `learned`: finalize every slot the model's finalizer (engine.finalizer) scores
+    #                                 at least this (always >= 1 per forward); 0: the threshold saved with it
     eb_gamma: float = 0.5  # `eb`: accept lowest-entropy slots while their summed entropy (nats) stays below this
     draft: int = 3  # `lossless` (the text of `confidence` with k=1, in fewer forwards): canvases per forward, the
     #                 current one and the next steps' as drafted; held-out holes took 1.53x fewer forwards with 2,
@@ -75,6 +78,8 @@ class SamplerConfig:
             raise ValueError("start must be >= 0 (0: the sized capacity)")
         if self.draft < 1 or self.draft_rows < 1:
             raise ValueError("draft and draft_rows must be >= 1 (1: one canvas per forward)")
+        if not 0 <= self.learned_threshold <= 1:
+            raise ValueError("learned_threshold must be in [0, 1] (0: the finalizer's own)")
         if self.strategy == "lossless" and (self.temperature > 0 or self.k > 1):
             raise ValueError("lossless decodes as confidence with k=1: greedy (temperature 0), k 0 or 1")
 
@@ -153,8 +158,10 @@ def _entropy(probs: Tensor) -> Tensor:
     return -(probs * probs.clamp_min(1e-12).log()).sum(-1)  # (C,)
 
 
-def select(cfg: SamplerConfig, probs: Tensor, conf: Tensor, candidates: Tensor, k: int) -> Tensor:
-    """Which candidate slots to finalize at this forward; at least one when any candidate exists."""
+def select(cfg: SamplerConfig, probs: Tensor, conf: Tensor, candidates: Tensor, k: int,
+           learned: Tensor | None = None) -> Tensor:
+    """Which candidate slots to finalize at this forward; at least one when any candidate exists. `learned`: (C,)
+    bool, the slots the finalizer passes (the `learned` strategy)."""
     if cfg.strategy in ("confidence", "lossless"):
         return _topk(conf, candidates, k)
     if cfg.strategy == "margin":
@@ -165,6 +172,9 @@ def select(cfg: SamplerConfig, probs: Tensor, conf: Tensor, candidates: Tensor, 
     if cfg.strategy == "threshold":
         transfer_index = candidates & (conf >= cfg.threshold)
         return transfer_index | _topk(conf, candidates, 1)
+    if cfg.strategy == "learned":
+        assert learned is not None  # _step scores the slots
+        return (candidates & learned) | _topk(conf, candidates, 1)
     # eb: entropy-bound acceptance, lowest entropy first, while the running sum stays under gamma
     ent = torch.where(candidates, _entropy(probs), torch.full_like(conf, math.inf))
     order = torch.argsort(ent)
@@ -240,6 +250,8 @@ class _Slots:
     conf: Tensor  # (C,) the confidence of each slot's prediction at the forward of the step that made this canvas
     remasked: tuple[int, ...] = ()  # slots that step re-noised
     finalized: int = 0  # slots that step finalized
+    pick: Tensor | None = None  # (C,) what each slot would take at that step's forward (None: no forward yet)
+    stable: Tensor | None = None  # (C,) forwards in a row each slot's pick has stayed the same (the finalizer reads it)
 
     @property
     def done(self) -> bool:
@@ -264,6 +276,9 @@ class _Rules:
     allowed: dict[int, list[int]] | None
     limits: list[tuple[int, Tensor]] | None = None  # (slot, (V,) bool: the ids it may take)
     limited_slots: Tensor | None = None  # (C,) bool: the slots `limits` covers
+    finalizer: fz.Finalizer | None = None  # the `learned` strategy's classifier
+    learned_threshold: float = 1.0  # ...and the score a slot needs
+    trace: list[tuple[Tensor, Tensor, Tensor]] | None = None  # a traced fill: (features, picks, slots) per forward
 
     def prepare(self, logits: Tensor) -> Tensor:
         """Mask what no slot may take, in place: logits (B, C, V)."""
@@ -310,6 +325,8 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
     end_run = pad_ok & (x0_any == sp.pad)  # (C,): the slots that would be the end if decided now
     conf = probs.gather(1, x0.unsqueeze(1)).squeeze(1)  # (C,)
     conf = torch.where(x0 == sp.pad, conf * cfg.pad_confidence, conf)  # (C,)
+    stable = (torch.ones_like(x0) if s.pick is None or s.stable is None
+              else torch.where(x0 == s.pick, s.stable + 1, 1))  # (C,)
     # self-correction: re-noise finalized slots the model no longer believes (bounded), refine mode's first pass
     remask_left = s.remask_left
     p_cur = probs.gather(1, x.unsqueeze(1)).squeeze(1)  # (C,)
@@ -326,6 +343,13 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
     candidates = ~decided  # (C,)
     n_left = int(candidates.sum())
     finalized = 0
+    learned = None
+    if n_left and (rules.finalizer is not None or rules.trace is not None):
+        feats = fz.features(probs, x0, x0_any, decided, stable, step, sp.pad)  # (C, F)
+        if rules.trace is not None:
+            rules.trace.append((feats[candidates], x0[candidates], candidates.nonzero().flatten()))
+        if rules.finalizer is not None:
+            learned = rules.finalizer.score(feats) >= rules.learned_threshold  # (C,)
     if n_left:
         steps_left = max(1, cfg.steps - step)
         limited = candidates & rules.limited_slots  # (C,)
@@ -337,7 +361,7 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
             transfer_index = candidates
         else:
             k = 1 if cfg.strategy == "lossless" else cfg.k or math.ceil(n_left / steps_left)
-            transfer_index = select(cfg, probs, conf, candidates, k)
+            transfer_index = select(cfg, probs, conf, candidates, k, learned)
         rest = candidates & ~transfer_index  # (C,)
         if cfg.end_threshold > 0 and bool(rest.any()) and _sure_end(
                 rest, decided, end_run, probs[:, sp.pad], holes, cfg.end_threshold):
@@ -345,7 +369,7 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
         x = torch.where(transfer_index, x0, x)  # (C,)
         decided = decided | transfer_index  # (C,)
         finalized = int(transfer_index.sum())
-    return _Slots(x, decided, remask_left, step + 1, conf, remasked, finalized)
+    return _Slots(x, decided, remask_left, step + 1, conf, remasked, finalized, x0, stable)
 
 
 def _head_guess(backend: Backend, handle: Handle, rules: _Rules, s: _Slots) -> _Slots | None:
@@ -398,6 +422,12 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     decided = fixed.clone() if spec.decided is None else fixed | torch.tensor(spec.decided, dtype=torch.bool)  # (C,)
     rules = _Rules(sp, spec.holes, fixed, spec.decided is not None,
                    torch.tensor(sorted(sp.all - {sp.pad}), dtype=torch.long), spec.allowed)
+    if cfg.strategy == "learned":  # FinalizerError before any forward when the model has no usable finalizer
+        rules.finalizer = fz.for_backend(backend)
+        rules.learned_threshold = cfg.learned_threshold or rules.finalizer.threshold
+    recorder = getattr(backend, "recorder", None)
+    if isinstance(recorder, fz.Recorder) and cfg.strategy != "lossless":  # lossless's drafted steps are not forwards
+        rules.trace = []
     s = _Slots(x, decided, cfg.max_remask, 0, torch.zeros(C))
     # uniform noise: random ids above the specials (ours come first; elsewhere a stray special is merely noise)
     noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,)
@@ -449,6 +479,8 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         if stop:
             return None
         if s.done:
+            if rules.trace is not None and isinstance(recorder, fz.Recorder):
+                recorder.block(rules.trace, s.x)
             return s.x.tolist()
 
 

@@ -277,7 +277,7 @@ def lossless(base: SamplerConfig | None = None, draft: int | None = None) -> Sam
 
 def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
     """`default`, `one-per-forward`, `lossless[:DRAFT]`, `ar`, or STRATEGY[:VALUE]: threshold:T, eb:GAMMA,
-    confidence|margin|entropy:K.
+    learned:T (the model's finalizer, its own threshold without T), confidence|margin|entropy:K.
 
     `canonical` fills every hole with its true middle (no model): a check of the harness itself.
     `base` carries the settings the spec does not name (steps, block size, max_new...).
@@ -308,11 +308,13 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
             cfg = replace(base, strategy=strategy, threshold=float(value) if value else base.threshold)
         elif strategy == "eb":
             cfg = replace(base, strategy=strategy, eb_gamma=float(value) if value else base.eb_gamma)
+        elif strategy == "learned":
+            cfg = replace(base, strategy=strategy, learned_threshold=float(value) if value else 0.0)
         elif strategy in ("confidence", "margin", "entropy"):
             cfg = replace(base, strategy=strategy, k=int(value) if value else base.k)
         else:
             raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, lossless[:DRAFT], ar, spec[:DRAFT], "
-                            "threshold[:T], eb[:GAMMA], confidence|margin|entropy[:K]")
+                            "threshold[:T], learned[:T], eb[:GAMMA], confidence|margin|entropy[:K]")
     except ValueError as exc:
         raise EvalError(f"bad sampler {spec!r}: {exc}") from exc
     return Sampler(_name(cfg), cfg)
@@ -325,6 +327,8 @@ def _name(cfg: SamplerConfig) -> str:
         return f"threshold:{cfg.threshold:g}"
     if cfg.strategy == "eb":
         return f"eb:{cfg.eb_gamma:g}"
+    if cfg.strategy == "learned":
+        return f"learned:{cfg.learned_threshold:g}" if cfg.learned_threshold else "learned"
     return f"{cfg.strategy}:{cfg.k}" if cfg.k else cfg.strategy
 
 

@@ -11,6 +11,8 @@ COMMANDS = {
     "serve": ("server.serve_cli", "run the language server (stdio by default)"),
     "complete": ("server.complete_cli", "fill the hole at FILE:LINE:COL and print it (--stream shows the canvas)"),
     "train": ("server.train_cli", "train or fine-tune the embedded model on a corpus"),
+    "train-finalizer": ("server.finalizer_cli", "learn which slots to finalize (the 'learned' strategy) from the "
+                                                "model's own decoding traces"),
     "sizing": ("infill.sizing", "measure hole sizing against true span lengths"),
     "eval": ("server.eval_cli", "quality on infilling benchmarks (pass@1 by execution)"),
     "bench": ("server.bench", "speed: tokens per forward, latency, cache, LSP overhead"),

@@ -25,7 +25,7 @@ MERCURY_KEY_ENV = "INCEPTION_API_KEY"  # Inception's API key: the name its own d
 NATIVE = "native"  # strategy: the model's own denoising loop (transformers backend only)
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 _SAMPLER = SamplerConfig()
-Strategy = Literal["confidence", "margin", "entropy", "threshold", "eb", "lossless", "native"]
+Strategy = Literal["confidence", "margin", "entropy", "threshold", "eb", "lossless", "learned", "native"]
 
 
 class Settings(BaseModel):
@@ -169,6 +169,10 @@ class Settings(BaseModel):
         if self.strategy == "lossless" and self.backend in ("transformers", "masked-diffusion"):  # exact_batches
             out.append(f"strategy 'lossless' checks its drafts in batches on the embedded model only; the "
                        f"{self.backend} backend decodes the same text one token per forward")
+        if self.strategy == "learned" and self.backend != "embedded":  # engine.finalizer: one model's classifier
+            out.append(f"strategy 'learned' needs a finalizer trained on the model (the embedded model's "
+                       f"finalizer.safetensors); the {self.backend} backend has none: its fills fail until another "
+                       "strategy is chosen")
         return out
 
     def allows(self, language_id: str | None, language: str | None) -> bool:

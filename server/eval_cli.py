@@ -33,7 +33,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--sampler", default="default",
                    help="default | one-per-forward | lossless[:DRAFT] | ar | spec[:DRAFT] | threshold[:T] | eb[:GAMMA]"
-                        " | confidence|margin|entropy[:K] | canonical (true middles: checks the harness)")
+                        " | learned[:T] (the model's finalizer.safetensors) | confidence|margin|entropy[:K]"
+                        " | canonical (true middles: checks the harness)")
     p.add_argument("--against", metavar="SAMPLER",
                    help="also fill every hole with this sampler, in turn with --sampler: its forwards and time, the "
                         "speedup over it and how many fills differ (lossless against one-per-forward: none)")
@@ -88,6 +89,14 @@ def main(args: argparse.Namespace) -> int:
     backend = _embedded(args)
     if backend is None:
         return 2
+    if "learned" in (sampler.cfg.strategy, against.cfg.strategy if against else ""):
+        from engine.finalizer import FinalizerError, for_backend
+
+        try:
+            for_backend(backend)
+        except FinalizerError as exc:
+            print(f"diffusion-ls eval: {exc}", file=sys.stderr)
+            return 2
     out = open(args.records, "w", encoding="utf-8") if args.records else None  # noqa: SIM115 (closed below)
 
     def write(record: dict) -> None:

@@ -31,4 +31,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.init_weights(seed=1)
     save_model(model, d, extra_config={"name": "tiny-random-test"})
     shutil.copyfile(DEFAULT_MODEL_DIR / "tokenizer.json", d / "tokenizer.json")
+    if (DEFAULT_MODEL_DIR / "finalizer.safetensors").exists():  # the `learned` strategy's classifier, as shipped
+        shutil.copyfile(DEFAULT_MODEL_DIR / "finalizer.safetensors", d / "finalizer.safetensors")
     return d

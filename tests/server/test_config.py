@@ -40,7 +40,7 @@ def test_each_bad_value_is_named_and_replaced_by_its_default():
         "unknown setting ignored: x",
         "invalid setting device='gpu' (Value error, must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
         "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold', 'eb', "
-        "'lossless' or 'native'); using the default 'threshold'",
+        "'lossless', 'learned' or 'native'); using the default 'threshold'",
         "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 32",
     ]
     assert parse_settings([1]) == (Settings(), ["settings must be an object, got list; using the defaults"])
