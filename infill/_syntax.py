@@ -21,33 +21,41 @@ def encode(text: str) -> bytes:
 
 
 class OffsetMap:
-    """Char offsets <-> UTF-8 byte offsets of one string (identity for ASCII text)."""
+    """Char offsets <-> UTF-8 byte offsets of one string (identity for ASCII text).
+
+    Only the non-ASCII chars are listed (a regex finds them at C speed): code is mostly ASCII, and a per-char map of a
+    big window cost more than parsing it.
+    """
+
+    _WIDE = re.compile(r"[^\x00-\x7f]")
 
     def __init__(self, text: str) -> None:
         self.ascii = text.isascii()
         self.n_chars = len(text)
-        if self.ascii:
-            self.starts: list[int] = []
-            self.n_bytes = len(text)
-            return
-        starts, pos = [], 0
-        for ch in text:
-            starts.append(pos)
-            o = ord(ch)
-            pos += 1 if o < 0x80 else 2 if o < 0x800 else 3 if o < 0x10000 else 4
-        starts.append(pos)
-        self.starts = starts  # starts[i] = byte offset of char i; starts[n] = total bytes
-        self.n_bytes = pos
+        self.chars: list[int] = []  # char offset of each non-ASCII char
+        self.bytes: list[int] = []  # its byte offset
+        self.extra: list[int] = [0]  # extra[k]: bytes beyond one per char in the first k non-ASCII chars
+        if not self.ascii:
+            for m in self._WIDE.finditer(text):
+                o = ord(m.group())
+                self.chars.append(m.start())
+                self.bytes.append(m.start() + self.extra[-1])
+                self.extra.append(self.extra[-1] + (1 if o < 0x800 else 2 if o < 0x10000 else 3))
+        self.n_bytes = self.n_chars + self.extra[-1]
 
     def to_byte(self, char_offset: int) -> int:
-        return char_offset if self.ascii else self.starts[char_offset]
+        if self.ascii:
+            return char_offset
+        return char_offset + self.extra[bisect.bisect_left(self.chars, char_offset)]
 
     def to_char(self, byte_offset: int) -> int:
         """Char offset of the char boundary at or before byte_offset."""
         if self.ascii:
             return byte_offset
-        i = bisect.bisect_right(self.starts, byte_offset) - 1
-        return max(0, min(i, self.n_chars))
+        k = bisect.bisect_right(self.bytes, byte_offset)  # non-ASCII chars starting at or before it
+        if k and byte_offset < self.bytes[k - 1] + 1 + self.extra[k] - self.extra[k - 1]:
+            return self.chars[k - 1]  # inside (or at) a multi-byte char: its start
+        return max(0, min(byte_offset - self.extra[k], self.n_chars))
 
 
 def parse(text: str, lang: str | None, old: tree_sitter.Tree | None = None) -> tree_sitter.Tree | None:
