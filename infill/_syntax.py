@@ -104,7 +104,7 @@ def brokenness(text: str, lang: str | None) -> tuple[int, int]:
 
 # -- windows: per-request syntax work on big files stays local --------------------------------------------------------
 
-WINDOW_RADIUS = 8_000  # chars kept on each side of the cursor (~200 lines) when a file is big
+WINDOW_RADIUS = 4_000  # chars kept on each side of the cursor (~100 lines) when a file is big
 _TOP_LEVEL = re.compile(r"[A-Za-z_@#/]")  # a line starting here, unindented, usually begins a top-level construct
 
 

@@ -94,6 +94,8 @@ CONTEXT_MARGIN = {"rest_of_line": 1.5, "expression": 1.0, "arguments": 1.25, "co
 HEADER_END_SLOTS = 2  # control header spans stop before `:` / `{`; a header still being typed needs them too
 MIN_SAMPLES = 3  # fewer same-kind spans than this: use DEFAULT
 MAX_SAMPLES = 128  # the nearest spans only: bounds the tokenizing per request, and nearby code is more alike
+CONTEXT_SAMPLES = 16  # lines starting like the cursor's, nearest first: their longest sizes the hole, so more of them
+#                       (a bigger file) would only raise the capacity and the cost
 REWRITE_FACTOR, REWRITE_EXTRA = 1.5, 8  # regenerate-mode rewrite capacity: selection tokens * 1.5 + 8
 
 
@@ -302,10 +304,13 @@ def _context_samples(text: str, spans: Sequence[Span], situation: str, offset: i
     key = _line_key(text[_line_bounds(text, offset)[0] : offset])
     if not key:
         return []
+    near = sorted((s for s in spans if s.kind == kind and s.start != offset), key=lambda s: abs(s.start - offset))
     out = []
-    for s in spans:
-        if s.kind == kind and s.start != offset and _line_key(text[_line_bounds(text, s.start)[0] : s.start]) == key:
+    for s in near:
+        if _line_key(text[_line_bounds(text, s.start)[0] : s.start]) == key:
             out.append(text[s.start : s.end])
+            if len(out) >= CONTEXT_SAMPLES:
+                break
     return out
 
 

@@ -213,7 +213,7 @@ def test_a_big_file_with_no_unindented_line_before_the_window_is_cut_from_its_st
     # top-level line reaches offset 0 and must stop there, not wrap around to the end of the text
     body = "".join(f"    x{i} = compute({i}, value)\n" for i in range(1500))
     text = body + _big_python_file(400)
-    offset = text.index("    x400 = ")  # between one and two radii from the top
+    offset = text.rfind("\n", 0, int(1.5 * _syntax.WINDOW_RADIUS)) + 1  # between one and two radii from the top
     start, end = _syntax.window(text, offset)
     assert 0 == start < offset < end <= len(text)
     hole = find_hole(text, offset + 4, "python", None)
