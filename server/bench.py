@@ -42,6 +42,8 @@ from server.config import Settings
 SIZES = (512, 2048, 8192)  # file sizes in tokens for the per-keystroke leg
 SOURCES = ("shlex.py", "textwrap.py", "difflib.py", "argparse.py", "configparser.py", "inspect.py")
 HOLE_KINDS = ("rest_of_line", "statement", "arguments", "expression", "control_header")
+_TOP_DEF = re.compile(r"(def|class) \w")  # a top-level definition's first line
+_MEMBER = re.compile(r"( {4})?(def \w|class \w|@)")  # ... or a class member's (decorators first)
 _CODE_LINE = re.compile(r"^ {4,}(return |if |for |self\.\w+ = |[a-z_]\w* = )\S.{12,}")  # indented code, not prose
 MAX_HOLE_CAPACITY = 64  # engine-only holes: one-token-per-forward pays one forward per slot, pads included
 
@@ -170,9 +172,9 @@ def typed_file(tok, target: int, base: int = SIZES[0]) -> tuple[str, int, str]:
     after it: the keystrokes and the context window near the cursor are the same, only the file's size changes, so
     the sizes' ratio measures what the size costs rather than which line happened to be typed.
     """
-    lines: list[str] = []
-    for _, text in source_files():
-        lines += text.splitlines(keepends=True)
+    files = [text.splitlines(keepends=True) for _, text in source_files()]
+    files = [f[:-1] + [f[-1] + "\n"] if f and not f[-1].endswith("\n") else f for f in files]
+    lines = [ln for f in files for ln in f]  # the first file, then the others: whole files, so strings stay closed
     counts = [len(ids) for ids in tok.encode_batch(lines[: (target + base) * 2])]
 
     def take(start: int, want: int) -> int:  # the end of the lines from start holding about `want` tokens
@@ -187,10 +189,26 @@ def typed_file(tok, target: int, base: int = SIZES[0]) -> tuple[str, int, str]:
     # the line to type: an indented statement past 60% of the file, long enough to type a few keystrokes
     order = list(range(int(len(core) * 0.6), len(core))) + list(range(int(len(core) * 0.6)))
     i = next((k for k in order if _CODE_LINE.match(core[k]) and len(core[k].strip()) < 90), order[0])
-    extra = lines[n:take(n, max(0, target - base))]
-    head, tail = extra[: len(extra) // 2], extra[len(extra) // 2 :]
-    if head and not head[-1].endswith("\n"):
-        head[-1] += "\n"
+    # other code before and after, cut where a top-level definition starts (never inside a string or a block)
+    extra = max(0, target - base)
+    end = take(n, extra // 2)
+    while extra and end < len(lines) and not _MEMBER.match(lines[end]):
+        end += 1
+    tail = lines[n:end] if extra else []
+    head: list[str] = []
+    want = extra - extra // 2
+    for f in files[1:]:
+        if want <= 0:
+            break
+        c = [len(ids) for ids in tok.encode_batch(f)]
+        if sum(c) <= want:
+            head, want = f + head, want - sum(c)
+            continue
+        k, got = len(f), 0  # the file's last definitions holding about `want` tokens
+        while k > 0 and (got < want or not _TOP_DEF.match(f[k])):
+            k -= 1
+            got += c[k]
+        head, want = f[k:] + head, 0
     line = core[i]
     indent = len(line) - len(line.lstrip())
     code = line.strip()
