@@ -237,3 +237,20 @@ class ExampleStream:
             ex = self.make(self.files[i].text, span, i if repo else None)
             if ex is not None:
                 return ex
+
+
+class MixedStream:
+    """Examples from `main` with a seeded share drawn from `mix` instead: fine-tuning on one repository keeps seeing
+    general code, so what the model knew of other code is not all overwritten by a few hundred steps on a few files."""
+
+    def __init__(self, main: Iterator[Example], mix: Iterator[Example], share: float, seed: int = 0) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"mix share {share} is not in [0, 1]")
+        self.main, self.mix, self.share = main, mix, share
+        self.rng = random.Random(seed)
+
+    def __iter__(self) -> Iterator[Example]:
+        return self
+
+    def __next__(self) -> Example:
+        return next(self.mix if self.rng.random() < self.share else self.main)

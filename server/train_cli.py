@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from engine import DEFAULT_MODEL_DIR
@@ -115,6 +116,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "server chooses them for repoContextBudget; default: the share the initial model was trained "
                         "with, 0 from scratch)")
     p.add_argument("--repo-budget", type=int, default=None, help="largest repository context budget in tokens")
+    p.add_argument("--mix", type=Path, default=None,
+                   help="fine-tuning: also draw examples from this general corpus (a .jsonl or a tree), so the model "
+                        "keeps what it knew of other code")
+    p.add_argument("--mix-share", type=float, default=0.5, help="with --mix: the share of examples drawn from it")
     p.add_argument("--limit-files", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", type=Path, default=None, help="export this run directory's checkpoint and exit")
@@ -132,8 +137,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from engine.model import ModelConfig
     from engine.tokenizer import Tokenizer
-    from engine.train import TrainConfig, set_threads, train
-    from infill.training import ExampleConfig, ExampleStream
+    from engine.train import Example, TrainConfig, set_threads, train
+    from infill.training import ExampleConfig, ExampleStream, MixedStream
 
     set_threads()
     init_from = args.init or (None if args.scratch else DEFAULT_MODEL_DIR)
@@ -173,14 +178,23 @@ def main(args: argparse.Namespace) -> int:
     if args.repo_budget is not None:
         ecfg = replace(ecfg, repo_budget=args.repo_budget)
 
-    def make_examples(seed: int) -> ExampleStream:
-        return ExampleStream(files, tok, ecfg, seed=seed)
+    mix = read_corpus(args.mix) if args.mix is not None and args.mix_share > 0 else []
+    if args.mix is not None and args.mix_share > 0 and not mix:
+        print(f"diffusion-ls train: no source files found in {args.mix}", file=sys.stderr)
+        return 2
+
+    def make_examples(seed: int) -> Iterator[Example]:
+        own = ExampleStream(files, tok, ecfg, seed=seed)
+        return MixedStream(own, ExampleStream(mix, tok, ecfg, seed=seed + 1), args.mix_share, seed=seed) if mix else own
 
     out.mkdir(parents=True, exist_ok=True)
     if Path(tok_path).resolve() != (out / "tokenizer.json").resolve():
         shutil.copyfile(tok_path, out / "tokenizer.json")
+    extra: dict = {"examples": ecfg.__dict__}
+    if mix:
+        extra["mix"] = {"files": len(mix), "share": args.mix_share}
     state = train(mcfg, tcfg, make_examples, tok.special, out, max_steps=args.steps, max_minutes=args.minutes,
-                  init_from=init_from, extra_config={"examples": ecfg.__dict__})
+                  init_from=init_from, extra_config=extra)
     ckpt = out / "ckpt"
     shutil.copyfile(tok_path, ckpt / "tokenizer.json")
     print(f"trained to step {state.step} ({state.tokens} tokens, {state.seconds / 60:.1f} min); "
