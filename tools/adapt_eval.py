@@ -249,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def corpus_name(corpus: Path) -> str:
-    full = corpus.resolve()
-    return full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else corpus.name
+    """The corpus as the command names it, relative to the repository (never a machine's own path)."""
+    if not corpus.is_absolute():
+        return corpus.as_posix()
+    return corpus.relative_to(ROOT).as_posix() if corpus.is_relative_to(ROOT) else corpus.name
 
 
 def table(doc: dict) -> str:
