@@ -34,6 +34,9 @@ FEATURES = (
     "position",  # slot / (slots - 1): ends are decided differently from the middle
     "distance",  # slots to the nearest decided slot (the context before slot 0 counts as decided), at most DIST_CAP
     "left_decided",  # the slot right before it is decided (slot 0: the context)
+    "right_decided",  # the slot right after it is decided (the last slot: no)
+    "neighbour_confidence",  # the lower confidence of its undecided neighbours' picks (1: none): two unsure slots
+    #                          side by side finalized together are where parallel decoding writes "x x" for "x.y"
     "step",  # forwards taken in this block, at most STEP_CAP
     "decided_frac",  # share of the canvas decided
     "stable",  # consecutive forwards the pick has stayed the same, this one included, at most STABLE_CAP
@@ -65,9 +68,13 @@ def features(probs: Tensor, pick: Tensor, argmax: Tensor, decided: Tensor, stabl
     anchors = torch.cat([torch.tensor([-1.0]), pos[decided]])  # (D + 1,): the context, then the decided slots
     distance = (pos[:, None] - anchors[None, :]).abs().min(1).values.clamp(max=DIST_CAP)  # (C,)
     left = torch.cat([torch.ones(1, dtype=torch.bool), decided[:-1]])  # (C,)
+    right = torch.cat([decided[1:], torch.zeros(1, dtype=torch.bool)])  # (C,)
+    sure = torch.where(decided, 1.0, confidence)  # (C,) a decided slot is no risk to its neighbours
+    one = torch.ones(1)
+    near = torch.minimum(torch.cat([one, sure[:-1]]), torch.cat([sure[1:], one]))  # (C,)
     share = decided.float().mean() if C else torch.tensor(0.0)
     return torch.stack([
-        confidence, margin, entropy, position, distance, left.float(),
+        confidence, margin, entropy, position, distance, left.float(), right.float(), near,
         torch.full((C,), float(min(step, STEP_CAP))), share.expand(C), stable.float().clamp(max=STABLE_CAP),
         (argmax == pad).float(),
     ], dim=1)  # (C, F)

@@ -345,11 +345,14 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
     finalized = 0
     learned = None
     if n_left and (rules.finalizer is not None or rules.trace is not None):
+        # text slots only: the end stays with the pad rules, since pads decided early fix the fill's length before
+        # its text is written (and traces never hold the canvases given up for a larger one)
+        text = candidates & (x0 != sp.pad)  # (C,)
         feats = fz.features(probs, x0, x0_any, decided, stable, step, sp.pad)  # (C, F)
         if rules.trace is not None:
-            rules.trace.append((feats[candidates], x0[candidates], candidates.nonzero().flatten()))
+            rules.trace.append((feats[text], x0[text], text.nonzero().flatten()))
         if rules.finalizer is not None:
-            learned = rules.finalizer.score(feats) >= rules.learned_threshold  # (C,)
+            learned = text & (rules.finalizer.score(feats) >= rules.learned_threshold)  # (C,)
     if n_left:
         steps_left = max(1, cfg.steps - step)
         limited = candidates & rules.limited_slots  # (C,)

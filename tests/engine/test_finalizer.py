@@ -34,6 +34,8 @@ def test_features_of_a_hand_made_forward():
     assert col["position"] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert col["distance"] == [1, 2, 1, 0, 1, 2]  # the context before slot 0 counts as decided
     assert col["left_decided"] == [1, 0, 0, 0, 1, 0]
+    assert col["right_decided"] == [0, 0, 1, 0, 0, 0]
+    assert col["neighbour_confidence"] == pytest.approx([0.1, 0.5, 0.1, 0.4, 1.0, 0.4])
     assert col["step"] == [3] * 6
     assert col["decided_frac"] == pytest.approx([1 / 6] * 6)
     assert col["stable"] == [1, 2, 3, fz.STABLE_CAP, 1, 5]
@@ -95,6 +97,21 @@ def test_learned_finalizes_the_slots_its_classifier_passes_and_the_most_confiden
     assert {4, 5, 6, 7} <= set(first)  # positions 4/7.. 7/7 pass
     assert len(set(first) - {4, 5, 6, 7}) == 1  # and the most confident of the others, always one
     assert all(not m for m in states[-1].masked)
+
+
+class PadFrom(WithFinalizer):
+    """...whose model says pad, surely, from slot 4 on."""
+
+    def denoise(self, handle, canvas_ids):
+        logits = self.inner.denoise(handle, canvas_ids)
+        logits[:, 4:, self.inner.special.pad] = 1e4
+        return logits
+
+
+def test_the_classifier_never_decides_the_end(backend, ctx):
+    states = first_states(PadFrom(backend, by_position(0.5)), ctx, CFG)
+    assert sum(states[0].masked) == 7  # slots 4-7 pass the classifier but are pads: only the most confident goes
+    assert states[-1].ids[4:] == [backend.special.pad] * 4
 
 
 def test_a_classifier_that_passes_nothing_decodes_one_slot_per_forward(backend, ctx):
