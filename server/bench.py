@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import sys
 import sysconfig
@@ -59,7 +60,7 @@ class Plan:
     max_tokens: int  # the server's maxTokens for the typing legs (a fill that never ends stops here)
 
 
-FULL = Plan(holes=24, keystrokes=24, lsp_keystrokes=16, frontier_records=40, max_tokens=Settings().max_tokens)
+FULL = Plan(holes=120, keystrokes=24, lsp_keystrokes=32, frontier_records=40, max_tokens=Settings().max_tokens)
 QUICK = Plan(holes=4, keystrokes=4, lsp_keystrokes=4, frontier_records=5, max_tokens=24)
 FRONTIER = ("one-per-forward", "threshold:0.99", "threshold:0.9", "threshold:0.7", "threshold:0.5", "threshold:0.3")
 
@@ -94,6 +95,23 @@ def pct(xs: list[float], q: float) -> float | None:
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
+
+
+def spread(num: list[float], den: list[float], n: int = 1000, seed: int = 0) -> list[float] | None:
+    """A 90% interval of sum(num) / sum(den) over the holes, by resampling them (the bootstrap): how much the ratio
+    would move on other holes of the same kinds. num and den are per-hole figures of the same holes."""
+    if len(num) != len(den) or len(num) < 2:
+        return None
+    rng = random.Random(seed)
+    k = len(num)
+    out = []
+    for _ in range(n):
+        idx = [rng.randrange(k) for _ in range(k)]
+        d = sum(den[i] for i in idx)
+        if d:
+            out.append(sum(num[i] for i in idx) / d)
+    out.sort()
+    return [round(out[int(0.05 * len(out))], 3), round(out[int(0.95 * len(out)) - 1], 3)] if out else None
 
 
 def machine(backend) -> dict:
@@ -275,6 +293,15 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
     d, o, a, ll = out["default"], out["one_per_forward"], out["ar"], out["lossless"]
     out["speedup_vs_one_per_forward"] = ratio(o["decode_ms_mean"], d["decode_ms_mean"])
     out["speedup_vs_ar"] = ratio(a["decode_ms_mean"], d["decode_ms_mean"])
+    ms = {k: [x[2] for x in v] for k, v in rows.items()}  # per hole, the same holes in every variant
+    out["spread"] = {  # 90% bootstrap intervals over the holes, next to each ratio
+        "speedup_vs_one_per_forward": spread(ms["one_per_forward"], ms["default"]),
+        "speedup_vs_ar": spread(ms["ar"], ms["default"]),
+        "lossless_speedup_vs_one_per_forward": spread(ms["one_per_forward"], ms["lossless"]),
+        "lossless_speedup_vs_ar": spread(ms["ar"], ms["lossless"]),
+        "lossless_nfe_ratio_vs_one_per_forward": spread([x[0] for x in rows["one_per_forward"]],
+                                                        [x[0] for x in rows["lossless"]]),
+    }
     out["nfe_ratio_vs_one_per_forward"] = ratio(o["nfe"], d["nfe"])
     out["nfe_ratio_vs_ar"] = ratio(a["nfe"], d["nfe"])
     ll["steps_per_forward"] = ratio(steps, nfes)  # one token per forward's steps taken per (batched) forward

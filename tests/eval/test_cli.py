@@ -144,3 +144,22 @@ class _Pos:
 class _Range:
     def __init__(self, start: dict, end: dict) -> None:
         self.start, self.end = _Pos(**start), _Pos(**end)
+
+
+def test_bench_typed_files_differ_only_in_code_far_from_the_typed_line():
+    from engine import DEFAULT_MODEL_DIR
+    from engine.tokenizer import Tokenizer
+    from infill.holes import find_hole
+    from server.bench import SIZES, spread, typed_file
+
+    tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
+    files = {size: typed_file(tok, size) for size in SIZES}
+    small_text, small_at, code = files[SIZES[0]]
+    for size, (text, at, typed) in files.items():
+        assert typed == code
+        assert 0.8 * size <= len(tok.encode(text)) <= 1.5 * size
+        # the small file's lines around the cursor are there, unchanged
+        assert text[at - 300 : at + 300] == small_text[small_at - 300 : small_at + 300]
+        doc = text[:at] + code[:3] + text[at:]
+        assert find_hole(doc, at + 3, "python", tok).situation != "comment"  # still code: no string left open
+    assert spread([2.0, 2.0, 2.0, 4.0], [1.0] * 4) == [2.0, 3.5] and spread([1.0], [1.0]) is None
