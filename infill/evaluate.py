@@ -550,6 +550,15 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
             sub = summarize(suite, [r for r in records if r["group"] == g], sizing, sampler, breakdown=False)
             by[g] = {k: sub[k] for k in keep}
         out["by_" + ("language" if suite == "santacoder-fim" else "kind")] = by
+    if breakdown:
+        # the situation the hole was sized by, and the holes in two halves (odd and even positions): a rule looked
+        # for on one half is checked on the other
+        keep = ("n", "pass@1", "exact_match", "edit_similarity", "tokens", "nfe")
+        subsets = {s: [r for r in records if r["situation"] == s] for s in sorted({r["situation"] for r in records})}
+        out["by_situation"] = {s: {k: summarize(suite, rs, sizing, sampler, breakdown=False)[k] for k in keep}
+                               for s, rs in subsets.items()}
+        out["halves"] = {name: {k: summarize(suite, records[i::2], sizing, sampler, breakdown=False)[k] for k in keep}
+                         for name, i in (("odd", 1), ("even", 0)) if records[i::2]}
     return out
 
 

@@ -44,10 +44,21 @@ CLAMP = {
     "line": (8, 64),
     "rewrite": (8, 1024),
 }
-# The most a cursor fill may grow to, past its capacity, before it is cut: a mid-line cursor gets the rest of its line
-# or statement, never a block of code (the high end of its clamp). Bodies and the end of a file grow to maxTokens.
-GROW_LIMIT = {s: CLAMP[s][1] for s in ("new_statement", "rest_of_line", "expression", "arguments", "control_header",
-                                       "comment", "line")}
+# The most a cursor fill may grow to before it is cut. A fill starts from a small canvas (SamplerConfig.start, 8) and
+# is denoised again twice as large while the model writes to its last slot; past 16 tokens (the model filled 8 and then
+# 16 slots without ending) this model mostly repeats or drifts, so code holes stop there, bodies included. Comments and
+# unknown languages (prose, whole lines) keep the high end of their clamp.
+GROW_LIMIT = {
+    "empty_body": 16,
+    "new_statement": 16,
+    "rest_of_line": 16,
+    "expression": 16,
+    "arguments": 16,
+    "control_header": 16,
+    "end_of_file": 16,
+    "comment": CLAMP["comment"][1],
+    "line": CLAMP["line"][1],
+}
 # Capacity when the file has too few spans of the same kind to measure.
 DEFAULT = {
     "empty_body": 96,
@@ -109,7 +120,7 @@ class Hole:
 
     @property
     def limit(self) -> int | None:
-        """Tokens a growing fill here is cut at (GROW_LIMIT); None: only maxTokens bounds it."""
+        """Tokens a growing fill here is cut at (GROW_LIMIT); None (a rewrite, which never grows): maxTokens."""
         return GROW_LIMIT.get(self.situation)
 
 

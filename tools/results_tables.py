@@ -102,6 +102,41 @@ def lossless(d: Path) -> str:
     return "\n".join(out) if len(out) > 2 else ""
 
 
+SIZING = [  # (variant of docs/results/sizing_{heldout,he}_<variant>.json, label)
+    ("default", "default: start 8, doubled while full, at most 16 tokens"),
+    ("previous", "previous default: the same, growing to 48-64 tokens (bodies: maxTokens)"),
+    ("previous_start16", "previous, start 16"),
+    ("previous_start0", "previous, start at the tree-sitter capacity"),
+    ("fixed16", "fixed 16 slots"),
+    ("fixed32", "fixed 32 slots"),
+    ("oracle", "oracle (true length + 1)"),
+]
+
+
+def sizing(d: Path) -> str:
+    """Canvas sizing against fixed canvases: held-out edit similarity (both halves of the holes) and HumanEval
+    single-line pass@1, with the tokens and forwards a fill took."""
+    out = ["| sizing | held-out edit sim. (odd / even holes) | exact | tokens | nfe | HumanEval single-line pass@1 |"
+           " exact | tokens | nfe |", "|---|---|---|---|---|---|---|---|---|"]
+    for variant, label in SIZING:
+        ho, he = d / f"sizing_heldout_{variant}.json", d / f"sizing_he_{variant}.json"
+        if not ho.exists() and not he.exists():
+            continue
+        row = [label]
+        for f, first in ((ho, "edit_similarity"), (he, "pass@1")):
+            if not f.exists():
+                row += ["-"] * 4
+                continue
+            r = json.loads(f.read_text())
+            halves = r.get("halves", {})
+            cell = f"{pct(r[first])} ({r['n']})"
+            if first == "edit_similarity" and halves:
+                cell += f" ({pct(halves['odd'][first])} / {pct(halves['even'][first])})"
+            row += [cell, pct(r["exact_match"]), f"{r['tokens']:.1f}", f"{r['nfe']:.1f}"]
+        out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out) if len(out) > 2 else ""
+
+
 def bench(d: Path) -> str:
     f = d / "bench.json"
     if not f.exists():
@@ -125,6 +160,11 @@ def commands(d: Path, out: str, extra: str = "") -> list[str]:
     for f in sorted(d.glob("*.json")):
         r = json.loads(f.read_text())
         if "suite" not in r or "sampler" not in r:  # bench*.json; repo_*.json (written by server.repo_eval)
+            continue
+        if "code" in r:  # measured on older code (the file says which): the command would measure today's
+            continue
+        if r.get("command"):  # the file carries its own command
+            lines.append(f"{r['command']} {extra}".rstrip() + f" > {out}/{f.name}")
             continue
         cmd = ["diffusion-ls eval", f"--suite {r['suite']}", f"--limit {r['n']}", f"--sampler {r['sampler']}"]
         if r["suite"] == "heldout" and f.stem.startswith("lang_"):  # tools/lang_corpus.py's tree of the language
@@ -159,6 +199,9 @@ if __name__ == "__main__":
     print()
     if lossless(d):
         print(lossless(d))
+        print()
+    if sizing(d):
+        print(sizing(d))
         print()
     print(bench(d))
     if any(d.glob("lang_*.json")):  # the per-language table (tools/language_table.py)

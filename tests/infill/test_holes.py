@@ -218,3 +218,61 @@ def test_a_big_file_with_no_unindented_line_before_the_window_is_cut_from_its_st
     assert 0 == start < offset < end <= len(text)
     hole = find_hole(text, offset + 4, "python", None)
     assert hole.start == offset + 4
+
+
+GROWING = [  # (language, fixture, situation, the most tokens its fill may grow to)
+    ("python", "def f(x):\n    |\n\n\ndef g():\n    return 1\n", "empty_body", 16),
+    ("python", "def f(x):\n    y = 1\n    |\n    return y\n", "new_statement", 16),
+    ("python", "total = |\n", "rest_of_line", 16),
+    ("python", "y = | + 1\n", "expression", 16),
+    ("python", "y = foo(a, |)\n", "arguments", 16),
+    ("python", "if |:\n    pass\n", "control_header", 16),
+    ("python", "x = 1\n\n|", "end_of_file", 16),
+    ("python", "# says |\nx = 1\n", "comment", CLAMP["comment"][1]),
+    (None, "some words |\nmore\n", "line", CLAMP["line"][1]),
+]
+
+
+@pytest.mark.parametrize(("lang", "src", "situation", "limit"), GROWING)
+def test_every_cursor_fill_is_bounded_code_at_16_tokens(tok, lang, src, situation, limit):
+    text, offset = at(src)
+    hole = find_hole(text, offset, lang, tok)
+    assert (hole.situation, hole.limit) == (situation, limit)
+
+
+def test_a_body_is_sized_from_its_file_but_grows_no_further_than_a_statement(tok):
+    long = "".join(
+        f"def f{i}(x):\n" + "".join(f"    y{j} = compute(x, {j}) + other(x, {j})\n" for j in range(8)) + "\n"
+        for i in range(6)
+    )
+    text, offset = at(long + "def g(x):\n    |\n")
+    hole = find_hole(text, offset, "python", tok)
+    # the capacity still covers a body of the file (a placeholder's canvas, a backend that starts at the capacity);
+    # a growing fill from the cursor stops at its limit
+    assert hole.situation == "empty_body" and hole.capacity > 64 and hole.limit == 16
+    assert rewrite_hole(0, 5, text, tok).limit is None  # a rewrite keeps to its capacity, it never grows
+
+
+def test_the_server_and_the_eval_size_and_fill_a_cursor_hole_alike():
+    """One sizing path: the eval's fill and the server's plan and run give a hole the same canvas, bound and fill
+    (the shipped model, greedy, so the fills must be token for token the same)."""
+    from engine.backend import EmbeddedBackend
+    from infill import evaluate as ev
+    from server import fill
+    from server.config import Settings
+
+    backend = EmbeddedBackend(threads=1)
+    settings = Settings()
+    # a hole whose fill outgrows the first canvas (8 slots) with this model: the restart path is shared too
+    prefix = "def check(name, value):\n    if not isinstance(value, int):\n        raise "
+    suffix = "\n    return value\n"
+    task = ev.Task("check", "heldout", "python", prefix, suffix, 'TypeError(f"{name} must be an int")')
+    sampler = ev.parse_sampler("default", settings.sampler())
+    ours = ev.fill_task(backend, task, ev.parse_sizing("syntax"), sampler, settings.context_budget)
+    plan = fill.plan_cursor(prefix + suffix, len(prefix), "python", backend.tokenizer, settings.context_budget,
+                            settings.max_tokens)
+    assert plan.spec.limit == plan.holes[0].limit == 16
+    served = fill.run(backend, plan, settings.sampler(), session="served")
+    assert (ours.situation, ours.capacity) == (plan.holes[0].situation, plan.holes[0].capacity)
+    assert (ours.nfe, ours.tokens, ours.restarts) == (served.stats.nfe, served.stats.tokens, served.stats.restarts)
+    assert ours.text == served.fills[0] and 0 < ours.tokens <= 16
