@@ -136,11 +136,17 @@ class Runner:
         ms = (time.perf_counter() - t0) * 1e3
         got = out.fills[0]
         id_exact, id_f1 = identifier_scores(got, task.middle)
+        # the headroom: names of the truth the file's own context lacks, and whether the chunks used hold them
+        tok = target.tok
+        spm = plan.canvas.context_ids[len(ids):] if plan.canvas else []
+        novel = set(identifiers(task.middle)) - set(identifiers(tok.decode(list(spm)) if spm else text))
+        given = set(identifiers("".join(c.text for c in used)))
         return {"task_id": task.task_id, "group": task.kind, "fill": got, "middle": task.middle,
                 "exact": got.strip() == task.middle.strip(),
                 "first_line_exact": ev.first_line(got) == ev.first_line(task.middle),
                 "edit_similarity": round(ev.edit_similarity(got, task.middle), 4),
                 "identifier_exact": id_exact, "identifier_f1": round(id_f1, 4),
+                "novel_names": bool(novel), "novel_in_context": bool(novel & given),
                 "repo_tokens": len(ids), "repo_chunks": [f"{c.kind}:{c.path}:{c.line}" for c in used],
                 "context_tokens": len(plan.canvas.context_ids) if plan.canvas else 0, "nfe": out.stats.nfe,
                 "select_ms": round(select_ms, 2), "ms": round(ms, 1)}
@@ -160,6 +166,9 @@ def summarize(records: Sequence[dict], breakdown: bool = True) -> dict:
         "identifier_f1": _mean([r["identifier_f1"] for r in records]),
         "empty_fills": _mean([float(not r["fill"].strip()) for r in records]),
         "repo_tokens": _mean([r["repo_tokens"] for r in records]),
+        # holes whose truth uses a name the file's context lacks; of those, the share whose chunks hold one
+        "novel_names": _mean([float(r["novel_names"]) for r in records]),
+        "novel_in_context": _mean([float(r["novel_in_context"]) for r in records if r["novel_names"]]),
         "context_tokens": _mean([r["context_tokens"] for r in records]),
         "nfe": _mean([r["nfe"] for r in records]),
         "select_ms_p50": ev._pct([r["select_ms"] for r in records], 0.5),

@@ -163,3 +163,20 @@ def test_bench_typed_files_differ_only_in_code_far_from_the_typed_line():
         doc = text[:at] + code[:3] + text[at:]
         assert find_hole(doc, at + 3, "python", tok).situation != "comment"  # still code: no string left open
     assert spread([2.0, 2.0, 2.0, 4.0], [1.0] * 4) == [2.0, 3.5] and spread([1.0], [1.0]) is None
+
+
+def test_repo_suite_reports_whether_the_chunks_hold_the_names_the_file_lacks(capsys, tmp_path):
+    repo = tmp_path / "corpus" / "shop"
+    repo.mkdir(parents=True)
+    (repo / "pricing.py").write_text(
+        "def discounted_total(items, rate):\n    return sum(i.price for i in items) * (1 - rate)\n")
+    (repo / "cart.py").write_text(
+        "from pricing import discounted_total\n\n\nclass Cart:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def total(self, rate):\n        value = discounted_total(self.items, rate)\n        return value\n")
+    records = tmp_path / "records.jsonl"
+    r = run_json(capsys, ["eval", "--suite", "repo", "--corpus", str(tmp_path / "corpus"), "--repo-context", "128",
+                          "--json", "--threads", "1", "--no-progress", "--records", str(records)])
+    assert r["n"] >= 1 and 0 <= r["novel_names"] <= 1
+    rows = [json.loads(line) for line in records.read_text().splitlines()]
+    assert all(isinstance(x["novel_names"], bool) and isinstance(x["novel_in_context"], bool) for x in rows)
+    assert all(x["novel_names"] or not x["novel_in_context"] for x in rows)
