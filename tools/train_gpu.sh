@@ -5,6 +5,10 @@
 #   INIT=MODEL_DIR LR=1.2e-3 WARMUP=200 SEED=1 bash tools/train_gpu.sh ...   (start from a model's weights)
 #   CERTAINTY=1.0 ...   (certainty forcing: see engine/train.py loss_fn)
 #   FREE=0.5 ...   (share of canvases whose capacity is drawn independently of the fill's length: infill/training.py)
+#   REPO=0.5 REPO_BUDGET=512 ...   (share of examples with repository context, chunks of other files of the same
+#       package chosen as the server chooses them, and its largest budget: infill/training.py; needs a corpus whose
+#       records carry "package" and "path", as tools/build_corpus.py writes them; per-package indexes cost CPU, so
+#       keep the workers)
 #
 # Resumable: run it again with the same OUT_DIR and it goes on from OUT_DIR/ckpt (weights, optimizer, counters).
 # The cosine schedule runs over TOTAL_MINUTES of training time (default 15.2), so a run split over several sessions
@@ -29,4 +33,4 @@ start=(--scratch)
 exec python -m server.cli train "${start[@]}" --device cuda --corpus "$corpus" --out "$out" \
   --dim 384 --heads 6 --layers 8 --ffn 1024 --max-budget 768 --batch-size 128 --lr "${LR:-1.5e-3}" \
   --warmup "${WARMUP:-300}" --seed "${SEED:-0}" --certainty "${CERTAINTY:-0}" --free-capacity "${FREE:-0}" --ckpt-every 500 \
-  --total-minutes "$total" --minutes "$minutes"
+  --repo-context "${REPO:-0}" --repo-budget "${REPO_BUDGET:-512}" --total-minutes "$total" --minutes "$minutes"
