@@ -104,7 +104,7 @@ def lossless(d: Path) -> str:
 
 SIZING = [  # (variant of docs/results/sizing_{heldout,he}_<variant>.json, label)
     ("default", "default: start 8, doubled while full, at most 16 tokens"),
-    ("previous", "previous default: the same, growing to 48-64 tokens (bodies: maxTokens)"),
+    ("previous", "previous default: the same, growing to 32-64 tokens (bodies: maxTokens)"),
     ("previous_start16", "previous, start 16"),
     ("previous_start0", "previous, start at the tree-sitter capacity"),
     ("fixed16", "fixed 16 slots"),
@@ -116,8 +116,8 @@ SIZING = [  # (variant of docs/results/sizing_{heldout,he}_<variant>.json, label
 def sizing(d: Path) -> str:
     """Canvas sizing against fixed canvases: held-out edit similarity (both halves of the holes) and HumanEval
     single-line pass@1, with the tokens and forwards a fill took."""
-    out = ["| sizing | held-out edit sim. (odd / even holes) | exact | tokens | nfe | HumanEval single-line pass@1 |"
-           " exact | tokens | nfe |", "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| sizing | held-out edit sim. (holes; odd / even) | exact | tokens | nfe "
+           "| HumanEval single-line pass@1 (holes) | exact | tokens | nfe |", "|---|---|---|---|---|---|---|---|---|"]
     for variant, label in SIZING:
         ho, he = d / f"sizing_heldout_{variant}.json", d / f"sizing_he_{variant}.json"
         if not ho.exists() and not he.exists():
@@ -129,9 +129,10 @@ def sizing(d: Path) -> str:
                 continue
             r = json.loads(f.read_text())
             halves = r.get("halves", {})
-            cell = f"{pct(r[first])} ({r['n']})"
+            cell = f"{pct(r[first])} ({r['n']}"
             if first == "edit_similarity" and halves:
-                cell += f" ({pct(halves['odd'][first])} / {pct(halves['even'][first])})"
+                cell += f"; {pct(halves['odd'][first])} / {pct(halves['even'][first])}"
+            cell += ")"
             row += [cell, pct(r["exact_match"]), f"{r['tokens']:.1f}", f"{r['nfe']:.1f}"]
         out.append("| " + " | ".join(row) + " |")
     return "\n".join(out) if len(out) > 2 else ""
