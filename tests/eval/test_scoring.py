@@ -114,3 +114,16 @@ def test_typed_puts_the_start_of_the_middles_first_word_before_the_cursor():
     assert k.prefix == "def f(x):\n    re" and k.middle == "turn x\n" and k.prefix + k.middle == t.prefix + t.middle
     with pytest.raises(ev.EvalError, match="n >= 1"):
         ev.typed([t], 0)
+
+
+def test_a_summary_splits_its_holes_by_situation_and_into_two_halves():
+    """A rule looked for on one half of the holes is checked on the other: odd positions and even ones, in order."""
+    records = [{"passed": None, "exact": i == 0, "edit_similarity": i / 10, "syntax_valid": True, "nfe": 2, "tokens": 3,
+                "capacity": 8, "fill": "x", "ms": 1.0, "group": "", "situation": "arguments" if i < 3 else "empty_body"}
+               for i in range(5)]
+    out = ev.summarize("heldout", records, ev.parse_sizing("syntax"), ev.parse_sampler("default"))
+    assert out["halves"]["even"]["n"] == 3 and out["halves"]["odd"]["n"] == 2
+    assert out["halves"]["even"]["edit_similarity"] == 0.2 and out["halves"]["odd"]["edit_similarity"] == 0.2
+    assert out["halves"]["even"]["exact_match"] == round(1 / 3, 4) and out["halves"]["odd"]["exact_match"] == 0.0
+    assert {s: v["n"] for s, v in out["by_situation"].items()} == {"arguments": 3, "empty_body": 2}
+    assert out["by_situation"]["empty_body"]["edit_similarity"] == 0.35
