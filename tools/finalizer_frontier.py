@@ -3,6 +3,7 @@ token per forward, on HumanEval single-line and held-out holes.
 
     python tools/finalizer_frontier.py --plot docs/plots/finalizer_frontier.png
     python tools/finalizer_frontier.py --suites heldout --samplers learned:0.9 learned:0.8     (adds to --out)
+    python tools/finalizer_frontier.py --separability --suites        (only how well the rules rank slots)
 
 Every point is one `diffusion-ls eval ... --json --threads 1` run, recorded with its exact command; runs already in
 --out are kept (a point measured again replaces its old value). Quality and forwards only: no wall-clock figures.
@@ -41,6 +42,36 @@ def run(suite: str, sampler: str, model: str | None) -> dict:
     return {"suite": suite, "command": shlex.join(cmd), **{k: result.get(k) for k in KEEP}}
 
 
+def separability(holes: int) -> dict:
+    """How well the shipped finalizer and confidence alone tell a slot whose pick is final from one whose pick will
+    change: one-per-forward traces of holes cut from this repository's own sources (not the stdlib it was trained on),
+    the area under the ROC curve of each score, and precision / recall of the slots at or above each threshold."""
+    import torch
+
+    from engine import finalizer as fz
+    from engine.backend import EmbeddedBackend
+    from infill import evaluate as ev
+    from server.finalizer_cli import tasks_from
+
+    torch.set_num_threads(1)
+    tasks = tasks_from([ROOT / "engine", ROOT / "infill", ROOT / "server"], holes)
+    backend = fz.TracingBackend(EmbeddedBackend(threads=1))
+    for task in tasks:
+        ev.fill_task(backend, task, ev.Sizing("syntax"), ev.parse_sampler("one-per-forward"), postprocess=False)
+    X = torch.cat([x for x, _y in backend.recorder.blocks])  # (N, F)
+    y = torch.cat([y for _x, y in backend.recorder.blocks])  # (N,)
+    score = fz.for_backend(backend.inner).score(X)  # (N,)
+    conf = X[:, fz.FEATURES.index("confidence")]  # (N,)
+    out: dict = {"holes": len(tasks), "rows": len(y), "final_share": round(float(y.mean()), 4),
+                 "auc": {"learned": round(fz._auc(score, y), 4), "confidence": round(fz._auc(conf, y), 4),
+                         "margin": round(fz._auc(X[:, fz.FEATURES.index("margin")], y), 4)}}
+    for name, v in (("learned", score), ("confidence", conf)):
+        out[name] = {f"{t:g}": {"precision": round(float(y[v >= t].mean()), 4),
+                                "recall": round(float((v >= t)[y > 0].float().mean()), 4)}
+                     for t in (0.95, 0.9, 0.8, 0.7, 0.5)}
+    return out
+
+
 def quality(p: dict) -> float:
     """The suite's headline: pass@1 where it executes, exact match otherwise."""
     return p["pass@1"] if p["pass@1"] is not None else p["exact_match"]
@@ -75,10 +106,12 @@ def plot(points: list[dict], path: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="docs/results/finalizer_frontier.json")
-    p.add_argument("--suites", nargs="+", default=list(SUITES), choices=list(SUITES))
+    p.add_argument("--suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--plot", help="also draw the frontier as a PNG here")
+    p.add_argument("--separability", type=int, nargs="?", const=300, metavar="HOLES",
+                   help="also measure how well the finalizer and confidence rank slots (see separability)")
     args = p.parse_args()
     from engine import DEFAULT_MODEL_DIR
     from engine import finalizer as fz
@@ -96,6 +129,11 @@ def main() -> int:
             out.write_text(json.dumps(doc, indent=1) + "\n")
             print(f"{suite:<17} {point['sampler']:<16} quality {100 * quality(point):5.1f}  "
                   f"tokens/forward {point['tokens_per_forward']}", flush=True)
+    if args.separability:
+        doc["separability"] = {"command": f"python tools/finalizer_frontier.py --suites --separability "
+                                          f"{args.separability}", **separability(args.separability)}
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+        print(json.dumps(doc["separability"]["auc"]))
     if args.plot:
         plot(doc["points"], ROOT / args.plot)
     return 0
