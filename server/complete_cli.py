@@ -114,6 +114,14 @@ def main(args: argparse.Namespace) -> int:
     except ModelLoadError as exc:
         print(f"diffusion-ls complete: cannot load the model: {exc}", file=sys.stderr)
         return 1
+    if settings.strategy == "learned":  # its classifier, checked before any work
+        from engine.finalizer import FinalizerError, for_backend
+
+        try:
+            for_backend(backend)
+        except FinalizerError as exc:
+            print(f"diffusion-ls complete: {exc}", file=sys.stderr)
+            return 2
     lang = language_for(args.lang) if args.lang else language_for(str(path))
     tok = backend.tokenizer
     plan = fill.plan_cursor(text, offset, lang, tok, settings.context_budget, settings.max_tokens)
