@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -139,8 +139,6 @@ def load(path: str | Path) -> Finalizer:
                              f"`diffusion-ls train-finalizer --out {p.parent}`), or choose another strategy")
     try:
         tensors = {k: v.float() for k, v in load_file(str(p)).items()}
-        from safetensors import safe_open
-
         with safe_open(str(p), framework="pt") as f:
             meta = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
