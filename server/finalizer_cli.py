@@ -1,6 +1,6 @@
 """`diffusion-ls train-finalizer`: decode holes with the model, learn from its traces which slots to finalize.
 
-    diffusion-ls train-finalizer                                  the shipped model, holes from Python's stdlib
+    diffusion-ls train-finalizer --threads 1                      the shipped model's, from Python's stdlib holes
     diffusion-ls train-finalizer --out path/to/model --corpus src/ --holes 200 --threads 1
 
 Holes are cut, as the heldout suite cuts them, from source trees that are not evaluation sets (default: the running
@@ -37,7 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", action="append",
                    help="source tree to cut holes from, repeatable (default: this Python's standard library); "
                         "never an evaluation set")
-    p.add_argument("--holes", type=int, default=400, help="holes to decode, spread over the files")
+    p.add_argument("--holes", type=int, default=1000, help="holes to decode, spread over the files")
     p.add_argument("--sampler", default="one-per-forward",
                    help="the decoding traced (eval's --sampler syntax; not lossless)")
     p.add_argument("--hidden", type=int, default=32, help="hidden units (0: logistic regression)")
