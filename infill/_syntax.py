@@ -106,37 +106,55 @@ def brokenness(text: str, lang: str | None) -> tuple[int, int]:
 
 WINDOW_RADIUS = 4_000  # chars kept on each side of the cursor (~100 lines) when a file is big
 _TOP_LEVEL = re.compile(r"[A-Za-z_@#/]")  # a line starting here, unindented, usually begins a top-level construct
+# Inside one long class (no unindented line within reach) the cut goes before a method instead: a cut at any other line
+# can fall inside a docstring or a string literal, the window then parses as broken from there on, and every fill
+# looks like it adds errors. tree-sitter parses an indented `def` at the top of a text like an unindented one.
+_DEFINITION = re.compile(r"([ \t]+)(?:(?:async[ \t]+)?def|class|fn|func|pub|public|private|protected)[ \t]")
 
 
 def _line_start(text: str, pos: int) -> int:
     return text.rfind("\n", 0, pos) + 1
 
 
+def _definition_indent(text: str, i: int) -> int | None:
+    """Indentation of the line starting at i when it begins an (indented) definition: a method, a nested class."""
+    m = _DEFINITION.match(text, i)
+    return None if m is None else len(m.group(1))
+
+
 def _top_line_at_or_before(text: str, pos: int, limit: int) -> int:
-    """Start of the nearest unindented line at or before pos (searching back to limit); else pos's line start."""
+    """Start of the nearest unindented line at or before pos (searching back to limit); else of the least indented
+    definition line found (a method of a long class); else pos's line start."""
     i = _line_start(text, pos)
-    first = i
+    first, best, best_indent = i, None, None
     while i > max(limit, 0):  # at 0 it stops: _line_start(text, -1) would search from the end of the text
         if _TOP_LEVEL.match(text, i):
             return i
+        indent = _definition_indent(text, i)
+        if indent is not None and (best_indent is None or indent < best_indent):
+            best, best_indent = i, indent
         i = _line_start(text, i - 1)
-    return i if i == 0 else first
+    return i if i == 0 else first if best is None else best
 
 
 def _top_line_at_or_after(text: str, pos: int, limit: int) -> int:
-    """Start of the nearest unindented line at or after pos (searching on to limit); else the line after pos."""
+    """Start of the nearest unindented line at or after pos (searching on to limit); else of the least indented
+    definition line found; else the line after pos."""
     nl = text.find("\n", pos)
     if nl < 0:
         return len(text)
-    i, first = nl + 1, nl + 1
+    i, first, best, best_indent = nl + 1, nl + 1, None, None
     while i < min(limit, len(text)):
         if _TOP_LEVEL.match(text, i):
             return i
+        indent = _definition_indent(text, i)
+        if indent is not None and (best_indent is None or indent < best_indent):
+            best, best_indent = i, indent
         nl = text.find("\n", i)
         if nl < 0:
             return len(text)
         i = nl + 1
-    return len(text) if i >= len(text) else first
+    return len(text) if i >= len(text) else first if best is None else best
 
 
 def is_big(text: str, radius: int = WINDOW_RADIUS) -> bool:

@@ -97,3 +97,42 @@ def test_garbage_that_joins_an_existing_error_is_refused_though_the_count_stays(
     v = one(text, a, b, " * *\n * @ @ @ @ * *\n * @ @", lang="java")
     assert not v.ok and v.reason == "the answer would add parse errors: `* *`"
     assert one(text, a, b, "/** Docs for g. */", lang="java").ok  # a fill inside the broken text is still fine
+
+
+def _long_class_file(n_methods: int = 300) -> str:
+    """A big file whose code is one long class of documented methods (click's core.py has such classes), of different
+    lengths so that a window of fixed size starts at different places in them: in docstrings, in string literals."""
+    methods = "".join(
+        f"    def get_help_{i}(self, ctx):\n"
+        '        """Formats the help into a string and returns it.\n\n'
+        "        Calls :meth:`format_help` internally.\n"
+        + "        More on it, the *details* (with `code`).\n" * (i % 5)
+        + '        """\n'
+        "        if ctx.resilient_parsing:\n"
+        "            raise TypeError(\n"
+        f'                "the help option {i} is not allowed here, it "\n'
+        + '                "conflicts with the name of a parameter."\n' * (i % 3)
+        + "            )\n"
+        "        formatter = ctx.make_formatter()\n"
+        f"        return formatter.getvalue().rstrip({i})\n\n"
+        for i in range(n_methods))
+    return "import sys\n\n\nclass Command:\n" + methods + "\n\ndef main():\n    return 0\n"
+
+
+def test_a_fill_deep_in_a_long_class_of_a_big_file_is_judged_like_the_whole_file():
+    from infill import _syntax
+    from infill.postprocess import finalize
+
+    # the window around the cursor finds no unindented line near it; cut at any line it could start inside a string,
+    # everything after would parse as broken, and fills that parse "added" errors: every completion there was refused
+    whole = _long_class_file()
+    for k in range(150, 200):
+        typed = f"return formatter.getvalue().rstrip({k})"
+        at = whole.index(typed) + len("return formatter.")
+        text = whole[:at] + whole[at + len(typed) - len("return formatter."):]  # the user is typing `formatter.`
+        assert _syntax.is_big(text)
+        start, end = _syntax.window(text, at)
+        assert 0 < start < at < end < len(text)
+        v = one(text, at, at, "getvalue()")
+        assert v.ok and v.text == "getvalue()", (k, v.reason)
+        assert finalize(text[:at], "getvalue()", text[at:], "python", "rest_of_line") == "getvalue()", k
