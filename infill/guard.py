@@ -139,10 +139,11 @@ class _Errors:
         grown = sum(len(_syntax.encode(new)) - len(_syntax.encode(self.text[start:end])) for start, end, new in edits)
         if bytes_after > bytes_before + max(0, grown):
             return True
-        # tree-sitter's Python grammar accepts lines indented past their block; Python itself does not (only an edit
-        # with a line break can indent a line: a one-line completion, the common case, skips the two extra parses)
-        return (self.lang == "python" and any("\n" in new for _, _, new in edits) and self.compiles(win)
-                and not _compiles(self.edited(win, edits)))
+        # tree-sitter's Python grammar accepts lines indented past their block, and a block of only a comment; Python
+        # itself does not (only an edit with a line break can indent a line, only a comment can empty a block: a
+        # one-line completion of code, the common case, skips the two extra parses)
+        return (self.lang == "python" and any("\n" in new or new.lstrip().startswith("#") for _, _, new in edits)
+                and self.compiles(win) and not _compiles(self.edited(win, edits)))
 
     def compiles(self, win: tuple[int, int]) -> bool:
         if win not in self._compiles:

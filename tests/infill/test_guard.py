@@ -136,3 +136,14 @@ def test_a_fill_deep_in_a_long_class_of_a_big_file_is_judged_like_the_whole_file
         v = one(text, at, at, "getvalue()")
         assert v.ok and v.text == "getvalue()", (k, v.reason)
         assert finalize(text[:at], "getvalue()", text[at:], "python", "rest_of_line") == "getvalue()", k
+
+
+def test_a_fill_that_leaves_a_body_with_only_a_comment_is_refused():
+    # tree-sitter parses a body of only a comment as an empty block, without an error; Python does not compile it
+    # (found with :DiffusionFill on h11's _writers.py: a lone `pass` became ` #` and the file stopped compiling)
+    text = "class W:\n    def send(self, data):\n        pass\n\n    def eom(self):\n        pass\n\n\nx = 1\n"
+    at = text.rindex("pass")
+    for new in ["#", " # done"]:
+        v = one(text, at, at + 4, new)
+        assert not v.ok and v.text == "pass" and "parse errors" in v.reason, new
+    assert one(text, at, at + 4, "return None  # done").ok
