@@ -21,10 +21,15 @@ class _ExpectedErrors(logging.Filter):
     """pygls logs every error response with a traceback; cancellations and bad params are answers, not faults."""
 
     QUIET = {-32800, -32801, -32802, -32803, -32602}
+    # a client cancels on every keystroke; a request answered a moment before its $/cancelRequest arrived is not a
+    # fault, but pygls warns on stderr, which editors log as errors (Neovim's lsp.log: one [ERROR] per race)
+    QUIET_MESSAGES = ("Cancel notification for unknown message id",)
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, JsonRpcException) and exc.code in self.QUIET)
+        if isinstance(exc, JsonRpcException) and exc.code in self.QUIET:
+            return False
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.QUIET_MESSAGES))
 
 
 class LspLogHandler(logging.Handler):
