@@ -412,5 +412,18 @@ eq({ failed[4], failed[7] }, { 'loaded        no: no such file', 'this buffer   
   'status with an error')
 eq(st.lines({ backend = 'embedded' }, '')[7], 'this buffer   no filetype', 'no filetype')
 eq(st.lines({ backend = 'embedded', loaded = true }, 'python')[6], 'capabilities  not reported by the server', 'old server')
+-- repository context on (repoContextBudget > 0): a line says what the index holds; off (0, the default): no line
+local function repo_line(repo)
+  local lines = st.lines({ backend = 'embedded', loaded = true, repo = repo }, 'python')
+  return #lines == 8 and lines[8] or nil
+end
+eq(repo_line({ budget = 256, roots = { '/src/h11' }, indexing = false, indexedFiles = 11, totalFiles = 11 }),
+  'repo context  256 tokens, 11 files indexed', 'repo index done')
+eq(repo_line({ budget = 256, roots = { '/src/h11' }, indexing = true, indexedFiles = 3, totalFiles = 11 }),
+  'repo context  256 tokens, indexing: 3 of 11 files', 'repo index in progress')
+eq(repo_line({ budget = 256, roots = {}, indexing = false, indexedFiles = 0, totalFiles = 0 }),
+  'repo context  256 tokens, no workspace folder to index', 'repo context without a root')
+eq(repo_line({ budget = 0, roots = { '/src/h11' }, indexing = false, indexedFiles = 0 }), nil, 'repo context off')
+eq(repo_line(nil), nil, 'older server')
 
 vim.cmd('qa!')

@@ -68,6 +68,24 @@ function M.language(s, filetype)
   return ('%s: %s'):format(filetype, type(rating) == 'string' and rating or 'not rated by this model')
 end
 
+--- The repository context line: what the server's workspace index holds; nil when the context is off (the default).
+---@param r any the `repo` field of diffusion/status
+---@return string?
+local function repo_line(r)
+  if type(r) ~= 'table' or type(r.budget) ~= 'number' or r.budget <= 0 then
+    return nil
+  end
+  local what
+  if r.indexing == true then
+    what = ('indexing: %s of %s files'):format(tostring(r.indexedFiles or '?'), tostring(r.totalFiles or '?'))
+  elseif type(r.roots) == 'table' and #r.roots == 0 then
+    what = 'no workspace folder to index'
+  else
+    what = ('%s files indexed'):format(tostring(r.indexedFiles or '?'))
+  end
+  return ('repo context  %d tokens, %s'):format(r.budget, what)
+end
+
 --- The report's lines: a short table of what the server says.
 ---@param s table diffusion/status result
 ---@param filetype string the current buffer's filetype (its language id)
@@ -99,7 +117,7 @@ function M.lines(s, filetype)
       cap_text[#cap_text + 1] = ('%s %s'):format(c[2], yes_no(caps[c[1]]))
     end
   end
-  return {
+  local lines = {
     'backend       ' .. str(s.backend),
     'model         ' .. str(s.model),
     'device        ' .. str(s.device),
@@ -108,6 +126,8 @@ function M.lines(s, filetype)
     'capabilities  ' .. table.concat(cap_text, ', '),
     'this buffer   ' .. M.language(s, filetype),
   }
+  lines[#lines + 1] = repo_line(s.repo)
+  return lines
 end
 
 --- Show the report in a floating window next to the cursor (closed by moving the cursor, or `q` inside it).
