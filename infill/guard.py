@@ -100,6 +100,12 @@ def _compiles(source: str) -> bool:
     return True
 
 
+def _as_module(window: str) -> str:
+    """Python source of a window: one cut inside a long class starts with an indented method (infill._syntax.window),
+    which Python reads only as a class body; read alone it never compiles, and the compile checks were skipped."""
+    return "class _:\n" + window if window[:1] in (" ", "\t") else window
+
+
 class _Errors:
     """Parse-error counts of the document and of edited copies, in the window around the edits."""
 
@@ -143,11 +149,11 @@ class _Errors:
         # itself does not (only an edit with a line break can indent a line, only a comment can empty a block: a
         # one-line completion of code, the common case, skips the two extra parses)
         return (self.lang == "python" and any("\n" in new or new.lstrip().startswith("#") for _, _, new in edits)
-                and self.compiles(win) and not _compiles(self.edited(win, edits)))
+                and self.compiles(win) and not _compiles(_as_module(self.edited(win, edits))))
 
     def compiles(self, win: tuple[int, int]) -> bool:
         if win not in self._compiles:
-            self._compiles[win] = _compiles(self.text[win[0] : win[1]])
+            self._compiles[win] = _compiles(_as_module(self.text[win[0] : win[1]]))
         return self._compiles[win]
 
 

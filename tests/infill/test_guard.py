@@ -147,3 +147,18 @@ def test_a_fill_that_leaves_a_body_with_only_a_comment_is_refused():
         v = one(text, at, at + 4, new)
         assert not v.ok and v.text == "pass" and "parse errors" in v.reason, new
     assert one(text, at, at + 4, "return None  # done").ok
+
+
+def test_a_body_left_with_only_a_comment_is_refused_in_a_long_class_of_a_big_file_too():
+    from infill import _syntax
+
+    # the window there starts with an indented method, which Python compiles only as a class body
+    whole = _long_class_file()
+    cut = whole.index("    def get_help_200(")
+    text = whole[:cut] + "    def stub(self):\n        pass\n\n" + whole[cut:]
+    at = text.index("pass", cut)
+    start, _ = _syntax.window(text, at, at + 4)
+    assert text[start] == " "
+    v = one(text, at, at + 4, "#")
+    assert not v.ok and v.text == "pass", v
+    assert one(text, at, at + 4, "return None").ok
