@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[name] = {"flags": shlex.join(flags), "stops": [
                 pooled([runs[(pkg, name)]["stops"][k] for pkg in packages]) for k in range(reached)]}
         return {
-            "command": "python tools/adapt_eval.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "command": "python tools/adapt_eval.py " + shlex.join(shown_args(sys.argv[1:] if argv is None else argv)),
             "model": results[packages[0]]["base"]["model"], "model_commit": commit,
             "model_commit_end": model_commit(), "corpus": corpus_name(a.corpus),
             "train": {"minutes": None if a.steps else a.minutes, "steps": a.steps, "slices": a.slices},
@@ -248,6 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def shown_args(argv: list[str]) -> list[str]:
+    """The command line without --work (scratch space: a machine's own path, no bearing on the figures)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg == "--work" or arg.startswith("--work="):
+            skip = arg == "--work"
+            continue
+        out.append(arg)
+    return out
+
+
 def corpus_name(corpus: Path) -> str:
     """The corpus as the command names it, relative to the repository (never a machine's own path)."""
     if not corpus.is_absolute():
@@ -273,8 +284,9 @@ def table(doc: dict) -> str:
         for stop in s["stops"]:
             rows.append(row(f"{name} (`{s['flags']}`)" if s["flags"] else name, stop,
                             " / ".join(str(x) for x in stop["steps"])))
-    rows += ["", "| package | train / test files | holes | " + " | ".join(["shipped", *options])
-             + " |  (exact / edit sim, last stop)", "|---|---|---|" + "---|" * (1 + len(options))]
+    rows += ["", "Per package, exact / edit similarity at the last stop:", "",
+             "| package | train / test files | holes | " + " | ".join(["shipped", *options]) + " |",
+             "|---|---|---|" + "---|" * (1 + len(options))]
     for pkg, r in doc["packages"].items():
         cells = [f"{100 * r['base']['exact_match']:.1f} / {r['base']['edit_similarity']:.3f}"]
         for name in options:
