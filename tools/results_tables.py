@@ -143,15 +143,36 @@ def bench(d: Path) -> str:
     if not f.exists():
         return ""
     r = json.loads(f.read_text())
-    keys = ["tokens_per_forward", "speedup_vs_one_per_forward", "speedup_vs_ar", "first_state_ms_p50",
-            "final_ms_p50", "context_scaling_8k_over_512", "cache_speedup", "lsp_overhead_ratio"]
-    out = ["| measure | value |", "|---|---|"]
-    for k in keys:
-        v = r.get(k)
-        out.append(f"| `{k}` | {v:.3g} |" if isinstance(v, (int, float)) else f"| `{k}` | {v} |")
+    e, lsp, k = r.get("engine") or {}, r.get("lsp") or {}, r.get("keystroke") or {}
+    spread = e.get("spread") or {}
+    rows = [
+        ("tokens_per_forward", r.get("tokens_per_forward"), None),
+        ("speedup_vs_one_per_forward", r.get("speedup_vs_one_per_forward"), spread.get("speedup_vs_one_per_forward")),
+        ("speedup_vs_ar", r.get("speedup_vs_ar"), spread.get("speedup_vs_ar")),
+        ("lossless_nfe_ratio_vs_one_per_forward", e.get("lossless_nfe_ratio_vs_one_per_forward"),
+         spread.get("lossless_nfe_ratio_vs_one_per_forward")),
+        ("lossless_speedup_vs_one_per_forward", r.get("lossless_speedup_vs_one_per_forward"),
+         spread.get("lossless_speedup_vs_one_per_forward")),
+        ("lossless_speedup_vs_ar", e.get("lossless_speedup_vs_ar"), spread.get("lossless_speedup_vs_ar")),
+        ("lossless_mismatches", r.get("lossless_mismatches"), None),
+        ("context_scaling_8k_over_512", r.get("context_scaling_8k_over_512"), None),
+        ("cache_speedup", r.get("cache_speedup"), None),
+        ("lsp_overhead_ratio", r.get("lsp_overhead_ratio"), None),
+        ("first_state_ms_p50", r.get("first_state_ms_p50"), None),
+        ("final_ms_p50 / p95 / max", "/".join(str(lsp.get(x)) for x in ("final_ms_p50", "final_ms_p95",
+                                                                         "final_ms_max")), None),
+    ]
+    for size, entry in (k.get("files") or {}).items():
+        c = entry.get("cache") or {}
+        rows.append((f"keystroke {size} tokens: p50 / p95 / max ms",
+                     "/".join(str(c.get(x)) for x in ("p50_ms", "p95_ms", "max_ms")), None))
+    out = [f"| measure ({e.get('holes', '?')} engine holes) | value | 90% interval over the holes |", "|---|---|---|"]
+    for name, v, iv in rows:
+        val = f"{v:.3g}" if isinstance(v, float) else str(v)
+        out.append(f"| `{name}` | {val} | {'-'.join(str(x) for x in iv) if iv else ''} |")
     m = r.get("machine", {})
     if m:
-        out.append(f"| machine | {m} |")
+        out.append(f"| machine | {m} | |")
     return "\n".join(out)
 
 
