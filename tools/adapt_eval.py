@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine import DEFAULT_MODEL_DIR  # noqa: E402
 from infill.sizing import corpus_files  # noqa: E402
+from server.repo_eval import identifier_scores  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "build" / "lang" / "python"
 
@@ -78,20 +78,6 @@ def _cli(args: list[str], log: Path) -> str:
     if done.returncode:
         raise RuntimeError(f"diffusion-ls {shlex.join(args)} failed ({done.returncode}); see {log}")
     return done.stdout
-
-
-def identifier_scores(fill: str, truth: str) -> tuple[bool, float]:
-    """(same identifier sequence, F1 of the identifier multisets), as the repo suite scores a fill."""
-    from infill.repo_context import identifiers
-
-    a, b = identifiers(fill), identifiers(truth)
-    if not a and not b:
-        return True, 1.0
-    common = sum((Counter(a) & Counter(b)).values())
-    if not common:
-        return False, 0.0
-    p, r = common / len(a), common / len(b)
-    return a == b, 2 * p * r / (p + r)
 
 
 def score(model: Path, test_tree: Path, limit: int | None, records: Path, log: Path) -> dict:
