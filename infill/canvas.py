@@ -20,6 +20,7 @@ class TokenizerLike(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
 
+CURSOR_RESERVE = 32  # tokens the cursor's line may grow to before the prefix's first kept line moves
 _CHUNK = 64  # lines tokenized per batch while looking for a cut: most contexts need one or two batches
 
 
@@ -62,8 +63,13 @@ def _keep_lines(tok: TokenizerLike, lines: list[str], cap: int, from_end: bool) 
     from_end=True keeps the last lines (the prefix), else the first lines (the suffix). The line nearest the hole is
     always tried whole first and cut by chars only if it alone overflows cap. Kept text is tokenized on its own.
     """
+    return _keep(tok, lines, cap, from_end)[0]
+
+
+def _keep(tok: TokenizerLike, lines: list[str], cap: int, from_end: bool) -> tuple[list[int], int]:
+    """_keep_lines's ids, and how many whole lines they hold (0: the nearest line cut by chars, or nothing)."""
     if cap <= 0 or not lines:
-        return []
+        return [], 0
     order = lines[::-1] if from_end else lines
     # Estimate with per-line counts, nearest first, until the estimate passes cap.
     counts: list[int] = []
@@ -82,9 +88,9 @@ def _keep_lines(tok: TokenizerLike, lines: list[str], cap: int, from_end: bool) 
         kept = order[:n][::-1] if from_end else order[:n]
         ids = tok.encode("".join(kept))
         if len(ids) <= cap:
-            return ids
+            return ids, n
         if n == 1:
-            return _fit_chars(tok, kept[0], cap, keep_end=from_end)
+            return _fit_chars(tok, kept[0], cap, keep_end=from_end), 0
         # Drop the farthest lines until their estimated tokens cover the excess (at least one line).
         excess = len(ids) - cap
         while n > 1 and excess > 0:
@@ -103,8 +109,22 @@ def spm_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffi
     sp = tok.special
     avail = max(0, budget - 3)
     suffix_ids = _keep_lines(tok, _lines(suffix), int(avail * suffix_share), from_end=False)
-    prefix_ids = _keep_lines(tok, _lines(prefix), avail - len(suffix_ids), from_end=True)
-    return [sp.fim_suffix, *suffix_ids, sp.fim_prefix, *prefix_ids, sp.fim_middle]
+    return [sp.fim_suffix, *suffix_ids, sp.fim_prefix, *_prefix_ids(tok, _lines(prefix), avail - len(suffix_ids)),
+            sp.fim_middle]
+
+
+def _prefix_ids(tok: TokenizerLike, lines: list[str], cap: int) -> list[int]:
+    """The prefix's kept lines. The lines above the cursor's are chosen as if the cursor's line took CURSOR_RESERVE
+    tokens, so typing on it does not move the first kept line (which would change every id after the suffix and
+    throw the prefix cache away at each keystroke); the lines are then tokenized together, as they always were."""
+    if lines and not lines[-1].endswith("\n") and cap > 2 * CURSOR_RESERVE:
+        cursor = lines[-1]
+        if len(tok.encode(cursor)) <= CURSOR_RESERVE:
+            _, n = _keep(tok, lines[:-1], cap - CURSOR_RESERVE, from_end=True)
+            ids = tok.encode("".join(lines[len(lines) - 1 - n :]))
+            if len(ids) <= cap:
+                return ids
+    return _keep_lines(tok, lines, cap, from_end=True)
 
 
 def around_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffix_share: float = 0.25

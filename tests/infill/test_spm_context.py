@@ -69,3 +69,19 @@ def test_properties(tok, pre_lines, suf_lines, budget):
     s, p = tok.decode(suffix_ids), tok.decode(prefix_ids)
     assert suffix.startswith(s) and prefix.endswith(p)
     assert tok.encode(s) == suffix_ids and tok.encode(p) == prefix_ids
+
+
+def test_typing_on_the_cursor_line_keeps_the_first_kept_line_so_the_cache_holds(tok):
+    above = "".join(f"value_{i} = compute({i}, name='x')\n" for i in range(200))
+    typed = "result = compute_total(values, name='y')"
+    firsts, heads = set(), []
+    for k in range(1, len(typed) + 1):
+        ids = spm_context(above + typed[:k], SUFFIX, tok, 200)
+        assert len(ids) <= 200
+        _, prefix_ids = split(ids, tok.special)
+        prefix = tok.decode(prefix_ids)
+        assert prefix_ids == tok.encode(prefix) and prefix.endswith(typed[:k])  # tokenized together, cursor line whole
+        firsts.add(prefix.splitlines()[0])
+        heads.append(ids[: ids.index(tok.special.fim_prefix) + 20])
+    assert len(firsts) == 1  # the window's top never moved while the line was typed
+    assert all(h == heads[0] for h in heads)  # so the ids a cache compares stay the same
