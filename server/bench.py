@@ -169,8 +169,10 @@ def engine_holes(tok, n: int, budget: int) -> list[Hole]:
     from infill.spans import syntax_spans
 
     pool = []
-    for name, text in source_files():
-        for s in pick_spans(text, syntax_spans(text, "python"), HOLE_KINDS, 2):
+    files = source_files()
+    per_kind = max(2, math.ceil(n / (len(files) * len(HOLE_KINDS))))  # enough candidates for n holes
+    for name, text in files:
+        for s in pick_spans(text, syntax_spans(text, "python"), HOLE_KINDS, per_kind):
             pool.append((name, text, s))
     from infill.evaluate import spread
 
