@@ -117,6 +117,7 @@ class ExampleStream:
             self._packages.setdefault(f.package, []).append(i)
         self._indexes: OrderedDict[str, tuple[retrieval.Index, dict[str, list[str]], list[int]]] = OrderedDict()
         self._repo_pkg, self._repo_left = "", 0
+        self._repo_ok = any(len(m) >= 2 for m in self._packages.values())  # else no file has a repository
         weights = [min(len(f.text), 20_000) for f in files]  # long files count more, but not without bound
         self._cum: list[float] = []
         acc = 0.0
@@ -227,7 +228,7 @@ class ExampleStream:
 
     def __next__(self) -> Example:
         while True:
-            repo = self.cfg.repo_p > 0 and self.rng.random() < self.cfg.repo_p
+            repo = self._repo_ok and self.cfg.repo_p > 0 and self.rng.random() < self.cfg.repo_p
             i = self._pick_repo_file() if repo else self._pick_file()
             if i is None:
                 continue

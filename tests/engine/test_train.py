@@ -220,6 +220,7 @@ def test_repository_examples_carry_the_definitions_serving_would_choose_from_the
     alone = ExampleStream(files[2:], TOK, ExampleConfig(repo_p=1.0), seed=0)  # a package of one file: no context
     ex = alone.make(other, Span(0, 3, "random"), 0)
     assert ex is not None and ex.context[0] == sp.fim_suffix
+    assert next(alone).context[0] == sp.fim_suffix  # and drawing goes on without one (no file has a repository)
 
 
 def test_fine_tuning_keeps_the_share_of_repository_examples_its_model_was_trained_with(tmp_path):
