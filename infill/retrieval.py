@@ -140,7 +140,7 @@ class Index:
         df = len(self.postings.get(word, ()))
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def search(self, query: list[str], exclude: str | None, k: int) -> list[tuple[float, str, int]]:
+    def search(self, query: Iterable[str], exclude: str | None, k: int) -> list[tuple[float, str, int]]:
         """(score, file key, line) of the k windows holding the largest share of the query's weight (BM25's idf over
         word sets: 1.0 holds every query word), the file `exclude` left out."""
         q = set(query)
@@ -176,13 +176,18 @@ class Index:
 # -- the choice of chunks ---------------------------------------------------------------------------------------------
 
 
-def select(index: Index, key: str, text: str, offset: int, window_text: Callable[[str, int, int], str | None],
-           recent: Sequence[tuple[Chunk, frozenset[str]]] = (), k: int = SNIPPETS) -> list[Chunk]:
-    """Chunks for a cursor at `offset` of `text` (the file `key`), best first: definitions of the names used near it
-    interleaved with the snippets most similar to its lines (index windows, and `recent` chunks with their words),
+def cursor_terms(text: str, offset: int) -> tuple[list[str], list[str]]:
+    """What a selection reads of a cursor at `offset` of `text`: the names used near it, nearest first, and the
+    identifiers of its lines (the query). Equal terms give an equal selection, so a caller may reuse its last one."""
+    return names_near(text, offset), identifiers(query_text(text, offset))
+
+
+def select(index: Index, key: str, names: Sequence[str], query: Sequence[str],
+           window_text: Callable[[str, int, int], str | None], recent: Sequence[tuple[Chunk, frozenset[str]]] = (),
+           k: int = SNIPPETS) -> list[Chunk]:
+    """Chunks for a cursor with these `cursor_terms` in the file `key`, best first: definitions of the names used near
+    it interleaved with the snippets most similar to its lines (index windows, and `recent` chunks with their words),
     its own file left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
-    names = names_near(text, offset)
-    query = identifiers(query_text(text, offset))
     defs: list[Chunk] = []
     for name in names:
         for fkey, d in index.lookup(name, key):

@@ -118,10 +118,10 @@ class ExampleStream:
         self._indexes: OrderedDict[str, tuple[retrieval.Index, dict[str, list[str]], list[int]]] = OrderedDict()
         self._repo_pkg, self._repo_left = "", 0
         self._repo_ok = any(len(m) >= 2 for m in self._packages.values())  # else no file has a repository
-        weights = [min(len(f.text), 20_000) for f in files]  # long files count more, but not without bound
+        self._weights = [min(len(f.text), 20_000) for f in files]  # long files count more, but not without bound
         self._cum: list[float] = []
         acc = 0.0
-        for w in weights:
+        for w in self._weights:
             acc += w
             self._cum.append(acc)
 
@@ -178,7 +178,7 @@ class ExampleStream:
             self._repo_pkg, self._repo_left = self.files[i].package, self.cfg.repo_stay
         self._repo_left -= 1
         members = self._index(self._repo_pkg)[2]
-        return self.rng.choices(members, weights=[min(len(self.files[j].text), 20_000) for j in members])[0]
+        return self.rng.choices(members, weights=[self._weights[j] for j in members])[0]
 
     def repo_ids(self, i: int, text: str, span: Span, budget: int) -> list[int]:
         """Repository context for a hole of file i, as the server builds it for a cursor at the hole's start: the
@@ -192,7 +192,7 @@ class ExampleStream:
         def window(key: str, line: int, size: int) -> str | None:
             return "".join(lines.get(key, [])[line:line + size]) or None
 
-        chunks = retrieval.select(index, f.path or f"file{i}", doc, span.start, window)
+        chunks = retrieval.select(index, f.path or f"file{i}", *retrieval.cursor_terms(doc, span.start), window)
         return repo_context(chunks, self.tok, budget)
 
     def make(self, text: str, span: Span, repo_of: int | None = None) -> Example | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from infill import retrieval
 from infill.languages import language_for
-from infill.repo_context import Chunk, chunk_ids, identifiers, names_near, query_text, repo_context, similarity
+from infill.repo_context import Chunk, chunk_ids, identifiers, repo_context, similarity
 from infill.retrieval import SNIPPETS, Index
 
 # -- what is indexed --------------------------------------------------------------------------------------------------
@@ -422,8 +422,7 @@ class Workspace:
         """
         docs = docs or {}
         key = str(path)
-        names = names_near(text, offset)
-        query = identifiers(query_text(text, offset))  # the selection's inputs: unchanged, the last one is reused
+        names, query = retrieval.cursor_terms(text, offset)  # the selection's inputs: unchanged, the last one is reused
         sel_key = (tuple(names), tuple(query), self.index.generation, self.ring_generation)
         last = self._last.get(key)
         if last is not None and last[0] == sel_key:
@@ -431,7 +430,7 @@ class Workspace:
         t0 = time.perf_counter()
         with self._ring_lock:
             recent = [(r.chunk, r.words) for r in self.ring.items if r.key != key]
-        chunks = retrieval.select(self.index, key, text, offset,
+        chunks = retrieval.select(self.index, key, names, query,
                                   lambda fkey, line, size: self._window_text(fkey, line, size, docs), recent, k)
         sel = Selection(chunks, (time.perf_counter() - t0) * 1e3)
         self._last[key] = (sel_key, sel)
