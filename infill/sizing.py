@@ -14,7 +14,7 @@ import os
 import statistics
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from infill.holes import find_hole, token_counter
@@ -95,11 +95,13 @@ def measure_sizing(
     return summarize(records, max_true)
 
 
-def corpus_files(root: str | os.PathLike, limit: int | None = None) -> Iterator[tuple[str, str, str]]:
-    """(path, text, lang) of source files of known languages under root, in sorted order."""
+def corpus_files(root: str | os.PathLike, limit: int | None = None,
+                 skip_dirs: Collection[str] = ()) -> Iterator[tuple[str, str, str]]:
+    """(path, text, lang) of source files of known languages under root, in sorted order, folders named in
+    skip_dirs left out."""
     n = 0
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
         for name in sorted(filenames):
             lang = language_for(name)
             path = os.path.join(dirpath, name)

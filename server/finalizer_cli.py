@@ -57,23 +57,13 @@ def default_corpus() -> list[Path]:
 
 def source_files(roots: Sequence[Path]) -> Iterator[tuple[str, str, str]]:
     """(path, text, lang) of the source files under roots, test folders, test files and installed packages skipped."""
-    from infill.languages import language_for
-    from infill.sizing import MAX_FILE_CHARS
+    from infill.sizing import corpus_files
 
     for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-            for name in sorted(filenames):
-                lang = language_for(name)
-                if lang is None or name.startswith("test_") or name.endswith("_test.py"):
-                    continue
-                path = os.path.join(dirpath, name)
-                try:
-                    text = Path(path).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError):
-                    continue
-                if text.strip() and len(text) <= MAX_FILE_CHARS:
-                    yield path, text, lang
+        for path, text, lang in corpus_files(root, skip_dirs=SKIP_DIRS):
+            name = os.path.basename(path)
+            if not (name.startswith("test_") or name.endswith("_test.py")):
+                yield path, text, lang
 
 
 def tasks_from(roots: Sequence[Path], holes: int) -> list[ev.Task]:
