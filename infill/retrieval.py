@@ -10,12 +10,15 @@ lookup, never while a file is parsed.
 from __future__ import annotations
 
 import math
+import posixpath
+import re
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from infill import imports as imp
 from infill.languages import language_for
 from infill.repo_context import (
     Chunk,
@@ -37,6 +40,8 @@ DF_CUTOFF = 0.02  # query words in more than this share of windows (and 256) are
 PICK_DUP = 0.5  # chosen chunks this similar to a better one are dropped (an open file and its indexed window)
 MIN_SCORE = 0.15  # snippets scoring less share too little with the cursor's lines to be worth their tokens
 SNIPPETS = 6  # candidates returned; the token budget decides how many are used
+MODULE_DEFS = 6  # `module.` before the cursor: this many of that imported file's definitions, in file order
+MATCHES_PER_IMPORT = 2  # an import whose path ends several workspace paths: the nearest few
 
 
 @dataclass
@@ -46,6 +51,7 @@ class _File:
     mtime: float
     windows: list[int]  # window ids
     names: list[str]  # defined names (keys of Index.defs holding this file)
+    defs: list[Definition]  # all its definitions, in file order (Index.defs keeps a few per name, across files)
 
 
 @dataclass
@@ -66,6 +72,10 @@ class Index:
         self.defs: dict[str, list[tuple[str, Definition]]] = {}  # name -> (file key, definition)
         self.live = 0  # live windows
         self.generation = 0  # bumped by every change: selections cached before it are stale
+        self.by_base: dict[str, list[str]] = {}  # file name -> file keys (imports resolve by the path's tail)
+        self.by_dir: dict[str, list[str]] = {}  # last folder name -> folders (workspace paths) holding files
+        self.dir_files: dict[str, list[str]] = {}  # folder (workspace path) -> file keys
+        self._resolved: dict[tuple, tuple[int, list[tuple[str, imp.Import]]]] = {}  # (file, imports) -> files
 
     def add(self, path: Path, rel: str, text: str, mtime: float) -> bool:
         """Index (or index again) one file from its text; False when the window cap is reached."""
@@ -92,7 +102,12 @@ class Index:
                 if len(same) < MAX_DEFS_PER_NAME:
                     same.append((key, d))
                     names.append(d.name)
-            self.files[key] = _File(path, rel, mtime, ids, names)
+            self.files[key] = _File(path, rel, mtime, ids, names, defs)
+            folder = posixpath.dirname(rel)
+            self.by_base.setdefault(posixpath.basename(rel), []).append(key)
+            if folder not in self.dir_files:
+                self.by_dir.setdefault(posixpath.basename(folder), []).append(folder)
+            self.dir_files.setdefault(folder, []).append(key)
             self.generation += 1
         return True
 
@@ -108,6 +123,11 @@ class Index:
         for wid in old.windows:
             self.windows[wid] = None
         self.live -= len(old.windows)
+        base, folder = posixpath.basename(old.rel), posixpath.dirname(old.rel)
+        _drop(self.by_base, base, key)
+        _drop(self.dir_files, folder, key)
+        if folder not in self.dir_files:
+            _drop(self.by_dir, posixpath.basename(folder), folder)
         for name in set(old.names):
             kept = [(k, d) for k, d in self.defs.get(name, ()) if k != key]
             if kept:
@@ -172,36 +192,125 @@ class Index:
         f = self.files.get(key)
         return f.rel if f is not None else key
 
+    def file_defs(self, key: str) -> list[Definition]:
+        with self.lock:
+            f = self.files.get(key)
+            return f.defs if f is not None else []
+
+    def resolve(self, key: str, imports: Sequence[imp.Import]) -> list[tuple[str, imp.Import]]:
+        """(file key, import) of the workspace files the file `key` imports, in import order, each file once."""
+        if not imports:
+            return []
+        memo = (key, tuple(imports))
+        got = self._resolved.get(memo)
+        if got is not None and got[0] == self.generation:
+            return got[1]
+        lang = language_for(key)
+        current = self.rel(key)
+        out: list[tuple[str, imp.Import]] = []
+        seen = {key}
+        with self.lock:
+            for i in imports:
+                files, folders = imp.candidates(i, lang, current)
+                found = self._match_files(files, current) + [k for d in self._match_folders(folders, current)
+                                                             for k in self.dir_files.get(d, ())]
+                for k in found:
+                    if k not in seen:
+                        seen.add(k)
+                        out.append((k, i))
+            for c in imp.companions(current, lang):  # C: the header of this source (or the sources of this header)
+                for k in self._match_files([c], current)[:1]:
+                    if k not in seen:
+                        seen.add(k)
+                        out.append((k, imp.Import(c)))
+        self._resolved[memo] = (self.generation, out)
+        if len(self._resolved) > 64:
+            self._resolved.pop(next(iter(self._resolved)))
+        return out
+
+    def _match_files(self, paths: Sequence[str], current: str) -> list[str]:
+        """Keys of the files whose workspace path is one of `paths`, or else ends with one (the nearest few to
+        `current` first); the first path that matches decides."""
+        for p in paths:
+            keys = self.by_base.get(posixpath.basename(p), ())
+            exact = [k for k in keys if self.files[k].rel == p]
+            if exact:
+                return exact
+            tail = [k for k in keys if self.files[k].rel.endswith("/" + p.lstrip("./"))] if not p.startswith(
+                "..") else []
+            if tail:
+                return sorted(tail, key=lambda k: -_shared(self.files[k].rel, current))[:MATCHES_PER_IMPORT]
+        return []
+
+    def _match_folders(self, folders: Sequence[str], current: str) -> list[str]:
+        """Workspace folders that are one of `folders`, end with one, or (a module path: `github.com/x/y/pkg` for
+        the folder `pkg` of a workspace rooted at the module) that one ends with."""
+        out = []
+        for f in folders:
+            found = [d for d in self.by_dir.get(posixpath.basename(f), ())
+                     if d and (d == f or d.endswith("/" + f) or f.endswith("/" + d))]
+            out += sorted(found, key=lambda d: -_shared(d + "/", current))[:MATCHES_PER_IMPORT]
+        return out
+
 
 # -- the choice of chunks ---------------------------------------------------------------------------------------------
 
 
-def cursor_terms(text: str, offset: int) -> tuple[list[str], list[str]]:
-    """What a selection reads of a cursor at `offset` of `text`: the names used near it, nearest first, and the
-    identifiers of its lines (the query). Equal terms give an equal selection, so a caller may reuse its last one."""
-    return names_near(text, offset), identifiers(query_text(text, offset))
+@dataclass(frozen=True)
+class Terms:
+    """What a selection reads of a cursor. Equal terms give an equal selection, so a caller may reuse its last one;
+    none of them changes while the user types a word (its own line's words count only once complete)."""
+
+    names: tuple[str, ...]  # names used near it, nearest first
+    query: tuple[str, ...]  # the identifiers of its lines
+    imports: tuple[imp.Import, ...]  # what its file imports
+    module: str = ""  # the name right before `.` and the word being typed (`utils.pa`): maybe an imported module
 
 
-def select(index: Index, key: str, names: Sequence[str], query: Sequence[str],
-           window_text: Callable[[str, int, int], str | None], recent: Sequence[tuple[Chunk, frozenset[str]]] = (),
-           k: int = SNIPPETS) -> list[Chunk]:
-    """Chunks for a cursor with these `cursor_terms` in the file `key`, best first: definitions of the names used near
-    it interleaved with the snippets most similar to its lines (index windows, and `recent` chunks with their words),
-    its own file left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
+_MEMBER_ACCESS = re.compile(r"([A-Za-z_]\w*)\s*(?:\.|::|->)\s*\w*$")
+
+
+def cursor_terms(text: str, offset: int, lang: str | None) -> Terms:
+    """The terms of a cursor at `offset` of `text` in a file of language `lang`."""
+    start = text.rfind("\n", 0, offset) + 1
+    m = _MEMBER_ACCESS.search(text, start, offset)
+    return Terms(tuple(names_near(text, offset)), tuple(identifiers(query_text(text, offset))),
+                 tuple(imp.parse(text, lang)), m.group(1) if m else "")
+
+
+def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int, int], str | None],
+           recent: Sequence[tuple[Chunk, frozenset[str]]] = (), k: int = SNIPPETS) -> list[Chunk]:
+    """Chunks for a cursor with these terms in the file `key`, best first: definitions of the names used near it
+    (those of the files it imports first: the import says which of the workspace's `area`s it means) interleaved
+    with the snippets most similar to its lines (index windows, and `recent` chunks with their words), its own file
+    left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
+    imported = index.resolve(key, terms.imports)
+    named: dict[str, list[tuple[int, str, Definition]]] = {}  # name -> (rank, file, definition) in imported files
+    for fkey, i in imported:
+        for d in index.file_defs(fkey):
+            named.setdefault(d.name, []).append((0 if d.name in i.names else 1, fkey, d))
     defs: list[Chunk] = []
-    for name in names:
+    if terms.module:  # `module.`: the members of the file that module is
+        for fkey, i in imported:
+            if i.alias == terms.module:
+                top = [d for d in index.file_defs(fkey) if not d.signature[:1].isspace()]
+                defs += [Chunk(index.rel(fkey), d.signature, "definition", d.line) for d in top[:MODULE_DEFS]]
+                break
+    for name in terms.names:
+        for _, fkey, d in sorted(named.get(name, ()), key=lambda t: t[0]):
+            defs.append(Chunk(index.rel(fkey), d.signature, "definition", d.line))
         for fkey, d in index.lookup(name, key):
             defs.append(Chunk(index.rel(fkey), d.signature, "definition", d.line))
         if len(defs) >= k:
             break
     scored: list[tuple[float, Chunk]] = []
-    for score, fkey, line in index.search(query, key, k):
+    for score, fkey, line in index.search(terms.query, key, k):
         if score < MIN_SCORE:
             continue
         body = window_text(fkey, line, WINDOW_LINES)
         if body:
             scored.append((score, Chunk(index.rel(fkey), body, "snippet", line, round(score, 3))))
-    qset = set(query)
+    qset = set(terms.query)
     total = sum(index.idf(w) for w in qset) or 1.0
     for chunk, words in recent:
         s = sum(index.idf(w) for w in qset & words) / total
@@ -219,6 +328,24 @@ def select(index: Index, key: str, names: Sequence[str], query: Sequence[str],
         if len(snippets) >= k:
             break
     return [c for pair in _interleave(_dedupe(defs), snippets) for c in pair]
+
+
+def _drop(table: dict[str, list[str]], k: str, v: str) -> None:
+    vs = table.get(k)
+    if vs is not None and v in vs:
+        vs.remove(v)
+        if not vs:
+            del table[k]
+
+
+def _shared(a: str, b: str) -> int:
+    """Leading folders two workspace paths share."""
+    n = 0
+    for x, y in zip(a.split("/")[:-1], b.split("/")[:-1], strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _dedupe(chunks: Iterable[Chunk]) -> list[Chunk]:

@@ -192,7 +192,7 @@ class ExampleStream:
         def window(key: str, line: int, size: int) -> str | None:
             return "".join(lines.get(key, [])[line:line + size]) or None
 
-        chunks = retrieval.select(index, f.path or f"file{i}", *retrieval.cursor_terms(doc, span.start), window)
+        chunks = retrieval.select(index, f.path or f"file{i}", retrieval.cursor_terms(doc, span.start, f.lang), window)
         return repo_context(chunks, self.tok, budget)
 
     def make(self, text: str, span: Span, repo_of: int | None = None) -> Example | None:

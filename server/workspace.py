@@ -422,15 +422,15 @@ class Workspace:
         """
         docs = docs or {}
         key = str(path)
-        names, query = retrieval.cursor_terms(text, offset)  # the selection's inputs: unchanged, the last one is reused
-        sel_key = (tuple(names), tuple(query), self.index.generation, self.ring_generation)
+        terms = retrieval.cursor_terms(text, offset, language_for(path.name))  # unchanged: the last one is reused
+        sel_key = (terms, self.index.generation, self.ring_generation)
         last = self._last.get(key)
         if last is not None and last[0] == sel_key:
             return Selection(last[1].chunks, 0.0, reused=True)
         t0 = time.perf_counter()
         with self._ring_lock:
             recent = [(r.chunk, r.words) for r in self.ring.items if r.key != key]
-        chunks = retrieval.select(self.index, key, names, query,
+        chunks = retrieval.select(self.index, key, terms,
                                   lambda fkey, line, size: self._window_text(fkey, line, size, docs), recent, k)
         sel = Selection(chunks, (time.perf_counter() - t0) * 1e3)
         self._last[key] = (sel_key, sel)
