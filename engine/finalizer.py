@@ -11,11 +11,13 @@ engine refuses a file made for other features) and the threshold. Nothing is unp
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,7 +180,7 @@ def for_backend(backend: object) -> Finalizer:
 # ---- traces and training --------------------------------------------------------------------------------------------
 
 class Recorder:
-    """Collects (features, label) rows from finished canvases; the sampler feeds it when a backend carries one."""
+    """Collects (features, label) rows from finished canvases; the sampler feeds it inside `recording()`."""
 
     def __init__(self) -> None:
         self.blocks: list[tuple[Tensor, Tensor]] = []  # one (X (N, F), y (N,)) per finished canvas
@@ -196,15 +198,24 @@ class Recorder:
         return sum(len(y) for _x, y in self.blocks)
 
 
-class TracingBackend:
-    """A backend whose fills also record finalizer traces into `recorder` (all else is the inner backend's)."""
+_RECORDING: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("finalizer_recording", default=None)
 
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-        self.recorder = Recorder()
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
+@contextlib.contextmanager
+def recording() -> Iterator[Recorder]:
+    """Record the traces of every fill this thread runs inside the block (the sampler reads `active()`); a server's
+    fills run on its engine thread and are never recorded."""
+    rec = Recorder()
+    token = _RECORDING.set(rec)
+    try:
+        yield rec
+    finally:
+        _RECORDING.reset(token)
+
+
+def active() -> Recorder | None:
+    """The recorder of the innermost `recording()` block around this fill, if any."""
+    return _RECORDING.get()
 
 
 def train(blocks: Sequence[tuple[Tensor, Tensor]], hidden: int = 32, steps: int = 400, lr: float = 1e-2,

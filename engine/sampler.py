@@ -399,10 +399,6 @@ def _head_guess(backend: Backend, handle: Handle, rules: _Rules, s: _Slots) -> _
     return _Slots(x, decided, s.remask_left, s.step + 1, s.conf)
 
 
-def _exact_batches(backend: Backend) -> bool:
-    return bool(getattr(getattr(backend, "capabilities", None), "exact_batches", False))
-
-
 def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: SamplerConfig, stats: SampleStats,
                   prior: list[int], block: int, gen: torch.Generator,
                   cancel: Callable[[], bool] | object | None = None,
@@ -428,14 +424,15 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     if cfg.strategy == "learned":  # FinalizerError before any forward when the model has no usable finalizer
         rules.finalizer = fz.for_backend(backend)
         rules.learned_threshold = cfg.learned_threshold or rules.finalizer.threshold
-    recorder = getattr(backend, "recorder", None)
-    if isinstance(recorder, fz.Recorder) and cfg.strategy != "lossless":  # lossless's drafted steps are not forwards
+    recorder = fz.active()
+    if recorder is not None and cfg.strategy != "lossless":  # lossless's drafted steps are not forwards
         rules.trace = []
     s = _Slots(x, decided, cfg.max_remask, 0, torch.zeros(C))
     # uniform noise: random ids above the specials (ours come first; elsewhere a stray special is merely noise)
     noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,)
     fill = torch.full_like(x, sp.mask) if cfg.noise == "mask" else noise  # (C,)
-    draft = min(cfg.draft, max(1, cfg.draft_rows // C)) if cfg.strategy == "lossless" and _exact_batches(backend) else 1
+    batches = cfg.strategy == "lossless" and backend.capabilities.exact_batches
+    draft = min(cfg.draft, max(1, cfg.draft_rows // C)) if batches else 1
     stale: _Forecast | None = None  # the last forward's, which drafts the next steps
     while True:
         if _is_cancelled(cancel):
@@ -482,7 +479,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         if stop:
             return None
         if s.done:
-            if rules.trace is not None and isinstance(recorder, fz.Recorder):
+            if rules.trace is not None and recorder is not None:
                 recorder.block(rules.trace, s.x)
             return s.x.tolist()
 

@@ -102,12 +102,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"diffusion-ls train-finalizer: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    tracing = fz.TracingBackend(backend)
-    for task in tasks:
-        ev.fill_task(tracing, task, ev.Sizing("syntax"), sampler, postprocess=False, session="trace")
+    with fz.recording() as recorder:
+        for task in tasks:
+            ev.fill_task(backend, task, ev.Sizing("syntax"), sampler, postprocess=False, session="trace")
     traced_s = time.perf_counter() - t0
     try:
-        model = fz.train(tracing.recorder.blocks, hidden=args.hidden, steps=args.train_steps,
+        model = fz.train(recorder.blocks, hidden=args.hidden, steps=args.train_steps,
                          precision=args.precision, threshold=args.threshold)
     except ValueError as exc:
         print(f"diffusion-ls train-finalizer: {exc}", file=sys.stderr)

@@ -55,12 +55,13 @@ def separability(holes: int) -> dict:
 
     torch.set_num_threads(1)
     tasks = tasks_from([ROOT / "engine", ROOT / "infill", ROOT / "server"], holes)
-    backend = fz.TracingBackend(EmbeddedBackend(threads=1))
-    for task in tasks:
-        ev.fill_task(backend, task, ev.Sizing("syntax"), ev.parse_sampler("one-per-forward"), postprocess=False)
-    X = torch.cat([x for x, _y in backend.recorder.blocks])  # (N, F)
-    y = torch.cat([y for _x, y in backend.recorder.blocks])  # (N,)
-    score = fz.for_backend(backend.inner).score(X)  # (N,)
+    backend = EmbeddedBackend(threads=1)
+    with fz.recording() as recorder:
+        for task in tasks:
+            ev.fill_task(backend, task, ev.Sizing("syntax"), ev.parse_sampler("one-per-forward"), postprocess=False)
+    X = torch.cat([x for x, _y in recorder.blocks])  # (N, F)
+    y = torch.cat([y for _x, y in recorder.blocks])  # (N,)
+    score = fz.for_backend(backend).score(X)  # (N,)
     conf = X[:, fz.FEATURES.index("confidence")]  # (N,)
     out: dict = {"holes": len(tasks), "rows": len(y), "final_share": round(float(y.mean()), 4),
                  "auc": {"learned": round(fz._auc(score, y), 4), "confidence": round(fz._auc(conf, y), 4),
