@@ -76,6 +76,9 @@ class Settings(BaseModel):
     # 0 by default: the shipped model was never trained with them and scores lower given 256 (README, repo suite)
     repo_context_budget: int = Field(0, ge=0, le=65536)
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
+    # hold every intermediate canvas this long before the next forward: a denoising slow enough to watch (demos,
+    # screen recordings, editor tests that must see an intermediate canvas); 0: off, as fast as the model goes
+    canvas_delay_ms: int = Field(0, ge=0, le=10_000)
     languages: list[str] | None = None  # allow-list of languageIds / language names; None: every language
     # completion as you type in a language the model is weak at (its languages.json): "explicit" asks for a request
     # the user made (a weak model's guesses while typing are mostly noise), "automatic" completes anyway, "off" never

@@ -26,7 +26,9 @@ carries `reason` when the guard refused the result (its text is then the documen
 "repetition") when a growing fill was stopped before the model ended it, and `ms`, the server's own time for the
 request.
 Nothing is sent for a request after it was cancelled, superseded, or its document changed. A backend that is not
-steppable (vLLM runs its own loop) sends one per committed canvas instead, with no masks: its fill so far.
+steppable (vLLM runs its own loop) sends one per committed canvas instead, with no masks: its fill so far. With the
+`canvasDelayMs` setting the engine waits that long after each intermediate canvas before it goes on (a stream slow
+enough to watch: demos, editor tests; a cancel ends the wait).
 
 The `backend` setting picks the model: embedded (shipped), transformers (DiffusionGemma from modelPath), vllm (in
 process), vllm-remote (serverUrl; the API key from the DIFFUSION_LS_API_KEY environment variable) or mercury
@@ -432,7 +434,13 @@ class DiffusionLanguageServer(LanguageServer):
         cfg = self.settings.sampler(backend=backend)
         cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         native = self.settings.strategy == NATIVE
+        hold = self.settings.canvas_delay_ms / 1000
         loop = asyncio.get_running_loop()
+
+        def on_partial(p: fill.Partial, span: tuple[int, int]) -> None:  # the engine thread, after each forward
+            loop.call_soon_threadsafe(self._send_partial, job, span, p)
+            if hold > 0:
+                job.cancel_event.wait(hold)  # canvasDelayMs: the canvas stays up; a cancel ends the wait
 
         def work() -> tuple[fill.Plan, fill.Outcome]:  # the engine thread
             if job.cancel_event.is_set():
@@ -445,7 +453,7 @@ class DiffusionLanguageServer(LanguageServer):
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span
             return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
-                                  on_partial=lambda p: loop.call_soon_threadsafe(self._send_partial, job, span, p),
+                                  on_partial=lambda p: on_partial(p, span),
                                   native=native)
 
         try:

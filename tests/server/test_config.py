@@ -24,6 +24,14 @@ def test_the_first_canvas_is_the_backends_unless_set():
     assert s.canvas_start is None and "canvasStart" in problems[0]
 
 
+def test_the_canvas_delay_is_off_unless_set():
+    assert Settings().canvas_delay_ms == 0
+    s, problems = parse_settings({"canvasDelayMs": 150})
+    assert problems == [] and s.canvas_delay_ms == 150
+    s, problems = parse_settings({"canvasDelayMs": -1})
+    assert s.canvas_delay_ms == 0 and "canvasDelayMs" in problems[0]
+
+
 def test_lossless_is_a_strategy_with_the_samplers_own_defaults():
     s, problems = parse_settings({"strategy": "lossless"})
     cfg = s.sampler()

@@ -100,6 +100,33 @@ async def test_an_edit_while_denoising_drops_the_result_for_the_old_version(sess
     check_inline(session.notes("edit-new"), result, (43, 11), version=2)
 
 
+async def test_a_canvas_delay_holds_each_intermediate_canvas_and_a_cancel_ends_the_wait(session: Session):
+    loop = asyncio.get_running_loop()
+    session.configure({**SHORT, "canvasDelayMs": 300})
+    try:
+        uri = session.open(BODY)
+        fut, _ = session.inline(uri, 1, 4, msg_id="held")
+        await session.first_canvas("held")
+        t0 = loop.time()
+        result = await fut
+        held = sum(not n["done"] for n in session.notes("held"))
+        assert held >= 1 and loop.time() - t0 >= 0.3 * held - 0.05  # each intermediate canvas, the first one too
+        check_inline(session.notes("held"), result, (1, 4), version=1)
+
+        session.configure({**LONG, "canvasDelayMs": 10_000})
+        uri = session.open(BIG + BODY)
+        fut, mark = long_rewrite(session, uri, "held-long")
+        await session.first_canvas("held-long")
+        t0 = loop.time()
+        session.cancel("held-long")
+        with pytest.raises(JsonRpcRequestCancelled):
+            await fut
+        assert loop.time() - t0 < 5  # not the 10 s the canvas was to be held
+        assert len(session.notes("held-long")) == 1 and before(session, "held-long", mark["at"])
+    finally:
+        session.configure({**SHORT, "canvasDelayMs": 0})
+
+
 async def test_a_position_out_of_range_is_a_clear_error_and_the_server_keeps_working(session: Session):
     session.configure(SHORT)
     uri = session.open("x = 1\n")

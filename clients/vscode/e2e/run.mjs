@@ -6,14 +6,18 @@
 //      no virtual environment, an empty home): one error toast, whose button opens diffusionLs.server.command;
 //   2. a broken server in the workspace's .venv: Restart Server (never started) fails; the real one put there:
 //      Restart Server (start failed) finds and starts it;
-//   3. types in a Python file, sees the streamed preview (masked slots), then VS Code's ghost text; Tab inserts it;
-//      the LSP traffic is in the output channel (diffusionLs.trace.server);
+//   3. types in a Python file, sees the streamed preview (masked slots, drawn fainter than the decided text beside
+//      them), then VS Code's ghost text; Tab inserts it; the LSP traffic is in the output channel
+//      (diffusionLs.trace.server);
 //   4. Restart Server while it runs, then the same completion again: the preview streams for the new server too;
 //   5. rewrites a four-line selection: no instruction asked (the model ignores them), the CodeLens counts forwards,
 //      the preview is drawn as rows beside the old text (struck through) within the editor, the document unchanged
 //      until the CodeLens accepts the previewed text;
 //   6. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
 //      untouched; the status bar tooltip rates the model on Python.
+// The server holds each intermediate canvas 200 ms (diffusionLs.canvasDelayMs), so that every canvas is drawn and a
+// rewrite streams long enough for the CodeLens to show its count: without it a fill of a few ~15 ms forwards is over
+// before VS Code draws anything but its end. Every frame of the preview is recorded (watchPreview).
 // Screenshots go to $DIFFUSION_LS_E2E_ARTIFACTS (default: <repo>/build/e2e). Every process it starts is stopped.
 //
 // Environment: CODE_SERVER (required), NODE24_BIN (prepended to PATH for code-server), CHROMIUM (/usr/bin/chromium),
@@ -310,11 +314,9 @@ async function complete(page, file, before, char, screenshot, { accept = true } 
   await page.screenshot({ path: join(artifacts, screenshot) });
   console.log(`e2e: preview after-texts (in DOM order): ${JSON.stringify(preview)}`);
   assert(preview.some((p) => p.text.includes('·')), 'the preview shows masked slots as "·"');
-  const maskColor = preview.find((p) => /^·+$/.test(p.text))?.color;
-  const textColor = preview.find((p) => !p.text.includes('·') && p.text.trim())?.color;
-  if (maskColor && textColor) assert(maskColor !== textColor, 'masked slots are drawn in another (fainter) colour');
   if (!accept) {
     await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+    await checkMaskColour(await watch.frames(), { required: false });
     await page.keyboard.press('Escape');
     const saved = await save(page, file);
     assert(saved === before + char, 'the file holds what was typed');
@@ -333,6 +335,7 @@ async function complete(page, file, before, char, screenshot, { accept = true } 
   console.log(`e2e: ghost text: ${JSON.stringify(ghostText)}`);
   assert(ghostText.trim() !== '', 'the ghost text is not empty');
   await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+  await checkMaskColour(await watch.frames(), { required: true });
 
   const typed = before + char;
   await page.keyboard.press('Tab');
@@ -441,6 +444,10 @@ function userSettings(serverLog) {
     'diffusionLs.strategy': 'confidence',
     'diffusionLs.rewrite.mode': 'refine', // the model keeps the line breaks of what it refines: a multi-line answer
     'diffusionLs.debounceMs': 0,
+    // The server holds each intermediate canvas this long: a fill of a few ~15 ms forwards is over before VS Code asks
+    // the CodeLens provider again (it waits for 250 ms of quiet), and the preview draws at most one canvas per 16 ms.
+    // Held, every canvas is drawn, and the rewrite (about 15 forwards) streams for seconds: the CodeLens shows counts.
+    'diffusionLs.canvasDelayMs': 200,
     'diffusionLs.logLevel': 'debug',
     'diffusionLs.logFile': serverLog,
     'diffusionLs.trace.server': 'messages',
@@ -468,27 +475,52 @@ function userSettings(serverLog) {
 }
 
 /**
- * Starts watching the editor for the preview; `seen` resolves with the preview's after-texts the first time one shows
- * a masked slot. A MutationObserver sees every change of the view lines, so a canvas that is drawn for
- * a few milliseconds only (a fast model) is not missed between two polls.
+ * Starts recording every frame of the preview the editor draws (its after-texts in DOM order, with their colours) in
+ * window.__frames; `seen` resolves with the first frame that shows a masked slot, `frames()` stops the recording and
+ * returns them all. A MutationObserver sees every change of the view lines, so a canvas that is drawn for a few
+ * milliseconds only is not missed between two polls; and the server holds each canvas (canvasDelayMs), so every
+ * canvas of the stream is drawn (the preview draws at most one canvas per 16 ms, the latest).
  */
 async function watchPreview(page) {
   await page.evaluate(() => {
-    window.__preview = undefined;
+    window.__framesObserver?.disconnect();
+    const frames = (window.__frames = []);
     const read = () =>
       [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')]
         .map((e) => getComputedStyle(e, '::after'))
         .filter((style) => style.content && style.content !== 'none' && style.content !== 'normal')
         .map((style) => ({ text: JSON.parse(style.content), color: style.color }));
-    const observer = new MutationObserver(() => {
+    const observer = (window.__framesObserver = new MutationObserver(() => {
       const parts = read();
-      if (!parts.some((p) => p.text.includes('·'))) return;
-      window.__preview = parts;
-      observer.disconnect();
-    });
+      if (parts.length > 0 && JSON.stringify(parts) !== JSON.stringify(frames[frames.length - 1])) frames.push(parts);
+    }));
     observer.observe(document.querySelector('.monaco-workbench'), { subtree: true, childList: true, attributes: true });
   });
-  return { seen: page.waitForFunction(() => window.__preview, undefined, { timeout: TIMEOUT }).then((h) => h.jsonValue()) };
+  return {
+    seen: page
+      .waitForFunction(() => window.__frames.find((frame) => frame.some((p) => p.text.includes('·'))), undefined, { timeout: TIMEOUT })
+      .then((h) => h.jsonValue()),
+    frames: () => page.evaluate(() => (window.__framesObserver.disconnect(), window.__frames)),
+  };
+}
+
+/**
+ * Masked slots and decided text in one intermediate frame of the preview, drawn in different colours. The frame is
+ * the first one recorded (watchPreview) that has both a run of masked slots only and a run of decided text (a line
+ * break mark "⏎" is neither: it is drawn faint, like the masks). `required`: the fill has such a frame (the first
+ * completion's does: " is" beside masks, then " is returned"); elsewhere what the model writes is its own business
+ * (after the restart it writes a line break: masks, then "⏎" beside masks), and the colours are compared if it has.
+ */
+async function checkMaskColour(frames, { required }) {
+  const decided = (p) => !p.text.includes('·') && p.text.replace(/⏎/g, '').trim() !== '';
+  const both = frames.find((frame) => frame.some((p) => /^·+$/.test(p.text)) && frame.some(decided));
+  console.log(`e2e: preview frames drawn: ${JSON.stringify(frames.map((frame) => frame.map((p) => p.text).join('')))}`);
+  console.log(`e2e: the first with masked slots and decided text: ${JSON.stringify(both)}`);
+  if (!required && !both) return;
+  assert(both, 'an intermediate frame shows decided text and masked slots together');
+  const maskColor = both.find((p) => /^·+$/.test(p.text)).color;
+  const textColor = both.find(decided).color;
+  assert(maskColor !== textColor, 'masked slots are drawn in another (fainter) colour');
 }
 
 async function afterTexts(page) {

@@ -17,6 +17,7 @@ export const SERVER_KEYS = {
   maxTokens: 'number',
   contextBudget: 'number',
   debounceMs: 'number',
+  canvasDelayMs: 'number',
   languages: 'strings',
   weakLanguages: 'string',
   logLevel: 'string',

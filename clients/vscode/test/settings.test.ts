@@ -49,6 +49,7 @@ describe('serverSettings', () => {
     maxTokens: null,
     contextBudget: null,
     debounceMs: null,
+    canvasDelayMs: null,
     languages: null,
     weakLanguages: null,
     logLevel: null,
