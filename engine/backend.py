@@ -1,7 +1,7 @@
 """The seam every model sits behind, and the embedded model's implementation of it.
 
     prefill(context_ids, session) -> Handle     encoder mode: causal, writes the session's KV cache (prefix reuse)
-    denoise(handle, canvas_ids)   -> logits     decoder mode: bidirectional canvas over the cache, writes nothing
+    denoise(handle, canvas_ids, exact) -> logits  decoder mode: bidirectional canvas over the cache, writes nothing
     commit(handle, ids)           -> Handle     encoder mode: a finished block joins the context
     verify(handle, ids)  -> Handle, logits      encoder mode, the next-token logits after each id (embedded model
                                                 only: speculative decoding checks a canvas draft with them)
@@ -104,7 +104,10 @@ class Backend(Protocol):
 
     def prefill(self, context_ids: Sequence[int], session: str = "default") -> Handle: ...
 
-    def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor: ...
+    def denoise(self, handle: Handle, canvas_ids: Tensor, exact: bool = False) -> Tensor:
+        """Logits (B, C, V) of B canvases over the handle's context. `exact` (with capabilities.exact_batches): each
+        canvas's logits are bit for bit those it gets alone, and alone as in a batch."""
+        ...
 
     def commit(self, handle: Handle, ids: Sequence[int]) -> Handle: ...
 
@@ -215,14 +218,14 @@ class EmbeddedBackend(Seam):
             self._encode(cache, session, context_ids[n:], n)
         return Handle(session, len(context_ids), reused=n, prefill_ms=(time.perf_counter() - t0) * 1e3)
 
-    def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor:
-        """canvas_ids: (B, C), B canvases over the one cached context, read only -> logits (B, C, V) in float32,
-        each canvas's exactly as denoised alone."""
+    def denoise(self, handle: Handle, canvas_ids: Tensor, exact: bool = False) -> Tensor:
+        """canvas_ids: (B, C), B canvases over the one cached context, read only -> logits (B, C, V) in float32;
+        with `exact`, each canvas's exactly as denoised alone (DiffusionLM.decode)."""
         with self._lock:
             cache = self._caches.get(handle.session)
             if cache is None or cache.length < handle.length:
                 raise RuntimeError(f"session {handle.session!r} was evicted or rewound; prefill again")
-            return self.model.decode(canvas_ids.to(self.device), cache, handle.length)
+            return self.model.decode(canvas_ids.to(self.device), cache, handle.length, exact)
 
     def commit(self, handle: Handle, ids: Sequence[int]) -> Handle:
         with self._lock:

@@ -203,13 +203,16 @@ class DiffusionLM(nn.Module):
     # ---- decoder mode: bidirectional canvas reading the cache, never writing it ------------------------------------
 
     @torch.no_grad()
-    def decode(self, canvas: Tensor, cache: KVCache, ctx_len: int) -> Tensor:
-        """canvas: (B, C) ids at positions ctx_len..ctx_len+C-1 over cache[:ctx_len]. Returns logits (B, C, V), each
-        canvas's bit for bit as decoded alone: a lossless sampler checks its drafts in batches (see `exact_batch`)."""
+    def decode(self, canvas: Tensor, cache: KVCache, ctx_len: int, exact: bool = False) -> Tensor:
+        """canvas: (B, C) ids at positions ctx_len..ctx_len+C-1 over cache[:ctx_len]. Returns logits (B, C, V).
+
+        `exact`: each canvas's bit for bit as decoded alone, and alone as in any batch (a lossless sampler checks its
+        drafts in batches; see `min_rows`, `exact_batch`). It costs: a lone small canvas runs padded to `min_rows`
+        rows (one thread: 16, two: 64), so fills that do not compare batches leave it off."""
         B, C = canvas.shape
-        if B > 1 and not self.exact_batch(C, B):  # this device rounds a batch differently: a forward per canvas
-            return torch.cat([self.decode(canvas[i : i + 1], cache, ctx_len) for i in range(B)])  # (B, C, V)
-        rows = self.min_rows()
+        if exact and B > 1 and not self.exact_batch(C, B):  # this device rounds a batch differently: one at a time
+            return torch.cat([self.decode(canvas[i : i + 1], cache, ctx_len, exact) for i in range(B)])  # (B, C, V)
+        rows = self.min_rows() if exact else 0
         x = self.tok_emb(canvas)  # (B, C, dim)
         cos, sin = self._rope(torch.arange(ctx_len, ctx_len + C, device=canvas.device))
         for li, layer in enumerate(self.blocks):

@@ -62,6 +62,8 @@ class SamplerConfig:
     #                 capacity, without grow) while the model writes text into its last two slots: small models read a
     #                 canvas's size as a length hint (r1-r3 were trained with capacity <= 2 * length + 8, r4 half the
     #                 time), and the shipped one still scores best from a small start (HumanEval 19.5; 16: 15.5)
+    exact: bool = False  # forwards round alike alone and in a batch (engine.model.DiffusionLM.decode), at a cost on
+    #                      small canvases: `lossless` always; one token per forward with it is lossless's reference
     temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
     seed: int = 0
 
@@ -433,6 +435,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     fill = torch.full_like(x, sp.mask) if cfg.noise == "mask" else noise  # (C,)
     batches = cfg.strategy == "lossless" and backend.capabilities.exact_batches
     draft = min(cfg.draft, max(1, cfg.draft_rows // C)) if batches else 1
+    exact = cfg.exact or cfg.strategy == "lossless"
     stale: _Forecast | None = None  # the last forward's, which drafts the next steps
     while True:
         if _is_cancelled(cancel):
@@ -453,7 +456,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
                 break  # nothing after it to check
             chain.append(nxt)
         canvas_ids = torch.stack([torch.where(c.decided, c.x, fill) for c in chain])  # (B, C)
-        logits = rules.prepare(backend.denoise(handle, canvas_ids).float())  # (B, C, V)
+        logits = rules.prepare(backend.denoise(handle, canvas_ids, exact).float())  # (B, C, V)
         stats.nfe += 1
         stats.canvases += len(chain)
         remasked: list[int] = []

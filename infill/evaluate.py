@@ -263,10 +263,12 @@ class Sampler:
         return {"name": self.name, "autoregressive": self.ar, **({} if self.ar else asdict(self.cfg))}
 
 
-def one_per_forward(base: SamplerConfig | None = None) -> SamplerConfig:
+def one_per_forward(base: SamplerConfig | None = None, exact: bool = False) -> SamplerConfig:
     """One token finalized per forward, most confident first: the baseline the fast samplers are measured against
-    (the end, a run of pads, is decided in one forward of its own, never with the text)."""
-    return replace(base or SamplerConfig(), strategy="confidence", k=1, steps=ONE_PER_FORWARD_STEPS, end_threshold=0)
+    (the end, a run of pads, is decided in one forward of its own, never with the text). `exact`: in the arithmetic
+    of batches, as `lossless` decodes: the text lossless must give, token for token."""
+    return replace(base or SamplerConfig(), strategy="confidence", k=1, steps=ONE_PER_FORWARD_STEPS, end_threshold=0,
+                   exact=exact)
 
 
 def lossless(base: SamplerConfig | None = None, draft: int | None = None) -> SamplerConfig:
@@ -276,7 +278,7 @@ def lossless(base: SamplerConfig | None = None, draft: int | None = None) -> Sam
 
 
 def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
-    """`default`, `one-per-forward`, `lossless[:DRAFT]`, `ar`, or STRATEGY[:VALUE]: threshold:T, eb:GAMMA,
+    """`default`, `one-per-forward[:exact]`, `lossless[:DRAFT]`, `ar`, or STRATEGY[:VALUE]: threshold:T, eb:GAMMA,
     learned:T (the model's finalizer, its own threshold without T), confidence|margin|entropy:K.
 
     `canonical` fills every hole with its true middle (no model): a check of the harness itself.
@@ -285,8 +287,8 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
     base = base or SamplerConfig()
     if spec == "default":
         return Sampler(_name(base), base)
-    if spec == "one-per-forward":
-        return Sampler("one-per-forward", one_per_forward(base))
+    if spec in ("one-per-forward", "one-per-forward:exact"):
+        return Sampler(spec, one_per_forward(base, exact=spec.endswith(":exact")))
     if spec == "lossless" or spec.startswith("lossless:"):  # lossless[:DRAFT]: one per forward's text, fewer forwards
         n = spec[9:]
         if n and not (n.isdigit() and int(n) > 0):
@@ -313,8 +315,8 @@ def parse_sampler(spec: str, base: SamplerConfig | None = None) -> Sampler:
         elif strategy in ("confidence", "margin", "entropy"):
             cfg = replace(base, strategy=strategy, k=int(value) if value else base.k)
         else:
-            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward, lossless[:DRAFT], ar, spec[:DRAFT], "
-                            "threshold[:T], learned[:T], eb[:GAMMA], confidence|margin|entropy[:K]")
+            raise EvalError(f"bad sampler {spec!r}: default, one-per-forward[:exact], lossless[:DRAFT], ar, "
+                            "spec[:DRAFT], threshold[:T], learned[:T], eb[:GAMMA], confidence|margin|entropy[:K]")
     except ValueError as exc:
         raise EvalError(f"bad sampler {spec!r}: {exc}") from exc
     return Sampler(_name(cfg), cfg)

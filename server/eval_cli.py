@@ -2,7 +2,7 @@
 
     diffusion-ls eval --suite humaneval-single --limit 100 --sizing oracle
     diffusion-ls eval --suite heldout --corpus path/to/tree --sampler one-per-forward --json
-    diffusion-ls eval --suite humaneval-single --limit 100 --sampler lossless --against one-per-forward
+    diffusion-ls eval --suite humaneval-single --limit 100 --sampler lossless --against one-per-forward:exact
     diffusion-ls eval --suite repo --corpus path/to/packages --repo-context 0     (server.repo_eval)
 
 The work is infill.evaluate's; this module parses options, loads the model and prints.
@@ -32,12 +32,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most N holes, evenly spread over the suite")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--sampler", default="default",
-                   help="default | one-per-forward | lossless[:DRAFT] | ar | spec[:DRAFT] | threshold[:T] | eb[:GAMMA]"
-                        " | learned[:T] (the model's finalizer.safetensors) | confidence|margin|entropy[:K]"
+                   help="default | one-per-forward[:exact] | lossless[:DRAFT] | ar | spec[:DRAFT] | threshold[:T]"
+                        " | eb[:GAMMA] | learned[:T] (the model's finalizer.safetensors)"
+                        " | confidence|margin|entropy[:K]"
                         " | canonical (true middles: checks the harness)")
     p.add_argument("--against", metavar="SAMPLER",
                    help="also fill every hole with this sampler, in turn with --sampler: its forwards and time, the "
-                        "speedup over it and how many fills differ (lossless against one-per-forward: none)")
+                        "speedup over it and how many fills differ (lossless against one-per-forward:exact: none)")
     p.add_argument("--sizing", default="syntax", help="oracle | syntax | fixed:N (default: syntax, as the server)")
     p.add_argument("--steps", type=int, default=s.steps, help="sampler step limit per block")
     p.add_argument("--block-size", type=int, default=s.block_size, help="canvas block size")

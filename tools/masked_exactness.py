@@ -45,9 +45,9 @@ def fill_ids(be: MaskedDiffusionBackend, prefix: list[int], suffix: list[int], s
     records: list[dict] = []
     real = be.denoise
 
-    def compared(handle: Any, canvas: torch.Tensor) -> torch.Tensor:
+    def compared(handle: Any, canvas: torch.Tensor, rounding: bool = False) -> torch.Tensor:
         refresh = "dual" not in handle.extra or handle.extra["dual"][0] != tuple(canvas.shape)
-        got = real(handle, canvas)
+        got = real(handle, canvas, rounding)
         if probe:
             exact = be.full_logits(handle, canvas)  # (B, C, V)
             cached = (be._full(handle, canvas.to(be.device), keep=True)[0] if refresh  # the path denoise took

@@ -279,9 +279,10 @@ class MaskedDiffusionBackend(Seam):
         """A context with nothing after the canvas (completion at the end of a text)."""
         return self.prefill_around(context_ids, (), session)
 
-    def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor:
+    def denoise(self, handle: Handle, canvas_ids: Tensor, exact: bool = False) -> Tensor:
         """canvas_ids (B, C) -> logits (B, C, V) float32 over the canvas slots: control tokens -inf, the end tokens
-        folded into pad. With the dual cache, a canvas of a new shape (or a new handle: a committed block) refreshes
+        folded into pad (`exact` asks nothing more: this backend declares no exact batches, so it gets one canvas).
+        With the dual cache, a canvas of a new shape (or a new handle: a committed block) refreshes
         the prefix's and suffix's keys/values with a full forward."""
         canvas = canvas_ids.to(self.device)
         with self._lock, torch.no_grad():

@@ -257,8 +257,9 @@ class TransformersBackend(Seam):
                 self._encode(sess, ids[n:])
         return Handle(session, len(ids), reused=n, prefill_ms=(time.perf_counter() - t0) * 1e3, state=tuple(ids))
 
-    def denoise(self, handle: Handle, canvas_ids: Tensor) -> Tensor:
-        """canvas_ids (B, C) -> logits (B, C, V) float32: control tokens -inf, the end tokens folded into pad."""
+    def denoise(self, handle: Handle, canvas_ids: Tensor, exact: bool = False) -> Tensor:
+        """canvas_ids (B, C) -> logits (B, C, V) float32: control tokens -inf, the end tokens folded into pad
+        (`exact` asks nothing more: this backend declares no exact batches, so it gets one canvas at a time)."""
         with self._lock:
             sess = self._live(handle)
             sc = handle.extra.get("self_cond")

@@ -102,8 +102,8 @@ def test_learned_finalizes_the_slots_its_classifier_passes_and_the_most_confiden
 class PadFrom(WithFinalizer):
     """...whose model says pad, surely, from slot 4 on."""
 
-    def denoise(self, handle, canvas_ids):
-        logits = self.inner.denoise(handle, canvas_ids)
+    def denoise(self, handle, canvas_ids, exact=False):
+        logits = self.inner.denoise(handle, canvas_ids, exact)
         logits[:, 4:, self.inner.special.pad] = 1e4
         return logits
 

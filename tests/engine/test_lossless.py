@@ -30,9 +30,12 @@ def test_a_batch_of_canvases_decodes_each_exactly_as_alone(shipped):
         for B in (2, 3, 4):
             canvas = torch.randint(len(sp.all), tok.vocab_size, (B, C), generator=g)  # (B, C)
             canvas[:, C // 2:] = sp.mask  # the shape of a half-denoised canvas
-            batch = shipped.denoise(h, canvas)  # (B, C, V)
+            batch = shipped.denoise(h, canvas, exact=True)  # (B, C, V)
             for i in range(B):
-                assert torch.equal(batch[i], shipped.denoise(h, canvas[i : i + 1])[0]), (C, B, i)
+                alone = shipped.denoise(h, canvas[i : i + 1], exact=True)[0]  # (C, V)
+                assert torch.equal(batch[i], alone), (C, B, i)
+                # without `exact` a lone canvas runs in fewer rows: the same logits, maybe rounded otherwise
+                torch.testing.assert_close(shipped.denoise(h, canvas[i : i + 1])[0], alone, atol=1e-3, rtol=1e-4)
 
 
 def held_out_like(tmp_path: Path, n: int) -> list[ev.Task]:
@@ -45,7 +48,7 @@ def held_out_like(tmp_path: Path, n: int) -> list[ev.Task]:
 
 def assert_same_fills(backend, tasks: list[ev.Task], draft: int = 4) -> None:
     sizing = ev.parse_sizing("syntax")
-    one, fast = ev.parse_sampler("one-per-forward"), ev.parse_sampler(f"lossless:{draft}")
+    one, fast = ev.parse_sampler("one-per-forward:exact"), ev.parse_sampler(f"lossless:{draft}")
     nfe = nfe_one = 0
     for task in tasks:
         a = ev.fill_task(backend, task, sizing, one, session="one")

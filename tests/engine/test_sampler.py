@@ -32,9 +32,9 @@ class CountingBackend:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def denoise(self, handle, canvas_ids):
+    def denoise(self, handle, canvas_ids, exact=False):
         self.forwards += 1
-        logits = self.inner.denoise(handle, canvas_ids)
+        logits = self.inner.denoise(handle, canvas_ids, exact)
         if self.pad_from is not None:  # make pad the most likely token from this slot on
             logits[:, self.pad_from:, self.inner.special.pad] = 1e4
         return logits
@@ -129,8 +129,8 @@ def steered(backend, text: dict[int, list[int]], pad_from: int) -> CountingBacke
     """Slots given one id (sure) or several ids (a tie, so unsure), and pads sure from `pad_from` on."""
     counting = CountingBackend(backend)
 
-    def steer(handle, canvas_ids, _inner=counting.denoise):
-        logits = _inner(handle, canvas_ids)
+    def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)
         for slot, ids in text.items():
             logits[:, slot, ids] = 1e4
         logits[:, pad_from:, backend.special.pad] = 1e4
@@ -172,8 +172,8 @@ def test_one_per_forward_never_decides_the_end_with_the_text():
 def test_pad_is_never_finalized_inside_the_text(backend, ctx):
     counting = CountingBackend(backend)
 
-    def steer(handle, canvas_ids, _inner=counting.denoise):
-        logits = _inner(handle, canvas_ids)
+    def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)
         logits[:, 2, backend.special.pad] = 1e4  # the model "wants" a pad in the middle of the text
         return logits
 
@@ -212,8 +212,8 @@ def test_first_canvas_sizes_start_small_and_double():
 def test_a_first_canvas_written_to_its_last_slot_is_denoised_again_twice_as_large(backend, ctx):
     counting = CountingBackend(backend)
 
-    def no_pad(handle, canvas_ids, _inner=counting.denoise):
-        logits = _inner(handle, canvas_ids)
+    def no_pad(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)
         logits[:, :, backend.special.pad] = -1e4  # the model never wants to end here
         return logits
 
@@ -230,8 +230,8 @@ def test_a_first_canvas_is_given_up_at_the_first_forward_that_puts_text_in_its_l
     counting = CountingBackend(backend)
     word = backend.tokenizer.encode(" x")[0]
 
-    def sure_of_the_last_slot(handle, canvas_ids, _inner=counting.denoise):
-        logits = _inner(handle, canvas_ids)
+    def sure_of_the_last_slot(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)
         logits[:, -1, word] = 1e4  # text in the last slot, so sure it is finalized first
         return logits
 
@@ -257,8 +257,8 @@ def test_a_limited_slot_takes_only_its_allowed_ids_on_every_first_canvas(backend
     allowed = tok.starting_with(" ret")
     best = tok.encode(" x")[0]
 
-    def want_x(handle, canvas_ids, _inner=counting.denoise):
-        logits = _inner(handle, canvas_ids)
+    def want_x(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)
         logits[:, :, best] = 1e4  # every slot, the first included, "wants" " x"; nothing wants to end
         logits[:, :, backend.special.pad] = -1e4
         return logits
@@ -283,8 +283,8 @@ def test_the_default_never_renoises_a_decided_slot(backend, ctx):
     def flipping() -> CountingBackend:  # slot 0's best token flips between " x" and " y" at every forward
         counting = CountingBackend(backend)
 
-        def flip(handle, canvas_ids, _inner=counting.denoise):
-            logits = _inner(handle, canvas_ids)
+        def flip(handle, canvas_ids, exact=False, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids, exact)
             logits[:, 0, a if counting.forwards % 2 else b] = 1e4
             return logits
 
@@ -359,8 +359,8 @@ class OracleDrafter:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def denoise(self, handle, canvas_ids):
-        logits = self.inner.denoise(handle, canvas_ids)
+    def denoise(self, handle, canvas_ids, exact=False):
+        logits = self.inner.denoise(handle, canvas_ids, exact)
         at = handle.length - self.prompt_len  # tokens of the text already in the cache
         for j in range(canvas_ids.shape[1]):
             want = self.text[at + j] if at + j < len(self.text) else self.inner.special.pad
@@ -395,8 +395,8 @@ def test_a_growing_fill_that_loops_is_cut_and_one_past_its_limit_stops(backend, 
     def looping(period):  # the model writes the same `period` tokens over and over and never ends
         counting = CountingBackend(backend)
 
-        def steer(handle, canvas_ids, _inner=counting.denoise):
-            logits = _inner(handle, canvas_ids)
+        def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids, exact)
             logits[:, :, backend.special.pad] = -1e4
             pos = torch.arange(logits.shape[1]) + sum(len(x) for x in committed)
             logits[0, torch.arange(logits.shape[1]), 300 + pos % period] = 1e4
@@ -424,7 +424,7 @@ def test_a_growing_fill_that_loops_is_cut_and_one_past_its_limit_stops(backend, 
 def one_per_forward_and_lossless(cfg: SamplerConfig, draft: int = 4) -> tuple[SamplerConfig, SamplerConfig]:
     from infill.evaluate import one_per_forward
 
-    one = one_per_forward(cfg)
+    one = one_per_forward(cfg, exact=True)
     return one, replace(one, strategy="lossless", draft=draft)
 
 
@@ -452,8 +452,8 @@ def left_to_right(backend, n_text: int, tokens: list[int], head: bool = False) -
     every drafted step is right; with `head`, its next-token head is sure of the first token too."""
     counting = CountingBackend(backend)
 
-    def steer(handle, canvas_ids, _inner=counting.denoise):
-        logits = _inner(handle, canvas_ids)
+    def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)
         for j in range(logits.shape[1]):
             logits[:, j, tokens[j % len(tokens)] if j < n_text else backend.special.pad] = 12.0 - j
         return logits
@@ -505,8 +505,8 @@ def test_lossless_grows_block_by_block_and_restarts_first_canvases_as_one_per_fo
     def no_end():
         counting = CountingBackend(backend)
 
-        def steer(handle, canvas_ids, _inner=counting.denoise):
-            logits = _inner(handle, canvas_ids)
+        def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids, exact)
             logits[:, :, backend.special.pad] = -1e4  # the model never wants to end: every first canvas is too small
             return logits
 
@@ -525,8 +525,8 @@ def test_lossless_keeps_token_healings_allowed_first_slot(backend, ctx):
     def want_x():
         counting = CountingBackend(backend)
 
-        def steer(handle, canvas_ids, _inner=counting.denoise):
-            logits = _inner(handle, canvas_ids)
+        def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids, exact)
             logits[:, :, best] += 5.0  # every slot, the first included, leans to " x"
             return logits
 
@@ -543,8 +543,8 @@ def test_lossless_renoises_and_refines_as_one_per_forward(backend, ctx):
     def second_thoughts():  # slot 0 is sure of " x" while slot 1 is open, and of " y" once slot 1 is decided
         counting = CountingBackend(backend)
 
-        def steer(handle, canvas_ids, _inner=counting.denoise):
-            logits = _inner(handle, canvas_ids)
+        def steer(handle, canvas_ids, exact=False, _inner=counting.denoise):
+            logits = _inner(handle, canvas_ids, exact)
             open_ = canvas_ids[:, 1] == backend.special.mask  # (B,)
             logits[:, 0, x] = torch.where(open_, 20.0, -20.0)
             logits[:, 0, y] = torch.where(open_, -20.0, 20.0)

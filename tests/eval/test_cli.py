@@ -35,10 +35,11 @@ def test_eval_humaneval_single_json(capsys, data_dir):
 
 
 def test_eval_lossless_against_one_per_forward_fills_the_same_in_fewer_forwards(capsys, data_dir):
-    r = run_json(capsys, ["eval", "--suite", "humaneval-single", "--limit", "3", "--sampler", "lossless", "--against",
-                          "one-per-forward", "--json", "--data", str(data_dir), "--threads", "1", "--no-progress"])
+    r = run_json(capsys, ["eval", "--suite", "humaneval-single", "--limit", "3", "--sampler", "lossless",
+                          "--against", "one-per-forward:exact", "--json", "--data", str(data_dir), "--threads", "1",
+                          "--no-progress"])
     a = r["against"]
-    assert r["sampler"] == "lossless:3" and a["sampler"] == "one-per-forward" and a["mismatches"] == 0
+    assert r["sampler"] == "lossless:3" and a["sampler"] == "one-per-forward:exact" and a["mismatches"] == 0
     assert r["nfe"] < a["nfe"] and a["nfe_ratio"] > 1 and r["canvases_per_forward"] >= r["steps_per_forward"] > 1
     assert r["steps_per_forward"] * r["nfe"] == pytest.approx(a["nfe"], rel=0.01)  # one per forward's steps, all
     assert r["load_avg_1m"] is not None and a["speedup"] > 0 and a["decode_speedup"] > 0
