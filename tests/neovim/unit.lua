@@ -425,5 +425,29 @@ eq(repo_line({ budget = 256, roots = {}, indexing = false, indexedFiles = 0, tot
   'repo context  256 tokens, no workspace folder to index', 'repo context without a root')
 eq(repo_line({ budget = 0, roots = { '/src/h11' }, indexing = false, indexedFiles = 0 }), nil, 'repo context off')
 eq(repo_line(nil), nil, 'older server')
+eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 24, totalFiles = 24,
+  files = 22 }), 'repo context  256 tokens, 22 files indexed, 2 skipped', 'skipped files (binary, too large)')
+eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 24, totalFiles = 24,
+  files = 25 }), 'repo context  256 tokens, 25 files indexed', 'files added since the walk')
+-- what the last fill was given of the repository
+local repo_on = { budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 3, totalFiles = 3, files = 3 }
+local function context(s)
+  s.backend, s.loaded, s.repo = 'embedded', true, s.repo or repo_on
+  local lines = st.lines(s, 'python')
+  return #lines == 9 and lines[9] or nil
+end
+eq(context({ lastLatencyMs = 120, repoContext = { tokens = 190, chunks = {
+  { path = 'click/utils.py', kind = 'definition', line = 239, text = 'def echo(' },
+  { path = 'click/termui.py', kind = 'snippet', line = 8, text = 'import sys' },
+  { path = 'click/_compat.py', kind = 'definition', line = 539, text = 'def isatty(stream):' },
+  { path = 'click/utils.py', kind = 'definition', line = 51, text = 'def make_str(value):' },
+  { path = 'click/core.py', kind = 'recent', line = 10, text = 'x = 1' },
+} } }), 'last context  190 tokens: 3 definitions, 1 snippet, 1 recent edit from click/utils.py, click/termui.py, '
+  .. 'click/_compat.py, +1 more', 'the last fill\'s repository context')
+eq(context({ lastLatencyMs = 120, repoContext = { tokens = 0, chunks = {} } }), 'last context  nothing from the workspace',
+  'nothing matched')
+eq(context({ lastLatencyMs = 120, repoContext = vim.NIL }), 'last context  none', 'a fill without repository context')
+eq(context({}), nil, 'no fill yet')
+eq(context({ lastLatencyMs = 120, repo = { budget = 0 }, repoContext = vim.NIL }), nil, 'repository context off')
 
 vim.cmd('qa!')

@@ -81,9 +81,60 @@ local function repo_line(r)
   elseif type(r.roots) == 'table' and #r.roots == 0 then
     what = 'no workspace folder to index'
   else
-    what = ('%s files indexed'):format(tostring(r.indexedFiles or '?'))
+    -- `files` is what the index holds; `indexedFiles` counts the files walked, the skipped ones too (binary,
+    -- generated, too large)
+    local held = type(r.files) == 'number' and r.files or r.indexedFiles
+    what = ('%s files indexed'):format(tostring(held or '?'))
+    if type(r.files) == 'number' and type(r.totalFiles) == 'number' and r.totalFiles > r.files then
+      what = what .. (', %d skipped'):format(r.totalFiles - r.files)
+    end
   end
   return ('repo context  %d tokens, %s'):format(r.budget, what)
+end
+
+local KINDS = { { 'definition', 'definition', 'definitions' }, { 'snippet', 'snippet', 'snippets' },
+  { 'recent', 'recent edit', 'recent edits' } }
+
+--- What the last fill was given of the repository: tokens, chunks by kind, and the files they came from (the first
+--- three, best first); nil when the context is off or no fill has run yet.
+---@param s table diffusion/status result
+---@return string?
+local function context_line(s)
+  local r = s.repo
+  if type(r) ~= 'table' or type(r.budget) ~= 'number' or r.budget <= 0 or type(s.lastLatencyMs) ~= 'number' then
+    return nil
+  end
+  local c = s.repoContext
+  if type(c) ~= 'table' then
+    return 'last context  none'
+  end
+  local chunks = type(c.chunks) == 'table' and c.chunks or {}
+  if (tonumber(c.tokens) or 0) == 0 or #chunks == 0 then
+    return 'last context  nothing from the workspace'
+  end
+  local count, files, seen = {}, {}, {}
+  for _, ch in ipairs(chunks) do
+    if type(ch) == 'table' then
+      count[ch.kind] = (count[ch.kind] or 0) + 1
+      local path = type(ch.path) == 'string' and ch.path or nil
+      if path and not seen[path] then
+        seen[path] = true
+        files[#files + 1] = path
+      end
+    end
+  end
+  local parts = {}
+  for _, k in ipairs(KINDS) do
+    local n = count[k[1]]
+    if n then
+      parts[#parts + 1] = ('%d %s'):format(n, n == 1 and k[2] or k[3])
+    end
+  end
+  local shown = table.concat(vim.list_slice(files, 1, 3), ', ')
+  if #files > 3 then
+    shown = shown .. (', +%d more'):format(#files - 3)
+  end
+  return ('last context  %d tokens: %s from %s'):format(c.tokens, table.concat(parts, ', '), shown)
 end
 
 --- The report's lines: a short table of what the server says.
@@ -127,6 +178,7 @@ function M.lines(s, filetype)
     'this buffer   ' .. M.language(s, filetype),
   }
   lines[#lines + 1] = repo_line(s.repo)
+  lines[#lines + 1] = context_line(s)
   return lines
 end
 
