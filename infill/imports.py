@@ -30,6 +30,8 @@ _PY_NAME = r"[\w.]+(?:[ \t]+as[ \t]+\w+)?"  # `a.b` or `a.b as c`
 _PY_IMPORT = re.compile(rf"^[ \t]*import[ \t]+({_PY_NAME}(?:[ \t]*,[ \t]*{_PY_NAME})*)", re.M)
 _JS_FROM = re.compile(r"""(?:^|[;\n])[ \t]*(?:import|export)\b([^;'"`]*?)\bfrom[ \t]*['"]([^'"\n]+)['"]""", re.M)
 _JS_BARE = re.compile(r"""(?:\bimport[ \t]*\(?|\brequire[ \t]*\()[ \t]*['"]([^'"\n]+)['"]""")
+_JS_REQUIRE = re.compile(  # `const u = require('./u')`, `const {a, b} = require('./u')`
+    r"""\b(?:const|let|var)[ \t]+(\w+|\{[^}]*\})[ \t]*=[ \t]*require[ \t]*\([ \t]*['"]([^'"\n]+)['"]""")
 _GO_BLOCK = re.compile(r"^import[ \t]*\(([^)]*)\)", re.M)
 _GO_ONE = re.compile(r"^import[ \t]+((?:[\w.]+[ \t]+)?\"[^\"\n]+\")", re.M)
 _GO_SPEC = re.compile(r"(?:([\w.]+)[ \t]+)?\"([^\"\n]+)\"")
@@ -49,14 +51,24 @@ def parse(text: str, lang: str | None) -> list[Import]:
     out: list[Import] = []
     if lang == "python":
         for m in _PY_FROM.finditer(text):
-            names = tuple(n for n, _ in _as_pairs(m.group(2).strip("() \t\n").replace("\n", " ")) if n != "*")
-            out.append(Import(m.group(1), names))
+            pairs = [(n, a) for n, a in _as_pairs(m.group(2).strip("() \t\n").replace("\n", " ")) if n != "*"]
+            out.append(Import(m.group(1), tuple(n for n, _ in pairs)))
+            base = m.group(1) if m.group(1).endswith(".") else m.group(1) + "."
+            # `from . import utils`: each name may be a module of its own, used as `utils.`
+            out += [Import(base + n, (), a or n) for n, a in pairs]
         for m in _PY_IMPORT.finditer(text):
             for name, alias in _as_pairs(m.group(1)):
                 out.append(Import(name, (), alias or (name if "." not in name else "")))
     elif lang in ("javascript", "typescript", "tsx"):
         for m in _JS_FROM.finditer(text):
             out.append(_js_import(m.group(1), m.group(2)))
+        for m in _JS_REQUIRE.finditer(text):
+            bound = m.group(1)
+            if bound.startswith("{"):
+                out.append(Import(m.group(2), tuple(n.split(":")[0].strip() for n in bound[1:-1].split(",")
+                                                    if _WORD.fullmatch(n.split(":")[0].strip()))))
+            else:
+                out.append(Import(m.group(2), (), bound))
         for m in _JS_BARE.finditer(text):
             out.append(Import(m.group(1)))
     elif lang == "go":
@@ -155,6 +167,8 @@ def candidates(imp: Import, lang: str | None, current: str) -> tuple[list[str], 
         dots = len(t) - len(t.lstrip("."))
         parts = [p for p in t[dots:].split(".") if p]
         if dots:
+            if dots - 1 > (here.count("/") + 1 if here else 0):  # above the workspace's root: not its file
+                return [], []
             base = here
             for _ in range(dots - 1):
                 base = posixpath.dirname(base)

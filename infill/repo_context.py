@@ -149,6 +149,9 @@ _DEF_NODES = {
     "type_declaration": "type", "type_alias_declaration": "type", "type_item": "type", "abstract_class_declaration":
     "class", "record_declaration": "class",
 }
+# `const area = (w, h) => ...`, `var merge = function merge(...)`: a variable whose value is a function or class
+_BOUND_VALUES = {"function_expression": "function", "function": "function", "arrow_function": "function",
+                 "generator_function": "function", "class": "class"}
 _MEMBER_LINES = 12  # a class's signature lists at most this many member headers: enough to call it, not its code
 _SIGNATURE_CHARS = 400  # one header longer than this is cut (decorated, many-parameter headers)
 _MEMBER_CHARS = 160  # one member's line
@@ -178,6 +181,23 @@ def _header(data: bytes, node) -> str:
     return head[:_SIGNATURE_CHARS]
 
 
+def _bound(data: bytes, decl) -> list[Definition]:
+    """The functions and classes a JavaScript / TypeScript variable declaration binds, with its header."""
+    out = []
+    for d in decl.named_children:
+        value = d.child_by_field_name("value") if d.type == "variable_declarator" else None
+        name = d.child_by_field_name("name") if value is not None else None
+        if value is None or name is None or name.type != "identifier" or value.type not in _BOUND_VALUES:
+            continue
+        body = value.child_by_field_name("body")
+        end = body.start_byte if body is not None else value.end_byte
+        line_start = data.rfind(b"\n", 0, decl.start_byte) + 1  # from the line's start: `export const f = ...`
+        head = data[line_start:end].decode("utf-8", "replace").rstrip().removesuffix("=>").rstrip()
+        out.append(Definition(name.text.decode("utf-8", "replace"), _BOUND_VALUES[value.type], decl.start_point[0],
+                              head[:_SIGNATURE_CHARS]))
+    return out
+
+
 def definitions(text: str, lang: str | None) -> list[Definition]:
     """Top-level and class-level definitions of a file with their signatures; [] for unknown languages."""
     tree = _syntax.parse(text, lang)
@@ -188,6 +208,9 @@ def definitions(text: str, lang: str | None) -> list[Definition]:
 
     def visit(node, depth: int) -> None:
         for child in node.named_children:
+            if child.type in ("lexical_declaration", "variable_declaration"):
+                out.extend(_bound(data, child))
+                continue
             kind = _DEF_NODES.get(child.type)
             if kind is None:
                 if child.type in ("decorated_definition", "export_statement", "template_declaration") or \

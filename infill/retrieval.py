@@ -198,7 +198,8 @@ class Index:
             return f.defs if f is not None else []
 
     def resolve(self, key: str, imports: Sequence[imp.Import]) -> list[tuple[str, imp.Import]]:
-        """(file key, import) of the workspace files the file `key` imports, in import order, each file once."""
+        """(file key, import) of the workspace files the file `key` imports, in import order: a file once for each
+        import that names it (`from .utils import echo` and `import pkg.utils as u` both say something of it)."""
         if not imports:
             return []
         memo = (key, tuple(imports))
@@ -208,21 +209,14 @@ class Index:
         lang = language_for(key)
         current = self.rel(key)
         out: list[tuple[str, imp.Import]] = []
-        seen = {key}
         with self.lock:
             for i in imports:
                 files, folders = imp.candidates(i, lang, current)
                 found = self._match_files(files, current) + [k for d in self._match_folders(folders, current)
                                                              for k in self.dir_files.get(d, ())]
-                for k in found:
-                    if k not in seen:
-                        seen.add(k)
-                        out.append((k, i))
+                out += [(k, i) for k in dict.fromkeys(found) if k != key]
             for c in imp.companions(current, lang):  # C: the header of this source (or the sources of this header)
-                for k in self._match_files([c], current)[:1]:
-                    if k not in seen:
-                        seen.add(k)
-                        out.append((k, imp.Import(c)))
+                out += [(k, imp.Import(c)) for k in self._match_files([c], current)[:1] if k != key]
         self._resolved[memo] = (self.generation, out)
         if len(self._resolved) > 64:
             self._resolved.pop(next(iter(self._resolved)))
@@ -249,6 +243,9 @@ class Index:
         for f in folders:
             found = [d for d in self.by_dir.get(posixpath.basename(f), ())
                      if d and (d == f or d.endswith("/" + f) or f.endswith("/" + d))]
+            if not found and "" in self.dir_files:  # a module at the workspace's root, its folder named as the repo is
+                root = Path(self.dir_files[""][0]).parent.name
+                found = [""] if root and root == posixpath.basename(f) else []
             out += sorted(found, key=lambda d: -_shared(d + "/", current))[:MATCHES_PER_IMPORT]
         return out
 
@@ -285,17 +282,22 @@ def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int
     with the snippets most similar to its lines (index windows, and `recent` chunks with their words), its own file
     left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
     imported = index.resolve(key, terms.imports)
-    named: dict[str, list[tuple[int, str, Definition]]] = {}  # name -> (rank, file, definition) in imported files
+    taken: dict[str, set[str]] = {}  # imported file -> the names imported from it by name
     for fkey, i in imported:
+        taken.setdefault(fkey, set()).update(i.names)
+    # name -> (rank, file, definition) in imported files: what is imported by name first, then the rest of the
+    # file's top level, then its members (a method named as the imported function says less)
+    named: dict[str, list[tuple[int, str, Definition]]] = {}
+    for fkey, names in taken.items():
         for d in index.file_defs(fkey):
-            named.setdefault(d.name, []).append((0 if d.name in i.names else 1, fkey, d))
+            rank = 2 if d.signature[:1].isspace() else 0 if d.name in names else 1
+            named.setdefault(d.name, []).append((rank, fkey, d))
     defs: list[Chunk] = []
-    if terms.module:  # `module.`: the members of the file that module is
-        for fkey, i in imported:
-            if i.alias == terms.module:
-                top = [d for d in index.file_defs(fkey) if not d.signature[:1].isspace()]
-                defs += [Chunk(index.rel(fkey), d.signature, "definition", d.line) for d in top[:MODULE_DEFS]]
-                break
+    if terms.module:  # `module.`: the top-level definitions of the file that module is
+        fkey = next((k for k, i in imported if i.alias == terms.module), None)
+        if fkey is not None:
+            top = [d for d in index.file_defs(fkey) if not d.signature[:1].isspace()]
+            defs += [Chunk(index.rel(fkey), d.signature, "definition", d.line) for d in top[:MODULE_DEFS]]
     for name in terms.names:
         for _, fkey, d in sorted(named.get(name, ()), key=lambda t: t[0]):
             defs.append(Chunk(index.rel(fkey), d.signature, "definition", d.line))

@@ -14,7 +14,9 @@ def test_python_imports_with_names_aliases_and_relative_levels():
     text = ("import os, numpy as np\nimport pkg.sub\nfrom . import helpers\nfrom ..core.geometry import (\n"
             "    area,\n    Point as P,\n)\nfrom .util import *  # everything\ndef f():\n    import late\n")
     assert parse(text, "python") == [
-        Import(".", ("helpers",)), Import("..core.geometry", ("area", "Point")), Import(".util"),
+        Import(".", ("helpers",)), Import(".helpers", (), "helpers"),  # the name may be a module: `helpers.`
+        Import("..core.geometry", ("area", "Point")), Import("..core.geometry.area", (), "area"),
+        Import("..core.geometry.Point", (), "P"), Import(".util"),
         Import("os", (), "os"), Import("numpy", (), "np"), Import("pkg.sub"), Import("late", (), "late")]
 
 
@@ -25,6 +27,7 @@ def test_python_candidates_resolve_relative_to_the_importing_file():
     files, _ = candidates(Import(".", ("helpers",)), "python", here)
     assert files == ["src/app/views/helpers.py", "src/app/views/__init__.py"]
     assert candidates(Import("pkg.sub"), "python", here)[0][:2] == ["pkg/sub.py", "pkg/sub/__init__.py"]
+    assert candidates(Import("....up"), "python", "a/b.py") == ([], [])  # above the workspace: none of its files
 
 
 def test_javascript_and_typescript_imports():
@@ -39,6 +42,9 @@ def test_javascript_and_typescript_imports():
     assert files[:2] == ["src/geometry.js", "src/geometry.ts"]  # TypeScript writes the emitted name
     assert "src/app/lib/util/index.ts" in candidates(Import("./lib/util"), "typescript", "src/app/main.ts")[0]
     assert candidates(Import("react"), "javascript", "src/a.js") == ([], [])  # a dependency: not the workspace's
+    common = "var utils = require('./utils');\nconst { merge, assign: copy } = require('./lib/merge');\n"
+    assert Import("./utils", (), "utils") in parse(common, "javascript")
+    assert Import("./lib/merge", ("merge", "assign")) in parse(common, "javascript")
 
 
 def test_go_rust_java_and_c_imports():
@@ -94,6 +100,27 @@ def test_module_access_lists_the_imported_files_definitions():
     defs = [c.text.split("\n")[0] for c in chunks if c.kind == "definition"]
     assert defs[:3] == ["def blend(a, b):", "class Palette:", "def darken(c, by=0.1):"]
     assert all(c.path == "lib/colours.py" for c in chunks[:3])
+
+
+def test_a_module_imported_by_name_or_twice_gives_its_members_after_its_name():
+    index = _index({"pkg/utils.py": "def echo(message):\n    pass\n\n\ndef style(text):\n    pass\n",
+                    "pkg/_compat.py": "class _Fixup:\n    def isatty(self):\n        pass\n\n\n"
+                                      "def isatty(stream):\n    pass\n"})
+    for text in ("from . import utils\n\nutils.", "from .utils import echo\nimport pkg.utils as u\n\nu."):
+        defs = [c.text for c in _select(index, "pkg/app.py", text) if c.kind == "definition"]
+        assert defs[:2] == ["def echo(message):", "def style(text):"], text
+    # the imported function before the method of the same name
+    defs = [c.text for c in _select(index, "pkg/app.py", "from ._compat import isatty\n\nisatty(out)\nx = ")]
+    assert defs[0] == "def isatty(stream):"
+
+
+def test_a_go_module_at_the_workspace_root_resolves_by_the_root_folder_name(tmp_path):
+    index = Index()
+    root = tmp_path / "logrus"
+    index.add(root / "entry.go", "entry.go", "package logrus\n\nfunc WithField(key string) *Entry {\n}\n", 0.0)
+    text = 'package main\n\nimport log "github.com/sirupsen/logrus"\n\nfunc main() {\n\tlog.'
+    key = str(tmp_path / "cmd" / "main.go")
+    assert [c.text for c in _select(index, key, text, "go")][:1] == ["func WithField(key string) *Entry"]
 
 
 def test_resolution_follows_index_changes():

@@ -89,3 +89,13 @@ def test_definitions_give_signatures_and_class_members():
     assert gdefs["Get"].signature == "func (s *Store) Get(key string) (int, error)"
     assert gdefs["Store"].kind == "type"
     assert definitions("x = 1", None) == []
+
+
+def test_javascript_variables_bound_to_functions_and_classes_are_definitions():
+    js = ("var merge = function merge(target, source) {\n  return target;\n};\nconst area = (w, h) => w * h;\n"
+          "let Shape = class Shape { draw() {} };\nconst n = 3;\n")
+    assert [(d.name, d.kind, d.line, d.signature) for d in definitions(js, "javascript")] == [
+        ("merge", "function", 0, "var merge = function merge(target, source)"),
+        ("area", "function", 3, "const area = (w, h)"), ("Shape", "class", 4, "let Shape = class Shape")]
+    ts = "export const add = (a: number, b: number): number => {\n  return a + b;\n};\n"
+    assert [d.signature for d in definitions(ts, "typescript")] == ["export const add = (a: number, b: number): number"]
