@@ -31,6 +31,40 @@ def _host_port(value: str) -> tuple[str, int]:
         raise SystemExit(f"--tcp wants HOST:PORT, got {value!r}") from None
 
 
+class ClientOut:
+    """The protocol's stdout. An editor that quits with requests in flight closes it before their answers are
+    written: those answers are dropped (said once in the log), not raised as the tracebacks pygls logs for them."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.gone = False
+
+    def write(self, data: bytes) -> int:
+        if not self.gone:
+            try:
+                self.raw.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self._closed()
+        return len(data)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.raw.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self._closed()
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except OSError:
+            pass
+
+    def _closed(self) -> None:
+        self.gone = True
+        logging.getLogger("diffusion_ls").info("the client closed the connection; answers in flight are dropped")
+
+
 def main(args: argparse.Namespace) -> int:
     from server import logs
     from server.server import create_server
@@ -46,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         host, port = _host_port(args.tcp)
         ls.start_tcp(host, port)
     else:
-        ls.start_io()  # returns after `exit`, or when the client closes stdin
+        ls.start_io(stdout=ClientOut(sys.stdout.buffer))  # returns after `exit`, or when the client closes stdin
     code = 0 if ls.shutdown_requested else 1  # LSP: exit without a shutdown request first is an error
     logging.shutdown()
     os._exit(code)  # skip interpreter teardown: freeing torch and the model takes seconds the editor would wait

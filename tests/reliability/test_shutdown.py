@@ -107,3 +107,59 @@ def test_closing_stdin_ends_the_server(loop):
 
     assert srv.run(go(), 60) == 1  # no shutdown first: as an exit without shutdown
     assert _gone(pid)
+
+
+def test_an_editor_that_quits_with_answers_in_flight_leaves_no_error(long_options, tmp_path):
+    """`:qa!` mid-fill: the editor closes its end of the pipe while canvases and answers are still being written. They
+    are dropped with one line in the log, not four tracebacks, and closing stdin then ends the server."""
+    import json
+    import subprocess
+    import threading
+    import time
+
+    from server.soak import ROOT, SERVER, server_env
+
+    def frame(obj: dict) -> bytes:
+        body = json.dumps(obj).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen([*SERVER, "--log-file", str(log), "--log-level", "debug"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), cwd=ROOT)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": long_options}}))
+    proc.stdin.flush()
+    header = proc.stdout.readline()  # the initialize answer: the server is up
+    assert header.startswith(b"Content-Length")
+    uri = "file:///quit/a.py"
+    for msg in ({"method": "initialized", "params": {}},
+                {"method": "textDocument/didOpen", "params": {"textDocument": {
+                    "uri": uri, "languageId": "python", "version": 1, "text": BODY}}},
+                *({"id": i, "method": "textDocument/inlineCompletion", "params": {
+                    "textDocument": {"uri": uri}, "context": {"triggerKind": 2},
+                    "position": {"line": 1, "character": 4}}} for i in range(2, 5))):
+        proc.stdin.write(frame({"jsonrpc": "2.0", **msg}))
+    proc.stdin.flush()
+
+    def read_until_a_canvas() -> None:  # then close our end, as an editor that quits does
+        seen = b""
+        while b"diffusion/canvas" not in seen:
+            chunk = proc.stdout.read1(65536)  # type: ignore[union-attr]
+            if not chunk:
+                break
+            seen = seen[-64:] + chunk
+        proc.stdout.close()  # type: ignore[union-attr]
+
+    reader = threading.Thread(target=read_until_a_canvas, daemon=True)
+    reader.start()
+    reader.join(120)
+    assert not reader.is_alive(), "no canvas was streamed"
+    time.sleep(1.0)  # canvases go on being written to the closed pipe
+    proc.stdin.close()
+    assert proc.wait(60) == 1  # no shutdown first
+    stderr = proc.stderr.read().decode("utf-8", "replace")
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr[-2000:]
+    text = log.read_text()
+    assert " ERROR " not in text, text[-3000:]
+    assert text.count("the client closed the connection") == 1
