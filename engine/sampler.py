@@ -134,6 +134,9 @@ class SampleStats:
     remasked: int = 0
     restarts: int = 0  # first canvases denoised again, larger, because the model filled them to the last slot
     cut: str = ""  # why a growing fill was stopped before the model ended it: "limit" or "repetition"
+    # the lowest probability a text token of the result had when it was finalized (None: no text, or a loop that does
+    # not say): a fill the model was unsure of has one low, and is right much less often (README, confidence gate)
+    min_confidence: float | None = None
     prefill_ms: float = 0.0
     elapsed_ms: float = 0.0
 
@@ -437,6 +440,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     draft = min(cfg.draft, max(1, cfg.draft_rows // C)) if batches else 1
     exact = cfg.exact or cfg.strategy == "lossless"
     stale: _Forecast | None = None  # the last forward's, which drafts the next steps
+    low: float | None = None  # the lowest confidence a text slot was finalized with (SampleStats.min_confidence)
     while True:
         if _is_cancelled(cancel):
             raise Cancelled()
@@ -465,7 +469,11 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
             if i and not s.same(chain[i]):  # the draft went elsewhere: its later canvases are not the loop's
                 break
             stale = _forecast(cfg, logits[i], sp.pad, gen)
-            s = _step(cfg, rules, s, stale)
+            prev, s = s, _step(cfg, rules, s, stale)
+            text = s.decided & ~prev.decided & (s.x != sp.pad) & ~fixed  # (C,): text finalized by this step
+            if bool(text.any()):
+                least = float(s.conf[text].min())
+                low = least if low is None else min(low, least)
             if trail is not None:
                 trail.append(s)
             stats.steps += 1
@@ -484,6 +492,8 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         if s.done:
             if rules.trace is not None and recorder is not None:
                 recorder.block(rules.trace, s.x)
+            if low is not None:  # a block given up for a larger one is not part of the result: only kept ones count
+                stats.min_confidence = low if stats.min_confidence is None else min(stats.min_confidence, low)
             return s.x.tolist()
 
 

@@ -352,6 +352,7 @@ class Fill:
     steps: int = 0  # denoising steps (`lossless` takes several a forward)
     canvases: int = 0  # canvases the forwards ran (`lossless`: its batches)
     prefill_ms: float = 0.0  # of ms: the context's prefill (the same whatever the sampler)
+    min_confidence: float | None = None  # the lowest probability a text token was finalized with (SampleStats)
 
 
 def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
@@ -390,7 +391,7 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
         text = finalize(task.prefix, raw, task.suffix, task.lang, hole.situation, hole.indent,
                         indent_unit(task.prefix + task.suffix))
     return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts, canvas.heal,
-                stats.steps, stats.canvases, stats.prefill_ms)
+                stats.steps, stats.canvases, stats.prefill_ms, stats.min_confidence)
 
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
@@ -512,6 +513,27 @@ def _pct(xs: Sequence[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))], 1)
 
 
+GATE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
+
+
+def confidence_gate(records: Sequence[dict]) -> list[dict]:
+    """What the server's minConfidence would do to these fills, per threshold: the share of non-empty fills still
+    shown, their exact match, and the share of the right (exact) non-empty fills among them. [] without confidences."""
+    rows = [r for r in records if r.get("min_confidence") is not None and r["fill"].strip()]
+    if not rows:
+        return []
+    right = sum(bool(r["exact"]) for r in rows)
+    out = []
+    for t in GATE_THRESHOLDS:
+        shown = [r for r in rows if r["min_confidence"] >= t]
+        hit = sum(bool(r["exact"]) for r in shown)
+        out.append({"min_confidence": t, "shown": round(len(shown) / len(rows), 3),
+                    "exact_match_shown": round(hit / len(shown), 4) if shown else None,
+                    "right_kept": round(hit / right, 3) if right else None})
+    return [{"min_confidence": 0.0, "shown": 1.0, "exact_match_shown": round(right / len(rows), 4),
+             "right_kept": 1.0 if right else None}, *out]
+
+
 def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Sampler, breakdown: bool = True) -> dict:
     """The run's one JSON object (without the run's settings, which the caller adds)."""
     executed = [r["passed"] for r in records if r["passed"] is not None]
@@ -542,6 +564,9 @@ def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Samp
         "sizing": str(sizing),
         "sampler": sampler.name,
     }
+    gate = confidence_gate(records)
+    if gate:
+        out["confidence_gate"] = gate
     if any("syntax_match" in r for r in records):
         out["syntax_match"] = _mean([float(r["syntax_match"]) for r in records if "syntax_match" in r])
     groups = sorted({r["group"] for r in records if r["group"]})
@@ -597,7 +622,7 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
         rec = {"task_id": task.task_id, "group": task.kind, "fill": f.text, "raw": f.raw, "middle": task.middle,
                "situation": f.situation, "capacity": f.capacity, "nfe": f.nfe, "tokens": f.tokens,
                "restarts": f.restarts, "heal": f.heal, "steps": f.steps, "canvases": f.canvases, "ms": round(f.ms, 1),
-               "prefill_ms": round(f.prefill_ms, 1), **s}
+               "prefill_ms": round(f.prefill_ms, 1), "min_confidence": f.min_confidence, **s}
         records.append(rec)
         if on_record is not None:
             on_record(rec)

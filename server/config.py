@@ -75,6 +75,9 @@ class Settings(BaseModel):
     # tokens of other files' chunks before the SPM context (server.workspace selects them; 0: off, nothing indexed).
     # 0 by default: the shipped model was never trained with them and scores lower given 256 (README, repo suite)
     repo_context_budget: int = Field(0, ge=0, le=65536)
+    # completion as you type: a fill with a token the model finalized below this probability is not shown (asked for,
+    # it is); 0: show every fill. The shipped model's such fills are rarely right (README, confidence gate)
+    min_confidence: float = Field(0.4, ge=0.0, le=1.0)
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
     # hold every intermediate canvas this long before the next forward: a denoising slow enough to watch (demos,
     # screen recordings, editor tests that must see an intermediate canvas); 0: off, as fast as the model goes

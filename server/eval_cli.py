@@ -174,6 +174,10 @@ def report(r: dict) -> str:
                      f"{a['fill_ms_mean']} ms vs {a['fill_ms_mean_self']} ms (speedup {a['speedup']}x, decoding alone "
                      f"{a['decode_speedup']}x), "
                      f"{a['mismatches']} fills differ")
+    if r.get("confidence_gate"):  # what the server's minConfidence does to automatic completions
+        lines.append("  minConfidence: " + "  ".join(
+            f"{g['min_confidence']:g} shows {_pct(g['shown'])} (exact {_pct(g['exact_match_shown'])}, keeps "
+            f"{_pct(g['right_kept'])} of the right ones)" for g in r["confidence_gate"]))
     for key in ("by_language", "by_kind"):
         for name, g in r.get(key, {}).items():
             lines.append(f"  {name:<16} n={g['n']:<5} exact {_pct(g['exact_match'])}  edit-sim "

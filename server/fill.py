@@ -285,8 +285,12 @@ def _disjoint(holes: list[Hole]) -> list[Hole]:
 
 
 def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: object | None = None,
-        on_partial: Callable[[Partial], None] | None = None, native: bool = False) -> Outcome:
+        on_partial: Callable[[Partial], None] | None = None, native: bool = False,
+        min_confidence: float = 0.0) -> Outcome:
     """Prefill, denoise (calling on_partial after every forward), post-process. Raises Cancelled when cancelled.
+
+    min_confidence: a cursor fill with a text token finalized below this probability is refused (automatic
+    completions: a guess the model was unsure of is mostly wrong, and shown as you type it is noise).
 
     native: denoise with the backend's own loop (`native_stream`, DiffusionGemma's) where it has one. A backend that
     is not steppable runs its own loop on text requests: on_partial is called once per committed canvas but the last.
@@ -330,18 +334,25 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     raw = canvas_to_text(canvas, final.ids, tok)
     if plan.prompter is not None:  # a chat model's answer: the code block's text
         raw = [plan.prompter.finish(r) for r in raw]
-    return replace(_outcome(plan, raw, stats), reused=handle.reused)
+    return replace(_outcome(plan, raw, stats, min_confidence), reused=handle.reused)
 
 
-def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats) -> Outcome:
-    """Post-process each hole's text, then guard it (infill.guard): what could make the code worse is refused."""
+def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence: float = 0.0) -> Outcome:
+    """Post-process each hole's text, then guard it (infill.guard): what could make the code worse is refused, and
+    a cursor fill the model was less sure of than `min_confidence` (see run)."""
     unit = indent_unit(plan.text)
     fills = [finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation, h.indent, unit)
              for h, f in zip(plan.holes, raw, strict=True)]
     verdicts = guard.check(plan.text, plan.lang, [guard.Proposal(h.start, h.end, f, r)
                                                   for h, f, r in zip(plan.holes, fills, raw, strict=True)])
-    fills = [v.text for v in verdicts]
-    return Outcome(fills, plan.join(fills), stats, [v.reason for v in verdicts])
+    fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
+    least = stats.min_confidence
+    if (plan.mode == "fill" and len(plan.holes) == 1 and reasons[0] is None and fills[0] and least is not None
+            and least < min_confidence):
+        h = plan.holes[0]
+        fills[0] = plan.text[h.start : h.end]
+        reasons[0] = f"the model was unsure of it (a token at {least:.2f}, under minConfidence {min_confidence:g})"
+    return Outcome(fills, plan.join(fills), stats, reasons)
 
 
 def _run_requests(backend: Any, plan: Plan, cancel: object | None,

@@ -415,7 +415,7 @@ class DiffusionLanguageServer(LanguageServer):
             log.debug("indexing progress not shown: %s", exc)
 
     async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int, list[int]], fill.Plan],
-                       at: int | None = None) -> tuple[Job, fill.Plan, fill.Outcome]:
+                       at: int | None = None, min_confidence: float = 0.0) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
         make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and the
@@ -453,8 +453,8 @@ class DiffusionLanguageServer(LanguageServer):
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = plan.span
             return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
-                                  on_partial=lambda p: on_partial(p, span),
-                                  native=native)
+                                  on_partial=lambda p: on_partial(p, span), native=native,
+                                  min_confidence=min_confidence)
 
         try:
             plan, outcome = await self.worker.run(job, work)
@@ -475,7 +475,9 @@ class DiffusionLanguageServer(LanguageServer):
         self.last = {"lastLatencyMs": round((time.perf_counter() - t0) * 1e3, 1),
                      "tokensPerForward": round(outcome.stats.tokens_per_forward, 3), "nfe": outcome.stats.nfe,
                      "contextTokens": len(plan.canvas.context_ids) if plan.canvas else None,
-                     "cacheReused": outcome.reused, "repoContext": self.repo_last}
+                     "cacheReused": outcome.reused, "repoContext": self.repo_last,
+                     "minConfidence": None if outcome.stats.min_confidence is None
+                     else round(outcome.stats.min_confidence, 3)}
         log.debug("%s %s v%s: %d tokens, nfe %d, %.0f ms", kind, doc.uri, doc.version, outcome.stats.tokens,
                   outcome.stats.nfe, self.last["lastLatencyMs"])
         return job, plan, outcome
@@ -738,8 +740,10 @@ def create_server() -> DiffusionLanguageServer:
             ls.jobs.finish(job)
             out = fill.Outcome([ahead], ahead, SampleStats())
         else:
+            # as you type, a guess the model was unsure of is not shown; asked for, it is
             job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens, repo: fill.plan_cursor(
-                text, offset, lang, tok, budget, max_tokens, repo=repo), at=offset)
+                text, offset, lang, tok, budget, max_tokens, repo=repo), at=offset,
+                min_confidence=ls.settings.min_confidence if automatic else 0.0)
         insert = out.fills[0]  # "" when the guard refused it (out.refused)
         if insert:
             ls.remember(doc.uri, text, offset, insert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 
@@ -581,3 +582,43 @@ def test_lossless_config_is_greedy_and_one_token_a_step():
         SamplerConfig(strategy="lossless", k=2)
     with pytest.raises(ValueError, match="draft"):
         SamplerConfig(strategy="lossless", draft=0)
+
+
+def scripted(backend, script):
+    """A backend whose every forward says the same of each slot: script(C)[i] = (token, p) puts p on that token and
+    the rest on another word; the slots past the script are sure pads."""
+    counting = CountingBackend(backend)
+    pad, other = backend.special.pad, backend.tokenizer.encode(" y")[0]
+
+    def denoise(handle, canvas_ids, exact=False, _inner=counting.denoise):
+        logits = _inner(handle, canvas_ids, exact)  # (B, C, V)
+        logits[:] = -1e4
+        logits[:, :, pad] = 0.0
+        for i, (token, p) in enumerate(script(canvas_ids.shape[1])):
+            logits[:, i, pad] = -1e4
+            logits[:, i, token], logits[:, i, other] = math.log(p), math.log(1 - p)
+        return logits
+
+    counting.denoise = denoise
+    return counting
+
+
+def test_min_confidence_is_the_least_sure_text_token_of_the_result(backend, ctx):
+    a, b, c = (backend.tokenizer.encode(w)[0] for w in (" a", " b", " c"))
+    sure = scripted(backend, lambda C: [(a, 0.95), (b, 0.6), (c, 0.99)])
+    cfg = SamplerConfig(start=0, grow=False, block_size=8, max_new=8)
+    states, stats = run(sure, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert states[-1].ids[:3] == [a, b, c]
+    assert stats.min_confidence == pytest.approx(0.6, abs=1e-3)
+    _, stats = run(scripted(backend, lambda C: []), ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert stats.tokens == 0 and stats.min_confidence is None  # no text: nothing to be unsure of
+
+
+def test_min_confidence_leaves_out_a_first_canvas_given_up_for_a_larger_one(backend, ctx):
+    a = backend.tokenizer.encode(" a")[0]
+    # the 4-slot canvas: unsure text in every slot (given up once its last slots hold text); the 8-slot one: sure text
+    s = scripted(backend, lambda C: [(a, 0.25)] + [(a, 0.2)] * 3 if C == 4 else [(a, 0.9)] * 3)
+    cfg = SamplerConfig(strategy="confidence", k=1, steps=64, start=4, block_size=8, max_new=8)
+    states, stats = run(s, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert stats.restarts == 1 and states[-1].ids == [a] * 3
+    assert stats.min_confidence == pytest.approx(0.9, abs=1e-3)

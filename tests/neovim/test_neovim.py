@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "clients" / "neovim"
 HERE = Path(__file__).resolve().parent
 # Small canvases: the placeholder model never predicts an end, so every fill runs to maxTokens.
-SETTINGS = {"maxTokens": 16, "blockSize": 16, "steps": 8, "threads": 1}
+# every fill shown (minConfidence 0): these cases follow the ghost text of whatever the model writes; the gate that
+# hides unsure fills is tested over the wire (tests/server/test_inline.py)
+SETTINGS = {"maxTokens": 16, "blockSize": 16, "steps": 8, "threads": 1, "minConfidence": 0}
 SERVER = [sys.executable, "-m", "server.cli", "serve"]
 
 
@@ -459,6 +461,8 @@ def status_lines(s: dict, filetype: str) -> list[str]:
     last = "none yet"
     if s.get("lastLatencyMs") is not None:
         last = f"{s['lastLatencyMs']:.0f} ms, {s['tokensPerForward']:.2f} tokens/forward, {s['nfe']} forwards"
+        if s.get("minConfidence") is not None:
+            last += f", least sure token {s['minConfidence']:.2f}"
     caps = s.get("capabilities") or {}
     names = [("instructions", "instructions"), ("streams", "streams"), ("maskToken", "mask token"),
              ("nativeInfill", "native infill")]

@@ -229,11 +229,12 @@ def reference():
 
     backend = EmbeddedBackend(threads=1)
 
-    def expect(text: str, offset: int, settings: dict) -> str:
+    def expect(text: str, offset: int, settings: dict, automatic: bool = True) -> str:
         s, problems = parse_settings(settings)
         assert not problems
         plan = fill.plan_cursor(text, offset, language_for("python"), backend.tokenizer, s.context_budget,
                                 s.max_tokens)
-        return fill.run(backend, plan, s.sampler(), session=f"ref-{offset}-{len(text)}").fills[0]
+        return fill.run(backend, plan, s.sampler(), session=f"ref-{offset}-{len(text)}",
+                        min_confidence=s.min_confidence if automatic else 0.0).fills[0]
 
     return expect

@@ -158,3 +158,23 @@ async def test_weak_languages_complete_only_when_asked_and_status_says_what_the_
         assert not (await asked).items and session.notes("weak-off") == []
     finally:
         session.configure({"modelPath": None, "weakLanguages": None})
+
+
+async def test_as_you_type_a_fill_the_model_was_unsure_of_is_not_shown_and_asked_for_it_is(session: Session,
+                                                                                          reference):
+    """minConfidence: an automatic completion with a token finalized below it is refused with the reason on its last
+    canvas (the preview goes away); the same fill asked for (Invoked) is shown; at 0 every fill is shown."""
+    text = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return \n"
+    offset = text.index("return \n") + len("return ")
+    uri = session.open(text)
+    session.configure({**SHORT, "minConfidence": 1.0})  # no token is ever finalized at probability 1
+    auto = await session.inline(uri, 5, 11, msg_id="unsure-auto")[0]
+    done = session.notes("unsure-auto")[-1]
+    assert not auto.items and done["done"] and "unsure" in done["reason"] and "minConfidence 1" in done["reason"]
+    assert (await session.status())["minConfidence"] < 1.0
+    asked = await session.inline(uri, 5, 11, msg_id="unsure-asked", invoked=True)[0]
+    expected = reference(text, offset, SHORT, automatic=False)
+    assert expected and [i.insert_text for i in asked.items] == [expected]
+    session.configure({**SHORT, "minConfidence": 0})
+    shown = await session.inline(uri, 5, 11, msg_id="unsure-off")[0]
+    assert [i.insert_text for i in shown.items] == [expected]

@@ -18,6 +18,7 @@ export const SERVER_KEYS = {
   contextBudget: 'number',
   debounceMs: 'number',
   canvasDelayMs: 'number',
+  minConfidence: 'number',
   languages: 'strings',
   weakLanguages: 'string',
   logLevel: 'string',

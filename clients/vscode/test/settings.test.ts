@@ -50,6 +50,7 @@ describe('serverSettings', () => {
     contextBudget: null,
     debounceMs: null,
     canvasDelayMs: null,
+    minConfidence: null,
     languages: null,
     weakLanguages: null,
     logLevel: null,
@@ -63,6 +64,7 @@ describe('serverSettings', () => {
       blockSize: 16,
       canvasStart: 0,
       threshold: 0.9,
+      minConfidence: 0.5,
       strategy: 'confidence',
       languages: ['python'],
     };

@@ -158,6 +158,9 @@ function M.lines(s, filetype)
     if type(s.nfe) == 'number' then
       last_fill = last_fill .. (', %d forwards'):format(s.nfe)
     end
+    if type(s.minConfidence) == 'number' then -- as you type, fills under the minConfidence setting are not shown
+      last_fill = last_fill .. (', least sure token %.2f'):format(s.minConfidence)
+    end
   end
   local caps = M.capabilities(s)
   local cap_text = {}
