@@ -171,7 +171,8 @@ def window(text: str, lo: int, hi: int | None = None, radius: int = WINDOW_RADIU
         return 0, len(text)
     start = 0 if lo <= radius else _top_line_at_or_before(text, lo - radius, lo - 2 * radius)
     end = len(text) if hi + radius >= len(text) else _top_line_at_or_after(text, hi + radius, hi + 2 * radius)
-    return start, end
+    # a line longer than the radius (minified code, data) is cut: whole, it would make the work grow with it
+    return max(start, lo - 2 * radius), min(end, hi + 2 * radius)
 
 
 @dataclass(frozen=True)

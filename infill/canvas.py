@@ -22,6 +22,7 @@ class TokenizerLike(Protocol):
 
 CURSOR_RESERVE = 32  # tokens the cursor's line may grow to before the prefix's first kept line moves
 _CHUNK = 64  # lines tokenized per batch while looking for a cut: most contexts need one or two batches
+MAX_TOKEN_CHARS = 128  # more chars than any token of a code tokenizer spans (ours: 64 bytes at most)
 
 
 def _encode_many(tok: TokenizerLike, texts: list[str]) -> list[list[int]]:
@@ -70,7 +71,11 @@ def _keep(tok: TokenizerLike, lines: list[str], cap: int, from_end: bool) -> tup
     """_keep_lines's ids, and how many whole lines they hold (0: the nearest line cut by chars, or nothing)."""
     if cap <= 0 or not lines:
         return [], 0
-    order = lines[::-1] if from_end else lines
+    # no token spans MAX_TOKEN_CHARS, so a line's part past cap * MAX_TOKEN_CHARS from the hole can never be kept;
+    # whole, a minified line of 400k chars would be tokenized again and again
+    limit = cap * MAX_TOKEN_CHARS
+    order = [(ln[-limit:] if from_end else ln[:limit]) if len(ln) > limit else ln
+             for ln in (lines[::-1] if from_end else lines)]
     # Estimate with per-line counts, nearest first, until the estimate passes cap.
     counts: list[int] = []
     total = 0

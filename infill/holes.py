@@ -304,21 +304,25 @@ def _samples(text: str, spans: Sequence[Span], situation: str, hint: str, offset
 _WORD = re.compile(r"[A-Za-z_]\w*|\S")
 
 
-def _line_key(line_prefix: str) -> tuple[str, ...]:
-    """The last two words (identifiers or single symbols) of the text before a hole on its line."""
-    return tuple(_WORD.findall(line_prefix)[-2:])
+KEY_CHARS = 256  # a line key reads at most this much of the line before a span: a minified line has thousands of them
+
+
+def _line_key(text: str, offset: int) -> tuple[str, ...]:
+    """The last two words (identifiers or single symbols) of the text before `offset` on its line."""
+    start = max(_line_bounds(text, offset)[0], offset - KEY_CHARS)
+    return tuple(_WORD.findall(text, start, offset)[-2:])
 
 
 def _context_samples(text: str, spans: Sequence[Span], situation: str, offset: int) -> list[str]:
     """Same-kind spans elsewhere whose line starts with the same two words before them as the cursor's line."""
     kind = SAMPLE_KIND[situation]
-    key = _line_key(text[_line_bounds(text, offset)[0] : offset])
+    key = _line_key(text, offset)
     if not key:
         return []
     near = sorted((s for s in spans if s.kind == kind and s.start != offset), key=lambda s: abs(s.start - offset))
     out = []
     for s in near:
-        if _line_key(text[_line_bounds(text, s.start)[0] : s.start]) == key:
+        if _line_key(text, s.start) == key:
             out.append(text[s.start : s.end])
             if len(out) >= CONTEXT_SAMPLES:
                 break

@@ -146,3 +146,15 @@ def test_healing_needs_one_cursor_hole_in_fill_mode_after_the_healed_text():
         build_canvas(text, [Hole(4, 7, "rewrite", 4)], tok, 256, mode="regenerate", heal=" ret")
     with pytest.raises(ValueError, match="does not end with"):
         build_canvas(text, [Hole(6, 6, "rest_of_line", 4)], tok, 256, heal=" ret")
+
+
+def test_a_line_longer_than_any_cut_could_keep_gives_the_ids_it_gives_whole(tok):
+    """Only the part of a long line near the hole is tokenized (no token spans MAX_TOKEN_CHARS): the context is the
+    one the whole line would give."""
+    from infill.canvas import MAX_TOKEN_CHARS, _fit_chars, _keep_lines
+
+    cap = 40
+    line = "x = [" + ", ".join(str(i) for i in range(3 * cap * MAX_TOKEN_CHARS // 4)) + "]\n"
+    assert len(line) > cap * MAX_TOKEN_CHARS
+    assert _keep_lines(tok, [line], cap, True) == _fit_chars(tok, line, cap, True)
+    assert _keep_lines(tok, [line], cap, False) == _fit_chars(tok, line, cap, False)

@@ -110,6 +110,7 @@ INSERTS = st.sampled_from(["", "x", " ", "\n", "😀", "(", ")", ":", "\n    ", 
 @given(data=st.data())
 def test_incremental_parse_equals_fresh_parse(uri, source, data):
     doc = Document(uri, source, 0)
+    doc.tree()  # parsed now: every edit below reaches a tree, reparsed incrementally when asked for
     for version in range(1, 6):
         n = len(doc.text)
         start = data.draw(st.integers(0, n))
@@ -136,3 +137,27 @@ def test_full_replace():
     doc.apply_change(None, "x = 1\n", 2)
     assert doc.error_count() == 0 and doc.version == 2 and doc.text == "x = 1\n"
     assert doc.tree_sexp().startswith("(module (expression_statement (assignment")
+
+
+BREAKS = st.text(alphabet=["a", "b", "\r", "\n", "😀", " "], max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(source=BREAKS, edits=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6), BREAKS), max_size=8))
+def test_the_line_index_after_edits_is_the_one_a_fresh_document_builds(source, edits):
+    """Only the lines an edit touches are rescanned: a CR and an LF it brings together (or parts) included."""
+    doc = Document("file:///notes.txt", source, 0)
+    for version, (at, length, new) in enumerate(edits, 1):
+        start = min(at, len(doc.text))
+        end = min(start + length, len(doc.text))
+        while inside_crlf(doc.text, start):
+            start -= 1
+        while inside_crlf(doc.text, end):
+            end += 1
+        rng = type("R", (), {"start": doc.position_at(start), "end": doc.position_at(end)})()
+        doc.apply_change(rng, new, version)
+        fresh = Document("file:///notes.txt", doc.text, version)
+        assert doc.line_count == fresh.line_count
+        lines = [fresh.line_text(i) for i in range(fresh.line_count)]
+        assert [doc.line_text(i) for i in range(doc.line_count)] == lines
+        assert all(doc.position_at(o) == fresh.position_at(o) for o in range(len(doc.text) + 1))

@@ -276,3 +276,16 @@ def test_the_server_and_the_eval_size_and_fill_a_cursor_hole_alike():
     assert (ours.situation, ours.capacity) == (plan.holes[0].situation, plan.holes[0].capacity)
     assert (ours.nfe, ours.tokens, ours.restarts) == (served.stats.nfe, served.stats.tokens, served.stats.restarts)
     assert ours.text == served.fills[0] and 0 < ours.tokens <= 16
+
+
+def test_a_minified_line_is_cut_to_the_window_and_sized_without_reading_all_of_it():
+    """A line far longer than the window (minified code) does not make the window, nor the line keys of the spans on
+    it, as long as itself: whole, a 375k-char line took minutes of sizing and held up every later request."""
+    from infill import _syntax
+
+    line = "var x=" + "a.b(c,d)+e[f]*g-h;" * 20_000 + "\n"
+    for text, offset in ((line + "var b = a +", len(line) + 11), ("var b = a +\n" + line, 11)):
+        start, end = _syntax.window(text, offset)
+        assert offset - 2 * _syntax.WINDOW_RADIUS <= start <= offset <= end <= offset + 2 * _syntax.WINDOW_RADIUS
+        hole = find_hole(text, offset, "javascript", None)
+        assert hole.start == hole.end == offset and hole.capacity > 0
