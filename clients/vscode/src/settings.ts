@@ -16,6 +16,7 @@ export const SERVER_KEYS = {
   canvasStart: 'number',
   maxTokens: 'number',
   contextBudget: 'number',
+  repoContextBudget: 'number',
   debounceMs: 'number',
   canvasDelayMs: 'number',
   minConfidence: 'number',

@@ -13,6 +13,24 @@ export interface ServerStatus {
   nfe?: number | null;
   capabilities?: Capabilities;
   languages?: Record<string, LanguageRating>; // how well the model writes each language (language ids); may be empty
+  minConfidence?: number | null; // the last fill's least sure token (automatic completions under the setting are hidden)
+  repo?: RepoStatus; // the workspace index behind repoContextBudget
+  repoContext?: RepoContext | null; // what the last fill was given of the workspace (null: nothing yet)
+}
+
+/** The workspace index (`repo` of `diffusion/status`). */
+export interface RepoStatus {
+  budget?: number; // repoContextBudget: 0 is off
+  indexing?: boolean;
+  indexedFiles?: number; // files walked, skipped ones included
+  totalFiles?: number;
+  files?: number; // files the index holds
+}
+
+/** The repository context of the last fill. */
+export interface RepoContext {
+  tokens?: number;
+  chunks?: { path?: string; kind?: string }[];
 }
 
 /** What the loaded model can do. */
@@ -60,6 +78,8 @@ export function statusTooltip(
     if (isNumber(status.lastLatencyMs)) lines.push(`Last latency: ${Math.round(status.lastLatencyMs)} ms`);
     if (isNumber(status.nfe)) lines.push(`Forward passes (last request): ${status.nfe}`);
     if (isNumber(status.tokensPerForward)) lines.push(`Tokens per forward: ${status.tokensPerForward.toFixed(2)}`);
+    if (isNumber(status.minConfidence)) lines.push(`Least sure token: ${status.minConfidence.toFixed(2)}`);
+    lines.push(...repoLines(status));
     const rating = languageId ? status.languages?.[languageId] : undefined;
     if (rating) lines.push(`Model on ${languageId}: ${rating}`);
     if (status.capabilities) lines.push(`Instructions: ${status.capabilities.instructions ? 'followed' : 'ignored'}`);
@@ -67,6 +87,32 @@ export function statusTooltip(
   }
   lines.push('Click to open the output channel.');
   return lines.join('\n');
+}
+
+/** The repository context: what the index holds, and what the last fill got from it; nothing when it is off. */
+export function repoLines(status: ServerStatus): string[] {
+  const r = status.repo;
+  if (!r || !isNumber(r.budget) || r.budget <= 0) return [];
+  let what: string;
+  if (r.indexing) what = `indexing, ${r.indexedFiles ?? '?'} of ${r.totalFiles ?? '?'} files`;
+  else {
+    const held = isNumber(r.files) ? r.files : r.indexedFiles;
+    what = `${held ?? '?'} files indexed`;
+    if (isNumber(r.files) && isNumber(r.totalFiles) && r.totalFiles > r.files) what += `, ${r.totalFiles - r.files} skipped`;
+  }
+  const lines = [`Repository context: ${r.budget} tokens, ${what}`];
+  const c = status.repoContext;
+  if (isNumber(status.lastLatencyMs)) {
+    const chunks = c?.chunks ?? [];
+    if (!c || !isNumber(c.tokens) || c.tokens === 0 || chunks.length === 0) {
+      lines.push('Last context: nothing from the workspace');
+    } else {
+      const files = [...new Set(chunks.map((ch) => ch.path).filter((p): p is string => typeof p === 'string'))];
+      const shown = files.slice(0, 3).join(', ') + (files.length > 3 ? `, +${files.length - 3} more` : '');
+      lines.push(`Last context: ${c.tokens} tokens, ${chunks.length} chunks from ${shown}`);
+    }
+  }
+  return lines;
 }
 
 /** The last path component of a model path or id, which is what fits in a status bar. */

@@ -48,6 +48,7 @@ describe('serverSettings', () => {
     canvasStart: null,
     maxTokens: null,
     contextBudget: null,
+    repoContextBudget: null,
     debounceMs: null,
     canvasDelayMs: null,
     minConfidence: null,

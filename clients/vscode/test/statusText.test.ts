@@ -68,3 +68,28 @@ describe('statusTooltip, capabilities and languages', () => {
     assert.ok(!statusTooltip(rated, undefined).includes('Model on'));
   });
 });
+
+describe('statusTooltip, repository context', () => {
+  const repo = { budget: 256, indexing: false, indexedFiles: 24, totalFiles: 24, files: 22 };
+
+  it('says nothing of it while it is off', () => {
+    const tooltip = statusTooltip({ ...status, repo: { ...repo, budget: 0 } }, undefined);
+    assert.ok(!tooltip.includes('Repository'), tooltip);
+  });
+
+  it('shows what the index holds and what the last fill got, files best first', () => {
+    const chunks = ['a/utils.py', 'a/core.py', 'a/utils.py', 'b/x.py', 'c/y.py'].map((path) => ({ path, kind: 'definition' }));
+    const tooltip = statusTooltip({ ...status, lastLatencyMs: 80, repo, repoContext: { tokens: 190, chunks } }, undefined);
+    assert.ok(tooltip.includes('Repository context: 256 tokens, 22 files indexed, 2 skipped'), tooltip);
+    assert.ok(tooltip.includes('Last context: 190 tokens, 5 chunks from a/utils.py, a/core.py, b/x.py, +1 more'), tooltip);
+  });
+
+  it('says so while indexing, and when the last fill got nothing', () => {
+    const tooltip = statusTooltip(
+      { ...status, lastLatencyMs: 80, repo: { ...repo, indexing: true, indexedFiles: 3 }, repoContext: null },
+      undefined,
+    );
+    assert.ok(tooltip.includes('indexing, 3 of 24 files'), tooltip);
+    assert.ok(tooltip.includes('Last context: nothing from the workspace'), tooltip);
+  });
+});
