@@ -415,12 +415,15 @@ class DiffusionLanguageServer(LanguageServer):
             log.debug("indexing progress not shown: %s", exc)
 
     async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int, list[int]], fill.Plan],
-                       at: int | None = None, min_confidence: float = 0.0) -> tuple[Job, fill.Plan, fill.Outcome]:
+                       at: int | None = None, min_confidence: float = 0.0,
+                       shift: int = 0) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
         make_plan gets fill.target(backend) (the tokenizer, prompter and sizing to lay the plan out with) and the
         context budget and fill cap that fit the model (limits), and the repository context ids chosen for the cursor
         offset `at` (none without it); it must use a snapshot of the text taken before this call (no await between).
+        `shift`: a plan made on the text with an edit of this many more chars before its span (the suggestion selected
+        in the editor's list, for an inline completion): its canvases are drawn where the span is in the document.
         """
         snapshot = doc.text
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
@@ -451,7 +454,7 @@ class DiffusionLanguageServer(LanguageServer):
                 plan = fill.fit(make_plan(target, budget, max_tokens, repo), target, room)
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None
-            span = plan.span
+            span = (plan.span[0] - shift, plan.span[1] - shift)  # shift: the plan's text is longer than doc's by it
             return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
                                   on_partial=lambda p: on_partial(p, span), native=native,
                                   min_confidence=min_confidence)
@@ -734,7 +737,16 @@ def create_server() -> DiffusionLanguageServer:
             return types.InlineCompletionList(items=[])  # typing inside a word: only an explicit request fills here
         if not ls.completes_as_you_type(doc, automatic):
             return types.InlineCompletionList(items=[])
-        ahead = ls.typed_ahead(doc.uri, text, offset)
+        # the editor's suggestion list is open on an item: its text replaces the word typed so far, and the completion
+        # must go on from it (VS Code shows only an inline item that extends the selected suggestion)
+        sel = params.context.selected_completion_info if params.context is not None else None
+        start, chosen = offset, ""
+        if sel is not None:
+            a, b = ls.range_offsets(doc, sel.range)
+            if b == offset and sel.text:
+                start, chosen = a, sel.text
+        filled, at = text[:start] + chosen + text[offset:], start + len(chosen)
+        ahead = None if chosen else ls.typed_ahead(doc.uri, text, offset)
         if ahead is not None:  # answered at once; still a job, so it supersedes a fill in flight like any request
             job = ls.jobs.start(doc.uri, doc.version, ls.protocol.msg_id, "inline")
             ls.jobs.finish(job)
@@ -742,16 +754,17 @@ def create_server() -> DiffusionLanguageServer:
         else:
             # as you type, a guess the model was unsure of is not shown; asked for, it is
             job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens, repo: fill.plan_cursor(
-                text, offset, lang, tok, budget, max_tokens, repo=repo), at=offset,
-                min_confidence=ls.settings.min_confidence if automatic else 0.0)
+                filled, at, lang, tok, budget, max_tokens, repo=repo), at=offset,
+                min_confidence=ls.settings.min_confidence if automatic else 0.0, shift=at - offset)
         insert = out.fills[0]  # "" when the guard refused it (out.refused)
-        if insert:
+        if insert and not chosen:
             ls.remember(doc.uri, text, offset, insert)
         line = doc.position_at(offset).line
         line_end = doc.offset_at(types.Position(line, len(doc.line_text(line)) * 2))  # past the end: the line's end
         rest = doc.text[offset:line_end]
         end = line_end if rest and insert.endswith(rest) else offset  # the fill re-types the rest of the line
-        rng = ls.lsp_range(doc, offset, end)
+        rng = ls.lsp_range(doc, start, end)
+        insert = chosen + insert if insert else ""
         ls.send_done(job, rng, insert, out)
         if not insert:
             return types.InlineCompletionList(items=[])

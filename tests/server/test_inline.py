@@ -178,3 +178,25 @@ async def test_as_you_type_a_fill_the_model_was_unsure_of_is_not_shown_and_asked
     session.configure({**SHORT, "minConfidence": 0})
     shown = await session.inline(uri, 5, 11, msg_id="unsure-off")[0]
     assert [i.insert_text for i in shown.items] == [expected]
+
+
+async def test_with_a_suggestion_selected_in_the_list_the_completion_goes_on_from_it(session: Session, reference):
+    """VS Code shows an inline completion while its suggestion list is open only when the item extends the selected
+    suggestion: the fill is made as if that suggestion were typed, and the item replaces the typed word with both."""
+    session.configure(SHORT)
+    text = "import os\n\n\ndef here():\n    return os.pa\n"
+    uri = session.open(text)
+    word = types.Range(types.Position(4, 14), types.Position(4, 16))  # "pa", the word typed so far
+    params = types.InlineCompletionParams(
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked,
+                                              selected_completion_info=types.SelectedCompletionInfo(word, "path")),
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(4, 16))
+    fut, _ = session.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, "selected")
+    result = await fut
+    chosen = text.replace("os.pa\n", "os.path\n")
+    rest = reference(chosen, chosen.index("os.path") + len("os.path"), SHORT, automatic=False)
+    assert rest, "the model writes something after `os.path` here"
+    [item] = result.items
+    assert item.insert_text == "path" + rest and item.insert_text.startswith("path")
+    assert (item.range.start.line, item.range.start.character) == (4, 14)
+    assert session.notes("selected")[-1]["done"]
