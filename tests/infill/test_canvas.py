@@ -158,3 +158,20 @@ def test_a_line_longer_than_any_cut_could_keep_gives_the_ids_it_gives_whole(tok)
     assert len(line) > cap * MAX_TOKEN_CHARS
     assert _keep_lines(tok, [line], cap, True) == _fit_chars(tok, line, cap, True)
     assert _keep_lines(tok, [line], cap, False) == _fit_chars(tok, line, cap, False)
+
+
+@pytest.mark.parametrize("from_end", [True, False])
+def test_only_the_lines_a_cut_can_reach_are_split_and_the_kept_ids_are_the_same(tok, from_end):
+    """A 5 MB file is not split into lines at every request: the part beyond cap * MAX_TOKEN_CHARS chars of the hole
+    could never be kept, so leaving it out changes nothing that is kept."""
+    from infill.canvas import MAX_TOKEN_CHARS, _keep_lines, _lines, _lines_near
+
+    cap = 6
+    text = "".join(f"v{i} = f({i}, {'x' * (i % 9)})\n" for i in range(400))
+    assert len(text) > 2 * cap * MAX_TOKEN_CHARS
+    near = _lines_near(text, cap, from_end)
+    assert len("".join(near)) <= cap * MAX_TOKEN_CHARS < len(text)
+    assert all(ln.endswith("\n") for ln in near)  # whole lines only
+    assert _keep_lines(tok, near, cap, from_end) == _keep_lines(tok, _lines(text), cap, from_end)
+    one = "y = [" + "1, " * (cap * MAX_TOKEN_CHARS) + "]"  # one line longer than the limit: cut, not dropped
+    assert _keep_lines(tok, _lines_near(one, cap, from_end), cap, from_end) == _keep_lines(tok, [one], cap, from_end)

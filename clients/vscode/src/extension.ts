@@ -56,7 +56,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       const running = server?.running;
       if (RESTART_KEYS.some((key) => e.affectsConfiguration(`diffusionLs.${key}`))) void server?.restart();
       else if (e.affectsConfiguration('diffusionLs') && running) {
-        void running.sendNotification(DidChangeConfigurationNotification.type, { settings: serverSettings(setting) });
+        // the tooltip shows settings the server reports (the repository context's budget): ask again once it has them
+        void running
+          .sendNotification(DidChangeConfigurationNotification.type, { settings: serverSettings(setting) })
+          .then(() => status.refresh());
       }
     }),
   );
