@@ -54,3 +54,7 @@ def test_starting_with_lists_every_token_that_extends_a_text():
     assert sorted(ids) == every
     assert not set(ids) & TOK.special.all
     assert TOK.starting_with("\U0001d518\U0001d518\U0001d518") == []  # nothing that long: an empty list
+    for text in ("", " ", "re", "_", "\n", "é", "zzzz", "    "):  # in id order, as a scan of the vocabulary lists them
+        want = text.encode()
+        assert TOK.starting_with(text) == [i for i in range(TOK.vocab_size) if (b := TOK.token_bytes(i))
+                                           and b.startswith(want)], text
