@@ -46,8 +46,9 @@ def _lines(text: str) -> list[str]:
 
 def _lines_near(text: str, cap: int, from_end: bool) -> list[str]:
     """_lines of the part of text a cap-token cut can reach from the hole (its end if from_end, else its start):
-    lines farther than cap * MAX_TOKEN_CHARS chars could never be kept, and splitting a 5 MB file's every line at each
-    keystroke cost ~60 ms. The lines kept whole stay whole; a line across the limit is dropped (or, alone, cut)."""
+    lines farther than cap * MAX_TOKEN_CHARS chars could never be kept, and splitting every line of a big file at
+    each keystroke would cost in proportion to its size. Lines kept whole stay whole; a line across the limit is
+    dropped (or, alone, cut)."""
     limit = max(0, cap) * MAX_TOKEN_CHARS
     if len(text) <= limit:
         return _lines(text)

@@ -49,7 +49,7 @@ class Document:
         self.language = language_for(language) or language_for(uri)  # our name, or None (line-based holes)
         self._set_text(text)
         # parsed when first asked for, then edited and reparsed incrementally when asked again: requests parse their
-        # own window of the text (infill._syntax.window), and reparsing a 5 MB file took ~400 ms a keystroke
+        # own window of the text (infill._syntax.window), and a reparse at every keystroke grows with the file
         self._tree: tree_sitter.Tree | None = None
         self._stale = True
 
@@ -67,9 +67,9 @@ class Document:
         self._line_ends = ends  # char offset of each line's terminator (or the end of the text)
 
     def _splice(self, start: int, end: int, new: str) -> None:
-        """Replace [start, end) with `new`, rescanning only the lines the edit touches for line breaks: rebuilding
-        the index of a 5 MB file took ~400 ms a keystroke. The rescan starts a char before the edit and ends a char
-        after it, so a CR and an LF the edit brings together (or apart) are seen."""
+        """Replace [start, end) with `new`, rescanning only the lines the edit touches for line breaks (rebuilding the
+        whole index would cost in proportion to the file at every keystroke). The rescan starts a char before the edit
+        and ends a char after it, so a CR and an LF the edit brings together (or apart) are seen."""
         old, starts, ends = self.text, self._line_starts, self._line_ends
         text = old[:start] + new + old[end:]
         delta = len(new) - (end - start)

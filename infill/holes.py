@@ -181,7 +181,8 @@ def _next_code_line(text: str, line_end: int) -> str | None:
     return None
 
 
-INDENT_SCAN_CHARS = 200_000  # the file's indentation is read from its start: all of a 5 MB file took ~250 ms a fill
+INDENT_SCAN_CHARS = 200_000  # the file's indentation is read from its start: all of a big file at every fill would cost
+#                               in proportion to its size
 
 
 def indent_unit(text: str) -> str:
