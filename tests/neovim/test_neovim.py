@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -455,14 +456,21 @@ def test_fill_cases_cover_both_filled_and_kept_placeholders(report: dict) -> Non
     assert any(r["kept"] for r in results), "no placeholder was kept in any fill case"
 
 
+def half_up(x: float, digits: int) -> str:
+    """x as LuaJIT's string.format('%.Nf') writes it: an exact half rounds away from zero (Python's format rounds it to
+    even: 360.5 is "360" here and "361" there)."""
+    return str(Decimal(x).quantize(Decimal(10) ** -digits, rounding=ROUND_HALF_UP))
+
+
 def status_lines(s: dict, filetype: str) -> list[str]:
     """The :DiffusionStatus report expected for a diffusion/status result, written out independently of status.lua."""
     loaded = "no: " + s["error"] if s.get("error") else "yes" if s.get("loaded") else "no"
     last = "none yet"
     if s.get("lastLatencyMs") is not None:
-        last = f"{s['lastLatencyMs']:.0f} ms, {s['tokensPerForward']:.2f} tokens/forward, {s['nfe']} forwards"
+        last = (f"{half_up(s['lastLatencyMs'], 0)} ms, {half_up(s['tokensPerForward'], 2)} tokens/forward, "
+                f"{s['nfe']} forwards")
         if s.get("minConfidence") is not None:
-            last += f", least sure token {s['minConfidence']:.2f}"
+            last += f", least sure token {half_up(s['minConfidence'], 2)}"
     caps = s.get("capabilities") or {}
     names = [("instructions", "instructions"), ("streams", "streams"), ("maskToken", "mask token"),
              ("nativeInfill", "native infill")]
