@@ -470,7 +470,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
                 break
             stale = _forecast(cfg, logits[i], sp.pad, gen)
             prev, s = s, _step(cfg, rules, s, stale)
-            text = s.decided & ~prev.decided & (s.x != sp.pad) & ~fixed  # (C,): text finalized by this step
+            text = s.decided & ~prev.decided & (s.x != sp.pad)  # (C,): text finalized by this step (fixed: decided)
             if bool(text.any()):
                 least = float(s.conf[text].min())
                 low = least if low is None else min(low, least)

@@ -170,7 +170,8 @@ class Document:
     # -- edits ----------------------------------------------------------------------------------------------------
 
     def apply_change(self, rng: RangeLike | None, text: str, version: int | None = None) -> None:
-        """Apply one didChange content change (rng None: full replace) and reparse incrementally."""
+        """Apply one didChange content change (rng None: full replace); the tree, if parsed, is told of the edit and
+        reparsed incrementally when next asked for (`tree`)."""
         if rng is None:
             self._set_text(text)
             self._tree = None

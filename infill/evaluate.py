@@ -513,7 +513,7 @@ def _pct(xs: Sequence[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))], 1)
 
 
-GATE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
+GATE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6)  # 0: every fill shown
 
 
 def confidence_gate(records: Sequence[dict]) -> list[dict]:
@@ -530,8 +530,7 @@ def confidence_gate(records: Sequence[dict]) -> list[dict]:
         out.append({"min_confidence": t, "shown": round(len(shown) / len(rows), 3),
                     "exact_match_shown": round(hit / len(shown), 4) if shown else None,
                     "right_kept": round(hit / right, 3) if right else None})
-    return [{"min_confidence": 0.0, "shown": 1.0, "exact_match_shown": round(right / len(rows), 4),
-             "right_kept": 1.0 if right else None}, *out]
+    return out
 
 
 def summarize(suite: str, records: Sequence[dict], sizing: Sizing, sampler: Sampler, breakdown: bool = True) -> dict:
