@@ -17,7 +17,6 @@ from torch import Tensor
 
 from engine import finalizer as fz
 from engine.backend import Backend, Handle
-from engine.copying import CopyIndex, CopySource
 from engine.tokenizer import SpecialIds
 
 STRATEGIES = ("confidence", "margin", "entropy", "threshold", "eb", "lossless", "learned")
@@ -65,8 +64,6 @@ class SamplerConfig:
     #                 time), and the shipped one still scores best from a small start (HumanEval 19.5; 16: 15.5)
     exact: bool = False  # forwards round alike alone and in a batch (engine.model.DiffusionLM.decode), at a cost on
     #                      small canvases: `lossless` always; one token per forward with it is lossless's reference
-    copy: float = 0.0  # each slot's prediction mixed with what followed its decided left neighbours where the
-    #                    context has them, this much (engine.copying; 0: off; needs the canvas's CanvasSpec.copy)
     temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
     seed: int = 0
 
@@ -85,8 +82,6 @@ class SamplerConfig:
             raise ValueError("draft and draft_rows must be >= 1 (1: one canvas per forward)")
         if not 0 <= self.learned_threshold <= 1:
             raise ValueError("learned_threshold must be in [0, 1] (0: the finalizer's own)")
-        if not 0 <= self.copy < 1:
-            raise ValueError("copy must be in [0, 1)")
         if self.strategy == "lossless" and (self.temperature > 0 or self.k > 1):
             raise ValueError("lossless decodes as confidence with k=1: greedy (temperature 0), k 0 or 1")
 
@@ -105,13 +100,11 @@ class CanvasSpec:
     decided: list[bool] | None = None
     allowed: dict[int, list[int]] | None = None  # slot -> the only ids it may take (token healing's first slot)
     limit: int | None = None  # a growable hole never grows past this many tokens (its kind's cap); None: max_new
-    copy: CopySource | None = None  # the context a slot may copy from (SamplerConfig.copy)
 
     @classmethod
     def single(cls, capacity: int, mask_id: int, allowed: dict[int, list[int]] | None = None,
-               limit: int | None = None, copy: CopySource | None = None) -> CanvasSpec:
-        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)], allowed=allowed, limit=limit,
-                   copy=copy)
+               limit: int | None = None) -> CanvasSpec:
+        return cls([mask_id] * capacity, [False] * capacity, [(0, capacity)], allowed=allowed, limit=limit)
 
     @property
     def growable(self) -> bool:
@@ -291,9 +284,6 @@ class _Rules:
     finalizer: fz.Finalizer | None = None  # the `learned` strategy's classifier
     learned_threshold: float = 1.0  # ...and the score a slot needs
     trace: list[tuple[Tensor, Tensor, Tensor]] | None = None  # a traced fill: (features, picks, slots) per forward
-    copy: CopyIndex | None = None  # SamplerConfig.copy: the context's n-grams...
-    lead: Sequence[int] = ()  # ...and the ids before slot 0
-    copy_weight: float = 0.0
 
     def prepare(self, logits: Tensor) -> Tensor:
         """Mask what no slot may take, in place: logits (B, C, V)."""
@@ -306,14 +296,6 @@ class _Rules:
         for slot, ok in self.limits:
             logits[:, slot] = torch.where(ok, logits[:, slot], -math.inf)  # (B, V)
         return logits
-
-    def mixed(self, logits: Tensor, s: _Slots) -> Tensor:
-        """One canvas's logits (C, V) as the step reads them: with copying, mixed with the context's continuations
-        (never a limited slot's: those take only their own ids)."""
-        if self.copy is None:
-            return logits
-        assert self.limited_slots is not None  # set by prepare()
-        return self.copy.mix(logits, self.lead, s.x, s.decided, ~s.decided & ~self.limited_slots, self.copy_weight)
 
 
 @dataclass(frozen=True)
@@ -447,8 +429,6 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     if cfg.strategy == "learned":  # FinalizerError before any forward when the model has no usable finalizer
         rules.finalizer = fz.for_backend(backend)
         rules.learned_threshold = cfg.learned_threshold or rules.finalizer.threshold
-    if cfg.copy > 0 and spec.copy is not None:
-        rules.copy, rules.lead, rules.copy_weight = spec.copy.index(sp.all), spec.copy.lead, cfg.copy
     recorder = fz.active()
     if recorder is not None and cfg.strategy != "lossless":  # lossless's drafted steps are not forwards
         rules.trace = []
@@ -488,7 +468,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
         for i in range(len(chain)):
             if i and not s.same(chain[i]):  # the draft went elsewhere: its later canvases are not the loop's
                 break
-            stale = _forecast(cfg, rules.mixed(logits[i], s), sp.pad, gen)
+            stale = _forecast(cfg, logits[i], sp.pad, gen)
             prev, s = s, _step(cfg, rules, s, stale)
             text = s.decided & ~prev.decided & (s.x != sp.pad)  # (C,): text finalized by this step (fixed: decided)
             if bool(text.any()):
@@ -550,8 +530,7 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
                 size = min(cfg.block_size, cfg.max_new - len(out))
                 if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
                     size = min(size, capacity - len(out))
-            piece = CanvasSpec.single(size, sp.mask, spec.allowed if block == 0 else None,
-                                      copy=spec.copy.after(out) if spec.copy is not None else None)
+            piece = CanvasSpec.single(size, sp.mask, spec.allowed if block == 0 else None)
             if block == 0 and firsts:
                 got = yield from _first_canvas(backend, handle, piece, cfg, stats, gen, cancel, trail)
                 if got is None:

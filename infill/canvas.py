@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.copying import CopySource
 from infill.holes import Hole
 
 
@@ -23,7 +22,6 @@ class TokenizerLike(Protocol):
 
 CURSOR_RESERVE = 32  # tokens the cursor's line may grow to before the prefix's first kept line moves
 _CHUNK = 64  # lines tokenized per batch while looking for a cut: most contexts need one or two batches
-LEAD_IDS = 4  # the prefix's last ids that lead into the canvas (engine.copying's longest n-gram)
 MAX_TOKEN_CHARS = 128  # more chars than any token of a code tokenizer spans (ours: 64 bytes at most)
 
 
@@ -208,12 +206,6 @@ class Canvas:
     heal: str = ""  # token healing (heal_text): the typed text before the hole that the fill spells again
     allowed: dict[int, list[int]] | None = None  # slot -> the only ids it may take (healing: slot 0)
     suffix_ids: list[int] = field(default_factory=list)  # after the canvas, when it sits between prefix and suffix
-    lead_ids: list[int] = field(default_factory=list)  # the context's last ids before the canvas (no sentinel)
-
-    def copy_source(self) -> CopySource | None:
-        """What the canvas may copy from (engine.copying): its whole context, the prefix's end leading into slot 0;
-        None for a chat prompt, whose context is not the code around the canvas."""
-        return CopySource(self.context_ids, self.lead_ids) if self.lead_ids else None
 
     def unheal(self, text: str) -> str:
         """A fill of the (single) hole without the healed text it starts with; "" if it does not start with it."""
@@ -273,16 +265,9 @@ def build_canvas(
         prefix_ids, suffix_ids = around_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok,
                                                 budget, suffix_share)
         context = [*repo, *prefix_ids]
-    lead: list[int] = []  # a chat prompt's context is not the code around the canvas: it copies nothing
-    if context is not None and between:
-        lead = list(context[-LEAD_IDS:])
     if context is None:
         context = [*repo, *spm_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok, budget,
                                        suffix_share)]
-        lead = context[-1 - LEAD_IDS : -1]  # before the closing sentinel
-    specials = getattr(sp, "all", frozenset())
-    while any(i in specials for i in lead):  # only the ids after the last sentinel lead into slot 0
-        lead = lead[1:]
     canvas: list[int] = []
     fixed: list[bool] = []
     slices: list[tuple[int, int]] = []
@@ -302,7 +287,7 @@ def build_canvas(
         canvas += slots
         fixed += [False] * len(slots)
     return Canvas(list(context), canvas, fixed, slices, list(holes), mode, instruction, originals, heal, allowed,
-                  suffix_ids, lead)
+                  suffix_ids)
 
 
 def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> list[str]:

@@ -382,8 +382,7 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
     elif sampler.ar:
         ids, stats = autoregressive(backend, context, cfg.max_new if grow else capacity, session=session)
     else:
-        spec = CanvasSpec.single(capacity, tok.special.mask, canvas.allowed, hole.limit if grow else None,
-                                 canvas.copy_source())
+        spec = CanvasSpec.single(capacity, tok.special.mask, canvas.allowed, hole.limit if grow else None)
         ids, stats, _ = fill(backend, context, spec, cfg, session=session)
     ms = (time.perf_counter() - t0) * 1e3
     raw = canvas.unheal(tok.decode([i for i in ids if i != tok.special.pad]))

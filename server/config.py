@@ -70,8 +70,6 @@ class Settings(BaseModel):
     # a cursor hole's first canvas, doubled while the model writes up to its last slot; 0: the sized capacity;
     # None: the backend's default (the embedded model: 8; DiffusionGemma: 0, its canvas is not a length hint)
     canvas_start: int | None = Field(None, ge=0, le=1024)
-    # each slot's prediction mixed, this much, with what followed the same tokens in the context (engine.copying)
-    context_copy: float = Field(_SAMPLER.copy, ge=0.0, lt=1.0)
     max_tokens: int = Field(_SAMPLER.max_new, ge=1, le=4096)  # hard cap on one fill (a full canvas grows up to this)
     context_budget: int = Field(384, ge=16, le=65536)  # tokens of file context around the hole
     # tokens of other files' chunks before the SPM context (server.workspace selects them; 0: off, nothing indexed).
@@ -117,7 +115,7 @@ class Settings(BaseModel):
         loop as "eb" (the closest strategy) where the model's own loop is not used."""
         opts: dict[str, Any] = dict(strategy="eb" if self.strategy == NATIVE else self.strategy, steps=self.steps,
                                     threshold=self.threshold, block_size=self.block_size, max_new=self.max_tokens,
-                                    copy=self.context_copy, seed=seed)
+                                    seed=seed)
         if self.canvas_start is not None:
             opts["start"] = self.canvas_start
         make = getattr(backend, "sampler_config", None)

@@ -42,8 +42,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizing", default="syntax", help="oracle | syntax | fixed:N (default: syntax, as the server)")
     p.add_argument("--steps", type=int, default=s.steps, help="sampler step limit per block")
     p.add_argument("--block-size", type=int, default=s.block_size, help="canvas block size")
-    p.add_argument("--copy", type=float, default=SamplerConfig().copy,
-                   help="mix each slot's prediction this much with what followed its left neighbours in the context")
     p.add_argument("--start", type=int, default=SamplerConfig().start,
                    help="first canvas of a syntax-sized hole, doubled while the model fills it to the last slot "
                         "(0: the sized capacity)")
@@ -82,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sizing = ev.parse_sizing(args.sizing)
         base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new,
-                       start=args.start, copy=args.copy)
+                       start=args.start)
         sampler = ev.parse_sampler(args.sampler, base)
         against = ev.parse_sampler(args.against, base) if args.against else None
         tasks = ev.load_suite(args.suite, args.data, args.corpus, args.limit, args.typed)
@@ -129,7 +127,7 @@ def repo_main(args: argparse.Namespace) -> int:
         tasks = ev.spread(repo_eval.repo_tasks(args.corpus or ""), args.limit)
         settings = Settings(steps=args.steps, block_size=args.block_size, max_tokens=args.max_new,
                             context_budget=args.budget, repo_context_budget=args.repo_context,
-                            canvas_start=args.start, threads=args.threads, context_copy=args.copy)
+                            canvas_start=args.start, threads=args.threads)
     except (ev.EvalError, ValueError) as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return 2

@@ -96,8 +96,7 @@ class Plan:
         # refine: the selection's tokens (and the pads after them) start decided; the sampler re-noises doubtful ones
         decided = [True] * len(c.canvas_ids) if self.mode == "refine" else None
         limit = self.holes[0].limit if len(self.holes) == 1 else None  # only a single cursor hole grows
-        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided, c.allowed, limit,
-                          c.copy_source())
+        return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided, c.allowed, limit)
 
     def between(self, i: int) -> str:
         """Document text between hole i and hole i + 1."""
