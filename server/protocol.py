@@ -9,6 +9,9 @@
   open kept the server's own handler from running.
 - A didChange whose params cannot be read is handed to the server (`change_not_applied`): the document no longer
   matches the editor's, and the in-flight fill for it must not be answered.
+- Positions are UTF-16 code units whatever the client offers: the server's documents (infill.document) count them.
+  pygls takes the client's first choice (Neovim offers UTF-8 first), and every position on a line with a non-ASCII
+  character then meant something else to each side.
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ class DiffusionProtocol(LanguageServerProtocol):
             doc = params.get("textDocument") if isinstance(params, dict) else None
             if hook is not None and isinstance(doc, dict):
                 hook(doc.get("uri"), doc.get("version"), msg.why)
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Any:
+        general = params.capabilities.general
+        if general is not None and general.position_encodings is not None:  # UTF-16: the one every client supports
+            general.position_encodings = [types.PositionEncodingKind.Utf16]
+        return (yield from super().lsp_initialize(params))
 
     # -- documents: the server's handlers only (no pygls workspace copy) ---------------------------------------------
 
