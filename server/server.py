@@ -257,16 +257,17 @@ class DiffusionLanguageServer(LanguageServer):
     def apply_settings(self, raw: Any, base: Settings | None) -> None:
         """Validate and adopt settings; report each bad value (its default is used); reload the model if needed."""
         new, problems = parse_settings(raw, base)
-        for p in problems:
-            log.warning("settings: %s", p)
-            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"diffusion-ls: {p}"))
+        said = list(problems)
         old, self.settings = self.settings, new
         logs.set_level(new.log_level, new.log_file)
         if old != new:
             log.info("settings: %s", new.model_dump(by_alias=True, exclude_defaults=True) or "defaults")
-            for note in set(new.notes()) - set(old.notes()):  # said once, when it starts to apply
-                log.warning("settings: %s", note)
-                self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"diffusion-ls: {note}"))
+            said += sorted(set(new.notes()) - set(old.notes()))  # said once, when it starts to apply
+        for p in said:
+            log.warning("settings: %s", p)
+        if said:  # one message: an editor shows each as a toast or a prompt to dismiss (Neovim: "Press ENTER")
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning,
+                                                             "diffusion-ls: " + "; ".join(said)))
 
     def reconfigure(self, raw: Any) -> None:
         """A settings change: a partial update of the current settings; reload the model if it depends on it."""
