@@ -24,6 +24,22 @@ async def test_announces_inline_completion_and_rewrite(session: Session):
     assert session.init.server_info.name == "diffusion-ls"
 
 
+async def test_positions_are_utf16_whatever_the_client_offers_and_hold_after_non_ascii_text(session: Session,
+                                                                                              reference):
+    """Neovim offers UTF-8 first; the server's documents count UTF-16 code units, so it must say UTF-16. An edit and a
+    completion after "ü", "ß" and an emoji (two UTF-16 units) on the cursor's line land where the editor means."""
+    assert session.init.capabilities.position_encoding in (None, types.PositionEncodingKind.Utf16)
+    session.configure(SHORT)
+    text = 'def greet(name):\n    s = "Grüß dich 👋, " + na\n'
+    uri = session.open(text)
+    session.edit(uri, 2, (1, 29), (1, 29), "me")  # after `na`: UTF-16 column 29 (the emoji takes two units)
+    edited = 'def greet(name):\n    s = "Grüß dich 👋, " + name\n'
+    fut, _ = session.inline(uri, 1, 31, msg_id="utf16", invoked=True)
+    result = await fut
+    expected = reference(edited, edited.index("name\n") + len("name"), SHORT, automatic=False)
+    assert check_inline(session.notes("utf16"), result, (1, 31), version=2) == expected
+
+
 async def test_bad_initialization_options_fall_back_with_a_message(session: Session):
     await session.status()  # initialized's messages are sent before any later answer
     texts = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]
@@ -172,9 +188,12 @@ async def test_as_you_type_a_fill_the_model_was_unsure_of_is_not_shown_and_asked
     done = session.notes("unsure-auto")[-1]
     assert not auto.items and done["done"] and "unsure" in done["reason"] and "minConfidence 1" in done["reason"]
     assert (await session.status())["minConfidence"] < 1.0
+    # given up at the forward that finalized its first (unsure) text token, not denoised to the end
+    assert done["cut"] == "unsure" and done["nfe"] == 1
     asked = await session.inline(uri, 5, 11, msg_id="unsure-asked", invoked=True)[0]
     expected = reference(text, offset, SHORT, automatic=False)
     assert expected and [i.insert_text for i in asked.items] == [expected]
+    assert session.notes("unsure-asked")[-1].get("cut") is None and session.notes("unsure-asked")[-1]["nfe"] > 1
     session.configure({**SHORT, "minConfidence": 0})
     shown = await session.inline(uri, 5, 11, msg_id="unsure-off")[0]
     assert [i.insert_text for i in shown.items] == [expected]
