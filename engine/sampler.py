@@ -26,6 +26,14 @@ class Cancelled(Exception):
     """The job's cancellation flag was set; raised between forwards."""
 
 
+class _Unsure(Exception):
+    """A text token was finalized below SamplerConfig.stop_below: the fill ends there (denoise_stream)."""
+
+    def __init__(self, least: float) -> None:
+        super().__init__(least)
+        self.least = least
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     strategy: str = "threshold"  # every slot at least `threshold` confident, and always the most confident one: with
@@ -64,6 +72,9 @@ class SamplerConfig:
     #                 time), and the shipped one still scores best from a small start (HumanEval 19.5; 16: 15.5)
     exact: bool = False  # forwards round alike alone and in a batch (engine.model.DiffusionLM.decode), at a cost on
     #                      small canvases: `lossless` always; one token per forward with it is lossless's reference
+    # a fill whose text gets a token finalized below this probability is given up at that forward (SampleStats.cut
+    # "unsure"): a caller that refuses such fills (fill.run's min_confidence) spends no more forwards on them; 0: never
+    stop_below: float = 0.0
     temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
     seed: int = 0
 
@@ -80,6 +91,8 @@ class SamplerConfig:
             raise ValueError("start must be >= 0 (0: the sized capacity)")
         if self.draft < 1 or self.draft_rows < 1:
             raise ValueError("draft and draft_rows must be >= 1 (1: one canvas per forward)")
+        if not 0 <= self.stop_below <= 1:
+            raise ValueError("stop_below must be in [0, 1] (0: never)")
         if not 0 <= self.learned_threshold <= 1:
             raise ValueError("learned_threshold must be in [0, 1] (0: the finalizer's own)")
         if self.strategy == "lossless" and (self.temperature > 0 or self.k > 1):
@@ -133,7 +146,9 @@ class SampleStats:
     blocks: int = 0
     remasked: int = 0
     restarts: int = 0  # first canvases denoised again, larger, because the model filled them to the last slot
-    cut: str = ""  # why a growing fill was stopped before the model ended it: "limit" or "repetition"
+    # why a fill was stopped before the model ended it: "limit" or "repetition" (a growing fill), "unsure" (a text
+    # token below SamplerConfig.stop_below: the result is what was decided by then, and is not to be shown)
+    cut: str = ""
     # the lowest probability a text token of the result had when it was finalized (None: no text, or a loop that does
     # not say): a fill the model was unsure of has one low, and is right much less often (README, confidence gate)
     min_confidence: float | None = None
@@ -471,9 +486,11 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
             stale = _forecast(cfg, logits[i], sp.pad, gen)
             prev, s = s, _step(cfg, rules, s, stale)
             text = s.decided & ~prev.decided & (s.x != sp.pad)  # (C,): text finalized by this step (fixed: decided)
+            unsure = False
             if bool(text.any()):
                 least = float(s.conf[text].min())
                 low = least if low is None else min(low, least)
+                unsure = low < cfg.stop_below
             if trail is not None:
                 trail.append(s)
             stats.steps += 1
@@ -481,12 +498,15 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
             stats.remasked += len(s.remasked)
             remasked += s.remasked
             stop = give_up is not None and give_up(s.x, s.decided)
-            if s.done or stop:
+            if s.done or stop or unsure:
                 break
         shown = torch.where(s.decided, s.x, torch.full_like(s.x, sp.mask))  # (C,)
         yield CanvasState(prior + shown.tolist(), [False] * len(prior) + (~s.decided).tolist(),
                           [1.0] * len(prior) + torch.where(s.decided, s.conf, 0.0).tolist(), s.step, stats.nfe,
                           block, remasked=[len(prior) + r for r in remasked])
+        if unsure:  # even in a first canvas a larger one may replace: its unsure token is the likely end of it too
+            assert low is not None
+            raise _Unsure(low)
         if stop:
             return None
         if s.done:
@@ -511,7 +531,8 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
     stats = SampleStats(prefill_ms=handle.prefill_ms)
     gen = torch.Generator().manual_seed(cfg.seed)
     out: list[int] = []
-    if not spec.growable:
+    if not spec.growable:  # several holes or a rewrite: stop_below is for a cursor fill, which ends with nothing
+        cfg = replace(cfg, stop_below=0.0)
         whole = yield from denoise_block(backend, handle, spec, cfg, stats, [], 0, gen, cancel)
         assert whole is not None  # no give_up: the block always ends
         out = whole
@@ -523,37 +544,42 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
         firsts = first_sizes(capacity, cfg)
         trail: list[_Slots] = []  # the steps of the last first canvas given up
         block = 0
-        while True:
-            if block == 0:
-                size = firsts.pop(0)
-            else:
-                size = min(cfg.block_size, cfg.max_new - len(out))
-                if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
-                    size = min(size, capacity - len(out))
-            piece = CanvasSpec.single(size, sp.mask, spec.allowed if block == 0 else None)
-            if block == 0 and firsts:
-                got = yield from _first_canvas(backend, handle, piece, cfg, stats, gen, cancel, trail)
-                if got is None:
-                    stats.restarts += 1  # text up to the last slot: the model wants more room than this canvas
-                    continue
-            else:
-                got = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel,
-                                               after=trail if block == 0 else ())
-                assert got is not None  # no give_up: the block always ends
-            ids = got
-            block += 1
-            ended = sp.pad in ids
-            out = out + (ids[: ids.index(sp.pad)] if ended else ids)
-            cut = repeated_tail(out, cfg.repeat_rounds) if cfg.repeat_rounds else None
-            if cut is not None:  # a degenerate loop: keep its first round, stop growing
-                out, stats.cut = out[:cut], "repetition"
-                break
-            if ended:
-                break
-            if len(out) >= cfg.max_new or (len(out) >= capacity and not cfg.grow):
-                stats.cut = "limit" if cfg.grow else ""
-                break
-            handle = backend.commit(handle, ids)
+        try:
+            while True:
+                if block == 0:
+                    size = firsts.pop(0)
+                else:
+                    size = min(cfg.block_size, cfg.max_new - len(out))
+                    if len(out) < capacity:  # the sized capacity first; growth past it comes in whole blocks
+                        size = min(size, capacity - len(out))
+                piece = CanvasSpec.single(size, sp.mask, spec.allowed if block == 0 else None)
+                if block == 0 and firsts:
+                    got = yield from _first_canvas(backend, handle, piece, cfg, stats, gen, cancel, trail)
+                    if got is None:
+                        stats.restarts += 1  # text up to the last slot: the model wants more room than this canvas
+                        continue
+                else:
+                    got = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel,
+                                                   after=trail if block == 0 else ())
+                    assert got is not None  # no give_up: the block always ends
+                ids = got
+                block += 1
+                ended = sp.pad in ids
+                out = out + (ids[: ids.index(sp.pad)] if ended else ids)
+                cut = repeated_tail(out, cfg.repeat_rounds) if cfg.repeat_rounds else None
+                if cut is not None:  # a degenerate loop: keep its first round, stop growing
+                    out, stats.cut = out[:cut], "repetition"
+                    break
+                if ended:
+                    break
+                if len(out) >= cfg.max_new or (len(out) >= capacity and not cfg.grow):
+                    stats.cut = "limit" if cfg.grow else ""
+                    break
+                handle = backend.commit(handle, ids)
+        except _Unsure as unsure:  # not to be shown: what was decided by then is not a result either
+            out, stats.cut = [], "unsure"
+            stats.min_confidence = unsure.least if stats.min_confidence is None else min(stats.min_confidence,
+                                                                                        unsure.least)
         stats.blocks = block
     fixed = spec.fixed if not spec.growable else []
     stats.tokens = sum(1 for i, t in enumerate(out) if t != sp.pad and not (i < len(fixed) and fixed[i]))

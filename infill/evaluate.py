@@ -353,6 +353,7 @@ class Fill:
     canvases: int = 0  # canvases the forwards ran (`lossless`: its batches)
     prefill_ms: float = 0.0  # of ms: the context's prefill (the same whatever the sampler)
     min_confidence: float | None = None  # the lowest probability a text token was finalized with (SampleStats)
+    cut: str = ""  # SampleStats.cut: "unsure" when the sampler gave the fill up (SamplerConfig.stop_below)
 
 
 def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int = DEFAULT_BUDGET,
@@ -391,7 +392,7 @@ def fill_task(backend, task: Task, sizing: Sizing, sampler: Sampler, budget: int
         text = finalize(task.prefix, raw, task.suffix, task.lang, hole.situation, hole.indent,
                         indent_unit(task.prefix + task.suffix))
     return Fill(text, raw, hole.situation, capacity, grow, stats.nfe, stats.tokens, ms, stats.restarts, canvas.heal,
-                stats.steps, stats.canvases, stats.prefill_ms, stats.min_confidence)
+                stats.steps, stats.canvases, stats.prefill_ms, stats.min_confidence, stats.cut)
 
 
 # -- scoring ----------------------------------------------------------------------------------------------------------
@@ -518,8 +519,11 @@ GATE_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6)  # 0: every fill shown
 
 def confidence_gate(records: Sequence[dict]) -> list[dict]:
     """What the server's minConfidence would do to these fills, per threshold: the share of non-empty fills still
-    shown, their exact match, and the share of the right (exact) non-empty fills among them. [] without confidences."""
-    rows = [r for r in records if r.get("min_confidence") is not None and r["fill"].strip()]
+    shown, their exact match, and the share of the right (exact) non-empty fills among them. [] without confidences.
+    A fill the sampler gave up as unsure (`--stop-below`) counts as a non-empty fill refused at every threshold above
+    its confidence: the rows from that threshold up are comparable with a run that did not stop."""
+    rows = [r for r in records if r.get("min_confidence") is not None
+            and (r["fill"].strip() or r.get("cut") == "unsure")]
     if not rows:
         return []
     right = sum(bool(r["exact"]) for r in rows)
@@ -621,7 +625,7 @@ def evaluate(backend, tasks: Sequence[Task], sizing: Sizing, sampler: Sampler, b
         rec = {"task_id": task.task_id, "group": task.kind, "fill": f.text, "raw": f.raw, "middle": task.middle,
                "situation": f.situation, "capacity": f.capacity, "nfe": f.nfe, "tokens": f.tokens,
                "restarts": f.restarts, "heal": f.heal, "steps": f.steps, "canvases": f.canvases, "ms": round(f.ms, 1),
-               "prefill_ms": round(f.prefill_ms, 1), "min_confidence": f.min_confidence, **s}
+               "prefill_ms": round(f.prefill_ms, 1), "min_confidence": f.min_confidence, "cut": f.cut, **s}
         records.append(rec)
         if on_record is not None:
             on_record(rec)

@@ -42,6 +42,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizing", default="syntax", help="oracle | syntax | fixed:N (default: syntax, as the server)")
     p.add_argument("--steps", type=int, default=s.steps, help="sampler step limit per block")
     p.add_argument("--block-size", type=int, default=s.block_size, help="canvas block size")
+    p.add_argument("--stop-below", type=float, default=0.0, metavar="P",
+                   help="give a fill up at its first text token finalized below P (as the server does for completions "
+                        "as you type at minConfidence P); its confidence_gate rows from P up stay comparable")
     p.add_argument("--start", type=int, default=SamplerConfig().start,
                    help="first canvas of a syntax-sized hole, doubled while the model fills it to the last slot "
                         "(0: the sized capacity)")
@@ -80,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sizing = ev.parse_sizing(args.sizing)
         base = replace(SamplerConfig(), steps=args.steps, block_size=args.block_size, max_new=args.max_new,
-                       start=args.start)
+                       start=args.start, stop_below=args.stop_below)
         sampler = ev.parse_sampler(args.sampler, base)
         against = ev.parse_sampler(args.against, base) if args.against else None
         tasks = ev.load_suite(args.suite, args.data, args.corpus, args.limit, args.typed)

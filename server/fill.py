@@ -302,6 +302,8 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     grows = len(plan.holes) == 1 and plan.mode == "fill"  # only a cursor hole grows; a rewrite keeps to its capacity
     if not grows:  # a rewrite's capacity comes from its selection: that canvas is the length hint, no smaller start
         cfg = replace(cfg, grow=False, start=0)
+    elif min_confidence > 0:  # a fill that will be refused as unsure stops at its unsure token
+        cfg = replace(cfg, stop_below=min_confidence)
     if backend.capabilities.canvas_between:  # one sequence, prefix [MASK]*n suffix: the backend places the canvas
         handle = cast(InfillBackend, backend).prefill_around(plan.canvas.context_ids, plan.canvas.suffix_ids, session)
     else:
@@ -347,8 +349,9 @@ def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence:
                                                   for h, f, r in zip(plan.holes, fills, raw, strict=True)])
     fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
     least = stats.min_confidence
-    if (plan.mode == "fill" and len(plan.holes) == 1 and reasons[0] is None and fills[0] and least is not None
-            and least < min_confidence):
+    # a fill the sampler gave up on as unsure (stop_below) has no text: its reason is the doubt, not the emptiness
+    if (plan.mode == "fill" and len(plan.holes) == 1 and least is not None and least < min_confidence
+            and (stats.cut == "unsure" or (reasons[0] is None and fills[0]))):
         h = plan.holes[0]
         fills[0] = plan.text[h.start : h.end]
         reasons[0] = f"the model was unsure of it (a token at {least:.2f}, under minConfidence {min_confidence:g})"

@@ -622,3 +622,33 @@ def test_min_confidence_leaves_out_a_first_canvas_given_up_for_a_larger_one(back
     states, stats = run(s, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
     assert stats.restarts == 1 and states[-1].ids == [a] * 3
     assert stats.min_confidence == pytest.approx(0.9, abs=1e-3)
+
+
+def test_stop_below_gives_a_fill_up_at_its_first_unsure_token(backend, ctx):
+    """A fill the caller will refuse as unsure (SamplerConfig.stop_below) ends at the forward that finalizes its unsure
+    token, with no text and cut "unsure"; a stop_below under every token's confidence changes nothing."""
+    a, b, c = (backend.tokenizer.encode(w)[0] for w in (" a", " b", " c"))
+    script = lambda C: [(a, 0.95), (b, 0.55), (c, 0.99)]  # noqa: E731  (one a forward: c, a, b, then the end)
+    cfg = SamplerConfig(strategy="confidence", k=1, steps=64, start=0, grow=False, block_size=8, max_new=8,
+                        end_threshold=0)
+    full, full_stats = run(scripted(backend, script), ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert full[-1].ids == [a, b, c] and full_stats.cut == ""
+    states, stats = run(scripted(backend, script), ctx, CanvasSpec.single(8, backend.special.mask),
+                        replace(cfg, stop_below=0.6))
+    assert states[-1].done and states[-1].ids == [] and stats.cut == "unsure" and stats.tokens == 0
+    assert stats.min_confidence == pytest.approx(0.55, abs=1e-3)
+    assert stats.nfe == 3 < full_stats.nfe  # b was the third token decided; the end took a forward of its own
+    _, low = run(scripted(backend, script), ctx, CanvasSpec.single(8, backend.special.mask),
+                 replace(cfg, stop_below=0.5))
+    assert low.cut == "" and low.nfe == full_stats.nfe
+
+
+def test_stop_below_is_for_a_cursor_fill_only(backend, ctx):
+    """Several holes (or a rewrite) end with every hole's text for the caller to split: they are never given up."""
+    a, b = (backend.tokenizer.encode(w)[0] for w in (" a", " b"))
+    two = lambda: CanvasSpec([backend.special.mask, a, backend.special.mask], [False, True, False],  # noqa: E731
+                             [(0, 1), (2, 3)])
+    cfg = SamplerConfig(start=0, grow=False, block_size=8, max_new=8)
+    s = scripted(backend, lambda C: [(b, 0.55), (a, 0.99), (b, 0.55)])
+    states, stats = run(s, ctx, two(), replace(cfg, stop_below=0.6))
+    assert states[-1].ids == [b, a, b] and stats.cut == ""
