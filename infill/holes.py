@@ -7,8 +7,11 @@ percentile of their token lengths, with a margin), clamped per situation.
 
 from __future__ import annotations
 
+import ast
 import math
 import re
+import textwrap
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -397,7 +400,7 @@ _COMMENT_LINE = re.compile(r"^(\s*)(#|//|/\*|--|;)\s*TODO\b.*?(\*/)?\s*$")
 
 
 def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
-    """Char ranges of explicit placeholders: lone `...`, `pass` as a lone body, TODO comments."""
+    """Char ranges of explicit placeholders: lone `...`, `pass` as a lone body (or after a docstring), TODO comments."""
     ranges: list[tuple[int, int]] = []
     pos = 0
     for line in text.splitlines(keepends=True):
@@ -420,9 +423,32 @@ def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
                 alone = not text[line_start:start].strip() and not text[end:line_end].strip()
                 if _TODO.search(text[start:end]) and (alone or text.startswith("/*", start)):
                     ranges.append((start, end))
-            elif lang == "python" and text[start:end].strip() == "pass":
-                ranges.append((start, end))
+            elif lang == "python":
+                stub = _python_stub(text, start, end)
+                if stub is not None:
+                    ranges.append(stub)
     return sorted(set(ranges))
+
+
+def _python_stub(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The `pass` of a Python block that is only `pass`, or a docstring and `pass` (the usual stub)."""
+    block = text[start:end]
+    if block.strip() == "pass":
+        return start, end
+    if not block.rstrip().endswith("pass") or not any(q in block for q in ('"', "'")):
+        return None
+    line_start = text.rfind("\n", 0, start) + 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd escapes in a docstring are not the question
+            body = ast.parse(textwrap.dedent(text[line_start:end])).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if (len(body) == 2 and isinstance(body[1], ast.Pass) and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        at = start + len(block.rstrip()) - len("pass")
+        return at, at + len("pass")
+    return None
 
 
 def find_placeholders(

@@ -156,6 +156,18 @@ def test_find_placeholders_python(tok):
     assert [PLACEHOLDERS[h.start : h.end] for h in ranged] == ["pass", "# TODO: handle the empty case"]
 
 
+def test_a_stub_with_a_docstring_is_a_placeholder_at_its_pass(tok):
+    """The usual Python stub: a docstring, then `pass`. The `pass` is the placeholder, the docstring stays; a block
+    with other statements, or a `pass` that is not last, is code."""
+    src = ('class Shape:\n    def area(self):\n        """The area, in square units."""\n        pass\n\n'
+           '    def name(self):\n        \'\'\'Its name.\n\n        Lower case.\n        \'\'\'\n        pass\n\n'
+           '    def kept(self):\n        """Docs."""\n        x = 1\n        pass\n\n'
+           '    def also_kept(self):\n        """Docs."""\n        pass\n        return 1\n')
+    holes = find_placeholders(src, "python", count_tokens=tok)
+    assert [(src[h.start : h.end], h.situation) for h in holes] == [("pass", "new_statement")] * 2
+    assert [src.count("\n", 0, h.start) for h in holes] == [3, 10]
+
+
 def test_find_placeholders_c_like(tok):
     src = "int f(int a) {\n  // TODO\n}\nint g(void) {\n  return /* TODO */;\n}\n"
     holes = find_placeholders(src, "c", count_tokens=tok)
