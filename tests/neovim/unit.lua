@@ -242,7 +242,8 @@ sent.on_result(nil, { items = { { insertText = 'zz', range = range(2, 4, 2, 4) }
 eq(marks(), {}, 'not drawn after the cursor moved')
 eq(ghost.get(), nil, 'dismissed')
 
--- notifications, captured
+-- notifications, captured (on a wide screen: lsp.say shortens what the command line cannot hold, tested below)
+vim.o.columns = 200
 local notes = {}
 vim.notify = function(msg, level)
   notes[#notes + 1] = { msg, level }
@@ -411,6 +412,15 @@ local failed = st.lines({ backend = 'embedded', loaded = false, error = 'no such
 eq({ failed[4], failed[7] }, { 'loaded        no: no such file', 'this buffer   markdown: not in the plugin\'s filetypes' },
   'status with an error')
 eq(st.lines({ backend = 'embedded' }, '')[7], 'this buffer   no filetype', 'no filetype')
+-- a weak language: whether it completes as you type is the weakLanguages setting's, and the line says so
+local function weak(mode)
+  return st.lines({ backend = 'embedded', languages = { go = 'weak' }, weakLanguages = mode }, 'go')[7]
+end
+eq({ weak('explicit'), weak('off'), weak('automatic') }, {
+  'this buffer   go: weak, completes only when asked (weakLanguages)',
+  'this buffer   go: weak, never completes (weakLanguages)',
+  'this buffer   go: weak',
+}, 'weak language lines')
 eq(st.lines({ backend = 'embedded', loaded = true }, 'python')[6], 'capabilities  not reported by the server', 'old server')
 -- repository context on (repoContextBudget > 0): a line says what the index holds; off (0, the default): no line
 local function repo_line(repo)
@@ -449,5 +459,21 @@ eq(context({ lastLatencyMs = 120, repoContext = { tokens = 0, chunks = {} } }), 
 eq(context({ lastLatencyMs = 120, repoContext = vim.NIL }), 'last context  none', 'a fill without repository context')
 eq(context({}), nil, 'no fill yet')
 eq(context({ lastLatencyMs = 120, repo = { budget = 0 }, repoContext = vim.NIL }), nil, 'repository context off')
+
+-- a message longer than the command line is shortened to fit it (no "Press ENTER" prompt); :DiffusionStatus has it whole
+vim.o.columns = 80
+notes = {}
+local long = 'diffusion-ls: rewrite refused: the answer would add parse errors: `' .. string.rep('xé', 60) .. '`'
+lsp.say('diffusion-ls: short', WARN)
+eq(notes[#notes], { 'diffusion-ls: short', WARN }, 'a short message as it is')
+eq(lsp.last_message, nil, 'nothing kept when nothing was cut')
+lsp.say(long, WARN)
+local shown = notes[#notes][1]
+eq(vim.fn.strdisplaywidth(shown) < vim.v.echospace and vim.endswith(shown, '…'), true, 'shortened to fit: ' .. shown)
+eq(vim.startswith(long, shown:sub(1, -4)), true, 'its beginning')
+eq(lsp.last_message, long, 'kept whole')
+eq(st.lines({ backend = 'embedded' }, 'python')[8], 'last message  ' .. long, 'and shown by :DiffusionStatus')
+lsp.say('one\ntwo', INFO)
+eq(notes[#notes], { 'one; two', INFO }, 'one line')
 
 vim.cmd('qa!')

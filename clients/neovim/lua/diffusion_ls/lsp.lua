@@ -18,6 +18,28 @@ local function on_canvas(_, canvas, ctx)
   end
 end
 
+--- The last message `say` shortened, whole (:DiffusionStatus shows it).
+---@type string?
+M.last_message = nil
+
+--- Tell the user on one line of the command line: a longer or multi-line message stops the editor at a "Press
+--- ENTER" prompt while a stale preview stays drawn. A shortened message is kept whole for :DiffusionStatus.
+---@param msg string
+---@param level? integer vim.log.levels
+function M.say(msg, level)
+  local line = msg:gsub('%s*\n%s*', '; ')
+  local room = math.max(20, (vim.v.echospace > 0 and vim.v.echospace or vim.o.columns - 12) - 1)
+  if vim.fn.strdisplaywidth(line) > room then
+    M.last_message = msg
+    local cut = vim.fn.strcharpart(line, 0, room - 1)
+    while vim.fn.strdisplaywidth(cut) > room - 1 do -- wide characters take two cells
+      cut = vim.fn.strcharpart(cut, 0, vim.fn.strchars(cut) - 1)
+    end
+    line = cut .. '…'
+  end
+  vim.notify(line, level)
+end
+
 ---@return lsp.ClientCapabilities
 local function capabilities()
   local caps = vim.lsp.protocol.make_client_capabilities()

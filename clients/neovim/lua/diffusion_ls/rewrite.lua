@@ -129,12 +129,12 @@ function M.accept(bufnr)
     return false
   end
   if not p.edit then
-    vim.notify('diffusion-ls: the rewrite is still running', vim.log.levels.WARN)
+    lsp.say('diffusion-ls: the rewrite is still running', vim.log.levels.WARN)
     return false
   end
   if not lsp.is_current(p.req) then
     M.reject(bufnr)
-    vim.notify('diffusion-ls: the buffer changed, rewrite dropped', vim.log.levels.WARN)
+    lsp.say('diffusion-ls: the buffer changed, rewrite dropped', vim.log.levels.WARN)
     return false
   end
   M.reject(bufnr)
@@ -191,10 +191,10 @@ function M.start(bufnr, sel, instruction)
       if err or not result or not value(result.edit) then
         M.reject(bufnr)
         if err and err.code ~= -32800 then
-          vim.notify('diffusion-ls: rewrite failed: ' .. (err.message or ''), vim.log.levels.ERROR)
+          lsp.say('diffusion-ls: rewrite failed: ' .. (err.message or ''), vim.log.levels.ERROR)
         elseif result and not err then
           local reason = value(result.reason) or p.refused or 'no edit'
-          vim.notify('diffusion-ls: rewrite refused: ' .. tostring(reason), vim.log.levels.WARN)
+          lsp.say('diffusion-ls: rewrite refused: ' .. tostring(reason), vim.log.levels.WARN)
         end
         vim.api.nvim_exec_autocmds('User', {
           pattern = 'DiffusionLsRewriteRefused',
@@ -259,7 +259,7 @@ function M.rewrite(bufnr, sel, instruction)
             return -- cancelled
           end
           if not vim.api.nvim_buf_is_valid(bufnr) or vim.api.nvim_buf_get_changedtick(bufnr) ~= tick then
-            vim.notify('diffusion-ls: the buffer changed, rewrite not started', vim.log.levels.WARN)
+            lsp.say('diffusion-ls: the buffer changed, rewrite not started', vim.log.levels.WARN)
             return
           end
           M.start(bufnr, sel, input)
@@ -270,7 +270,7 @@ function M.rewrite(bufnr, sel, instruction)
         local model = status.model_name(s)
         if not told_no_instructions[model] then
           told_no_instructions[model] = true
-          vim.notify(('diffusion-ls: the %s model does not follow instructions; the instruction is ignored'):format(
+          lsp.say(('diffusion-ls: the %s model does not follow instructions; the instruction is ignored'):format(
             model), vim.log.levels.WARN)
         end
         instruction = ''
@@ -329,11 +329,11 @@ function M.fill(bufnr, sel)
     lsp.request(client, bufnr, 'diffusion/infill', params, function(err, result, req)
       vim.api.nvim_echo({ { '' } }, false, {})
       if err then
-        vim.notify('diffusion-ls: fill failed: ' .. (err.message or ''), vim.log.levels.ERROR)
+        lsp.say('diffusion-ls: fill failed: ' .. (err.message or ''), vim.log.levels.ERROR)
         return
       end
       if not result or not lsp.is_current(req, result.version) then
-        vim.notify('diffusion-ls: the buffer changed, fill dropped', vim.log.levels.WARN)
+        lsp.say('diffusion-ls: the buffer changed, fill dropped', vim.log.levels.WARN)
         return
       end
       local edits = type(value(result.edits)) == 'table' and result.edits or {}
@@ -342,7 +342,7 @@ function M.fill(bufnr, sel)
         vim.go.undolevels = vim.go.undolevels -- one undo step
         vim.lsp.util.apply_text_edits(edits, bufnr, client.offset_encoding)
       end
-      vim.notify(M.fill_message(#edits, kept))
+      lsp.say(M.fill_message(#edits, kept))
       vim.api.nvim_exec_autocmds('User', {
         pattern = 'DiffusionLsFillResult',
         modeline = false,

@@ -65,7 +65,16 @@ function M.language(s, filetype)
     return ('%s: not in the plugin\'s filetypes'):format(filetype)
   end
   local rating = type(s.languages) == 'table' and s.languages[filetype]
-  return ('%s: %s'):format(filetype, type(rating) == 'string' and rating or 'not rated by this model')
+  local text = ('%s: %s'):format(filetype, type(rating) == 'string' and rating or 'not rated by this model')
+  if rating == 'weak' then -- the weakLanguages setting decides whether it completes as you type: say which
+    local mode = s.weakLanguages
+    if mode == 'explicit' then
+      text = text .. ', completes only when asked (weakLanguages)'
+    elseif mode == 'off' then
+      text = text .. ', never completes (weakLanguages)'
+    end
+  end
+  return text
 end
 
 --- The repository context line: what the server's workspace index holds; nil when the context is off (the default).
@@ -182,10 +191,15 @@ function M.lines(s, filetype)
   }
   lines[#lines + 1] = repo_line(s.repo)
   lines[#lines + 1] = context_line(s)
+  local said = require('diffusion_ls.lsp').last_message
+  if said then -- a refusal's whole reason, shortened on the command line
+    lines[#lines + 1] = 'last message  ' .. said:gsub('%s*\n%s*', '; ')
+  end
   return lines
 end
 
---- Show the report in a floating window next to the cursor (closed by moving the cursor, or `q` inside it).
+--- Show the report in a floating window next to the cursor (closed by moving the cursor; a second :DiffusionStatus
+--- enters it, and `q` there closes it).
 ---@param lines string[]
 ---@param title string
 ---@return integer bufnr, integer winid
