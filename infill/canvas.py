@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,7 @@ def build_canvas(
     mode, SPM context, a tokenizer with `starting_with`) is the typed text before the hole the fill spells again.
     `repo` (infill.repo_context) goes before the SPM context: it changes rarely, so the prefix cache keeps it.
     `between`: the canvas goes between the prefix (the context) and the suffix (`suffix_ids`), as masked-diffusion
-    models infill, instead of after an SPM context.
+    models infill, instead of after an SPM context. The text is read with "\n" line endings whatever its own (lf).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -262,22 +263,22 @@ def build_canvas(
         heal = heal if ids else ""
     suffix_ids: list[int] = []
     if context is None and between:  # no sentinels: the model reads the canvas's place from the sequence itself
-        prefix_ids, suffix_ids = around_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok,
-                                                budget, suffix_share)
+        prefix_ids, suffix_ids = around_context(lf(text[: holes[0].start - len(heal)]), lf(text[holes[-1].end :]),
+                                                tok, budget, suffix_share)
         context = [*repo, *prefix_ids]
     if context is None:
-        context = [*repo, *spm_context(text[: holes[0].start - len(heal)], text[holes[-1].end :], tok, budget,
-                                       suffix_share)]
+        context = [*repo, *spm_context(lf(text[: holes[0].start - len(heal)]), lf(text[holes[-1].end :]), tok,
+                                       budget, suffix_share)]
     canvas: list[int] = []
     fixed: list[bool] = []
     slices: list[tuple[int, int]] = []
     originals: list[list[int]] = []
     for i, hole in enumerate(holes):
         if i:
-            between = tok.encode(text[holes[i - 1].end : hole.start])
+            between = tok.encode(lf(text[holes[i - 1].end : hole.start]))
             canvas += between
             fixed += [True] * len(between)
-        original = tok.encode(text[hole.start : hole.end])
+        original = tok.encode(lf(text[hole.start : hole.end]))
         originals.append(original)
         if mode == "refine":
             slots = original + [sp.pad] * max(0, hole.capacity - len(original))
@@ -305,6 +306,31 @@ def canvas_to_text(canvas: Canvas, ids: Sequence[int], tok: TokenizerLike) -> li
     if out:
         out[0] = canvas.unheal(out[0])
     return out
+
+
+def newline_of(text: str) -> str:
+    """The document's line ending, as its first line ends: "\r\n" or "\n". The model reads and writes "\n" only
+    (build_canvas), and its text goes into a CRLF document with "\r\n" (with_newline)."""
+    nl = text.find("\n")
+    return "\r\n" if nl > 0 and text[nl - 1] == "\r" else "\n"
+
+
+def lf(text: str) -> str:
+    """text with "\n" line endings, as the model was trained on them."""
+    return text.replace("\r\n", "\n") if "\r" in text else text
+
+
+def with_newline(text: str, nl: str, masks: Sequence[tuple[int, int]] = ()) -> tuple[str, list[tuple[int, int]]]:
+    """The model's text (and its masked char ranges) with `nl` line endings."""
+    if nl == "\n" or "\n" not in text:
+        return text, list(masks)
+    text = lf(text)
+    breaks = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def at(i: int) -> int:  # a char offset after the "\r" each earlier line break gains
+        return i + bisect.bisect_left(breaks, i)
+
+    return text.replace("\n", nl), [(at(a), at(b)) for a, b in masks]
 
 
 def render_partial(

@@ -186,7 +186,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     new, repairs = p.text, []
     if old.endswith("\n") and not new.endswith("\n") and p.end < len(text):
         # a whole-line selection ends with its newline; without it the next line would join the rewrite's last line
-        new, repairs = new + "\n", ["newline"]
+        new, repairs = new + ("\r\n" if old.endswith("\r\n") else "\n"), ["newline"]
     closed = _close_brackets(new, old)
     for candidate, extra in ((new, []), (closed, ["brackets"])):
         if candidate is not None and not errors.adds_errors([(p.start, p.end, candidate)]):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from infill import _syntax
-from infill.canvas import TokenizerLike
+from infill.canvas import TokenizerLike, lf
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MIN_IDENT = 2  # shorter names (i, x, f) match everything: no signal for retrieval
@@ -42,7 +42,8 @@ class Chunk:
 
 def chunk_ids(chunk: Chunk, tok: TokenizerLike) -> list[int]:
     """`<|file_sep|>` path newline text: one chunk, tokenized on its own (so a cache of chunk ids stays exact)."""
-    text = chunk.text if chunk.text.endswith("\n") else chunk.text + "\n"
+    text = lf(chunk.text)  # as the model reads every text (infill.canvas.lf)
+    text = text if text.endswith("\n") else text + "\n"
     return [tok.special.file_sep, *tok.encode(f"{chunk.path}\n{text}")]  # type: ignore[attr-defined]
 
 

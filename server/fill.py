@@ -25,7 +25,7 @@ from typing import Any, cast
 from engine.backend import Backend, InfillBackend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
 from infill import guard
-from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, render_partial
+from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, lf, newline_of, render_partial, with_newline
 from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
 from infill.postprocess import finalize
 
@@ -97,6 +97,11 @@ class Plan:
         decided = [True] * len(c.canvas_ids) if self.mode == "refine" else None
         limit = self.holes[0].limit if len(self.holes) == 1 else None  # only a single cursor hole grows
         return CanvasSpec(list(c.canvas_ids), list(c.fixed), list(c.hole_slices), decided, c.allowed, limit)
+
+    @property
+    def newline(self) -> str:
+        """The document's line ending: the model's "\n" become this in what the plan's fills and partials show."""
+        return newline_of(self.text)
 
     def between(self, i: int) -> str:
         """Document text between hole i and hole i + 1."""
@@ -343,8 +348,15 @@ def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence:
     """Post-process each hole's text, then guard it (infill.guard): what could make the code worse is refused, and
     a cursor fill the model was less sure of than `min_confidence` (see run)."""
     unit = indent_unit(plan.text)
-    fills = [finalize(plan.text[: h.start], f, plan.text[h.end :], plan.lang, h.situation, h.indent, unit)
-             for h, f in zip(plan.holes, raw, strict=True)]
+    nl = plan.newline
+    text = plan.text if nl == "\n" else lf(plan.text)  # post-processing reads the fill against the text around it
+    fills = []
+    for h, f in zip(plan.holes, raw, strict=True):
+        start, end = h.start, h.end
+        if nl != "\n":  # the hole in the "\n" text
+            start, end = start - plan.text.count("\r\n", 0, start), end - plan.text.count("\r\n", 0, end)
+        done = finalize(text[:start], lf(f), text[end:], plan.lang, h.situation, h.indent, unit)
+        fills.append(with_newline(done, nl)[0])
     verdicts = guard.check(plan.text, plan.lang, [guard.Proposal(h.start, h.end, f, r)
                                                   for h, f, r in zip(plan.holes, fills, raw, strict=True)])
     fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
@@ -413,6 +425,7 @@ def _render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
         heal = plan.canvas.heal if plan.canvas is not None else ""
         if heal and text.startswith(heal):  # the typed part the fill spells again is already in the document
             text, masks = text[len(heal) :], [(a - len(heal), b - len(heal)) for a, b in masks]
+        text, masks = with_newline(text, plan.newline, masks)
         return Partial(text, masks, state.nfe, state.block, len(state.remasked))
     # several holes: each hole's slots rendered on its own, joined by the document's text between the holes
     assert plan.canvas is not None
@@ -421,6 +434,7 @@ def _render(plan: Plan, state: CanvasState, tok, capacity: int) -> Partial:
     pos = 0
     for i, (a, b) in enumerate(plan.canvas.hole_slices):
         t, m = render_partial(ids[a:b], masked[a:b], tok, PLACEHOLDER)
+        t, m = with_newline(t, plan.newline, m)
         masks += [(s + pos, e + pos) for s, e in m]
         parts.append(t)
         pos += len(t)

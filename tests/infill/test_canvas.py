@@ -1,6 +1,15 @@
 import pytest
 
-from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, render_partial, spm_context
+from infill.canvas import (
+    Canvas,
+    build_canvas,
+    canvas_to_text,
+    heal_text,
+    newline_of,
+    render_partial,
+    spm_context,
+    with_newline,
+)
 from infill.holes import Hole, find_placeholders, rewrite_hole
 
 SRC = "def a(x):\n    ...\n\n\ndef b(y):\n    ...\n\n\ndef c(z):\n    return z\n"
@@ -175,3 +184,23 @@ def test_only_the_lines_a_cut_can_reach_are_split_and_the_kept_ids_are_the_same(
     assert _keep_lines(tok, near, cap, from_end) == _keep_lines(tok, _lines(text), cap, from_end)
     one = "y = [" + "1, " * (cap * MAX_TOKEN_CHARS) + "]"  # one line longer than the limit: cut, not dropped
     assert _keep_lines(tok, _lines_near(one, cap, from_end), cap, from_end) == _keep_lines(tok, [one], cap, from_end)
+
+
+def test_a_crlf_document_reads_as_its_lf_twin(tok):
+    """The model was trained on "\n" line endings: a CRLF document's context, fixed text between holes and refined
+    selection are the ids of the same text with "\n"; its fills and partials take "\r\n" back (with_newline)."""
+    src = "def f(x):\n    y = x + 1\n    ...\n\n\ndef g():\n    return f(2)\n"
+    crlf = src.replace("\n", "\r\n")
+    assert newline_of(src) == "\n" and newline_of(crlf) == "\r\n" and newline_of("one line") == "\n"
+
+    def holes(text):
+        a, b = text.index("y = x"), text.index("return")
+        return [Hole(a, text.index("\n", a) + 1, "new_statement", 12), Hole(b, b, "new_statement", 6)]
+
+    for mode in ("fill", "refine"):
+        got, want = build_canvas(crlf, holes(crlf), tok, 64, mode), build_canvas(src, holes(src), tok, 64, mode)
+        assert (got.context_ids, got.canvas_ids, got.fixed) == (want.context_ids, want.canvas_ids, want.fixed)
+    text, masks = with_newline("a\n··b\nc", "\r\n", [(2, 4)])
+    assert (text, masks) == ("a\r\n··b\r\nc", [(3, 5)]) and text[3:5] == "··"
+    assert with_newline("a\r\nb\nc", "\r\n")[0] == "a\r\nb\r\nc"  # never "\r\r\n"
+    assert with_newline("a\nb", "\n", [(0, 1)]) == ("a\nb", [(0, 1)])

@@ -40,6 +40,20 @@ async def test_positions_are_utf16_whatever_the_client_offers_and_hold_after_non
     assert check_inline(session.notes("utf16"), result, (1, 31), version=2) == expected
 
 
+async def test_a_crlf_document_completes_as_its_lf_twin_with_crlf_line_endings(session: Session, reference):
+    """A Windows file: the model reads it with "\n" (as it was trained), and the completion and every streamed
+    canvas go back with "\r\n", never a bare "\n"."""
+    session.configure(SHORT)
+    text = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n"
+    uri = session.open(text.replace("\n", "\r\n"))
+    result = await session.inline(uri, 5, 4, msg_id="crlf", invoked=True)[0]
+    expected = reference(text, text.index("    \n", 40) + 4, SHORT, automatic=False).replace("\n", "\r\n")
+    assert expected and [i.insert_text for i in result.items] == [expected]
+    notes = session.notes("crlf")
+    assert len(notes) >= 2 and all("\n" not in n["text"].replace("\r\n", "") for n in notes)
+    assert notes[-1]["text"] == expected
+
+
 async def test_bad_initialization_options_fall_back_with_a_message(session: Session):
     await session.status()  # initialized's messages are sent before any later answer
     texts = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]

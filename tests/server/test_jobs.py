@@ -164,6 +164,28 @@ async def test_rewrite_returns_an_edit_for_exactly_the_selection(session: Sessio
         await fut
 
 
+async def test_a_rewrite_in_a_crlf_document_is_its_lf_twins_with_crlf_line_endings(session: Session):
+    """Refine two whole lines of a Windows file: the same answer as for the "\n" file, with "\r\n" (a refined
+    selection the model keeps as it is is refused as unchanged, not returned with its line endings changed)."""
+    session.configure({**SHORT, "maxTokens": 64})
+    text = "def add(a, b):\n    total = a + b\n    return total\n\n\ndef mul(a, b):\n    return a * b\n"
+    got = {}
+    for name, doc in (("lf", text), ("crlf", text.replace("\n", "\r\n"))):
+        uri = session.open(doc, name=f"rewrite-{name}")
+        for mode in ("refine", "regenerate"):
+            fut, _ = session.request("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng((1, 0), (3, 0)),
+                                                           "mode": mode}, msg_id=f"{name}-{mode}")
+            result = await fut
+            got[name, mode] = (result.edit.newText if result.edit else None, result.reason)
+            if name == "crlf":
+                texts = [n["text"] for n in session.notes(f"{name}-{mode}")]
+                assert texts and all("\n" not in t.replace("\r\n", "") for t in texts), [
+                    (i, t) for i, t in enumerate(texts) if "\n" in t.replace("\r\n", "")]
+    for mode in ("refine", "regenerate"):
+        lf_text, lf_reason = got["lf", mode]
+        assert got["crlf", mode] == (lf_text.replace("\n", "\r\n") if lf_text else None, lf_reason), mode
+
+
 async def test_rewrite_code_action_runs_the_command_which_applies_the_edit(session: Session):
     session.configure(SHORT)
     uri = session.open("def add(a, b):\n    total = a + b\n    return total\n")
