@@ -6,8 +6,11 @@ refused, and the text it would replace kept, when it
 - replaces a non-empty selection or placeholder with nothing (accepting it would delete code without a word),
 - equals the text it replaces (nothing would change, yet "Accept" would be offered),
 - adds parse errors: the document with the edit applied has more ERROR/MISSING nodes than the document before
-  (parsed in the window around the edit, so the cost stays flat in the file's size); for Python also when the window
-  compiled before and does not after (Python rejects indentation tree-sitter's grammar lets through).
+  (parsed in the window around the edit, so the cost stays flat in the file's size; an edit that replaces text is
+  judged on the whole file when that window is broken already, as one cut inside a docstring is); for Python also when
+  the window compiled before and does not after (Python rejects indentation and empty bodies tree-sitter lets through),
+- removes a definition the code around it still uses: a name the replaced text assigned or declared, which the text
+  around the edit uses and the new text does not have.
 
 Cheap repairs run before the check, never after it: a missing final newline of a whole-line selection, and closing
 brackets the edit opened but did not close. A refused edit carries the reason, for the editor to show.
@@ -16,6 +19,7 @@ brackets the edit opened but did not close. A refused edit carries the reason, f
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,6 +141,13 @@ class _Errors:
         if self.lang is None or not edits:
             return False
         win = self.window(edits[0][0], edits[-1][1])
+        replaces = any(start != end for start, end, _ in edits)
+        if (replaces and win != (0, len(self.text)) and len(self.text) <= WHOLE_FILE_CHARS
+                and self.before(win)[0] > 0):
+            # a window with no top-level line within reach can start inside a string: broken already, it hides what
+            # an edit breaks (a trial accepted a rewrite that stopped a 59 KB file compiling). A cursor fill, made at
+            # every keystroke while the file is being typed (broken), keeps the window's flat cost.
+            win = (0, len(self.text))
         (n_after, bytes_after), (n_before, bytes_before) = self.after(win, edits), self.before(win)
         if n_after > n_before:
             return True
@@ -148,7 +159,8 @@ class _Errors:
         # tree-sitter's Python grammar accepts lines indented past their block, and a block of only a comment; Python
         # itself does not (only an edit with a line break can indent a line, only a comment can empty a block: a
         # one-line completion of code, the common case, skips the two extra parses)
-        return (self.lang == "python" and any("\n" in new or new.lstrip().startswith("#") for _, _, new in edits)
+        return (self.lang == "python"
+                and any("\n" in new or new.lstrip().startswith("#") or start != end for start, end, new in edits)
                 and self.compiles(win) and not _compiles(_as_module(self.edited(win, edits))))
 
     def compiles(self, win: tuple[int, int]) -> bool:
@@ -184,11 +196,40 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     if p.text.strip() == old.strip():
         return Verdict(old, "the answer is the same as the text it would replace")
     new, repairs = p.text, []
-    if old.endswith("\n") and not new.endswith("\n") and p.end < len(text):
+    if old.endswith("\n") and not new.endswith("\n"):
         # a whole-line selection ends with its newline; without it the next line would join the rewrite's last line
+        # (at the end of the file, the file would lose its final newline)
         new, repairs = new + ("\r\n" if old.endswith("\r\n") else "\n"), ["newline"]
     closed = _close_brackets(new, old)
     for candidate, extra in ((new, []), (closed, ["brackets"])):
         if candidate is not None and not errors.adds_errors([(p.start, p.end, candidate)]):
+            lost = _dropped_definition(text, p.start, p.end, candidate, errors.window(p.start, p.end))
+            if lost is not None:
+                name, line = lost
+                return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(p.text)}`")
+
+
+WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)
+# names a text defines: declared after a keyword, or assigned at the start of a line (`x = `, `x: int = `, `x := `)
+_DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|enum|type|interface)\s+"
+                       r"([A-Za-z_$][\w$]*)")
+_ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
+_WORD = r"(?<![\w$]){}(?![\w$])"
+
+
+def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[int, int]) -> tuple[str, int] | None:
+    """(name, line) of a name the replaced text defines, the new text lacks, and the code around the edit (in `win`)
+    still uses at that line; None when there is none. A rewrite that deletes `total = a + b` above `return total`
+    parses, and breaks the code all the same."""
+    old = text[start:end]
+    names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
+    for name in sorted(names):
+        word = re.compile(_WORD.format(re.escape(name)))
+        if word.search(new):
+            continue
+        use = word.search(text, end, win[1]) or word.search(text, win[0], start)
+        if use is not None:
+            return name, text.count("\n", 0, use.start())
+    return None

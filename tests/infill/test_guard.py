@@ -162,3 +162,48 @@ def test_a_body_left_with_only_a_comment_is_refused_in_a_long_class_of_a_big_fil
     v = one(text, at, at + 4, "#")
     assert not v.ok and v.text == "pass", v
     assert one(text, at, at + 4, "return None").ok
+
+
+def test_a_rewrite_in_a_big_file_whose_window_starts_inside_a_docstring_is_judged_on_the_whole_file():
+    # no top-level line or definition within reach before the edit: the window starts inside the docstring, parses as
+    # broken already, and an edit that stops the file compiling added no error to it (a trial accepted one)
+    from infill import _syntax
+
+    doc = "\n".join(f"    line {i} of a long docstring, with words" for i in range(400))
+    text = f'def remap(root):\n    """Remap.\n\n{doc}\n    """\n    # TODO: typecheck?\n    return root\n\n\nx = 1\n'
+    start = text.index("# TODO")
+    end = text.index("\n", start)
+    assert _syntax.is_big(text)
+    w0, _ = _syntax.window(text, start, end)
+    assert text.index('"""') < w0 < text.rindex('"""')  # the window starts inside the docstring
+    v = one(text, start, end, "return visited_item = visit(path, key, value)")
+    assert not v.ok and "parse errors" in v.reason
+    assert one(text, start, end, "root = list(root)").ok
+
+
+def test_a_rewrite_to_the_end_of_the_file_keeps_the_final_newline_and_a_body():
+    text = "class Bits:\n    def as_int(self):\n        return 1\n\n    def __repr__(self):\n        return 'x'\n"
+    start = text.index("    def __repr__")
+    v = one(text, start, len(text), "    def asbytes(self):")  # tree-sitter takes a def without a body at the end
+    assert not v.ok and "parse errors" in v.reason
+    v = one(text, start, len(text), "    def __repr__(self):\n        return 'Bits()'")
+    assert v.ok and v.text.endswith("'Bits()'\n") and v.repair == "newline"
+    bare = text.rstrip("\n")  # no final newline: a one-line rewrite of the last line, no line break in it anywhere
+    at = bare.rindex("return")
+    v = one(bare, at, len(bare), "def asbytes(self):")
+    assert not v.ok and "parse errors" in v.reason
+
+
+def test_a_rewrite_that_removes_a_definition_still_used_is_refused_with_the_line():
+    text = "def add(a, b):\n    total = a + b\n    return total\n"
+    start, end = text.index("    total"), text.index("    return")
+    v = one(text, start, end, "    a + b\n")
+    assert not v.ok and v.reason == "the answer removes a definition the code still uses: `total` (line 3)" and v.text == text[start:end]
+    assert one(text, start, end, "    total = b + a\n").ok  # redefined: fine
+    js = "function send(data) {\n  const target = data.buf;\n  let offset = 0;\n  return target[offset];\n}\n"
+    start, end = js.index("  const"), js.index("  return")
+    v = one(js, start, end, "  let offset = 1;\n", lang="javascript")
+    assert not v.ok and v.reason == "the answer removes a definition the code still uses: `target` (line 4)"
+    unused = "def f(x):\n    tmp = x * 2\n    return x\n"  # nothing else uses it: removing it is the rewrite's business
+    start, end = unused.index("    tmp"), unused.index("    return")
+    assert one(unused, start, end, "    x = x * 2\n").ok
