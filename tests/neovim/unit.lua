@@ -292,6 +292,29 @@ eq(rewrite.has_preview(0), true, 'a preview to accept')
 eq(rewrite.accept(), true, 'accepted')
 eq(lines()[2], '    out = list()', 'applied')
 eq(notes, {}, 'nothing to say')
+-- a code action's rewrite (the server's diffusion.rewrite command) runs here with the preview, not on the server,
+-- which would apply its edit at once
+vim.api.nvim_buf_set_lines(0, 0, -1, false, SRC)
+if vim.api.nvim_buf_get_name(0) == '' then
+  vim.api.nvim_buf_set_name(0, vim.fn.tempname() .. '.py')
+end
+rewrite.setup()
+eq(vim.lsp.commands['diffusion.rewrite'], rewrite.code_action, 'registered for code actions')
+local get_client_by_id = vim.lsp.get_client_by_id
+vim.lsp.get_client_by_id = function(id)
+  return id == fake.id and fake or nil
+end
+sent = nil
+local action = { title = 'Diffusion: refine selection', command = 'diffusion.rewrite', arguments = {
+  { textDocument = { uri = vim.uri_from_bufnr(vim.api.nvim_get_current_buf()) }, range = range(1, 4, 1, 12),
+    mode = 'refine' } } }
+vim.lsp.commands['diffusion.rewrite'](action, { client_id = fake.id, bufnr = 0 })
+eq({ sent.method, sent.params.range, sent.params.mode }, { 'diffusion/rewrite', range(1, 4, 1, 12), 'refine' },
+  'the action\'s range and mode')
+sent.on_result(nil, { edit = { range = range(1, 4, 1, 12), newText = 'out = list()' }, version = 3 }, sent.req)
+eq({ rewrite.has_preview(0), lines() }, { true, SRC }, 'previewed: nothing applied before accept')
+rewrite.reject()
+vim.lsp.get_client_by_id = get_client_by_id
 
 -- instructions: a model that does not follow them is not asked for one; one typed anyway is dropped, said once
 vim.api.nvim_buf_set_lines(0, 0, -1, false, SRC)

@@ -162,7 +162,8 @@ end
 ---@param bufnr integer
 ---@param sel diffusion_ls.Selection
 ---@param instruction? string sent as is ('' or nil: none)
-function M.start(bufnr, sel, instruction)
+---@param mode? string 'regenerate' or 'refine' (nil: the rewrite_mode option)
+function M.start(bufnr, sel, instruction, mode)
   bufnr = buf(bufnr)
   M.reject(bufnr)
   ghost.dismiss(bufnr)
@@ -172,7 +173,7 @@ function M.start(bufnr, sel, instruction)
     local params = {
       textDocument = vim.lsp.util.make_text_document_params(bufnr),
       range = lsp_range(bufnr, sel, enc),
-      mode = config.get().rewrite_mode,
+      mode = mode or config.get().rewrite_mode,
       instruction = instruction ~= '' and instruction or nil,
     }
     ---@type diffusion_ls.Preview
@@ -247,7 +248,8 @@ local told_no_instructions = {}
 ---@param bufnr integer
 ---@param sel diffusion_ls.Selection
 ---@param instruction? string nil or '': none given
-function M.rewrite(bufnr, sel, instruction)
+---@param mode? string 'regenerate' or 'refine' (nil: the rewrite_mode option)
+function M.rewrite(bufnr, sel, instruction, mode)
   bufnr, instruction = buf(bufnr), instruction or ''
   lsp.with_client(bufnr, function(client)
     local tick = vim.api.nvim_buf_get_changedtick(bufnr)
@@ -262,7 +264,7 @@ function M.rewrite(bufnr, sel, instruction)
             lsp.say('diffusion-ls: the buffer changed, rewrite not started', vim.log.levels.WARN)
             return
           end
-          M.start(bufnr, sel, input)
+          M.start(bufnr, sel, input, mode)
         end)
         return
       end
@@ -276,10 +278,25 @@ function M.rewrite(bufnr, sel, instruction)
         instruction = ''
       end
       if vim.api.nvim_buf_is_valid(bufnr) and vim.api.nvim_buf_get_changedtick(bufnr) == tick then
-        M.start(bufnr, sel, instruction)
+        M.start(bufnr, sel, instruction, mode)
       end
     end)
   end)
+end
+
+--- The server's `diffusion.rewrite` command, from a code action: its range rewritten with the preview.
+---@param command lsp.Command arguments: { { textDocument = { uri }, range, mode? } }
+---@param ctx { client_id: integer }
+function M.code_action(command, ctx)
+  local a = type(command.arguments) == 'table' and command.arguments[1] or nil
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if type(a) ~= 'table' or type(a.textDocument) ~= 'table' or type(a.range) ~= 'table' or not client then
+    return
+  end
+  local bufnr = vim.uri_to_bufnr(a.textDocument.uri)
+  local srow, scol = lsp.to_byte(bufnr, a.range.start, client.offset_encoding)
+  local erow, ecol = lsp.to_byte(bufnr, a.range['end'], client.offset_encoding)
+  M.rewrite(bufnr, { srow = srow, scol = scol, erow = erow, ecol = ecol }, nil, type(a.mode) == 'string' and a.mode or nil)
 end
 
 --- The fill's report: how many placeholders were filled, and which were kept as they were, and why.
@@ -378,6 +395,10 @@ function M.setup()
   map('n', km.rewrite_reject, '<Cmd>DiffusionReject<CR>', 'reject the rewrite')
   map('n', km.fill, '<Cmd>DiffusionFill<CR>', 'fill every placeholder in the buffer')
   map('x', km.fill, ':DiffusionFill<CR>', 'fill every placeholder in the selection')
+
+  -- A code action's rewrite runs the server's `diffusion.rewrite`, which would apply the edit at once: Neovim runs a
+  -- command registered here instead of sending it, so it goes through the preview, as :DiffusionRewrite does.
+  vim.lsp.commands['diffusion.rewrite'] = M.code_action
 
   local group = vim.api.nvim_create_augroup('diffusion_ls.rewrite', { clear = true })
   vim.api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI' }, {
