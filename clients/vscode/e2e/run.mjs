@@ -10,10 +10,12 @@
 //      them), then VS Code's ghost text; Tab inserts it; the LSP traffic is in the output channel
 //      (diffusionLs.trace.server);
 //   4. Restart Server while it runs, then the same completion again: the preview streams for the new server too;
-//   5. rewrites a four-line selection: no instruction asked (the model ignores them), the CodeLens counts forwards,
+//   5. the same selection rewritten from the refactor menu (the server's code action "Diffusion: refine selection"):
+//      the same preview (struck through, Accept CodeLens), nothing applied; rejected, the document and file unchanged;
+//   6. rewrites a four-line selection: no instruction asked (the model ignores them), the CodeLens counts forwards,
 //      the preview is drawn as rows beside the old text (struck through) within the editor, the document unchanged
 //      until the CodeLens accepts the previewed text;
-//   6. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
+//   7. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
 //      untouched; the status bar tooltip rates the model on Python.
 // The server holds each intermediate canvas 200 ms (diffusionLs.canvasDelayMs), so that every canvas is drawn and a
 // rewrite streams long enough for the CodeLens to show its count: without it a fill of a few ~15 ms forwards is over
@@ -216,16 +218,49 @@ async function main() {
   completed = await complete(page, file, completed, 'y', 'vscode-preview-after-restart.png', { accept: false });
   timings.restartRunning = seconds(t);
 
-  // -- rewrite a multi-line selection: progress in the CodeLens, rows beside it, nothing changes until accept --------
+  // -- the refactor menu's rewrite (the server's code action): the same preview, nothing applied; rejected ----------
+  // The code action's command is the server's diffusion.rewrite, which would apply the edit at once (workspace/applyEdit):
+  // the extension runs it through the preview instead, as Rewrite Selection does.
   t = Date.now();
   const lines = completed.split('\n');
   const start = completed.indexOf(REWRITE_FIRST);
   const end = completed.indexOf(REWRITE_LAST) + REWRITE_LAST.length;
   assert(start > 0 && lines[REWRITE_LINE - 1].trim() === REWRITE_FIRST, 'the selection to rewrite is in the file');
-  await goToLine(page, REWRITE_LINE);
-  await page.keyboard.press('Home'); // the first non-blank
-  for (let i = 1; i < REWRITE_LINES; i++) await page.keyboard.press('Shift+ArrowDown');
-  await page.keyboard.press('Shift+End');
+  await selectRewrite(page);
+  await runCommand(page, 'Refactor...');
+  const refine = page.locator('.action-widget .monaco-list-row.action', { hasText: 'Diffusion: refine selection' }).first();
+  await refine.waitFor();
+  await page.screenshot({ path: join(artifacts, 'vscode-codeaction-menu.png') });
+  await refine.click();
+  // The Accept CodeLens once the preview is complete, or the edit applied at once (the tab dirty): whichever comes first.
+  const outcome = await page.waitForFunction(
+    () =>
+      (document.querySelector('.tab.active.dirty') && 'applied') ||
+      ([...document.querySelectorAll('.codelens-decoration')].some((e) => e.textContent.includes('Accept rewrite')) && 'previewed'),
+    undefined,
+    { polling: 250, timeout: TIMEOUT },
+  );
+  await page.screenshot({ path: join(artifacts, 'vscode-codeaction-rewrite.png') });
+  const how = await outcome.jsonValue();
+  console.log(`e2e: the code action's rewrite: ${how}`);
+  assert(how === 'previewed', "the code action's rewrite is previewed with an Accept CodeLens, not applied at once");
+  assert(!(await page.locator('.quick-input-widget').isVisible()), 'no instruction is asked for (code action)');
+  const codeActionRows = await previewRows(page);
+  console.log(`e2e: code action preview rows: ${JSON.stringify(codeActionRows)}`);
+  assert(codeActionRows.length > 0 && codeActionRows[0].text.trim().startsWith('→'), 'the code action shows the new text as rows');
+  assert(await struckThrough(page), 'the selected text is struck through while the code action\'s rewrite is pending');
+  assert((await page.locator('.tab.active.dirty').count()) === 0, 'the code action changes nothing in the document before accept');
+  await runCommand(page, 'Diffusion: Reject Rewrite');
+  await page.locator('.codelens-decoration', { hasText: 'Accept rewrite' }).waitFor({ state: 'detached' });
+  await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+  assert(!(await struckThrough(page)), 'rejected: the Accept CodeLens, the rows and the strike-through are gone');
+  assert((await page.locator('.tab.active.dirty').count()) === 0, 'rejected: the buffer is untouched');
+  assert(readFileSync(file, 'utf8') === completed, 'rejected: and the file');
+  timings.codeAction = seconds(t);
+
+  // -- rewrite a multi-line selection: progress in the CodeLens, rows beside it, nothing changes until accept --------
+  t = Date.now();
+  await selectRewrite(page);
   await recordLenses(page);
   await runCommand(page, 'Diffusion: Rewrite Selection');
   const accept = page.locator('.codelens-decoration a', { hasText: 'Accept rewrite' });
@@ -248,15 +283,11 @@ async function main() {
   console.log(`e2e: CodeLens texts during the rewrite: ${JSON.stringify(lenses)}`);
   assert(lenses.some((text) => /Rewriting… \([1-9]\d* fwd\)/.test(text)), 'the CodeLens counts the forwards as the canvases come');
   console.log(`e2e: rewrite preview rows: ${JSON.stringify(rows)}`);
-  const struck = await page.evaluate(() =>
-    [...document.querySelectorAll('.monaco-editor .view-lines span')].some(
-      (e) => getComputedStyle(e).textDecorationLine.includes('line-through') && e.textContent.includes('total'),
-    ),
-  );
-  assert(struck, 'the selected text is struck through while the rewrite is pending');
+  assert(await struckThrough(page), 'the selected text is struck through while the rewrite is pending');
   assert((await page.locator('.tab.active.dirty').count()) === 0, 'nothing changes in the document before accept');
   assert(rows.length > 0 && rows[0].text.trim().startsWith('→'), 'the new text is drawn after an arrow');
   assert(rows.every((row) => row.right <= row.editorRight), 'every row fits in the editor (nothing runs off the right edge)');
+  assert(same(rows.map((row) => row.text).join('\n'), codeActionRows.map((row) => row.text).join('\n')), 'the code action previewed this same rewrite');
 
   await accept.click();
   await accept.waitFor({ state: 'detached' });
@@ -384,6 +415,23 @@ function channelLog(userData) {
     .filter((path) => existsSync(path))
     .map((path) => readFileSync(path, 'utf8'))
     .join('\n');
+}
+
+/** Selects the text to rewrite: lines REWRITE_LINE.. (REWRITE_LINES of them), from the indentation to the end. */
+async function selectRewrite(page) {
+  await goToLine(page, REWRITE_LINE);
+  await page.keyboard.press('Home'); // the first non-blank
+  for (let i = 1; i < REWRITE_LINES; i++) await page.keyboard.press('Shift+ArrowDown');
+  await page.keyboard.press('Shift+End');
+}
+
+/** Whether the text to rewrite is drawn struck through (the pending rewrite's decoration). */
+async function struckThrough(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('.monaco-editor .view-lines span')].some(
+      (e) => getComputedStyle(e).textDecorationLine.includes('line-through') && e.textContent.includes('total'),
+    ),
+  );
 }
 
 /** From now on, every text a CodeLens shows is kept in window.__lenses. */

@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { CloseAction, ErrorAction, ErrorHandler, LanguageClient, State, TransportKind } from 'vscode-languageclient/node';
+import { REWRITE_COMMAND, RewriteTarget, rewriteTarget } from './outcome';
 import { CompletionPreview } from './preview';
 import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
@@ -10,7 +11,8 @@ const SECTIONS = new Set(['diffusion', 'diffusionLs']);
 
 /**
  * The language client for `diffusion-ls serve`. Inline completion is languageclient's own feature; the middleware
- * only waits `debounceMs` after a keystroke, spins the status bar and ends the streamed preview with the request.
+ * only waits `debounceMs` after a keystroke, spins the status bar and ends the streamed preview with the request; a
+ * code action's rewrite goes through the rewrite preview.
  */
 export function createClient(
   { command, args }: Pick<Executable, 'command' | 'args'>,
@@ -19,6 +21,7 @@ export function createClient(
   trace: TraceChannel,
   preview: CompletionPreview,
   status: StatusBar,
+  rewrite: (target: RewriteTarget) => Promise<void>,
 ): LanguageClient {
   let ran = false; // whether this client's server ever ran: a crash of one that did is restarted
   let fallback: ErrorHandler | undefined;
@@ -45,6 +48,12 @@ export function createClient(
           const automatic = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
           if (automatic && !(await settle(debounceMs(setting), token))) return undefined;
           return status.track(preview.around(() => next(document, position, context, token)));
+        },
+        // The lightbulb's rewrite runs the server's command, which would apply the edit at once: it goes through the
+        // preview instead, and changes the document only on accept, as Rewrite Selection does.
+        executeCommand: (command, args, next) => {
+          const target = command === REWRITE_COMMAND ? rewriteTarget(args) : undefined;
+          return target ? rewrite(target) : next(command, args);
         },
         workspace: {
           configuration: (params, token, next) =>

@@ -31,7 +31,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   server = new Server(setting, output, (executable) => {
-    const client = createClient(executable, setting, output, trace, preview, status);
+    const client = createClient(executable, setting, output, trace, preview, status, (target) =>
+      rewrite.rewriteSelection(target),
+    );
     client.onNotification('diffusion/canvas', onCanvas);
     return client;
   });

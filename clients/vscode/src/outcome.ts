@@ -37,3 +37,34 @@ export function refusedMessage(reason: string): string {
 export function asksForInstruction(status: ServerStatus | undefined): boolean {
   return status?.capabilities?.instructions === true;
 }
+
+/** The server's `diffusion.rewrite` command, as its code actions (the lightbulb) carry it. */
+export const REWRITE_COMMAND = 'diffusion.rewrite';
+
+/** What a code action asks to rewrite: the document, the range, and the mode when it names one. */
+export interface RewriteTarget {
+  uri: string;
+  range: LspRange;
+  mode?: string;
+}
+
+/** The target of a `diffusion.rewrite` command's arguments (`[{textDocument: {uri}, range, mode?}]`); undefined when
+ * they are not that. */
+export function rewriteTarget(args: unknown): RewriteTarget | undefined {
+  const first: unknown = Array.isArray(args) ? args[0] : undefined;
+  if (typeof first !== 'object' || first === null) return undefined;
+  const a = first as { textDocument?: { uri?: unknown }; range?: unknown; mode?: unknown };
+  const uri = a.textDocument?.uri;
+  if (typeof uri !== 'string' || !isRange(a.range)) return undefined;
+  return { uri, range: a.range, ...(typeof a.mode === 'string' ? { mode: a.mode } : {}) };
+}
+
+function isPosition(p: unknown): boolean {
+  const q = p as { line?: unknown; character?: unknown } | null;
+  return typeof q === 'object' && q !== null && Number.isInteger(q.line) && Number.isInteger(q.character);
+}
+
+function isRange(r: unknown): r is LspRange {
+  const q = r as { start?: unknown; end?: unknown } | null;
+  return typeof q === 'object' && q !== null && isPosition(q.start) && isPosition(q.end);
+}

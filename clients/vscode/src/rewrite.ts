@@ -2,7 +2,14 @@ import * as vscode from 'vscode';
 import type { BaseLanguageClient } from 'vscode-languageclient';
 import { CanvasParams, PendingRewrite, PreviewRow, rewritePreview } from './canvas';
 import { SegmentDecorations } from './decorate';
-import { asksForInstruction, refusedMessage, RewriteResult, rewriteOutcome, TextEdit } from './outcome';
+import {
+  asksForInstruction,
+  refusedMessage,
+  RewriteResult,
+  rewriteOutcome,
+  RewriteTarget,
+  TextEdit,
+} from './outcome';
 import { ServerStatus } from './statusText';
 import { Throttle } from './throttle';
 
@@ -52,15 +59,19 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     return this.session;
   }
 
-  async rewriteSelection(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
+  /** Rewrite the selection, or a code action's `target` (its document's editor and range, its mode). */
+  async rewriteSelection(target?: RewriteTarget): Promise<void> {
     const client = this.client();
+    const editor = target
+      ? vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === target.uri)
+      : vscode.window.activeTextEditor;
     if (!editor) return;
     if (!client) {
       void vscode.window.showWarningMessage('Diffusion: the server is not running (see Diffusion: Show Output).');
       return;
     }
-    if (editor.selection.isEmpty) {
+    const selection = target ? client.protocol2CodeConverter.asRange(target.range) : editor.selection;
+    if (selection.isEmpty) {
       void vscode.window.showInformationMessage('Diffusion: select the code to rewrite first.');
       return;
     }
@@ -73,7 +84,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       : ''; // this model ignores instructions: nothing to ask
     if (instruction === undefined) return; // Escape
     this.reject();
-    const range = client.code2ProtocolConverter.asRange(editor.selection);
+    const range = client.code2ProtocolConverter.asRange(selection);
     const session: Session = {
       editor,
       uri: editor.document.uri.toString(),
@@ -83,9 +94,10 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       nfe: 0,
     };
     this.session = session;
-    editor.setDecorations(this.struck, [editor.selection]);
+    editor.setDecorations(this.struck, [selection]);
     await this.setPending(true);
-    const mode = vscode.workspace.getConfiguration('diffusionLs').get<string>('rewrite.mode', 'regenerate');
+    const mode =
+      target?.mode ?? vscode.workspace.getConfiguration('diffusionLs').get<string>('rewrite.mode', 'regenerate');
     const params = {
       textDocument: { uri: session.uri },
       range,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { asksForInstruction, refusedMessage, rewriteOutcome } from '../src/outcome';
+import { asksForInstruction, refusedMessage, rewriteOutcome, rewriteTarget } from '../src/outcome';
 
 const edit = { range: { start: { line: 1, character: 4 }, end: { line: 2, character: 0 } }, newText: 'y = 2\n' };
 
@@ -34,5 +34,23 @@ describe('asksForInstruction', () => {
     assert.equal(asksForInstruction({ ...status, capabilities: { instructions: false, streams: true } }), false);
     assert.equal(asksForInstruction(status), false); // a server that does not say
     assert.equal(asksForInstruction(undefined), false); // no server
+  });
+});
+
+describe('rewriteTarget', () => {
+  const range = { start: { line: 1, character: 4 }, end: { line: 2, character: 0 } };
+
+  it("reads the server's code action arguments: the document, the range, the mode", () => {
+    const args = [{ textDocument: { uri: 'file:///a.py' }, range, mode: 'refine' }];
+    assert.deepEqual(rewriteTarget(args), { uri: 'file:///a.py', range, mode: 'refine' });
+    assert.deepEqual(rewriteTarget([{ textDocument: { uri: 'file:///a.py' }, range }]), { uri: 'file:///a.py', range });
+  });
+
+  it('is undefined for anything else, so the command goes to the server as it is', () => {
+    for (const args of [undefined, [], ['x'], [{ range }], [{ textDocument: { uri: 1 }, range }],
+      [{ textDocument: { uri: 'file:///a.py' }, range: { start: { line: 1 } } }],
+      [{ textDocument: { uri: 'file:///a.py' }, range: { start: { line: 0.5, character: 0 }, end: range.end } }]]) {
+      assert.equal(rewriteTarget(args), undefined, JSON.stringify(args));
+    }
   });
 });
