@@ -217,13 +217,14 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
+_NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
 
 
 def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[int, int]) -> tuple[str, int] | None:
     """(name, line) of a name the replaced text defines, the new text lacks, and the code around the edit (in `win`)
     still uses at that line; None when there is none. A rewrite that deletes `total = a + b` above `return total`
     parses, and breaks the code all the same."""
-    old = text[start:end]
+    old = _NOT_CODE.sub(" ", text[start:end])  # a comment's or a string's words define nothing
     names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
     for name in sorted(names):
         word = re.compile(_WORD.format(re.escape(name)))
