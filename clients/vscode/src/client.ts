@@ -1,10 +1,13 @@
 import * as vscode from 'vscode';
 import { CloseAction, ErrorAction, ErrorHandler, LanguageClient, State, TransportKind } from 'vscode-languageclient/node';
-import { REWRITE_COMMAND, RewriteTarget, rewriteTarget } from './outcome';
+import { refusedCompletionNote, REWRITE_COMMAND, RewriteTarget, rewriteTarget } from './outcome';
 import { CompletionPreview } from './preview';
 import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
 import { StatusBar } from './statusBar';
 import { TraceChannel } from './trace';
+
+/** How long the status bar says why a completion asked for was refused. */
+const REFUSED_NOTE_MS = 6000;
 
 /** Sections a server may pull with workspace/configuration; both are answered with the server settings. */
 const SECTIONS = new Set(['diffusion', 'diffusionLs']);
@@ -47,7 +50,12 @@ export function createClient(
         provideInlineCompletionItems: async (document, position, context, token, next) => {
           const automatic = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
           if (automatic && !(await settle(debounceMs(setting), token))) return undefined;
-          return status.track(preview.around(() => next(document, position, context, token)));
+          const result = await status.track(preview.around(() => next(document, position, context, token)));
+          // asked for and refused: VS Code would show nothing at all; the status bar says why for a while
+          const asked = !automatic && !token.isCancellationRequested;
+          const note = asked ? refusedCompletionNote(result, preview.refusal) : undefined;
+          if (note) vscode.window.setStatusBarMessage(note, REFUSED_NOTE_MS);
+          return result;
         },
         // The lightbulb's rewrite runs the server's command, which would apply the edit at once: it goes through the
         // preview instead, and changes the document only on accept, as Rewrite Selection does.

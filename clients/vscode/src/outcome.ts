@@ -68,3 +68,12 @@ function isRange(r: unknown): r is LspRange {
   const q = r as { start?: unknown; end?: unknown } | null;
   return typeof q === 'object' && q !== null && isPosition(q.start) && isPosition(q.end);
 }
+
+/** What the status bar says when a completion the user asked for (Trigger Inline Suggestion) comes back empty because
+ * the server refused it: the reason, else nothing (an empty answer the server gave no reason for says nothing). */
+export function refusedCompletionNote(result: unknown, reason: string | null | undefined): string | undefined {
+  const items = Array.isArray(result) ? result : (result as { items?: unknown } | null | undefined)?.items;
+  if (Array.isArray(items) && items.length > 0) return undefined;
+  const why = typeof reason === 'string' ? reason.trim() : '';
+  return why ? `$(circle-slash) diffusion-ls: no suggestion: ${why}` : undefined;
+}

@@ -17,6 +17,7 @@ export class CompletionPreview implements vscode.Disposable {
   private pending: CanvasParams | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private drawnAt = 0;
+  private reason: string | undefined; // why the server refused the newest request's result, if it did
 
   constructor(private readonly enabled: () => boolean) {
     this.subscriptions.push(
@@ -29,6 +30,7 @@ export class CompletionPreview implements vscode.Disposable {
   /** Wraps one inline completion request: the newest request's end clears the preview. */
   async around<T>(request: () => Thenable<T> | T): Promise<T> {
     const seq = ++this.requests;
+    this.reason = undefined;
     try {
       return await request();
     } finally {
@@ -38,11 +40,19 @@ export class CompletionPreview implements vscode.Disposable {
 
   onCanvas(canvas: CanvasParams): void {
     if (!this.latest.admit(canvas.id)) return; // a superseded request
-    if (canvas.done) return this.clear(); // VS Code's inline suggestion takes over, or nothing when refused
+    if (canvas.done) {
+      this.reason = canvas.reason ?? undefined;
+      return this.clear(); // VS Code's inline suggestion takes over, or nothing when refused
+    }
     this.pending = canvas;
     const wait = this.drawnAt + FRAME_MS - Date.now();
     if (wait <= 0) this.draw();
     else this.timer ??= setTimeout(() => this.draw(), wait);
+  }
+
+  /** Why the server refused the newest request's result (its last canvas's reason), if it did. */
+  get refusal(): string | undefined {
+    return this.reason;
   }
 
   /** A new server: its request ids start again. */

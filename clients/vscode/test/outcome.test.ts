@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { asksForInstruction, refusedMessage, rewriteOutcome, rewriteTarget } from '../src/outcome';
+import { asksForInstruction, refusedCompletionNote, refusedMessage, rewriteOutcome, rewriteTarget } from '../src/outcome';
 
 const edit = { range: { start: { line: 1, character: 4 }, end: { line: 2, character: 0 } }, newText: 'y = 2\n' };
 
@@ -52,5 +52,21 @@ describe('rewriteTarget', () => {
       [{ textDocument: { uri: 'file:///a.py' }, range: { start: { line: 0.5, character: 0 }, end: range.end } }]]) {
       assert.equal(rewriteTarget(args), undefined, JSON.stringify(args));
     }
+  });
+});
+
+describe('refusedCompletionNote', () => {
+  it('says why an asked-for completion came back empty', () => {
+    const note = refusedCompletionNote({ items: [] }, 'the answer would add parse errors: `)`');
+    assert.equal(note, '$(circle-slash) diffusion-ls: no suggestion: the answer would add parse errors: `)`');
+    assert.equal(refusedCompletionNote([], ' unsure '), '$(circle-slash) diffusion-ls: no suggestion: unsure');
+    assert.equal(refusedCompletionNote(null, 'unsure'), '$(circle-slash) diffusion-ls: no suggestion: unsure');
+  });
+
+  it('says nothing when there is a suggestion, or no reason', () => {
+    assert.equal(refusedCompletionNote({ items: [{ insertText: 'x' }] }, 'unsure'), undefined);
+    assert.equal(refusedCompletionNote([{ insertText: 'x' }], 'unsure'), undefined);
+    assert.equal(refusedCompletionNote({ items: [] }, null), undefined);
+    assert.equal(refusedCompletionNote({ items: [] }, '  '), undefined);
   });
 });
