@@ -28,6 +28,10 @@ eq(ghost.chunks('ab··\n·x', { { 2, 4 }, { 5, 6 } }, 'G', 'M'),
 eq(ghost.chunks('😀·é', { { 2, 3 } }, 'G', 'M'), { { { '😀', 'G' }, { '·', 'M' }, { 'é', 'G' } } }, 'surrogates')
 eq(ghost.chunks('a\n\nb', {}, 'G', 'M'), { { { 'a', 'G' } }, {}, { { 'b', 'G' } } }, 'empty line')
 eq(ghost.chunks('··\n··', { { 0, 5 } }, 'G', 'M'), { { { '··', 'M' } }, { { '··', 'M' } } }, 'mask over a newline')
+-- a CRLF buffer's text: the "\r" ends its line and is not drawn (it would show as ^M); masks count it
+eq(ghost.chunks('ab\r\ncd', {}, 'G', 'M'), { { { 'ab', 'G' } }, { { 'cd', 'G' } } }, 'CRLF')
+eq(ghost.chunks('a·\r\n·b', { { 1, 2 }, { 4, 5 } }, 'G', 'M'),
+  { { { 'a', 'G' }, { '·', 'M' } }, { { '·', 'M' }, { 'b', 'G' } } }, 'CRLF with masks')
 
 -- config validation: each invalid or unknown option is named and its default used; every other option applies
 eq(config.set({ rewrite_mode = 'refine', keymaps = { accept = false } }), {}, 'valid options: no problem')

@@ -59,7 +59,8 @@ function M.chunks(text, masks, hl, masked_hl, offset)
   local lines = {}
   local start = 0
   for line in (text .. '\n'):gmatch('([^\n]*)\n') do
-    local stop = start + #line
+    -- a CRLF buffer's text comes with "\r\n": the "\r" ends the line, it is not drawn (it would show as ^M)
+    local stop = start + #line - (line:sub(-1) == '\r' and 1 or 0)
     local chunks = {}
     local cur = start
     for _, r in ipairs(ranges) do
@@ -76,7 +77,7 @@ function M.chunks(text, masks, hl, masked_hl, offset)
       chunks[#chunks + 1] = { text:sub(cur + 1, stop), hl }
     end
     lines[#lines + 1] = chunks
-    start = stop + 1
+    start = start + #line + 1
   end
   return lines
 end
@@ -331,7 +332,7 @@ function M.accept(kind)
   if full then
     part = g.text
   end
-  local lines = vim.split(part, '\n', { plain = true })
+  local lines = vim.split(part:gsub('\r\n', '\n'), '\n', { plain = true }) -- a line's text holds no "\r"
   vim.api.nvim_buf_set_text(bufnr, g.row, g.col, g.row, g.col + (full and g.del_after or 0), lines)
   local row = g.row + #lines - 1
   local col = (#lines == 1 and g.col or 0) + #lines[#lines]

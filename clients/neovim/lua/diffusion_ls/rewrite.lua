@@ -293,6 +293,11 @@ function M.code_action(command, ctx)
   if type(a) ~= 'table' or type(a.textDocument) ~= 'table' or type(a.range) ~= 'table' or not client then
     return
   end
+  if vim.api.nvim_get_mode().mode:match('^[vVsS\22\19]') then
+    -- chosen from `gra` in Visual mode: leave it, as :DiffusionRewrite does (in it, Neovim handled the server's answers
+    -- only at the next key or after 'updatetime': a rewrite started seconds late, its preview drawn stale)
+    vim.api.nvim_feedkeys(vim.keycode('<Esc>'), 'nx', false)
+  end
   local bufnr = vim.uri_to_bufnr(a.textDocument.uri)
   local srow, scol = lsp.to_byte(bufnr, a.range.start, client.offset_encoding)
   local erow, ecol = lsp.to_byte(bufnr, a.range['end'], client.offset_encoding)
