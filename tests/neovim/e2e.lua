@@ -18,6 +18,9 @@ local dir = assert(os.getenv('DIFFUSION_LS_DIR'), 'DIFFUSION_LS_DIR')
 local TIMEOUT_MS = tonumber(os.getenv('DIFFUSION_LS_TIMEOUT_MS') or '') or 60000
 local PLAIN = os.getenv('DIFFUSION_LS_PLAIN') == '1'
 
+-- The cases assert whole messages: a screen wide enough that the plugin need not shorten them to fit (lsp.say).
+vim.o.columns = 2000
+
 -- Every notification the plugin (or Neovim) makes, from the start.
 local notifications = {}
 local notify = vim.notify
