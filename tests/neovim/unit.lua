@@ -502,5 +502,6 @@ eq(lsp.last_message, long, 'kept whole')
 eq(st.lines({ backend = 'embedded' }, 'python')[8], 'last message  ' .. long, 'and shown by :DiffusionStatus')
 lsp.say('one\ntwo', INFO)
 eq(notes[#notes], { 'one; two', INFO }, 'one line')
+eq(lsp.last_message, nil, 'a later message that fits: no stale line in :DiffusionStatus')
 
 vim.cmd('qa!')

@@ -18,7 +18,7 @@ local function on_canvas(_, canvas, ctx)
   end
 end
 
---- The last message `say` shortened, whole (:DiffusionStatus shows it).
+--- The last message `say` gave, whole, when it had to shorten it (:DiffusionStatus shows it); nil otherwise.
 ---@type string?
 M.last_message = nil
 
@@ -29,6 +29,7 @@ M.last_message = nil
 function M.say(msg, level)
   local line = msg:gsub('%s*\n%s*', '; ')
   local room = math.max(20, (vim.v.echospace > 0 and vim.v.echospace or vim.o.columns - 12) - 1)
+  M.last_message = nil
   if vim.fn.strdisplaywidth(line) > room then
     M.last_message = msg
     local cut = vim.fn.strcharpart(line, 0, room - 1)
