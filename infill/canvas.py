@@ -339,7 +339,8 @@ def render_partial(
     """Text of a canvas mid-denoising and the [start, end) char ranges of it that are still masked.
 
     Runs of decided tokens are decoded together (multi-byte chars survive); each masked slot is one placeholder
-    char; pads are dropped (so trailing pads are trimmed); adjacent masked slots make one range.
+    char; pads are dropped (so trailing pads are trimmed); adjacent masked slots make one range. A char whose bytes a
+    masked slot has yet to finish is left out (it would show as U+FFFD for a frame).
     """
     if len(ids) != len(masked):
         raise ValueError(f"{len(ids)} ids but {len(masked)} mask flags")
@@ -349,17 +350,21 @@ def render_partial(
     pos = 0
     run: list[int] = []
 
-    def flush() -> None:
+    def flush(before_mask: bool) -> None:
         nonlocal pos
         if run:
             s = tok.decode(run)
+            if parts and ranges and ranges[-1][1] == pos:  # after a masked slot: its bytes may start this char
+                s = s.lstrip("\ufffd")
+            if before_mask:
+                s = s.rstrip("\ufffd")
             parts.append(s)
             pos += len(s)
             run.clear()
 
     for tid, is_masked in zip(ids, masked, strict=True):
         if is_masked or tid == sp.mask:
-            flush()
+            flush(before_mask=True)
             if ranges and ranges[-1][1] == pos:
                 ranges[-1] = (ranges[-1][0], pos + len(placeholder))
             else:
@@ -368,5 +373,5 @@ def render_partial(
             pos += len(placeholder)
         elif tid != sp.pad:
             run.append(tid)
-    flush()
+    flush(before_mask=False)
     return "".join(parts), ranges

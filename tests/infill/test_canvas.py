@@ -105,6 +105,11 @@ def test_render_partial_keeps_multibyte_chars_whole(tok):
     ids = tok.encode("s = 'é😀'")
     text, ranges = render_partial(ids, [False] * len(ids), tok)
     assert text == "s = 'é😀'" and ranges == []
+    # a slot still masked inside a char's bytes: the char is left out of the frame, never shown as U+FFFD
+    assert any("\ufffd" in tok.decode([i]) for i in ids)  # some token holds only part of a char
+    for k in range(len(ids)):
+        text, ranges = render_partial(ids, [j == k for j in range(len(ids))], tok)
+        assert "\ufffd" not in text and len(ranges) == 1, (k, text)
 
 
 # -- token healing ----------------------------------------------------------------------------------------------------
