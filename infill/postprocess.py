@@ -35,12 +35,17 @@ def _excess_closers(text: str) -> dict[str, int]:
 
 
 def dedupe_suffix(fill: str, suffix: str, max_lines: int = 3) -> str:
-    """Remove the end of fill that repeats the start of the suffix.
+    """Remove the end of fill that repeats the start of the suffix (all of it when it is the suffix's start again).
 
     Whole lines: the fill's last lines equal (ignoring indentation) the suffix's next non-blank lines. Within the
     line: the fill ends with the first chars of the suffix's line when they are closing punctuation the fill does not
     need (a closing bracket only when the fill has more closers than openers).
     """
+    # All of it: a one-line fill that is the text right after the cursor again (asked for inside a word, the model
+    # writes the word's rest, which is there already: accepted, it would be doubled)
+    once = fill.strip()
+    if once and "\n" not in once and suffix.split("\n", 1)[0].lstrip(" \t").startswith(once):
+        return ""
     # Whole lines.
     fill_lines = fill.rstrip().split("\n")
     suffix_lines = [ln.strip() for ln in suffix.split("\n") if ln.strip()][:max_lines]

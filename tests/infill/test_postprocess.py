@@ -37,6 +37,14 @@ def test_dedupe_suffix_within_line():
     assert dedupe_suffix("x + y", " * 2\n") == "x + y"
 
 
+def test_a_fill_that_is_the_text_after_the_cursor_again_is_dropped():
+    # asked for inside `_camel2un|der_re.sub(...)`, the model wrote the word's rest: accepted, it would be doubled
+    assert dedupe_suffix("der_re\n", "der_re.sub(r'\\1_\\2', text)\n") == ""
+    assert dedupe_suffix(" b", "  b)\n") == ""
+    assert dedupe_suffix("der_re.sub(x)", "der_re\n") == "der_re.sub(x)"  # more than the text there: kept
+    assert dedupe_suffix("b", "\nb\n") == "b"  # the next line is not the text after the cursor
+
+
 def test_normalize_indent():
     # later lines written relative to column 0 move to the block
     assert normalize_indent("y = 1\nreturn y", "    ", "    ") == "y = 1\n    return y"
