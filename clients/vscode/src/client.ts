@@ -27,6 +27,7 @@ export function createClient(
   rewrite: (target: RewriteTarget) => Promise<void>,
 ): LanguageClient {
   let ran = false; // whether this client's server ever ran: a crash of one that did is restarted
+  let note: vscode.Disposable | undefined; // the status bar's word on a refused completion, until the next request
   let fallback: ErrorHandler | undefined;
   const client = new LanguageClient(
     'diffusionLs',
@@ -50,11 +51,12 @@ export function createClient(
         provideInlineCompletionItems: async (document, position, context, token, next) => {
           const automatic = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
           if (automatic && !(await settle(debounceMs(setting), token))) return undefined;
+          note?.dispose(); // about an earlier request: it would stand beside this one's suggestion
           const result = await status.track(preview.around(() => next(document, position, context, token)));
           // asked for and refused: VS Code would show nothing at all; the status bar says why for a while
           const asked = !automatic && !token.isCancellationRequested;
-          const note = asked ? refusedCompletionNote(result, preview.refusal) : undefined;
-          if (note) vscode.window.setStatusBarMessage(note, REFUSED_NOTE_MS);
+          const why = asked ? refusedCompletionNote(result, preview.refusal) : undefined;
+          if (why) note = vscode.window.setStatusBarMessage(why, REFUSED_NOTE_MS);
           return result;
         },
         // The lightbulb's rewrite runs the server's command, which would apply the edit at once: it goes through the
