@@ -6,8 +6,10 @@ document) and never cross into server/ or engine/.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import re
+import warnings
 from dataclasses import dataclass
 
 import tree_sitter
@@ -100,6 +102,17 @@ def brokenness(text: str, lang: str | None) -> tuple[int, int]:
         if node.has_error:
             stack.extend((kid, inside or node.is_error) for kid in node.children)
     return count, size
+
+
+def python_module(source: str) -> ast.Module | None:
+    """Python's own reading of source (ast.parse: nothing is run), or None where Python rejects it (tree-sitter's
+    grammar lets through indentation and empty bodies Python does not)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a SyntaxWarning (an odd escape) is not an error
+            return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 # -- windows: per-request syntax work on big files stays local --------------------------------------------------------

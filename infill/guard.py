@@ -18,9 +18,7 @@ brackets the edit opened but did not close. A refused edit carries the reason, f
 
 from __future__ import annotations
 
-import ast
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,14 +92,7 @@ def _close_brackets(text: str, old: str) -> str | None:
 
 
 def _compiles(source: str) -> bool:
-    """Whether Python reads source (ast.parse: nothing is run)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not an error
-            ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+    return _syntax.python_module(source) is not None
 
 
 def _as_module(window: str) -> str:

@@ -11,7 +11,6 @@ import ast
 import math
 import re
 import textwrap
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -438,12 +437,10 @@ def _python_stub(text: str, start: int, end: int) -> tuple[int, int] | None:
     if not block.rstrip().endswith("pass") or not any(q in block for q in ('"', "'")):
         return None
     line_start = text.rfind("\n", 0, start) + 1
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # odd escapes in a docstring are not the question
-            body = ast.parse(textwrap.dedent(text[line_start:end])).body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    module = _syntax.python_module(textwrap.dedent(text[line_start:end]))
+    if module is None:
         return None
+    body = module.body
     if (len(body) == 2 and isinstance(body[1], ast.Pass) and isinstance(body[0], ast.Expr)
             and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
         at = start + len(block.rstrip()) - len("pass")
