@@ -332,10 +332,11 @@ def _forecast(cfg: SamplerConfig, logits: Tensor, pad: int, gen: torch.Generator
     return _Forecast(probs, x0_any, x0_text)
 
 
-def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
+def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast, rank: int = 0) -> _Slots:
     """One step of the loop on one forward's forecast: what the strategy finalizes and, with self-correction,
     re-noises. Greedy, it depends on the canvas and the forecast alone: `lossless` drafts the next steps by running it
-    on a previous forward's forecast, and takes them by running it on each drafted canvas's own."""
+    on a previous forward's forecast, and takes them by running it on each drafted canvas's own. `rank` > 0 drafts an
+    alternative: the rank-th most confident slot instead of the first (the same step where the choice is forced)."""
     sp, holes = rules.special, rules.holes
     x, decided, step = s.x, s.decided, s.step
     assert rules.limited_slots is not None  # set by prepare()
@@ -385,6 +386,10 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast) -> _Slots:
         else:
             k = 1 if cfg.strategy == "lossless" else cfg.k or math.ceil(n_left / steps_left)
             transfer_index = select(cfg, probs, conf, candidates, k, learned)
+            if rank and k == 1 and rank < n_left:
+                order = torch.argsort(torch.where(candidates, conf, -math.inf), descending=True, stable=True)
+                transfer_index = torch.zeros_like(candidates)
+                transfer_index[order[rank]] = True
         rest = candidates & ~transfer_index  # (C,)
         if cfg.end_threshold > 0 and bool(rest.any()) and _sure_end(
                 rest, decided, end_run, probs[:, sp.pad], holes, cfg.end_threshold):

@@ -652,3 +652,27 @@ def test_stop_below_is_for_a_cursor_fill_only(backend, ctx):
     s = scripted(backend, lambda C: [(b, 0.55), (a, 0.99), (b, 0.55)])
     states, stats = run(s, ctx, two(), replace(cfg, stop_below=0.6))
     assert states[-1].ids == [b, a, b] and stats.cut == ""
+
+
+def test_a_drafted_alternative_takes_the_ranked_slot_and_a_forced_step_has_none(backend):
+    """tools/lossless_tree.py drafts trees with `rank`: the rank-th most confident slot instead of the first."""
+    from engine.sampler import _Forecast, _Rules, _Slots, _step
+
+    sp, V, C = backend.special, backend.tokenizer.vocab_size, 4
+    word = backend.tokenizer.encode(" y")[0]
+    probs = torch.full((C, V), 1e-6)
+    for slot, p in enumerate((0.6, 0.3, 0.9, 0.5)):  # by confidence: slots 2, 0, 3, 1
+        probs[slot, word] = p
+    x0 = torch.full((C,), word)
+    f = _Forecast(probs, x0, x0)
+    cfg = SamplerConfig(strategy="lossless", k=1, end_threshold=0)
+    banned = torch.tensor(sorted(sp.all - {sp.pad}))
+
+    def taken(rank, allowed=None):
+        rules = _Rules(sp, [(0, C)], torch.zeros(C, dtype=torch.bool), False, banned, allowed)
+        rules.prepare(torch.log(probs).unsqueeze(0).clone())
+        s = _Slots(torch.full((C,), sp.mask), torch.zeros(C, dtype=torch.bool), 0, 0, torch.zeros(C))
+        return _step(cfg, rules, s, f, rank).decided.nonzero().flatten().tolist()
+
+    assert [taken(r) for r in range(5)] == [[2], [0], [3], [1], [2]]  # past the candidates: the first again
+    assert taken(1, allowed={1: [word]}) == [1]  # a limited slot is decided first, whatever the rank
