@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import builtins
 import re
 import warnings
 from dataclasses import dataclass
@@ -113,6 +114,54 @@ def python_module(source: str) -> ast.Module | None:
             return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+
+
+def python_compiles(source: str) -> bool:
+    """Whether Python compiles source to bytecode (nothing is run). Stricter than python_module: the compiler also
+    rejects `return` outside a function, a misplaced `from __future__` import, `nonlocal` at the top level."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, "<edit>", "exec", dont_inherit=True)
+        return True
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
+_BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__", "__loader__", "__package__",
+                                       "__path__", "__builtins__", "__annotations__", "__dict__", "__class__",
+                                       "__module__", "__qualname__", "__debug__", "__cached__"}
+
+
+def python_unbound(module: ast.Module) -> set[str] | None:
+    """Names the module reads that nothing in it binds (anywhere, whatever the scope) and are not builtins: each a
+    NameError when run. None when a star import or a `globals()`/`exec` call can bind names unseen."""
+    bound: set[str] = set()
+    loaded: set[str] = set()
+    for node in ast.walk(module):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                if a.name == "*":
+                    return None
+                bound.add(a.asname or a.name.split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("globals", "exec", "vars", "locals")):
+            return None
+    return loaded - bound - _BUILTINS
 
 
 # -- windows: per-request syntax work on big files stays local --------------------------------------------------------

@@ -92,7 +92,7 @@ def _close_brackets(text: str, old: str) -> str | None:
 
 
 def _compiles(source: str) -> bool:
-    return _syntax.python_module(source) is not None
+    return _syntax.python_compiles(source)
 
 
 def _as_module(window: str) -> str:
@@ -108,6 +108,7 @@ class _Errors:
         self.text, self.lang = text, lang
         self._before: dict[tuple[int, int], int] = {}
         self._compiles: dict[tuple[int, int], bool] = {}
+        self._unbound: set[str] | None | bool = False  # the file's own unbound names (False: not read yet)
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -154,6 +155,25 @@ class _Errors:
                 and any("\n" in new or new.lstrip().startswith("#") or start != end for start, end, new in edits)
                 and self.compiles(win) and not _compiles(_as_module(self.edited(win, edits))))
 
+    def new_unbound(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
+        """Names the edits' new text reads that nothing in the edited file defines and the file did not already read
+        unbound: each a NameError when that code runs (Python, files up to WHOLE_FILE_CHARS; [] where it cannot
+        tell: a file that does not parse, a star import)."""
+        if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
+            return []
+        if self._unbound is False:
+            module = _syntax.python_module(self.text)
+            self._unbound = None if module is None else _syntax.python_unbound(module)
+        before = self._unbound
+        if not isinstance(before, set):
+            return []
+        module = _syntax.python_module(self.edited((0, len(self.text)), edits))
+        after = None if module is None else _syntax.python_unbound(module)
+        if after is None:
+            return []
+        words = set(_IDENTIFIER.findall("".join(new for _, _, new in edits)))
+        return sorted((after - before) & words)
+
     def compiles(self, win: tuple[int, int]) -> bool:
         if win not in self._compiles:
             self._compiles[win] = _compiles(_as_module(self.text[win[0] : win[1]]))
@@ -198,6 +218,11 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            # a cursor fill may name what the user is about to write; an edit to code already there must not leave
+            # it reading a name nothing defines (`pass` filled with `____` compiles, and fails when run)
+            unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
+            if unbound:
+                return Verdict(old, f"the answer uses `{unbound[0]}`, which nothing in the file defines")
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(p.text)}`")
 
@@ -208,6 +233,7 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
 
 

@@ -399,21 +399,28 @@ _COMMENT_LINE = re.compile(r"^(\s*)(#|//|/\*|--|;)\s*TODO\b.*?(\*/)?\s*$")
 
 
 def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
-    """Char ranges of explicit placeholders: lone `...`, `pass` as a lone body (or after a docstring), TODO comments."""
+    """Char ranges of explicit placeholders: lone `...`, a function body of only `pass` (or a docstring and `pass`),
+    TODO comments. Never a `...` inside a string or comment (a doctest's continuation line), a `pass` that is a
+    class's or an `except`'s whole body (an empty exception class, an error let through on purpose), nor the body of
+    an `@overload` or `@abstractmethod`, which is meant to be empty."""
     ranges: list[tuple[int, int]] = []
+    tree = _syntax.parse(text, lang)
+    omap = _syntax.OffsetMap(text) if tree is not None else None
     pos = 0
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
         stripped = body.strip()
         indent = len(body) - len(body.lstrip())
         if stripped in ("...", "…"):
-            ranges.append((pos + indent, pos + indent + len(stripped)))
+            at = (pos + indent, pos + indent + len(stripped))
+            where = None if tree is None or omap is None or lang is None else _syntax.context_at(
+                tree, lang, omap.to_byte(at[0]), omap.to_byte(at[1]))
+            if where is None or not (where.in_comment or where.in_docstring or _meant_empty(text, at[0], lang)):
+                ranges.append(at)
         elif lang is None and _COMMENT_LINE.match(body):
             ranges.append((pos + indent, pos + len(body.rstrip())))
         pos += len(line)
-    tree = _syntax.parse(text, lang)
-    if tree is not None:
-        omap = _syntax.OffsetMap(text)
+    if tree is not None and omap is not None:
         comments = _syntax.TABLES[lang].comment
         for start_b, end_b, typ in _syntax.nodes_of_type(tree, comments | {"block"}, nested=True):
             start, end = omap.to_char(start_b), omap.to_char(end_b)
@@ -424,9 +431,30 @@ def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
                     ranges.append((start, end))
             elif lang == "python":
                 stub = _python_stub(text, start, end)
-                if stub is not None:
+                if (stub is not None and _syntax.context_at(tree, lang, omap.to_byte(stub[0]), omap.to_byte(stub[1]))
+                        .body_owner == "function_definition" and not _meant_empty(text, stub[0], lang)):
                     ranges.append(stub)
     return sorted(set(ranges))
+
+
+_DEF_LINE = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")
+_MEANT_EMPTY = re.compile(r"[ \t]*@(?:[\w.]*\.)?(?:overload|abstractmethod|abstractproperty)\b")
+
+
+def _meant_empty(text: str, at: int, lang: str | None) -> bool:
+    """Whether the Python function whose body holds `at` is an `@overload` or an abstract method (a stub by design)."""
+    if lang != "python":
+        return False
+    lines = text[:at].splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if _DEF_LINE.match(lines[i]):
+            j = i - 1
+            while j >= 0 and lines[j].lstrip().startswith("@"):
+                if _MEANT_EMPTY.match(lines[j]):
+                    return True
+                j -= 1
+            return False
+    return False
 
 
 def _python_stub(text: str, start: int, end: int) -> tuple[int, int] | None:

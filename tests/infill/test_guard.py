@@ -212,3 +212,35 @@ def test_a_rewrite_that_removes_a_definition_still_used_is_refused_with_the_line
     unused = "def f(x):\n    tmp = x * 2\n    return x\n"  # nothing else uses it: removing it is the rewrite's business
     start, end = unused.index("    tmp"), unused.index("    return")
     assert one(unused, start, end, "    x = x * 2\n").ok
+
+
+STUBS = ("class Lock:\n    def __enter__(self):\n        pass\n\n    def __exit__(self, *a):\n        pass\n\n\n"
+         "def size(items):\n    ...\n\n\ndef helper(x):\n    return x\n")
+
+
+def test_a_fill_that_reads_a_name_nothing_defines_is_refused():
+    """From a trial: fill-all turned `pass` into `____`, which compiles and raises NameError when run."""
+    at = STUBS.index("pass")
+    v = one(STUBS, at, at + 4, "____")
+    assert not v.ok and v.reason == "the answer uses `____`, which nothing in the file defines" and v.text == "pass"
+    dots = STUBS.index("...")
+    for fine in ("return len(items)", "return helper(items)", "return Lock", "import os\n    return os.sep"):
+        assert one(STUBS, dots, dots + 3, fine).ok, fine
+    v = one(STUBS, dots, dots + 3, "return count(items)")
+    assert v.reason == "the answer uses `count`, which nothing in the file defines"
+    # a name the file already reads unbound (a global set elsewhere) is not the edit's doing; a star import can bind any
+    assert one(STUBS + "print(count)\n", dots, dots + 3, "return count(items)").ok
+    star = "from os.path import *\n"
+    assert one(star + STUBS, len(star) + dots, len(star) + dots + 3, "return count(items)").ok
+    # a cursor fill may name what the user is about to write
+    assert one(STUBS, dots + 3, dots + 3, " or count(items)").ok
+
+
+def test_an_edit_python_parses_but_will_not_compile_is_refused():
+    """ast.parse takes `return` outside a function and a late `from __future__` import; the compiler does not (a trial
+    accepted a rewrite that put the second in the middle of a file)."""
+    src = "import os\n\nx = 1\ny = 2\n"
+    at = src.index("x = 1")
+    assert "parse errors" in one(src, at, at + 5, "return 1").reason
+    assert "parse errors" in one(src, at, at + 5, "from __future__ import annotations").reason
+    assert one(src, at, at + 5, "x = 3").ok

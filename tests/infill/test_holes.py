@@ -168,6 +168,21 @@ def test_a_stub_with_a_docstring_is_a_placeholder_at_its_pass(tok):
     assert [src.count("\n", 0, h.start) for h in holes] == [3, 10]
 
 
+def test_code_meant_to_be_empty_is_not_a_placeholder(tok):
+    """From a trial on boltons: fill-all replaced an exception class's `pass` and a doctest's `...` line inside a
+    docstring, which split the docstring. A `pass` is a placeholder only as a function's body; `...` never inside a
+    string; an `@overload` or abstract method is empty by design."""
+    src = ('import abc\nfrom typing import overload\n\n\nclass SlugError(ValueError):\n    pass\n\n\n'
+           'try:\n    import zlib\nexcept ImportError:\n    pass\n\n\n'
+           'def split(text):\n    """Split.\n\n    >>> for w in split(\'a b\'):\n    ...     print(w)\n    ...\n'
+           '    a\n    """\n    ...\n\n\n'
+           '@overload\ndef f(x: int) -> int:\n    ...\n\n\n'
+           'class Base(abc.ABC):\n    @abc.abstractmethod\n    def run(self):\n        pass\n\n'
+           '    def stop(self):\n        pass\n')
+    holes = find_placeholders(src, "python", count_tokens=tok)
+    assert [(src.count("\n", 0, h.start) + 1, src[h.start : h.end]) for h in holes] == [(23, "..."), (37, "pass")]
+
+
 def test_find_placeholders_c_like(tok):
     src = "int f(int a) {\n  // TODO\n}\nint g(void) {\n  return /* TODO */;\n}\n"
     holes = find_placeholders(src, "c", count_tokens=tok)
