@@ -26,7 +26,7 @@ from engine.backend import Backend, InfillBackend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
 from infill import guard
 from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, lf, newline_of, render_partial, with_newline
-from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole
+from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole, token_counter
 from infill.postprocess import finalize
 
 PLACEHOLDER = "·"  # a still-masked slot in streamed text
@@ -184,6 +184,13 @@ def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget:
     if mode not in ("regenerate", "refine"):
         raise ValueError(f"unknown rewrite mode {mode!r}; 'regenerate' or 'refine'")
     t = _target(tok)
+    if 0 <= start <= end <= len(text):
+        # a selection longer than a fill may write would come back cut short, or as something else entirely (a trial
+        # had a 358k-char line rewritten as one import)
+        n = token_counter(t.sizing)([text[start:end]])[0]
+        if n > max_tokens:
+            raise ValueError(f"the selection is {n} tokens, more than a rewrite may write ({max_tokens}, maxTokens): "
+                             "select less")
     hole = _cap(rewrite_hole(start, end, text, t.sizing), max_tokens)
     return plan_holes(text, [hole], lang, t, budget, mode, instruction, repo=repo)
 

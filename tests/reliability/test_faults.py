@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from safetensors.torch import load_file, save_file
 from engine import DEFAULT_MODEL_DIR
 from server.soak import REQUEST_FAILED, SMALL
 from tests.reliability.harness import Server, count
+
+INVALID_PARAMS = -32602
 
 ERROR, WARNING = 1, 2  # LSP MessageType
 
@@ -178,11 +181,11 @@ def test_a_broken_model_is_reported_with_what_to_do_and_the_server_stays_up(serv
     count("faults", model_faults=1)
 
 
-def test_an_engine_exception_fails_that_request_only(server: Server):
-    """A refine of a selection longer than the embedded model's positions (its tokens are the canvas): the engine
-    raises during that job; the request fails with the reason, the next ones are served. A contextBudget past the
-    positions, by contrast, is cut to fit; 120 placeholders close together share them; and placeholders too far
-    apart for one canvas are filled in the longest run that fits, the others kept with the reason."""
+def test_requests_past_the_models_positions_fail_alone_with_the_reason(server: Server):
+    """A rewrite of a selection longer than a fill may write (it would come back cut short) is refused with the
+    reason before any forward, and the next requests are served. A contextBudget past the positions is cut to fit;
+    120 placeholders close together share them; and placeholders too far apart for one canvas are filled in the
+    longest run that fits, the others kept with the reason."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
@@ -197,10 +200,10 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
     whole = {"start": {"line": 0, "character": 0}, "end": {"line": long_text.count("\n"), "character": 0}}
     got = server.call("diffusion/rewrite", {"textDocument": {"uri": big}, "range": whole, "mode": "refine"})
     error = got["error"]
-    assert error["code"] == REQUEST_FAILED and "the fill failed" in error["message"]
-    assert "beyond the model's max_seq_len 1536" in error["message"], error
-    logged = [p["message"] for _, p in w.notes("window/logMessage", seen) if p["type"] == ERROR]
-    assert any(m.startswith("rewrite for file:///faults/long.py v1 failed") for m in logged), logged
+    assert error["code"] == INVALID_PARAMS, error
+    assert re.fullmatch(r"the selection is \d+ tokens, more than a rewrite may write \(\d+, maxTokens\): select less",
+                        error["message"]), error
+    assert not [p for _, p in w.notes("window/logMessage", seen) if p["type"] == ERROR]  # the user's to fix
 
     got = server.call("diffusion/infill", {"textDocument": {"uri": holes}})  # 40 placeholders, far apart
     res = got.get("result") or {}
