@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from engine import DEFAULT_MODEL_DIR
 from engine.tokenizer import Tokenizer
 from server import fill
@@ -51,6 +53,8 @@ def test_holes_too_far_apart_for_one_canvas_keep_the_longest_run_that_fits():
 
 def test_a_single_hole_longer_than_the_model_is_left_to_fail():
     text = "def f(a):\n" + "".join(f"    x{j} = compute(a, {j})\n" for j in range(400))
-    plan = fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "refine")
+    plan = fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 8192, "refine")
     assert positions(plan) > ROOM
     assert fill.fit(plan, TOK, ROOM) is plan  # nothing to drop: the engine refuses it, with the reason
+    with pytest.raises(ValueError, match=r"the selection is \d+ tokens, more than a rewrite may write \(256"):
+        fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "refine")  # the server's cap comes first
