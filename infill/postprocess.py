@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from infill import _syntax
@@ -129,6 +130,9 @@ def truncate_to_syntax(prefix: str, fill: str, suffix: str, lang: str | None) ->
     return best
 
 
+_EMPTY_STATEMENTS = re.compile(r";{2,}(?=[ \t]*(?://[^\n]*)?$)", re.M)  # `x = 0;;;;` at a line's end: one `;`
+
+
 def finalize(
     prefix: str, fill: str, suffix: str, lang: str | None, situation: str, indent: str | None = None, unit: str = "    "
 ) -> str:
@@ -143,6 +147,14 @@ def finalize(
     fill = dedupe_suffix(fill, suffix)
     if lang == "python" and situation not in ("comment", "rest_of_line", "expression", "arguments", "control_header"):
         fill = normalize_indent(fill, line_prefix, line_prefix if indent is None else indent, unit)
+    elif line_prefix and not line_prefix.strip():
+        # after the line's indentation, a lead shorter than one indent unit is a token's space (` var`), not a level
+        # (a trial's JavaScript fills all landed one column too deep)
+        lead = len(fill) - len(fill.lstrip(" \t"))
+        if 0 < lead < len(unit):
+            fill = fill[lead:]
+    if lang is not None and lang != "python":
+        fill = _EMPTY_STATEMENTS.sub(";", fill)
     fill = truncate_to_syntax(prefix, fill, suffix, lang)
     fill = trim_trailing_whitespace(fill, suffix)
     if lang is not None and fill:

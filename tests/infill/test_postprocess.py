@@ -87,3 +87,16 @@ def test_finalize_never_worse_than_empty():
     # a fill that breaks a clean file more than leaving the hole empty does
     prefix, suffix = "def f():\n    return 1\n", "\ndef g():\n    return 2\n"
     assert finalize(prefix, "x = [1,", suffix, "python", "new_statement") == ""
+
+
+def test_a_fill_after_the_indentation_loses_a_tokens_space_and_repeated_semicolons():
+    """From a trial: JavaScript placeholder fills came back as ` var index = 0;;;;;;`, one column too deep."""
+    prefix = "function f(a) {\n  for (var i = 0; i < 3; i++) {\n    "
+    suffix = "\n  }\n}\n"
+    assert finalize(prefix, " var index = 0;;;;;;", suffix, "javascript", "new_statement", unit="  ") == \
+        "var index = 0;"
+    assert finalize(prefix, "  var deeper = 1;", suffix, "javascript", "new_statement", unit="  ") == \
+        "  var deeper = 1;"  # a whole indent unit is a level the model chose
+    assert finalize(prefix, "for (;;) { break; }", suffix, "javascript", "new_statement", unit="  ") == \
+        "for (;;) { break; }"
+    assert finalize("x =", " 1;;", "\n", "javascript", "rest_of_line", unit="  ") == " 1;"  # not after indentation
