@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -75,14 +76,20 @@ class Job:
 
 
 class Worker:
-    """A single engine thread: jobs queue and run one at a time, off the event loop."""
+    """A single engine thread: jobs queue and run one at a time, off the event loop. `hold`: a context manager each
+    job runs inside (the workspace index waits while one runs: it would slow a completion several-fold)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusion-engine")
+        self._hold = hold
+
+    def _held(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._hold():
+            return fn(*args)
 
     async def run(self, job: Job | None, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) on the engine thread; if the awaiting task is cancelled, stop the job too."""
-        fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, self._held, fn, *args)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -92,7 +99,7 @@ class Worker:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue fn(*args) behind the running job (fire and forget)."""
-        self._pool.submit(fn, *args)
+        self._pool.submit(self._held, fn, *args)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

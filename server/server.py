@@ -154,7 +154,7 @@ class DiffusionLanguageServer(LanguageServer):
         self.backend_error: str | None = None
         self._load: asyncio.Future | None = None
         self._load_key: tuple | None = None
-        self.worker = Worker()
+        self.worker = Worker(hold=lambda: self.repo.hold())  # indexing waits while the engine works
         self.jobs = Jobs()
         self.last: dict[str, Any] = {"lastLatencyMs": None, "tokensPerForward": None, "nfe": None}
         # per document, its last few inline completions, newest first: (settings, backend, text, cursor, completion)

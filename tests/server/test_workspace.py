@@ -100,3 +100,34 @@ def test_ring_keeps_a_fixed_number_of_chunks_and_evicts_near_duplicates():
     for line in (20, 30, 38):
         ring.add("a", "a.py", text, line)
     assert [r.chunk.line for r in ring.items] == [18, 28, 36]  # the cap: the oldest goes first
+
+
+def test_indexing_waits_while_an_engine_job_runs(tmp_path: Path):
+    """The engine thread holds the workspace while it fills (server.jobs.Worker): indexing then waits between files
+    instead of sharing the cores and the interpreter with a completion."""
+    import threading
+    import time
+
+    from server.jobs import Worker
+
+    write(tmp_path, {"lib.py": "def compute_total(prices):\n    return sum(prices)\n"})
+    ws = Workspace(roots=[tmp_path])
+    ws.start()
+    worker = Worker(hold=ws.hold)
+    inside, release = threading.Event(), threading.Event()
+
+    def job() -> None:
+        inside.set()
+        release.wait(10)
+
+    worker.submit(job)
+    assert inside.wait(10)
+    ws.file_changed(tmp_path / "lib.py")
+    time.sleep(0.5)
+    assert ws.index.lookup("compute_total", None) == []  # queued behind the job
+    release.set()
+    deadline = time.monotonic() + 10
+    while not ws.index.lookup("compute_total", None) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [d.name for _, d in ws.index.lookup("compute_total", None)] == ["compute_total"]
+    worker.shutdown()
