@@ -441,19 +441,28 @@ _DEF_LINE = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")
 _MEANT_EMPTY = re.compile(r"[ \t]*@(?:[\w.]*\.)?(?:overload|abstractmethod|abstractproperty)\b")
 
 
-def _meant_empty(text: str, at: int, lang: str | None) -> bool:
-    """Whether the Python function whose body holds `at` is an `@overload` or an abstract method (a stub by design)."""
+def _meant_empty(text: str, at: int, lang: str | None, reach: int = 200) -> bool:
+    """Whether the Python function whose body holds `at` is an `@overload` or an abstract method (a stub by design).
+    Reads at most `reach` lines up, one at a time (splitting all the text before `at` cost 15 ms a placeholder in a
+    5 MB file)."""
     if lang != "python":
         return False
-    lines = text[:at].splitlines()
-    for i in range(len(lines) - 1, -1, -1):
-        if _DEF_LINE.match(lines[i]):
-            j = i - 1
-            while j >= 0 and lines[j].lstrip().startswith("@"):
-                if _MEANT_EMPTY.match(lines[j]):
-                    return True
-                j -= 1
+    end = text.rfind("\n", 0, at)
+    header = None
+    for _ in range(reach):
+        if end < 0:
             return False
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if header is None:
+            if _DEF_LINE.match(line):
+                header = start
+        elif line.lstrip().startswith("@"):
+            if _MEANT_EMPTY.match(line):
+                return True
+        else:
+            return False
+        end = start - 1
     return False
 
 
@@ -476,6 +485,19 @@ def _python_stub(text: str, start: int, end: int) -> tuple[int, int] | None:
     return None
 
 
+def placeholder_ranges(text: str, lang: str | None, range: tuple[int, int] | None = None  # noqa: A002 (the LSP name)
+                       ) -> list[tuple[int, int]]:
+    """Char ranges of the placeholders a user left (within range, if given); see _placeholder_ranges."""
+    return [(start, end) for start, end in _placeholder_ranges(text, lang)
+            if range is None or range[0] <= start and end <= range[1]]
+
+
+def placeholder_hole(text: str, start: int, end: int, lang: str | None, count_tokens: object = None) -> Hole:
+    """The hole of the placeholder text[start:end]: sized as a cursor there with the placeholder gone; replaces it."""
+    hole = find_hole(text[:start] + text[end:], start, lang, count_tokens)
+    return Hole(start, end, hole.situation, hole.capacity, hole.indent)
+
+
 def find_placeholders(
     text: str,
     lang: str | None,
@@ -483,11 +505,5 @@ def find_placeholders(
     count_tokens: object = None,
 ) -> list[Hole]:
     """Holes for the placeholders a user left (within range, if given): each replaces its placeholder text."""
-    holes = []
-    for start, end in _placeholder_ranges(text, lang):
-        if range is not None and not (range[0] <= start and end <= range[1]):
-            continue
-        without = text[:start] + text[end:]
-        hole = find_hole(without, start, lang, count_tokens)
-        holes.append(Hole(start, end, hole.situation, hole.capacity, hole.indent))
-    return holes
+    return [placeholder_hole(text, start, end, lang, count_tokens)
+            for start, end in placeholder_ranges(text, lang, range)]

@@ -26,7 +26,15 @@ from engine.backend import Backend, InfillBackend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
 from infill import guard
 from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, lf, newline_of, render_partial, with_newline
-from infill.holes import Hole, find_hole, find_placeholders, indent_unit, rewrite_hole, token_counter
+from infill.holes import (
+    Hole,
+    find_hole,
+    indent_unit,
+    placeholder_hole,
+    placeholder_ranges,
+    rewrite_hole,
+    token_counter,
+)
 from infill.postprocess import finalize
 
 PLACEHOLDER = "·"  # a still-masked slot in streamed text
@@ -82,6 +90,7 @@ class Plan:
     prompter: Any = None  # a chat model's prompter: its answer is cut with `finish`
     repo: list[int] = field(default_factory=list)  # repository context ids before the SPM part (infill.repo_context)
     dropped: list[Hole] = field(default_factory=list)  # holes `fit` left out: too far from the others for one canvas
+    later: list[tuple[int, int]] = field(default_factory=list)  # placeholders past MAX_PLACEHOLDERS, not planned
 
     @property
     def span(self) -> tuple[int, int]:
@@ -154,27 +163,39 @@ def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_
     return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed, repo=repo)
 
 
+MAX_PLACEHOLDERS = 32  # one request fills the first this many: one canvas holds no more, and sizing each costs (a
+#                       trial's fill-all of a 5 MB file with 626 placeholders spent 21 s sizing them, and fitted 5)
+
+
 def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str | None, tok, budget: int,
                 max_tokens: int, repo: Sequence[int] = ()) -> Plan:
     """Several holes in one canvas: each empty range is a cursor hole; a non-empty range gives the placeholders it
     holds (`...`, `pass`, TODO comments) or, holding none, is itself a hole; no ranges: every placeholder in the file.
+    Placeholders past the first MAX_PLACEHOLDERS are left for another request (Plan.later).
     """
     t = _target(tok)
     holes: list[Hole] = []
+    spans: list[tuple[int, int]] = []
     if ranges is None:
-        holes = find_placeholders(text, lang, None, t.sizing)
+        spans = placeholder_ranges(text, lang)
     else:
         for start, end in ranges:
             if start == end:
                 holes.append(find_hole(text, start, lang, t.sizing))
                 continue
-            inside = find_placeholders(text, lang, (start, end), t.sizing)
-            holes.extend(inside or [rewrite_hole(start, end, text, t.sizing)])
+            inside = placeholder_ranges(text, lang, (start, end))
+            if inside:
+                spans += inside
+            else:
+                holes.append(rewrite_hole(start, end, text, t.sizing))
+    spans = sorted(set(spans))
+    holes += [placeholder_hole(text, start, end, lang, t.sizing) for start, end in spans[:MAX_PLACEHOLDERS]]
     holes = _disjoint(sorted(holes, key=lambda h: (h.start, h.end)))
     if not holes:
         where = "the document" if ranges is None else "the given ranges"
         raise ValueError(f"nothing to fill: no placeholder (`...`, `pass`, a TODO comment) in {where}")
-    return plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, t, budget, repo=repo)
+    plan = plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, t, budget, repo=repo)
+    return replace(plan, later=spans[MAX_PLACEHOLDERS:])
 
 
 def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget: int, max_tokens: int,
@@ -234,13 +255,14 @@ def fit(plan: Plan, tok, room: int) -> Plan:
                           c.heal, plan.repo)
         out = kept if _fits(kept, room) else fit(kept, tok, room)
         dropped = sorted(plan.holes[:i] + plan.holes[j:] + out.dropped, key=lambda h: h.start)
-        return replace(out, dropped=dropped)
+        return replace(out, dropped=dropped, later=plan.later)
     new = [max(1, cap * target // sum(caps)) for cap in caps]
     while sum(new) > target:  # the floor of 1 can leave a few slots over: take them from the largest holes
         i = max(range(len(new)), key=new.__getitem__)
         new[i] -= 1
     holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
-    return plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal, plan.repo)
+    shrunk = plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal, plan.repo)
+    return replace(shrunk, dropped=plan.dropped, later=plan.later)
 
 
 def _fits(plan: Plan, room: int) -> bool:

@@ -792,6 +792,9 @@ def create_server() -> DiffusionLanguageServer:
         for h in plan.dropped:
             kept.append({"range": ls.lsp_range(doc, h.start, h.end), "reason": "too far from the other placeholders "
                          "to fill in one canvas: fill it on its own (select it)"})
+        for start, end in plan.later:
+            kept.append({"range": ls.lsp_range(doc, start, end), "reason": f"past the first {fill.MAX_PLACEHOLDERS} "
+                         "placeholders one request fills: fill again, or select it"})
         for i, (h, f) in enumerate(zip(plan.holes, out.fills, strict=True)):
             rng, reason = ls.lsp_range(doc, h.start, h.end), out.refused(i)
             if reason is None:
@@ -800,7 +803,8 @@ def create_server() -> DiffusionLanguageServer:
                 kept.append({"range": rng, "reason": reason})
         kept.sort(key=lambda k: (k["range"].start.line, k["range"].start.character))
         if kept:
-            log.info("infill of %s: %d of %d holes kept: %s", doc.uri, len(kept), len(plan.holes) + len(plan.dropped),
+            log.info("infill of %s: %d of %d holes kept: %s", doc.uri, len(kept),
+                     len(plan.holes) + len(plan.dropped) + len(plan.later),
                      "; ".join(k["reason"] for k in kept))
         return {"edits": edits, "kept": kept, "version": job.version}
 

@@ -184,8 +184,9 @@ def test_a_broken_model_is_reported_with_what_to_do_and_the_server_stays_up(serv
 def test_requests_past_the_models_positions_fail_alone_with_the_reason(server: Server):
     """A rewrite of a selection longer than a fill may write (it would come back cut short) is refused with the
     reason before any forward, and the next requests are served. A contextBudget past the positions is cut to fit;
-    120 placeholders close together share them; and placeholders too far apart for one canvas are filled in the
-    longest run that fits, the others kept with the reason."""
+    of 120 placeholders close together the first 32 share them, the rest are kept for another request; and
+    placeholders too far apart for one canvas are filled in the longest run that fits, the others kept with the
+    reason."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
@@ -224,11 +225,13 @@ def test_requests_past_the_models_positions_fail_alone_with_the_reason(server: S
     server.notify("textDocument/didOpen", {"textDocument": {"uri": close, "languageId": "python", "version": 1,
                                                             "text": "".join(f"def g{i}(a):\n    ...\n\n\n"
                                                                             for i in range(120))}})
-    got = server.call("diffusion/infill", {"textDocument": {"uri": close}})  # 120 holes share the positions
+    got = server.call("diffusion/infill", {"textDocument": {"uri": close}})  # the first 32 are filled, the rest kept
     assert "result" in got, got
-    # one slot or so each: every hole is answered, as an edit or kept with the guard's reason
+    # every placeholder is answered, as an edit or kept with a reason
     res = got["result"]
     assert len(res["edits"]) + len(res["kept"]) == 120 and all(k["reason"] for k in res["kept"]), got
+    later = [k for k in res["kept"] if k["reason"].startswith("past the first 32 placeholders one request fills")]
+    assert [k["range"]["start"]["line"] for k in later] == [4 * i + 1 for i in range(32, 120)], later
     server.notify("textDocument/didClose", {"textDocument": {"uri": close}})
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": None}}})
     for uri in (big, small, holes):

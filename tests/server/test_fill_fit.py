@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine import DEFAULT_MODEL_DIR
 from engine.tokenizer import Tokenizer
+from infill.holes import find_placeholders
 from server import fill
 
 TOK = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
@@ -18,7 +21,8 @@ def positions(plan: fill.Plan) -> int:
 
 def test_many_placeholders_share_the_positions():
     text = "".join(f"def f{i}(a, b):\n    ...\n\n\n" for i in range(120))
-    plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
+    holes = [fill._cap(h, 256) for h in find_placeholders(text, "python", None, TOK)]  # plan_ranges takes 32 at most
+    plan = fill.plan_holes(text, holes, "python", TOK, 384)
     assert len(plan.holes) == 120 and positions(plan) > ROOM
     fitted = fill.fit(plan, TOK, ROOM)
     assert positions(fitted) <= ROOM
@@ -58,3 +62,14 @@ def test_a_single_hole_longer_than_the_model_is_left_to_fail():
     assert fill.fit(plan, TOK, ROOM) is plan  # nothing to drop: the engine refuses it, with the reason
     with pytest.raises(ValueError, match=r"the selection is \d+ tokens, more than a rewrite may write \(256"):
         fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "refine")  # the server's cap comes first
+
+
+def test_placeholders_past_the_cap_are_left_for_another_request():
+    """A trial's fill-all of a 5 MB file sized all 626 placeholders (21 s) to fill 5: only the first MAX_PLACEHOLDERS
+    are planned, the rest are reported, none lost."""
+    text = "".join(f"def f{i}(a, b):\n    ...\n\n\n" for i in range(fill.MAX_PLACEHOLDERS + 7))
+    plan = fill.fit(fill.plan_ranges(text, None, "python", TOK, 384, 256), TOK, ROOM)
+    every = [(m.start(), m.end()) for m in re.finditer(r"\.\.\.", text)]
+    assert len(plan.later) == 7 and plan.later == every[fill.MAX_PLACEHOLDERS:]
+    planned = sorted([(h.start, h.end) for h in plan.holes] + [(h.start, h.end) for h in plan.dropped])
+    assert planned == every[: fill.MAX_PLACEHOLDERS]
