@@ -242,3 +242,26 @@ def test_fine_tuning_keeps_the_share_of_repository_examples_its_model_was_traine
     rc = main(["train", "--corpus", str(FIXTURES), "--init", str(init), "--out", str(tmp_path / "ft0"), "--steps", "1",
                "--batch-size", "2", "--repo-context", "0"])
     assert rc == 0 and json.loads((tmp_path / "ft0" / "ckpt" / "config.json").read_text())["examples"]["repo_p"] == 0
+
+
+def test_bf16_autocast_only_where_the_cpu_has_it(tmp_path, monkeypatch):
+    """An AVX2 CPU emulates bf16: with autocast a fine-tune step took 100 s instead of 6. Training autocasts only
+    where bf16 is native; the loss is computed in the dtype that decides."""
+    import torch
+
+    import engine.train as tr
+
+    seen = []
+    real, fast = tr.loss_fn, tr.bf16_fast
+
+    def spy(model, batch, certainty=0.0):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(model, batch, certainty)
+
+    monkeypatch.setattr(tr, "loss_fn", spy)
+    cfg = TrainConfig(batch_size=2, warmup=1, log_every=100, bf16=True)
+    for native in (False, True):
+        monkeypatch.setattr(tr, "bf16_fast", lambda device, native=native: native)
+        train(TINY, cfg, make_examples(0), TOK.special, tmp_path / str(native), max_steps=1, progress=False)
+    assert seen == [False, True]
+    assert fast(torch.device("cpu")) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
