@@ -491,6 +491,29 @@ cases[#cases + 1] = { 'checkhealth', function()
   case.lines = lines()
 end }
 
+-- Typed before the server has answered `initialize` (seconds on a loaded machine): the completion is asked for once
+-- it attaches. The first plain case, so the server is not running yet when the keys go in.
+cases[#cases + 1] = { 'typed_before_attach', plain = true, function()
+  vim.cmd('silent! %bwipeout!')
+  vim.cmd.edit(vim.fs.joinpath(dir, 'early.py'))
+  vim.bo.autoindent, vim.bo.smartindent, vim.bo.indentexpr, vim.bo.textwidth = false, false, '', 0
+  vim.api.nvim_buf_set_lines(0, 0, -1, false, SAMPLE)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local attached = false
+  vim.api.nvim_create_autocmd('LspAttach', { buffer = bufnr, once = true, callback = function() attached = true end })
+  assert(lsp.attach(bufnr), 'no client')
+  local m = #events
+  type_keys('Go# the ', function() return mode() == 'i' and vim.api.nvim_get_current_line() == '# the ' end)
+  case.typed_before_attach = not attached
+  case.request = await('an automatic completion request', function()
+    return events_since(m, 'LspRequest', function(e)
+      return e.method == 'textDocument/inlineCompletion' and e.type == 'pending'
+    end)[1]
+  end)
+  case.attached = attached
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
 -- Started as a user does: `setup({})`, the server's defaults.
 cases[#cases + 1] = { 'plain_start', plain = true, function()
   local _, client = open('plain.py', SAMPLE)

@@ -496,6 +496,14 @@ def test_status_report_is_a_short_floating_window(report: dict) -> None:
     assert c["floats_after"] == 0, "moving the cursor closes the report"
 
 
+def test_typing_before_the_server_attaches_asks_once_it_does(plain_report: dict) -> None:
+    """A trial typed a line within seconds of opening Neovim and never got a completion: the trigger was dropped
+    while the server started, and nothing asked again."""
+    c = case(plain_report, "typed_before_attach")
+    assert c["typed_before_attach"] and c["attached"], c
+    assert c["request"]["method"] == "textDocument/inlineCompletion", c
+
+
 def test_plain_setup_starts_silently(plain_report: dict) -> None:
     c = case(plain_report, "plain_start")
     assert c["init_options"] == "{}", "empty settings go out as an object"

@@ -406,6 +406,31 @@ end
 
 --- Previous mappings of our keys, to fall through to when no ghost text is shown.
 ---@type table<string, table>
+local waiting = {} ---@type table<integer, true> buffers typed into before the server attached
+--- Typing before the server has answered `initialize` (it can take seconds on a loaded machine) sent nothing, and
+--- nothing asked again: complete once the server attaches, if the user is still typing in the buffer.
+---@param bufnr integer
+local function trigger_on_attach(bufnr)
+  if waiting[bufnr] then
+    return
+  end
+  waiting[bufnr] = true
+  vim.api.nvim_create_autocmd('LspAttach', {
+    buffer = bufnr,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if not client or client.name ~= lsp.name then
+        return false
+      end
+      waiting[bufnr] = nil
+      if vim.api.nvim_get_current_buf() == bufnr and vim.api.nvim_get_mode().mode:sub(1, 1) == 'i' then
+        schedule_trigger(bufnr)
+      end
+      return true -- delete this autocmd
+    end,
+  })
+end
+
 local fallbacks = {}
 local mapped = {} ---@type string[]
 
@@ -477,8 +502,12 @@ function M.setup()
         return
       end
       M.dismiss(args.buf)
-      if config.get().auto_trigger and lsp.get_client(args.buf) then
-        schedule_trigger(args.buf)
+      if config.get().auto_trigger then
+        if lsp.get_client(args.buf) then
+          schedule_trigger(args.buf)
+        else
+          trigger_on_attach(args.buf)
+        end
       end
     end,
   })
