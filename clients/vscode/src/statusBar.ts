@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { CanvasParams } from './canvas';
-import { Progress, ServerStatus, statusText, statusTooltip } from './statusText';
+import { pollAfterMs, Progress, ServerStatus, statusText, statusTooltip } from './statusText';
 
 /** The status bar item: backend and model, last latency and tokens per forward, a spinner while denoising. */
 export class StatusBar implements vscode.Disposable {
@@ -57,7 +57,8 @@ export class StatusBar implements vscode.Disposable {
     }
     this.render();
     clearTimeout(this.poll);
-    if (this.status?.loading) this.poll = setTimeout(() => void this.refresh(), 1000); // until the model is loaded
+    const after = pollAfterMs(this.status);
+    if (after !== undefined) this.poll = setTimeout(() => void this.refresh(), after);
     return this.status;
   }
 

@@ -43,6 +43,17 @@ export interface Capabilities {
 
 export type LanguageRating = 'good' | 'fair' | 'weak';
 
+/**
+ * How long to wait before asking `diffusion/status` again by itself (undefined: not until something happens). While
+ * the model loads, or the workspace is indexed: the tooltip said "indexing, 0 of 0 files" long after the index was
+ * built, until the next completion asked.
+ */
+export function pollAfterMs(status: ServerStatus | undefined): number | undefined {
+  if (status?.loading) return 1000;
+  if (status?.repo?.indexing) return 2000;
+  return undefined;
+}
+
 /** Denoising in flight: the latest canvas seen, if any yet. */
 export interface Progress {
   step?: number;

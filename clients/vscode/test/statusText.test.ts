@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ServerStatus, shortModel, statusText, statusTooltip } from '../src/statusText';
+import { pollAfterMs, ServerStatus, shortModel, statusText, statusTooltip } from '../src/statusText';
 
 const status: ServerStatus = {
   backend: 'embedded',
@@ -91,5 +91,16 @@ describe('statusTooltip, repository context', () => {
     );
     assert.ok(tooltip.includes('indexing, 3 of 24 files'), tooltip);
     assert.ok(tooltip.includes('Last context: nothing from the workspace'), tooltip);
+  });
+});
+
+describe('pollAfterMs', () => {
+  it('asks again while the model loads or the workspace is indexed, and stops after', () => {
+    const base: ServerStatus = { backend: 'embedded', loaded: true };
+    assert.equal(pollAfterMs(undefined), undefined);
+    assert.equal(pollAfterMs({ ...base, loaded: false, loading: true }), 1000);
+    assert.equal(pollAfterMs({ ...base, repo: { budget: 256, indexing: true, indexedFiles: 0, totalFiles: 0 } }), 2000);
+    assert.equal(pollAfterMs({ ...base, repo: { budget: 256, indexing: false, files: 50 } }), undefined);
+    assert.equal(pollAfterMs(base), undefined);
   });
 });
