@@ -263,6 +263,10 @@ cases[#cases + 1] = { 'stream_accept_all', function()
   type_keys('<Tab>', function() return tick() ~= t end)
   case.after = { lines = lines(), cursor = cursor(), ghost = ghost.get(), marks = marks(ghost.ns), mode = mode() }
   type_keys('<Esc>', function() return mode() == 'n' end)
+  -- `.` repeats the insert, the accepted text with it (Go: a new last line)
+  local n_lines = #lines()
+  type_keys('.', function() return #lines() == n_lines + 1 end)
+  case.repeated = lines()
 end }
 
 cases[#cases + 1] = { 'type_through', function()

@@ -268,6 +268,9 @@ def test_ghost_text_streams_every_canvas_and_accept_all_inserts_the_result(repor
     assert after["lines"] == insert(before["lines"], row, col, item["insertText"])
     assert after["cursor"] == end_of(row, col, item["insertText"])
     assert after["marks"] == [] and after.get("ghost") is None and after["mode"] == "i"
+    # `.` repeats the insert with the accepted text, as copilot.vim's does (a trial got only the typed part)
+    accepted_line = after["lines"][row]
+    assert c["repeated"] == after["lines"] + [accepted_line], c["repeated"]
 
 
 @pytest.mark.parametrize("name,unit", [("accept_word", next_word), ("accept_line", next_line)])

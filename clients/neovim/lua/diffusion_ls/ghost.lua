@@ -309,18 +309,19 @@ function M.next_line(text)
   return text:match('^\n?[^\n]*')
 end
 
---- Insert all, the next word or the next line of the ghost text; the rest stays shown.
+--- What accepting `kind` of the shown ghost text inserts: (part, full), or nil when nothing can be accepted.
+---@param bufnr integer
 ---@param kind? "all"|"word"|"line"
----@return boolean accepted
-function M.accept(kind)
-  local bufnr = vim.api.nvim_get_current_buf()
+---@return string? part
+---@return boolean full
+local function acceptable(bufnr, kind)
   local g = state[bufnr]
   if not M.visible() or not g or not cursor_at(bufnr, g.row, g.col) then
-    return false
+    return nil, false
   end
   if vim.api.nvim_buf_get_changedtick(bufnr) ~= g.tick then
     M.dismiss(bufnr)
-    return false
+    return nil, false
   end
   local part = g.text
   if kind == 'word' then
@@ -329,23 +330,80 @@ function M.accept(kind)
     part = M.next_line(g.text)
   end
   local full = part == '' or #part >= #g.text
-  if full then
-    part = g.text
-  end
-  local lines = vim.split(part:gsub('\r\n', '\n'), '\n', { plain = true }) -- a line's text holds no "\r"
-  vim.api.nvim_buf_set_text(bufnr, g.row, g.col, g.row, g.col + (full and g.del_after or 0), lines)
-  local row = g.row + #lines - 1
-  local col = (#lines == 1 and g.col or 0) + #lines[#lines]
-  vim.api.nvim_win_set_cursor(0, { row + 1, col })
+  return (full and g.text or part):gsub('\r\n', '\n'), full -- a line's text holds no "\r"
+end
+
+--- After `part` was inserted at the ghost text's anchor: the cursor's position is the new anchor; the rest of a
+--- partly accepted ghost text stays shown.
+---@param bufnr integer
+---@param part string
+---@param full boolean
+local function accepted(bufnr, part, full)
+  local g = state[bufnr]
   own_tick[bufnr] = vim.api.nvim_buf_get_changedtick(bufnr)
-  if full then
+  if full or not g then
     M.dismiss(bufnr)
-  else
-    g.text, g.row, g.col, g.tick = g.text:sub(#part + 1), row, col, own_tick[bufnr]
-    g.line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1]
-    render(bufnr, g)
+    return
   end
+  local cur = vim.api.nvim_win_get_cursor(0)
+  g.text, g.row, g.col, g.tick = g.text:sub(#part + 1), cur[1] - 1, cur[2], own_tick[bufnr]
+  g.line = vim.api.nvim_buf_get_lines(bufnr, g.row, g.row + 1, false)[1]
+  render(bufnr, g)
+end
+
+--- Insert all, the next word or the next line of the ghost text; the rest stays shown. (The keymaps insert it as
+--- typed text instead, so that `.` repeats it: see accept_keys.)
+---@param kind? "all"|"word"|"line"
+---@return boolean accepted
+function M.accept(kind)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local part, full = acceptable(bufnr, kind)
+  if not part then
+    return false
+  end
+  local g = state[bufnr]
+  local lines = vim.split(part, '\n', { plain = true })
+  vim.api.nvim_buf_set_text(bufnr, g.row, g.col, g.row, g.col + (full and g.del_after or 0), lines)
+  vim.api.nvim_win_set_cursor(0, { g.row + #lines, (#lines == 1 and g.col or 0) + #lines[#lines] })
+  accepted(bufnr, part, full)
   return true
+end
+
+-- the text accept_keys is putting in (the expression register reads it)
+local queued ---@type { bufnr: integer, part: string, full: boolean, done: boolean? }?
+
+--- Keys that accept as if the text were typed, so that `.` repeats the insert with it: the replaced characters are
+--- deleted with <Del>, the text goes in through the expression register, literally (<C-R><C-R>: Neovim leaves what
+--- <C-R><C-O> inserts out of the repeat), and the ghost text's state follows. nil when nothing can be accepted, or
+--- for text of several lines, which auto-indent would indent twice: M.accept puts those in (not repeated by `.`).
+---@param kind? "all"|"word"|"line"
+---@return string? keys
+function M.accept_keys(kind)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local part, full = acceptable(bufnr, kind)
+  if not part or part:find('\n', 1, true) then
+    return nil
+  end
+  local g = state[bufnr]
+  local line = vim.api.nvim_get_current_line()
+  local dels = full and vim.fn.strchars(line:sub(g.col + 1, g.col + g.del_after)) or 0
+  queued = { bufnr = bufnr, part = part, full = full }
+  return vim.keycode(string.rep('<Del>', dels) .. '<C-R><C-R>=v:lua.require("diffusion_ls.ghost")._queued()<CR>'
+    .. '<Cmd>lua require("diffusion_ls.ghost")._accepted()<CR>')
+end
+
+---@private
+function M._queued()
+  return queued and queued.part or ''
+end
+
+---@private
+function M._accepted()
+  local q = queued
+  if q and not q.done and vim.api.nvim_get_current_buf() == q.bufnr then
+    q.done = true -- a repeat (`.`) runs this again: the ghost text then is not the accepted one
+    accepted(q.bufnr, q.part, q.full)
+  end
 end
 
 --- Typing what a final ghost text starts with keeps it, as Copilot and llama.vim do: the typed characters leave the
@@ -404,8 +462,6 @@ local function schedule_trigger(bufnr)
   end))
 end
 
---- Previous mappings of our keys, to fall through to when no ghost text is shown.
----@type table<string, table>
 local waiting = {} ---@type table<integer, true> buffers typed into before the server attached
 --- Typing before the server has answered `initialize` (it can take seconds on a loaded machine) sent nothing, and
 --- nothing asked again: complete once the server attaches, if the user is still typing in the buffer.
@@ -431,6 +487,8 @@ local function trigger_on_attach(bufnr)
   })
 end
 
+--- Previous mappings of our keys, to fall through to when no ghost text is shown.
+---@type table<string, table>
 local fallbacks = {}
 local mapped = {} ---@type string[]
 
@@ -469,6 +527,11 @@ local function map(lhs, action, desc, always)
     fallbacks[lhs] = prev
   end
   vim.keymap.set('i', lhs, function()
+    local kind = action:match('%.accept%("(%a+)"%)$')
+    local keys = kind and M.accept_keys(kind)
+    if keys then
+      return keys
+    end
     if always or M.visible() then
       return vim.keycode(('<Cmd>lua %s<CR>'):format(action))
     end
