@@ -136,6 +136,21 @@ def spm_context(prefix: str, suffix: str, tok: TokenizerLike, budget: int, suffi
             sp.fim_middle]
 
 
+def context_lines(text: str, at: int, tok: TokenizerLike, budget: int, suffix_share: float = 0.25,
+                  between: bool = False) -> tuple[int, int]:
+    """The lines [first, last) of `text` that the context of a hole at `at` keeps, whole or in part (spm_context, or
+    around_context when the canvas goes `between`): the rest of the file is what repository context may add from
+    it (infill.retrieval)."""
+    if between:
+        prefix_ids, suffix_ids = around_context(text[:at], text[at:], tok, budget, suffix_share)
+    else:
+        ids = spm_context(text[:at], text[at:], tok, budget, suffix_share)
+        cut = ids.index(tok.special.fim_prefix)
+        prefix_ids, suffix_ids = ids[cut + 1 : -1], ids[1:cut]
+    kept_prefix, kept_suffix = len(tok.decode(prefix_ids)), len(tok.decode(suffix_ids))
+    return text.count("\n", 0, max(0, at - kept_prefix)), text.count("\n", 0, min(len(text), at + kept_suffix)) + 1
+
+
 def _prefix_ids(tok: TokenizerLike, lines: list[str], cap: int) -> list[int]:
     """The prefix's kept lines. The lines above the cursor's are chosen as if the cursor's line took CURSOR_RESERVE
     tokens, so typing on it does not move the first kept line (which would change every id after the suffix and

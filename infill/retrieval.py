@@ -276,11 +276,23 @@ def cursor_terms(text: str, offset: int, lang: str | None) -> Terms:
 
 
 def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int, int], str | None],
-           recent: Sequence[tuple[Chunk, frozenset[str]]] = (), k: int = SNIPPETS) -> list[Chunk]:
+           recent: Sequence[tuple[Chunk, frozenset[str]]] = (), k: int = SNIPPETS,
+           shown: tuple[int, int] | None = None) -> list[Chunk]:
     """Chunks for a cursor with these terms in the file `key`, best first: definitions of the names used near it
-    (those of the files it imports first: the import says which of the workspace's `area`s it means) interleaved
-    with the snippets most similar to its lines (index windows, and `recent` chunks with their words), its own file
+    (its own file's first, then those of the files it imports: the import says which of the workspace's `area`s it
+    means) interleaved with the snippets most similar to its lines (index windows, and `recent` chunks with their
+    words). `shown`: the lines [first, last) of its own file that the context holds already; the rest of the file is
+    a source like any other (most names a hole lacks are defined elsewhere in its own file). None: its own file is
     left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
+
+    def own_hidden(line: int, size: int) -> bool:  # a part of the own file the context does not show
+        return shown is not None and (line + size <= shown[0] or line >= shown[1])
+
+    own: dict[str, list[Definition]] = {}
+    if shown is not None:
+        for d in index.file_defs(key):
+            if own_hidden(d.line, d.signature.count("\n") + 1):
+                own.setdefault(d.name, []).append(d)
     imported = index.resolve(key, terms.imports)
     taken: dict[str, set[str]] = {}  # imported file -> the names imported from it by name
     for fkey, i in imported:
@@ -299,6 +311,8 @@ def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int
             top = [d for d in index.file_defs(fkey) if not d.signature[:1].isspace()]
             defs += [Chunk(index.rel(fkey), d.signature, "definition", d.line) for d in top[:MODULE_DEFS]]
     for name in terms.names:
+        for d in own.get(name, ()):
+            defs.append(Chunk(index.rel(key), d.signature, "definition", d.line))
         for _, fkey, d in sorted(named.get(name, ()), key=lambda t: t[0]):
             defs.append(Chunk(index.rel(fkey), d.signature, "definition", d.line))
         for fkey, d in index.lookup(name, key):
@@ -306,8 +320,9 @@ def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int
         if len(defs) >= k:
             break
     scored: list[tuple[float, Chunk]] = []
-    for score, fkey, line in index.search(terms.query, key, k):
-        if score < MIN_SCORE:
+    for score, fkey, line in (index.search(terms.query, key, k) if shown is None else
+                              index.search(terms.query, None, 2 * k)):  # the shown part of the own file goes
+        if score < MIN_SCORE or fkey == key and not own_hidden(line, WINDOW_LINES):
             continue
         body = window_text(fkey, line, WINDOW_LINES)
         if body:

@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.tokenizer import Tokenizer
 from engine.train import Example
 from infill import retrieval
-from infill.canvas import spm_context
+from infill.canvas import context_lines, spm_context
 from infill.repo_context import repo_context
 from infill.spans import Span, syntax_spans
 
@@ -180,19 +180,30 @@ class ExampleStream:
         members = self._index(self._repo_pkg)[2]
         return self.rng.choices(members, weights=[self._weights[j] for j in members])[0]
 
-    def repo_ids(self, i: int, text: str, span: Span, budget: int) -> list[int]:
+    def repo_ids(self, i: int, text: str, span: Span, budget: int, context_budget: int, suffix_share: float
+                 ) -> list[int]:
         """Repository context for a hole of file i, as the server builds it for a cursor at the hole's start: the
-        document as the user sees it (the middle not written yet), its own file left out."""
+        document as the user sees it (the middle not written yet), the part of it the file context (spm_context of
+        `context_budget`, `suffix_share`) leaves out included. Meanwhile the index holds that document for the file,
+        so no chunk of it holds the middle."""
         f = self.files[i]
         if len(self._packages.get(f.package, ())) < 2:
             return []
         index, lines, _ = self._index(f.package)
+        key = f.path or f"file{i}"
         doc = text[:span.start] + text[span.end:]
+        own = doc.splitlines(keepends=True)
 
-        def window(key: str, line: int, size: int) -> str | None:
-            return "".join(lines.get(key, [])[line:line + size]) or None
+        def window(k: str, line: int, size: int) -> str | None:
+            return "".join((own if k == key else lines.get(k, []))[line:line + size]) or None
 
-        chunks = retrieval.select(index, f.path or f"file{i}", retrieval.cursor_terms(doc, span.start, f.lang), window)
+        shown = context_lines(doc, span.start, self.tok, context_budget, suffix_share)
+        index.add(Path(key), key, doc, 0.0)
+        try:
+            chunks = retrieval.select(index, key, retrieval.cursor_terms(doc, span.start, f.lang), window,
+                                      shown=shown)
+        finally:
+            index.add(Path(key), key, f.text, 0.0)
         return repo_context(chunks, self.tok, budget)
 
     def make(self, text: str, span: Span, repo_of: int | None = None) -> Example | None:
@@ -202,9 +213,10 @@ class ExampleStream:
         if not middle or len(middle) > cfg.max_middle:
             return None
         budget = rng.randint(cfg.min_budget, cfg.max_budget)
-        repo = [] if repo_of is None else self.repo_ids(repo_of, text, span, rng.randint(64, max(64, cfg.repo_budget)))
-        ctx = repo + spm_context(text[:span.start], text[span.end:], self.tok, budget,
-                                 suffix_share=rng.uniform(0.1, 0.5))
+        share = rng.uniform(0.1, 0.5)
+        repo = [] if repo_of is None else self.repo_ids(repo_of, text, span, rng.randint(64, max(64, cfg.repo_budget)),
+                                                        budget, share)
+        ctx = repo + spm_context(text[:span.start], text[span.end:], self.tok, budget, suffix_share=share)
         m = len(middle)
         r = rng.random()
         if r < cfg.all_pad_p:

@@ -52,6 +52,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from engine.sampler import Cancelled, SampleStats
+from infill.canvas import context_lines
 from infill.document import Document, PositionError
 from server import fill, logs
 from server.config import NATIVE, SECTION, Settings, parse_settings
@@ -350,9 +351,11 @@ class DiffusionLanguageServer(LanguageServer):
             return want
         return max(0, min(want, room - budget - max_tokens - self.settings.block_size - 8))
 
-    def repo_ids(self, uri: str, text: str, at: int | None, target: Any, budget: int) -> list[int]:
+    def repo_ids(self, uri: str, text: str, at: int | None, target: Any, budget: int, context_budget: int
+                 ) -> list[int]:
         """The repository context for a cursor (engine thread): documents edited elsewhere since the last fill are
-        indexed and enter the ring first, then infill.repo_context lays out what server.workspace selects."""
+        indexed and enter the ring first, then infill.repo_context lays out what server.workspace selects, the part
+        of the document's own file that the file context (`context_budget` tokens) leaves out included."""
         self.repo_last = None
         path = _path(uri)
         if at is None or budget <= 0 or path is None or target.prompter is not None:
@@ -363,7 +366,9 @@ class DiffusionLanguageServer(LanguageServer):
             if p is not None:
                 docs[str(p)] = d.text
         self.repo.leave_others(path, docs)
-        sel = self.repo.select(path, text, at, docs)
+        shown = context_lines(text, at, target.tok, context_budget, between=target.between) if target.steppable \
+            else None
+        sel = self.repo.select(path, text, at, docs, shown=shown)
         ids, used = self.repo.layout(sel.chunks, target.tok, budget)
         self.repo_last = {"tokens": len(ids), "selectMs": round(sel.ms, 2), "reused": sel.reused,
                           "indexing": self.repo.indexing,
@@ -451,7 +456,8 @@ class DiffusionLanguageServer(LanguageServer):
                 raise Cancelled()
             try:
                 target = fill.target(backend)
-                repo = self.repo_ids(doc.uri, snapshot, at, target, self.repo_budget(budget, max_tokens, room))
+                repo = self.repo_ids(doc.uri, snapshot, at, target, self.repo_budget(budget, max_tokens, room),
+                                     budget)
                 plan = fill.fit(make_plan(target, budget, max_tokens, repo), target, room)
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None

@@ -405,6 +405,11 @@ class Workspace:
         else:
             self.index.add(path, self.rel(path), text, mtime)
 
+    def reindex(self, path: Path, text: str) -> None:
+        """Index a file from this text now, on the caller's thread (the evaluation: a hole's file as it is without
+        its middle, so that no chunk of it holds the answer)."""
+        self._index_file(path, text)
+
     def _progress(self, phase: str, done: int, total: int) -> None:
         if self.on_progress is not None:
             self.on_progress(phase, done, total)
@@ -437,23 +442,27 @@ class Workspace:
         return "".join(lines[line : line + size]) or None
 
     def select(self, path: Path, text: str, offset: int, docs: dict[str, str] | None = None,
-               k: int = SNIPPETS) -> Selection:
+               k: int = SNIPPETS, shown: tuple[int, int] | None = None) -> Selection:
         """Chunks for a cursor, best first: definitions of the names used near it interleaved with the snippets
-        most similar to its lines (index windows and ring chunks), its own file left out. `docs`: open documents'
-        texts by file key (read instead of the disk). Reused while the query, the index and the ring are unchanged.
-        """
+        most similar to its lines (index windows and ring chunks). `shown`: the lines of its own file the context
+        holds (infill.canvas.context_lines): the rest of that file is a source too; None: its own file is left out.
+        `docs`: open documents' texts by file key (read instead of the disk). Reused while the query, the window,
+        the index and the ring are unchanged."""
         docs = docs or {}
         key = str(path)
         terms = retrieval.cursor_terms(text, offset, language_for(path.name))  # unchanged: the last one is reused
-        sel_key = (terms, self.index.generation, self.ring_generation)
+        sel_key = (terms, shown, self.index.generation, self.ring_generation)
         last = self._last.get(key)
         if last is not None and last[0] == sel_key:
             return Selection(last[1].chunks, 0.0, reused=True)
         t0 = time.perf_counter()
         with self._ring_lock:
-            recent = [(r.chunk, r.words) for r in self.ring.items if r.key != key]
+            recent = [(r.chunk, r.words) for r in self.ring.items
+                      if r.key != key or shown is not None and (r.chunk.line + self.ring.lines <= shown[0]
+                                                                or r.chunk.line >= shown[1])]
         chunks = retrieval.select(self.index, key, terms,
-                                  lambda fkey, line, size: self._window_text(fkey, line, size, docs), recent, k)
+                                  lambda fkey, line, size: self._window_text(fkey, line, size, docs), recent, k,
+                                  shown)
         sel = Selection(chunks, (time.perf_counter() - t0) * 1e3)
         self._last[key] = (sel_key, sel)
         if len(self._last) > 64:

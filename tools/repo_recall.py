@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.backend import EmbeddedBackend  # noqa: E402
+from infill.canvas import context_lines  # noqa: E402
 from infill.repo_context import identifiers  # noqa: E402
 from server import fill  # noqa: E402
 from server import repo_eval as rev  # noqa: E402
@@ -26,7 +27,7 @@ from server.config import Settings  # noqa: E402
 from server.workspace import Ring  # noqa: E402
 
 
-def recall(corpus: Path, budgets: list[int], backend, settings: Settings) -> dict:
+def recall(corpus: Path, budgets: list[int], backend, settings: Settings, own_file: bool = True) -> dict:
     tasks = rev.repo_tasks(corpus)
     runner = rev.Runner(backend, settings)
     target = fill.target(backend)
@@ -43,8 +44,10 @@ def recall(corpus: Path, budgets: list[int], backend, settings: Settings) -> dic
         for p in siblings[: rev.OPEN_SIBLINGS]:
             docs[str(p)] = p.read_text(encoding="utf-8", errors="replace")
             ws.opened(p, docs[str(p)])
+        ws.reindex(t.path, text)  # the hole's file without its middle, as server.repo_eval does
+        shown = context_lines(text, at, target.tok, budget) if own_file else None
         t0 = time.perf_counter()
-        sel = ws.select(t.path, text, at, docs)
+        sel = ws.select(t.path, text, at, docs, shown=shown)
         ms.append((time.perf_counter() - t0) * 1e3)
         plan = fill.plan_cursor(text, at, t.lang, target, budget, max_tokens)
         own = target.tok.decode(list(plan.canvas.context_ids)) if plan.canvas else text
@@ -67,9 +70,11 @@ def main() -> int:
     p.add_argument("corpus", nargs="+", type=Path)
     p.add_argument("--budgets", type=int, nargs="+", default=[128, 256, 512])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-own-file", action="store_true",
+                   help="leave the hole's own file out of the chunks (as the selection did before)")
     args = p.parse_args()
     backend, settings = EmbeddedBackend(threads=1), Settings()
-    out = [recall(c, args.budgets, backend, settings) for c in args.corpus]
+    out = [recall(c, args.budgets, backend, settings, not args.no_own_file) for c in args.corpus]
     if args.json:
         print(json.dumps({"command": "python tools/repo_recall.py " + " ".join(sys.argv[1:]), "results": out},
                          indent=1))

@@ -265,3 +265,24 @@ def test_bf16_autocast_only_where_the_cpu_has_it(tmp_path, monkeypatch):
         train(TINY, cfg, make_examples(0), TOK.special, tmp_path / str(native), max_steps=1, progress=False)
     assert seen == [False, True]
     assert fast(torch.device("cpu")) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_repository_examples_take_the_part_of_their_own_file_the_context_leaves_out_and_never_the_middle():
+    """As serving does (infill.retrieval `shown`): a definition far up the example's own file is repository context;
+    the middle is not, though the package's index holds the whole file."""
+    from infill.spans import Span
+
+    long = ("def rescale_locally(value_in_units, factor_of_scale):\n    return value_in_units * factor_of_scale\n\n\n"
+            + "".join(f"setting_{i} = {i}\n" for i in range(300))
+            + "\n\nanswer = rescale_locally(unmistakable_middle_argument, 2)\n")
+    files = [SourceFile(long, "python", "pkg/long.py", "pkg"),
+             SourceFile("def other_helper(x):\n    return x\n", "python", "pkg/other.py", "pkg")]
+    stream = ExampleStream(files, TOK, ExampleConfig(repo_p=1.0, repo_budget=256, max_budget=200), seed=0)
+    at = long.index("unmistakable")
+    ex = stream.make(long, Span(at, at + len("unmistakable_middle_argument, 2"), "arguments"), 0)
+    assert ex is not None
+    text = TOK.decode(ex.context[: ex.context.index(TOK.special.fim_suffix)])
+    assert "pkg/long.py" in text and "def rescale_locally(value_in_units, factor_of_scale)" in text
+    assert "unmistakable_middle_argument" not in text
+    index = stream._index("pkg")[0]
+    assert [d.name for d in index.file_defs("pkg/long.py")] == ["rescale_locally"]  # the whole file is back

@@ -49,7 +49,14 @@ FILES = {
     # four more `convert`s, indexed first: the index keeps only a few definitions of a name across files
     **{f"alt/units_{i}.py": f"def convert(text_{i}):\n    return text_{i}\n" for i in range(4)},
 }
-INDEXED = {"lib/geometry.py", "main.py", "keep.tmp.py", "lib/units.py", *(f"alt/units_{i}.py" for i in range(4))}
+# a long file: its first definition is far above the cursor at its end, out of the file context's reach
+FAR = ("def scale_by_ratio(value_in_units, ratio_of_scale):\n    return value_in_units * ratio_of_scale\n\n\n"
+       + "".join(f"setting_{i} = {i}\n" for i in range(400))
+       + "\n\ndef near_helper(item_count):\n    return item_count\n\n\ndef use(v):\n"
+       + "    return near_helper(1) + scale_by_ratio(")
+FILES["far.py"] = FAR + "\n"
+INDEXED = {"lib/geometry.py", "main.py", "keep.tmp.py", "lib/units.py", "far.py",
+           *(f"alt/units_{i}.py" for i in range(4))}
 # (and lib/blob.py is binary: skipped)
 BIG_FILES = 3000  # the folder added later: indexing it takes seconds, a short fill a fraction of one
 
@@ -159,6 +166,20 @@ async def test_a_definition_from_another_file_reaches_the_context(repo, workspac
     status = await repo.status()
     assert status["contextTokens"] > ctx["tokens"]  # the chunks, then the SPM context, in what was prefilled
     assert text  # a completion came back with it
+
+
+async def test_a_definition_far_up_the_same_file_reaches_the_context(repo, workspace):
+    """Most names a hole lacks are defined elsewhere in its own file (tools/repo_recall.py): the part of the file the
+    file context does not show is a source too, and the part it shows is not given twice."""
+    await indexed(repo)
+    uri = open_file(repo, workspace, "far.py", FAR)
+    line = FAR.count("\n")
+    _, ctx = await complete(repo, uri, line, len(FAR) - FAR.rfind("\n") - 1, "repo-own")
+    own = [c for c in ctx["chunks"] if c["path"] == "far.py"]
+    assert any(c["kind"] == "definition" and c["text"] == "def scale_by_ratio(value_in_units, ratio_of_scale):"
+               for c in own), ctx["chunks"]
+    assert all(c["line"] < 300 for c in own), own  # nothing from the lines the file context holds
+    assert not any("near_helper" in c["text"] for c in own)
 
 
 async def test_the_module_a_document_imports_decides_which_definition_it_gets(repo, workspace):
