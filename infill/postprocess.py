@@ -145,14 +145,14 @@ def finalize(
     line_prefix = prefix[max(prefix.rfind("\n"), prefix.rfind("\r")) + 1 :]
     fill = trim_trailing_whitespace(fill, suffix)
     fill = dedupe_suffix(fill, suffix)
-    if lang == "python" and situation not in ("comment", "rest_of_line", "expression", "arguments", "control_header"):
-        fill = normalize_indent(fill, line_prefix, line_prefix if indent is None else indent, unit)
-    elif line_prefix and not line_prefix.strip():
+    if line_prefix and not line_prefix.strip():
         # after the line's indentation, a lead shorter than one indent unit is a token's space (` var`), not a level
-        # (a trial's JavaScript fills all landed one column too deep)
+        # (a trial's JavaScript fills all landed one column too deep; Python's failed to parse)
         lead = len(fill) - len(fill.lstrip(" \t"))
         if 0 < lead < len(unit):
             fill = fill[lead:]
+    if lang == "python" and situation not in ("comment", "rest_of_line", "expression", "arguments", "control_header"):
+        fill = normalize_indent(fill, line_prefix, line_prefix if indent is None else indent, unit)
     if lang is not None and lang != "python":
         fill = _EMPTY_STATEMENTS.sub(";", fill)
     fill = truncate_to_syntax(prefix, fill, suffix, lang)

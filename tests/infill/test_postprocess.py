@@ -100,3 +100,11 @@ def test_a_fill_after_the_indentation_loses_a_tokens_space_and_repeated_semicolo
     assert finalize(prefix, "for (;;) { break; }", suffix, "javascript", "new_statement", unit="  ") == \
         "for (;;) { break; }"
     assert finalize("x =", " 1;;", "\n", "javascript", "rest_of_line", unit="  ") == " 1;"  # not after indentation
+
+
+def test_a_python_fill_after_the_indentation_loses_a_tokens_space_too():
+    """A re-check found Python placeholder fills (` return re.compile(...)`) refused as parse errors: one column
+    too deep is an unexpected indent."""
+    prefix = 'def f(x):\n    """doc."""\n    '
+    for situation in ("statement", "new_statement", "empty_body"):
+        assert finalize(prefix, " return x", "\n", "python", situation, "    ", "    ") == "return x", situation
