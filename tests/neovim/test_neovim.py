@@ -433,8 +433,12 @@ def fill_message(edits: list[dict], kept: list[dict]) -> str:
     by_reason: dict[str, list[int]] = {}
     for k in kept:
         by_reason.setdefault(k["reason"], []).append(k["range"]["start"]["line"] + 1)
-    parts = "; ".join(f"{r} (line{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls))})"
-                      for r, ls in by_reason.items())
+
+    def listed(ls: list[int]) -> str:  # at most 6 line numbers a reason
+        return ", ".join(map(str, ls[:6])) + (f" and {len(ls) - 6} more" if len(ls) > 6 else "")
+
+    ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))  # the commonest first (a stable sort)
+    parts = "; ".join(f"{r} (line{'s' if len(ls) > 1 else ''} {listed(ls)})" for r, ls in ranked)
     return (f"diffusion-ls: filled {len(edits) or 'none'} of {total} placeholder{'s' if total != 1 else ''}; "
             f"kept {len(kept)}: {parts}")
 

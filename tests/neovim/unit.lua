@@ -392,6 +392,14 @@ sent.on_result(nil, { version = 3, edits = {}, kept = {
 eq(lines(), FILL, 'none filled: nothing changes')
 eq(notes, { { 'diffusion-ls: filled none of 3 placeholders; kept 3: the model\'s answer was empty (lines 2, 8); '
   .. 'the answer would add parse errors: `x = (` (line 5)', WARN } }, 'none filled')
+do -- the commonest reason first, at most 6 line numbers each
+  local many = { { range = range(0, 0, 0, 3), reason = 'too far' } }
+  for i = 1, 9 do
+    many[#many + 1] = { range = range(i * 10, 0, i * 10, 3), reason = 'past the first 32' }
+  end
+  eq(rewrite.fill_message(0, many), 'diffusion-ls: filled none of 10 placeholders; kept 10: past the first 32 (lines '
+    .. '11, 21, 31, 41, 51, 61 and 3 more); too far (line 1)', 'ranked and capped')
+end
 notes = {}
 rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = { { range = range(1, 4, 1, 7), newText = 'return 2' } } }, sent.req)

@@ -304,6 +304,8 @@ function M.code_action(command, ctx)
   M.rewrite(bufnr, { srow = srow, scol = scol, erow = erow, ecol = ecol }, nil, type(a.mode) == 'string' and a.mode or nil)
 end
 
+local FILL_LINES = 6 -- line numbers listed per reason in a fill's report
+
 --- The fill's report: how many placeholders were filled, and which were kept as they were, and why.
 ---@param filled integer
 ---@param kept { range: lsp.Range, reason: string }[]
@@ -326,11 +328,23 @@ function M.fill_message(filled, kept)
     local l = lines[reason]
     l[#l + 1] = k.range and k.range.start and k.range.start.line + 1 or nil
   end
+  -- the commonest reason first, a few lines each: 800 placeholders kept for another request must not hide behind
+  -- the line numbers of another reason (a trial's message showed only those)
+  local order = {} ---@type table<string, integer>
+  for i, reason in ipairs(reasons) do
+    order[reason] = i
+  end
+  table.sort(reasons, function(a, b)
+    return #lines[a] ~= #lines[b] and #lines[a] > #lines[b] or #lines[a] == #lines[b] and order[a] < order[b]
+  end)
   local parts = {}
   for _, reason in ipairs(reasons) do
     local l = lines[reason]
-    parts[#parts + 1] = #l == 0 and reason
-      or ('%s (line%s %s)'):format(reason, #l > 1 and 's' or '', table.concat(l, ', '))
+    local shown = table.concat(vim.list_slice(l, 1, FILL_LINES), ', ')
+    if #l > FILL_LINES then
+      shown = ('%s and %d more'):format(shown, #l - FILL_LINES)
+    end
+    parts[#parts + 1] = #l == 0 and reason or ('%s (line%s %s)'):format(reason, #l > 1 and 's' or '', shown)
   end
   return ('diffusion-ls: filled %s of %d placeholder%s; kept %d: %s'):format(
     filled == 0 and 'none' or tostring(filled), total, total == 1 and '' or 's', #kept, table.concat(parts, '; ')),
