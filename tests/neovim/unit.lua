@@ -287,6 +287,14 @@ rewrite.rewrite(0, SEL)
 sent.on_result(nil, { edit = vim.NIL, version = 3, reason = 'the answer would add parse errors: `out = [`' }, sent.req)
 eq({ rewrite.has_preview(0), lines() }, { false, SRC }, 'null edit: no preview, buffer unchanged')
 eq(notes, { { 'diffusion-ls: rewrite refused: the answer would add parse errors: `out = [`', WARN } }, 'null edit')
+-- a selection the server cannot take (InvalidParams): said as it says it, a warning, not a failure
+notes = {}
+rewrite.rewrite(0, SEL)
+sent.on_result({ code = -32602, message = 'the selection is 900 tokens, more than a rewrite may write (256, '
+  .. 'maxTokens): select less' }, nil, sent.req)
+eq({ rewrite.has_preview(0), lines() }, { false, SRC }, 'invalid: no preview, buffer unchanged')
+eq(notes, { { 'diffusion-ls: cannot rewrite: the selection is 900 tokens, more than a rewrite may write (256, '
+  .. 'maxTokens): select less', WARN } }, 'cannot rewrite')
 -- an accepted rewrite still works
 notes = {}
 rewrite.rewrite(0, SEL)

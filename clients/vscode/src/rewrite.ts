@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { BaseLanguageClient } from 'vscode-languageclient';
+import { ErrorCodes, ResponseError } from 'vscode-languageclient/node';
 import { CanvasParams, PendingRewrite, PreviewRow, rewritePreview } from './canvas';
 import { SegmentDecorations } from './decorate';
 import {
@@ -122,7 +123,12 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       if (this.session !== session) return;
       this.reject();
       if (!session.tokens.token.isCancellationRequested) {
-        void vscode.window.showErrorMessage(`Diffusion: rewrite failed: ${String(error)}`);
+        // InvalidParams: the server cannot take the selection as asked (too long: select less), and says why
+        if (error instanceof ResponseError && error.code === ErrorCodes.InvalidParams) {
+          void vscode.window.showWarningMessage(`Diffusion: cannot rewrite: ${error.message}`);
+        } else {
+          void vscode.window.showErrorMessage(`Diffusion: rewrite failed: ${String(error)}`);
+        }
       }
     }
   }

@@ -6,6 +6,8 @@ local status = require('diffusion_ls.status')
 
 local M = {}
 
+local INVALID_PARAMS = -32602 -- JSON-RPC: the server cannot take the request as asked, and says why
+
 M.ns = vim.api.nvim_create_namespace('diffusion_ls.rewrite')
 
 require('diffusion_ls.highlights').set()
@@ -191,7 +193,9 @@ function M.start(bufnr, sel, instruction, mode)
       end
       if err or not result or not value(result.edit) then
         M.reject(bufnr)
-        if err and err.code ~= -32800 then
+        if err and err.code == INVALID_PARAMS then -- a request the server says why it cannot take (select less)
+          lsp.say('diffusion-ls: cannot rewrite: ' .. (err.message or ''), vim.log.levels.WARN)
+        elseif err and err.code ~= -32800 then
           lsp.say('diffusion-ls: rewrite failed: ' .. (err.message or ''), vim.log.levels.ERROR)
         elseif result and not err then
           local reason = value(result.reason) or p.refused or 'no edit'
@@ -365,7 +369,9 @@ function M.fill(bufnr, sel)
     lsp.request(client, bufnr, 'diffusion/infill', params, function(err, result, req)
       vim.api.nvim_echo({ { '' } }, false, {})
       if err then
-        lsp.say('diffusion-ls: fill failed: ' .. (err.message or ''), vim.log.levels.ERROR)
+        local invalid = err.code == INVALID_PARAMS -- nothing to fill there: the user's to change, not a failure
+        lsp.say('diffusion-ls: ' .. (invalid and '' or 'fill failed: ') .. (err.message or ''),
+          invalid and vim.log.levels.WARN or vim.log.levels.ERROR)
         return
       end
       if not result or not lsp.is_current(req, result.version) then
