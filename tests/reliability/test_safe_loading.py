@@ -6,6 +6,8 @@ string or comment is not a call), and checked on the running server:
   `trustRemoteCode` setting, off by default); nothing imports pickle (or dill, joblib, marshal, shelve);
 - nothing calls eval / exec / compile (settings and model configs are data, validated, never run); the evaluation
   runner executes candidate programs in a sandboxed subprocess, from a string it writes there, not in this process;
+  the one `compile` is the edit guard's check that Python code still compiles (infill/_syntax.py), whose code object
+  is thrown away unrun (the call is a statement of its own);
 - no network library is imported outside the remote backends (vLLM, Mercury), `diffusion-ls doctor` (which asks a
   vLLM server the user names) and the sandbox (whose socket use is the code that switches networking off inside it);
   the running server, after a fill, holds no internet socket.
@@ -113,9 +115,16 @@ def test_weights_load_with_safetensors():
                     assert _kw(c, "use_safetensors") is True, f"{rel}:{c.lineno} {name} may unpickle weights"
 
 
+COMPILE_TO_CHECK = {"infill/_syntax.py"}  # python_compiles: compiled to see whether it compiles, never run
+
+
 def test_nothing_is_evaluated_or_executed():
+    def discarded(tree: ast.AST) -> set[int]:  # calls whose result no code can reach: `compile(...)` as a statement
+        return {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)}
+
     bad = [f"{rel}:{c.lineno} {_name(c.func)}" for rel, tree in SOURCES for c in calls(tree)
-           if isinstance(c.func, ast.Name) and c.func.id in RUNNERS]
+           if isinstance(c.func, ast.Name) and c.func.id in RUNNERS
+           and not (c.func.id == "compile" and rel in COMPILE_TO_CHECK and id(c) in discarded(tree))]
     assert not bad, f"eval/exec/compile in the server's code: {bad}"
 
 
