@@ -317,7 +317,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
 
 def bf16_fast(device: torch.device) -> bool:
     """Whether bf16 autocast speeds training up here: a GPU with bf16, or a CPU with native bf16 (AVX512-BF16, AMX).
-    Elsewhere the CPU emulates it: a matrix product took 34x as long on an AVX2 machine, and a fine-tune step 100 s."""
+    Elsewhere the CPU emulates it, many times slower than float32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:

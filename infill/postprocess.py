@@ -147,7 +147,6 @@ def finalize(
     fill = dedupe_suffix(fill, suffix)
     if line_prefix and not line_prefix.strip():
         # after the line's indentation, a lead shorter than one indent unit is a token's space (` var`), not a level
-        # (a trial's JavaScript fills all landed one column too deep; Python's failed to parse)
         lead = len(fill) - len(fill.lstrip(" \t"))
         if 0 < lead < len(unit):
             fill = fill[lead:]

@@ -163,8 +163,7 @@ def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_
     return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed, repo=repo)
 
 
-MAX_PLACEHOLDERS = 32  # one request fills the first this many: one canvas holds no more, and sizing each costs (a
-#                       trial's fill-all of a 5 MB file with 626 placeholders spent 21 s sizing them, and fitted 5)
+MAX_PLACEHOLDERS = 32  # one request fills the first this many: one canvas holds no more, and sizing each costs
 
 
 def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str | None, tok, budget: int,
@@ -206,8 +205,7 @@ def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget:
         raise ValueError(f"unknown rewrite mode {mode!r}; 'regenerate' or 'refine'")
     t = _target(tok)
     if 0 <= start <= end <= len(text):
-        # a selection longer than a fill may write would come back cut short, or as something else entirely (a trial
-        # had a 358k-char line rewritten as one import)
+        # a selection longer than a fill may write would come back cut short, or as something else entirely
         n = token_counter(t.sizing)([text[start:end]])[0]
         if n > max_tokens:
             raise ValueError(f"the selection is {n} tokens, more than a rewrite may write ({max_tokens}, maxTokens): "

@@ -323,8 +323,8 @@ class Workspace:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """While an engine job (a fill, the model's loading) runs, indexing waits between files: sharing 2 cores and
-        the interpreter with it made a trial's completions 3-10x slower while a big workspace was indexed."""
+        """While an engine job (a fill, the model's loading) runs, indexing waits between files: it would share the
+        cores and the interpreter with the completion the user is waiting for."""
         with self._idle:
             self._holds += 1
         try:

@@ -44,9 +44,8 @@ export interface Capabilities {
 export type LanguageRating = 'good' | 'fair' | 'weak';
 
 /**
- * How long to wait before asking `diffusion/status` again by itself (undefined: not until something happens). While
- * the model loads, or the workspace is indexed: the tooltip said "indexing, 0 of 0 files" long after the index was
- * built, until the next completion asked.
+ * How long to wait before asking `diffusion/status` again by itself (undefined: not until something happens): while
+ * the model loads or the workspace is indexed, nothing else would ask once they are done.
  */
 export function pollAfterMs(status: ServerStatus | undefined): number | undefined {
   if (status?.loading) return 1000;

@@ -332,8 +332,8 @@ function M.fill_message(filled, kept)
     local l = lines[reason]
     l[#l + 1] = k.range and k.range.start and k.range.start.line + 1 or nil
   end
-  -- the commonest reason first, a few lines each: 800 placeholders kept for another request must not hide behind
-  -- the line numbers of another reason (a trial's message showed only those)
+  -- the commonest reason first, a few lines each: hundreds of placeholders kept for another request must not hide
+  -- behind the line numbers of another reason
   local order = {} ---@type table<string, integer>
   for i, reason in ipairs(reasons) do
     order[reason] = i
