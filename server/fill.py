@@ -204,8 +204,9 @@ def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget:
     if mode not in ("regenerate", "refine"):
         raise ValueError(f"unknown rewrite mode {mode!r}; 'regenerate' or 'refine'")
     t = _target(tok)
-    if 0 <= start <= end <= len(text):
-        # a selection longer than a fill may write would come back cut short, or as something else entirely
+    if mode == "regenerate" and 0 <= start <= end <= len(text):
+        # written anew from masks, a selection longer than a fill may write would come back cut short, or as something
+        # else entirely (refine starts from the selection's own tokens: only the model's positions bound it)
         n = token_counter(t.sizing)([text[start:end]])[0]
         if n > max_tokens:
             raise ValueError(f"the selection is {n} tokens, more than a rewrite may write ({max_tokens}, maxTokens): "

@@ -181,12 +181,13 @@ def test_a_broken_model_is_reported_with_what_to_do_and_the_server_stays_up(serv
     count("faults", model_faults=1)
 
 
-def test_requests_past_the_models_positions_fail_alone_with_the_reason(server: Server):
-    """A rewrite of a selection longer than a fill may write (it would come back cut short) is refused with the
-    reason before any forward, and the next requests are served. A contextBudget past the positions is cut to fit;
-    of 120 placeholders close together the first 32 share them, the rest are kept for another request; and
-    placeholders too far apart for one canvas are filled in the longest run that fits, the others kept with the
-    reason."""
+def test_an_engine_exception_fails_that_request_only(server: Server):
+    """A refine of a selection longer than the embedded model's positions (its tokens are the canvas): the engine
+    raises during that job; the request fails with the reason, the next ones are served. Regenerated from masks, the
+    same selection is longer than a fill may write: refused with the reason before any forward. A contextBudget past
+    the positions is cut to fit; of 120 placeholders close together the first 32 share them, the rest are kept for
+    another request; and placeholders too far apart for one canvas are filled in the longest run that fits, the
+    others kept with the reason."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
@@ -200,6 +201,13 @@ def test_requests_past_the_models_positions_fail_alone_with_the_reason(server: S
 
     whole = {"start": {"line": 0, "character": 0}, "end": {"line": long_text.count("\n"), "character": 0}}
     got = server.call("diffusion/rewrite", {"textDocument": {"uri": big}, "range": whole, "mode": "refine"})
+    error = got["error"]
+    assert error["code"] == REQUEST_FAILED and "the fill failed" in error["message"]
+    assert "beyond the model's max_seq_len 1536" in error["message"], error
+    logged = [p["message"] for _, p in w.notes("window/logMessage", seen) if p["type"] == ERROR]
+    assert any(m.startswith("rewrite for file:///faults/long.py v1 failed") for m in logged), logged
+    seen = len(w.log)
+    got = server.call("diffusion/rewrite", {"textDocument": {"uri": big}, "range": whole, "mode": "regenerate"})
     error = got["error"]
     assert error["code"] == INVALID_PARAMS, error
     assert re.fullmatch(r"the selection is \d+ tokens, more than a rewrite may write \(\d+, maxTokens\): select less",

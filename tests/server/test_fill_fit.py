@@ -61,7 +61,8 @@ def test_a_single_hole_longer_than_the_model_is_left_to_fail():
     assert positions(plan) > ROOM
     assert fill.fit(plan, TOK, ROOM) is plan  # nothing to drop: the engine refuses it, with the reason
     with pytest.raises(ValueError, match=r"the selection is \d+ tokens, more than a rewrite may write \(256"):
-        fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "refine")  # the server's cap comes first
+        fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "regenerate")  # written from masks: refused
+    assert fill.plan_rewrite(text, 10, len(text), "python", TOK, 384, 256, "refine").holes  # its own tokens: planned
 
 
 def test_placeholders_past_the_cap_are_left_for_another_request():
