@@ -189,6 +189,18 @@ eq(lines(), { 'x = foo(a, b', '    c)', 'y = 1' }, 'the last line replaces the "
 eq(ghost.get(), nil, 'all accepted')
 eq(marks(), {}, 'nothing drawn')
 
+-- a CRLF buffer's answer (the server writes its line breaks): a partial accept leaves exactly the rest, no stray byte
+vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'x = foo()', 'y = 1' })
+vim.api.nvim_win_set_cursor(0, { 1, 8 })
+ghost.trigger()
+sent.on_result(nil, { items = { { insertText = 'a,\r\n    b', range = range(0, 8, 0, 8) } } }, sent.req)
+ghost.accept('line')
+eq(lines()[1], 'x = foo(a,)', 'the first line accepted, without the "\\r" of its line break')
+eq(ghost.get().text, '\r\n    b', 'the rest left')
+ghost.accept('word')
+eq(lines(), { 'x = foo(a,', '    b)', 'y = 1' }, 'the CRLF line break went in as a line break')
+eq(ghost.get(), nil, 'all accepted, nothing left over')
+
 -- typing what the ghost text starts with keeps it (no new request); anything else does not
 -- (the cursor sits on a ")" after the hole: in this normal-mode test a column past the line's end is not kept)
 vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'z = )', 'y = 1' })

@@ -306,22 +306,24 @@ end
 ---@param text string
 ---@return string
 function M.next_line(text)
-  return text:match('^\n?[^\n]*')
+  return text:match('^\r?\n?[^\r\n]*') -- a CRLF text's "\r" belongs to the line break, not to the line
 end
 
---- What accepting `kind` of the shown ghost text inserts: (part, full), or nil when nothing can be accepted.
+--- What accepting `kind` of the shown ghost text inserts: (part, full, used), or nil when nothing can be accepted.
+--- `used`: the bytes of the ghost text it takes (the part before its "\r\n" became "\n").
 ---@param bufnr integer
 ---@param kind? "all"|"word"|"line"
 ---@return string? part
 ---@return boolean full
+---@return integer used
 local function acceptable(bufnr, kind)
   local g = state[bufnr]
   if not M.visible() or not g or not cursor_at(bufnr, g.row, g.col) then
-    return nil, false
+    return nil, false, 0
   end
   if vim.api.nvim_buf_get_changedtick(bufnr) ~= g.tick then
     M.dismiss(bufnr)
-    return nil, false
+    return nil, false, 0
   end
   local part = g.text
   if kind == 'word' then
@@ -330,15 +332,16 @@ local function acceptable(bufnr, kind)
     part = M.next_line(g.text)
   end
   local full = part == '' or #part >= #g.text
-  return (full and g.text or part):gsub('\r\n', '\n'), full -- a line's text holds no "\r"
+  part = full and g.text or part
+  return (part:gsub('\r\n', '\n')), full, #part -- a line's text holds no "\r"
 end
 
 --- After `part` was inserted at the ghost text's anchor: the cursor's position is the new anchor; the rest of a
 --- partly accepted ghost text stays shown.
 ---@param bufnr integer
----@param part string
+---@param used integer bytes of the ghost text accepted
 ---@param full boolean
-local function accepted(bufnr, part, full)
+local function accepted(bufnr, used, full)
   local g = state[bufnr]
   own_tick[bufnr] = vim.api.nvim_buf_get_changedtick(bufnr)
   if full or not g then
@@ -346,7 +349,7 @@ local function accepted(bufnr, part, full)
     return
   end
   local cur = vim.api.nvim_win_get_cursor(0)
-  g.text, g.row, g.col, g.tick = g.text:sub(#part + 1), cur[1] - 1, cur[2], own_tick[bufnr]
+  g.text, g.row, g.col, g.tick = g.text:sub(used + 1), cur[1] - 1, cur[2], own_tick[bufnr]
   g.line = vim.api.nvim_buf_get_lines(bufnr, g.row, g.row + 1, false)[1]
   render(bufnr, g)
 end
@@ -357,7 +360,7 @@ end
 ---@return boolean accepted
 function M.accept(kind)
   local bufnr = vim.api.nvim_get_current_buf()
-  local part, full = acceptable(bufnr, kind)
+  local part, full, used = acceptable(bufnr, kind)
   if not part then
     return false
   end
@@ -365,12 +368,12 @@ function M.accept(kind)
   local lines = vim.split(part, '\n', { plain = true })
   vim.api.nvim_buf_set_text(bufnr, g.row, g.col, g.row, g.col + (full and g.del_after or 0), lines)
   vim.api.nvim_win_set_cursor(0, { g.row + #lines, (#lines == 1 and g.col or 0) + #lines[#lines] })
-  accepted(bufnr, part, full)
+  accepted(bufnr, used, full)
   return true
 end
 
 -- the text accept_keys is putting in (the expression register reads it)
-local queued ---@type { bufnr: integer, part: string, full: boolean, done: boolean? }?
+local queued ---@type { bufnr: integer, part: string, full: boolean, used: integer, done: boolean? }?
 
 --- Keys that accept as if the text were typed, so that `.` repeats the insert with it: the replaced characters are
 --- deleted with <Del>, the text goes in through the expression register, literally (<C-R><C-R>: Neovim leaves what
@@ -380,14 +383,14 @@ local queued ---@type { bufnr: integer, part: string, full: boolean, done: boole
 ---@return string? keys
 function M.accept_keys(kind)
   local bufnr = vim.api.nvim_get_current_buf()
-  local part, full = acceptable(bufnr, kind)
+  local part, full, used = acceptable(bufnr, kind)
   if not part or part:find('\n', 1, true) then
     return nil
   end
   local g = state[bufnr]
   local line = vim.api.nvim_get_current_line()
   local dels = full and vim.fn.strchars(line:sub(g.col + 1, g.col + g.del_after)) or 0
-  queued = { bufnr = bufnr, part = part, full = full }
+  queued = { bufnr = bufnr, part = part, full = full, used = used }
   return vim.keycode(string.rep('<Del>', dels) .. '<C-R><C-R>=v:lua.require("diffusion_ls.ghost")._queued()<CR>'
     .. '<Cmd>lua require("diffusion_ls.ghost")._accepted()<CR>')
 end
@@ -402,7 +405,7 @@ function M._accepted()
   local q = queued
   if q and not q.done and vim.api.nvim_get_current_buf() == q.bufnr then
     q.done = true -- a repeat (`.`) runs this again: the ghost text then is not the accepted one
-    accepted(q.bufnr, q.part, q.full)
+    accepted(q.bufnr, q.used, q.full)
   end
 end
 
