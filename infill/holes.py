@@ -447,15 +447,14 @@ def _meant_empty(text: str, at: int, lang: str | None, reach: int = 200) -> bool
     if lang != "python":
         return False
     end = text.rfind("\n", 0, at)
-    header = None
+    in_decorators = False  # above the `def` line: its decorators
     for _ in range(reach):
         if end < 0:
             return False
         start = text.rfind("\n", 0, end) + 1
         line = text[start:end]
-        if header is None:
-            if _DEF_LINE.match(line):
-                header = start
+        if not in_decorators:
+            in_decorators = bool(_DEF_LINE.match(line))
         elif line.lstrip().startswith("@"):
             if _MEANT_EMPTY.match(line):
                 return True

@@ -275,6 +275,12 @@ def cursor_terms(text: str, offset: int, lang: str | None) -> Terms:
                  tuple(imp.parse(text, lang)), m.group(1) if m else "")
 
 
+def hidden(shown: tuple[int, int] | None, line: int, size: int) -> bool:
+    """Whether lines [line, line + size) of a cursor's own file lie outside the `shown` lines its context holds
+    (None: the own file is left out, so nothing of it counts as hidden)."""
+    return shown is not None and (line + size <= shown[0] or line >= shown[1])
+
+
 def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int, int], str | None],
            recent: Sequence[tuple[Chunk, frozenset[str]]] = (), k: int = SNIPPETS,
            shown: tuple[int, int] | None = None) -> list[Chunk]:
@@ -284,14 +290,10 @@ def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int
     words). `shown`: the lines [first, last) of its own file that the context holds already; the rest of the file is
     a source like any other (most names a hole lacks are defined elsewhere in its own file). None: its own file is
     left out. `window_text(file key, line, lines)` gives a window's text (None: gone)."""
-
-    def own_hidden(line: int, size: int) -> bool:  # a part of the own file the context does not show
-        return shown is not None and (line + size <= shown[0] or line >= shown[1])
-
     own: dict[str, list[Definition]] = {}
     if shown is not None:
         for d in index.file_defs(key):
-            if own_hidden(d.line, d.signature.count("\n") + 1):
+            if hidden(shown, d.line, d.signature.count("\n") + 1):
                 own.setdefault(d.name, []).append(d)
     imported = index.resolve(key, terms.imports)
     taken: dict[str, set[str]] = {}  # imported file -> the names imported from it by name
@@ -322,7 +324,7 @@ def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int
     scored: list[tuple[float, Chunk]] = []
     for score, fkey, line in (index.search(terms.query, key, k) if shown is None else
                               index.search(terms.query, None, 2 * k)):  # the shown part of the own file goes
-        if score < MIN_SCORE or fkey == key and not own_hidden(line, WINDOW_LINES):
+        if score < MIN_SCORE or fkey == key and not hidden(shown, line, WINDOW_LINES):
             continue
         body = window_text(fkey, line, WINDOW_LINES)
         if body:

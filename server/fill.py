@@ -25,7 +25,17 @@ from typing import Any, cast
 from engine.backend import Backend, InfillBackend
 from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
 from infill import guard
-from infill.canvas import Canvas, build_canvas, canvas_to_text, heal_text, lf, newline_of, render_partial, with_newline
+from infill.canvas import (
+    Canvas,
+    build_canvas,
+    canvas_to_text,
+    context_lines,
+    heal_text,
+    lf,
+    newline_of,
+    render_partial,
+    with_newline,
+)
 from infill.holes import (
     Hole,
     find_hole,
@@ -166,6 +176,12 @@ def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_
 MAX_PLACEHOLDERS = 32  # one request fills the first this many: one canvas holds no more, and sizing each costs
 
 
+def shown_lines(target: Target, text: str, at: int, budget: int) -> tuple[int, int] | None:
+    """The lines of `text` that the file context of a cursor at `at` holds (infill.canvas.context_lines), as the
+    target lays it out; None where the backend builds its own requests (the server cannot tell)."""
+    return context_lines(text, at, target.tok, budget, between=target.between) if target.steppable else None
+
+
 def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str | None, tok, budget: int,
                 max_tokens: int, repo: Sequence[int] = ()) -> Plan:
     """Several holes in one canvas: each empty range is a cursor hole; a non-empty range gives the placeholders it
@@ -174,19 +190,17 @@ def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str |
     """
     t = _target(tok)
     holes: list[Hole] = []
-    spans: list[tuple[int, int]] = []
-    if ranges is None:
-        spans = placeholder_ranges(text, lang)
-    else:
-        for start, end in ranges:
-            if start == end:
-                holes.append(find_hole(text, start, lang, t.sizing))
-                continue
-            inside = placeholder_ranges(text, lang, (start, end))
-            if inside:
-                spans += inside
-            else:
-                holes.append(rewrite_hole(start, end, text, t.sizing))
+    every = placeholder_ranges(text, lang) if ranges is None or any(a != b for a, b in ranges) else []
+    spans: list[tuple[int, int]] = every if ranges is None else []
+    for start, end in ranges or ():
+        if start == end:
+            holes.append(find_hole(text, start, lang, t.sizing))
+            continue
+        inside = [(a, b) for a, b in every if start <= a and b <= end]
+        if inside:
+            spans += inside
+        else:
+            holes.append(rewrite_hole(start, end, text, t.sizing))
     spans = sorted(set(spans))
     holes += [placeholder_hole(text, start, end, lang, t.sizing) for start, end in spans[:MAX_PLACEHOLDERS]]
     holes = _disjoint(sorted(holes, key=lambda h: (h.start, h.end)))

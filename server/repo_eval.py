@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from infill import evaluate as ev
-from infill.canvas import context_lines
 from infill.repo_context import identifiers
 from server import fill
 from server.config import Settings
@@ -130,8 +129,7 @@ class Runner:
                 docs[str(p)] = p.read_text(encoding="utf-8", errors="replace")
                 ws.opened(p, docs[str(p)])
             ws.reindex(task.path, text)  # the hole's file as the user has it: no chunk of it holds the middle
-            shown = context_lines(text, at, target.tok, budget, between=target.between) if target.steppable else None
-            sel = ws.select(task.path, text, at, docs, shown=shown)
+            sel = ws.select(task.path, text, at, docs, shown=fill.shown_lines(target, text, at, budget))
             select_ms = sel.ms
             ids, used = ws.layout(sel.chunks, target.tok, rbudget)
         plan = fill.fit(fill.plan_cursor(text, at, task.lang, target, budget, max_tokens, repo=ids), target, room)

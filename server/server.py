@@ -52,7 +52,6 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from engine.sampler import Cancelled, SampleStats
-from infill.canvas import context_lines
 from infill.document import Document, PositionError
 from server import fill, logs
 from server.config import NATIVE, SECTION, Settings, parse_settings
@@ -366,9 +365,7 @@ class DiffusionLanguageServer(LanguageServer):
             if p is not None:
                 docs[str(p)] = d.text
         self.repo.leave_others(path, docs)
-        shown = context_lines(text, at, target.tok, context_budget, between=target.between) if target.steppable \
-            else None
-        sel = self.repo.select(path, text, at, docs, shown=shown)
+        sel = self.repo.select(path, text, at, docs, shown=fill.shown_lines(target, text, at, context_budget))
         ids, used = self.repo.layout(sel.chunks, target.tok, budget)
         self.repo_last = {"tokens": len(ids), "selectMs": round(sel.ms, 2), "reused": sel.reused,
                           "indexing": self.repo.indexing,

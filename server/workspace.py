@@ -458,8 +458,7 @@ class Workspace:
         t0 = time.perf_counter()
         with self._ring_lock:
             recent = [(r.chunk, r.words) for r in self.ring.items
-                      if r.key != key or shown is not None and (r.chunk.line + self.ring.lines <= shown[0]
-                                                                or r.chunk.line >= shown[1])]
+                      if r.key != key or retrieval.hidden(shown, r.chunk.line, self.ring.lines)]
         chunks = retrieval.select(self.index, key, terms,
                                   lambda fkey, line, size: self._window_text(fkey, line, size, docs), recent, k,
                                   shown)

@@ -19,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.backend import EmbeddedBackend  # noqa: E402
-from infill.canvas import context_lines  # noqa: E402
 from infill.repo_context import identifiers  # noqa: E402
 from server import fill  # noqa: E402
 from server import repo_eval as rev  # noqa: E402
@@ -45,7 +44,7 @@ def recall(corpus: Path, budgets: list[int], backend, settings: Settings, own_fi
             docs[str(p)] = p.read_text(encoding="utf-8", errors="replace")
             ws.opened(p, docs[str(p)])
         ws.reindex(t.path, text)  # the hole's file without its middle, as server.repo_eval does
-        shown = context_lines(text, at, target.tok, budget) if own_file else None
+        shown = fill.shown_lines(target, text, at, budget) if own_file else None
         t0 = time.perf_counter()
         sel = ws.select(t.path, text, at, docs, shown=shown)
         ms.append((time.perf_counter() - t0) * 1e3)

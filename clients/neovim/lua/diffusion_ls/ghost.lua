@@ -373,7 +373,7 @@ function M.accept(kind)
 end
 
 -- the text accept_keys is putting in (the expression register reads it)
-local queued ---@type { bufnr: integer, part: string, full: boolean, used: integer, done: boolean? }?
+local queued ---@type { bufnr: integer, part: string, full: boolean, used: integer }?
 
 --- Keys that accept as if the text were typed, so that `.` repeats the insert with it: the replaced characters are
 --- deleted with <Del>, the text goes in through the expression register, literally (<C-R><C-R>: Neovim leaves what
@@ -403,8 +403,8 @@ end
 ---@private
 function M._accepted()
   local q = queued
-  if q and not q.done and vim.api.nvim_get_current_buf() == q.bufnr then
-    q.done = true -- a repeat (`.`) runs this again: the ghost text then is not the accepted one
+  queued = nil -- a repeat (`.`) replays the inserted text, not this: the text is read once
+  if q and vim.api.nvim_get_current_buf() == q.bufnr then
     accepted(q.bufnr, q.used, q.full)
   end
 end
