@@ -450,7 +450,8 @@ cases[#cases + 1] = { 'rewrite_refused', function()
   case.accepted = { lines = lines(), marks = marks(rewrite.ns), tick = tick() }
 end }
 
---- :DiffusionFill on a file; what the server answered, what landed in the buffer, and what the user was told.
+--- :DiffusionFill on a file; what the server answered, the preview, what landed in the buffer on the accept key, what
+--- one undo leaves, and what the user was told.
 local function fill_case(name, text)
   open(name, text)
   case.original = lines()
@@ -459,8 +460,19 @@ local function fill_case(name, text)
   case.result = await('the fill result', function()
     return events_since(n, 'DiffusionLsFillResult')[1]
   end)
-  case.after = { lines = lines() }
   case.notifications = vim.list_slice(notifications, m + 1)
+  case.preview = { lines = lines(), marks = marks(rewrite.ns), pending = rewrite.has_preview(0) }
+  if case.preview.pending then
+    vim.api.nvim_input('\\da') -- the accept key, <leader>da
+    await('the fill accepted', function()
+      return not rewrite.has_preview(0)
+    end)
+  end
+  case.after = { lines = lines(), marks = marks(rewrite.ns) }
+  if case.preview.pending then
+    vim.cmd('undo')
+    case.undone = { lines = lines() }
+  end
 end
 
 cases[#cases + 1] = { 'fill_placeholders', function()

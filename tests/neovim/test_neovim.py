@@ -425,11 +425,15 @@ def test_a_refused_rewrite_clears_the_preview_and_says_why(report: dict) -> None
     assert c["accepted"]["lines"] == original and c["accepted"]["tick"] == after["tick"], "nothing to accept"
 
 
+KEYS = "<leader>da accept, <leader>dx reject"
+
+
 def fill_message(edits: list[dict], kept: list[dict]) -> str:
     """The fill report, written out independently of rewrite.lua."""
     total = len(edits) + len(kept)
+    s = "s" if total != 1 else ""
     if not kept:
-        return f"diffusion-ls: filled {total} placeholder{'s' if total != 1 else ''}"
+        return f"diffusion-ls: filled {total} placeholder{s}: {KEYS}"
     by_reason: dict[str, list[int]] = {}
     for k in kept:
         by_reason.setdefault(k["reason"], []).append(k["range"]["start"]["line"] + 1)
@@ -439,20 +443,33 @@ def fill_message(edits: list[dict], kept: list[dict]) -> str:
 
     ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))  # the commonest first (a stable sort)
     parts = "; ".join(f"{r} (line{'s' if len(ls) > 1 else ''} {listed(ls)})" for r, ls in ranked)
-    return (f"diffusion-ls: filled {len(edits) or 'none'} of {total} placeholder{'s' if total != 1 else ''}; "
-            f"kept {len(kept)}: {parts}")
+    head = (f"filled {len(edits)} of {total} placeholder{s}: {KEYS}" if edits
+            else f"filled none of {total} placeholder{s}")
+    return f"diffusion-ls: {head}; kept {len(kept)}: {parts}"
 
 
 @pytest.mark.parametrize("name", ["fill_placeholders", "fill_partly"])
-def test_fill_applies_the_edits_and_reports_the_kept_placeholders(report: dict, name: str) -> None:
+def test_fill_previews_the_edits_applies_them_on_accept_and_reports_the_kept(report: dict, name: str) -> None:
     c = case(report, name)
     original, edits, kept = c["original"], c["result"]["edits"], c["result"]["kept"]
     holes = sorted(original[r["start"]["line"]][r["start"]["character"]:r["end"]["character"]]
                    for r in [e["range"] for e in edits] + [k["range"] for k in kept])
     assert holes == ["...", "pass"], "every placeholder is either filled or kept"
-    assert c["after"]["lines"] == apply_edits(original, edits), "only the edits are applied"
     level = 3 if kept else 2
     assert c["notifications"] == [{"msg": fill_message(edits, kept), "level": level}]
+    preview = c["preview"]
+    assert preview["lines"] == original, "nothing changes before accept"
+    assert preview["pending"] == bool(edits), "a preview to accept exactly when something was filled"
+    removed = sorted((m["row"], m["col"], m["end_row"], m["end_col"]) for m in preview["marks"]
+                     if m.get("hl_group") == "DiffusionLsRemoved")
+    assert removed == sorted((e["range"]["start"]["line"], e["range"]["start"]["character"], e["range"]["end"]["line"],
+                              e["range"]["end"]["character"]) for e in edits), "each filled placeholder marked"
+    shown = [m for m in preview["marks"] if m.get("virt_lines")]
+    assert len(shown) == len(edits) and all(KEYS in m["virt_text"][0][0] for m in shown), "how to accept, at each"
+    assert c["after"]["lines"] == apply_edits(original, edits), "on accept, only the edits are applied"
+    assert c["after"]["marks"] == []
+    if edits:
+        assert c["undone"]["lines"] == original, "one undo takes the whole fill back"
 
 
 def test_fill_cases_cover_both_filled_and_kept_placeholders(report: dict) -> None:

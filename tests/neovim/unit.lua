@@ -384,23 +384,60 @@ rewrite.rewrite(0, SEL, 'shorter')
 eq({ #asked, sent.params.instruction, notes }, { 0, 'shorter', {} }, 'unknown capabilities')
 rewrite.reject()
 
--- fill: only `edits` are applied; the kept placeholders are reported with their reasons and lines
+-- fill: the `edits` are previewed, each placeholder marked removed with its fill below it; nothing changes before
+-- accept, which applies them all as one undo step; the kept placeholders are reported with their reasons and lines
 local FILL = { 'def a():', '    ...', '', 'def b():', '    pass', '', 'def c():', '    ...' }
+local KEYS = '<leader>da accept, <leader>dx reject'
 vim.api.nvim_buf_set_lines(0, 0, -1, false, FILL)
 notes = {}
 rewrite.fill(0)
 eq({ sent.method, sent.params.ranges }, { 'diffusion/infill', nil }, 'fill the buffer')
+eq(rewrite.accept(), false, 'nothing to accept while the fill runs')
+eq(notes, { { 'diffusion-ls: the fill is still running', WARN } }, 'fill pending')
+notes = {}
 sent.on_result(nil, {
   version = 3,
-  edits = { { range = range(1, 4, 1, 7), newText = 'return 1' } },
+  edits = { { range = range(1, 4, 1, 7), newText = 'return 1' }, { range = range(4, 4, 4, 8), newText = 'return 2' } },
   kept = {
-    { range = range(4, 4, 4, 8), reason = 'the answer is the same as the text it would replace' },
     { range = range(7, 4, 7, 7), reason = 'the answer is the same as the text it would replace' },
   },
 }, sent.req)
-eq(lines(), { 'def a():', '    return 1', '', 'def b():', '    pass', '', 'def c():', '    ...' }, 'only the edit')
-eq(notes, { { 'diffusion-ls: filled 1 of 3 placeholders; kept 2: the answer is the same as the text it would replace '
-  .. '(lines 5, 8)', WARN } }, 'filled 1 of 3')
+eq(lines(), FILL, 'previewed: nothing applied before accept')
+eq(rewrite.has_preview(0), true, 'a fill to accept')
+local drawn = {}
+for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, rewrite.ns, 0, -1, { details = true })) do
+  local d = m[4]
+  if d.hl_group == 'DiffusionLsRemoved' then
+    drawn[#drawn + 1] = { 'removed', m[2], m[3], d.end_row, d.end_col }
+  else
+    drawn[#drawn + 1] = { d.virt_lines[1][1][1], d.virt_text[1][1] }
+  end
+end
+eq(drawn, {
+  { '    return 1', ' fill 1 of 2: ' .. KEYS .. ' (all of them)' }, { 'removed', 1, 4, 1, 7 },
+  { '    return 2', ' fill 2 of 2: ' .. KEYS .. ' (all of them)' }, { 'removed', 4, 4, 4, 8 },
+}, 'each placeholder removed, its line as it would become below it')
+eq(notes, { { 'diffusion-ls: filled 2 of 3 placeholders: ' .. KEYS .. '; kept 1: the answer is the same as the text '
+  .. 'it would replace (line 8)', WARN } }, 'filled 2 of 3')
+eq(rewrite.accept(), true, 'accepted')
+eq(lines(), { 'def a():', '    return 1', '', 'def b():', '    return 2', '', 'def c():', '    ...' }, 'only the edits')
+eq(preview_marks(), {}, 'the preview is gone')
+vim.cmd('undo')
+eq(lines(), FILL, 'one undo step takes the whole fill back')
+-- rejected: nothing changes; typing drops the preview too
+notes = {}
+rewrite.fill(0)
+sent.on_result(nil, { version = 3, edits = { { range = range(1, 4, 1, 7), newText = 'return 1' } }, kept = {} },
+  sent.req)
+eq(rewrite.reject(), true, 'rejected')
+eq({ lines(), preview_marks(), rewrite.has_preview(0) }, { FILL, {}, false }, 'rejected: the buffer as it was')
+-- stopped while it runs: the request is cancelled and its late answer ignored
+rewrite.fill(0)
+local running = sent
+eq(rewrite.reject(), true, 'stopped')
+eq(running.req.cancelled, true, 'the fill request is cancelled')
+running.on_result(nil, { version = 3, edits = { { range = range(1, 4, 1, 7), newText = 'return 1' } } }, running.req)
+eq({ lines(), preview_marks(), rewrite.has_preview(0) }, { FILL, {}, false }, 'a late answer after stop: nothing')
 vim.api.nvim_buf_set_lines(0, 0, -1, false, FILL)
 notes = {}
 rewrite.fill(0)
@@ -409,7 +446,7 @@ sent.on_result(nil, { version = 3, edits = {}, kept = {
   { range = range(4, 4, 4, 8), reason = 'the answer would add parse errors: `x = (`' },
   { range = range(7, 4, 7, 7), reason = 'the model\'s answer was empty' },
 } }, sent.req)
-eq(lines(), FILL, 'none filled: nothing changes')
+eq({ lines(), rewrite.has_preview(0) }, { FILL, false }, 'none filled: nothing changes, nothing to accept')
 eq(notes, { { 'diffusion-ls: filled none of 3 placeholders; kept 3: the model\'s answer was empty (lines 2, 8); '
   .. 'the answer would add parse errors: `x = (` (line 5)', WARN } }, 'none filled')
 do -- the commonest reason first, at most 6 line numbers each
@@ -423,8 +460,9 @@ end
 notes = {}
 rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = { { range = range(1, 4, 1, 7), newText = 'return 2' } } }, sent.req)
-eq(lines()[2], '    return 2', 'an answer without kept (older server)')
-eq(notes, { { 'diffusion-ls: filled 1 placeholder', INFO } }, 'all filled')
+eq(rewrite.accept(), true, 'an answer without kept (older server)')
+eq(lines()[2], '    return 2', 'applied on accept')
+eq(notes, { { 'diffusion-ls: filled 1 placeholder: ' .. KEYS, INFO } }, 'all filled')
 notes = {}
 rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = {}, kept = {} }, sent.req)

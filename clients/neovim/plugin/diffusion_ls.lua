@@ -26,13 +26,13 @@ command('DiffusionAccept', function()
   if not require('diffusion_ls.rewrite').accept() then
     require('diffusion_ls.ghost').accept('all')
   end
-end, { desc = 'diffusion-ls: accept the rewrite preview or the ghost text' })
+end, { desc = 'diffusion-ls: accept the rewrite or fill preview, or the ghost text' })
 
 command('DiffusionReject', function()
   if not require('diffusion_ls.rewrite').reject() then
     require('diffusion_ls.ghost').dismiss()
   end
-end, { desc = 'diffusion-ls: reject the rewrite preview or dismiss the ghost text' })
+end, { desc = 'diffusion-ls: reject the rewrite or fill preview (or stop it), or dismiss the ghost text' })
 
 command('DiffusionStatus', function()
   require('diffusion_ls.status').report()

@@ -1,4 +1,5 @@
---- Select-and-rewrite with a streamed preview (accept / reject), and filling every placeholder (diffusion/infill).
+--- Select-and-rewrite with a streamed preview, and filling every placeholder (diffusion/infill) with a preview; each
+--- changes the buffer only on accept.
 local config = require('diffusion_ls.config')
 local ghost = require('diffusion_ls.ghost')
 local lsp = require('diffusion_ls.lsp')
@@ -18,12 +19,16 @@ require('diffusion_ls.highlights').set()
 ---@field erow integer
 ---@field ecol integer byte column, exclusive
 
----@class diffusion_ls.Preview
----@field req? diffusion_ls.Request
+---@class diffusion_ls.Part one range of the buffer and the text it becomes
 ---@field sel diffusion_ls.Selection
----@field text string the rewritten text so far (final once `edit` is set)
+---@field text string the new text so far (final once the preview's `edits` are set)
 ---@field masks? integer[][] still-masked ranges of `text` (UTF-16 code units)
----@field edit? lsp.TextEdit the result, applied on accept
+
+---@class diffusion_ls.Preview a rewrite (one part) or a fill (a part per placeholder), shown until accepted or rejected
+---@field kind 'rewrite'|'fill'
+---@field req? diffusion_ls.Request
+---@field parts diffusion_ls.Part[] what is drawn; a fill has none until its answer
+---@field edits? lsp.TextEdit[] the result, applied on accept
 ---@field refused? string the server refused the result (the last canvas said why); nothing is drawn
 ---@field step integer
 
@@ -65,21 +70,28 @@ local function lsp_range(bufnr, sel, enc)
   return { start = lsp.to_lsp(bufnr, sel.srow, sel.scol, enc), ['end'] = lsp.to_lsp(bufnr, sel.erow, sel.ecol, enc) }
 end
 
---- Draw the preview: the selection marked as removed, the lines it becomes as virtual lines below it.
+--- How to accept or reject a preview, by the keys the user has.
+---@return string
+local function keys()
+  local km = config.get().keymaps
+  return ('%s accept, %s reject'):format(km.rewrite_accept or ':DiffusionAccept', km.rewrite_reject or ':DiffusionReject')
+end
+
+--- Draw one part: its range marked as removed, the lines it becomes as virtual lines below it, `hint` at their end.
 ---@param bufnr integer
----@param p diffusion_ls.Preview
-local function render(bufnr, p)
-  vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
-  local sel = p.sel
+---@param part diffusion_ls.Part
+---@param hint string
+local function render_part(bufnr, part, hint)
+  local sel = part.sel
   local first = vim.api.nvim_buf_get_lines(bufnr, sel.srow, sel.srow + 1, false)[1] or ''
   local last = vim.api.nvim_buf_get_lines(bufnr, sel.erow, sel.erow + 1, false)[1] or ''
   local prefix, suffix = first:sub(1, sel.scol), last:sub(sel.ecol + 1)
   local shift = vim.str_utfindex(prefix, 'utf-16')
   local masks = {}
-  for _, m in ipairs(p.masks or {}) do
+  for _, m in ipairs(part.masks or {}) do
     masks[#masks + 1] = { m[1] + shift, m[2] + shift }
   end
-  local lines = ghost.chunks(prefix .. p.text .. suffix, masks, 'DiffusionLsAdded', 'DiffusionLsMasked')
+  local lines = ghost.chunks(prefix .. part.text .. suffix, masks, 'DiffusionLsAdded', 'DiffusionLsMasked')
   for i, chunks in ipairs(lines) do
     if #chunks == 0 then
       lines[i] = { { '', 'DiffusionLsAdded' } }
@@ -92,17 +104,29 @@ local function render(bufnr, p)
     hl_eol = true,
     priority = 200,
   })
-  local km = config.get().keymaps
-  local hint = (' rewriting... step %d'):format(p.step)
-  if p.edit then
-    hint = (' rewrite ready: %s accept, %s reject'):format(
-      km.rewrite_accept or ':DiffusionAccept', km.rewrite_reject or ':DiffusionReject')
-  end
   vim.api.nvim_buf_set_extmark(bufnr, M.ns, sel.erow, 0, {
     virt_lines = lines,
     virt_text = { { hint, 'DiffusionLsHint' } },
     virt_text_pos = 'eol',
   })
+end
+
+--- Draw the preview: every part, each with what to do with it.
+---@param bufnr integer
+---@param p diffusion_ls.Preview
+local function render(bufnr, p)
+  vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  for i, part in ipairs(p.parts) do
+    local hint
+    if p.kind == 'fill' then -- every placeholder says it, as the fills may be screens apart
+      hint = (' fill %d of %d: %s (all of them)'):format(i, #p.parts, keys())
+    elseif p.edits then
+      hint = ' rewrite ready: ' .. keys()
+    else
+      hint = (' rewriting... step %d'):format(p.step)
+    end
+    render_part(bufnr, part, hint)
+  end
 end
 
 --- Remove the preview of a buffer and cancel its request; the buffer is untouched.
@@ -114,6 +138,9 @@ function M.reject(bufnr)
   previews[bufnr] = nil
   if p then
     lsp.cancel(p.req)
+    if p.kind == 'fill' and not p.edits then
+      vim.api.nvim_echo({ { '' } }, false, {}) -- its "filling, step N"
+    end
   end
   if vim.api.nvim_buf_is_valid(bufnr) then
     vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
@@ -121,7 +148,7 @@ function M.reject(bufnr)
   return p ~= nil
 end
 
---- Apply the finished rewrite as one undoable change.
+--- Apply the finished rewrite or fill as one undoable change.
 ---@param bufnr? integer
 ---@return boolean applied
 function M.accept(bufnr)
@@ -130,18 +157,18 @@ function M.accept(bufnr)
   if not p then
     return false
   end
-  if not p.edit then
-    lsp.say('diffusion-ls: the rewrite is still running', vim.log.levels.WARN)
+  if not p.edits then
+    lsp.say(('diffusion-ls: the %s is still running'):format(p.kind), vim.log.levels.WARN)
     return false
   end
   if not lsp.is_current(p.req) then
     M.reject(bufnr)
-    lsp.say('diffusion-ls: the buffer changed, rewrite dropped', vim.log.levels.WARN)
+    lsp.say(('diffusion-ls: the buffer changed, %s dropped'):format(p.kind), vim.log.levels.WARN)
     return false
   end
   M.reject(bufnr)
-  vim.go.undolevels = vim.go.undolevels -- close the undo block: the rewrite is one undo step
-  vim.lsp.util.apply_text_edits({ p.edit }, bufnr, p.req.client.offset_encoding)
+  vim.go.undolevels = vim.go.undolevels -- close the undo block: the edit is one undo step
+  vim.lsp.util.apply_text_edits(p.edits, bufnr, p.req.client.offset_encoding)
   return true
 end
 
@@ -179,7 +206,7 @@ function M.start(bufnr, sel, instruction, mode)
       instruction = instruction ~= '' and instruction or nil,
     }
     ---@type diffusion_ls.Preview
-    local p = { sel = sel, text = '', step = 0 }
+    local p = { kind = 'rewrite', parts = { { sel = sel, text = '' } }, step = 0 }
     previews[bufnr] = p
     local function mine(req, version)
       return previews[bufnr] == p and lsp.is_current(req, version)
@@ -191,6 +218,7 @@ function M.start(bufnr, sel, instruction, mode)
         end
         return
       end
+      local part = p.parts[1]
       if err or not result or not value(result.edit) then
         M.reject(bufnr)
         if err and err.code == INVALID_PARAMS then -- a request the server says why it cannot take (select less)
@@ -208,7 +236,7 @@ function M.start(bufnr, sel, instruction, mode)
         })
         return
       end
-      p.edit, p.text, p.masks = result.edit, result.edit.newText, nil
+      p.edits, part.text, part.masks = { result.edit }, result.edit.newText, nil
       render(bufnr, p)
       vim.api.nvim_exec_autocmds('User', {
         pattern = 'DiffusionLsRewriteResult',
@@ -216,10 +244,10 @@ function M.start(bufnr, sel, instruction, mode)
         data = { bufnr = bufnr, id = req.id, edit = result.edit },
       })
     end, function(canvas, req)
-      if p.edit or not mine(req, canvas.version) then
+      if p.edits or not mine(req, canvas.version) then
         return
       end
-      p.text, p.masks, p.step = canvas.text, canvas.masks, canvas.step
+      p.parts[1].text, p.parts[1].masks, p.step = canvas.text, canvas.masks, canvas.step
       if canvas.done and type(value(canvas.reason)) == 'string' then
         -- Refused: not shown as a result; the preview stays empty until the answer says why.
         p.refused = canvas.reason
@@ -310,7 +338,8 @@ end
 
 local FILL_LINES = 6 -- line numbers listed per reason in a fill's report
 
---- The fill's report: how many placeholders were filled, and which were kept as they were, and why.
+--- The fill's report: how many placeholders were filled (shown to accept or reject), and which were kept as they were,
+--- and why.
 ---@param filled integer
 ---@param kept { range: lsp.Range, reason: string }[]
 ---@return string message, integer level
@@ -319,8 +348,11 @@ function M.fill_message(filled, kept)
   if total == 0 then
     return 'diffusion-ls: no placeholder to fill', vim.log.levels.INFO
   end
+  local head = filled == 0 and ('diffusion-ls: filled none of %d placeholder%s'):format(total, total == 1 and '' or 's')
+    or ('diffusion-ls: filled %s placeholder%s: %s'):format(
+      #kept == 0 and tostring(filled) or ('%d of %d'):format(filled, total), total == 1 and '' or 's', keys())
   if #kept == 0 then
-    return ('diffusion-ls: filled %d placeholder%s'):format(filled, total == 1 and '' or 's'), vim.log.levels.INFO
+    return head, vim.log.levels.INFO
   end
   local reasons, lines = {}, {} ---@type string[], table<string, integer[]>
   for _, k in ipairs(kept) do
@@ -350,39 +382,64 @@ function M.fill_message(filled, kept)
     end
     parts[#parts + 1] = #l == 0 and reason or ('%s (line%s %s)'):format(reason, #l > 1 and 's' or '', shown)
   end
-  return ('diffusion-ls: filled %s of %d placeholder%s; kept %d: %s'):format(
-    filled == 0 and 'none' or tostring(filled), total, total == 1 and '' or 's', #kept, table.concat(parts, '; ')),
-    vim.log.levels.WARN
+  return ('%s; kept %d: %s'):format(head, #kept, table.concat(parts, '; ')), vim.log.levels.WARN
 end
 
---- Fill every placeholder (`...`, a lone `pass`, TODO markers) in the buffer or the selection, in one canvas.
+--- Fill every placeholder (`...`, a lone `pass`, TODO markers) in the buffer or the selection, in one canvas. The
+--- fills are shown as a preview, each placeholder marked as removed and its fill below it; nothing changes in the
+--- buffer until accept, which applies them all as one undoable change.
 ---@param bufnr integer
 ---@param sel? diffusion_ls.Selection
 function M.fill(bufnr, sel)
   bufnr = buf(bufnr)
+  M.reject(bufnr)
   ghost.dismiss(bufnr)
   lsp.with_client(bufnr, function(client)
+    M.reject(bufnr)
+    local enc = client.offset_encoding
     local params = { textDocument = vim.lsp.util.make_text_document_params(bufnr) }
     if sel then
-      params.ranges = { lsp_range(bufnr, sel, client.offset_encoding) }
+      params.ranges = { lsp_range(bufnr, sel, enc) }
     end
-    lsp.request(client, bufnr, 'diffusion/infill', params, function(err, result, req)
+    ---@type diffusion_ls.Preview
+    local p = { kind = 'fill', parts = {}, step = 0 }
+    previews[bufnr] = p
+    local function drop()
+      if previews[bufnr] == p then
+        M.reject(bufnr)
+      end
+    end
+    p.req = lsp.request(client, bufnr, 'diffusion/infill', params, function(err, result, req)
+      if previews[bufnr] ~= p then
+        return -- rejected, or replaced by another rewrite or fill
+      end
       vim.api.nvim_echo({ { '' } }, false, {})
       if err then
-        local invalid = err.code == INVALID_PARAMS -- nothing to fill there: the user's to change, not a failure
-        lsp.say('diffusion-ls: ' .. (invalid and '' or 'fill failed: ') .. (err.message or ''),
-          invalid and vim.log.levels.WARN or vim.log.levels.ERROR)
+        drop()
+        if err.code ~= -32800 then -- not cancelled
+          local invalid = err.code == INVALID_PARAMS -- nothing to fill there: the user's to change, not a failure
+          lsp.say('diffusion-ls: ' .. (invalid and '' or 'fill failed: ') .. (err.message or ''),
+            invalid and vim.log.levels.WARN or vim.log.levels.ERROR)
+        end
         return
       end
       if not result or not lsp.is_current(req, result.version) then
+        drop()
         lsp.say('diffusion-ls: the buffer changed, fill dropped', vim.log.levels.WARN)
         return
       end
       local edits = type(value(result.edits)) == 'table' and result.edits or {}
       local kept = type(value(result.kept)) == 'table' and result.kept or {}
       if #edits > 0 then
-        vim.go.undolevels = vim.go.undolevels -- one undo step
-        vim.lsp.util.apply_text_edits(edits, bufnr, client.offset_encoding)
+        p.edits = edits
+        for _, e in ipairs(edits) do
+          local srow, scol = lsp.to_byte(bufnr, e.range.start, enc)
+          local erow, ecol = lsp.to_byte(bufnr, e.range['end'], enc)
+          p.parts[#p.parts + 1] = { sel = { srow = srow, scol = scol, erow = erow, ecol = ecol }, text = e.newText }
+        end
+        render(bufnr, p)
+      else
+        drop()
       end
       lsp.say(M.fill_message(#edits, kept))
       vim.api.nvim_exec_autocmds('User', {
@@ -391,11 +448,15 @@ function M.fill(bufnr, sel)
         data = { bufnr = bufnr, id = req.id, edits = edits, kept = kept },
       })
     end, function(canvas, req)
-      if lsp.is_current(req, canvas.version) then
-        local msg = ('diffusion-ls: filling, step %d'):format(canvas.step or 0)
+      if previews[bufnr] == p and lsp.is_current(req, canvas.version) then
+        local msg = ('diffusion-ls: filling, step %d (%s to stop)'):format(canvas.step or 0,
+          config.get().keymaps.rewrite_reject or ':DiffusionReject')
         vim.api.nvim_echo({ { msg, 'DiffusionLsHint' } }, false, {})
       end
     end)
+    if not p.req then
+      drop()
+    end
   end)
 end
 
@@ -416,8 +477,8 @@ function M.setup()
     end
   end
   map('x', km.rewrite, ':DiffusionRewrite<CR>', 'rewrite the selection')
-  map('n', km.rewrite_accept, '<Cmd>DiffusionAccept<CR>', 'accept the rewrite')
-  map('n', km.rewrite_reject, '<Cmd>DiffusionReject<CR>', 'reject the rewrite')
+  map('n', km.rewrite_accept, '<Cmd>DiffusionAccept<CR>', 'accept the rewrite or fill')
+  map('n', km.rewrite_reject, '<Cmd>DiffusionReject<CR>', 'reject the rewrite or fill')
   map('n', km.fill, '<Cmd>DiffusionFill<CR>', 'fill every placeholder in the buffer')
   map('x', km.fill, ':DiffusionFill<CR>', 'fill every placeholder in the selection')
 
