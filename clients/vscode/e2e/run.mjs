@@ -16,7 +16,10 @@
 //      the preview is drawn as rows beside the old text (struck through) within the editor, the document unchanged
 //      until the CodeLens accepts the previewed text;
 //   7. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
-//      untouched; the status bar tooltip rates the model on Python.
+//      untouched; the status bar tooltip rates the model on Python;
+//   8. Fill Placeholders in another file: each fill drawn beside its placeholder (struck through), a report of what was
+//      filled and kept, the document unchanged until an Accept CodeLens applies exactly the previewed fills, one undo
+//      taking them all back.
 // The server holds each intermediate canvas 200 ms (diffusionLs.canvasDelayMs), so that every canvas is drawn and a
 // rewrite streams long enough for the CodeLens to show its count: without it a fill of a few ~15 ms forwards is over
 // before VS Code draws anything but its end. Every frame of the preview is recorded (watchPreview).
@@ -71,6 +74,8 @@ const REWRITE_LINES = 4;
 const REWRITE_FIRST = 'total = 0';
 const REWRITE_LAST = 'return total / len(values)';
 const REFUSED_LINE = 5; // its last character, the colon of `def mean(values):`, is rewritten and refused
+// Fill Placeholders: with the shipped model one placeholder is filled and the other kept (the guard refuses its fill)
+const FILL = ['class Point:', '    def __init__(self, x, y):', '        ...', '', '    def norm(self):', '        pass', ''].join('\n');
 
 const started = Date.now();
 const timings = {};
@@ -106,6 +111,8 @@ async function main() {
   mkdirSync(home, { recursive: true });
   const file = join(workspace, 'main.py');
   writeFileSync(file, ORIGINAL);
+  const fillFile = join(workspace, 'point.py');
+  writeFileSync(fillFile, FILL);
   const serverLog = join(tmp, 'server.log');
 
   let t = Date.now();
@@ -328,6 +335,42 @@ async function main() {
   await tooltip.waitFor();
   await page.screenshot({ path: join(artifacts, 'vscode-status-tooltip.png') });
   assert(/Model on python: (good|fair|weak)/.test(await tooltip.textContent()), "the tooltip rates the model on the file's language");
+  // -- fill placeholders: each fill previewed beside its placeholder, applied on accept, one undo takes it back ----------
+  t = Date.now();
+  await openFile(page, 'point.py');
+  await page.locator('.monaco-editor[data-uri$="point.py"] .view-lines').first().click();
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  await runCommand(page, 'Diffusion: Fill Placeholders');
+  const report = page.locator('.notification-toast', { hasText: 'Diffusion: filled' }).first();
+  await report.waitFor();
+  const reported = await report.locator('.notification-list-item-message').textContent();
+  console.log(`e2e: ${reported}`);
+  const counted = /^Diffusion: filled (\d+)(?: of 2)? placeholders?: accept or reject/.exec(reported);
+  assert(counted && Number(counted[1]) > 0, 'a placeholder is filled (else pick a fixture the model fills) and the report says to accept or reject');
+  const acceptFill = page.locator('.codelens-decoration a', { hasText: /Accept (fill|all)/ }).first();
+  await acceptFill.waitFor();
+  const fillRows = await previewRows(page, 'point.py');
+  await page.screenshot({ path: join(artifacts, 'vscode-fill.png') });
+  console.log(`e2e: fill preview rows: ${JSON.stringify(fillRows.map((row) => row.text))}`);
+  assert(await struckThrough(page, /^(\.\.\.|pass)$/), 'a filled placeholder is struck through');
+  assert((await page.locator('.tab.active.dirty').count()) === 0, 'nothing changes in the document before accept');
+  assert(fillRows.length >= Number(counted[1]), 'each fill is drawn beside its placeholder');
+  await acceptFill.click();
+  await acceptFill.waitFor({ state: 'detached' });
+  const filled = await save(page, fillFile);
+  console.log(`e2e: filled file: ${JSON.stringify(filled)}`);
+  // the file as it was, each placeholder replaced by its fill or kept: nothing else changed
+  const pattern = FILL.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\\\.\\\.\\\.|pass/g, '([^]*?)');
+  const fills = new RegExp(`^${pattern}$`).exec(filled);
+  assert(fills !== null, 'only the placeholders changed');
+  const changed = fills.slice(1).filter((f, i) => f !== ['...', 'pass'][i]);
+  assert(changed.length === Number(counted[1]), 'as many placeholders changed as the report says were filled');
+  const previewedFills = fillRows.map((row) => row.text.replace(/^[\s\u00a0]*[→│]\u00a0?/, '')).join('\n');
+  assert(changed.every((f) => flat(previewedFills).includes(flat(f))), 'the accepted fills are the previewed ones');
+  await page.keyboard.press('Control+Z');
+  assert((await save(page, fillFile)) === FILL, 'one undo takes the whole fill back');
+  timings.fill = seconds(t);
+
   console.log(`e2e: screenshots in ${artifacts}`);
   if (existsSync(serverLog)) console.log(`e2e: server log tail:\n${readFileSync(serverLog, 'utf8').split('\n').slice(-8).join('\n')}`);
 }
@@ -425,12 +468,14 @@ async function selectRewrite(page) {
   await page.keyboard.press('Shift+End');
 }
 
-/** Whether the text to rewrite is drawn struck through (the pending rewrite's decoration). */
-async function struckThrough(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('.monaco-editor .view-lines span')].some(
-      (e) => getComputedStyle(e).textDecorationLine.includes('line-through') && e.textContent.includes('total'),
-    ),
+/** Whether text matching `pattern` (default: the text to rewrite) is drawn struck through (a pending edit's decoration). */
+async function struckThrough(page, pattern = /total/) {
+  return page.evaluate(
+    ({ source, flags }) =>
+      [...document.querySelectorAll('.monaco-editor .view-lines span')].some(
+        (e) => getComputedStyle(e).textDecorationLine.includes('line-through') && new RegExp(source, flags).test(e.textContent),
+      ),
+    { source: pattern.source, flags: pattern.flags },
   );
 }
 
@@ -449,9 +494,9 @@ async function recordLenses(page) {
 }
 
 /** The rewrite preview: the after-texts of each view line that has some, top to bottom, and where they end. */
-async function previewRows(page) {
-  return page.evaluate(() => {
-    const editor = document.querySelector('.monaco-editor[data-uri$="main.py"]');
+async function previewRows(page, name = 'main.py') {
+  return page.evaluate((name) => {
+    const editor = document.querySelector(`.monaco-editor[data-uri$="${name}"]`);
     const editorRight = editor.querySelector('.monaco-scrollable-element').getBoundingClientRect().right;
     return [...editor.querySelectorAll('.view-lines .view-line')]
       .map((line) => {
@@ -468,7 +513,7 @@ async function previewRows(page) {
       })
       .filter((row) => row.text !== '')
       .sort((a, b) => a.top - b.top);
-  });
+  }, name);
 }
 
 /** The extension's output channel (the server's stderr and the client's messages), for a failed run. */
@@ -622,8 +667,11 @@ async function save(page, file) {
 
 /** The same text, up to how the editor draws whitespace and line breaks in ghost text and decorations. */
 function same(a, b) {
-  const norm = (s) => s.replace(/⏎/g, ' ').replace(/[\s\u00a0]+/g, ' ').trim();
-  return norm(a) === norm(b);
+  return flat(a) === flat(b);
+}
+
+function flat(s) {
+  return s.replace(/⏎/g, ' ').replace(/[\s\u00a0]+/g, ' ').trim();
 }
 
 function assert(condition, message) {

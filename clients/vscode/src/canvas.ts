@@ -175,22 +175,24 @@ export function rangesEqual(a: LspRange, b: LspRange): boolean {
   );
 }
 
-/** A rewrite in flight, as far as routing canvases is concerned. */
-export interface PendingRewrite {
+/** A rewrite or fill in flight, as far as routing canvases is concerned. */
+export interface PendingEdit {
   uri: string;
-  range: LspRange;
+  range?: LspRange; // a rewrite's selection; none for a fill, whose canvases span its placeholders
 }
 
-export type CanvasTarget = 'rewrite' | 'completion' | 'ignore';
+export type CanvasTarget = 'edit' | 'completion' | 'ignore';
 
 /**
  * Which preview a canvas belongs to. The client cannot see the JSON-RPC ids languageclient assigns, so a rewrite's
- * canvases are recognised by document and range; a completion streams over an empty range at the cursor (its last
- * canvas may cover the rest of the line it re-types); anything else (an infill, a rewrite started from a code action)
- * has no preview.
+ * canvases are recognised by document and range, and a fill's by document and a non-empty range (the span of its
+ * placeholders); a completion streams over an empty range at the cursor (its last canvas may cover the rest of the
+ * line it re-types); anything else (an infill or a rewrite started elsewhere) has no preview.
  */
-export function routeCanvas(canvas: CanvasParams, rewrite: PendingRewrite | undefined): CanvasTarget {
-  if (rewrite && canvas.uri === rewrite.uri && rangesEqual(canvas.range, rewrite.range)) return 'rewrite';
+export function routeCanvas(canvas: CanvasParams, pending: PendingEdit | undefined): CanvasTarget {
+  if (pending && canvas.uri === pending.uri) {
+    if (pending.range ? rangesEqual(canvas.range, pending.range) : !isEmptyRange(canvas.range)) return 'edit';
+  }
   return isEmptyRange(canvas.range) || canvas.done ? 'completion' : 'ignore';
 }
 

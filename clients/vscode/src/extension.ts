@@ -26,7 +26,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const onCanvas = (canvas: CanvasParams): void => {
     status.onCanvas(canvas);
     const target = routeCanvas(canvas, rewrite.pending);
-    if (target === 'rewrite') rewrite.onCanvas(canvas);
+    if (target === 'edit') rewrite.onCanvas(canvas);
     else if (target === 'completion') preview.onCanvas(canvas);
   };
 
@@ -40,7 +40,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     server,
     server.onDidChange((state) => {
-      rewrite.reject(); // a rewrite in flight belonged to the old server
+      rewrite.reject(); // a rewrite or fill in flight belonged to the old server
       preview.reset(); // the new server's request ids start again
       status.reset(state.client ? undefined : state.problem);
       if (state.client) void status.refresh();
@@ -49,6 +49,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(
     vscode.commands.registerCommand('diffusionLs.rewriteSelection', () => rewrite.rewriteSelection()),
+    vscode.commands.registerCommand('diffusionLs.fillPlaceholders', () => rewrite.fillPlaceholders()),
     vscode.commands.registerCommand('diffusionLs.acceptRewrite', () => rewrite.accept()),
     vscode.commands.registerCommand('diffusionLs.rejectRewrite', () => rewrite.reject()),
     vscode.commands.registerCommand('diffusionLs.showOutput', () => output.show(true)),

@@ -77,3 +77,60 @@ export function refusedCompletionNote(result: unknown, reason: string | null | u
   const why = typeof reason === 'string' ? reason.trim() : '';
   return why ? `$(circle-slash) diffusion-ls: no suggestion: ${why}` : undefined;
 }
+
+/** A placeholder a fill left as it was, and why. */
+export interface KeptPlaceholder {
+  range: LspRange;
+  reason: string;
+}
+
+/** The answer to `diffusion/infill`: the edits that passed the server's guard, and the placeholders it kept. */
+export interface InfillResult {
+  edits?: TextEdit[] | null;
+  kept?: KeptPlaceholder[] | null;
+  version: number;
+}
+
+export type FillOutcome =
+  | { kind: 'ready'; edits: TextEdit[]; kept: KeptPlaceholder[] } // preview them; the document changes on accept
+  | { kind: 'none'; kept: KeptPlaceholder[] } // nothing filled: say why
+  | { kind: 'stale' }; // for another version of the document: drop it
+
+/** What to do with a fill's answer, asked for at document version `version`. */
+export function fillOutcome(result: InfillResult | null | undefined, version: number): FillOutcome {
+  if (!result || result.version !== version) return { kind: 'stale' };
+  const edits = Array.isArray(result.edits) ? result.edits : [];
+  const kept = Array.isArray(result.kept) ? result.kept : [];
+  return edits.length > 0 ? { kind: 'ready', edits, kept } : { kind: 'none', kept };
+}
+
+/** Line numbers listed per reason in a fill's report. */
+const FILL_LINES = 6;
+
+/**
+ * The fill's report: how many placeholders were filled (previewed, to accept or reject) and which were kept, grouped
+ * by reason, the commonest first (hundreds kept for another request must not hide another reason), a few line numbers
+ * each. `warn` when some were kept.
+ */
+export function fillMessage(filled: number, kept: readonly KeptPlaceholder[]): { text: string; warn: boolean } {
+  const total = filled + kept.length;
+  const s = total === 1 ? '' : 's';
+  if (total === 0) return { text: 'Diffusion: no placeholder to fill', warn: false };
+  const head =
+    filled === 0
+      ? `Diffusion: filled none of ${total} placeholder${s}`
+      : `Diffusion: filled ${kept.length === 0 ? filled : `${filled} of ${total}`} placeholder${s}: accept or reject`;
+  if (kept.length === 0) return { text: head, warn: false };
+  const lines = new Map<string, number[]>();
+  for (const k of kept) {
+    const reason = typeof k.reason === 'string' && k.reason.trim() ? k.reason.trim() : 'no reason given';
+    lines.set(reason, [...(lines.get(reason) ?? []), k.range.start.line + 1]);
+  }
+  const parts = [...lines.entries()]
+    .sort((a, b) => b[1].length - a[1].length) // stable: ties keep the order of first appearance
+    .map(([reason, l]) => {
+      const more = l.length > FILL_LINES ? ` and ${l.length - FILL_LINES} more` : '';
+      return `${reason} (line${l.length > 1 ? 's' : ''} ${l.slice(0, FILL_LINES).join(', ')}${more})`;
+    });
+  return { text: `${head}; kept ${kept.length}: ${parts.join('; ')}`, warn: true };
+}

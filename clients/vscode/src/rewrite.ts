@@ -1,10 +1,13 @@
 import * as vscode from 'vscode';
 import type { BaseLanguageClient } from 'vscode-languageclient';
 import { ErrorCodes, ResponseError } from 'vscode-languageclient/node';
-import { CanvasParams, PendingRewrite, PreviewRow, rewritePreview } from './canvas';
+import { CanvasParams, PendingEdit, PreviewRow, rewritePreview } from './canvas';
 import { SegmentDecorations } from './decorate';
 import {
   asksForInstruction,
+  fillMessage,
+  fillOutcome,
+  InfillResult,
   refusedMessage,
   RewriteResult,
   rewriteOutcome,
@@ -14,11 +17,13 @@ import {
 import { ServerStatus } from './statusText';
 import { Throttle } from './throttle';
 
-interface Session extends PendingRewrite {
+interface Session extends PendingEdit {
+  kind: 'rewrite' | 'fill';
   editor: vscode.TextEditor;
   version: number;
   tokens: vscode.CancellationTokenSource;
-  edit?: TextEdit; // the answer, ready to accept
+  edits?: TextEdit[]; // the answer, ready to accept: a rewrite's one edit, a fill's one per placeholder
+  at: number; // the line of the lens while it runs
   nfe: number;
 }
 
@@ -27,8 +32,9 @@ const CONTEXT_KEY = 'diffusionLs.rewritePending';
 const LENS_MS = 400;
 
 /**
- * "Diffusion: Rewrite Selection": streams the rewrite over the selection (old text struck through, new text after it)
- * and changes the document only on accept. Any edit to the document meanwhile rejects the rewrite.
+ * "Diffusion: Rewrite Selection" streams the rewrite over the selection (old text struck through, new text after it);
+ * "Diffusion: Fill Placeholders" shows each placeholder's fill the same way. Either changes the document only on
+ * accept, as one undo step. Any edit to the document meanwhile rejects it.
  */
 export class RewriteController implements vscode.CodeLensProvider, vscode.Disposable {
   private readonly struck = vscode.window.createTextEditorDecorationType({
@@ -55,8 +61,8 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     );
   }
 
-  /** The rewrite the canvases may belong to. */
-  get pending(): PendingRewrite | undefined {
+  /** The rewrite or fill the canvases may belong to. */
+  get pending(): PendingEdit | undefined {
     return this.session;
   }
 
@@ -87,11 +93,13 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     this.reject();
     const range = client.code2ProtocolConverter.asRange(selection);
     const session: Session = {
+      kind: 'rewrite',
       editor,
       uri: editor.document.uri.toString(),
       version: editor.document.version,
       range,
       tokens: new vscode.CancellationTokenSource(),
+      at: range.start.line,
       nfe: 0,
     };
     this.session = session;
@@ -116,8 +124,8 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
         if (outcome.kind === 'refused') void vscode.window.showWarningMessage(refusedMessage(outcome.reason));
         return;
       }
-      session.edit = outcome.edit;
-      this.drawText(outcome.edit.newText);
+      session.edits = [outcome.edit];
+      this.drawEdits(session);
       this.lenses.flush();
     } catch (error) {
       if (this.session !== session) return;
@@ -133,25 +141,91 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     }
   }
 
-  /** Draws a canvas of the rewrite in flight. */
+  /**
+   * Fill every placeholder (`...`, a lone `pass`, TODO markers) of the document, or of the selection, in one canvas.
+   * Each fill is shown over its placeholder as a rewrite is; the placeholders the server kept are reported, with why.
+   */
+  async fillPlaceholders(): Promise<void> {
+    const client = this.client();
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) return;
+    if (!client) {
+      void vscode.window.showWarningMessage('Diffusion: the server is not running (see Diffusion: Show Output).');
+      return;
+    }
+    this.reject();
+    const selection = editor.selection;
+    const session: Session = {
+      kind: 'fill',
+      editor,
+      uri: editor.document.uri.toString(),
+      version: editor.document.version,
+      tokens: new vscode.CancellationTokenSource(),
+      at: selection.isEmpty ? selection.active.line : selection.start.line,
+      nfe: 0,
+    };
+    this.session = session;
+    await this.setPending(true);
+    this.lenses.flush();
+    const params = {
+      textDocument: { uri: session.uri },
+      ...(selection.isEmpty ? {} : { ranges: [client.code2ProtocolConverter.asRange(selection)] }),
+    };
+    try {
+      const result = await this.track(
+        client.sendRequest<InfillResult | null>('diffusion/infill', params, session.tokens.token),
+      );
+      if (this.session !== session) return;
+      const outcome = fillOutcome(result, editor.document.version);
+      if (outcome.kind === 'stale') return this.reject();
+      const message = fillMessage(outcome.kind === 'ready' ? outcome.edits.length : 0, outcome.kept);
+      if (outcome.kind === 'ready') {
+        session.edits = outcome.edits;
+        this.drawEdits(session);
+        this.lenses.flush();
+        const first = client.protocol2CodeConverter.asRange(outcome.edits[0].range);
+        editor.revealRange(first, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+      } else {
+        this.reject();
+      }
+      if (message.warn) void vscode.window.showWarningMessage(message.text);
+      else void vscode.window.showInformationMessage(message.text);
+    } catch (error) {
+      if (this.session !== session) return;
+      this.reject();
+      if (!session.tokens.token.isCancellationRequested) {
+        // InvalidParams: nothing to fill where asked (the user's to change, not a failure), and the server says why
+        if (error instanceof ResponseError && error.code === ErrorCodes.InvalidParams) {
+          void vscode.window.showWarningMessage(`Diffusion: ${error.message}`);
+        } else {
+          void vscode.window.showErrorMessage(`Diffusion: fill failed: ${String(error)}`);
+        }
+      }
+    }
+  }
+
+  /** Draws a canvas of the rewrite in flight; a fill's only counts its forwards (its fills are drawn at the end). */
   onCanvas(canvas: CanvasParams): void {
     const session = this.session;
-    if (!session || session.edit || canvas.version !== session.version) return;
+    if (!session || session.edits || canvas.version !== session.version) return;
     session.nfe = canvas.nfe;
-    if (canvas.done && canvas.reason) this.decorations.clear(); // refused: the answer says why
-    else this.decorations.drawRows(session.editor, this.rows(canvas), this.hover(canvas.text));
+    if (session.kind === 'rewrite') {
+      if (canvas.done && canvas.reason) this.decorations.clear(); // refused: the answer says why
+      else this.decorations.drawRows(session.editor, this.rows(canvas), this.hover(canvas.text));
+    }
     this.lenses.run();
   }
 
   async accept(): Promise<void> {
     const session = this.session;
-    if (!session?.edit) return; // still denoising: nothing to accept yet
+    if (!session?.edits) return; // still denoising: nothing to accept yet
     const client = this.client();
-    const edit = client?.protocol2CodeConverter.asTextEdit(session.edit);
     this.clear();
-    if (!edit) return;
-    const workspaceEdit = new vscode.WorkspaceEdit();
-    workspaceEdit.replace(session.editor.document.uri, edit.range, edit.newText);
+    if (!client) return;
+    const workspaceEdit = new vscode.WorkspaceEdit(); // one edit: one undo step
+    for (const e of session.edits) {
+      workspaceEdit.replace(session.editor.document.uri, client.protocol2CodeConverter.asRange(e.range), e.newText);
+    }
     await vscode.workspace.applyEdit(workspaceEdit);
   }
 
@@ -163,36 +237,62 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
     const session = this.session;
     if (!session || document !== session.editor.document) return [];
-    const at = new vscode.Range(session.range.start.line, 0, session.range.start.line, 0);
-    if (!session.edit) {
+    const line = (n: number) => new vscode.Range(n, 0, n, 0);
+    if (!session.edits) {
+      const running = session.kind === 'rewrite' ? 'Rewriting' : 'Filling placeholders';
       return [
-        new vscode.CodeLens(at, { title: `$(sync~spin) Rewriting… (${session.nfe} fwd)`, command: '' }),
-        new vscode.CodeLens(at, { title: '$(close) Cancel', command: 'diffusionLs.rejectRewrite' }),
+        new vscode.CodeLens(line(session.at), { title: `$(sync~spin) ${running}… (${session.nfe} fwd)`, command: '' }),
+        new vscode.CodeLens(line(session.at), { title: '$(close) Cancel', command: 'diffusionLs.rejectRewrite' }),
       ];
     }
-    return [
-      new vscode.CodeLens(at, { title: '$(check) Accept rewrite', command: 'diffusionLs.acceptRewrite' }),
-      new vscode.CodeLens(at, { title: '$(close) Reject', command: 'diffusionLs.rejectRewrite' }),
-    ];
+    if (session.kind === 'rewrite') {
+      return [
+        new vscode.CodeLens(line(session.at), { title: '$(check) Accept rewrite', command: 'diffusionLs.acceptRewrite' }),
+        new vscode.CodeLens(line(session.at), { title: '$(close) Reject', command: 'diffusionLs.rejectRewrite' }),
+      ];
+    }
+    // a fill's lenses over each placeholder: they may be screens apart
+    const n = session.edits.length;
+    return session.edits.flatMap((e, i) => [
+      new vscode.CodeLens(line(e.range.start.line), {
+        title: n === 1 ? '$(check) Accept fill' : `$(check) Accept all ${n} fills (${i + 1} of ${n})`,
+        command: 'diffusionLs.acceptRewrite',
+      }),
+      new vscode.CodeLens(line(e.range.start.line), { title: '$(close) Reject', command: 'diffusionLs.rejectRewrite' }),
+    ]);
   }
 
-  private drawText(text: string): void {
-    const session = this.session!;
-    const canvas = { uri: session.uri, version: session.version, id: 0, step: 0, nfe: session.nfe, range: session.range };
-    this.decorations.drawRows(session.editor, this.rows({ ...canvas, text, masks: [], done: true }), this.hover(text));
+  /** The answer's edits: each replaced range struck through, its new text beside it. */
+  private drawEdits(session: Session): void {
+    const client = this.client();
+    const edits = session.edits ?? [];
+    if (!client) return;
+    session.editor.setDecorations(
+      this.struck,
+      edits.map((e) => client.protocol2CodeConverter.asRange(e.range)),
+    );
+    const rows = edits.flatMap((e, i) => {
+      // a fill's text is drawn only beside its own lines, up to the next placeholder's: more is folded with "⏎"
+      const next = i + 1 < edits.length ? edits[i + 1].range.start.line : Infinity;
+      const canvas = { uri: session.uri, version: session.version, id: 0, step: 0, nfe: session.nfe, done: true };
+      return this.rows({ ...canvas, range: e.range, text: e.newText, masks: [] }, next);
+    });
+    this.decorations.drawRows(session.editor, rows, this.hover(edits.map((e) => e.newText).join('\n\n')));
   }
 
-  /** The canvas as rows beside the selected lines (canvas.ts). */
-  private rows(canvas: CanvasParams): PreviewRow[] {
+  /** The canvas as rows beside the replaced lines (canvas.ts), none on line `stop` or after it. */
+  private rows(canvas: CanvasParams, stop = Infinity): PreviewRow[] {
     const { document, options } = this.session!.editor;
-    const lineText = (line: number) => (line < document.lineCount ? document.lineAt(line).text : undefined);
+    const lineText = (line: number) =>
+      line < document.lineCount && (line < stop || line === canvas.range.start.line) ? document.lineAt(line).text : undefined;
     const tabSize = typeof options.tabSize === 'number' ? options.tabSize : 4;
     return rewritePreview(canvas, lineText, { tabSize, maxChars: 200 }).rows;
   }
 
   private hover(text: string): vscode.MarkdownString {
     const languageId = this.session?.editor.document.languageId ?? '';
-    return new vscode.MarkdownString('**Diffusion rewrite**').appendCodeblock(text, languageId);
+    const title = this.session?.kind === 'fill' ? '**Diffusion fill**' : '**Diffusion rewrite**';
+    return new vscode.MarkdownString(title).appendCodeblock(text, languageId);
   }
 
   private clear(): void {

@@ -222,7 +222,13 @@ describe('routeCanvas', () => {
   const selection = { start: at(1, 0), end: at(2, 5) };
 
   it('sends canvases over the pending rewrite range to the rewrite', () => {
-    assert.equal(routeCanvas(canvas({ range: selection }), { uri: 'file:///w/a.py', range: selection }), 'rewrite');
+    assert.equal(routeCanvas(canvas({ range: selection }), { uri: 'file:///w/a.py', range: selection }), 'edit');
+  });
+
+  it("sends a pending fill its document's canvases over placeholders, and no completion's", () => {
+    assert.equal(routeCanvas(canvas({ range: selection }), { uri: 'file:///w/a.py' }), 'edit');
+    assert.equal(routeCanvas(canvas({}), { uri: 'file:///w/a.py' }), 'completion');
+    assert.equal(routeCanvas(canvas({ range: selection }), { uri: 'file:///w/b.py' }), 'ignore');
   });
 
   it('sends empty-range canvases to the completion preview', () => {

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { asksForInstruction, refusedCompletionNote, refusedMessage, rewriteOutcome, rewriteTarget } from '../src/outcome';
+import {
+  asksForInstruction,
+  fillMessage,
+  fillOutcome,
+  refusedCompletionNote,
+  refusedMessage,
+  rewriteOutcome,
+  rewriteTarget,
+} from '../src/outcome';
 
 const edit = { range: { start: { line: 1, character: 4 }, end: { line: 2, character: 0 } }, newText: 'y = 2\n' };
 
@@ -68,5 +76,49 @@ describe('refusedCompletionNote', () => {
     assert.equal(refusedCompletionNote([{ insertText: 'x' }], 'unsure'), undefined);
     assert.equal(refusedCompletionNote({ items: [] }, null), undefined);
     assert.equal(refusedCompletionNote({ items: [] }, '  '), undefined);
+  });
+});
+
+describe('fillOutcome', () => {
+  const kept = [{ range: { start: { line: 7, character: 4 }, end: { line: 7, character: 7 } }, reason: 'empty' }];
+
+  it('is ready with the edits for the version it was asked at, and the kept placeholders', () => {
+    assert.deepEqual(fillOutcome({ edits: [edit], kept, version: 3 }, 3), { kind: 'ready', edits: [edit], kept });
+    assert.deepEqual(fillOutcome({ edits: [edit], version: 3 }, 3), { kind: 'ready', edits: [edit], kept: [] });
+  });
+
+  it('is none when nothing was filled, stale for another version or no answer', () => {
+    assert.deepEqual(fillOutcome({ edits: [], kept, version: 3 }, 3), { kind: 'none', kept });
+    assert.deepEqual(fillOutcome({ edits: null, kept: null, version: 3 }, 3), { kind: 'none', kept: [] });
+    assert.deepEqual(fillOutcome({ edits: [edit], kept, version: 4 }, 3), { kind: 'stale' });
+    assert.deepEqual(fillOutcome(null, 3), { kind: 'stale' });
+  });
+});
+
+describe('fillMessage', () => {
+  const at = (line: number, reason: string) => ({
+    range: { start: { line, character: 4 }, end: { line, character: 7 } },
+    reason,
+  });
+
+  it('says how many were filled, to accept or reject', () => {
+    assert.deepEqual(fillMessage(0, []), { text: 'Diffusion: no placeholder to fill', warn: false });
+    assert.deepEqual(fillMessage(1, []), { text: 'Diffusion: filled 1 placeholder: accept or reject', warn: false });
+    assert.deepEqual(fillMessage(3, []), { text: 'Diffusion: filled 3 placeholders: accept or reject', warn: false });
+  });
+
+  it('lists the kept ones by reason, the commonest first, a few lines each', () => {
+    assert.deepEqual(fillMessage(2, [at(7, 'the same text')]), {
+      text: 'Diffusion: filled 2 of 3 placeholders: accept or reject; kept 1: the same text (line 8)',
+      warn: true,
+    });
+    const many = [at(0, 'too far'), ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => at(i * 10, 'past the first 32'))];
+    assert.deepEqual(fillMessage(0, many), {
+      text:
+        'Diffusion: filled none of 10 placeholders; kept 10: past the first 32 (lines 11, 21, 31, 41, 51, 61 and 3 ' +
+        'more); too far (line 1)',
+      warn: true,
+    });
+    assert.equal(fillMessage(0, [at(1, '')]).text, 'Diffusion: filled none of 1 placeholder; kept 1: no reason given (line 2)');
   });
 });
