@@ -292,6 +292,34 @@ cases[#cases + 1] = { 'type_through', function()
   type_keys('<Esc>', function() return mode() == 'n' end)
 end }
 
+-- :DiffusionToggle: typing asks for nothing while it is off, the trigger key still does; on again, typing asks
+cases[#cases + 1] = { 'toggle_as_you_type', function()
+  open('toggle.py', SAMPLE)
+  local m = #notifications
+  vim.cmd('DiffusionToggle')
+  local n = #events
+  type_keys('Go# the ', function() return mode() == 'i' and vim.api.nvim_get_current_line() == '# the ' end)
+  vim.wait(300) -- past the 50 ms debounce: a request would have been sent by now
+  case.off = {
+    requests = #events_since(n, 'LspRequest', function(e)
+      return e.method == 'textDocument/inlineCompletion' and e.type == 'pending'
+    end),
+    ghost = ghost.get() ~= nil,
+  }
+  n = #events
+  vim.api.nvim_input('<M-\\>')
+  case.asked = await('the asked-for ghost text', function()
+    local g = ghost.get()
+    return g and g.final and #events_since(n, 'DiffusionLsResult') > 0
+  end) and true
+  type_keys('<Esc>', function() return mode() == 'n' end)
+  vim.cmd('DiffusionToggle')
+  case.notifications = vim.list_slice(notifications, m + 1)
+  local res = type_and_wait_ghost('o# the ', '# the ')
+  case.on = res ~= nil
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
 --- Press an accept key until the ghost text is gone, recording the buffer and the ghost text around each press.
 local function accept_until_gone(key)
   local steps = {}

@@ -350,6 +350,17 @@ def test_stale_result_after_further_typing_is_never_shown(report: dict) -> None:
     assert c["lines"][-1] == "# value w"
 
 
+def test_toggle_turns_completion_as_you_type_off_and_on(report: dict) -> None:
+    c = case(report, "toggle_as_you_type")
+    assert c["off"] == {"requests": 0, "ghost": False}, "off: typing sends no completion request"
+    assert c["asked"], "off: the trigger key still asks, and gets a ghost text"
+    assert c["on"], "on again: typing asks"
+    assert [n["msg"] for n in c["notifications"]] == [
+        "diffusion-ls: completion as you type off everywhere; <M-\\> still asks",
+        "diffusion-ls: completion as you type on everywhere",
+    ]
+
+
 # -- rewrite and fill -----------------------------------------------------------------------------------------------
 
 

@@ -468,6 +468,30 @@ rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = {}, kept = {} }, sent.req)
 eq(notes, { { 'diffusion-ls: no placeholder to fill', INFO } }, 'no placeholder')
 
+-- :DiffusionToggle! switches completion as you type in one buffer, :DiffusionToggle everywhere (a buffer's own switch
+-- gives way to it)
+notes = {}
+local other = vim.api.nvim_create_buf(true, false)
+eq({ ghost.auto(0), ghost.auto(other) }, { true, true }, 'on by default')
+eq(ghost.toggle(true), false, 'off in this buffer')
+eq({ ghost.auto(0), ghost.auto(other) }, { false, true }, 'only this buffer')
+eq(ghost.toggle(), true, 'on everywhere')
+eq({ ghost.auto(0), ghost.auto(other) }, { true, true }, 'the buffer\'s own switch gave way')
+eq(ghost.toggle(), false, 'off everywhere')
+eq({ ghost.auto(0), ghost.auto(other), config.get().auto_trigger }, { false, false, false }, 'everywhere')
+eq(ghost.toggle(true), true, 'on in this buffer, off elsewhere')
+eq({ ghost.auto(0), ghost.auto(other) }, { true, false }, 'this buffer only')
+eq(notes, {
+  { 'diffusion-ls: completion as you type off in this buffer; <M-\\> still asks', INFO },
+  { 'diffusion-ls: completion as you type on everywhere', INFO },
+  { 'diffusion-ls: completion as you type off everywhere; <M-\\> still asks', INFO },
+  { 'diffusion-ls: completion as you type on in this buffer', INFO },
+}, 'said each time')
+vim.b.diffusion_ls_auto_trigger = nil
+config.get().auto_trigger = true
+vim.api.nvim_buf_delete(other, { force = true })
+eq(vim.fn.exists(':DiffusionToggle'), 2, 'the command')
+
 -- ghost text: a refused final canvas clears the canvas instead of becoming the ghost text
 vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'x = )', 'y = 1' }) -- (normal mode: the cursor stays on a character)
 vim.api.nvim_win_set_cursor(0, { 1, 4 })

@@ -34,6 +34,10 @@ command('DiffusionReject', function()
   end
 end, { desc = 'diffusion-ls: reject the rewrite or fill preview (or stop it), or dismiss the ghost text' })
 
+command('DiffusionToggle', function(opts)
+  require('diffusion_ls.ghost').toggle(opts.bang)
+end, { bang = true, desc = 'diffusion-ls: completion as you type off/on (everywhere; with !: in this buffer)' })
+
 command('DiffusionStatus', function()
   require('diffusion_ls.status').report()
 end, { desc = 'diffusion-ls: show the server status in a floating window' })

@@ -449,6 +449,43 @@ end
 
 --- Debounced auto-trigger after typing.
 ---@param bufnr integer
+--- Whether typing in the buffer asks for completions: its own switch (:DiffusionToggle!) when set, else the
+--- `auto_trigger` option (:DiffusionToggle).
+---@param bufnr? integer
+---@return boolean
+function M.auto(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local own = vim.b[bufnr].diffusion_ls_auto_trigger
+  if own ~= nil then
+    return own == true
+  end
+  return config.get().auto_trigger
+end
+
+--- Turn completion as you type off or on, everywhere or (`buffer`) in one buffer; says what it is now.
+---@param buffer? boolean only the current buffer
+---@return boolean on
+function M.toggle(buffer)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local on = not M.auto(bufnr)
+  if buffer then
+    vim.b[bufnr].diffusion_ls_auto_trigger = on
+  else
+    config.get().auto_trigger = on
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do -- everywhere: a buffer's own switch gives way
+      vim.b[b].diffusion_ls_auto_trigger = nil
+    end
+  end
+  if not on then
+    M.dismiss(bufnr)
+  end
+  local where = buffer and 'in this buffer' or 'everywhere'
+  local trigger = config.get().keymaps.trigger
+  lsp.say(('diffusion-ls: completion as you type %s %s%s'):format(on and 'on' or 'off', where,
+    on and '' or ('; %s still asks'):format(trigger or ':DiffusionComplete')), vim.log.levels.INFO)
+  return on
+end
+
 local function schedule_trigger(bufnr)
   timer = timer or assert(vim.uv.new_timer())
   local tick = vim.api.nvim_buf_get_changedtick(bufnr)
@@ -568,7 +605,7 @@ function M.setup()
         return
       end
       M.dismiss(args.buf)
-      if config.get().auto_trigger then
+      if M.auto(args.buf) then
         if lsp.get_client(args.buf) then
           schedule_trigger(args.buf)
         else
