@@ -19,7 +19,9 @@
 //      untouched; the status bar tooltip rates the model on Python;
 //   8. Fill Placeholders in another file: each fill drawn beside its placeholder (struck through), a report of what was
 //      filled and kept, the document unchanged until an Accept CodeLens applies exactly the previewed fills, one undo
-//      taking them all back.
+//      taking them all back;
+//   9. Toggle Completions As You Type: off, the status bar says so and typing sends no completion request; on again,
+//      typing gets a ghost text.
 // The server holds each intermediate canvas 200 ms (diffusionLs.canvasDelayMs), so that every canvas is drawn and a
 // rewrite streams long enough for the CodeLens to show its count: without it a fill of a few ~15 ms forwards is over
 // before VS Code draws anything but its end. Every frame of the preview is recorded (watchPreview).
@@ -370,6 +372,35 @@ async function main() {
   await page.keyboard.press('Control+Z');
   assert((await save(page, fillFile)) === FILL, 'one undo takes the whole fill back');
   timings.fill = seconds(t);
+
+  // -- completions as you type off: nothing asked while typing, the status bar says so; on again ----------------------
+  t = Date.now();
+  await page.locator('.tab', { hasText: 'main.py' }).first().click();
+  await editor.waitFor();
+  await runCommand(page, 'Diffusion: Toggle Completions As You Type');
+  const off = page.locator('.statusbar-item', { hasText: 'completions off' }).first();
+  await off.waitFor();
+  await page.screenshot({ path: join(artifacts, 'vscode-completions-off.png') });
+  const inlineRequests = () => (channelLog(userData).match(/Sending request 'textDocument\/inlineCompletion/g) ?? []).length;
+  const asked = inlineRequests();
+  await editor.locator('.view-lines').click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('z');
+  await page.waitForTimeout(1500); // past the debounce (0 here) and the trace's flush: a request would be logged by now
+  assert(inlineRequests() === asked, 'off: typing sends no completion request');
+  assert((await page.locator('.ghost-text-decoration, .ghost-text').count()) === 0, 'off: no ghost text');
+  await page.keyboard.press('Backspace');
+  await runCommand(page, 'Diffusion: Toggle Completions As You Type');
+  await off.waitFor({ state: 'detached' });
+  await page.locator('.statusbar-item', { hasText: /embedded/ }).first().waitFor();
+  await editor.locator('.view-lines').click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('z');
+  for (const deadline = Date.now() + TIMEOUT; inlineRequests() === asked && Date.now() < deadline; ) await page.waitForTimeout(200);
+  assert(inlineRequests() > asked, 'on again: typing asks');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Backspace');
+  timings.toggle = seconds(t);
 
   console.log(`e2e: screenshots in ${artifacts}`);
   if (existsSync(serverLog)) console.log(`e2e: server log tail:\n${readFileSync(serverLog, 'utf8').split('\n').slice(-8).join('\n')}`);

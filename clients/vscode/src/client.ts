@@ -3,7 +3,7 @@ import { CloseAction, ErrorAction, ErrorHandler, LanguageClient, State, Transpor
 import { refusedCompletionNote, REWRITE_COMMAND, RewriteTarget, rewriteTarget } from './outcome';
 import { CompletionPreview } from './preview';
 import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
-import { StatusBar } from './statusBar';
+import { completesAsYouType, StatusBar } from './statusBar';
 import { TraceChannel } from './trace';
 
 /** How long the status bar says why a completion asked for was refused. */
@@ -50,6 +50,7 @@ export function createClient(
       middleware: {
         provideInlineCompletionItems: async (document, position, context, token, next) => {
           const automatic = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
+          if (automatic && !completesAsYouType(document)) return undefined; // turned off: only asked-for ones
           if (automatic && !(await settle(debounceMs(setting), token))) return undefined;
           note?.dispose(); // about an earlier request: it would stand beside this one's suggestion
           const result = await status.track(preview.around(() => next(document, position, context, token)));

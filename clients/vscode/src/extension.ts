@@ -6,7 +6,7 @@ import { CompletionPreview } from './preview';
 import { RewriteController } from './rewrite';
 import { Server } from './server';
 import { documentSelector, RESTART_KEYS, serverSettings } from './settings';
-import { StatusBar } from './statusBar';
+import { StatusBar, toggleAsYouType } from './statusBar';
 import { ServerStatus } from './statusText';
 import { TraceChannel } from './trace';
 
@@ -50,6 +50,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     vscode.commands.registerCommand('diffusionLs.rewriteSelection', () => rewrite.rewriteSelection()),
     vscode.commands.registerCommand('diffusionLs.fillPlaceholders', () => rewrite.fillPlaceholders()),
+    vscode.commands.registerCommand('diffusionLs.toggleCompletions', () => toggleAsYouType()),
     vscode.commands.registerCommand('diffusionLs.acceptRewrite', () => rewrite.accept()),
     vscode.commands.registerCommand('diffusionLs.rejectRewrite', () => rewrite.reject()),
     vscode.commands.registerCommand('diffusionLs.showOutput', () => output.show(true)),

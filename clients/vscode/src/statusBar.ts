@@ -2,6 +2,35 @@ import * as vscode from 'vscode';
 import { CanvasParams } from './canvas';
 import { pollAfterMs, Progress, ServerStatus, statusText, statusTooltip } from './statusText';
 
+const AS_YOU_TYPE = 'completions.enabled';
+
+/** Whether typing in `document` asks for completions (`diffusionLs.completions.enabled`, which a language may override). */
+export function completesAsYouType(document: vscode.TextDocument | undefined): boolean {
+  return vscode.workspace.getConfiguration('diffusionLs', document).get<boolean>(AS_YOU_TYPE, true) !== false;
+}
+
+/**
+ * Turns completion as you type off, or on again, where the active editor's value comes from: its language's override
+ * when it has one, else the user's setting; says what it is now.
+ */
+export async function toggleAsYouType(): Promise<void> {
+  const document = vscode.window.activeTextEditor?.document;
+  const on = !completesAsYouType(document);
+  const config = vscode.workspace.getConfiguration('diffusionLs', document);
+  const seen = config.inspect<boolean>(AS_YOU_TYPE);
+  const language = seen?.workspaceLanguageValue !== undefined || seen?.globalLanguageValue !== undefined;
+  const target = seen?.workspaceLanguageValue !== undefined || (!language && seen?.workspaceValue !== undefined)
+    ? vscode.ConfigurationTarget.Workspace
+    : vscode.ConfigurationTarget.Global;
+  await config.update(AS_YOU_TYPE, on, target, language);
+  const where = language && document ? ` for ${document.languageId}` : '';
+  void vscode.window.showInformationMessage(
+    on
+      ? `Diffusion: completions as you type on${where}`
+      : `Diffusion: completions as you type off${where}; Trigger Inline Suggestion still asks`,
+  );
+}
+
 /** The status bar item: backend and model, last latency and tokens per forward, a spinner while denoising. */
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
@@ -12,6 +41,9 @@ export class StatusBar implements vscode.Disposable {
   private poll: ReturnType<typeof setTimeout> | undefined;
 
   private readonly onEditor = vscode.window.onDidChangeActiveTextEditor(() => this.render());
+  private readonly onSettings = vscode.workspace.onDidChangeConfiguration(
+    (e) => e.affectsConfiguration('diffusionLs.completions.enabled') && this.render(),
+  );
 
   constructor(
     command: string,
@@ -71,12 +103,13 @@ export class StatusBar implements vscode.Disposable {
   }
 
   private render(): void {
-    const languageId = vscode.window.activeTextEditor?.document.languageId;
+    const document = vscode.window.activeTextEditor?.document;
+    const asYouType = completesAsYouType(document);
     const problem = this.status ? undefined : this.problem;
-    this.item.text = problem ? '$(error) diffusion' : statusText(this.status, this.progress);
+    this.item.text = problem ? '$(error) diffusion' : statusText(this.status, this.progress, asYouType);
     this.item.tooltip = problem
       ? `diffusion-ls: ${problem}\nClick to open the output channel.`
-      : statusTooltip(this.status, this.progress, languageId);
+      : statusTooltip(this.status, this.progress, document?.languageId, asYouType);
     const error = problem ?? this.status?.error;
     this.item.backgroundColor = error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }
@@ -84,6 +117,7 @@ export class StatusBar implements vscode.Disposable {
   dispose(): void {
     clearTimeout(this.poll);
     this.onEditor.dispose();
+    this.onSettings.dispose();
     this.item.dispose();
   }
 }

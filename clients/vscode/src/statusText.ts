@@ -59,13 +59,15 @@ export interface Progress {
   nfe?: number;
 }
 
-export function statusText(status: ServerStatus | undefined, progress: Progress | undefined): string {
+/** `asYouType` false: completion as you type is off for the active editor (diffusionLs.completions.enabled). */
+export function statusText(status: ServerStatus | undefined, progress: Progress | undefined, asYouType = true): string {
   if (progress) {
     return progress.nfe ? `$(sync~spin) denoising · ${progress.nfe} fwd` : '$(sync~spin) denoising';
   }
   if (!status) return '$(circle-outline) diffusion';
   if (status.error) return '$(error) diffusion';
   if (status.loading) return `$(loading~spin) ${status.backend} · loading`;
+  if (!asYouType) return `$(circle-slash) ${status.backend} · completions off`;
   const parts = [status.backend, ...(status.model ? [shortModel(status.model)] : [])];
   if (isNumber(status.lastLatencyMs)) parts.push(`${Math.round(status.lastLatencyMs)} ms`);
   if (isNumber(status.tokensPerForward)) parts.push(`${status.tokensPerForward.toFixed(1)} tok/fwd`);
@@ -76,9 +78,16 @@ export function statusTooltip(
   status: ServerStatus | undefined,
   progress: Progress | undefined,
   languageId?: string,
+  asYouType = true,
 ): string {
   const lines: string[] = [];
   if (progress) lines.push(`Denoising: forward pass ${progress.nfe ?? 0}`);
+  if (!asYouType) {
+    lines.push(
+      `Completions as you type: off${languageId ? ` for ${languageId}` : ''} (Diffusion: Toggle Completions As You ` +
+        'Type turns them on; Trigger Inline Suggestion still asks)',
+    );
+  }
   if (!status) {
     lines.push('diffusion-ls: no status yet');
   } else {

@@ -104,3 +104,16 @@ describe('pollAfterMs', () => {
     assert.equal(pollAfterMs(base), undefined);
   });
 });
+
+describe('completions as you type turned off', () => {
+  const status: ServerStatus = { backend: 'embedded', model: 'm', loaded: true, lastLatencyMs: 80 };
+
+  it('says so in the status bar and the tooltip, with how to turn them on', () => {
+    assert.equal(statusText(status, undefined, false), '$(circle-slash) embedded · completions off');
+    assert.equal(statusText(status, { nfe: 2 }, false), '$(sync~spin) denoising · 2 fwd'); // an asked-for one runs
+    const tooltip = statusTooltip(status, undefined, 'python', false);
+    assert.ok(tooltip.includes('Completions as you type: off for python (Diffusion: Toggle Completions As You Type'));
+    assert.ok(!statusTooltip(status, undefined, 'python').includes('Completions as you type'));
+  });
+});
+
