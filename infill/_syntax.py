@@ -133,35 +133,58 @@ _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__sp
                                        "__module__", "__qualname__", "__debug__", "__cached__"}
 
 
-def python_unbound(module: ast.Module) -> set[str] | None:
-    """Names the module reads that nothing in it binds (anywhere, whatever the scope) and are not builtins: each a
-    NameError when run. None when a star import or a `globals()`/`exec` call can bind names unseen."""
-    bound: set[str] = set()
+@dataclass(frozen=True)
+class PythonNames:
+    """What a module binds, with the lines it binds each name on, and the names it reads that nothing binds."""
+
+    bound: dict[str, list[int]]  # name -> 1-based lines of its bindings (a def's or class's line, not its decorators')
+    unbound: set[str]  # read, bound nowhere (whatever the scope), not builtins: each a NameError when run
+
+
+def python_names(module: ast.Module) -> PythonNames | None:
+    """The module's bindings and unbound names; None when a star import or a `globals()`/`exec` call can bind names
+    unseen."""
+    bound: dict[str, list[int]] = {}
     loaded: set[str] = set()
+
+    def bind(name: str, node: ast.AST) -> None:
+        bound.setdefault(name, []).append(getattr(node, "lineno", 0))
+
     for node in ast.walk(module):
         if isinstance(node, ast.Name):
-            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            if isinstance(node.ctx, ast.Load):
+                loaded.add(node.id)
+            else:
+                bind(node.id, node)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
+            bind(node.name, node)
         elif isinstance(node, ast.arg):
-            bound.add(node.arg)
+            bind(node.arg, node)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for a in node.names:
                 if a.name == "*":
                     return None
-                bound.add(a.asname or a.name.split(".")[0])
+                bind(a.asname or a.name.split(".")[0], node)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            bound.update(node.names)
+            for name in node.names:
+                bind(name, node)
         elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
+            bind(node.name, node)
         elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            bound.add(node.name)
+            bind(node.name, node)
         elif isinstance(node, ast.MatchMapping) and node.rest:
-            bound.add(node.rest)
+            bind(node.rest, node)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in ("globals", "exec", "vars", "locals")):
             return None
-    return loaded - bound - _BUILTINS
+    return PythonNames(bound, loaded - bound.keys() - _BUILTINS)
+
+
+def python_unbound(module: ast.Module) -> set[str] | None:
+    """Names the module reads that nothing in it binds (anywhere, whatever the scope) and are not builtins: each a
+    NameError when run. None when a star import or a `globals()`/`exec` call can bind names unseen."""
+    names = python_names(module)
+    return None if names is None else names.unbound
 
 
 # -- windows: per-request syntax work on big files stays local --------------------------------------------------------

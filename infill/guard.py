@@ -18,6 +18,8 @@ brackets the edit opened but did not close. A refused edit carries the reason, f
 
 from __future__ import annotations
 
+import bisect
+import keyword
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,7 +110,8 @@ class _Errors:
         self.text, self.lang = text, lang
         self._before: dict[tuple[int, int], int] = {}
         self._compiles: dict[tuple[int, int], bool] = {}
-        self._unbound: set[str] | None | bool = False  # the file's own unbound names (False: not read yet)
+        self._names: _syntax.PythonNames | None | bool = False  # the file's own bindings (False: not read yet)
+        self._lines: list[int] | None = None  # offsets of the text's line breaks
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -161,18 +164,31 @@ class _Errors:
         tell: a file that does not parse, a star import)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return []
-        if self._unbound is False:
+        words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
+        if self._names is False:
             module = _syntax.python_module(self.text)
-            self._unbound = None if module is None else _syntax.python_unbound(module)
-        before = self._unbound
-        if not isinstance(before, set):
+            self._names = None if module is None else _syntax.python_names(module)
+        base = self._names
+        if not words or not isinstance(base, _syntax.PythonNames):
+            return []
+        # a name bound on a line no edit touches stays bound: only the others need the edited file parsed (a fill-all
+        # of a big file checked each of its fills on the whole file again, about 50 ms each)
+        touched = [(self.line(start), self.line(end)) for start, end, _ in edits]
+        words = {w for w in words - base.unbound
+                 if not any(not any(a <= line <= b for a, b in touched) for line in base.bound.get(w, ()))}
+        if not words:
             return []
         module = _syntax.python_module(self.edited((0, len(self.text)), edits))
         after = None if module is None else _syntax.python_unbound(module)
         if after is None:
             return []
-        words = set(_IDENTIFIER.findall("".join(new for _, _, new in edits)))
-        return sorted((after - before) & words)
+        return sorted(after & words)
+
+    def line(self, offset: int) -> int:
+        """The 1-based line of a char offset of the text."""
+        if self._lines is None:
+            self._lines = [m.start() for m in re.finditer("\n", self.text)]
+        return bisect.bisect_right(self._lines, offset - 1) + 1
 
     def compiles(self, win: tuple[int, int]) -> bool:
         if win not in self._compiles:
@@ -233,7 +249,8 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
+_KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
 _NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
 
 

@@ -236,6 +236,20 @@ def test_a_fill_that_reads_a_name_nothing_defines_is_refused():
     assert one(STUBS, dots + 3, dots + 3, " or count(items)").ok
 
 
+def test_a_name_bound_only_where_the_edit_replaces_is_unbound_after_it():
+    """The check skips the edited file's parse for names bound on lines no edit touches; a name whose only binding the
+    edit replaces is still found."""
+    src = "def g():\n    n = 2\n    return 0\n"
+    at = src.index("return 0")
+    assert one(src, at, at + 8, "return n").ok, "bound on a line the edit leaves"
+    at = src.index("n = 2")
+    v = one(src, at, at + 5, "return n")
+    assert v.reason == "the answer uses `n`, which nothing in the file defines"
+    # an attribute's name is no name of the file: `path.sep`, `os.sep` read no `sep`
+    dots = STUBS.index("...")
+    assert one("import os\n" + STUBS, 10 + dots, 10 + dots + 3, "return os.sep").ok
+
+
 def test_an_edit_python_parses_but_will_not_compile_is_refused():
     """ast.parse takes `return` outside a function and a late `from __future__` import; the compiler does not (a trial
     accepted a rewrite that put the second in the middle of a file)."""
