@@ -116,6 +116,39 @@ def python_module(source: str) -> ast.Module | None:
         return None
 
 
+_EMPTY_BLOCK = re.compile(r"expected an indented block after .* on line (\d+)")
+
+
+def python_module_filled(source: str, tries: int = 20) -> ast.Module | None:
+    """python_module of source whose empty blocks (a body of only comments, as `# TODO` leaves one) get a `pass` on
+    one of their comment or blank lines: a file with such a stub is still read for its names. Lines keep their
+    numbers. None where anything else stops Python."""
+    lines = source.split("\n")
+    for _ in range(tries):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return ast.parse("\n".join(lines))
+        except SyntaxError as exc:
+            m = _EMPTY_BLOCK.search(exc.msg or "")
+            if not m or exc.lineno is None:
+                return None
+            header = int(m.group(1)) - 1  # 0-based
+            last = min(exc.lineno, len(lines)) - 1
+            # the last comment or blank line before the error is the empty block's (after the header's colon line)
+            spot = next((i for i in range(last, header, -1) if not lines[i].strip() or
+                         lines[i].lstrip().startswith("#")), None)
+            if spot is None:
+                return None
+            head = lines[header][: len(lines[header]) - len(lines[header].lstrip())]
+            own = lines[spot][: len(lines[spot]) - len(lines[spot].lstrip())]
+            indent = own if lines[spot].strip() and len(own) > len(head) else head + ("\t" if "\t" in head else "    ")
+            lines[spot] = indent + "pass"
+        except (ValueError, RecursionError, MemoryError):
+            return None
+    return None
+
+
 def python_compiles(source: str) -> bool:
     """Whether Python compiles source to bytecode (nothing is run). Stricter than python_module: the compiler also
     rejects `return` outside a function, a misplaced `from __future__` import, `nonlocal` at the top level."""

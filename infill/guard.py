@@ -160,13 +160,13 @@ class _Errors:
 
     def new_unbound(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
         """Names the edits' new text reads that nothing in the edited file defines and the file did not already read
-        unbound: each a NameError when that code runs (Python, files up to WHOLE_FILE_CHARS; [] where it cannot
-        tell: a file that does not parse, a star import)."""
+        unbound: each a NameError when that code runs (Python, files up to WHOLE_FILE_CHARS; a stub body of only a
+        comment is read as `pass`; [] where it cannot tell: a file that does not parse, a star import)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
         if self._names is False:
-            module = _syntax.python_module(self.text)
+            module = _syntax.python_module_filled(self.text)
             self._names = None if module is None else _syntax.python_names(module)
         base = self._names
         if not words or not isinstance(base, _syntax.PythonNames):
@@ -178,7 +178,7 @@ class _Errors:
                  if not any(not any(a <= line <= b for a, b in touched) for line in base.bound.get(w, ()))}
         if not words:
             return []
-        module = _syntax.python_module(self.edited((0, len(self.text)), edits))
+        module = _syntax.python_module_filled(self.edited((0, len(self.text)), edits))
         after = None if module is None else _syntax.python_unbound(module)
         if after is None:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infill import _syntax
 from infill.guard import Proposal, check
 
 DOC = "class Cart:\n    def total(self):\n        ...\n\n    def count(self):\n        return len(self.items)\n"
@@ -248,6 +249,20 @@ def test_a_name_bound_only_where_the_edit_replaces_is_unbound_after_it():
     # an attribute's name is no name of the file: `path.sep`, `os.sep` read no `sep`
     dots = STUBS.index("...")
     assert one("import os\n" + STUBS, 10 + dots, 10 + dots + 3, "return os.sep").ok
+
+
+def test_the_unbound_check_reads_a_file_with_a_stub_body_of_only_a_comment():
+    """From a trial: with one body left as only a `# TODO` comment the file does not parse, and the check was off, so
+    fill-all wrote `_______` into another placeholder."""
+    src = STUBS + "\n\ndef source(self):\n    # TODO: read the file\n"
+    dots = src.index("...")
+    v = one(src, dots, dots + 3, "_______")
+    assert v.reason == "the answer uses `_______`, which nothing in the file defines"
+    assert one(src, dots, dots + 3, "return helper(items)").ok
+    # the stub is read as `pass` on its comment's line: every other line keeps its number
+    module = _syntax.python_module_filled("if x:\n    # c\n\ny = 1\n")
+    assert module is not None and [n.lineno for n in module.body] == [1, 4]
+    assert _syntax.python_module_filled("def f():\ndef g(): pass\n") is None, "no comment or blank line to fill"
 
 
 def test_an_edit_python_parses_but_will_not_compile_is_refused():
