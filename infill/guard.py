@@ -222,6 +222,13 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
         return Verdict(old, why + ("" if p.start == p.end else "; the text is kept as it was"))
     if p.text.strip() == old.strip():
         return Verdict(old, "the answer is the same as the text it would replace")
+    if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
+        if _only_comments(p.text, errors.lang) and not _only_comments(old, errors.lang):
+            longest = max(p.text.splitlines(), key=len).strip()
+            return Verdict(old, f"the answer is only a comment: `{_snippet(longest)}`; the code is kept as it was")
+        twice = _repeated_line(p.text, old)
+        if twice is not None:
+            return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")
     new, repairs = p.text, []
     if old.endswith("\n") and not new.endswith("\n"):
         # a whole-line selection ends with its newline; without it the next line would join the rewrite's last line
@@ -251,7 +258,29 @@ _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", 
 _WORD = r"(?<![\w$]){}(?![\w$])"
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
+_PY_COMMENT = re.compile(r"#[^\n]*")
+_C_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
+
+
+def _only_comments(s: str, lang: str | None) -> bool:
+    """Whether s holds nothing but comments and blank space (`#` comments in Python, `//` and `/* */` elsewhere)."""
+    if lang is None:
+        return False
+    comments = _PY_COMMENT if lang == "python" else _C_COMMENT
+    return not comments.sub("", s).strip()
+
+
+def _repeated_line(new: str, old: str) -> str | None:
+    """A line of code the new text has twice in a row and the text it replaces does not: the small model's stutter
+    (`cur_len += len(chunks[-1])` four times over), which parses and is never what was meant."""
+    def pairs(s: str) -> set[str]:
+        lines = [ln.strip() for ln in s.splitlines()]
+        return {a for a, b in zip(lines, lines[1:], strict=False)
+                if a == b and len(a) >= 3 and any(c.isalnum() for c in a)}
+
+    twice = pairs(new) - pairs(old)
+    return min(twice, key=new.find) if twice else None
 
 
 def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[int, int]) -> tuple[str, int] | None:

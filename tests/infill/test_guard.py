@@ -146,7 +146,7 @@ def test_a_fill_that_leaves_a_body_with_only_a_comment_is_refused():
     at = text.rindex("pass")
     for new in ["#", " # done"]:
         v = one(text, at, at + 4, new)
-        assert not v.ok and v.text == "pass" and "parse errors" in v.reason, new
+        assert not v.ok and v.text == "pass" and "only a comment" in v.reason, new
     assert one(text, at, at + 4, "return None  # done").ok
 
 
@@ -273,3 +273,34 @@ def test_an_edit_python_parses_but_will_not_compile_is_refused():
     assert "parse errors" in one(src, at, at + 5, "return 1").reason
     assert "parse errors" in one(src, at, at + 5, "from __future__ import annotations").reason
     assert one(src, at, at + 5, "x = 3").ok
+
+
+def test_code_replaced_by_only_a_comment_or_a_stutter_is_refused():
+    """From a trial: fill-all turned a deliberate `pass` into four lines of junk comments, and a rewrite gave
+    `cur_len += len(chunks[-1])` four times over; both parsed."""
+    src = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n"
+    at = src.index("total += x")
+    end = at + len("total += x")
+    v = one(src, at, end, "#\n\n# from the text the the is")
+    assert v.reason == "the answer is only a comment: `# from the text the the is`; the code is kept as it was"
+    assert one(src, at, end, "total += x  # add it").ok, "code with a comment is code"
+    js = "function f() {\n  return 1;\n}\n"
+    at = js.index("return 1;")
+    assert "only a comment" in one(js, at, at + 9, "// return one", lang="javascript").reason
+    assert "only a comment" in one(js, at, at + 9, "/* one */", lang="javascript").reason
+    # a comment may replace a comment (a TODO marker), and a cursor fill may be a comment
+    todo = "def f():\n    # TODO: sum\n    return 0\n"
+    at = todo.index("# TODO")
+    assert one(todo, at, at + len("# TODO: sum"), "# sums the list").ok
+    assert one(src, src.index("return"), src.index("return"), "# done\n    ").reason != "only a comment"
+    at = src.index("total += x")
+    assert one(src, at, end, "total += x\n        total += x").reason == "the answer repeats the line `total += x`"
+    assert one(src, at, end, "total += x\n        total -= 1").ok
+    # a line the replaced text already has twice is the code's own, and closers and blank lines are no stutter
+    twice = "def g(it):\n    next(it)\n    next(it)\n    return it\n"
+    at = twice.index("    next")
+    assert one(twice, at, twice.index("    return"), "    next(it)\n    next(it)\n    print(1)\n").ok
+    block = "function g(a) {\n  if (a) {\n    a++;\n  }\n}\n"
+    at = block.index("  if")
+    assert one(block, at, block.index("}\n}") + 2, "  if (a) {\n    if (a > 1) {\n      a--;\n    }\n  }\n",
+               lang="javascript").ok
