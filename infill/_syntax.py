@@ -69,6 +69,55 @@ def parse(text: str, lang: str | None, old: tree_sitter.Tree | None = None) -> t
     return parser.parse(encode(text), old) if old is not None else parser.parse(encode(text))
 
 
+_LEXICAL = ("javascript", "typescript", "tsx")
+_SCOPES = frozenset({"program", "statement_block", "switch_case", "switch_default", "class_static_block"})
+_BINDING_NAMES = frozenset({"identifier", "type_identifier", "shorthand_property_identifier_pattern"})
+
+
+def redeclared(text: str, lang: str | None) -> set[str]:
+    """Names declared twice in one block with `let`, `const` or `class` (JavaScript, TypeScript): such a file parses,
+    and is refused before any of it runs ("Identifier 're' has already been declared"). Empty for other languages."""
+    tree = parse(text, lang) if lang in _LEXICAL else None
+    if tree is None:
+        return set()
+    out: set[str] = set()
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        if node.type not in _SCOPES:
+            continue
+        seen: set[str] = set()
+        for child in node.named_children:
+            if child.type == "lexical_declaration":
+                targets = [d.child_by_field_name("name") for d in child.named_children
+                           if d.type == "variable_declarator"]
+            elif child.type == "class_declaration":
+                targets = [child.child_by_field_name("name")]
+            else:
+                continue
+            for target in targets:
+                for name in _binding_names(target):
+                    (out if name in seen else seen).add(name)
+    return out
+
+
+def _binding_names(node: tree_sitter.Node | None) -> list[str]:
+    """The names a declaration's target binds: an identifier, or those of a destructuring pattern."""
+    if node is None:
+        return []
+    if node.type in _BINDING_NAMES:
+        return [node.text.decode("utf-8", "replace")] if node.text is not None else []
+    if node.type in ("object_pattern", "array_pattern", "pair_pattern", "assignment_pattern", "rest_pattern",
+                     "object_assignment_pattern"):
+        value = node.child_by_field_name("value") if node.type == "pair_pattern" else None
+        kids = [value] if value is not None else node.named_children
+        if node.type in ("assignment_pattern", "object_assignment_pattern"):
+            kids = [node.child_by_field_name("left")]
+        return [n for k in kids for n in _binding_names(k)]
+    return []
+
+
 def error_count(tree: tree_sitter.Tree | None) -> int:
     """Number of ERROR and MISSING nodes in tree (0 for None); only error-bearing subtrees are visited."""
     if tree is None:

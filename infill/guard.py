@@ -112,6 +112,7 @@ class _Errors:
         self._compiles: dict[tuple[int, int], bool] = {}
         self._names: _syntax.PythonNames | None | bool = False  # the file's own bindings (False: not read yet)
         self._lines: list[int] | None = None  # offsets of the text's line breaks
+        self._redeclared: dict[tuple[int, int], set[str]] = {}
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -184,6 +185,16 @@ class _Errors:
             return []
         return sorted(after & words)
 
+    def new_redeclared(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
+        """Names the edited window declares twice in one block (`let`/`const`/`class`, JavaScript and TypeScript) that
+        the window did not already declare twice."""
+        if self.lang not in ("javascript", "typescript", "tsx"):
+            return []
+        win = self.window(edits[0][0], edits[-1][1])
+        if win not in self._redeclared:
+            self._redeclared[win] = _syntax.redeclared(self.text[win[0] : win[1]], self.lang)
+        return sorted(_syntax.redeclared(self.edited(win, edits), self.lang) - self._redeclared[win])
+
     def line(self, offset: int) -> int:
         """The 1-based line of a char offset of the text."""
         if self._lines is None:
@@ -246,6 +257,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
             if unbound:
                 return Verdict(old, f"the answer uses `{unbound[0]}`, which nothing in the file defines")
+            twice = errors.new_redeclared([(p.start, p.end, candidate)]) if p.start != p.end else []
+            if twice:
+                return Verdict(old, f"the answer declares `{twice[0]}` twice in one block, which stops the file "
+                               "from running")
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(p.text)}`")
 

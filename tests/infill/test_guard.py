@@ -304,3 +304,22 @@ def test_code_replaced_by_only_a_comment_or_a_stutter_is_refused():
     at = block.index("  if")
     assert one(block, at, block.index("}\n}") + 2, "  if (a) {\n    if (a > 1) {\n      a--;\n    }\n  }\n",
                lang="javascript").ok
+
+
+def test_a_javascript_edit_that_declares_a_name_twice_in_one_block_is_refused():
+    """From a trial: a rewrite of three lines of vscode-jsonrpc's semaphore.js gave `const re = this.getNext();` twice.
+    It parses; Node refuses the whole file ("Identifier 're' has already been declared")."""
+    src = ("class S {\n  f() {\n    this._capacity = capacity;\n    this._active = 0;\n    const next = 1;\n"
+           "    return next;\n  }\n}\n")
+    at = src.index("this._capacity")
+    end = src.index("\n    const next")
+    v = one(src, at, end, "const re = this.getNext();\n    const re = this.reject();", lang="javascript")
+    assert v.reason == "the answer declares `re` twice in one block, which stops the file from running"
+    v = one(src, at, end, "const next = 2;", lang="typescript")
+    assert v.reason == "the answer declares `next` twice in one block, which stops the file from running"
+    for fine in ("const re = this.getNext();", "{ const next = 2; }", "let [a, b] = pair;\n    a = b;"):
+        assert one(src, at, end, fine, lang="javascript").ok, fine
+    # what the file already declares twice is not the edit's doing
+    twice = src.replace("    return next;", "    const next = 3;\n    return next;")
+    at = twice.index("this._capacity")
+    assert one(twice, at, twice.index("\n    this._active"), "this._capacity = 2;", lang="javascript").ok
