@@ -11,6 +11,7 @@ import bisect
 import builtins
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tree_sitter
@@ -168,21 +169,25 @@ def python_module(source: str) -> ast.Module | None:
 _EMPTY_BLOCK = re.compile(r"expected an indented block after .* on line (\d+)")
 
 
-def python_module_filled(source: str, tries: int = 20) -> ast.Module | None:
-    """python_module of source whose empty blocks (a body of only comments, as `# TODO` leaves one) get a `pass` on
-    one of their comment or blank lines: a file with such a stub is still read for its names. Lines keep their
-    numbers. None where anything else stops Python."""
+def fill_empty_blocks(source: str, keep: Sequence[tuple[int, int]] = (), tries: int = 20) -> str | None:
+    """source whose empty blocks (a body of only comments, as `# TODO` leaves one) have a `pass` on one of their
+    comment or blank lines, so that Python reads the rest: every line keeps its number. None where anything else stops
+    Python, or where the empty block's header is on a line in `keep` (0-based, inclusive ranges: an edit's own lines,
+    whose empty block is the edit's doing and must stay an error)."""
     lines = source.split("\n")
     for _ in range(tries):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return ast.parse("\n".join(lines))
+                ast.parse("\n".join(lines))
+            return "\n".join(lines)
         except SyntaxError as exc:
             m = _EMPTY_BLOCK.search(exc.msg or "")
             if not m or exc.lineno is None:
                 return None
             header = int(m.group(1)) - 1  # 0-based
+            if any(lo <= header <= hi for lo, hi in keep):
+                return None
             last = min(exc.lineno, len(lines)) - 1
             # the last comment or blank line before the error is the empty block's (after the header's colon line)
             spot = next((i for i in range(last, header, -1) if not lines[i].strip() or
@@ -196,6 +201,13 @@ def python_module_filled(source: str, tries: int = 20) -> ast.Module | None:
         except (ValueError, RecursionError, MemoryError):
             return None
     return None
+
+
+def python_module_filled(source: str) -> ast.Module | None:
+    """python_module of source with its empty blocks filled (fill_empty_blocks): a file with a stub left as only a
+    comment is still read for its names."""
+    filled = fill_empty_blocks(source)
+    return None if filled is None else python_module(filled)
 
 
 def python_compiles(source: str) -> bool:

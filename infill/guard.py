@@ -155,9 +155,19 @@ class _Errors:
         # tree-sitter's Python grammar accepts lines indented past their block, and a block of only a comment; Python
         # itself does not (only an edit with a line break can indent a line, only a comment can empty a block: a
         # one-line completion of code, the common case, skips the two extra parses)
-        return (self.lang == "python"
+        if not (self.lang == "python"
                 and any("\n" in new or new.lstrip().startswith("#") or start != end for start, end, new in edits)
-                and self.compiles(win) and not _compiles(_as_module(self.edited(win, edits))))
+                and self.compiles(win)):
+            return False
+        # read past the stubs the file already has (a body of only a comment), not past one the edits leave
+        edited, module = self.edited(win, edits), _as_module(self.edited(win, edits))
+        shift, keep, pos = module.count("\n") - edited.count("\n"), [], win[0]
+        for start, end, new in edits:
+            lo = shift + edited.count("\n", 0, start - pos)
+            keep.append((lo, lo + new.count("\n")))
+            pos += (end - start) - len(new)
+        filled = _syntax.fill_empty_blocks(module, keep)
+        return filled is None or not _compiles(filled)
 
     def new_unbound(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
         """Names the edits' new text reads that nothing in the edited file defines and the file did not already read
@@ -202,8 +212,11 @@ class _Errors:
         return bisect.bisect_right(self._lines, offset - 1) + 1
 
     def compiles(self, win: tuple[int, int]) -> bool:
+        """Whether the window compiles, a stub of only a comment read as `pass`: a file being written has one often,
+        and it must not turn off the check of every other edit."""
         if win not in self._compiles:
-            self._compiles[win] = _compiles(_as_module(self.text[win[0] : win[1]]))
+            filled = _syntax.fill_empty_blocks(_as_module(self.text[win[0] : win[1]]))
+            self._compiles[win] = filled is not None and _compiles(filled)
         return self._compiles[win]
 
 

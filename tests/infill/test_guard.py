@@ -323,3 +323,18 @@ def test_a_javascript_edit_that_declares_a_name_twice_in_one_block_is_refused():
     twice = src.replace("    return next;", "    const next = 3;\n    return next;")
     at = twice.index("this._capacity")
     assert one(twice, at, twice.index("\n    this._active"), "this._capacity = 2;", lang="javascript").ok
+
+
+def test_python_is_compiled_past_a_stub_the_file_already_has():
+    """A file being written often ends in a stub of only a comment, which Python does not compile; the compile check
+    was then off for every edit, and a VS Code e2e rewrite left an `if` with no body (tree-sitter takes it)."""
+    src = ("def mean(values):\n    total = sum(values)\n    return total / len(values)\n\n\n"
+           "def square(x):\n    # the square of x\n")
+    at = src.index("total = sum")
+    end = src.index("len(values)") + len("len(values)")
+    v = one(src, at, end, "return 0\n    if values is None:\n    values = []")
+    assert "parse errors" in v.reason
+    assert one(src, at, end, "return sum(values) / len(values)").ok
+    # the stub's own body left as a comment by the edit is still the edit's doing
+    stub = src.index("# the square")
+    assert not one(src, stub, stub + len("# the square of x"), "# x squared\n    if x:\n    # y").ok

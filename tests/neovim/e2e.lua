@@ -509,7 +509,7 @@ end }
 
 cases[#cases + 1] = { 'fill_partly', function()
   fill_case('partly.py', {
-    'class Point:', '    def __init__(self, x, y):', '        ...', '', '    def norm(self):', '        pass',
+    'class Counter:', '    def __init__(self):', '        ...', '', '    def inc(self):', '        pass',
   })
 end }
 

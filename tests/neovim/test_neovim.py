@@ -484,8 +484,8 @@ def test_fill_previews_the_edits_applies_them_on_accept_and_reports_the_kept(rep
 
 
 def test_fill_cases_cover_both_filled_and_kept_placeholders(report: dict) -> None:
-    """With the shipped model the Point class gets one placeholder filled and one kept (refused by the server's guard),
-    and `double`/`triple` none filled; if a new model changes that, pick fixtures that still cover both paths."""
+    """With the shipped model the Counter class gets its placeholders filled, and `double`/`triple` none (refused by the
+    server's guard); if a new model or guard changes that, pick fixtures that still cover both paths."""
     results = [case(report, n)["result"] for n in ("fill_placeholders", "fill_partly")]
     assert any(r["edits"] for r in results), "no placeholder was filled in any fill case"
     assert any(r["kept"] for r in results), "no placeholder was kept in any fill case"

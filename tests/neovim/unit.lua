@@ -502,6 +502,23 @@ sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, 
   reason = 'the model\'s answer was empty' }, sent.req)
 eq({ marks(), ghost.get() }, { {}, nil }, 'refused: cleared')
 eq(sent.req.cancelled, true, 'and the request let go')
+eq(notes[#notes], { 'diffusion-ls: no suggestion: the model\'s answer was empty', INFO }, 'asked for: told why')
+notes = {}
+fake.attached_buffers[vim.api.nvim_get_current_buf()] = true
+local asked_req = sent.req
+ghost.trigger(nil, true) -- as you type: refused quietly
+eq({ sent.req ~= asked_req, sent.params.context.triggerKind }, { true, 2 }, 'an automatic request sent')
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
+  reason = 'the model\'s answer was empty' }, sent.req)
+eq({ marks(), notes }, { {}, {} }, 'as you type: cleared, nothing said')
+ghost.trigger()
+sent.on_result({ code = -32603, message = 'boom' }, nil, sent.req)
+eq(notes, { { 'diffusion-ls: completion failed: boom', WARN } }, 'asked for and failed: said')
+notes = {}
+ghost.trigger()
+sent.on_result({ code = -32800, message = 'cancelled' }, nil, sent.req)
+eq(notes, {}, 'cancelled: nothing said')
+fake.attached_buffers[vim.api.nvim_get_current_buf()] = nil
 
 -- :DiffusionStatus report
 local st = require('diffusion_ls.status')

@@ -17,7 +17,7 @@
 //      until the CodeLens accepts the previewed text;
 //   7. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
 //      untouched; the status bar tooltip rates the model on Python;
-//   8. Fill Placeholders in another file: each fill drawn beside its placeholder (struck through), a report of what was
+//   8. Fill Placeholders in another file (counter.py): each fill drawn beside its placeholder (struck through), a report of what was
 //      filled and kept, the document unchanged until an Accept CodeLens applies exactly the previewed fills, one undo
 //      taking them all back;
 //   9. Toggle Completions As You Type: off, the status bar says so and typing sends no completion request; on again,
@@ -76,8 +76,8 @@ const REWRITE_LINES = 4;
 const REWRITE_FIRST = 'total = 0';
 const REWRITE_LAST = 'return total / len(values)';
 const REFUSED_LINE = 5; // its last character, the colon of `def mean(values):`, is rewritten and refused
-// Fill Placeholders: with the shipped model one placeholder is filled and the other kept (the guard refuses its fill)
-const FILL = ['class Point:', '    def __init__(self, x, y):', '        ...', '', '    def norm(self):', '        pass', ''].join('\n');
+// Fill Placeholders: with the shipped model (and these settings) one placeholder is filled, the other kept by the guard
+const FILL = ['class Counter:', '    def __init__(self):', '        ...', '', '    def inc(self):', '        pass', ''].join('\n');
 
 const started = Date.now();
 const timings = {};
@@ -113,7 +113,7 @@ async function main() {
   mkdirSync(home, { recursive: true });
   const file = join(workspace, 'main.py');
   writeFileSync(file, ORIGINAL);
-  const fillFile = join(workspace, 'point.py');
+  const fillFile = join(workspace, 'counter.py');
   writeFileSync(fillFile, FILL);
   const serverLog = join(tmp, 'server.log');
 
@@ -339,8 +339,8 @@ async function main() {
   assert(/Model on python: (good|fair|weak)/.test(await tooltip.textContent()), "the tooltip rates the model on the file's language");
   // -- fill placeholders: each fill previewed beside its placeholder, applied on accept, one undo takes it back ----------
   t = Date.now();
-  await openFile(page, 'point.py');
-  await page.locator('.monaco-editor[data-uri$="point.py"] .view-lines').first().click();
+  await openFile(page, 'counter.py');
+  await page.locator('.monaco-editor[data-uri$="counter.py"] .view-lines').first().click();
   await runCommand(page, 'Notifications: Clear All Notifications');
   await runCommand(page, 'Diffusion: Fill Placeholders');
   const report = page.locator('.notification-toast', { hasText: 'Diffusion: filled' }).first();
@@ -351,7 +351,7 @@ async function main() {
   assert(counted && Number(counted[1]) > 0, 'a placeholder is filled (else pick a fixture the model fills) and the report says to accept or reject');
   const acceptFill = page.locator('.codelens-decoration a', { hasText: /Accept (fill|all)/ }).first();
   await acceptFill.waitFor();
-  const fillRows = await previewRows(page, 'point.py');
+  const fillRows = await previewRows(page, 'counter.py');
   await page.screenshot({ path: join(artifacts, 'vscode-fill.png') });
   console.log(`e2e: fill preview rows: ${JSON.stringify(fillRows.map((row) => row.text))}`);
   assert(await struckThrough(page, /^(\.\.\.|pass)$/), 'a filled placeholder is struck through');

@@ -18,6 +18,7 @@ require('diffusion_ls.highlights').set()
 ---@field tick integer b:changedtick the ghost is valid for
 ---@field line? string the anchor's line when the final text was drawn (typing through it is checked against it)
 ---@field extmark? integer
+---@field asked boolean requested explicitly (the trigger key, :DiffusionComplete): a refusal or failure is said
 
 ---@type table<integer, diffusion_ls.GhostState>
 local state = {}
@@ -156,8 +157,12 @@ local function on_canvas(canvas, req)
     return
   end
   if canvas.done and type(canvas.reason) == 'string' then
-    -- The server refused the result: the canvas goes away instead of becoming the final ghost text.
+    -- The server refused the result: the canvas goes away instead of becoming the final ghost text. Asked for, the
+    -- user is told why; as you type, a message at every refused keystroke would be noise.
     M.dismiss(req.bufnr)
+    if g.asked then
+      lsp.say('diffusion-ls: no suggestion: ' .. canvas.reason, vim.log.levels.INFO)
+    end
     vim.api.nvim_exec_autocmds('User', {
       pattern = 'DiffusionLsCanvas',
       modeline = false,
@@ -225,6 +230,8 @@ local function on_result(err, result, req)
   local text, del_after
   if not err and items[1] then
     text, del_after = normalize(items[1], g, req)
+  elseif err and g.asked and err.code ~= -32800 then -- not cancelled
+    lsp.say('diffusion-ls: completion failed: ' .. (err.message or ''), vim.log.levels.WARN)
   end
   if not text or text == '' then
     M.dismiss(req.bufnr)
@@ -255,7 +262,7 @@ function M.trigger(bufnr, automatic)
     local params = vim.lsp.util.make_position_params(0, client.offset_encoding) ---@type table
     params.context = { triggerKind = automatic and 2 or 1 } -- InlineCompletionTriggerKind: Invoked 1, Automatic 2
     ---@type diffusion_ls.GhostState
-    local g = { row = cur[1] - 1, col = cur[2], text = '', final = false, del_after = 0, tick = 0 }
+    local g = { row = cur[1] - 1, col = cur[2], text = '', final = false, del_after = 0, tick = 0, asked = not automatic }
     state[bufnr] = g
     g.req = lsp.request(client, bufnr, 'textDocument/inlineCompletion', params, on_result, on_canvas)
     if not g.req then
