@@ -54,6 +54,9 @@ const TIMEOUT = 120_000; // the first request loads the model; the CPU may be sh
 // The shipped model is a small one: code it writes rarely survives the syntax-boundary truncation, words in a comment
 // do. So the completion happens in a comment.
 const ORIGINAL = [
+  'import numpy as np',
+  '',
+  '',
   'def add(a, b):',
   '    return a + b',
   '',
@@ -61,21 +64,22 @@ const ORIGINAL = [
   'def mean(values):',
   '    """Add up the values,',
   '    then divide by how many there are."""',
-  '    total = 0',
-  '    for v in values:',
-  '        total = add(total, v)',
-  '    return total / len(values)',
+  '    n = len(values)',
+  '    if n == 0:',
+  '        return 0',
+  '    return sum(values) / n',
   '',
   '',
   'def square(x):',
   '    # the square of ',
 ].join('\n');
-// The rewrite (refine mode) selects the body below the docstring, lines 8 to 11, from the indentation to the end.
-const REWRITE_LINE = 8; // 1-based
+// The rewrite (refine mode) selects the body below the docstring, lines 11 to 14, from the indentation to the end. The
+// shipped model answers it with several lines the guard lets through (its answers to other bodies tried were refused).
+const REWRITE_LINE = 11; // 1-based
 const REWRITE_LINES = 4;
-const REWRITE_FIRST = 'total = 0';
-const REWRITE_LAST = 'return total / len(values)';
-const REFUSED_LINE = 5; // its last character, the colon of `def mean(values):`, is rewritten and refused
+const REWRITE_FIRST = 'n = len(values)';
+const REWRITE_LAST = 'return sum(values) / n';
+const REFUSED_LINE = 8; // its last character, the colon of `def mean(values):`, is rewritten and refused
 // Fill Placeholders: with the shipped model (and these settings) one placeholder is filled, the other kept by the guard
 const FILL = ['class Counter:', '    def __init__(self):', '        ...', '', '    def inc(self):', '        pass', ''].join('\n');
 
@@ -500,7 +504,7 @@ async function selectRewrite(page) {
 }
 
 /** Whether text matching `pattern` (default: the text to rewrite) is drawn struck through (a pending edit's decoration). */
-async function struckThrough(page, pattern = /total/) {
+async function struckThrough(page, pattern = /values/) {
   return page.evaluate(
     ({ source, flags }) =>
       [...document.querySelectorAll('.monaco-editor .view-lines span')].some(
