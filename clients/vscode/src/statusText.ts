@@ -13,6 +13,7 @@ export interface ServerStatus {
   nfe?: number | null;
   capabilities?: Capabilities;
   languages?: Record<string, LanguageRating>; // how well the model writes each language (language ids); may be empty
+  weakLanguages?: string; // completion as you type in a weak language: 'explicit' (only when asked), 'automatic', 'off'
   minConfidence?: number | null; // the last fill's least sure token (automatic completions under the setting are hidden)
   repo?: RepoStatus; // the workspace index behind repoContextBudget
   repoContext?: RepoContext | null; // what the last fill was given of the workspace (null: nothing yet)
@@ -100,12 +101,20 @@ export function statusTooltip(
     if (isNumber(status.minConfidence)) lines.push(`Least sure token: ${status.minConfidence.toFixed(2)}`);
     lines.push(...repoLines(status));
     const rating = languageId ? status.languages?.[languageId] : undefined;
-    if (rating) lines.push(`Model on ${languageId}: ${rating}`);
+    if (rating) lines.push(`Model on ${languageId}: ${rating}${weakNote(rating, status.weakLanguages)}`);
     if (status.capabilities) lines.push(`Instructions: ${status.capabilities.instructions ? 'followed' : 'ignored'}`);
     if (status.error) lines.push(`Error: ${status.error}`);
   }
   lines.push('Click to open the output channel.');
   return lines.join('\n');
+}
+
+/** What a weak rating means for completions as you type (the server's weakLanguages setting). */
+function weakNote(rating: LanguageRating, weakLanguages: string | undefined): string {
+  if (rating !== 'weak') return '';
+  if (weakLanguages === 'off') return ' (no completions here: diffusionLs.weakLanguages is "off")';
+  if (weakLanguages === 'automatic') return '';
+  return ' (completes only when asked: Trigger Inline Suggestion; diffusionLs.weakLanguages)';
 }
 
 /** The repository context: what the index holds, and what the last fill got from it; nothing when it is off. */

@@ -117,3 +117,19 @@ describe('completions as you type turned off', () => {
   });
 });
 
+describe('statusTooltip, a weak language', () => {
+  const status: ServerStatus = { backend: 'embedded', loaded: true, languages: { typescript: 'weak', python: 'good' } };
+
+  it('says that typing there asks for nothing, unless the server completes weak languages as you type', () => {
+    assert.ok(
+      statusTooltip({ ...status, weakLanguages: 'explicit' }, undefined, 'typescript').includes(
+        'Model on typescript: weak (completes only when asked: Trigger Inline Suggestion; diffusionLs.weakLanguages)',
+      ),
+    );
+    assert.ok(statusTooltip(status, undefined, 'typescript').includes('completes only when asked')); // the default
+    assert.ok(statusTooltip({ ...status, weakLanguages: 'off' }, undefined, 'typescript').includes('no completions here'));
+    assert.ok(statusTooltip({ ...status, weakLanguages: 'automatic' }, undefined, 'typescript').includes('Model on typescript: weak\n'));
+    assert.ok(statusTooltip(status, undefined, 'python').includes('Model on python: good\n'));
+  });
+});
+
