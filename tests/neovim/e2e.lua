@@ -546,6 +546,14 @@ cases[#cases + 1] = { 'typed_before_attach', plain = true, function()
   local attached = false
   vim.api.nvim_create_autocmd('LspAttach', { buffer = bufnr, once = true, callback = function() attached = true end })
   assert(lsp.attach(bufnr), 'no client')
+  local k = #notifications
+  vim.cmd('DiffusionStatus') -- before the server has answered initialize
+  case.status_while_starting = { attached = attached, notes = vim.list_slice(notifications, k + 1) }
+  -- asked for, so not start-up noise: plain_start checks that starting says nothing by itself
+  for i = #notifications, k + 1, -1 do
+    table.remove(notifications, i)
+  end
+  vim.cmd('messages clear')
   local m = #events
   type_keys('Go# the ', function() return mode() == 'i' and vim.api.nvim_get_current_line() == '# the ' end)
   case.typed_before_attach = not attached

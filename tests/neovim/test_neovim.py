@@ -537,6 +537,10 @@ def test_typing_before_the_server_attaches_asks_once_it_does(plain_report: dict)
     c = case(plain_report, "typed_before_attach")
     assert c["typed_before_attach"] and c["attached"], c
     assert c["request"]["method"] == "textDocument/inlineCompletion", c
+    starting = c["status_while_starting"]
+    assert not starting["attached"], "asked before the server answered initialize"
+    assert [n["msg"] for n in starting["notes"]] == [
+        "diffusion-ls: starting (the server has not answered yet); ask again in a moment"], starting
 
 
 def test_plain_setup_starts_silently(plain_report: dict) -> None:

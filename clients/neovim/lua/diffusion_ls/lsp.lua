@@ -80,6 +80,8 @@ function M.get_client(bufnr)
   return vim.lsp.get_clients({ name = M.name, bufnr = bufnr })[1]
 end
 
+local started ---@type vim.lsp.Client? the client last started, until it has initialized
+
 --- Start the server (once per Neovim) or attach the running one to the buffer.
 ---@param bufnr integer
 ---@return vim.lsp.Client?
@@ -88,7 +90,18 @@ function M.attach(bufnr)
     return nil
   end
   local id = vim.lsp.start(M.client_config(bufnr), { bufnr = bufnr, reuse_client = M.reuse_client })
-  return id and vim.lsp.get_client_by_id(id) or nil
+  local client = id and vim.lsp.get_client_by_id(id) or nil
+  if client and not client.initialized then
+    started = client
+  end
+  return client
+end
+
+--- Whether the server has been started and has not answered `initialize` yet (vim.lsp.get_clients() lists a client
+--- only once it has).
+---@return boolean
+function M.starting()
+  return started ~= nil and not started.initialized and not started:is_stopped()
 end
 
 --- One server for every project: the model is loaded once.

@@ -215,9 +215,14 @@ end
 
 --- :DiffusionStatus: ask the running server and show the report.
 function M.report()
-  local client = require('diffusion_ls.lsp').get_client()
+  local lsp = require('diffusion_ls.lsp')
+  local client = lsp.get_client()
   if not client then
-    vim.notify('diffusion-ls: not running (it starts with a buffer of a configured filetype)', vim.log.levels.WARN)
+    if lsp.starting() then
+      vim.notify('diffusion-ls: starting (the server has not answered yet); ask again in a moment', vim.log.levels.INFO)
+    else
+      vim.notify('diffusion-ls: not running (it starts with a buffer of a configured filetype)', vim.log.levels.WARN)
+    end
     return
   end
   local filetype = vim.bo.filetype
