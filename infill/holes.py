@@ -400,9 +400,10 @@ _COMMENT_LINE = re.compile(r"^(\s*)(#|//|/\*|--|;)\s*TODO\b.*?(\*/)?\s*$")
 
 def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
     """Char ranges of explicit placeholders: lone `...`, a function body of only `pass` (or a docstring and `pass`),
-    TODO comments. Never a `...` inside a string or comment (a doctest's continuation line), a `pass` that is a
-    class's or an `except`'s whole body (an empty exception class, an error let through on purpose), nor the body of
-    an `@overload` or `@abstractmethod`, which is meant to be empty."""
+    a TODO comment that is all its body holds (or an inline `/* TODO */`). Never a `...` inside a string or comment
+    (a doctest's continuation line), a `pass` that is a class's or an `except`'s whole body (an empty exception class,
+    an error let through on purpose), nor the body of an `@overload` or `@abstractmethod`, which is meant to be
+    empty."""
     ranges: list[tuple[int, int]] = []
     tree = _syntax.parse(text, lang)
     omap = _syntax.OffsetMap(text) if tree is not None else None
@@ -427,7 +428,8 @@ def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
             if typ in comments:
                 line_start, line_end = _line_bounds(text, start)
                 alone = not text[line_start:start].strip() and not text[end:line_end].strip()
-                if _TODO.search(text[start:end]) and (alone or text.startswith("/*", start)):
+                if _TODO.search(text[start:end]) and (text.startswith("/*", start) and not alone
+                                                      or _todo_is_body(tree, start_b, comments, lang)):
                     ranges.append((start, end))
             elif lang == "python":
                 stub = _python_stub(text, start, end)
@@ -435,6 +437,34 @@ def _placeholder_ranges(text: str, lang: str | None) -> list[tuple[int, int]]:
                         .body_owner == "function_definition" and not _meant_empty(text, stub[0], lang)):
                     ranges.append(stub)
     return sorted(set(ranges))
+
+
+_BODIES = frozenset({"block", "statement_block", "compound_statement", "class_body", "declaration_list",
+                     "field_declaration_list", "interface_body", "enum_body"})
+
+
+def _todo_is_body(tree, start_byte: int, comments: frozenset[str], lang: str | None) -> bool:
+    """Whether a TODO comment alone on its line is all its body holds (comments aside; in Python, a docstring too):
+    code left to write, as `pass` is. A TODO among code is a note about that code, and filling it would replace it."""
+    node = tree.root_node.descendant_for_byte_range(start_byte, start_byte + 1)
+    while node is not None and node.type not in comments:
+        node = node.parent
+    if node is None or node.parent is None:
+        return False
+    parent = node.parent
+    if lang == "python":  # a body of only comments is no block to tree-sitter: the comment follows `def f():`
+        prev = node.prev_named_sibling
+        while prev is not None and prev.type in comments:
+            prev = prev.prev_named_sibling
+        if (prev is not None and prev.text is not None and prev.text.rstrip().endswith(b":")
+                and node.start_point[1] > prev.start_point[1]):
+            return True
+    if parent.type in _BODIES and parent.parent is not None:
+        kids = [k for k in parent.named_children if k.type not in comments]
+        docstring = lang == "python" and len(kids) == 1 and kids[0].type == "expression_statement" and \
+            kids[0].named_child_count == 1 and kids[0].named_children[0].type == "string"
+        return not kids or docstring
+    return False
 
 
 _DEF_LINE = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]")

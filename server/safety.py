@@ -24,6 +24,7 @@ from pathlib import Path
 
 from infill import _syntax
 from infill.evaluate import heldout_tasks, spread
+from infill.holes import placeholder_ranges
 from infill.languages import language_for
 from server import fill
 from server.config import Settings
@@ -51,9 +52,12 @@ def _requests(task, i: int) -> list[tuple[str, str, list[tuple[int, int]] | None
         lead = task.middle[: len(task.middle) - len(task.middle.lstrip(" \t"))]  # the span's own indentation
         mark = "..." if task.lang == "python" and task.kind == "body" else f"{COMMENT[task.lang]} TODO"
         doc = task.prefix + lead + mark + task.suffix
-        out.append(("fill", doc, None, (0, 0), ""))
-    else:
-        out.append(("fill", task.prefix + task.suffix, [(start, start)], (0, 0), ""))
+        at = len(task.prefix) + len(lead)
+        if (at, at + len(mark)) in placeholder_ranges(doc, task.lang):
+            out.append(("fill", doc, None, (0, 0), ""))
+            return out
+    # a span that leaves no placeholder there (a TODO among code is a note, not one): a fill at the cursor
+    out.append(("fill", task.prefix + task.suffix, [(start, start)], (0, 0), ""))
     return out
 
 
