@@ -253,6 +253,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")
+        deep = _runaway_indent(text, p.start, p.text, errors.lang)
+        if deep is not None:
+            return Verdict(old, f"the answer's indentation runs away: `{_snippet(deep)}` is indented far past its "
+                           "brackets")
     new, repairs = p.text, []
     if old.endswith("\n") and not new.endswith("\n"):
         # a whole-line selection ends with its newline; without it the next line would join the rewrite's last line
@@ -297,6 +301,53 @@ def _only_comments(s: str, lang: str | None) -> bool:
         return False
     comments = _PY_COMMENT if lang == "python" else _C_COMMENT
     return not comments.sub("", s).strip()
+
+
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def _runaway_indent(text: str, start: int, new: str, lang: str | None, slack: int = 3) -> str | None:
+    """A line of new text (not Python, where indentation is syntax and compiled) indented more than `slack` levels past
+    what its brackets open (continuation lines: a formatter's nested ternary goes three deep), counted from the
+    indentation of the line the edit starts on; None when there is none. From a trial: a rewrite of tab-indented
+    JavaScript came back 6, 8, 10 and 22 tabs deep, which parses."""
+    if lang in (None, "python") or "\n" not in new:
+        return None
+    line_start = text.rfind("\n", 0, start) + 1
+    line = text[line_start : text.find("\n", line_start) if "\n" in text[line_start:] else len(text)]
+    unit = _indent_unit(text)
+    if not line.strip():  # on a blank line: the new text's first line sets the level
+        line = next((ln for ln in new.split("\n") if ln.strip()), "")
+    base = _levels(line[: len(line) - len(line.lstrip(" \t"))], unit)
+    depth = 0
+    for i, ln in enumerate(new.split("\n")):
+        body = ln.lstrip(" \t")
+        if i > 0 and body:
+            closers = len(body) - len(body.lstrip(_CLOSE))  # a line starting with `}` sits at its opener's level
+            if _levels(ln[: len(ln) - len(body)], unit) > base + max(0, depth - closers) + slack:
+                return body
+        code = _NOT_CODE.sub(" ", body)
+        depth += sum(code.count(c) for c in _OPEN) - sum(code.count(c) for c in _CLOSE)
+    return None
+
+
+def _levels(indent: str, unit: int) -> int:
+    """Indentation levels of leading whitespace: a tab is one, `unit` spaces are one."""
+    return indent.count("\t") + indent.count(" ") // unit
+
+
+def _indent_unit(text: str, sample: int = 400) -> int:
+    """The space indentation step most used between consecutive lines of text (first `sample` lines), 4 by default."""
+    steps: dict[int, int] = {}
+    prev = 0
+    for ln in text.split("\n", sample)[:sample]:
+        if not ln.strip() or ln.lstrip().startswith("*") or "\t" in ln[: len(ln) - len(ln.lstrip())]:
+            continue  # a block comment's ` * ` lines step by one space
+        width = len(ln) - len(ln.lstrip(" "))
+        if width > prev:
+            steps[width - prev] = steps.get(width - prev, 0) + 1
+        prev = width
+    return max(steps, key=lambda k: (steps[k], -k)) if steps else 4
 
 
 def _repeated_line(new: str, old: str) -> str | None:

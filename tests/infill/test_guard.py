@@ -338,3 +338,22 @@ def test_python_is_compiled_past_a_stub_the_file_already_has():
     # the stub's own body left as a comment by the edit is still the edit's doing
     stub = src.index("# the square")
     assert not one(src, stub, stub + len("# the square of x"), "# x squared\n    if x:\n    # y").ok
+
+
+def test_an_answer_whose_indentation_runs_away_is_refused():
+    """From a trial: a rewrite of three lines of tab-indented JavaScript came back 6, 8, 10 and 22 tabs deep (it parses).
+    A line may sit up to three levels past what its brackets open (continuation lines), counted from the indentation of
+    the line the edit starts on, in the file's own unit."""
+    tabs = "class S {\n\tf(value) {\n\t\tif (value) {\n\t\t\tthis._active--;\n\t\t\tthis.runNext();\n\t\t}\n\t}\n}\n"
+    at = tabs.index("\t\t\tthis._active")
+    end = tabs.index("this.runNext();") + len("this.runNext();")
+    runaway = "\t\t\t\tthis.active = {\n\t\t\t\t\t\tvalue,\n\t\t\t\t\t\t\t\tother,\n\n" + "\t" * 22 + "}"
+    v = one(tabs, at, end, runaway, lang="javascript")
+    assert v.reason == "the answer's indentation runs away: `other,` is indented far past its brackets"
+    fine = "\t\t\tthis.active = {\n\t\t\t\tvalue,\n\t\t\t};\n\t\t\tnext\n\t\t\t\t\t.resolve(value);"
+    assert one(tabs, at, end, fine, lang="javascript").ok
+    spaces = tabs.replace("\t", "  ")
+    at = spaces.index("      this._active")
+    end = spaces.index("this.runNext();") + len("this.runNext();")
+    assert one(spaces, at, end, fine.replace("\t", "  "), lang="javascript").ok, "two-space files count in twos"
+    assert not one(spaces, at, end, runaway.replace("\t", "  "), lang="javascript").ok
