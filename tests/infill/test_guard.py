@@ -341,9 +341,9 @@ def test_python_is_compiled_past_a_stub_the_file_already_has():
 
 
 def test_an_answer_whose_indentation_runs_away_is_refused():
-    """From a trial: a rewrite of three lines of tab-indented JavaScript came back 6, 8, 10 and 22 tabs deep (it parses).
-    A line may sit up to three levels past what its brackets open (continuation lines), counted from the indentation of
-    the line the edit starts on, in the file's own unit."""
+    """From a trial: a rewrite of three lines of tab-indented JavaScript came back 6, 8, 10 and 22 tabs deep (it
+    parses). A line may sit up to three levels past what its brackets open (continuation lines), counted from the
+    indentation of the line the edit starts on, in the file's own unit."""
     tabs = "class S {\n\tf(value) {\n\t\tif (value) {\n\t\t\tthis._active--;\n\t\t\tthis.runNext();\n\t\t}\n\t}\n}\n"
     at = tabs.index("\t\t\tthis._active")
     end = tabs.index("this.runNext();") + len("this.runNext();")
