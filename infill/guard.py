@@ -314,7 +314,8 @@ def _runaway_indent(text: str, start: int, new: str, lang: str | None, slack: in
     if lang in (None, "python") or "\n" not in new:
         return None
     line_start = text.rfind("\n", 0, start) + 1
-    line = text[line_start : text.find("\n", line_start) if "\n" in text[line_start:] else len(text)]
+    line_end = text.find("\n", line_start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
     unit = _indent_unit(text)
     if not line.strip():  # on a blank line: the new text's first line sets the level
         line = next((ln for ln in new.split("\n") if ln.strip()), "")
