@@ -54,11 +54,19 @@ export interface Executable {
   setting: 'server.command' | 'pythonPath'; // the setting that names the command
 }
 
-/** `diffusion-ls serve [args]`, or `python -m server.cli serve [args]` when `pythonPath` is set. */
+/**
+ * How the server runs from `pythonPath`: `-m server.cli` would put the working directory, the user's workspace, first
+ * on sys.path, where a `typing.py` breaks the start and a `server/` package would run instead of ours; `-c` puts it
+ * there as '', which this takes off before anything is imported.
+ */
+export const PYTHON_MAIN =
+  "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; from server.cli import main; sys.exit(main())";
+
+/** `diffusion-ls serve [args]`, or the server's main from `pythonPath` (PYTHON_MAIN) when that is set. */
 export function serverExecutable(get: Getter): Executable {
   const extra = stringArray(get('server.args'));
   const python = nonEmptyString(get('pythonPath'));
-  if (python) return { command: python, args: ['-m', 'server.cli', 'serve', ...extra], setting: 'pythonPath' };
+  if (python) return { command: python, args: ['-c', PYTHON_MAIN, 'serve', ...extra], setting: 'pythonPath' };
   const command = nonEmptyString(get('server.command')) ?? DEFAULT_COMMAND;
   return { command, args: ['serve', ...extra], setting: 'server.command' };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { locateServer, missingMessage, SearchInput, searchPlaces } from '../src/locate';
-import { Getter } from '../src/settings';
+import { Getter, PYTHON_MAIN } from '../src/settings';
 
 const from =
   (values: Record<string, unknown>): Getter =>
@@ -121,9 +121,9 @@ describe('locateServer', () => {
     assert.equal(location.found && location.command, '/usr/bin/dls');
   });
 
-  it('starts pythonPath with -m server.cli, and names that setting when it is missing', () => {
+  it('starts pythonPath with the main of server.cli (PYTHON_MAIN), and names that setting when it is missing', () => {
     const found = locateServer(from({ pythonPath: 'python3' }), linux, files('/usr/bin/python3'));
-    assert.deepEqual(found, { found: true, command: '/usr/bin/python3', args: ['-m', 'server.cli', 'serve'], where: 'PATH' });
+    assert.deepEqual(found, { found: true, command: '/usr/bin/python3', args: ['-c', PYTHON_MAIN, 'serve'], where: 'PATH' });
     const missing = locateServer(from({ pythonPath: '/opt/py/bin/python' }), linux, files());
     assert.equal(!missing.found && missing.setting, 'pythonPath');
   });

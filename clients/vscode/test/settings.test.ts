@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { debounceMs, documentSelector, Getter, serverExecutable, serverSettings, tracing } from '../src/settings';
+import { debounceMs, documentSelector, Getter, PYTHON_MAIN, serverExecutable, serverSettings, tracing } from '../src/settings';
 
 const from =
   (values: Record<string, unknown>): Getter =>
@@ -25,7 +25,7 @@ describe('serverExecutable', () => {
     const get = from({ 'server.command': 'diffusion-ls', pythonPath: '/opt/venv/bin/python', 'server.args': ['-v'] });
     assert.deepEqual(serverExecutable(get), {
       command: '/opt/venv/bin/python',
-      args: ['-m', 'server.cli', 'serve', '-v'],
+      args: ['-c', PYTHON_MAIN, 'serve', '-v'],
       setting: 'pythonPath',
     });
   });

@@ -1,0 +1,35 @@
+"""The VS Code client's way to start the server from `diffusionLs.pythonPath` (settings.ts PYTHON_MAIN), run for real:
+a workspace's own `typing.py` or `server/` package must not be imported in place of the standard library or ours (the
+working directory is the workspace; `python -m server.cli` put it first on sys.path, and a trial's `typing.py` broke the
+start)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SETTINGS_TS = Path(__file__).resolve().parents[2] / "clients" / "vscode" / "src" / "settings.ts"
+
+
+def python_main() -> str:
+    m = re.search(r'export const PYTHON_MAIN =\s*"((?:[^"\\]|\\.)*)";', SETTINGS_TS.read_text())
+    assert m, "PYTHON_MAIN not found in settings.ts"
+    return m.group(1)
+
+
+def test_a_workspace_cannot_shadow_the_standard_library_or_the_server(tmp_path: Path) -> None:
+    (tmp_path / "typing.py").write_text("def broken(:\n")
+    (tmp_path / "server").mkdir()
+    (tmp_path / "server" / "__init__.py").write_text("")
+    (tmp_path / "server" / "cli.py").write_text("import sys\nprint('the workspace ran')\ndef main():\n    return 7\n")
+    python = os.path.abspath(sys.executable)  # not resolved: a virtual environment's python is a link
+    run = subprocess.run([python, "-c", python_main(), "--help"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "the workspace ran" not in run.stdout and "diffusion-ls" in run.stdout
+    shadowed = subprocess.run([python, "-m", "server.cli", "--help"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+    assert "the workspace ran" in shadowed.stdout or shadowed.returncode != 0, "what the fix is for"
