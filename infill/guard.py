@@ -274,6 +274,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
             if unbound:
                 return Verdict(old, f"the answer uses `{unbound[0]}`, which nothing in the file defines")
+            undeclared = _undeclared_assignment(text, p.start, p.end, candidate, errors.lang) if p.start != p.end \
+                else None
+            if undeclared is not None:
+                return Verdict(old, f"the answer assigns to `{undeclared}`, which nothing in the file declares")
             twice = errors.new_redeclared([(p.start, p.end, candidate)]) if p.start != p.end else []
             if twice:
                 return Verdict(old, f"the answer declares `{twice[0]}` twice in one block, which stops the file "
@@ -293,6 +297,53 @@ _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) ar
 _PY_COMMENT = re.compile(r"#[^\n]*")
 _C_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
+
+
+_JS_ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?:[-+*/%&|^]|\*\*|<<|>>>?|\?\?|&&|\|\|)?=(?![=>])",
+                          re.MULTILINE)
+
+
+def _undeclared_assignment(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """JavaScript/TypeScript: a bare name the new text assigns to that it does not declare and that nothing else in the
+    file names (not as a property: `this._active` is not `_active`). In a class or a module, code strict by default,
+    that is a ReferenceError when it runs; from a trial, a refine turned `this._active = 0;` into `_active = 0;`."""
+    if lang not in ("javascript", "typescript", "tsx"):
+        return None
+    code = _NOT_CODE.sub(" ", new)
+    targets = [m.group(1) for m in _JS_ASSIGNED.finditer(code)]
+    rest = text[:start] + "\n" + text[end:]
+    for name in dict.fromkeys(targets):
+        word = rf"(?<![\w$.]){re.escape(name)}(?![\w$])"
+        # named anywhere else (a declaration, a destructuring, a parameter, a read) is taken as declared: only a name
+        # the answer does nothing with but assign, and the file never names, is sure to be undeclared
+        if name in _JS_GLOBALS or len(re.findall(word, code)) > targets.count(name) or re.search(word, rest):
+            continue
+        if _assigns(text[:start] + new + text[end:], start, start + len(new), name, lang):
+            return name
+    return None
+
+
+def _assigns(doc: str, start: int, end: int, name: str, lang: str) -> bool:
+    """Whether doc[start:end] holds an assignment expression to the bare name (tree-sitter: a class field or a type
+    parameter's default, `name = value` too, declares it)."""
+    tree = _syntax.parse(doc, lang)
+    if tree is None:
+        return False
+    lo, hi = len(_syntax.encode(doc[:start])), len(_syntax.encode(doc[:end]))
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte <= lo or node.start_byte >= hi:
+            continue
+        if node.type in ("assignment_expression", "augmented_assignment_expression"):
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "identifier" and left.text == name.encode():
+                return True
+        stack.extend(node.children)
+    return False
+
+
+_JS_GLOBALS = frozenset({"module", "exports", "window", "globalThis", "self", "document", "process"})
 
 
 def _only_comments(s: str, lang: str | None) -> bool:

@@ -357,3 +357,18 @@ def test_an_answer_whose_indentation_runs_away_is_refused():
     end = spaces.index("this.runNext();") + len("this.runNext();")
     assert one(spaces, at, end, fine.replace("\t", "  "), lang="javascript").ok, "two-space files count in twos"
     assert not one(spaces, at, end, runaway.replace("\t", "  "), lang="javascript").ok
+
+
+def test_a_javascript_answer_that_assigns_to_a_name_nothing_declares_is_refused():
+    """From a trial: a refine of vscode-jsonrpc's semaphore.js turned `this._active = 0;` into `_active = 0;`, a
+    ReferenceError in the class's strict code when `new Semaphore(1)` runs."""
+    src = "class S {\n  constructor(capacity) {\n    this._capacity = capacity;\n    this._active = 0;\n  }\n}\n"
+    at = src.index("this._active = 0;")
+    end = at + len("this._active = 0;")
+    v = one(src, at, end, "_active = 0;", lang="javascript")
+    assert v.reason == "the answer assigns to `_active`, which nothing in the file declares"
+    for fine in ("this._active = capacity;", "let _active = 0;", "capacity = 0;", "capacity += 1;",
+                 "module.exports = S;", "const f = (x) => x;"):
+        assert one(src, at, end, fine, lang="javascript").ok, fine
+    assert one(src, at, end, "_active = 0;", lang="python").reason != \
+        "the answer assigns to `_active`, which nothing in the file declares", "JavaScript and TypeScript only"
