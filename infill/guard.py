@@ -18,9 +18,11 @@ brackets the edit opened but did not close. A refused edit carries the reason, f
 
 from __future__ import annotations
 
+import ast
 import bisect
 import keyword
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -249,10 +251,14 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
         if _only_comments(p.text, errors.lang) and not _only_comments(old, errors.lang):
             longest = max(p.text.splitlines(), key=len).strip()
-            return Verdict(old, f"the answer is only a comment: `{_snippet(longest)}`; the code is kept as it was")
+            what = "a string" if longest[:1] in ("'", '"') else "a comment"
+            return Verdict(old, f"the answer is only {what}: `{_snippet(longest)}`; the code is kept as it was")
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")
+        loop = _python_self_call(text, p.start, p.text) if errors.lang == "python" else None
+        if loop is not None:
+            return Verdict(old, loop)
         deep = _runaway_indent(text, p.start, p.text, errors.lang)
         if deep is not None:
             return Verdict(old, f"the answer's indentation runs away: `{_snippet(deep)}` is indented far past its "
@@ -347,11 +353,47 @@ _JS_GLOBALS = frozenset({"module", "exports", "window", "globalThis", "self", "d
 
 
 def _only_comments(s: str, lang: str | None) -> bool:
-    """Whether s holds nothing but comments and blank space (`#` comments in Python, `//` and `/* */` elsewhere)."""
+    """Whether s holds nothing but comments and blank space (`#` comments in Python, `//` and `/* */` elsewhere), or in
+    Python only string literals besides (a docstring of junk is no more code than a comment of it)."""
     if lang is None:
         return False
-    comments = _PY_COMMENT if lang == "python" else _C_COMMENT
-    return not comments.sub("", s).strip()
+    rest = (_PY_COMMENT if lang == "python" else _C_COMMENT).sub("", s).strip()
+    if not rest or lang != "python":
+        return not rest
+    module = _syntax.python_module(textwrap.dedent(s).strip())
+    return module is not None and bool(module.body) and all(
+        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+        for n in module.body)
+
+
+_DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
+
+
+def _python_self_call(text: str, start: int, new: str, reach: int = 4000) -> str | None:
+    """Why new text written into a Python function's body makes it never return, or defines it again inside itself;
+    None when it does neither. From a trial: `return self.source` as the body of the property `source`, `exists(...)`
+    called first thing in `exists`, and `pop`'s body holding a second `def pop(self):`."""
+    line_start = text.rfind("\n", 0, start) + 1
+    indent = len(text[line_start:start]) - len(text[line_start:start].lstrip(" \t"))
+    owner = None
+    for m in _DEF.finditer(text, max(0, line_start - reach), line_start):
+        if len(m.group(1)) < indent:
+            owner = m  # the last def above, less indented than the edit: its body holds the edit
+    if owner is None:
+        return None
+    name = owner.group(2)
+    if re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}\b", new, re.MULTILINE):
+        return f"the answer defines `{name}` again inside itself"
+    first = next((ln.strip() for ln in new.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
+    if not first.startswith("return") or re.search(r"\bif\b", new):
+        return None
+    above = text[max(0, owner.start() - 300) : owner.start()]
+    is_property = bool(re.search(r"@(?:\w+\.)?(?:property|cached_property)\s*$", above))
+    called = re.search(rf"(?<![\w.]){re.escape(name)}\s*\(|\b(?:self|cls)\.{re.escape(name)}\s*\(", first)
+    read = is_property and re.search(rf"\bself\.{re.escape(name)}\b(?!\s*\()", first)
+    if called or read:
+        return f"the answer calls `{name}` from itself before anything else: it would never return"
+    return None
 
 
 _OPEN, _CLOSE = "([{", ")]}"

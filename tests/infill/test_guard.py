@@ -372,3 +372,35 @@ def test_a_javascript_answer_that_assigns_to_a_name_nothing_declares_is_refused(
         assert one(src, at, end, fine, lang="javascript").ok, fine
     assert one(src, at, end, "_active = 0;", lang="python").reason != \
         "the answer assigns to `_active`, which nothing in the file declares", "JavaScript and TypeScript only"
+
+
+SELF = ("import os\n\n\nclass Doc:\n    @property\n    def source(self):\n        ...\n\n    def lines(self):\n"
+        "        pass\n\n\ndef exists(path):\n    ...\n\n\nclass Stack:\n    def pop(self):\n        ...\n")
+
+
+def at_nth(text: str, s: str, n: int) -> int:
+    i = -1
+    for _ in range(n + 1):
+        i = text.index(s, i + 1)
+    return i
+
+
+def test_a_python_fill_that_never_returns_or_defines_its_function_again_is_refused():
+    """From a re-check: `return self.source` as the property `source`'s body, `exists` called first thing in `exists`
+    (infinite recursion), and a second `def pop(self):` inside `pop`; and `...` filled with a docstring of junk."""
+    def fill(n: int, new: str, dots: str = "...") -> str | None:
+        at = at_nth(SELF, dots, n)
+        return one(SELF, at, at + len(dots), new).reason
+
+    never = "from itself before anything else: it would never return"
+    assert fill(0, "return self.source") == f"the answer calls `source` {never}"
+    assert fill(0, "return self._source") is None
+    assert fill(0, "return self.lines()") is None, "another method of the class"
+    assert fill(0, "return self.lines()", "pass") == f"the answer calls `lines` {never}"
+    assert fill(1, "return os.path.exists(path) and exists(os.path)") == f"the answer calls `exists` {never}"
+    assert fill(1, "if not path:\n        return False\n    return exists(path[1:])") is None, "a base case first"
+    assert fill(2, "return self.items()\n\n        def pop(self):\n            self.items()") == \
+        "the answer defines `pop` again inside itself"
+    assert fill(2, '"""_assert_from_from___"""') == \
+        'the answer is only a string: `"""_assert_from_from___"""`; the code is kept as it was'
+    assert fill(2, '"""Pop it."""\n        return self.items.pop()') is None
