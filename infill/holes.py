@@ -507,10 +507,17 @@ def _python_stub(text: str, start: int, end: int) -> tuple[int, int] | None:
         return None
     body = module.body
     if (len(body) == 2 and isinstance(body[1], ast.Pass) and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
+            and not _NO_OP.search(body[0].value.value)):
         at = start + len(block.rstrip()) - len("pass")
         return at, at + len("pass")
     return None
+
+
+# a docstring saying its function does nothing on purpose: its `pass` is the code (pygls' _apply_none_change, "Currently
+# does nothing, provided for consistency.", was filled with code that wiped the document)
+_NO_OP = re.compile(r"\b(?:does|do|doing) nothing\b|\bno[- ]?op\b|\bintentionally (?:empty|blank|left)\b|"
+                    r"\bnothing to do\b|\bfor (?:consistency|compatibility)\b", re.IGNORECASE)
 
 
 def placeholder_ranges(text: str, lang: str | None, range: tuple[int, int] | None = None  # noqa: A002 (the LSP name)
