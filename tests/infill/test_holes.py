@@ -338,7 +338,8 @@ def test_a_stub_whose_docstring_says_it_does_nothing_is_code(tok):
     """From a re-check: pygls' `_apply_none_change` ("Currently does nothing, provided for consistency.") was offered a
     fill that wiped the document on every such change."""
     src = ('class D:\n    def _apply_none_change(self):\n'
-           '        """Currently does nothing, provided for consistency."""\n        pass\n\n    def hook(self):\n        """A no-op hook."""\n        pass\n\n'
+           '        """Currently does nothing, provided for consistency."""\n        pass\n\n'
+           '    def hook(self):\n        """A no-op hook."""\n        pass\n\n'
            '    def area(self):\n        """The area."""\n        pass\n')
     holes = find_placeholders(src, "python", count_tokens=tok)
     assert [src.count("\n", 0, h.start) + 1 for h in holes] == [12], "only area's pass"
