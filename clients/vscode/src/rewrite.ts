@@ -258,7 +258,10 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
         title: n === 1 ? '$(check) Accept fill' : `$(check) Accept all ${n} fills (${i + 1} of ${n})`,
         command: 'diffusionLs.acceptRewrite',
       }),
-      new vscode.CodeLens(line(e.range.start.line), { title: '$(close) Reject', command: 'diffusionLs.rejectRewrite' }),
+      new vscode.CodeLens(line(e.range.start.line), {
+        title: n === 1 ? '$(close) Reject' : `$(close) Reject all ${n}`,
+        command: 'diffusionLs.rejectRewrite',
+      }),
     ]);
   }
 

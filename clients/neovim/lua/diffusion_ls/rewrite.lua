@@ -167,6 +167,7 @@ function M.accept(bufnr)
     return false
   end
   M.reject(bufnr)
+  vim.api.nvim_echo({ { '' } }, false, {}) -- the report that offered it is done with
   vim.go.undolevels = vim.go.undolevels -- close the undo block: the edit is one undo step
   vim.lsp.util.apply_text_edits(p.edits, bufnr, p.req.client.offset_encoding)
   return true
