@@ -42,11 +42,16 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     opacity: '0.55',
     backgroundColor: new vscode.ThemeColor('diffEditor.removedTextBackground'),
   });
+  /** A placeholder the fill kept as it was: underlined, the reason in its hover. */
+  private readonly kept = vscode.window.createTextEditorDecorationType({
+    textDecoration: 'underline wavy',
+    color: new vscode.ThemeColor('editorWarning.foreground'),
+  });
   private readonly decorations = new SegmentDecorations();
   private readonly lensesChanged = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.lensesChanged.event;
   private readonly lenses = new Throttle(() => this.lensesChanged.fire(), LENS_MS);
-  private readonly subscriptions: vscode.Disposable[] = [this.struck, this.decorations, this.lensesChanged];
+  private readonly subscriptions: vscode.Disposable[] = [this.struck, this.kept, this.decorations, this.lensesChanged];
   private session: Session | undefined;
 
   constructor(
@@ -182,6 +187,13 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       if (outcome.kind === 'ready') {
         session.edits = outcome.edits;
         this.drawEdits(session);
+        editor.setDecorations(
+          this.kept,
+          outcome.kept.map((k) => ({
+            range: client.protocol2CodeConverter.asRange(k.range),
+            hoverMessage: `Diffusion kept this placeholder: ${k.reason}`,
+          })),
+        );
         this.lenses.flush();
         const first = client.protocol2CodeConverter.asRange(outcome.edits[0].range);
         editor.revealRange(first, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
@@ -304,6 +316,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     this.lenses.cancel();
     if (session) {
       session.editor.setDecorations(this.struck, []);
+      session.editor.setDecorations(this.kept, []);
       this.decorations.clear();
       session.tokens.dispose();
     }
