@@ -130,8 +130,9 @@ const REWRITE_GAP = 3;
  * The rewrite canvas laid out line by line: its line i is drawn after the end of document line `range.start.line + i`,
  * all of them from one column past the longest of those lines, so the new text reads as a block beside the old one,
  * with its indentation (the first line's taken from the text before the selection). The first row starts with "→",
- * the others with "│". Lines past the end of the document are folded into the last row with "⏎" marks. `lineText(n)`
- * is document line n, undefined past the end.
+ * the others with "│". A longer text goes on beside blank lines below the range; what would go beside other code, or
+ * past the end of the document, is folded into the last row with "⏎" marks. `lineText(n)` is document line n,
+ * undefined past the end.
  */
 export function rewritePreview(
   canvas: CanvasParams,
@@ -140,8 +141,14 @@ export function rewritePreview(
 ): RewritePreview {
   const first = canvas.range.start.line;
   let lines = splitLines(toSegments(canvas.text, canvas.masks));
+  // Rows go beside the replaced lines, then beside blank lines below them; beside code that is not replaced, a row
+  // would read as that code's rewrite: there, and past the end of the document, the rest folds into the last row.
   let count = 0;
-  while (count < lines.length && lineText(first + count) !== undefined) count++;
+  while (count < lines.length) {
+    const beside = lineText(first + count);
+    if (beside === undefined || (first + count > canvas.range.end.line && beside.trim() !== '')) break;
+    count++;
+  }
   count = Math.max(count, 1);
   if (lines.length > count) lines = [...lines.slice(0, count - 1), joinLines(lines.slice(count - 1))];
   const widths = lines.map((_, i) => displayWidth(lineText(first + i) ?? '', options.tabSize));

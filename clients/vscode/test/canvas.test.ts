@@ -6,6 +6,7 @@ import {
   displayWidth,
   inlineSegments,
   LatestRequest,
+  LspRange,
   isNewerRequest,
   keysRenderInOrder,
   rewritePreview,
@@ -160,6 +161,23 @@ describe('rewritePreview', () => {
     assert.deepEqual(preview.rows[1].segments, [
       { kind: 'mark', text: `${nb(6)}│${nb(1)}` },
       { kind: 'text', text: `${nb(4)}w` },
+    ]);
+  });
+
+  it('goes on beside blank lines below the range, and folds what would go beside other code', () => {
+    const text = ['', 'def f(a):', '    x = 1', '', '', 'def g():', '    pass'];
+    const rows = (range: LspRange, t: string) =>
+      rewritePreview(canvas({ range, text: t, masks: [] }), (n) => text[n]).rows.map((r) => r.anchor.line);
+    assert.deepEqual(rows({ start: at(2, 4), end: at(2, 9) }, 'y = 1\n    z = 2\n    w = 3'), [2, 3, 4]);
+    const folded = rewritePreview(
+      canvas({ range: { start: at(2, 4), end: at(2, 9) }, text: 'a\nb\nc\nd', masks: [] }),
+      (n) => text[n],
+    ).rows;
+    assert.deepEqual(folded.map((r) => r.anchor.line), [2, 3, 4], 'not beside `def g():`');
+    assert.deepEqual(folded[2].segments.slice(-3), [
+      { kind: 'text', text: 'c' },
+      { kind: 'mark', text: ' ⏎ ' },
+      { kind: 'text', text: 'd' },
     ]);
   });
 
