@@ -454,8 +454,6 @@ local function stop_timer()
   end
 end
 
---- Debounced auto-trigger after typing.
----@param bufnr integer
 --- Whether typing in the buffer asks for completions: its own switch (:DiffusionToggle!) when set, else the
 --- `auto_trigger` option (:DiffusionToggle).
 ---@param bufnr? integer
@@ -493,6 +491,8 @@ function M.toggle(buffer)
   return on
 end
 
+--- Debounced auto-trigger after typing.
+---@param bufnr integer
 local function schedule_trigger(bufnr)
   timer = timer or assert(vim.uv.new_timer())
   local tick = vim.api.nvim_buf_get_changedtick(bufnr)
