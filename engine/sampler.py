@@ -251,7 +251,7 @@ def _pick(probs: Tensor, cfg: SamplerConfig, gen: torch.Generator) -> Tensor:
 
 
 
-def _is_cancelled(cancel: Callable[[], bool] | object | None) -> bool:
+def is_cancelled(cancel: Callable[[], bool] | object | None) -> bool:
     if cancel is None:
         return False
     if hasattr(cancel, "is_set"):
@@ -462,7 +462,7 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     stale: _Forecast | None = None  # the last forward's, which drafts the next steps
     low: float | None = None  # the lowest confidence a text slot was finalized with (SampleStats.min_confidence)
     while True:
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             raise Cancelled()
         chain = [s]  # the current canvas, then the drafted steps' canvases
         if stale is None and after:  # the first forward: the smaller canvas's steps, on this canvas's first slots
@@ -678,7 +678,7 @@ def autoregressive(backend: Backend, context_ids: Sequence[int], max_new: int, s
     banned = _head_banned(sp)
     out: list[int] = []
     while len(out) < max_new:
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             raise Cancelled()
         if out:  # one forward per token: the previous token joins the cache, its hidden state gives the next
             handle = backend.commit(handle, out[-1:])
@@ -722,7 +722,7 @@ def speculative(backend: VerifyingBackend, context_ids: Sequence[int], max_new: 
     out: list[int] = []
     given = int(before.argmax())  # the next token, decided by the head but not yet in the cache
     while given not in stop and len(out) < max_new:
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             raise Cancelled()
         out.append(given)
         room = min(draft, max_new - len(out))

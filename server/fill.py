@@ -23,7 +23,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from engine.backend import Backend, InfillBackend
-from engine.sampler import CanvasSpec, CanvasState, SamplerConfig, SampleStats, denoise_stream, first_sizes
+from engine.sampler import (
+    Cancelled,
+    CanvasSpec,
+    CanvasState,
+    SamplerConfig,
+    SampleStats,
+    denoise_stream,
+    first_sizes,
+    is_cancelled,
+)
 from infill import guard
 from infill.canvas import (
     Canvas,
@@ -99,8 +108,9 @@ class Plan:
     instruction: str = ""  # rewrite: what to do with the selection (chat models)
     prompter: Any = None  # a chat model's prompter: its answer is cut with `finish`
     repo: list[int] = field(default_factory=list)  # repository context ids before the SPM part (infill.repo_context)
-    dropped: list[Hole] = field(default_factory=list)  # holes `fit` left out: too far from the others for one canvas
     later: list[tuple[int, int]] = field(default_factory=list)  # placeholders past MAX_PLACEHOLDERS, not planned
+    # holes far apart: one canvas (a plan) per run of near ones, denoised one after another; `canvas` is then None
+    parts: list[Plan] = field(default_factory=list)
 
     @property
     def span(self) -> tuple[int, int]:
@@ -173,7 +183,11 @@ def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_
     return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed, repo=repo)
 
 
-MAX_PLACEHOLDERS = 32  # one request fills the first this many: one canvas holds no more, and sizing each costs
+MAX_PLACEHOLDERS = 32  # one request fills the first this many: sizing and filling each costs
+# Holes with at most this many tokens of text between them share a canvas, and each sees the others' fills; farther
+# ones get a canvas each, with their own context. Text between holes is part of the canvas: every forward pays for
+# it, and a canvas mostly of fixed code is not what the model was trained on (README, Fill-all).
+JOINT_GAP = 64
 
 
 def shown_lines(target: Target, text: str, at: int, budget: int) -> tuple[int, int] | None:
@@ -203,12 +217,34 @@ def plan_ranges(text: str, ranges: Sequence[tuple[int, int]] | None, lang: str |
             holes.append(rewrite_hole(start, end, text, t.sizing))
     spans = sorted(set(spans))
     holes += [placeholder_hole(text, start, end, lang, t.sizing) for start, end in spans[:MAX_PLACEHOLDERS]]
-    holes = _disjoint(sorted(holes, key=lambda h: (h.start, h.end)))
+    holes = [_cap(h, max_tokens) for h in _disjoint(sorted(holes, key=lambda h: (h.start, h.end)))]
     if not holes:
         where = "the document" if ranges is None else "the given ranges"
         raise ValueError(f"nothing to fill: no placeholder (`...`, `pass`, a TODO comment) in {where}")
-    plan = plan_holes(text, [_cap(h, max_tokens) for h in holes], lang, t, budget, repo=repo)
+    runs = _near(text, holes, t) if t.steppable else [holes]
+    # a canvas of several holes does not grow: each gets at most what a hole of its kind grows to alone (GROW_LIMIT);
+    # sized by the syntax, four empty bodies took 795 slots, filled in hundreds of forwards
+    runs = [r if len(r) == 1 else [replace(h, capacity=min(h.capacity, h.limit or h.capacity)) for h in r]
+            for r in runs]
+    holes = [h for r in runs for h in r]
+    if len(runs) == 1:
+        plan = plan_holes(text, holes, lang, t, budget, repo=repo)
+    else:
+        parts = [plan_holes(text, run, lang, t, budget, repo=repo) for run in runs]
+        plan = Plan(text, lang, holes, "fill", None, budget, repo=list(repo), parts=parts)
     return replace(plan, later=spans[MAX_PLACEHOLDERS:])
+
+
+def _near(text: str, holes: list[Hole], t: Target) -> list[list[Hole]]:
+    """The holes in runs whose neighbours have at most JOINT_GAP tokens of text between them."""
+    gaps = token_counter(t.sizing)([text[a.end : b.start] for a, b in zip(holes, holes[1:])])
+    runs = [[holes[0]]]
+    for h, gap in zip(holes[1:], gaps, strict=True):
+        if gap <= JOINT_GAP:
+            runs[-1].append(h)
+        else:
+            runs.append([h])
+    return runs
 
 
 def plan_rewrite(text: str, start: int, end: int, lang: str | None, tok, budget: int, max_tokens: int,
@@ -248,34 +284,43 @@ def fit(plan: Plan, tok, room: int) -> Plan:
     """The plan with its holes' capacities shrunk (in proportion, at least one slot each) so that the context and the
     canvas fit in `room` model positions: many placeholders filled at once share what the model has. Unchanged when
     it already fits. When even one slot per hole cannot fit (the text between the holes is too long), the longest run
-    of consecutive holes that can is kept and the others go to `dropped`: filled on their own, they fit; a single
+    of consecutive holes that can keeps the canvas and every other hole gets one of its own (Plan.parts); a single
     hole that cannot fit is left for the engine to refuse, with the reason."""
+    parts = [q for p in plan.parts or [plan] for q in _fit(p, tok, room)]
+    if not plan.parts and len(parts) == 1:
+        return parts[0]
+    parts.sort(key=lambda p: p.holes[0].start)
+    return replace(plan, holes=[h for p in parts for h in p.holes], canvas=None, parts=parts)
+
+
+def _fit(plan: Plan, tok, room: int) -> list[Plan]:
+    """fit for a plan of one canvas: the fitted plan, and one plan for each hole that could not share its canvas."""
     c = plan.canvas
     if c is None or room <= 0:
-        return plan
+        return [plan]
     over = len(c.context_ids) + len(c.canvas_ids) + len(c.suffix_ids) - room
     if over <= 0:
-        return plan
+        return [plan]
     t = _target(tok)
     caps = [h.capacity - t.extra_slots for h in plan.holes]  # plan_holes adds the extra slots again
     target = sum(caps) - over
     if target < len(caps):
         keep = _fitting_run(plan, t, room)
         if keep is None or keep[1] - keep[0] == len(plan.holes):
-            return plan
+            return [plan]
         i, j = keep
         kept = plan_holes(plan.text, plan.holes[i:j], plan.lang, t, plan.budget, plan.mode, plan.instruction,
                           c.heal, plan.repo)
-        out = kept if _fits(kept, room) else fit(kept, tok, room)
-        dropped = sorted(plan.holes[:i] + plan.holes[j:] + out.dropped, key=lambda h: h.start)
-        return replace(out, dropped=dropped, later=plan.later)
+        alone = [plan_holes(plan.text, [h], plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal, plan.repo)
+                 for h in plan.holes[:i] + plan.holes[j:]]
+        return [q for p in [kept, *alone] for q in ([p] if _fits(p, room) else _fit(p, tok, room))]
     new = [max(1, cap * target // sum(caps)) for cap in caps]
     while sum(new) > target:  # the floor of 1 can leave a few slots over: take them from the largest holes
         i = max(range(len(new)), key=new.__getitem__)
         new[i] -= 1
     holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
-    shrunk = plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal, plan.repo)
-    return replace(shrunk, dropped=plan.dropped, later=plan.later)
+    return [replace(plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal,
+                               plan.repo), later=plan.later)]
 
 
 def _fits(plan: Plan, room: int) -> bool:
@@ -342,8 +387,19 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     native: denoise with the backend's own loop (`native_stream`, DiffusionGemma's) where it has one. A backend that
     is not steppable runs its own loop on text requests: on_partial is called once per committed canvas but the last.
     """
+    if plan.parts and backend.capabilities.streams:
+        return _run_parts(backend, plan, cfg, session, cancel, on_partial, native)
     if plan.canvas is None or not backend.capabilities.streams:
         return _run_requests(backend, plan, cancel, on_partial)
+    raw, stats, reused = _denoise(backend, plan, cfg, session, cancel, on_partial, native, min_confidence)
+    return replace(_outcome(plan, raw, stats, min_confidence), reused=reused)
+
+
+def _denoise(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: object | None,
+             on_partial: Callable[[Partial], None] | None, native: bool,
+             min_confidence: float) -> tuple[list[str], SampleStats, int]:
+    """One canvas through the engine: each hole's raw text (not yet post-processed), the stats, the cached tokens."""
+    assert plan.canvas is not None
     tok = backend.tokenizer
     spec = plan.spec
     grows = len(plan.holes) == 1 and plan.mode == "fill"  # only a cursor hole grows; a rewrite keeps to its capacity
@@ -383,7 +439,53 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
     raw = canvas_to_text(canvas, final.ids, tok)
     if plan.prompter is not None:  # a chat model's answer: the code block's text
         raw = [plan.prompter.finish(r) for r in raw]
-    return replace(_outcome(plan, raw, stats, min_confidence), reused=handle.reused)
+    return raw, stats, handle.reused
+
+
+def _run_parts(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: object | None,
+               on_partial: Callable[[Partial], None] | None, native: bool) -> Outcome:
+    """A plan of several canvases, denoised one after another; the fills are then post-processed and guarded
+    together, as one edit. A partial shows the whole span: the fills so far, the canvas running, the rest as is."""
+    raw: list[str] = []
+    total, reused = SampleStats(), 0
+    start = plan.span[0]
+    for part in plan.parts:
+        if is_cancelled(cancel):  # the engine checks between forwards; a part's prefill comes before its first
+            raise Cancelled()
+        done = [(h.start, h.end, with_newline(f, plan.newline)[0]) for h, f in zip(plan.holes, raw, strict=False)]
+        head = _splice(plan.text, start, part.span[0], done)
+
+        def show(p: Partial, part: Plan = part, head: str = head) -> None:
+            assert on_partial is not None
+            text = head + p.text + plan.text[part.span[1] : plan.span[1]]
+            masks = [(a + len(head), b + len(head)) for a, b in p.masks]
+            on_partial(Partial(text, masks, total.nfe + p.nfe, total.blocks + p.block, p.remasked))
+
+        texts, stats, kept = _denoise(backend, part, cfg, session, cancel, show if on_partial else None, native, 0.0)
+        raw += texts
+        reused += kept
+        _add(total, stats)
+    return replace(_outcome(plan, raw, total), reused=reused)
+
+
+def _splice(text: str, start: int, end: int, edits: Sequence[tuple[int, int, str]]) -> str:
+    """text[start:end] with the sorted, non-overlapping edits (a, b, new) inside it made."""
+    out, pos = [], start
+    for a, b, new in edits:
+        out += [text[pos:a], new]
+        pos = b
+    out.append(text[pos:end])
+    return "".join(out)
+
+
+def _add(total: SampleStats, stats: SampleStats) -> None:
+    """Count one canvas's stats into a request's."""
+    for name in ("nfe", "tokens", "steps", "canvases", "finalized", "blocks", "remasked", "restarts", "prefill_ms",
+                 "elapsed_ms"):
+        setattr(total, name, getattr(total, name) + getattr(stats, name))
+    total.cut = total.cut or stats.cut
+    if stats.min_confidence is not None:
+        total.min_confidence = min(stats.min_confidence, total.min_confidence or 1.0)
 
 
 def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence: float = 0.0) -> Outcome:

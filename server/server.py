@@ -792,9 +792,6 @@ def create_server() -> DiffusionLanguageServer:
             text, ranges, lang, tok, budget, max_tokens, repo=repo), at=ranges[0][0] if ranges else None)
         ls.send_done(job, ls.lsp_range(doc, *plan.span), out.text, out)
         edits, kept = [], []
-        for h in plan.dropped:
-            kept.append({"range": ls.lsp_range(doc, h.start, h.end), "reason": "too far from the other placeholders "
-                         "to fill in one canvas: fill it on its own (select it)"})
         for start, end in plan.later:
             kept.append({"range": ls.lsp_range(doc, start, end), "reason": f"past the first {fill.MAX_PLACEHOLDERS} "
                          "placeholders one request fills: fill again, or select it"})
@@ -807,7 +804,7 @@ def create_server() -> DiffusionLanguageServer:
         kept.sort(key=lambda k: (k["range"].start.line, k["range"].start.character))
         if kept:
             log.info("infill of %s: %d of %d holes kept: %s", doc.uri, len(kept),
-                     len(plan.holes) + len(plan.dropped) + len(plan.later),
+                     len(plan.holes) + len(plan.later),
                      "; ".join(k["reason"] for k in kept))
         return {"edits": edits, "kept": kept, "version": job.version}
 

@@ -31,7 +31,7 @@ from engine.backend import Capabilities, Seam
 from engine.backends.prompting import DEFAULT_TASK, REWRITE_INSTRUCTION
 from engine.backends.vllm import Chunk
 from engine.model import ModelLoadError
-from engine.sampler import Cancelled, _is_cancelled
+from engine.sampler import Cancelled, is_cancelled
 from engine.tokenizer import SpecialIds
 
 DEFAULT_URL = "https://api.inceptionlabs.ai/v1"  # the public API's base URL (OpenAI-style paths below it)
@@ -154,7 +154,7 @@ class MercuryBackend(Seam):
         """(text so far, finish_reason) per frame of a server-sent-events stream; see the module docstring."""
         import httpx
 
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             raise Cancelled()
         where = f"{self.url}{path}"
         try:
@@ -163,7 +163,7 @@ class MercuryBackend(Seam):
                     raise MercuryError(error_message(r.status_code, r.read().decode("utf-8", "replace"), r.headers))
                 text, snapshots = "", False
                 for line in r.iter_lines():
-                    if _is_cancelled(cancel):
+                    if is_cancelled(cancel):
                         raise Cancelled()  # leaving the `with` closes the connection: the API stops the request
                     if not line.startswith("data:"):
                         continue  # blank lines, comments (": keep-alive"), event names

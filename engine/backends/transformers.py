@@ -34,7 +34,7 @@ from engine import memory, quant
 from engine.backend import Capabilities, Handle, Seam, fold_ends
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
-from engine.sampler import Cancelled, CanvasSpec, CanvasState, SamplerConfig, SampleStats, _is_cancelled
+from engine.sampler import Cancelled, CanvasSpec, CanvasState, SamplerConfig, SampleStats, is_cancelled
 from engine.tokenizer import SpecialIds
 
 
@@ -343,7 +343,7 @@ class TransformersBackend(Seam):
             stop.reset()
             sc: Tensor | None = None
             for cur_step in reversed(range(1, p.max_denoising_steps + 1)):
-                if _is_cancelled(cancel):
+                if is_cancelled(cancel):
                     raise Cancelled()
                 with self._lock:
                     raw = self._forward(self._live(handle), canvas, sc)  # (1, W, V)

@@ -25,7 +25,7 @@ from typing import Any
 from engine.backend import Capabilities, Seam
 from engine.backends.prompting import TURN_CLOSE, ChatPrompter, HFTokenizer, PromptConfig
 from engine.model import ModelLoadError
-from engine.sampler import Cancelled, _is_cancelled
+from engine.sampler import Cancelled, is_cancelled
 from engine.tokenizer import SpecialIds
 
 DEFAULT_CANVAS = 256  # DiffusionGemma's canvas; set it to the server's --diffusion-config canvas_length
@@ -302,14 +302,14 @@ class VLLMRemoteBackend(_VLLMBase):
                 ) -> Iterator[tuple[str, list[int] | None, str | None]]:
         import httpx
 
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             raise Cancelled()
         try:
             with self._http.stream("POST", "/v1/completions", json=body) as r:
                 if r.status_code >= 400:
                     raise VLLMError(_error_message(r.status_code, r.read().decode("utf-8", "replace")))
                 for line in r.iter_lines():
-                    if _is_cancelled(cancel):
+                    if is_cancelled(cancel):
                         raise Cancelled()  # leaving the `with` closes the connection
                     if not line.startswith("data:"):
                         continue
@@ -321,7 +321,7 @@ class VLLMRemoteBackend(_VLLMBase):
                         raise VLLMError(_error_message(200, data))
                     for choice in msg.get("choices") or []:
                         yield choice.get("text", ""), choice.get("token_ids"), choice.get("finish_reason")
-                        if _is_cancelled(cancel):
+                        if is_cancelled(cancel):
                             raise Cancelled()
         except httpx.HTTPError as exc:
             raise VLLMError(f"vLLM stream from {self.url} failed: {exc}") from exc
@@ -368,7 +368,7 @@ class VLLMLocalBackend(_VLLMBase):
         from vllm import SamplingParams
 
         def one() -> Iterator[tuple[str, list[int] | None, str | None]]:
-            if _is_cancelled(cancel):
+            if is_cancelled(cancel):
                 raise Cancelled()
             params = SamplingParams(max_tokens=req.max_tokens, seed=req.seed, extra_args=req.xargs() or None,
                                     skip_special_tokens=True)

@@ -186,13 +186,12 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
     raises during that job; the request fails with the reason, the next ones are served. Regenerated from masks, the
     same selection is longer than a fill may write: refused with the reason before any forward. A contextBudget past
     the positions is cut to fit; of 120 placeholders close together the first 32 share them, the rest are kept for
-    another request; and placeholders too far apart for one canvas are filled in the longest run that fits, the
-    others kept with the reason."""
+    another request; and placeholders too far apart to share a canvas are each filled in one of their own."""
     w = server.wire
     seen = len(w.log)
     server.notify("workspace/didChangeConfiguration", {"settings": {"diffusion": {**SMALL, "contextBudget": 6000}}})
     body = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
-    many = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(40))
+    many = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(6))
     long_text = "".join(f"def f{i}(a, b):\n    return a * {i} + b\n\n\n" for i in range(400))
     big, small, holes = "file:///faults/long.py", "file:///faults/short.py", "file:///faults/many.py"
     for uri, text in ((big, long_text), (small, "def g(x):\n    \n"), (holes, many)):
@@ -214,11 +213,13 @@ def test_an_engine_exception_fails_that_request_only(server: Server):
                         error["message"]), error
     assert not [p for _, p in w.notes("window/logMessage", seen) if p["type"] == ERROR]  # the user's to fix
 
-    got = server.call("diffusion/infill", {"textDocument": {"uri": holes}})  # 40 placeholders, far apart
+    seen = len(w.log)
+    got = server.call("diffusion/infill", {"textDocument": {"uri": holes}})  # 6 placeholders, far apart
     res = got.get("result") or {}
-    assert len(res.get("edits", [])) + len(res.get("kept", [])) == 40, got
-    far = [k for k in res["kept"] if k["reason"].startswith("too far from the other placeholders")]
-    assert far and len(far) < 40, res["kept"]
+    assert len(res.get("edits", [])) + len(res.get("kept", [])) == 6, got
+    assert not [k for k in res["kept"] if "canvas" in k["reason"]], res["kept"]  # none left out for its distance
+    ranges = {json.dumps(p["range"]) for _, p in w.notes("diffusion/canvas", seen)}
+    assert len(ranges) == 1, ranges  # every canvas of the request is drawn over the whole span
 
     got = _fill(server, small, "", 1, 4)  # another request: served
     assert "result" in got, got

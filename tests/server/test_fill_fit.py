@@ -1,4 +1,4 @@
-"""fill.fit: many holes in one canvas share the model's positions."""
+"""fill.plan_ranges and fill.fit: near holes share a canvas and the model's positions; far ones get their own."""
 
 from __future__ import annotations
 
@@ -40,19 +40,32 @@ def test_a_plan_that_fits_is_left_alone():
     assert fill.fit(plan, TOK, ROOM) is plan
 
 
-def test_holes_too_far_apart_for_one_canvas_keep_the_longest_run_that_fits():
-    body = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
-    text = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(40))
+def test_near_placeholders_share_a_canvas_and_far_ones_get_their_own():
+    """Holes with more than JOINT_GAP tokens between them are planned as canvases of their own (a trial's fill-all of
+    boltons' strutils.py ran 4 far-apart `pass` bodies in one 1,159-slot canvas: 32 forwards of a second each, and
+    every fill came back as junk). Each part is an ordinary one-canvas plan over the same text."""
+    near = "def f{0}(a):\n    ...\n\n\ndef g{0}(a):\n    ...\n\n\n"
+    far = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
+    text = near.format(0) + f"def h(a, b):\n{far}    return a\n\n\n" + near.format(1)
     plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
-    assert sum(plan.canvas.fixed) > ROOM  # no capacity makes all 40 fit
+    assert plan.canvas is None and [len(p.holes) for p in plan.parts] == [2, 2]
+    assert [(h.start, h.end) for h in plan.holes] == [(h.start, h.end) for p in plan.parts for h in p.holes]
+    assert all(p.canvas is not None and p.text is text and not p.parts for p in plan.parts)
+    assert fill.fit(plan, TOK, ROOM).parts == plan.parts  # each already fits
+    close = fill.plan_ranges(near.format(0), None, "python", TOK, 384, 256)
+    assert not close.parts and len(close.holes) == 2  # one canvas: each sees the other's fill
+
+
+def test_holes_too_many_for_one_canvas_keep_the_longest_run_that_fits_and_the_rest_go_alone():
+    body = "".join(f"    x{j} = f(a, {j})\n" for j in range(5))
+    text = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(fill.MAX_PLACEHOLDERS))
+    plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
+    assert not plan.parts and sum(plan.canvas.fixed) > ROOM  # near enough for one canvas, too long for the model
     fitted = fill.fit(plan, TOK, ROOM)
-    assert positions(fitted) <= ROOM and len(fitted.holes) >= 2
-    kept = [(h.start, h.end) for h in fitted.holes]
-    every = [(h.start, h.end) for h in plan.holes]
-    assert kept == every[every.index(kept[0]) : every.index(kept[0]) + len(kept)]  # consecutive
-    assert sorted(kept + [(h.start, h.end) for h in fitted.dropped]) == every  # the rest are reported, none lost
-    alone = fill.plan_ranges(text, [(fitted.dropped[-1].start, fitted.dropped[-1].end)], "python", TOK, 384, 256)
-    assert positions(fill.fit(alone, TOK, ROOM)) <= ROOM  # each dropped one fits on its own
+    assert [(h.start, h.end) for h in fitted.holes] == [(h.start, h.end) for h in plan.holes]  # none lost
+    assert all(positions(p) <= ROOM for p in fitted.parts)
+    sizes = [len(p.holes) for p in fitted.parts]
+    assert max(sizes) >= 2 and sizes.count(1) == len(sizes) - 1  # the longest run shares one, the others go alone
 
 
 def test_a_single_hole_longer_than_the_model_is_left_to_fail():
@@ -72,5 +85,33 @@ def test_placeholders_past_the_cap_are_left_for_another_request():
     plan = fill.fit(fill.plan_ranges(text, None, "python", TOK, 384, 256), TOK, ROOM)
     every = [(m.start(), m.end()) for m in re.finditer(r"\.\.\.", text)]
     assert len(plan.later) == 7 and plan.later == every[fill.MAX_PLACEHOLDERS:]
-    planned = sorted([(h.start, h.end) for h in plan.holes] + [(h.start, h.end) for h in plan.dropped])
-    assert planned == every[: fill.MAX_PLACEHOLDERS]
+    assert [(h.start, h.end) for h in plan.holes] == every[: fill.MAX_PLACEHOLDERS]
+
+
+def test_parts_are_denoised_in_turn_as_if_alone_and_stream_over_the_whole_span():
+    """Each part's fills are what that canvas gives on its own (the shipped model, greedy); every partial shows the
+    whole span: the parts done with their fills, the one running with its masks, the rest as the document has it."""
+    from engine.backend import EmbeddedBackend
+    from server.config import Settings
+
+    backend = EmbeddedBackend(threads=1)
+    cfg = Settings().sampler(backend=backend)
+    far = "".join(f"    total = total + weights[{j}] * values[{j}]\n" for j in range(10))
+    text = (f"def mean(values):\n    ...\n\n\ndef weighted(values, weights):\n    total = 0\n{far}    return total\n"
+            "\n\ndef spread(values):\n    ...\n")
+    plan = fill.fit(fill.plan_ranges(text, None, "python", backend.tokenizer, 384, 256), backend.tokenizer, ROOM)
+    assert [len(p.holes) for p in plan.parts] == [1, 1]
+    partials: list[fill.Partial] = []
+    out = fill.run(backend, plan, cfg, session="parts", on_partial=partials.append)
+    alone = [fill.run(backend, p, cfg, session="alone") for p in plan.parts]
+    assert out.fills == [o.fills[0] for o in alone]
+    assert out.stats.nfe == sum(o.stats.nfe for o in alone)
+    start, end = plan.span
+    assert out.text == out.fills[0] + text[plan.holes[0].end : plan.holes[1].start] + out.fills[1]
+    assert partials and all(p.text.endswith(text[plan.holes[1].end : end]) for p in partials)
+    first = [p for p in partials if p.text.endswith(text[plan.holes[0].end : end])]  # the first canvas running
+    second = partials[len(first):]
+    assert first and second and all(p.text.startswith(alone[0].fills[0]) for p in second)
+    for p in partials:
+        assert all(set(p.text[a:b]) == {fill.PLACEHOLDER} for a, b in p.masks)
+    assert [p.nfe for p in partials] == sorted(p.nfe for p in partials)  # counted over the request
