@@ -10,9 +10,10 @@ import ast
 import bisect
 import builtins
 import re
+import symtable
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import tree_sitter
 
@@ -229,56 +230,103 @@ _BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__sp
 
 @dataclass(frozen=True)
 class PythonNames:
-    """What a module binds, with the lines it binds each name on, and the names it reads that nothing binds."""
+    """What a module binds, with the lines it binds each name on and the scope that binds it, and the names it reads
+    that nothing binds."""
 
     bound: dict[str, list[int]]  # name -> 1-based lines of its bindings (a def's or class's line, not its decorators')
     unbound: set[str]  # read, bound nowhere (whatever the scope), not builtins: each a NameError when run
+    # name -> (line, scope) of each binding; scope: None at module level, else the (first, last) lines of the function
+    # (def or lambda) that binds it, or ("class" / "comprehension", first, last)
+    scopes: dict[str, list[tuple[int, tuple]]] = field(default_factory=dict)
+
+    def reaches(self, name: str, line: int, skip: Callable[[int], bool]) -> bool:
+        """Whether a binding of name on a line not skipped surely reaches code on `line`: one at module level, or one
+        in a function around that line (a class's or a comprehension's is not looked at: python_unresolved is)."""
+        return any(not skip(at) and (scope is None or len(scope) == 2 and scope[0] <= line <= scope[1])
+                   for at, scope in self.scopes.get(name, ()))
+
+
+_PY_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp,
+           ast.GeneratorExp)
 
 
 def python_names(module: ast.Module) -> PythonNames | None:
     """The module's bindings and unbound names; None when a star import or a `globals()`/`exec` call can bind names
     unseen."""
     bound: dict[str, list[int]] = {}
+    scopes: dict[str, list[tuple[int, tuple]]] = {}
     loaded: set[str] = set()
 
-    def bind(name: str, node: ast.AST) -> None:
-        bound.setdefault(name, []).append(getattr(node, "lineno", 0))
+    def bind(name: str, node: ast.AST, scope: tuple | None) -> None:
+        line = getattr(node, "lineno", 0)
+        bound.setdefault(name, []).append(line)
+        scopes.setdefault(name, []).append((line, scope))
 
-    for node in ast.walk(module):
+    stack: list[tuple[ast.AST, tuple | None]] = [(module, None)]
+    while stack:
+        node, scope = stack.pop()
+        inner = scope
+        if isinstance(node, _PY_SCOPES):
+            lines = (node.lineno, getattr(node, "end_lineno", None) or node.lineno)
+            inner = lines if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) else (
+                "class" if isinstance(node, ast.ClassDef) else "comprehension", *lines)
         if isinstance(node, ast.Name):
             if isinstance(node.ctx, ast.Load):
                 loaded.add(node.id)
             else:
-                bind(node.id, node)
+                bind(node.id, node, scope)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bind(node.name, node)
+            bind(node.name, node, scope)
         elif isinstance(node, ast.arg):
-            bind(node.arg, node)
+            bind(node.arg, node, scope)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for a in node.names:
                 if a.name == "*":
                     return None
-                bind(a.asname or a.name.split(".")[0], node)
+                bind(a.asname or a.name.split(".")[0], node, scope)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             for name in node.names:
-                bind(name, node)
+                bind(name, node, None if isinstance(node, ast.Global) else scope)
         elif isinstance(node, ast.ExceptHandler) and node.name:
-            bind(node.name, node)
+            bind(node.name, node, scope)
         elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            bind(node.name, node)
+            bind(node.name, node, scope)
         elif isinstance(node, ast.MatchMapping) and node.rest:
-            bind(node.rest, node)
+            bind(node.rest, node, scope)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in ("globals", "exec", "vars", "locals")):
             return None
-    return PythonNames(bound, loaded - bound.keys() - _BUILTINS)
+        stack += [(child, inner) for child in ast.iter_child_nodes(node)]
+    return PythonNames(bound, loaded - bound.keys() - _BUILTINS, scopes)
 
 
-def python_unbound(module: ast.Module) -> set[str] | None:
-    """Names the module reads that nothing in it binds (anywhere, whatever the scope) and are not builtins: each a
-    NameError when run. None when a star import or a `globals()`/`exec` call can bind names unseen."""
-    names = python_names(module)
-    return None if names is None else names.unbound
+def _symtable(source: str) -> symtable.SymbolTable | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return symtable.symtable(source, "<edit>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def python_unresolved(source: str) -> set[str] | None:
+    """Names read in a scope that no binding reaches, by Python's own scoping (symtable): not bound there, in a
+    function around it, at module level (or by a `global` anywhere), nor builtins. Each is a NameError when that code
+    runs: `other` read in one function when only another function has a parameter of that name. A stub body of only
+    a comment is read as `pass` (fill_empty_blocks); None when source does not compile."""
+    top = _symtable(source)
+    if top is None:
+        filled = fill_empty_blocks(source)
+        top = None if filled is None else _symtable(filled)
+    if top is None:
+        return None
+    tables = [top]
+    for t in tables:  # every scope, nested ones included (the list grows as it is read)
+        tables += t.get_children()
+    known = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    known |= {s.get_name() for t in tables for s in t.get_symbols() if s.is_declared_global()}
+    return {s.get_name() for t in tables for s in t.get_symbols()
+            if s.is_referenced() and s.is_global() and s.get_name() not in known and s.get_name() not in _BUILTINS}
 
 
 # -- windows: per-request syntax work on big files stays local --------------------------------------------------------

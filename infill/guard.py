@@ -115,6 +115,7 @@ class _Errors:
         self._names: _syntax.PythonNames | None | bool = False  # the file's own bindings (False: not read yet)
         self._lines: list[int] | None = None  # offsets of the text's line breaks
         self._redeclared: dict[tuple[int, int], set[str]] = {}
+        self._unresolved: set[str] | None | bool = False  # names the file itself reads where nothing binds them
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -172,9 +173,10 @@ class _Errors:
         return filled is None or not _compiles(filled)
 
     def new_unbound(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
-        """Names the edits' new text reads that nothing in the edited file defines and the file did not already read
-        unbound: each a NameError when that code runs (Python, files up to WHOLE_FILE_CHARS; a stub body of only a
-        comment is read as `pass`; [] where it cannot tell: a file that does not parse, a star import)."""
+        """Names the edits' new text reads where no binding reaches them (python_unresolved: nothing in the edited
+        file binds them, or only another function does) that the file did not already read so: each a NameError when
+        that code runs (Python, files up to WHOLE_FILE_CHARS; a stub body of only a comment is read as `pass`; [] where
+        it cannot tell: a file that does not parse, a star import)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
@@ -184,18 +186,27 @@ class _Errors:
         base = self._names
         if not words or not isinstance(base, _syntax.PythonNames):
             return []
-        # a name bound on a line no edit touches stays bound: only the others need the edited file parsed (a fill-all
-        # of a big file checked each of its fills on the whole file again, about 50 ms each)
+        # a name bound at module level, or in the function around the edit, on a line no edit touches reaches it: only
+        # the others need the edited file read (a fill-all of a big file checked each of its fills on the whole file
+        # again, about 50 ms each)
         touched = [(self.line(start), self.line(end)) for start, end, _ in edits]
+        at = self.line(edits[0][0])
         words = {w for w in words - base.unbound
-                 if not any(not any(a <= line <= b for a, b in touched) for line in base.bound.get(w, ()))}
+                 if not base.reaches(w, at, lambda line: any(a <= line <= b for a, b in touched))}
         if not words:
             return []
-        module = _syntax.python_module_filled(self.edited((0, len(self.text)), edits))
-        after = None if module is None else _syntax.python_unbound(module)
+        after = _syntax.python_unresolved(self.edited((0, len(self.text)), edits))
         if after is None:
             return []
-        return sorted(after & words)
+        if self._unresolved is False:
+            self._unresolved = _syntax.python_unresolved(self.text)
+        return sorted((after - (self._unresolved or set())) & words)
+
+    def binds(self, name: str, start: int, end: int) -> bool:
+        """Whether the file binds name on a line that an edit of [start, end) leaves (after new_unbound read it)."""
+        first, last = self.line(start), self.line(end)
+        return isinstance(self._names, _syntax.PythonNames) and any(
+            not first <= line <= last for line in self._names.bound.get(name, ()))
 
     def new_redeclared(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
         """Names the edited window declares twice in one block (`let`/`const`/`class`, JavaScript and TypeScript) that
@@ -240,19 +251,19 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     old = text[p.start : p.end]
     if not p.text.strip():
         if p.raw.strip() and errors.adds_errors([(p.start, p.end, p.raw)]):
-            why = f"the model's answer would add parse errors: `{_snippet(p.raw)}`"
+            why = f"the answer would add parse errors: `{_snippet(p.raw)}`"
         elif p.raw.strip():
-            why = "the model's answer only repeated the code around it"
+            why = "the answer only repeated the code around it"
         else:
-            why = "the model's answer was empty"
-        return Verdict(old, why + ("" if p.start == p.end else "; the text is kept as it was"))
+            why = "the answer was empty"
+        return Verdict(old, why)
     if p.text.strip() == old.strip():
         return Verdict(old, "the answer is the same as the text it would replace")
     if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
         if _only_comments(p.text, errors.lang) and not _only_comments(old, errors.lang):
             longest = max(p.text.splitlines(), key=len).strip()
             what = "a string" if longest[:1] in ("'", '"') else "a comment"
-            return Verdict(old, f"the answer is only {what}: `{_snippet(longest)}`; the code is kept as it was")
+            return Verdict(old, f"the answer is only {what}: `{_snippet(longest)}`")
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")
@@ -275,11 +286,20 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            stutter = _stutter(text, p.start, p.end, candidate)
+            if stutter is not None:
+                return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
+            dropped = _dropped_return(old, candidate, errors.lang)
+            if dropped is not None:
+                return Verdict(old, f"the answer drops the code's `{_snippet(dropped, 40)}`: it would no longer "
+                               "return there")
             # a cursor fill may name what the user is about to write; an edit to code already there must not leave
             # it reading a name nothing defines (`pass` filled with `____` compiles, and fails when run)
             unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
             if unbound:
-                return Verdict(old, f"the answer uses `{unbound[0]}`, which nothing in the file defines")
+                where = "is not defined where it is used (only in another scope)" \
+                    if errors.binds(unbound[0], p.start, p.end) else "nothing in the file defines"
+                return Verdict(old, f"the answer uses `{unbound[0]}`, which {where}")
             undeclared = _undeclared_assignment(text, p.start, p.end, candidate, errors.lang) if p.start != p.end \
                 else None
             if undeclared is not None:
@@ -454,6 +474,57 @@ def _repeated_line(new: str, old: str) -> str | None:
 
     twice = pairs(new) - pairs(old)
     return min(twice, key=new.find) if twice else None
+
+
+_RETURNS = frozenset({"return_statement", "return_expression"})
+_EXITS = _RETURNS | {"raise_statement", "throw_statement", "yield", "yield_expression", "await_expression"}
+
+
+def _dropped_return(old: str, new: str, lang: str | None) -> str | None:
+    """The first return statement of the replaced code when the new text has no return, raise or throw at all: control
+    would run on past it (a trial's rewrite of a chaining method lost its `return this;`). None otherwise."""
+    if lang is None or "return" not in old:
+        return None
+    tree = _syntax.parse(old, lang)
+    found = _syntax.nodes_of_type(tree, _RETURNS) if tree is not None else []
+    if not found:
+        return None
+    after = _syntax.parse(new, lang)
+    if after is None or _syntax.nodes_of_type(after, _EXITS):
+        return None
+    a, b, _ = found[0]
+    return _syntax.encode(old)[a:b].decode("utf-8", "replace")
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TWICE = re.compile(r"([A-Za-z]{3,})\1")
+
+
+def _stutter(text: str, start: int, end: int, new: str, reach: int = 200) -> str | None:
+    """A name the edit leaves (with the word it continues, at a cursor) that has a piece written twice in a row and that
+    the file does not have: `appendappend`, `subsequent_indentindent`, or a three-letter piece when the name without it
+    is the file's (`cbufbuf` for `cbuf`). The small model's stutter; real code has such names (`yadayada`) rarely,
+    and then the file has them already."""
+    lo = start
+    while lo > max(0, start - reach) and (text[lo - 1].isalnum() or text[lo - 1] == "_"):
+        lo -= 1
+    hi = end
+    while hi < min(len(text), end + reach) and (text[hi].isalnum() or text[hi] == "_"):
+        hi += 1
+    for word in _IDENT.findall(text[lo:start] + new + text[end:hi]):
+        for m in _TWICE.finditer(word):
+            piece = m.group(1)
+            if len(set(piece)) == 1:  # xxxxxx, ffffff: a run of one letter
+                continue
+            if len(piece) == 3 and not _has_word(text, word[: m.start()] + word[m.start() + 3 :]):
+                continue
+            if not _has_word(text, word):
+                return word
+    return None
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None
 
 
 def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[int, int]) -> tuple[str, int] | None:

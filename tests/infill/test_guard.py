@@ -22,14 +22,14 @@ def test_a_fill_that_parses_passes_unchanged():
 
 def test_emptying_a_placeholder_or_a_selection_is_refused_and_the_text_kept():
     v = one(DOC, DOTS, DOTS + 3, "", raw="")
-    assert not v.ok and v.text == "..." and v.reason == "the model's answer was empty; the text is kept as it was"
+    assert not v.ok and v.text == "..." and v.reason == "the answer was empty"
     v = one(DOC, COUNT, len(DOC), "   \n", raw="")
     assert v.text == DOC[COUNT:] and "empty" in v.reason
 
 
 def test_an_empty_fill_says_whether_the_model_wrote_broken_code():
     v = one(DOC, DOTS, DOTS + 3, "", raw="return (1 +")
-    assert v.text == "..." and v.reason.startswith("the model's answer would add parse errors: `return (1 +`")
+    assert v.text == "..." and v.reason.startswith("the answer would add parse errors: `return (1 +`")
 
 
 def test_a_rewrite_equal_to_the_selection_is_refused():
@@ -60,7 +60,7 @@ def test_an_inline_completion_into_broken_code_only_needs_not_to_add_errors():
     at = len("if item.")
     assert one(text, at, at, "quantity > 5:").ok
     v = one(text, at, at, "")
-    assert not v.ok and v.text == "" and v.reason == "the model's answer was empty"
+    assert not v.ok and v.text == "" and v.reason == "the answer was empty"
 
 
 def test_fills_that_break_the_file_together_are_refused_from_the_last():
@@ -251,6 +251,26 @@ def test_a_name_bound_only_where_the_edit_replaces_is_unbound_after_it():
     assert one("import os\n" + STUBS, 10 + dots, 10 + dots + 3, "return os.sep").ok
 
 
+def test_a_name_bound_only_in_another_function_is_unbound_where_the_edit_reads_it():
+    """From a trial: a rewrite of httpx's port_or_default returned `return url.scheme == other.scheme`, `other` being
+    a parameter of the next function only; the old check counted any binding in the file, and it was accepted."""
+    src = ("import os\n\nLIMIT = 3\n\n\nclass URL:\n    scheme = 'http'\n\n\n"
+           "def port_or_default(url):\n    if url.port is not None:\n        return url.port\n    return None\n\n\n"
+           "def same_origin(url, other):\n    total = [n for n in range(LIMIT)]\n"
+           "    def inner():\n        return url\n    return url.scheme == other.scheme\n")
+    start = src.index("    if url.port")
+    end = src.index("\n\n\ndef same_origin")
+    v = one(src, start, end, "    return url.scheme == other.scheme")
+    assert v.reason == "the answer uses `other`, which is not defined where it is used (only in another scope)"
+    for used in ("n", "scheme", "total", "inner"):  # a comprehension's, a class body's, another function's locals
+        assert not one(src, start, end, f"    return {used}").ok, used
+    # what does reach it: its own parameter, module-level names, imports, builtins
+    assert one(src, start, end, "    return os.sep + str(url.port) + str(LIMIT) + URL.scheme").ok
+    # a function's own locals, and an enclosing function's (a closure)
+    at = src.index("return url\n")
+    assert one(src, at, at + len("return url"), "return other.scheme + str(total)").ok
+
+
 def test_the_unbound_check_reads_a_file_with_a_stub_body_of_only_a_comment():
     """From a trial: with one body left as only a `# TODO` comment the file does not parse, and the check was off, so
     fill-all wrote `_______` into another placeholder."""
@@ -282,7 +302,7 @@ def test_code_replaced_by_only_a_comment_or_a_stutter_is_refused():
     at = src.index("total += x")
     end = at + len("total += x")
     v = one(src, at, end, "#\n\n# from the text the the is")
-    assert v.reason == "the answer is only a comment: `# from the text the the is`; the code is kept as it was"
+    assert v.reason == "the answer is only a comment: `# from the text the the is`"
     assert one(src, at, end, "total += x  # add it").ok, "code with a comment is code"
     js = "function f() {\n  return 1;\n}\n"
     at = js.index("return 1;")
@@ -402,5 +422,42 @@ def test_a_python_fill_that_never_returns_or_defines_its_function_again_is_refus
     assert fill(2, "return self.items()\n\n        def pop(self):\n            self.items()") == \
         "the answer defines `pop` again inside itself"
     assert fill(2, '"""_assert_from_from___"""') == \
-        'the answer is only a string: `"""_assert_from_from___"""`; the code is kept as it was'
+        'the answer is only a string: `"""_assert_from_from___"""`'
     assert fill(2, '"""Pop it."""\n        return self.items.pop()') is None
+
+
+def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
+    """The small model's stutter, from a re-check's refines: `self.subsequent_indent` came back as
+    `self.subsequentindentindent`, `.append(arg)` as `appendappend(arg)`. A cursor fill is read with the word it
+    continues. Taking 3,197 real spans of the held-out trees as cursor fills at their place, none is refused."""
+    src = "class W:\n    def wrap(self, cbuf):\n        return self.subsequent_indent + cbuf\n"
+    at = src.index("self.subsequent_indent")
+    end = at + len("self.subsequent_indent")
+    v = one(src, at, end, "self.subsequentindentindent")
+    assert v.reason == "the answer writes part of a name twice: `subsequentindentindent`"
+    v = one(src, end, end, "indent")  # a cursor fill after `self.subsequent_indent`
+    assert v.reason == "the answer writes part of a name twice: `subsequent_indentindent`"
+    cbuf = src.rindex("cbuf")
+    assert one(src, cbuf, cbuf + 4, "cbufbuf").reason == "the answer writes part of a name twice: `cbufbuf`"
+    assert one(src, cbuf, cbuf + 4, "cbuf.tartar").ok  # a three-letter piece only when the name without it is the file's
+    assert one(src + "yadayada = 1\n", cbuf, cbuf + 4, "yadayada").ok  # the file has it
+    assert one(src, cbuf, cbuf + 4, "cbuf.findIndex(1)").ok  # `ind`, `Ind`: not the same piece
+    assert one(src, cbuf, cbuf + 4, "cbuf.xxxxxxxx").ok  # a run of one letter
+
+
+def test_a_rewrite_that_drops_the_codes_return_is_refused():
+    """From a trial: a rewrite of commander's setOptionValueWithSource dropped `return this;` (method chaining broke)
+    and parsed; an answer that still returns, raises or throws somewhere passes."""
+    src = ("class C {\n  set(key, value, source) {\n    if (value) {\n      this._values[key] = value;\n    }\n"
+           "    this._sources[key] = source;\n    return this;\n  }\n}\n")
+    start = src.index("    this._sources")
+    end = src.index("  }\n}")
+    v = one(src, start, end, "    this._sources[key] = source;\n", lang="javascript")
+    assert v.reason == "the answer drops the code's `return this;`: it would no longer return there"
+    assert one(src, start, end, "    this._sources[key] = source || null;\n    return this;\n", lang="javascript").ok
+    assert one(src, start, end, "    throw new Error(key);\n", lang="javascript").ok
+    py = "def port(url):\n    if url.port is not None:\n        return url.port\n    return None\n"
+    v = one(py, py.index("    if url"), len(py), "    url.port = None\n")
+    assert v.reason == "the answer drops the code's `return url.port`: it would no longer return there"
+    # replaced code without a return may become anything that parses
+    assert one(py, py.index("    if url"), py.index("        return url.port"), "    if url.port:\n").ok
