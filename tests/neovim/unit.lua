@@ -442,12 +442,12 @@ vim.api.nvim_buf_set_lines(0, 0, -1, false, FILL)
 notes = {}
 rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = {}, kept = {
-  { range = range(1, 4, 1, 7), reason = 'the model\'s answer was empty' },
+  { range = range(1, 4, 1, 7), reason = 'the answer was empty' },
   { range = range(4, 4, 4, 8), reason = 'the answer would add parse errors: `x = (`' },
-  { range = range(7, 4, 7, 7), reason = 'the model\'s answer was empty' },
+  { range = range(7, 4, 7, 7), reason = 'the answer was empty' },
 } }, sent.req)
 eq({ lines(), rewrite.has_preview(0) }, { FILL, false }, 'none filled: nothing changes, nothing to accept')
-eq(notes, { { 'diffusion-ls: filled none of 3 placeholders; kept 3: the model\'s answer was empty (lines 2, 8); '
+eq(notes, { { 'diffusion-ls: filled none of 3 placeholders; kept 3: the answer was empty (lines 2, 8); '
   .. 'the answer would add parse errors: `x = (` (line 5)', WARN } }, 'none filled')
 do -- the commonest reason first, at most 6 line numbers each
   local many = { { range = range(0, 0, 0, 3), reason = 'too far' } }
@@ -499,17 +499,17 @@ ghost.trigger()
 sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = 'f··', masks = { { 1, 3 } }, step = 1 }, sent.req)
 eq(#marks(), 1, 'the canvas is drawn')
 sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
-  reason = 'the model\'s answer was empty' }, sent.req)
+  reason = 'the answer was empty' }, sent.req)
 eq({ marks(), ghost.get() }, { {}, nil }, 'refused: cleared')
 eq(sent.req.cancelled, true, 'and the request let go')
-eq(notes[#notes], { 'diffusion-ls: no suggestion: the model\'s answer was empty', INFO }, 'asked for: told why')
+eq(notes[#notes], { 'diffusion-ls: no suggestion: the answer was empty', INFO }, 'asked for: told why')
 notes = {}
 fake.attached_buffers[vim.api.nvim_get_current_buf()] = true
 local asked_req = sent.req
 ghost.trigger(nil, true) -- as you type: refused quietly
 eq({ sent.req ~= asked_req, sent.params.context.triggerKind }, { true, 2 }, 'an automatic request sent')
 sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
-  reason = 'the model\'s answer was empty' }, sent.req)
+  reason = 'the answer was empty' }, sent.req)
 eq({ marks(), notes }, { {}, {} }, 'as you type: cleared, nothing said')
 ghost.trigger()
 sent.on_result({ code = -32603, message = 'boom' }, nil, sent.req)
@@ -603,8 +603,9 @@ eq(notes[#notes], { 'diffusion-ls: short', WARN }, 'a short message as it is')
 eq(lsp.last_message, nil, 'nothing kept when nothing was cut')
 lsp.say(long, WARN)
 local shown = notes[#notes][1]
-eq(vim.fn.strdisplaywidth(shown) < vim.v.echospace and vim.endswith(shown, '…'), true, 'shortened to fit: ' .. shown)
-eq(vim.startswith(long, shown:sub(1, -4)), true, 'its beginning')
+eq(vim.fn.strdisplaywidth(shown) < vim.v.echospace and vim.endswith(shown, '… (all: :DiffusionStatus)'), true,
+  'shortened to fit, saying where the rest is: ' .. shown)
+eq(vim.startswith(long, shown:sub(1, -#'… (all: :DiffusionStatus)' - 1)), true, 'its beginning')
 eq(lsp.last_message, long, 'kept whole')
 eq(st.lines({ backend = 'embedded' }, 'python')[8], 'last message  ' .. long, 'and shown by :DiffusionStatus')
 lsp.say('one\ntwo', INFO)

@@ -23,7 +23,8 @@ end
 M.last_message = nil
 
 --- Tell the user on one line of the command line: a longer or multi-line message stops the editor at a "Press
---- ENTER" prompt while a stale preview stays drawn. A shortened message is kept whole for :DiffusionStatus.
+--- ENTER" prompt while a stale preview stays drawn. A shortened message is kept whole for :DiffusionStatus, and
+--- says so.
 ---@param msg string
 ---@param level? integer vim.log.levels
 function M.say(msg, level)
@@ -32,11 +33,12 @@ function M.say(msg, level)
   M.last_message = nil
   if vim.fn.strdisplaywidth(line) > room then
     M.last_message = msg
-    local cut = vim.fn.strcharpart(line, 0, room - 1)
-    while vim.fn.strdisplaywidth(cut) > room - 1 do -- wide characters take two cells
+    local rest = ' (all: :DiffusionStatus)' -- where the whole of it is: :messages has only this line
+    local cut = vim.fn.strcharpart(line, 0, room - 1 - #rest)
+    while vim.fn.strdisplaywidth(cut) > room - 1 - #rest do -- wide characters take two cells
       cut = vim.fn.strcharpart(cut, 0, vim.fn.strchars(cut) - 1)
     end
-    line = cut .. '…'
+    line = cut .. '…' .. rest
   end
   vim.notify(line, level)
 end
