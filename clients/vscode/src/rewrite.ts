@@ -53,6 +53,8 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   private readonly lenses = new Throttle(() => this.lensesChanged.fire(), LENS_MS);
   private readonly subscriptions: vscode.Disposable[] = [this.struck, this.kept, this.decorations, this.lensesChanged];
   private session: Session | undefined;
+  /** The editor whose kept placeholders are underlined (markKept). */
+  private keptOn: vscode.TextEditor | undefined;
 
   constructor(
     private readonly client: () => BaseLanguageClient | undefined,
@@ -61,7 +63,9 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   ) {
     this.subscriptions.push(
       vscode.workspace.onDidChangeTextDocument((e) => {
-        if (this.session && e.contentChanges.length > 0 && e.document === this.session.editor.document) this.reject();
+        if (e.contentChanges.length === 0) return;
+        if (this.session && e.document === this.session.editor.document) this.reject();
+        if (this.keptOn && e.document === this.keptOn.document) this.markKept(this.keptOn, []);
       }),
     );
   }
@@ -187,18 +191,13 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       if (outcome.kind === 'ready') {
         session.edits = outcome.edits;
         this.drawEdits(session);
-        editor.setDecorations(
-          this.kept,
-          outcome.kept.map((k) => ({
-            range: client.protocol2CodeConverter.asRange(k.range),
-            hoverMessage: `Diffusion kept this placeholder: ${k.reason}`,
-          })),
-        );
+        this.markKept(editor, outcome.kept);
         this.lenses.flush();
         const first = client.protocol2CodeConverter.asRange(outcome.edits[0].range);
         editor.revealRange(first, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
       } else {
         this.reject();
+        this.markKept(editor, outcome.kept); // nothing to accept: still show which were kept, and why
       }
       if (message.warn) void vscode.window.showWarningMessage(message.text);
       else void vscode.window.showInformationMessage(message.text);
@@ -221,6 +220,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     const session = this.session;
     if (!session || session.edits || canvas.version !== session.version) return;
     session.nfe = canvas.nfe;
+    if (session.kind === 'fill') session.at = canvas.range.start.line; // the lens goes to the first placeholder
     if (session.kind === 'rewrite') {
       if (canvas.done && canvas.reason) this.decorations.clear(); // refused: the answer says why
       else this.decorations.drawRows(session.editor, this.rows(canvas), this.hover(canvas.text));
@@ -242,8 +242,10 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   }
 
   reject(): void {
-    this.session?.tokens.cancel();
+    const session = this.session;
+    session?.tokens.cancel();
     this.clear();
+    if (session?.kind === 'fill') this.markKept(session.editor, []);
   }
 
   provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
@@ -275,6 +277,21 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
         command: 'diffusionLs.rejectRewrite',
       }),
     ]);
+  }
+
+  /** Underlines the placeholders a fill kept, the reason in the hover, until the document changes or the next fill. */
+  private markKept(editor: vscode.TextEditor, kept: { range: TextEdit['range']; reason: string }[]): void {
+    const client = this.client();
+    if (!client) return;
+    this.keptOn?.setDecorations(this.kept, []);
+    this.keptOn = kept.length > 0 ? editor : undefined;
+    editor.setDecorations(
+      this.kept,
+      kept.map((k) => ({
+        range: client.protocol2CodeConverter.asRange(k.range),
+        hoverMessage: `Diffusion kept this placeholder: ${k.reason}`,
+      })),
+    );
   }
 
   /** The answer's edits: each replaced range struck through, its new text beside it. */
@@ -316,7 +333,6 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
     this.lenses.cancel();
     if (session) {
       session.editor.setDecorations(this.struck, []);
-      session.editor.setDecorations(this.kept, []);
       this.decorations.clear();
       session.tokens.dispose();
     }
