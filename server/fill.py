@@ -184,10 +184,10 @@ def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_
 
 
 MAX_PLACEHOLDERS = 32  # one request fills the first this many: sizing and filling each costs
-# Holes with at most this many tokens of text between them share a canvas, and each sees the others' fills; farther
-# ones get a canvas each, with their own context. Text between holes is part of the canvas: every forward pays for
-# it, and a canvas mostly of fixed code is not what the model was trained on (README, Fill-all).
-JOINT_GAP = 64
+# Holes with at most this many tokens of text between them share a canvas (each sees the others' fills); the others
+# get a canvas each, with their own context. Text between holes is canvas too, paid for at every forward; and with the
+# shipped model even near placeholders are filled better alone (README, Fill-all; tools/fill_all.py).
+JOINT_GAP = 0
 
 
 def shown_lines(target: Target, text: str, at: int, budget: int) -> tuple[int, int] | None:
@@ -289,6 +289,8 @@ def fit(plan: Plan, tok, room: int) -> Plan:
     parts = [q for p in plan.parts or [plan] for q in _fit(p, tok, room)]
     if not plan.parts and len(parts) == 1:
         return parts[0]
+    if len(parts) == len(plan.parts) and all(a is b for a, b in zip(parts, plan.parts, strict=True)):
+        return plan  # every part fits as it is
     parts.sort(key=lambda p: p.holes[0].start)
     return replace(plan, holes=[h for p in parts for h in p.holes], canvas=None, parts=parts)
 

@@ -2,9 +2,11 @@
 """Fill-all against the code it replaced: short function bodies of held-out files are turned into `pass`, then every
 placeholder of the file is filled in one request, through the server's pipeline (fill.plan_ranges, fit, run: the
 guard included). Each variant is a JOINT_GAP, the most tokens of text between two placeholders that share a canvas:
-`one` never splits (every placeholder in one canvas, as long as it fits the model), `alone` gives every placeholder a
-canvas of its own, `default` is fill.JOINT_GAP. Scores per placeholder against the body it replaced: returned (not
-refused by the guard), exact, edit similarity (a refused fill counts as empty), and the request's time and forwards.
+`one` never splits (every placeholder in one canvas, as long as it fits the model), `near` lets placeholders with at
+most 64 tokens between them share one, `alone` gives every placeholder a canvas of its own (the default,
+fill.JOINT_GAP 0, is `alone` but for placeholders with nothing between them). Scores per placeholder against the
+body it replaced: returned (not refused by the guard), exact, edit similarity (a refused fill counts as empty), and
+the request's time and forwards.
 
     python tools/fill_all.py build/lang/python --files 25 [--json]
 
@@ -30,7 +32,7 @@ from infill.holes import placeholder_ranges  # noqa: E402
 from server import fill  # noqa: E402
 from server.config import Settings  # noqa: E402
 
-VARIANTS = {"one": 10**9, "default": fill.JOINT_GAP, "alone": -1}
+VARIANTS = {"one": 10**9, "near": 64, "alone": -1}
 
 
 def stubbed(src: str, rng: random.Random) -> tuple[str, list[str]] | None:
@@ -75,6 +77,7 @@ def main() -> int:
     cfg = s.sampler(backend=backend)
     target = fill.target(backend)
     rng = random.Random(0)
+    default = fill.JOINT_GAP
     rows: dict[str, list[dict]] = {v: [] for v in variants}
     ms: dict[str, list[float]] = {v: [] for v in variants}
     nfe: dict[str, int] = dict.fromkeys(variants, 0)
@@ -105,8 +108,9 @@ def main() -> int:
               file=sys.stderr, flush=True)
         if files >= args.files:
             break
-    fill.JOINT_GAP = VARIANTS["default"]
+    fill.JOINT_GAP = default
     result = {"corpus": args.corpus, "files": files, "placeholders": len(next(iter(rows.values()))),
+              "default_joint_gap": default,
               "model": backend.model_name, "command": "python tools/fill_all.py " + " ".join(sys.argv[1:]),
               "variants": {}}
     for name, r in rows.items():

@@ -40,10 +40,12 @@ def test_a_plan_that_fits_is_left_alone():
     assert fill.fit(plan, TOK, ROOM) is plan
 
 
-def test_near_placeholders_share_a_canvas_and_far_ones_get_their_own():
+def test_near_placeholders_share_a_canvas_and_far_ones_get_their_own(monkeypatch):
     """Holes with more than JOINT_GAP tokens between them are planned as canvases of their own (a trial's fill-all of
     boltons' strutils.py ran 4 far-apart `pass` bodies in one 1,159-slot canvas: 32 forwards of a second each, and
-    every fill came back as junk). Each part is an ordinary one-canvas plan over the same text."""
+    every fill came back as junk). Each part is an ordinary one-canvas plan over the same text; holes that share one
+    are capped at what they would grow to alone."""
+    monkeypatch.setattr(fill, "JOINT_GAP", 64)
     near = "def f{0}(a):\n    ...\n\n\ndef g{0}(a):\n    ...\n\n\n"
     far = "".join(f"    x{j} = compute(a, b, {j})\n" for j in range(12))
     text = near.format(0) + f"def h(a, b):\n{far}    return a\n\n\n" + near.format(1)
@@ -54,9 +56,13 @@ def test_near_placeholders_share_a_canvas_and_far_ones_get_their_own():
     assert fill.fit(plan, TOK, ROOM).parts == plan.parts  # each already fits
     close = fill.plan_ranges(near.format(0), None, "python", TOK, 384, 256)
     assert not close.parts and len(close.holes) == 2  # one canvas: each sees the other's fill
+    assert all(h.capacity <= h.limit for h in close.holes)
+    monkeypatch.setattr(fill, "JOINT_GAP", 0)  # the default: the shipped model fills each better alone
+    assert [len(p.holes) for p in fill.plan_ranges(near.format(0), None, "python", TOK, 384, 256).parts] == [1, 1]
 
 
-def test_holes_too_many_for_one_canvas_keep_the_longest_run_that_fits_and_the_rest_go_alone():
+def test_holes_too_many_for_one_canvas_keep_the_longest_run_that_fits_and_the_rest_go_alone(monkeypatch):
+    monkeypatch.setattr(fill, "JOINT_GAP", 64)
     body = "".join(f"    x{j} = f(a, {j})\n" for j in range(5))
     text = "".join(f"def f{i}(a, b):\n{body}    ...\n\n\n" for i in range(fill.MAX_PLACEHOLDERS))
     plan = fill.plan_ranges(text, None, "python", TOK, 384, 256)
