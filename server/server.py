@@ -4,7 +4,7 @@ Requests (besides the standard ones):
 
     textDocument/inlineCompletion  -> InlineCompletionList           fill-in-the-middle at the cursor
     diffusion/infill    {textDocument, ranges?: Range[], position?: Position}
-                        -> {edits: TextEdit[], kept: [{range, reason}], version}   several holes in one canvas;
+                        -> {edits: TextEdit[], kept: [{range, reason}], version}   several holes, a canvas each;
                                                                     `kept`: holes whose fill the guard refused
     diffusion/rewrite   {textDocument, range, mode?: "regenerate"|"refine", instruction?}
                         -> {edit: TextEdit | null, version, reason: string | null}   null: refused, and why
@@ -776,7 +776,7 @@ def create_server() -> DiffusionLanguageServer:
 
     @ls.feature(INFILL)
     async def infill(ls: DiffusionLanguageServer, params: Any) -> dict:
-        """Fill a cursor, ranges, or every placeholder of the document, in one canvas."""
+        """Fill a cursor, ranges, or every placeholder of the document (fill.plan_ranges: a canvas each)."""
         p = _parse(InfillParams, params)
         doc = ls.document(p.text_document.uri)
         if not ls.enabled(doc):

@@ -151,7 +151,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
   }
 
   /**
-   * Fill every placeholder (`...`, a lone `pass`, TODO markers) of the document, or of the selection, in one canvas.
+   * Fill every placeholder (`...`, a lone `pass`, TODO markers) of the document, or of the selection, a canvas each.
    * Each fill is shown over its placeholder as a rewrite is; the placeholders the server kept are reported, with why.
    */
   async fillPlaceholders(): Promise<void> {

@@ -386,7 +386,7 @@ function M.fill_message(filled, kept)
   return ('%s; kept %d: %s'):format(head, #kept, table.concat(parts, '; ')), vim.log.levels.WARN
 end
 
---- Fill every placeholder (`...`, a lone `pass`, TODO markers) in the buffer or the selection, in one canvas. The
+--- Fill every placeholder (`...`, a lone `pass`, TODO markers) in the buffer or the selection, a canvas each. The
 --- fills are shown as a preview, each placeholder marked as removed and its fill below it; nothing changes in the
 --- buffer until accept, which applies them all as one undoable change.
 ---@param bufnr integer
