@@ -260,6 +260,8 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     if p.text.strip() == old.strip():
         return Verdict(old, "the answer is the same as the text it would replace")
     if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
+        if p.text.strip() in ("...", "pass"):  # the VS Code e2e's fill turned a `pass` into `...` and called it filled
+            return Verdict(old, f"the answer is only a placeholder: `{p.text.strip()}`")
         if _only_comments(p.text, errors.lang) and not _only_comments(old, errors.lang):
             longest = max(p.text.splitlines(), key=len).strip()
             what = "a string" if longest[:1] in ("'", '"') else "a comment"

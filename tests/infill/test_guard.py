@@ -439,10 +439,20 @@ def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
     assert v.reason == "the answer writes part of a name twice: `subsequent_indentindent`"
     cbuf = src.rindex("cbuf")
     assert one(src, cbuf, cbuf + 4, "cbufbuf").reason == "the answer writes part of a name twice: `cbufbuf`"
-    assert one(src, cbuf, cbuf + 4, "cbuf.tartar").ok  # a three-letter piece only when the name without it is the file's
+    assert one(src, cbuf, cbuf + 4, "cbuf.tartar").ok  # a three-letter piece: only when the rest is a name here
     assert one(src + "yadayada = 1\n", cbuf, cbuf + 4, "yadayada").ok  # the file has it
     assert one(src, cbuf, cbuf + 4, "cbuf.findIndex(1)").ok  # `ind`, `Ind`: not the same piece
     assert one(src, cbuf, cbuf + 4, "cbuf.xxxxxxxx").ok  # a run of one letter
+
+
+def test_a_placeholder_filled_with_a_placeholder_is_refused():
+    """The VS Code e2e's fill-all turned a `pass` into `...` and reported it filled."""
+    src = "class Counter:\n    def inc(self):\n        pass\n"
+    at = src.index("pass")
+    assert one(src, at, at + 4, "...").reason == "the answer is only a placeholder: `...`"
+    assert one(src, at, at + 4, "self.n += 1").ok
+    typing = "def f():\n    "
+    assert one(typing, len(typing), len(typing), "...").ok  # a cursor fill may write one: a stub being typed
 
 
 def test_a_rewrite_that_drops_the_codes_return_is_refused():

@@ -64,21 +64,20 @@ const ORIGINAL = [
   'def mean(values):',
   '    """Add up the values,',
   '    then divide by how many there are."""',
-  '    n = len(values)',
-  '    if n == 0:',
-  '        return 0',
-  '    return sum(values) / n',
+  '    total = sum(values)',
+  '    count = len(values)',
+  '    return total / count',
   '',
   '',
   'def square(x):',
   '    # the square of ',
 ].join('\n');
-// The rewrite (refine mode) selects the body below the docstring, lines 11 to 14, from the indentation to the end. The
+// The rewrite (refine mode) selects the body below the docstring, lines 11 to 13, from the indentation to the end. The
 // shipped model answers it with several lines the guard lets through (its answers to other bodies tried were refused).
 const REWRITE_LINE = 11; // 1-based
-const REWRITE_LINES = 4;
-const REWRITE_FIRST = 'n = len(values)';
-const REWRITE_LAST = 'return sum(values) / n';
+const REWRITE_LINES = 3;
+const REWRITE_FIRST = 'total = sum(values)';
+const REWRITE_LAST = 'return total / count';
 const REFUSED_LINE = 8; // its last character, the colon of `def mean(values):`, is rewritten and refused
 // Fill Placeholders: with the shipped model (and these settings) one placeholder is filled, the other kept by the guard
 const FILL = ['class Counter:', '    def __init__(self):', '        ...', '', '    def inc(self):', '        pass', ''].join('\n');
