@@ -300,6 +300,44 @@ def python_names(module: ast.Module) -> PythonNames | None:
     return PythonNames(bound, loaded - bound.keys() - _BUILTINS, scopes)
 
 
+_DYNAMIC = frozenset({"__getattr__", "__getattribute__", "__slots__", "__dict__", "setattr", "vars"})
+
+
+def python_class_attributes(module: ast.Module, line: int) -> tuple[str, set[str], set[str]] | None:
+    """(name, attributes, attributes read) of the innermost class whose body holds `line`: what the class defines
+    (methods, class-level names, every `self.x` or `cls.x` it assigns, what `object` has) and every `self.x` its
+    methods read. None when there is no such class or its attributes can come from elsewhere: a base other than
+    `object`, a metaclass or other keyword, a `__getattr__`, `__slots__`, `setattr` or `__dict__`, or a name ending in
+    `Mixin`."""
+    owner: ast.ClassDef | None = None
+    for node in ast.walk(module):
+        if isinstance(node, ast.ClassDef) and node.lineno < line <= (node.end_lineno or node.lineno):
+            if owner is None or node.lineno > owner.lineno:
+                owner = node
+    if owner is None or owner.keywords or owner.name.endswith("Mixin") or any(
+            not (isinstance(b, ast.Name) and b.id == "object") for b in owner.bases):
+        return None
+    has: set[str] = set()
+    reads: set[str] = set()
+    for stmt in owner.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            has.add(stmt.name)
+        elif isinstance(stmt, ast.Assign):
+            has.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            has.add(stmt.target.id)
+    for node in ast.walk(owner):
+        if isinstance(node, ast.Name) and node.id in _DYNAMIC or isinstance(node, ast.Attribute) and node.attr in \
+                _DYNAMIC or isinstance(node, ast.FunctionDef) and node.name in _DYNAMIC:
+            return None
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            if not isinstance(node.ctx, ast.Load):
+                has.add(node.attr)
+            elif node.value.id == "self":
+                reads.add(node.attr)
+    return owner.name, has | set(dir(object)), reads
+
+
 def _symtable(source: str) -> symtable.SymbolTable | None:
     try:
         with warnings.catch_warnings():

@@ -116,6 +116,7 @@ class _Errors:
         self._lines: list[int] | None = None  # offsets of the text's line breaks
         self._redeclared: dict[tuple[int, int], set[str]] = {}
         self._unresolved: set[str] | None | bool = False  # names the file itself reads where nothing binds them
+        self._module: ast.Module | None | bool = False  # the file, parsed (False: not yet)
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -181,7 +182,7 @@ class _Errors:
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
         if self._names is False:
-            module = _syntax.python_module_filled(self.text)
+            module = self.module()
             self._names = None if module is None else _syntax.python_names(module)
         base = self._names
         if not words or not isinstance(base, _syntax.PythonNames):
@@ -201,6 +202,29 @@ class _Errors:
         if self._unresolved is False:
             self._unresolved = _syntax.python_unresolved(self.text)
         return sorted((after - (self._unresolved or set())) & words)
+
+    def module(self) -> ast.Module | None:
+        """The file, parsed, a stub body of only a comment read as `pass` (None: it does not parse)."""
+        if self._module is False:
+            self._module = _syntax.python_module_filled(self.text)
+        return self._module if isinstance(self._module, ast.Module) else None
+
+    def new_self_attributes(self, start: int, end: int, new: str) -> tuple[str, list[str]]:
+        """(class, attributes) the new text reads as `self.x` that the class around the edit, which has no base, never
+        sets nor defines, in the edited file (python_class_attributes; ("", []) when it cannot tell, or when the class
+        already reads such attributes: they come from its subclasses)."""
+        wanted = set(_SELF_ATTR.findall(new))
+        if self.lang != "python" or not wanted or len(self.text) > WHOLE_FILE_CHARS:
+            return "", []
+        line, module = self.line(start), self.module()
+        before = None if module is None else _syntax.python_class_attributes(module, line)
+        if before is None or before[2] - before[1]:
+            return "", []
+        edited = _syntax.python_module_filled(self.edited((0, len(self.text)), [(start, end, new)]))
+        after = None if edited is None else _syntax.python_class_attributes(edited, line)
+        if after is None:
+            return "", []
+        return after[0], sorted((after[2] - after[1]) & wanted)
 
     def binds(self, name: str, start: int, end: int) -> bool:
         """Whether the file binds name on a line that an edit of [start, end) leaves (after new_unbound read it)."""
@@ -262,6 +286,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
         if p.text.strip() in ("...", "pass"):  # the VS Code e2e's fill turned a `pass` into `...` and called it filled
             return Verdict(old, f"the answer is only a placeholder: `{p.text.strip()}`")
+        stub = _stub_answer(old, p.text) if errors.lang == "python" else None
+        if stub is not None:
+            return Verdict(old, stub)
         if _only_comments(p.text, errors.lang) and not _only_comments(old, errors.lang):
             longest = max(p.text.splitlines(), key=len).strip()
             what = "a string" if longest[:1] in ("'", '"') else "a comment"
@@ -291,10 +318,6 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             stutter = _stutter(text, p.start, p.end, candidate)
             if stutter is not None:
                 return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
-            dropped = _dropped_return(old, candidate, errors.lang)
-            if dropped is not None:
-                return Verdict(old, f"the answer drops the code's `{_snippet(dropped, 40)}`: it would no longer "
-                               "return there")
             # a cursor fill may name what the user is about to write; an edit to code already there must not leave
             # it reading a name nothing defines (`pass` filled with `____` compiles, and fails when run)
             unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
@@ -302,6 +325,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
                 where = "is not defined where it is used (only in another scope)" \
                     if errors.binds(unbound[0], p.start, p.end) else "nothing in the file defines"
                 return Verdict(old, f"the answer uses `{unbound[0]}`, which {where}")
+            owner, attrs = errors.new_self_attributes(p.start, p.end, candidate) if p.start != p.end else ("", [])
+            if attrs:
+                return Verdict(old, f"the answer reads `self.{attrs[0]}`, which `{owner}` never sets")
             undeclared = _undeclared_assignment(text, p.start, p.end, candidate, errors.lang) if p.start != p.end \
                 else None
             if undeclared is not None:
@@ -310,6 +336,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if twice:
                 return Verdict(old, f"the answer declares `{twice[0]}` twice in one block, which stops the file "
                                "from running")
+            dropped = _dropped_return(old, candidate, errors.lang)
+            if dropped is not None:
+                return Verdict(old, dropped)
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(p.text)}`")
 
@@ -320,6 +349,7 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
+_SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
 _PY_COMMENT = re.compile(r"#[^\n]*")
@@ -478,24 +508,59 @@ def _repeated_line(new: str, old: str) -> str | None:
     return min(twice, key=new.find) if twice else None
 
 
+_STUB_LINE = re.compile(r"^[ \t]*(?:return[ \t]+)?\.\.\.[ \t]*$", re.MULTILINE)
+_NEW_DEF = re.compile(r"^\s*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
+
+
+def _stub_answer(old: str, new: str) -> str | None:
+    """Why a Python placeholder's fill is no fill, or None: it starts a new function or class where the body goes (the
+    small model writes the next method: a re-check's `...` became a nested `async def sync_time(self)` of its own),
+    or it holds a `...` (or `return ...`) line, a placeholder still."""
+    if old.strip() not in ("...", "pass") and not old.lstrip().startswith("#"):
+        return None
+    m = _NEW_DEF.match(new)
+    if m and not re.search(rf"\breturn[ \t]+{m.group(1)}\b", new):  # a decorator's body: a closure it returns
+        return f"the answer defines `{m.group(1)}` where the body goes"
+    if _STUB_LINE.search(new):
+        return "the answer still holds a placeholder (`...`)"
+    return None
+
+
 _RETURNS = frozenset({"return_statement", "return_expression"})
 _EXITS = _RETURNS | {"raise_statement", "throw_statement", "yield", "yield_expression", "await_expression"}
 
 
 def _dropped_return(old: str, new: str, lang: str | None) -> str | None:
-    """The first return statement of the replaced code when the new text has no return, raise or throw at all: control
-    would run on past it (a trial's rewrite of a chaining method lost its `return this;`). None otherwise."""
+    """Why the new text loses a return of the replaced code, or None. Control would run on past it: the new text has
+    no return, raise or throw at all (a trial's rewrite of a chaining method lost its `return this;`), or fewer of them
+    than the code had returns, one of those gone (`return url.port` kept, the fallback `return {...}.get(url.scheme)`
+    dropped); or a method that returned `this`/`self`, which its callers chain on, returns something else."""
     if lang is None or "return" not in old:
         return None
-    tree = _syntax.parse(old, lang)
-    found = _syntax.nodes_of_type(tree, _RETURNS) if tree is not None else []
-    if not found:
+    olds = _return_texts(old, lang, _RETURNS)
+    if not olds:
         return None
-    after = _syntax.parse(new, lang)
-    if after is None or _syntax.nodes_of_type(after, _EXITS):
+    exits = _return_texts(new, lang, _EXITS)
+    if exits is None:
         return None
-    a, b, _ = found[0]
-    return _syntax.encode(old)[a:b].decode("utf-8", "replace")
+    news = _return_texts(new, lang, _RETURNS) or []
+    if not exits or len(exits) < len(olds) and any(r not in news for r in olds):
+        gone = next((r for r in olds if r not in news), olds[0])
+        return f"the answer drops the code's `{_snippet(gone, 40)}`: it would no longer return there"
+    chained = [r for r in olds if r in ("return this", "return self")]
+    if chained and news and chained[0] not in news:
+        return f"the answer no longer does `{chained[0]}`, which callers chain on"
+    return None
+
+
+def _return_texts(s: str, lang: str, types: frozenset[str]) -> list[str] | None:
+    """The text of each node of these types in s, blanks squeezed and a final `;` dropped; None when s has no tree."""
+    tree = _syntax.parse(s, lang)
+    if tree is None:
+        return None
+    raw = _syntax.encode(s)
+    return [" ".join(raw[a:b].decode("utf-8", "replace").split()).rstrip(";").rstrip()
+            for a, b, _ in _syntax.nodes_of_type(tree, types)]
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -265,7 +265,8 @@ def test_a_name_bound_only_in_another_function_is_unbound_where_the_edit_reads_i
     for used in ("n", "scheme", "total", "inner"):  # a comprehension's, a class body's, another function's locals
         assert not one(src, start, end, f"    return {used}").ok, used
     # what does reach it: its own parameter, module-level names, imports, builtins
-    assert one(src, start, end, "    return os.sep + str(url.port) + str(LIMIT) + URL.scheme").ok
+    reach = "    if url.port:\n        return url.port\n    return os.sep + str(LIMIT) + URL.scheme"
+    assert one(src, start, end, reach).ok
     # a function's own locals, and an enclosing function's (a closure)
     at = src.index("return url\n")
     assert one(src, at, at + len("return url"), "return other.scheme + str(total)").ok
@@ -394,8 +395,9 @@ def test_a_javascript_answer_that_assigns_to_a_name_nothing_declares_is_refused(
         "the answer assigns to `_active`, which nothing in the file declares", "JavaScript and TypeScript only"
 
 
-SELF = ("import os\n\n\nclass Doc:\n    @property\n    def source(self):\n        ...\n\n    def lines(self):\n"
-        "        pass\n\n\ndef exists(path):\n    ...\n\n\nclass Stack:\n    def pop(self):\n        ...\n")
+SELF = ("import os\n\n\nclass Doc:\n    def __init__(self):\n        self._source = ''\n\n    @property\n"
+        "    def source(self):\n        ...\n\n    def lines(self):\n        pass\n\n\ndef exists(path):\n    ...\n\n\n"
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def pop(self):\n        ...\n")
 
 
 def at_nth(text: str, s: str, n: int) -> int:
@@ -455,6 +457,41 @@ def test_a_placeholder_filled_with_a_placeholder_is_refused():
     assert one(typing, len(typing), len(typing), "...").ok  # a cursor fill may write one: a stub being typed
 
 
+def test_a_placeholder_filled_with_a_new_definition_or_a_placeholder_is_refused():
+    """From a re-check: fill-all turned a method's `...` into a nested `async def sync_time(self) -> float:` with a
+    `return ...` body, and reported it filled."""
+    src = "class Timer:\n    def sync_start(self) -> None:\n        ...\n\n    def stop(self):\n        pass\n"
+    at = src.index("...")
+    v = one(src, at, at + 3, "async def sync_time(self) -> float:\n            return self.started")
+    assert v.reason == "the answer defines `sync_time` where the body goes"
+    v = one(src, at, at + 3, "self.started = 0\n        return ...")
+    assert v.reason == "the answer still holds a placeholder (`...`)"
+    assert one(src, at, at + 3, "self.started = 0").ok
+    closure = "def wrapper(*args):\n            return self.stop()\n        return wrapper"
+    assert one(src, at, at + 3, closure).ok  # a decorator-like body: the closure is returned
+
+
+def test_a_python_answer_reading_an_attribute_its_class_never_sets_is_refused():
+    """From a re-check: httpx's URLPattern.__eq__ filled as `return self.hostname == other.hostname`; URLPattern has
+    no `hostname`. Only a class with no base but `object` and no dynamic attributes is read, and not one that already
+    reads attributes it never sets (they come from its subclasses). Taking 1,947 real method bodies of such classes
+    (held-out tree and an installed site-packages) as fills of a `pass` in their place, 3 are refused, all of abstract
+    bases that read what their subclasses set."""
+    src = ("class URLPattern:\n    greeting = 'hi'\n\n    def __init__(self, pattern):\n        self.pattern = pattern\n"
+           "        self.host = pattern\n\n    def __eq__(self, other):\n        pass\n\n    def size(self):\n"
+           "        return len(self.pattern)\n")
+    at = src.index("pass")
+    v = one(src, at, at + 4, "return self.hostname == other.hostname")
+    assert v.reason == "the answer reads `self.hostname`, which `URLPattern` never sets"
+    assert one(src, at, at + 4, "return self.host == other.host and self.size() > 0 and self.greeting").ok
+    assert one(src, at, at + 4, "self.hostname = other\n        return self.hostname == other").ok  # it sets it
+    assert one(src, at, at + 4, "return self.__class__ is other.__class__").ok  # what every object has
+    based = src.replace("class URLPattern:", "class URLPattern(Base):")
+    assert one(based, at + 6, at + 10, "return self.hostname == other.hostname").ok  # a base may have it
+    abstract = src.replace("return len(self.pattern)", "return len(self.items())")
+    assert one(abstract, at, at + 4, "return self.hostname == other.hostname").ok  # it reads what subclasses set
+
+
 def test_a_rewrite_that_drops_the_codes_return_is_refused():
     """From a trial: a rewrite of commander's setOptionValueWithSource dropped `return this;` (method chaining broke)
     and parsed; an answer that still returns, raises or throws somewhere passes."""
@@ -463,7 +500,7 @@ def test_a_rewrite_that_drops_the_codes_return_is_refused():
     start = src.index("    this._sources")
     end = src.index("  }\n}")
     v = one(src, start, end, "    this._sources[key] = source;\n", lang="javascript")
-    assert v.reason == "the answer drops the code's `return this;`: it would no longer return there"
+    assert v.reason == "the answer drops the code's `return this`: it would no longer return there"
     assert one(src, start, end, "    this._sources[key] = source || null;\n    return this;\n", lang="javascript").ok
     assert one(src, start, end, "    throw new Error(key);\n", lang="javascript").ok
     py = "def port(url):\n    if url.port is not None:\n        return url.port\n    return None\n"
@@ -471,3 +508,10 @@ def test_a_rewrite_that_drops_the_codes_return_is_refused():
     assert v.reason == "the answer drops the code's `return url.port`: it would no longer return there"
     # replaced code without a return may become anything that parses
     assert one(py, py.index("    if url"), py.index("        return url.port"), "    if url.port:\n").ok
+    # a re-check: the fallback return dropped (`return url.port` kept), and `return this` turned into another return
+    v = one(py, py.index("        return url.port"), len(py), "        return url.port\n")
+    assert v.reason == "the answer drops the code's `return None`: it would no longer return there"
+    assert one(py, py.index("        return url.port"), len(py), "        return url.port\n    raise KeyError\n").ok
+    v = one(src, start, end, "    return this._values[key];\n", lang="javascript")
+    assert v.reason == "the answer no longer does `return this`, which callers chain on"
+    assert one(src, start, end, "    this._sources[key] = source || null;\n    return this;\n", lang="javascript").ok
