@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ from infill.holes import PLACEHOLDER
 
 _OPENERS = {")": "(", "]": "[", "}": "{"}
 _TRAILING_PUNCT = set(")]};,:'\"`")
+_BLANK_LINES = re.compile(r"(?:[ \t]*\r?\n)+")
 
 
 def trim_pads(ids: Sequence[int], pad: int, eos: int | None = None, mask: int | None = None) -> list[int]:
@@ -146,6 +148,12 @@ def finalize(
     fill = trim_trailing_whitespace(fill, suffix)
     fill = dedupe_suffix(fill, suffix)
     if line_prefix and not line_prefix.strip():
+        # after the line's indentation, blank lines first would leave the line blank (a re-check's fill of a `...` body
+        # kept a line of four spaces above its code): the fill starts at its first line of text, indented from here
+        blank = _BLANK_LINES.match(fill)
+        if blank:
+            fill = fill[blank.end() :]
+            fill = fill[len(os.path.commonprefix([_leading(fill), line_prefix])) :]
         # after the line's indentation, a lead shorter than one indent unit is a token's space (` var`), not a level
         lead = len(fill) - len(fill.lstrip(" \t"))
         if 0 < lead < len(unit):

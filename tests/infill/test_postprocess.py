@@ -108,3 +108,15 @@ def test_a_python_fill_after_the_indentation_loses_a_tokens_space_too():
     prefix = 'def f(x):\n    """doc."""\n    '
     for situation in ("statement", "new_statement", "empty_body"):
         assert finalize(prefix, " return x", "\n", "python", situation, "    ", "    ") == "return x", situation
+
+
+def test_a_fill_after_the_indentation_starts_at_its_first_line_of_text():
+    """From a re-check: a fill of a `...` body kept a line of four spaces above its code (the preview pointed at
+    nothing); blank lines first would leave the cursor's line blank."""
+    prefix = "def normalize(value):\n    "
+    assert finalize(prefix, "    \n    return value.encode()", "\n", "python", "empty_body") == "return value.encode()"
+    assert finalize(prefix, "\n\n    return value", "\n", "python", "new_statement") == "return value"
+    js = "function f(x) {\n  "
+    assert finalize(js, "\n  return x;", "\n}\n", "javascript", "empty_body", unit="  ") == "return x;"
+    assert finalize(js, "\n    return x;", "\n}\n", "javascript", "empty_body", unit="  ") == "  return x;"  # deeper
+    assert finalize("x = (", "\n    1)", "\n", "python", "rest_of_line") == "\n    1)"  # not after indentation
