@@ -154,7 +154,9 @@ class Partial:
     masks: list[tuple[int, int]]  # [start, end) char ranges of `text` still masked
     nfe: int
     block: int
-    remasked: int  # slots re-noised by this forward (self-correction): the masked total may grow by this much
+    # slots re-noised by this forward (self-correction), or a later part's first masked slots: the masked total may grow
+    # by this much
+    remasked: int
 
 
 @dataclass
@@ -457,11 +459,15 @@ def _run_parts(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, c
         done = [(h.start, h.end, with_newline(f, plan.newline)[0]) for h, f in zip(plan.holes, raw, strict=False)]
         head = _splice(plan.text, start, part.span[0], done)
 
-        def show(p: Partial, part: Plan = part, head: str = head) -> None:
+        fresh = [bool(raw)]  # a later part's first canvas: its masked slots are new noise in the span
+
+        def show(p: Partial, part: Plan = part, head: str = head, fresh: list[bool] = fresh) -> None:
             assert on_partial is not None
             text = head + p.text + plan.text[part.span[1] : plan.span[1]]
             masks = [(a + len(head), b + len(head)) for a, b in p.masks]
-            on_partial(Partial(text, masks, total.nfe + p.nfe, total.blocks + p.block, p.remasked))
+            new = sum(b - a for a, b in p.masks) if fresh[0] else 0
+            fresh[0] = False
+            on_partial(Partial(text, masks, total.nfe + p.nfe, total.blocks + p.block, p.remasked + new))
 
         texts, stats, kept = _denoise(backend, part, cfg, session, cancel, show if on_partial else None, native, 0.0)
         raw += texts
