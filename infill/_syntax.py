@@ -134,6 +134,21 @@ def error_count(tree: tree_sitter.Tree | None) -> int:
     return count
 
 
+def error_offsets(text: str, lang: str | None) -> list[int]:
+    """Byte offsets where the ERROR and MISSING nodes of text start, in order (a MISSING node is empty: it starts where
+    the parser wanted the missing token)."""
+    tree = parse(text, lang)
+    out: list[int] = []
+    stack = [tree.root_node] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            out.append(node.start_byte)
+        if node.has_error:
+            stack.extend(node.children)
+    return sorted(out)
+
+
 def count_errors(text: str, lang: str | None) -> int:
     """ERROR + MISSING nodes when text is parsed as lang (0 for unknown languages)."""
     return error_count(parse(text, lang))

@@ -203,6 +203,22 @@ class _Errors:
             self._unresolved = _syntax.python_unresolved(self.text)
         return sorted((after - (self._unresolved or set())) & words)
 
+    def broken_line(self, start: int, end: int, new: str) -> str:
+        """The line of `new` where the first parse error of the edited window inside it is (a reason quoting a first
+        line that parses on its own tells the reader nothing); its first line when there is none inside it."""
+        win = self.window(start, end)
+        lo = len(_syntax.encode(self.text[win[0] : start]))
+        raw = _syntax.encode(new)
+        inside = [o - lo for o in _syntax.error_offsets(self.edited(win, [(start, end, new)]), self.lang)
+                  if lo <= o <= lo + len(raw)]
+        if not inside:
+            return new
+        at = len(raw[: inside[0]].decode("utf-8", "replace"))
+        line_start = new.rfind("\n", 0, at) + 1  # an error at a line break is the line it ends
+        line_end = new.find("\n", line_start)
+        line = new[line_start : line_end if line_end >= 0 else len(new)]
+        return line if line.strip() else new
+
     def module(self) -> ast.Module | None:
         """The file, parsed, a stub body of only a comment read as `pass` (None: it does not parse)."""
         if self._module is False:
@@ -340,7 +356,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if dropped is not None:
                 return Verdict(old, dropped)
             return Verdict(candidate, None, "+".join(repairs + extra))
-    return Verdict(old, f"the answer would add parse errors: `{_snippet(p.text)}`")
+    return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
 
 WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)

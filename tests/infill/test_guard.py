@@ -515,3 +515,12 @@ def test_a_rewrite_that_drops_the_codes_return_is_refused():
     v = one(src, start, end, "    return this._values[key];\n", lang="javascript")
     assert v.reason == "the answer no longer does `return this`, which callers chain on"
     assert one(src, start, end, "    this._sources[key] = source || null;\n    return this;\n", lang="javascript").ok
+
+
+def test_a_parse_error_reason_quotes_the_line_that_breaks():
+    """From a re-check: reasons quoted the answer's first line, `return value.lower()`, which parses on its own."""
+    src = "def f(value, lower):\n    pass\n"
+    at = src.index("pass")
+    assert one(src, at, at + 4, "return value.lower()\n    x = = 2").reason == \
+        "the answer would add parse errors: `x = = 2`"
+    assert one(src, at, at + 4, "return (1 +").reason == "the answer would add parse errors: `return (1 +`"
