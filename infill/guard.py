@@ -543,7 +543,7 @@ def _stub_answer(old: str, new: str) -> str | None:
 
 
 _RETURNS = frozenset({"return_statement", "return_expression"})
-_EXITS = _RETURNS | {"raise_statement", "throw_statement", "yield", "yield_expression", "await_expression"}
+_EXITS = _RETURNS | {"raise_statement", "throw_statement", "yield", "yield_expression"}
 
 
 def _dropped_return(old: str, new: str, lang: str | None) -> str | None:

@@ -109,7 +109,7 @@ class Plan:
     prompter: Any = None  # a chat model's prompter: its answer is cut with `finish`
     repo: list[int] = field(default_factory=list)  # repository context ids before the SPM part (infill.repo_context)
     later: list[tuple[int, int]] = field(default_factory=list)  # placeholders past MAX_PLACEHOLDERS, not planned
-    # holes far apart: one canvas (a plan) per run of near ones, denoised one after another; `canvas` is then None
+    # holes that do not share a canvas (JOINT_GAP): a plan of one canvas each, denoised in turn; `canvas` is then None
     parts: list[Plan] = field(default_factory=list)
 
     @property
@@ -493,7 +493,8 @@ def _add(total: SampleStats, stats: SampleStats) -> None:
         setattr(total, name, getattr(total, name) + getattr(stats, name))
     total.cut = total.cut or stats.cut
     if stats.min_confidence is not None:
-        total.min_confidence = min(stats.min_confidence, total.min_confidence or 1.0)
+        least = total.min_confidence
+        total.min_confidence = stats.min_confidence if least is None else min(least, stats.min_confidence)
 
 
 def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence: float = 0.0) -> Outcome:

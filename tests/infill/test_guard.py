@@ -477,9 +477,9 @@ def test_a_python_answer_reading_an_attribute_its_class_never_sets_is_refused():
     reads attributes it never sets (they come from its subclasses). Taking 1,947 real method bodies of such classes
     (held-out tree and an installed site-packages) as fills of a `pass` in their place, 3 are refused, all of abstract
     bases that read what their subclasses set."""
-    src = ("class URLPattern:\n    greeting = 'hi'\n\n    def __init__(self, pattern):\n        self.pattern = pattern\n"
-           "        self.host = pattern\n\n    def __eq__(self, other):\n        pass\n\n    def size(self):\n"
-           "        return len(self.pattern)\n")
+    src = ("class URLPattern:\n    greeting = 'hi'\n\n    def __init__(self, pattern):\n"
+           "        self.pattern = pattern\n        self.host = pattern\n\n    def __eq__(self, other):\n"
+           "        pass\n\n    def size(self):\n        return len(self.pattern)\n")
     at = src.index("pass")
     v = one(src, at, at + 4, "return self.hostname == other.hostname")
     assert v.reason == "the answer reads `self.hostname`, which `URLPattern` never sets"
