@@ -146,16 +146,36 @@ def error_offsets(text: str, lang: str | None) -> list[int]:
             out.append(node.start_byte)
         if node.has_error:
             stack.extend(node.children)
-    return sorted(out)
+    return sorted(out + empty_arguments(tree, lang))
+
+
+# tree-sitter's JavaScript and TypeScript read an empty argument, `f(, k)` or `f(a, , k)`, as no error (an array's hole
+# is fine in JavaScript, an argument's is a SyntaxError): a re-check was offered `getOptionValueWithSource(, key)`
+_EMPTY_ARGUMENT = '((arguments ["(" ","] . "," @slot))'
+_queries: dict[str, tree_sitter.Query] = {}
+
+
+def empty_arguments(tree: tree_sitter.Tree | None, lang: str | None) -> list[int]:
+    """Byte offsets of the commas that follow `(` or another comma in a call's arguments (JavaScript, TypeScript)."""
+    if tree is None or lang not in _LEXICAL:
+        return []
+    if lang not in _queries:
+        parser = parser_for(lang)
+        assert parser is not None and parser.language is not None
+        _queries[lang] = tree_sitter.Query(parser.language, _EMPTY_ARGUMENT)
+    found = tree_sitter.QueryCursor(_queries[lang]).captures(tree.root_node)
+    return [n.start_byte for n in found.get("slot", [])]
 
 
 def count_errors(text: str, lang: str | None) -> int:
-    """ERROR + MISSING nodes when text is parsed as lang (0 for unknown languages)."""
-    return error_count(parse(text, lang))
+    """ERROR + MISSING nodes when text is parsed as lang (0 for unknown languages), and empty call arguments."""
+    tree = parse(text, lang)
+    return error_count(tree) + len(empty_arguments(tree, lang))
 
 
 def brokenness(text: str, lang: str | None) -> tuple[int, int]:
-    """(ERROR + MISSING nodes, bytes inside outermost ERROR nodes): compares how broken two versions of a file are."""
+    """(ERROR + MISSING nodes and empty call arguments, bytes inside outermost ERROR nodes): compares how broken two
+    versions of a file are."""
     tree = parse(text, lang)
     if tree is None:
         return 0, 0
@@ -168,7 +188,7 @@ def brokenness(text: str, lang: str | None) -> tuple[int, int]:
                 size += node.end_byte - node.start_byte
         if node.has_error:
             stack.extend((kid, inside or node.is_error) for kid in node.children)
-    return count, size
+    return count + len(empty_arguments(tree, lang)), size
 
 
 def python_module(source: str) -> ast.Module | None:
@@ -322,8 +342,8 @@ def python_class_attributes(module: ast.Module, line: int) -> tuple[str, set[str
     """(name, attributes, attributes read) of the innermost class whose body holds `line`: what the class defines
     (methods, class-level names, every `self.x` or `cls.x` it assigns, what `object` has) and every `self.x` its
     methods read. None when there is no such class or its attributes can come from elsewhere: a base other than
-    `object`, a metaclass or other keyword, a `__getattr__`, `__slots__`, `setattr` or `__dict__`, or a name ending in
-    `Mixin`."""
+    `object`, a metaclass or other keyword, a `__getattr__`, `__slots__`, `setattr` or `__dict__`, a name ending in
+    `Mixin`; or when a method of it other than the one holding `line` is still a stub (`...`, `pass`)."""
     owner: ast.ClassDef | None = None
     for node in ast.walk(module):
         if isinstance(node, ast.ClassDef) and node.lineno < line <= (node.end_lineno or node.lineno):
@@ -335,6 +355,9 @@ def python_class_attributes(module: ast.Module, line: int) -> tuple[str, set[str
     has: set[str] = set()
     reads: set[str] = set()
     for stmt in owner.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and _stub(stmt.body) and not \
+                stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            return None  # a class still being written: its `__init__` may be the stub that will set them
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             has.add(stmt.name)
         elif isinstance(stmt, ast.Assign):
@@ -351,6 +374,14 @@ def python_class_attributes(module: ast.Module, line: int) -> tuple[str, set[str
             elif node.value.id == "self":
                 reads.add(node.attr)
     return owner.name, has | set(dir(object)), reads
+
+
+def _stub(body: list[ast.stmt]) -> bool:
+    """Whether a function body is a placeholder: `...` or `pass`, after a docstring if any."""
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and len(body) > 1:
+        body = body[1:]
+    return len(body) == 1 and (isinstance(body[0], ast.Pass) or isinstance(body[0], ast.Expr)
+                               and isinstance(body[0].value, ast.Constant) and body[0].value.value is Ellipsis)
 
 
 def _symtable(source: str) -> symtable.SymbolTable | None:

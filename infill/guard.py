@@ -616,11 +616,14 @@ def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[in
     parses, and breaks the code all the same."""
     old = _NOT_CODE.sub(" ", text[start:end])  # a comment's or a string's words define nothing
     names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
+    # where the code around reads it: not in a comment or a string (a re-check was told `values` was still used on a
+    # comment's line), nor as an attribute (`.values`)
+    code = text[: win[0]] + _NOT_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text[win[0] : win[1]])
     for name in sorted(names):
-        word = re.compile(_WORD.format(re.escape(name)))
-        if word.search(new):
+        if re.search(_WORD.format(re.escape(name)), new):
             continue
-        use = word.search(text, end, win[1]) or word.search(text, win[0], start)
+        word = re.compile(rf"(?<![\w$.]){re.escape(name)}(?![\w$])")
+        use = word.search(code, end, win[1]) or word.search(code, win[0], start)
         if use is not None:
             return name, text.count("\n", 0, use.start())
     return None

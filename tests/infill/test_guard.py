@@ -490,6 +490,9 @@ def test_a_python_answer_reading_an_attribute_its_class_never_sets_is_refused():
     assert one(based, at + 6, at + 10, "return self.hostname == other.hostname").ok  # a base may have it
     abstract = src.replace("return len(self.pattern)", "return len(self.items())")
     assert one(abstract, at, at + 4, "return self.hostname == other.hostname").ok  # it reads what subclasses set
+    # a re-check's fill-all: with `__init__` a stub too, the class is still being written, and sets nothing yet
+    unwritten = src.replace("self.pattern = pattern\n        self.host = pattern", "...")
+    assert one(unwritten, unwritten.index("pass"), unwritten.index("pass") + 4, "return self.pattern == other").ok
 
 
 def test_a_rewrite_that_drops_the_codes_return_is_refused():
@@ -524,3 +527,29 @@ def test_a_parse_error_reason_quotes_the_line_that_breaks():
     assert one(src, at, at + 4, "return value.lower()\n    x = = 2").reason == \
         "the answer would add parse errors: `x = = 2`"
     assert one(src, at, at + 4, "return (1 +").reason == "the answer would add parse errors: `return (1 +`"
+
+
+def test_an_empty_javascript_argument_is_a_parse_error():
+    """From a re-check: a rewrite of commander's getOptionValue gave `this.getOptionValueWithSource(, key, undefined)`,
+    which tree-sitter reads without an error and Node refuses (`Unexpected token ','`). An array's hole is fine."""
+    src = "class C {\n  get(key) {\n    return this._values[key];\n  }\n}\n"
+    at = src.index("this._values[key]")
+    end = at + len("this._values[key]")
+    for bad in ("this.getOptionValueWithSource(, key)", "this.get(key, , 1)"):
+        v = one(src, at, end, bad, lang="javascript")
+        assert v.reason is not None and v.reason.startswith("the answer would add parse errors"), bad
+    assert one(src, at, end, "[key, , 1][0]", lang="javascript").ok
+    assert one(src, at, end, "this.get(key,)", lang="typescript").ok
+    assert _syntax.count_errors("f(, k);", "typescript") == 1
+
+
+def test_a_dropped_definition_counts_uses_in_code_only():
+    """From a re-check: a rewrite was refused as removing `values`, 'still used' on a comment's line elsewhere."""
+    src = ("def get_list(key):\n    values = load(key)\n    return list(values)\n\n\n"
+           "def other(self):\n    # all values fitted the encoding.\n    return self.values\n")
+    start = src.index("    values = load")
+    end = src.index("\n\n\ndef other")
+    assert one(src, start, end, "    return list(load(key))").ok  # a comment and an attribute are no use of it
+    used = src.replace("return self.values", "return values")
+    v = one(used, start, end, "    return list(load(key))")
+    assert v.reason == "the answer removes a definition the code still uses: `values` (line 8)"
