@@ -419,7 +419,15 @@ eq(drawn, {
 }, 'each placeholder removed, its line as it would become below it')
 eq(notes, { { 'diffusion-ls: filled 2 of 3 placeholders: ' .. KEYS .. '; kept 1: the answer is the same as the text '
   .. 'it would replace (line 8)', WARN } }, 'filled 2 of 3')
+local function kept_marks()
+  return vim.tbl_map(function(d)
+    return { d.lnum, d.col, d.end_col, d.message }
+  end, vim.diagnostic.get(0, { namespace = rewrite.kept_ns }))
+end
+eq(kept_marks(), { { 7, 4, 7, 'placeholder kept: the answer is the same as the text it would replace' } },
+  'the kept placeholder is marked in place, with why')
 eq(rewrite.accept(), true, 'accepted')
+eq(kept_marks(), {}, 'the buffer changed: the marks are gone')
 eq(lines(), { 'def a():', '    return 1', '', 'def b():', '    return 2', '', 'def c():', '    ...' }, 'only the edits')
 eq(preview_marks(), {}, 'the preview is gone')
 vim.cmd('undo')
@@ -447,6 +455,9 @@ sent.on_result(nil, { version = 3, edits = {}, kept = {
   { range = range(7, 4, 7, 7), reason = 'the answer was empty' },
 } }, sent.req)
 eq({ lines(), rewrite.has_preview(0) }, { FILL, false }, 'none filled: nothing changes, nothing to accept')
+eq(#kept_marks(), 3, 'none filled: every kept placeholder is marked all the same')
+rewrite.fill(0)
+eq(kept_marks(), {}, 'the next fill starts without them')
 eq(notes, { { 'diffusion-ls: filled none of 3 placeholders; kept 3: the answer was empty (lines 2, 8); '
   .. 'the answer would add parse errors: `x = (` (line 5)', WARN } }, 'none filled')
 do -- the commonest reason first, at most 6 line numbers each

@@ -10,6 +10,9 @@ local M = {}
 local INVALID_PARAMS = -32602 -- JSON-RPC: the server cannot take the request as asked, and says why
 
 M.ns = vim.api.nvim_create_namespace('diffusion_ls.rewrite')
+--- The placeholders a fill kept, each a diagnostic whose message is why (]d, [d and vim.diagnostic.open_float go
+--- through them), until the buffer changes, the fill is rejected or the next one starts.
+M.kept_ns = vim.api.nvim_create_namespace('diffusion_ls.kept')
 
 require('diffusion_ls.highlights').set()
 
@@ -144,6 +147,9 @@ function M.reject(bufnr)
   end
   if vim.api.nvim_buf_is_valid(bufnr) then
     vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+    if p and p.kind == 'fill' then
+      vim.diagnostic.reset(M.kept_ns, bufnr)
+    end
   end
   return p ~= nil
 end
@@ -185,6 +191,36 @@ local function value(v)
     return nil
   end
   return v
+end
+
+--- Mark the placeholders a fill kept, the reason in each diagnostic's message, until the buffer changes (the report
+--- on the command line lists a few line numbers per reason; these are every one, in place).
+---@param bufnr integer
+---@param kept { range: lsp.Range, reason: string }[]
+---@param enc string the client's offset encoding
+local function mark_kept(bufnr, kept, enc)
+  local items = {}
+  for _, k in ipairs(kept) do
+    if type(value(k.range)) == 'table' and k.range.start and k.range['end'] then
+      local srow, scol = lsp.to_byte(bufnr, k.range.start, enc)
+      local erow, ecol = lsp.to_byte(bufnr, k.range['end'], enc)
+      items[#items + 1] = {
+        lnum = srow, col = scol, end_lnum = erow, end_col = ecol, severity = vim.diagnostic.severity.INFO,
+        source = 'diffusion-ls', message = 'placeholder kept: ' .. (type(value(k.reason)) == 'string' and k.reason
+          or 'no reason given'),
+      }
+    end
+  end
+  vim.diagnostic.set(M.kept_ns, bufnr, items)
+  if #items > 0 then
+    vim.api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI' }, {
+      buffer = bufnr,
+      once = true,
+      callback = function()
+        vim.diagnostic.reset(M.kept_ns, bufnr)
+      end,
+    })
+  end
 end
 
 --- Send the rewrite of the selection: stream the new text as a preview; the buffer changes only on accept.
@@ -394,6 +430,7 @@ end
 function M.fill(bufnr, sel)
   bufnr = buf(bufnr)
   M.reject(bufnr)
+  vim.diagnostic.reset(M.kept_ns, bufnr) -- the last fill's kept placeholders
   ghost.dismiss(bufnr)
   lsp.with_client(bufnr, function(client)
     M.reject(bufnr)
@@ -442,6 +479,7 @@ function M.fill(bufnr, sel)
       else
         drop()
       end
+      mark_kept(bufnr, kept, enc) -- after drop(), which clears a fill's marks
       lsp.say(M.fill_message(#edits, kept))
       vim.api.nvim_exec_autocmds('User', {
         pattern = 'DiffusionLsFillResult',
