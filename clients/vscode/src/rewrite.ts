@@ -163,6 +163,7 @@ export class RewriteController implements vscode.CodeLensProvider, vscode.Dispos
       return;
     }
     this.reject();
+    if (this.keptOn) this.markKept(this.keptOn, []); // the last fill's, when it had nothing to accept
     const selection = editor.selection;
     const session: Session = {
       kind: 'fill',
