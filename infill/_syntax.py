@@ -167,6 +167,28 @@ def empty_arguments(tree: tree_sitter.Tree | None, lang: str | None) -> list[int
     return [n.start_byte for n in found.get("slot", [])]
 
 
+_HOISTED = frozenset({"function_declaration", "generator_function_declaration", "class_declaration", "comment"})
+
+
+def dead_returns(text: str, lang: str | None, lo: int, hi: int) -> list[tuple[int, int]]:
+    """(start, end) bytes of each return statement starting in [lo, hi) of text that a statement follows in its block:
+    code that never runs (a function or class declaration after it, hoisted in JavaScript, and comments aside)."""
+    tree = parse(text, lang)
+    out = []
+    for a, b, _ in nodes_of_type(tree, frozenset({"return_statement"}), nested=True) if tree is not None else []:
+        if not lo <= a < hi:
+            continue
+        node = tree.root_node.descendant_for_byte_range(a, b)
+        while node is not None and node.type != "return_statement":
+            node = node.parent
+        sib = node.next_named_sibling if node is not None else None
+        while sib is not None and sib.type in _HOISTED:
+            sib = sib.next_named_sibling if sib.type == "comment" else None
+        if sib is not None:
+            out.append((a, b))
+    return out
+
+
 def count_errors(text: str, lang: str | None) -> int:
     """ERROR + MISSING nodes when text is parsed as lang (0 for unknown languages), and empty call arguments."""
     tree = parse(text, lang)

@@ -219,6 +219,21 @@ class _Errors:
         line = new[line_start : line_end if line_end >= 0 else len(new)]
         return line if line.strip() else new
 
+    def new_dead_return(self, start: int, end: int, new: str) -> str | None:
+        """A return statement of the new text that a statement follows in its block (code that never runs), when the
+        replaced text had fewer such (a re-check's rewrite of commander's _findCommand gave two returns in a row)."""
+        if self.lang is None or "return" not in new:
+            return None
+        win = self.window(start, end)
+        lo = len(_syntax.encode(self.text[win[0] : start]))
+        edited = self.edited(win, [(start, end, new)])
+        after = _syntax.dead_returns(edited, self.lang, lo, lo + len(_syntax.encode(new)))
+        if not after or len(after) <= len(_syntax.dead_returns(self.text[win[0] : win[1]], self.lang, lo,
+                                                                lo + len(_syntax.encode(self.text[start:end])))):
+            return None
+        a, b = after[0]
+        return _syntax.encode(edited)[a:b].decode("utf-8", "replace")
+
     def module(self) -> ast.Module | None:
         """The file, parsed, a stub body of only a comment read as `pass` (None: it does not parse)."""
         if self._module is False:
@@ -355,6 +370,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             dropped = _dropped_return(old, candidate, errors.lang)
             if dropped is not None:
                 return Verdict(old, dropped)
+            dead = errors.new_dead_return(p.start, p.end, candidate) if p.start != p.end else None
+            if dead is not None:
+                return Verdict(old, f"the answer has code after `{_snippet(dead, 40)}` that never runs")
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 

@@ -553,3 +553,22 @@ def test_a_dropped_definition_counts_uses_in_code_only():
     used = src.replace("return self.values", "return values")
     v = one(used, start, end, "    return list(load(key))")
     assert v.reason == "the answer removes a definition the code still uses: `values` (line 8)"
+
+
+def test_code_after_a_return_that_never_runs_is_refused():
+    """From a re-check: a rewrite of commander's _findCommand gave `return this.options.command.length;` and then
+    `return this.options.length;`, the second never run. A function declared after a return (hoisted) is fine."""
+    src = ("class C {\n  find(name) {\n    if (!name) return undefined;\n"
+           "    return this.commands.find((c) => c === name);\n  }\n}\n")
+    start = src.index("    if (!name)")
+    end = src.index("\n  }\n}")
+    twice = "    return this.options.command.length;\n    return this.options.length;"
+    v = one(src, start, end, twice, lang="javascript")
+    assert v.reason == "the answer has code after `return this.options.command.length;` that never runs"
+    assert one(src, start, end, "    if (!name) return null;\n    return this.commands.find((c) => c.name === name);",
+               lang="javascript").ok
+    assert one(src, start, end, "    return helper(name);\n    function helper(n) { return n; }",
+               lang="javascript").ok
+    py = "def port(url):\n    if url.port:\n        return url.port\n    return 80\n"
+    v = one(py, py.index("    if url"), len(py), "    return url.port\n    x = 80\n    return x\n")
+    assert v.reason == "the answer has code after `return url.port` that never runs"
