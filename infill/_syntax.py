@@ -120,24 +120,9 @@ def _binding_names(node: tree_sitter.Node | None) -> list[str]:
     return []
 
 
-def error_count(tree: tree_sitter.Tree | None) -> int:
-    """Number of ERROR and MISSING nodes in tree (0 for None); only error-bearing subtrees are visited."""
-    if tree is None:
-        return 0
-    count, stack = 0, [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.is_error or node.is_missing:
-            count += 1
-        if node.has_error:
-            stack.extend(node.children)
-    return count
-
-
-def error_offsets(text: str, lang: str | None) -> list[int]:
-    """Byte offsets where the ERROR and MISSING nodes of text start, in order (a MISSING node is empty: it starts where
-    the parser wanted the missing token)."""
-    tree = parse(text, lang)
+def _error_starts(tree: tree_sitter.Tree | None) -> list[int]:
+    """Start bytes of the ERROR and MISSING nodes of tree (a MISSING node is empty: it starts where the parser wanted
+    the missing token); only error-bearing subtrees are visited."""
     out: list[int] = []
     stack = [tree.root_node] if tree is not None else []
     while stack:
@@ -146,7 +131,18 @@ def error_offsets(text: str, lang: str | None) -> list[int]:
             out.append(node.start_byte)
         if node.has_error:
             stack.extend(node.children)
-    return sorted(out + empty_arguments(tree, lang))
+    return out
+
+
+def error_count(tree: tree_sitter.Tree | None) -> int:
+    """Number of ERROR and MISSING nodes in tree (0 for None)."""
+    return len(_error_starts(tree))
+
+
+def error_offsets(text: str, lang: str | None) -> list[int]:
+    """Byte offsets where the parse errors of text start, in order: ERROR and MISSING nodes, empty call arguments."""
+    tree = parse(text, lang)
+    return sorted(_error_starts(tree) + empty_arguments(tree, lang))
 
 
 # tree-sitter's JavaScript and TypeScript read an empty argument, `f(, k)` or `f(a, , k)`, as no error (an array's hole

@@ -28,6 +28,7 @@ from infill.holes import placeholder_ranges
 from infill.languages import language_for
 from server import fill
 from server.config import Settings
+from server.repo_eval import limits
 
 COMMENT = {"python": "#", "rust": "//", "go": "//", "c": "//", "cpp": "//", "java": "//", "javascript": "//",
            "typescript": "//"}
@@ -79,9 +80,7 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
 
     backend = EmbeddedBackend(threads=threads)
     settings = Settings()
-    room = backend.max_context
-    max_tokens = max(1, min(settings.max_tokens, room // 2))  # the server's limits (DiffusionLanguageServer.limits)
-    budget = max(16, min(settings.context_budget, room - max_tokens - settings.block_size - 8))
+    budget, max_tokens, room = limits(settings, backend)  # the server's (DiffusionLanguageServer.limits)
     cfg = settings.sampler(backend=backend)
     target = fill.target(backend)
     roots = [d for d in sorted(Path(corpus).iterdir()) if d.is_dir() and language_for(d.name)] or [Path(corpus)]

@@ -31,6 +31,7 @@ from infill.evaluate import edit_similarity  # noqa: E402
 from infill.holes import placeholder_ranges  # noqa: E402
 from server import fill  # noqa: E402
 from server.config import Settings  # noqa: E402
+from server.repo_eval import limits  # noqa: E402
 
 VARIANTS = {"one": 10**9, "near": 64, "alone": -1}
 
@@ -71,9 +72,7 @@ def main() -> int:
     variants = {k: v for k, v in VARIANTS.items() if k in args.variants}
     backend = EmbeddedBackend(threads=args.threads)
     s = Settings()
-    room = backend.max_context
-    max_tokens = max(1, min(s.max_tokens, room // 2))  # the server's limits (DiffusionLanguageServer.limits)
-    budget = max(16, min(s.context_budget, room - max_tokens - s.block_size - 8))
+    budget, max_tokens, room = limits(s, backend)  # the server's (DiffusionLanguageServer.limits)
     cfg = s.sampler(backend=backend)
     target = fill.target(backend)
     rng = random.Random(0)
