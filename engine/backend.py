@@ -26,7 +26,7 @@ from torch import Tensor
 
 from engine import DEFAULT_MODEL_DIR
 from engine.cache import KVCache
-from engine.model import DiffusionLM, ModelLoadError, load_config, load_model
+from engine.model import DiffusionLM, ModelLoadError, compute_dtype, load_config, load_model
 from engine.tokenizer import SpecialIds, Tokenizer, TokenizerError
 
 
@@ -132,7 +132,7 @@ class EmbeddedBackend(Seam):
                                 exact_batches=True)
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", max_sessions: int = 4,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, dtype: str = "auto") -> None:
         d = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         if not d.is_dir():
             raise ModelLoadError(f"model directory {d} does not exist; set modelPath or reinstall diffusion-ls")
@@ -140,7 +140,10 @@ class EmbeddedBackend(Seam):
         # by default use half the cores, at most 4 (oversubscribed torch threads stall each other badly)
         torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
         self.model_dir = d
-        self.model: DiffusionLM = load_model(d, device=device)
+        self.dtype = compute_dtype(dtype, device)
+        self.model: DiffusionLM = load_model(d, device=device, dtype=self.dtype)
+        self.memory_format = str(self.dtype).removeprefix("torch.")  # what diffusion/status reports
+        self.memory_estimate_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         try:
             self.tokenizer = Tokenizer.from_file(d / "tokenizer.json")
         except TokenizerError as exc:

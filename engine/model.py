@@ -215,11 +215,20 @@ class DiffusionLM(nn.Module):
         rows = self.min_rows() if exact else 0
         x = self.tok_emb(canvas)  # (B, C, dim)
         cos, sin = self._rope(torch.arange(ctx_len, ctx_len + C, device=canvas.device))
+        # a lone canvas over the cache's whole context writes its keys and values past the context's end, where
+        # nothing is kept, and attends to the cache in place: no copy of the context's keys at every layer
+        scratch = B == 1 and cache.length == ctx_len and ctx_len + C <= cache.max_len
         for li, layer in enumerate(self.blocks):
             q, k, v = layer.qkv(x, cos, sin, rows)
-            ck = cache.k[li, :, :, :ctx_len].expand(B, -1, -1, -1)  # (B, H, ctx, D)
-            cv = cache.v[li, :, :, :ctx_len].expand(B, -1, -1, -1)
-            x = layer.finish(x, q, torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2), None, rows=rows)
+            if scratch:
+                cache.k[li, :, :, ctx_len : ctx_len + C] = k
+                cache.v[li, :, :, ctx_len : ctx_len + C] = v
+                ks, vs = cache.k[li, :, :, : ctx_len + C], cache.v[li, :, :, : ctx_len + C]  # (1, H, ctx + C, D)
+            else:
+                ck = cache.k[li, :, :, :ctx_len].expand(B, -1, -1, -1)  # (B, H, ctx, D)
+                cv = cache.v[li, :, :, :ctx_len].expand(B, -1, -1, -1)
+                ks, vs = torch.cat([ck, k], dim=2), torch.cat([cv, v], dim=2)  # (B, H, ctx + C, D)
+            x = layer.finish(x, q, ks, vs, None, rows=rows)
         return self.logits(x, rows).float()  # (B, C, V)
 
     def _weights(self) -> list[tuple[Tensor, bool]]:
@@ -310,6 +319,34 @@ def load_config(directory: str | Path) -> dict:
         raise ModelLoadError(f"no {CONFIG} in model directory {directory}") from exc
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether the device multiplies bfloat16 in hardware: a GPU that says so, or a CPU with AVX512-BF16 or AMX (x86)
+    or BF16 (Arm), read from Linux's cpuinfo (elsewhere: no). Without it torch emulates bfloat16 products."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device != "cpu":
+        return False
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    flags = {f for line in info.splitlines() if line.startswith(("flags", "Features")) for f in line.split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def compute_dtype(name: str, device: str = "cpu") -> torch.dtype:
+    """The weights' dtype for a setting: float32, bfloat16, or auto (bfloat16 where the device multiplies it in
+    hardware: half the bytes a forward reads, and a forward here is bound by reading its weights)."""
+    if name == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r}: one of auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
 
 
 def load_model(directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> DiffusionLM:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from engine.model import DiffusionLM, ModelConfig, load_model, save_model, two_mode_mask
+from engine.model import DiffusionLM, ModelConfig, load_model, native_bf16, save_model, two_mode_mask
 from engine.tokenizer import SpecialIds
 
 
@@ -318,12 +318,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, examples: Iterator[Example] 
 def bf16_fast(device: torch.device) -> bool:
     """Whether bf16 autocast speeds training up here: a GPU with bf16, or a CPU with native bf16 (AVX512-BF16, AMX).
     Elsewhere the CPU emulates it, many times slower than float32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return native_bf16(str(device))
 
 
 def set_threads() -> None:

@@ -8,7 +8,8 @@
    per forward, ms per fill, `speedup_vs_one_per_forward`, `speedup_vs_ar` (decoding time; each fill starts from a
    fresh session, so prefill is the same for all and reported apart), and for `lossless` its steps per forward, its
    speedup over one token per forward and how many of its fills differ from one token per forward in the arithmetic
-   of batches (`lossless_mismatches`: 0; that run is `one_per_forward_exact`);
+   of batches (`lossless_mismatches`: 0; that run is `one_per_forward_exact`); a model run in another format than
+   float32 also has its autoregressive head timed in float32 (`speedup_vs_ar_float32`);
 2. per keystroke: typing a line into files of ~512 / ~2k / ~8k tokens, one character at a time, each keystroke the
    server's own pipeline (hole, context, prefill, denoise, post-process) with the per-document context cache and
    with it dropped before every keystroke -> p50/p95, `context_scaling_8k_over_512`, `cache_speedup`;
@@ -73,6 +74,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads, here and in the server (default: torch's)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="the embedded model's weights, here and in the server (default auto: bfloat16 where the "
+                        "device multiplies it natively)")
     p.add_argument("--budget", type=int, default=Settings().context_budget, help="context tokens around the hole")
     p.add_argument("--max-tokens", type=int, help="cap on one fill while typing (default: the server's; --quick: 24)")
     p.add_argument("--holes", type=int, help="engine-only holes")
@@ -130,6 +134,7 @@ def machine(backend) -> dict:
         "cores": cores,
         "torch_threads": torch.get_num_threads(),
         "device": backend.device,
+        "dtype": str(backend.dtype).removeprefix("torch."),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "os": platform.system(),
@@ -241,11 +246,13 @@ def typed_file(tok, target: int, base: int = SIZES[0]) -> tuple[str, int, str]:
 # -- leg 1: engine only -----------------------------------------------------------------------------------------------
 
 
-def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, list]:
+def engine_leg(backend, holes: list[Hole], cfg, progress: bool, ar_float32=None) -> tuple[dict, list]:
     """Each hole decoded five ways from a fresh session; returns (summary, states of the first default fill).
 
     One token per forward runs twice: as a user would run it (the speed reference), and in the arithmetic of batches
-    (`exact`), whose text `lossless` must give token for token (small canvases cost more in it)."""
+    (`exact`), whose text `lossless` must give token for token (small canvases cost more in it). `ar_float32`: the
+    same weights in float32, whose next-token head is also timed when the model runs in another format (a one-row
+    product gains less from bfloat16 than a canvas does, so the autoregressive baseline is also taken at its best)."""
     from tqdm import tqdm
 
     from engine.sampler import CanvasSpec, autoregressive, fill
@@ -256,7 +263,8 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
     one = one_per_forward(fast)
     variants = (("default", fast), ("one_per_forward", one), ("lossless", lossless(fast)),
                 ("one_per_forward_exact", one_per_forward(fast, exact=True)))
-    rows: dict[str, list[tuple[int, int, float, float]]] = {k: [] for k in (*(v[0] for v in variants), "ar")}
+    ar_keys = ("ar", "ar_float32") if ar_float32 is not None else ("ar",)
+    rows: dict[str, list[tuple[int, int, float, float]]] = {k: [] for k in (*(v[0] for v in variants), *ar_keys)}
     steps, canvases, nfes, mismatches = 0, 0, 0, 0  # lossless's
     demo: list = []
     for i, h in enumerate(tqdm(holes, desc="engine", unit="hole", disable=not progress, leave=False)):
@@ -272,11 +280,13 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
             if key == "lossless":
                 steps, canvases, nfes = steps + st.steps, canvases + st.canvases, nfes + st.nfe
         mismatches += ids["lossless"] != ids["one_per_forward_exact"]
-        backend.drop_session("bench")
-        t0 = time.perf_counter()
-        _, st = autoregressive(backend, h.context, h.capacity, session="bench")
-        total = (time.perf_counter() - t0) * 1e3
-        rows["ar"].append((st.nfe, st.tokens, total - st.prefill_ms, st.prefill_ms))
+        for key, b in zip(ar_keys, (backend, ar_float32), strict=False):
+            b.drop_session("bench")
+            t0 = time.perf_counter()
+            _, st = autoregressive(b, h.context, h.capacity, session="bench")
+            total = (time.perf_counter() - t0) * 1e3
+            rows[key].append((st.nfe, st.tokens, total - st.prefill_ms, st.prefill_ms))
+            b.drop_session("bench")
     backend.drop_session("bench")
 
     def summary(r: list[tuple[int, int, float, float]]) -> dict:
@@ -321,6 +331,12 @@ def engine_leg(backend, holes: list[Hole], cfg, progress: bool) -> tuple[dict, l
     out["lossless_speedup_vs_ar"] = ratio(a["decode_ms_mean"], ll["decode_ms_mean"])
     out["lossless_speedup_vs_default"] = ratio(d["decode_ms_mean"], ll["decode_ms_mean"])
     out["lossless_nfe_ratio_vs_one_per_forward"] = ratio(o["nfe"], ll["nfe"])
+    if ar_float32 is not None:
+        a32 = out["ar_float32"]
+        out["speedup_vs_ar_float32"] = ratio(a32["decode_ms_mean"], d["decode_ms_mean"])
+        out["lossless_speedup_vs_ar_float32"] = ratio(a32["decode_ms_mean"], ll["decode_ms_mean"])
+        out["spread"]["speedup_vs_ar_float32"] = spread(ms["ar_float32"], ms["default"])
+        out["spread"]["lossless_speedup_vs_ar_float32"] = spread(ms["ar_float32"], ms["lossless"])
     return out, demo
 
 
@@ -628,11 +644,11 @@ def main(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     t_start = time.perf_counter()
     try:
-        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads, dtype=args.dtype)
     except ModelLoadError as exc:
         print(f"diffusion-ls bench: {exc}", file=sys.stderr)
         return 2
-    options = {"contextBudget": args.budget, "maxTokens": plan.max_tokens, "device": args.device}
+    options = {"contextBudget": args.budget, "maxTokens": plan.max_tokens, "device": args.device, "dtype": args.dtype}
     if args.model:
         options["modelPath"] = str(Path(args.model).resolve())
     import torch
@@ -646,7 +662,11 @@ def main(args: argparse.Namespace) -> int:
     legs = result["leg_seconds"] = {"load": round(time.perf_counter() - t_start, 1)}
     t0 = time.perf_counter()
     holes = engine_holes(backend.tokenizer, plan.holes, args.budget)
-    engine, demo = engine_leg(backend, holes, settings.sampler(), progress)
+    ar_float32 = None
+    if backend.dtype != torch.float32:
+        ar_float32 = EmbeddedBackend(args.model, device=args.device, threads=args.threads, dtype="float32")
+    engine, demo = engine_leg(backend, holes, settings.sampler(), progress, ar_float32)
+    del ar_float32
     result["engine"] = engine
     legs["engine"], t0 = round(time.perf_counter() - t0, 1), time.perf_counter()
     keys = keystroke_leg(backend, settings, plan, progress)
@@ -665,6 +685,7 @@ def main(args: argparse.Namespace) -> int:
         "tokens_per_forward": engine["default"]["tokens_per_forward"],
         "speedup_vs_one_per_forward": engine["speedup_vs_one_per_forward"],
         "speedup_vs_ar": engine["speedup_vs_ar"],
+        "speedup_vs_ar_float32": engine.get("speedup_vs_ar_float32"),
         "lossless_speedup_vs_one_per_forward": engine["lossless_speedup_vs_one_per_forward"],
         "lossless_mismatches": engine["lossless_mismatches"],
         "context_scaling_8k_over_512": keys["context_scaling_8k_over_512"],
@@ -695,7 +716,7 @@ def report(r: dict) -> str:
         f"({m['params_m']}M params)",
         f"engine ({e['holes']} holes, mean capacity {e['capacity_mean']}, context {e['context_tokens_mean']} tokens):",
     ]
-    for key in ("default", "one_per_forward", "one_per_forward_exact", "lossless", "ar"):
+    for key in ("default", "one_per_forward", "one_per_forward_exact", "lossless", "ar", "ar_float32"):
         s = e.get(key)
         if s is None:  # a result from before that leg
             continue
@@ -703,7 +724,8 @@ def report(r: dict) -> str:
                      f"{s['decode_ms_p50']} ms  ({s['ms_per_forward']} ms/forward)  "
                      f"prefill p50 {s['prefill_ms_p50']} ms")
     lines.append(f"  speedup vs one-per-forward {e['speedup_vs_one_per_forward']}x, vs autoregressive "
-                 f"{e['speedup_vs_ar']}x (decoding time)")
+                 f"{e['speedup_vs_ar']}x (decoding time)"
+                 + (f", vs autoregressive in float32 {e['speedup_vs_ar_float32']}x" if "ar_float32" in e else ""))
     ll = e["lossless"]
     lines.append(f"  lossless (draft {e['lossless_draft']}): {ll['steps_per_forward']} steps and "
                  f"{ll['canvases_per_forward']} canvases per forward, {e['lossless_mismatches']} fills differ from "

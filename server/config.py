@@ -39,7 +39,8 @@ class Settings(BaseModel):
     backend: Literal["embedded", "transformers", "vllm", "vllm-remote", "mercury", "masked-diffusion"] = "embedded"
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # transformers: the weights' dtype
+    # the weights' dtype; auto: the embedded model in bfloat16 where the device multiplies it natively, others as stored
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # transformers: how the weights are quantized. "experts-int4" / "experts-int8" quantize DiffusionGemma's fused
     # experts (88% of it) weight-only (engine.quant): the 26B then fits one 24 GB GPU with int4. transformers' own
     # quantizers (bnb-*, quanto-*, torchao-*) convert only nn.Linear modules whose weights are not shared, so they
@@ -135,7 +136,7 @@ class Settings(BaseModel):
         """engine.backends.load_backend's options for `backend`; raises ValueError when a required setting is missing.
         """
         if self.backend == "embedded":
-            return {"model_dir": self.model_path, "device": self.device, "threads": self.threads}
+            return {"model_dir": self.model_path, "device": self.device, "threads": self.threads, "dtype": self.dtype}
         if self.backend == "transformers":
             if not self.model_path:
                 raise ValueError("the transformers backend needs `modelPath`: a local DiffusionGemma checkpoint "

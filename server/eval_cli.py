@@ -53,6 +53,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="the embedded model's weights (default auto: bfloat16 where the device multiplies it natively)")
     p.add_argument("--timeout", type=float, default=sandbox.TIMEOUT_S, help="seconds per program / unit test")
     p.add_argument("--memory-mb", type=int, default=sandbox.MEMORY_MB, help="address-space limit per program")
     p.add_argument("--no-postprocess", action="store_true", help="score the raw canvas text")
@@ -71,7 +73,7 @@ def _embedded(args: argparse.Namespace):
     from engine.model import ModelLoadError
 
     try:
-        return EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+        return EmbeddedBackend(args.model, device=args.device, threads=args.threads, dtype=args.dtype)
     except ModelLoadError as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return None
@@ -115,6 +117,7 @@ def main(args: argparse.Namespace) -> int:
         if out is not None:
             out.close()
     result["typed"] = args.typed
+    result["dtype"] = str(backend.dtype).removeprefix("torch.")
     if args.json:
         print(json.dumps(result))
     else:

@@ -149,11 +149,14 @@ def bench(d: Path) -> str:
         ("tokens_per_forward", r.get("tokens_per_forward"), None),
         ("speedup_vs_one_per_forward", r.get("speedup_vs_one_per_forward"), spread.get("speedup_vs_one_per_forward")),
         ("speedup_vs_ar", r.get("speedup_vs_ar"), spread.get("speedup_vs_ar")),
+        ("speedup_vs_ar_float32", e.get("speedup_vs_ar_float32"), spread.get("speedup_vs_ar_float32")),
         ("lossless_nfe_ratio_vs_one_per_forward", e.get("lossless_nfe_ratio_vs_one_per_forward"),
          spread.get("lossless_nfe_ratio_vs_one_per_forward")),
         ("lossless_speedup_vs_one_per_forward", r.get("lossless_speedup_vs_one_per_forward"),
          spread.get("lossless_speedup_vs_one_per_forward")),
         ("lossless_speedup_vs_ar", e.get("lossless_speedup_vs_ar"), spread.get("lossless_speedup_vs_ar")),
+        ("lossless_speedup_vs_ar_float32", e.get("lossless_speedup_vs_ar_float32"),
+         spread.get("lossless_speedup_vs_ar_float32")),
         ("lossless_speedup_vs_one_per_forward_exact", e.get("lossless_speedup_vs_one_per_forward_exact"), None),
         ("exact_cost (one per forward, exact / as run)", e.get("exact_cost"), None),
         ("lossless_mismatches", r.get("lossless_mismatches"), None),
@@ -212,6 +215,7 @@ def commands(d: Path, out: str, extra: str = "") -> list[str]:
             cmd.append(f"--against {r['against']['sampler']}")
         if not r.get("postprocess", True):
             cmd.append("--no-postprocess")
+        cmd.append(f"--dtype {r.get('dtype', 'float32')}")  # files without it were measured in float32
         lines.append(" ".join(cmd + ["--json --threads 1 --no-progress", extra]).rstrip() + f" > {out}/{f.name}")
     return lines
 

@@ -13,7 +13,7 @@ from engine.model import ModelLoadError, load_model, two_mode_mask
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    return EmbeddedBackend(tiny_model_dir)
+    return EmbeddedBackend(tiny_model_dir, dtype="float32")  # the cache's arithmetic, checked to float32 precision
 
 
 def reference_logits(model, ctx: list[int], canvas: list[int]) -> torch.Tensor:
@@ -65,6 +65,42 @@ def test_decoder_mode_never_writes_the_cache(backend):
     before = cache.k[:, :, :, :64].clone()
     backend.denoise(h, torch.tensor([random_ids(16, v, 9)]))
     assert cache.length == 64 and torch.equal(cache.k[:, :, :, :64], before)
+
+
+def test_canvas_over_the_whole_context_equals_one_over_a_longer_cache(backend):
+    """A lone canvas over the cache's whole context attends to it in place (its keys written past the context's end);
+    over a cache that holds more than its handle, to a copy. Both give the same logits, bit for bit."""
+    v = backend.tokenizer.vocab_size
+    ctx, canvas = random_ids(90, v, 10), torch.tensor([random_ids(12, v, 11)])
+    h = backend.prefill(ctx, "scratch")
+    in_place = backend.denoise(h, canvas)
+    assert backend._caches["scratch"].k[:, :, :, 90:102].abs().sum() > 0  # it did write past the context
+    backend.commit(h, random_ids(40, v, 12))  # the cache now holds 130 tokens; h still names its first 90
+    assert backend._caches["scratch"].length == 130
+    assert torch.equal(backend.denoise(h, canvas), in_place)
+
+
+def test_bfloat16_weights_and_cache_give_the_float32_logits_to_bfloat16_precision(tiny_model_dir, backend):
+    bf = EmbeddedBackend(tiny_model_dir, dtype="bfloat16")
+    v = bf.tokenizer.vocab_size
+    ctx, canvas = random_ids(150, v, 13), torch.tensor([random_ids(16, v, 14)])
+    h = bf.prefill(ctx, "bf")
+    assert bf.model.tok_emb.weight.dtype == torch.bfloat16 and bf._caches["bf"].k.dtype == torch.bfloat16
+    got = bf.denoise(h, canvas)[0]
+    want = backend.denoise(backend.prefill(ctx, "fp"), canvas)[0]
+    assert got.dtype == torch.float32
+    assert (got - want).abs().max() < 0.05 and (got.argmax(-1) == want.argmax(-1)).float().mean() > 0.9
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_device_multiplies_it(monkeypatch):
+    from engine import model as m
+
+    monkeypatch.setattr(m, "native_bf16", lambda device="cpu": True)
+    assert m.compute_dtype("auto") == torch.bfloat16 and m.compute_dtype("float32") == torch.float32
+    monkeypatch.setattr(m, "native_bf16", lambda device="cpu": False)
+    assert m.compute_dtype("auto") == torch.float32 and m.compute_dtype("bfloat16") == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype 'int8'"):
+        m.compute_dtype("int8")
 
 
 def test_sessions_are_evicted_lru(tiny_model_dir):

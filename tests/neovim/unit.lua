@@ -535,14 +535,15 @@ fake.attached_buffers[vim.api.nvim_get_current_buf()] = nil
 local st = require('diffusion_ls.status')
 config.set({})
 eq(st.lines({
-  backend = 'embedded', model = 'diffusion-ls-code-17m-r4', device = 'cpu', loaded = true, lastLatencyMs = 412.4,
+  backend = 'embedded', model = 'diffusion-ls-code-17m-r4', device = 'cpu', memoryFormat = 'bfloat16', loaded = true,
+  lastLatencyMs = 412.4,
   tokensPerForward = 2.3456, nfe = 7, minConfidence = 0.618,
   capabilities = { instructions = false, streams = true, maskToken = true, nativeInfill = false },
   languages = { python = 'good', go = 'weak' },
 }, 'python'), {
   'backend       embedded',
   'model         diffusion-ls-code-17m-r4',
-  'device        cpu',
+  'device        cpu (bfloat16)',
   'loaded        yes',
   'last fill     412 ms, 2.35 tokens/forward, 7 forwards, least sure token 0.62',
   'capabilities  instructions no, streams yes, mask token yes, native infill no',

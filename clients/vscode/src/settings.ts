@@ -9,6 +9,7 @@ export const SERVER_KEYS = {
   modelPath: 'string',
   device: 'string',
   threads: 'number',
+  dtype: 'string',
   strategy: 'string',
   steps: 'number',
   threshold: 'number',

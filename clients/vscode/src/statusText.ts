@@ -5,6 +5,7 @@ export interface ServerStatus {
   backend: string;
   model?: string | null; // null until the model is loaded
   device?: string;
+  memoryFormat?: string | null; // the weights' number format (bfloat16, float32, int4 ...)
   loaded: boolean;
   loading?: boolean;
   error?: string | null;
@@ -93,7 +94,7 @@ export function statusTooltip(
     lines.push('diffusion-ls: no status yet');
   } else {
     lines.push(`Backend: ${status.backend}`, `Model: ${status.model ?? '(not loaded)'}`);
-    if (status.device) lines.push(`Device: ${status.device}`);
+    if (status.device) lines.push(`Device: ${status.device}${status.memoryFormat ? ` (${status.memoryFormat})` : ''}`);
     lines.push(`Loaded: ${status.loaded ? 'yes' : 'no'}`);
     if (isNumber(status.lastLatencyMs)) lines.push(`Last latency: ${Math.round(status.lastLatencyMs)} ms`);
     if (isNumber(status.nfe)) lines.push(`Forward passes (last request): ${status.nfe}`);

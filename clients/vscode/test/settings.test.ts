@@ -41,6 +41,7 @@ describe('serverSettings', () => {
     modelPath: null,
     device: null,
     threads: null,
+    dtype: null,
     strategy: null,
     steps: null,
     threshold: null,

@@ -28,8 +28,8 @@ describe('statusText', () => {
   });
 
   it('has a tooltip with every field', () => {
-    const tooltip = statusTooltip({ ...status, error: 'boom' }, undefined);
-    for (const piece of ['embedded', 'diffusion-tiny', 'cpu', '123 ms', '2.35', 'boom', 'output channel']) {
+    const tooltip = statusTooltip({ ...status, error: 'boom', memoryFormat: 'bfloat16' }, undefined);
+    for (const piece of ['embedded', 'diffusion-tiny', 'Device: cpu (bfloat16)', '123 ms', '2.35', 'boom', 'output channel']) {
       assert.ok(tooltip.includes(piece), piece);
     }
   });

@@ -183,7 +183,7 @@ function M.lines(s, filetype)
   local lines = {
     'backend       ' .. str(s.backend),
     'model         ' .. str(s.model),
-    'device        ' .. str(s.device),
+    'device        ' .. str(s.device) .. (type(s.memoryFormat) == 'string' and (' (' .. s.memoryFormat .. ')') or ''),
     'loaded        ' .. loaded,
     'last fill     ' .. last_fill,
     'capabilities  ' .. table.concat(cap_text, ', '),
