@@ -511,7 +511,8 @@ def status_lines(s: dict, filetype: str) -> list[str]:
              ("nativeInfill", "native infill")]
     cap = ", ".join(f"{label} {'yes' if caps.get(k) else 'no'}" for k, label in names)
     rating = (s.get("languages") or {}).get(filetype, "not rated by this model")
-    return [f"backend       {s['backend']}", f"model         {s['model']}", f"device        {s['device']} ({s['memoryFormat']})",
+    return [f"backend       {s['backend']}", f"model         {s['model']}",
+            f"device        {s['device']} ({s['memoryFormat']})",
             f"loaded        {loaded}", f"last fill     {last}", f"capabilities  {cap}",
             f"this buffer   {filetype}: {rating}"]
 
