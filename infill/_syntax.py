@@ -194,7 +194,25 @@ def count_errors(text: str, lang: str | None) -> int:
 def brokenness(text: str, lang: str | None) -> tuple[int, int]:
     """(ERROR + MISSING nodes and empty call arguments, bytes inside outermost ERROR nodes): compares how broken two
     versions of a file are."""
-    tree = parse(text, lang)
+    return tree_brokenness(parse(text, lang), lang)
+
+
+def errors_inside(tree: tree_sitter.Tree | None, spans: Sequence[tuple[int, int]]) -> int:
+    """ERROR nodes (tokens the parser had to skip) that lie wholly inside one of the byte spans: text whose own tokens
+    do not parse where they stand. MISSING nodes are left out: text that stops before its statement ends has them."""
+    count, stack = 0, [tree.root_node] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if node.is_error and node.end_byte > node.start_byte and any(
+                lo <= node.start_byte and node.end_byte <= hi for lo, hi in spans):
+            count += 1
+        if node.has_error:
+            stack.extend(node.children)
+    return count
+
+
+def tree_brokenness(tree: tree_sitter.Tree | None, lang: str | None) -> tuple[int, int]:
+    """brokenness of a parsed tree."""
     if tree is None:
         return 0, 0
     count, size, stack = 0, 0, [(tree.root_node, False)]

@@ -134,22 +134,40 @@ class _Errors:
         parts.append(self.text[pos : win[1]])
         return "".join(parts)
 
-    def after(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]]) -> tuple[int, int]:
-        return _syntax.brokenness(self.edited(win, edits), self.lang)
+    def spans(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]], text: str, new: bool
+              ) -> list[tuple[int, int]]:
+        """Byte spans in `text` (the window, edited when `new`) of each edit's new text, or of the text it replaces."""
+        om, out, shift = _syntax.OffsetMap(text), [], -win[0]
+        for start, end, repl in edits:
+            size = len(repl) if new else end - start
+            out.append((om.to_byte(start + shift), om.to_byte(start + shift + size)))
+            if new:
+                shift += len(repl) - (end - start)
+        return out
 
     def adds_errors(self, edits: Sequence[tuple[int, int, str]]) -> bool:
         if self.lang is None or not edits:
             return False
         win = self.window(edits[0][0], edits[-1][1])
         replaces = any(start != end for start, end, _ in edits)
-        if (replaces and win != (0, len(self.text)) and len(self.text) <= WHOLE_FILE_CHARS
-                and self.before(win)[0] > 0):
-            # a window with no top-level line within reach can start inside a string: broken already, it hides what
-            # an edit breaks (a trial accepted a rewrite that stopped a 59 KB file compiling). A cursor fill, made at
-            # every keystroke while the file is being typed (broken), keeps the window's flat cost.
+        if ((replaces or any(_BRACKET.search(new) for _, _, new in edits)) and win != (0, len(self.text))
+                and len(self.text) <= WHOLE_FILE_CHARS and self.before(win)[0] > 0):
+            # a window with no top-level line within reach can start inside a string or a block: broken already, it
+            # hides what an edit breaks (a trial accepted a rewrite that stopped a 59 KB file compiling; another, a
+            # cursor fill `};` after a finished statement inside dayjs's one big top-level function, which closed it
+            # early). A cursor fill without brackets keeps the window's flat cost.
             win = (0, len(self.text))
-        (n_after, bytes_after), (n_before, bytes_before) = self.after(win, edits), self.before(win)
+        edited = self.edited(win, edits)
+        tree = _syntax.parse(edited, self.lang)
+        (n_after, bytes_after), (n_before, bytes_before) = _syntax.tree_brokenness(tree, self.lang), self.before(win)
         if n_after > n_before:
+            return True
+        # the answer's own tokens do not parse where they stand: `lambda m:: m)` completing a line typed half-way
+        # moves the line's error into the answer, and leaves the counts as they were
+        inside = _syntax.errors_inside(tree, self.spans(win, edits, edited, new=True))
+        if inside and inside > (_syntax.errors_inside(_syntax.parse(self.text[win[0] : win[1]], self.lang),
+                                                      self.spans(win, edits, self.text[win[0] : win[1]], new=False))
+                                if replaces else 0):
             return True
         # tree-sitter merges errors: in a text broken already (a window cut mid-class, a buffer being typed) new
         # garbage can join an ERROR node and leave the count as it was, but that node then grows by more than the edit
@@ -383,6 +401,7 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
+_BRACKET = re.compile(r"[()\[\]{}]")
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too

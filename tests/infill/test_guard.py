@@ -63,6 +63,38 @@ def test_an_inline_completion_into_broken_code_only_needs_not_to_add_errors():
     assert not v.ok and v.text == "" and v.reason == "the answer was empty"
 
 
+def test_a_completion_whose_own_tokens_do_not_parse_is_refused_though_the_line_was_broken_before():
+    # a trial typed `word = re.sub(r"^\w", l` and was offered `ambda m:: m)`: the line's one error moved into the
+    # answer, so the error count stayed the same
+    text = 'import re\n\n\ndef humanize(word):\n    word = re.sub(r"^\\w", l\n    return word\n'
+    at = text.index(", l") + len(", l")
+    v = one(text, at, at, "ambda m:: m)")
+    assert not v.ok and v.reason == "the answer would add parse errors: `ambda m:: m)`"
+    assert one(text, at, at, "ambda m: m.group(0).upper(), word)").ok
+    assert one(text, at, at, "ambda m: m").ok  # an answer that stops before its line ends: its tokens parse
+    js = "function f(a) {\n  const type = \n  return type;\n}\n"
+    at = js.index("= ") + 2
+    assert not one(js, at, at, "=> null;", lang="javascript").ok  # a real fill: `type = => null`
+    assert one(js, at, at, "typeof a;", lang="javascript").ok
+
+
+def test_a_closing_brace_after_a_finished_statement_in_one_big_function_is_judged_on_the_whole_file():
+    # dayjs's module is one top-level function: the window around the cursor is cut inside it, broken already, and
+    # a `};` offered after `return this.startOf(units); ` closed the function early (Node then refused the file) while
+    # leaving the window's count as it was
+    methods = "".join(f"  _proto.m{k} = function m{k}(units) {{\n    var other = dayjs(units);\n"
+                      f"    return this.startOf(units + {k});\n  }};\n\n" for k in range(200))
+    text = "var Dayjs = function () {\n  function Dayjs() {}\n  var _proto = Dayjs.prototype;\n" + methods + \
+        "  return Dayjs;\n}();\n\nexport default Dayjs;\n"
+    at = text.index("return this.startOf(units + 20);") + len("return this.startOf(units + 20); ")
+    assert _syntax.is_big(text) and _syntax.brokenness(text, "javascript")[0] == 0
+    start, end = _syntax.window(text, at)  # from the file's start into the function, whose `{` it leaves open
+    assert start == 0 and at < end < len(text) and _syntax.brokenness(text[start:end], "javascript")[0] > 0
+    v = one(text, at, at, "};", lang="javascript")
+    assert not v.ok and v.reason == "the answer would add parse errors: `};`"
+    assert one(text, at, at, "if (other) other.x();", lang="javascript").ok
+
+
 def test_fills_that_break_the_file_together_are_refused_from_the_last():
     text = "x = [\n    ...\n]\ny = 1\n...\n"
     a, b = text.index("..."), text.rindex("...")
