@@ -36,6 +36,7 @@ else
     cmd = vim.json.decode((assert(os.getenv('DIFFUSION_LS_CMD'), 'DIFFUSION_LS_CMD'))),
     server_settings = vim.json.decode(os.getenv('DIFFUSION_LS_SETTINGS') or '{}'),
     debounce_ms = 50,
+    stream = true, -- the cases follow every canvas of completions as you type (the default draws asked-for ones)
   })
 end
 

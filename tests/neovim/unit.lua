@@ -503,6 +503,25 @@ config.get().auto_trigger = true
 vim.api.nvim_buf_delete(other, { force = true })
 eq(vim.fn.exists(':DiffusionToggle'), 2, 'the command')
 
+-- stream 'asked' (the default): as you type only the result is drawn, an asked-for completion streams
+eq(config.get().stream, 'asked', 'the default')
+vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'x = )', 'y = 1' })
+vim.api.nvim_win_set_cursor(0, { 1, 4 })
+fake.attached_buffers[vim.api.nvim_get_current_buf()] = true
+ghost.trigger(nil, true)
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = 'f··', masks = { { 1, 3 } }, step = 1 }, sent.req)
+eq(marks(), {}, 'as you type: no canvas drawn')
+sent.on_result(nil, { items = { { insertText = 'foo', range = range(0, 4, 0, 4) } } }, sent.req)
+eq(marks(), { { 0, 4, { { 'foo', 'DiffusionLsGhost' } } } }, 'as you type: the result drawn')
+ghost.dismiss()
+config.get().stream = true
+ghost.trigger(nil, true)
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = 'f··', masks = { { 1, 3 } }, step = 1 }, sent.req)
+eq(#marks(), 1, 'stream = true: as you type, the canvas drawn')
+ghost.dismiss()
+config.get().stream = 'asked'
+fake.attached_buffers[vim.api.nvim_get_current_buf()] = nil
+
 -- ghost text: a refused final canvas clears the canvas instead of becoming the ghost text
 vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'x = )', 'y = 1' }) -- (normal mode: the cursor stays on a character)
 vim.api.nvim_win_set_cursor(0, { 1, 4 })

@@ -590,6 +590,7 @@ function userSettings(serverLog) {
     // the CodeLens provider again (it waits for 250 ms of quiet), and the preview draws at most one canvas per 16 ms.
     // Held, every canvas is drawn, and the rewrite (about 15 forwards) streams for seconds: the CodeLens shows counts.
     'diffusionLs.canvasDelayMs': 200,
+    'diffusionLs.preview.asYouType': true, // the completion step follows every canvas of a completion as you type
     'diffusionLs.logLevel': 'debug',
     'diffusionLs.logFile': serverLog,
     'diffusionLs.trace.server': 'messages',

@@ -53,7 +53,7 @@ export function createClient(
           if (automatic && !completesAsYouType(document)) return undefined; // turned off: only asked-for ones
           if (automatic && !(await settle(debounceMs(setting), token))) return undefined;
           note?.dispose(); // about an earlier request: it would stand beside this one's suggestion
-          const result = await status.track(preview.around(() => next(document, position, context, token)));
+          const result = await status.track(preview.around(() => next(document, position, context, token), automatic));
           // asked for and refused: VS Code would show nothing at all; the status bar says why for a while
           const asked = !automatic && !token.isCancellationRequested;
           const why = asked ? refusedCompletionNote(result, preview.refusal) : undefined;

@@ -19,7 +19,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const trace = new TraceChannel(output, () => setting('trace.server'));
   const fetchStatus = async () => server?.running?.sendRequest<ServerStatus>('diffusion/status', {});
   const status = new StatusBar('diffusionLs.showOutput', fetchStatus);
-  const preview = new CompletionPreview(() => setting('preview.enabled') !== false);
+  // as you type, a canvas the server then refuses (about one in five, in a user trial) flashes and vanishes: by
+  // default only asked-for completions stream
+  const preview = new CompletionPreview(
+    (automatic) => setting('preview.enabled') !== false && (!automatic || setting('preview.asYouType') === true),
+  );
   const rewrite = new RewriteController(() => server?.running, (work) => status.track(work), () => status.refresh());
   context.subscriptions.push(output, trace, status, preview, rewrite);
 

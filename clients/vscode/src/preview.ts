@@ -18,8 +18,10 @@ export class CompletionPreview implements vscode.Disposable {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private drawnAt = 0;
   private reason: string | undefined; // why the server refused the newest request's result, if it did
+  private automatic = false; // the newest request was made as the user typed
 
-  constructor(private readonly enabled: () => boolean) {
+  /** `enabled(automatic)`: whether a request's canvases are drawn, by how it was made. */
+  constructor(private readonly enabled: (automatic: boolean) => boolean) {
     this.subscriptions.push(
       vscode.window.onDidChangeActiveTextEditor(() => this.clear()),
       vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length > 0 && this.clear()),
@@ -28,9 +30,10 @@ export class CompletionPreview implements vscode.Disposable {
   }
 
   /** Wraps one inline completion request: the newest request's end clears the preview. */
-  async around<T>(request: () => Thenable<T> | T): Promise<T> {
+  async around<T>(request: () => Thenable<T> | T, automatic = false): Promise<T> {
     const seq = ++this.requests;
     this.reason = undefined;
+    this.automatic = automatic;
     try {
       return await request();
     } finally {
@@ -73,7 +76,7 @@ export class CompletionPreview implements vscode.Disposable {
     const canvas = this.pending;
     this.pending = undefined;
     const editor = vscode.window.activeTextEditor;
-    if (!canvas || !this.enabled() || !editor || editor.document.uri.toString() !== canvas.uri) return;
+    if (!canvas || !this.enabled(this.automatic) || !editor || editor.document.uri.toString() !== canvas.uri) return;
     if (editor.document.version !== canvas.version) return; // typed since: stale
     const tabSize = typeof editor.options.tabSize === 'number' ? editor.options.tabSize : 4;
     const preview = completionPreview(canvas, { tabSize, maxChars: 160 });

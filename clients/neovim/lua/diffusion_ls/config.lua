@@ -34,8 +34,10 @@ local M = {}
 ---@field auto_trigger boolean
 ---Quiet time after the last keystroke before asking, in milliseconds; every keystroke cancels the previous request.
 ---@field debounce_ms integer
----Draw the intermediate canvases while the model denoises (false: only the final result).
----@field stream boolean
+---Draw the intermediate canvases while the model denoises: 'asked' (for completions asked for with <M-\>, rewrites
+---and fills; as you type only the final suggestion appears, with no canvas that may vanish), true (as you type too),
+---false (only final results).
+---@field stream boolean|'asked'
 ---`mode` of diffusion/rewrite: "regenerate" re-masks the selection, "refine" starts from the selected text.
 ---@field rewrite_mode "regenerate"|"refine"
 ---@field keymaps diffusion_ls.Keymaps
@@ -51,7 +53,7 @@ M.defaults = {
   server_settings = {},
   auto_trigger = true,
   debounce_ms = 150,
-  stream = true,
+  stream = 'asked',
   rewrite_mode = 'regenerate',
   keymaps = {
     accept = '<Tab>',
@@ -94,7 +96,7 @@ local checks = {
   server_settings = { 'table' },
   auto_trigger = { 'boolean' },
   debounce_ms = { function(v) return type(v) == 'number' and v >= 0 end, 'number >= 0' },
-  stream = { 'boolean' },
+  stream = { function(v) return type(v) == 'boolean' or v == 'asked' end, "true, false or 'asked'" },
   rewrite_mode = { function(v) return v == 'regenerate' or v == 'refine' end, '"regenerate" or "refine"' },
   keymaps = { 'table' },
 }

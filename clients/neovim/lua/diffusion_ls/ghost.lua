@@ -172,8 +172,9 @@ local function on_canvas(canvas, req)
     })
     return
   end
-  if not config.get().stream and not canvas.done then
-    return
+  local stream = config.get().stream
+  if not canvas.done and not (stream == true or stream == 'asked' and g.asked) then
+    return -- as you type, a canvas the server may still refuse would flash and vanish: only the result is drawn
   end
   local row, col = lsp.to_byte(req.bufnr, canvas.range.start, req.client.offset_encoding)
   if row ~= g.row or col ~= g.col then
