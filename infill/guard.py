@@ -252,6 +252,26 @@ class _Errors:
         a, b = after[0]
         return _syntax.encode(edited)[a:b].decode("utf-8", "replace")
 
+    def new_dead_code(self, at: int, new: str, reach: int = 300) -> str | None:
+        """Why a cursor fill leaves code that never runs: a return before it (within `reach` chars) or in it that a
+        statement now follows in its block, where none did (a trial was offered `return word` on the line after
+        `return word.lower()`)."""
+        if self.lang is None or not _RETURN.search(self.text, max(0, at - reach), at) and not _RETURN.search(new):
+            return None
+        win = self.window(at, at)
+        before = self.text[win[0] : win[1]]
+        lo = len(_syntax.encode(self.text[win[0] : max(win[0], at - reach)]))
+        cut = len(_syntax.encode(self.text[win[0] : at]))
+        edited = self.edited(win, [(at, at, new)])
+        after = _syntax.dead_returns(edited, self.lang, lo, cut + len(_syntax.encode(new)))
+        if not after or len(after) <= len(_syntax.dead_returns(before, self.lang, lo, cut)):
+            return None
+        a, b = after[0]
+        quoted = _snippet(_syntax.encode(edited)[a:b].decode("utf-8", "replace"), 40)
+        if a < cut:
+            return f"the answer comes after `{quoted}` and would never run"
+        return f"the answer's `{quoted}` leaves the code after it never run"
+
     def module(self) -> ast.Module | None:
         """The file, parsed, a stub body of only a comment read as `pass` (None: it does not parse)."""
         if self._module is False:
@@ -388,6 +408,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             dropped = _dropped_return(old, candidate, errors.lang)
             if dropped is not None:
                 return Verdict(old, dropped)
+            if p.start == p.end:
+                never = errors.new_dead_code(p.start, candidate)
+                if never is not None:
+                    return Verdict(old, never)
             dead = errors.new_dead_return(p.start, p.end, candidate) if p.start != p.end else None
             if dead is not None:
                 return Verdict(old, f"the answer has code after `{_snippet(dead, 40)}` that never runs")
@@ -402,6 +426,7 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
 _BRACKET = re.compile(r"[()\[\]{}]")
+_RETURN = re.compile(r"\breturn\b")
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too

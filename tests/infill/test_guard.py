@@ -92,7 +92,27 @@ def test_a_closing_brace_after_a_finished_statement_in_one_big_function_is_judge
     assert start == 0 and at < end < len(text) and _syntax.brokenness(text[start:end], "javascript")[0] > 0
     v = one(text, at, at, "};", lang="javascript")
     assert not v.ok and v.reason == "the answer would add parse errors: `};`"
-    assert one(text, at, at, "if (other) other.x();", lang="javascript").ok
+    at = text.index("var other = dayjs(units);", at - 80) + len("var other = dayjs(units);")
+    assert one(text, at, at, " if (other) other.x();", lang="javascript").ok  # before the return: it runs
+
+
+def test_a_cursor_fill_that_would_never_run_or_would_leave_code_never_run_is_refused():
+    # a trial was offered `return word` on a new line after `return word.lower()`
+    text = "def underscore(word):\n    word = word.replace('-', '_')\n    return word.lower()\n    \n\n\ndef f(x):\n" \
+        "    if x:\n        return 1\n    y = x + 1\n    \n    print(y)\n\n\ndef g(x):\n    if x:\n        return 1\n" \
+        "    \n"
+    at = text.index("    \n\n\ndef f") + 4
+    v = one(text, at, at, "return word")
+    assert not v.ok and v.reason == "the answer comes after `return word.lower()` and would never run"
+    at = len(text) - 1
+    assert one(text, at, at, "return 2").ok  # after the `if`'s return, at the end of the function's block: it runs
+    at = text.index("    \n    print(y)") + 4
+    v = one(text, at, at, "return y")
+    assert not v.ok and v.reason == "the answer's `return y` leaves the code after it never run"
+    js = "function f(a) {\n  return a.x;\n  \n}\n"
+    at = js.index("  \n}") + 2
+    assert not one(js, at, at, "return a;", lang="javascript").ok
+    assert one(js, at, at, "// a comment", lang="javascript").ok
 
 
 def test_fills_that_break_the_file_together_are_refused_from_the_last():

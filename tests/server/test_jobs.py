@@ -249,11 +249,12 @@ async def test_infill_fills_every_placeholder_a_canvas_each(session: Session):
     check_stream(session.notes("multi"), first.newText + between + second.newText, rng((5, 4), (13, 7)), version=1)
     assert all(between in n["text"] for n in session.notes("multi"))  # the text between holes shows as is
 
+    # at the start of `def mul`'s line (after `return a + b` the model writes into add's block, refused: dead code)
     fut, _ = session.request("diffusion/infill", {"textDocument": {"uri": uri},
-                                                  "position": {"line": 2, "character": 0}}, msg_id="at-cursor")
+                                                  "position": {"line": 8, "character": 0}}, msg_id="at-cursor")
     (edit,) = (await fut).edits
     assert (edit.range.start.line, edit.range.start.character, edit.range.end.line, edit.range.end.character) == (
-        2, 0, 2, 0)
+        8, 0, 8, 0)
 
 
 async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: Session):
