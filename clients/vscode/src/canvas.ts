@@ -151,18 +151,26 @@ export function rewritePreview(
   }
   count = Math.max(count, 1);
   if (lines.length > count) lines = [...lines.slice(0, count - 1), joinLines(lines.slice(count - 1))];
-  const widths = lines.map((_, i) => displayWidth(lineText(first + i) ?? '', options.tabSize));
+  // Fewer rows than replaced lines go beside the narrowest run of those lines: beside the first, a long line, they
+  // ran off the editor's right edge (a trial saw only "→ return camelize(wo…" of a four-line rewrite).
+  const width = (line: number) => displayWidth(lineText(line) ?? '', options.tabSize);
+  const { end } = canvas.range;
+  const selected = end.line - first + (end.character === 0 && end.line > first ? 0 : 1);
+  const runWidth = (o: number) => Math.max(...lines.map((_, i) => width(first + o + i)));
+  let offset = 0;
+  for (let o = 1; o + lines.length <= selected; o++) if (runWidth(o) < runWidth(offset)) offset = o;
+  const widths = lines.map((_, i) => width(first + offset + i));
   const column = lines.length > 1 ? Math.max(...widths) + REWRITE_GAP : 0;
   // Several rows keep the block's shape: the first line starts where the selection does, after the text before it.
   const prefix = (lineText(first) ?? '').slice(0, canvas.range.start.character);
   const before = lines.length > 1 ? displayWidth(prefix, options.tabSize) : 0;
   const rows = lines.map((segments, i): PreviewRow => {
-    const line = lineText(first + i) ?? '';
+    const line = lineText(first + offset + i) ?? '';
     const pad = NBSP.repeat(lines.length > 1 ? column - widths[i] : 1);
     const indent = i === 0 && before > 0 ? [{ kind: 'text' as const, text: NBSP.repeat(before) }] : [];
     const shown = inlineSegments(segments, { ...options, maxChars: Math.max(8, options.maxChars - column - before) });
     return {
-      anchor: { line: first + i, character: line.length },
+      anchor: { line: first + offset + i, character: line.length },
       segments: mergeMarks([{ kind: 'mark', text: `${pad}${i === 0 ? '→' : '│'}${NBSP}` }, ...indent, ...shown]),
     };
   });

@@ -115,6 +115,18 @@ describe('rewritePreview', () => {
   const lineText = (line: number) => doc[line];
   const nb = (n: number) => '\u00a0'.repeat(n);
 
+  it('draws fewer rows than the selected lines beside the narrowest of them, off a long first line', () => {
+    const body = ['    word = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\\1_\\2", word)', '    word = word.lower()', '    x'];
+    const range = { start: at(0, 4), end: at(2, 5) };
+    const one = rewritePreview(canvas({ range, text: 'return camelize(word)', masks: [] }), (n) => body[n]);
+    assert.deepEqual(one.rows.map((row) => row.anchor), [at(2, 5)]); // beside `    x`, the narrowest
+    const two = rewritePreview(canvas({ range, text: 'a = 1\n    return a', masks: [] }), (n) => body[n]);
+    assert.deepEqual(two.rows.map((row) => row.anchor.line), [1, 2]); // the narrowest run of two lines
+    const whole = { start: at(0, 0), end: at(3, 0) }; // whole lines: the last line's start is not selected
+    const three = rewritePreview(canvas({ range: whole, text: 'a\nb', masks: [] }), (n) => body[n]);
+    assert.deepEqual(three.rows.map((row) => row.anchor.line), [1, 2]);
+  });
+
   it('draws a one-line rewrite after its line, behind an arrow, and strikes the selection', () => {
     const range = { start: at(1, 4), end: at(1, 9) };
     const preview = rewritePreview(canvas({ range, text: 'y = ·', masks: [[4, 5]] }), lineText);
