@@ -269,8 +269,8 @@ class _Errors:
         a, b = after[0]
         quoted = _snippet(_syntax.encode(edited)[a:b].decode("utf-8", "replace"), 40)
         if a < cut:
-            return f"the answer comes after `{quoted}` and would never run"
-        return f"the answer's `{quoted}` leaves the code after it never run"
+            return f"the answer would never run: it comes after `{quoted}`"
+        return f"the answer makes the code after it unreachable: `{quoted}`"
 
     def module(self) -> ast.Module | None:
         """The file, parsed, a stub body of only a comment read as `pass` (None: it does not parse)."""

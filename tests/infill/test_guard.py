@@ -103,12 +103,12 @@ def test_a_cursor_fill_that_would_never_run_or_would_leave_code_never_run_is_ref
         "    \n"
     at = text.index("    \n\n\ndef f") + 4
     v = one(text, at, at, "return word")
-    assert not v.ok and v.reason == "the answer comes after `return word.lower()` and would never run"
+    assert not v.ok and v.reason == "the answer would never run: it comes after `return word.lower()`"
     at = len(text) - 1
     assert one(text, at, at, "return 2").ok  # after the `if`'s return, at the end of the function's block: it runs
     at = text.index("    \n    print(y)") + 4
     v = one(text, at, at, "return y")
-    assert not v.ok and v.reason == "the answer's `return y` leaves the code after it never run"
+    assert not v.ok and v.reason == "the answer makes the code after it unreachable: `return y`"
     js = "function f(a) {\n  return a.x;\n  \n}\n"
     at = js.index("  \n}") + 2
     assert not one(js, at, at, "return a;", lang="javascript").ok
