@@ -763,11 +763,9 @@ def create_server() -> DiffusionLanguageServer:
         insert = out.fills[0]  # "" when the guard refused it (out.refused)
         if insert and not chosen:
             ls.remember(doc.uri, text, offset, insert)
-        line = doc.position_at(offset).line
-        line_end = doc.offset_at(types.Position(line, len(doc.line_text(line)) * 2))  # past the end: the line's end
-        rest = doc.text[offset:line_end]
-        end = line_end if rest and insert.endswith(rest) else offset  # the fill re-types the rest of the line
-        rng = ls.lsp_range(doc, start, end)
+        # inserted at the cursor, as the guard judged it: an answer ending like the rest of the line (`oup(1)` before
+        # an auto-closed `)`) needs its own `)`, and replacing the rest with it left `re.sub(` unclosed
+        rng = ls.lsp_range(doc, start, offset)
         insert = chosen + insert if insert else ""
         ls.send_done(job, rng, insert, out)
         if not insert:

@@ -321,6 +321,26 @@ cases[#cases + 1] = { 'toggle_as_you_type', function()
   type_keys('<Esc>', function() return mode() == 'n' end)
 end }
 
+-- <M-\> pressed right after typing (within debounce_ms): the asked-for request stands, the pending as-you-type one is
+-- not sent after it (a trial's asked-for completions were replaced by automatic ones, refused quietly)
+cases[#cases + 1] = { 'ask_right_after_typing', function()
+  open('ask.py', SAMPLE)
+  type_keys('Go# the ', function() return mode() == 'i' and vim.api.nvim_get_current_line() == '# the ' end)
+  local n = #events
+  vim.api.nvim_input('<M-\\>')
+  await('the asked-for ghost text', function()
+    local g = ghost.get()
+    return g and g.final and #events_since(n, 'DiffusionLsResult') > 0
+  end)
+  vim.wait(300) -- past the 50 ms debounce: an as-you-type request would have been sent by now
+  case.requests = #events_since(n, 'LspRequest', function(e)
+    return e.method == 'textDocument/inlineCompletion' and e.type == 'pending'
+  end)
+  local g = ghost.get()
+  case.ghost = g and { asked = g.asked, final = g.final } or vim.NIL
+  type_keys('<Esc>', function() return mode() == 'n' end)
+end }
+
 --- Press an accept key until the ghost text is gone, recording the buffer and the ghost text around each press.
 local function accept_until_gone(key)
   local steps = {}

@@ -361,6 +361,12 @@ def test_toggle_turns_completion_as_you_type_off_and_on(report: dict) -> None:
     ]
 
 
+def test_asking_right_after_typing_is_not_replaced_by_the_pending_automatic_request(report: dict) -> None:
+    c = case(report, "ask_right_after_typing")
+    assert c["requests"] == 1, "one request: the asked-for one"
+    assert c["ghost"] == {"asked": True, "final": True}
+
+
 # -- rewrite and fill -----------------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from lsprotocol import types
 
@@ -233,3 +235,23 @@ async def test_with_a_suggestion_selected_in_the_list_the_completion_goes_on_fro
     assert item.insert_text == "path" + rest and item.insert_text.startswith("path")
     assert (item.range.start.line, item.range.start.character) == (4, 14)
     assert session.notes("selected")[-1]["done"]
+
+
+async def test_an_answer_that_ends_like_the_rest_of_the_line_is_inserted_and_never_replaces_it(session: Session,
+                                                                                              reference):
+    """The guard judges the answer inserted at the cursor, so that is the edit returned. The server used to replace
+    the rest of the line by an answer ending with it: a trial's `oup(1)` typed before an auto-closed `)` then ate that
+    `)`, and accepting left `re.sub(` unclosed."""
+    session.configure(SHORT)
+    text = "import os\n\n\ndef parent(path):\n    return os.path.dirname(os.path.ab)\n"
+    uri = session.open(text)
+    at = text.index("os.path.ab") + len("os.path.ab")
+    expected = reference(text, at, SHORT, automatic=False)
+    assert expected.endswith(")"), expected  # the case: an answer ending as the rest of the line, `)`, does
+    fut, _ = session.inline(uri, 4, at - text.index("    return"), msg_id="rest", invoked=True)
+    result = await fut
+    (item,) = result.items
+    cursor = types.Position(4, at - text.index("    return"))
+    assert item.range == types.Range(cursor, cursor) and item.insert_text == expected
+    accepted = text[:at] + item.insert_text + text[at:]
+    ast.parse(accepted)  # balanced: the `)` the answer ends with closes `abspath(`, the line's own closes `dirname(`

@@ -28,6 +28,7 @@ local state = {}
 local own_tick = {}
 
 local timer ---@type uv.uv_timer_t?
+local asked_tick = {} ---@type table<integer, integer> the buffer's changedtick when a completion was last asked for
 
 --- Ranges [s, e) of `text` in UTF-16 code units (as the server sends them) as byte ranges, sorted.
 ---@param text string
@@ -253,6 +254,13 @@ end
 ---@param automatic? boolean triggered by typing (else invoked explicitly)
 function M.trigger(bufnr, automatic)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
+  if not automatic then
+    -- an as-you-type request still waiting out debounce_ms would replace this asked-for one
+    asked_tick[bufnr] = vim.api.nvim_buf_get_changedtick(bufnr)
+    if timer then
+      timer:stop()
+    end
+  end
   M.dismiss(bufnr)
   local function send(client)
     if vim.api.nvim_get_current_buf() ~= bufnr then
@@ -291,7 +299,10 @@ function M.get(bufnr)
   if not g or not g.extmark then
     return nil
   end
-  return { text = g.text, final = g.final, row = g.row, col = g.col, replace = g.del_after, id = g.req and g.req.id }
+  return {
+    text = g.text, final = g.final, row = g.row, col = g.col, replace = g.del_after, id = g.req and g.req.id,
+    asked = g.asked,
+  }
 end
 
 --- True when a final ghost text can be accepted in the current buffer.
@@ -502,6 +513,7 @@ local function schedule_trigger(bufnr)
     if
       vim.api.nvim_get_current_buf() == bufnr
       and vim.api.nvim_buf_get_changedtick(bufnr) == tick
+      and asked_tick[bufnr] ~= tick -- asked for since the last change: that request stands
       and vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
       and vim.fn.pumvisible() == 0
     then
