@@ -6,8 +6,9 @@
 //      no virtual environment, an empty home): one error toast, whose button opens diffusionLs.server.command;
 //   2. a broken server in the workspace's .venv: Restart Server (never started) fails; the real one put there:
 //      Restart Server (start failed) finds and starts it;
-//   3. types in a Python file, sees the streamed preview (masked slots, drawn fainter than the decided text beside
-//      them), then VS Code's ghost text; Tab inserts it; the LSP traffic is in the output channel
+//   3. types in a Python file and asks with Alt+\ (the extension's key), sees the streamed preview (masked slots,
+//      drawn fainter than the decided text beside them), then VS Code's ghost text; Tab inserts it; the LSP traffic
+//      is in the output channel
 //      (diffusionLs.trace.server);
 //   4. Restart Server while it runs, then the same completion again: the preview streams for the new server too;
 //   5. the same selection rewritten from the refactor menu (the server's code action "Diffusion: refine selection"):
@@ -420,6 +421,9 @@ async function main() {
 async function complete(page, file, before, char, screenshot, { accept = true } = {}) {
   const watch = await watchPreview(page);
   await page.keyboard.type(char);
+  // as you type only the finished suggestion is drawn (diffusionLs.preview.asYouType is off): asked for with the
+  // extension's Alt+\ (code-server binds no key to Trigger Inline Suggestion), the canvas streams
+  await page.keyboard.press('Alt+Backslash');
   const preview = await watch.seen;
   await page.screenshot({ path: join(artifacts, screenshot) });
   console.log(`e2e: preview after-texts (in DOM order): ${JSON.stringify(preview)}`);
@@ -590,7 +594,6 @@ function userSettings(serverLog) {
     // the CodeLens provider again (it waits for 250 ms of quiet), and the preview draws at most one canvas per 16 ms.
     // Held, every canvas is drawn, and the rewrite (about 15 forwards) streams for seconds: the CodeLens shows counts.
     'diffusionLs.canvasDelayMs': 200,
-    'diffusionLs.preview.asYouType': true, // the completion step follows every canvas of a completion as you type
     'diffusionLs.logLevel': 'debug',
     'diffusionLs.logFile': serverLog,
     'diffusionLs.trace.server': 'messages',
