@@ -621,7 +621,9 @@ function M.setup()
   vim.api.nvim_create_autocmd('TextChangedI', {
     group = group,
     callback = function(args)
-      if own_tick[args.buf] == vim.api.nvim_buf_get_changedtick(args.buf) or M.type_through(args.buf) then
+      local tick = vim.api.nvim_buf_get_changedtick(args.buf)
+      -- asked_tick: typed keys and <M-\> in one go, TextChangedI comes after the asked-for request, which saw the change
+      if own_tick[args.buf] == tick or asked_tick[args.buf] == tick or M.type_through(args.buf) then
         return
       end
       M.dismiss(args.buf)
