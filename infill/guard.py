@@ -237,40 +237,23 @@ class _Errors:
         line = new[line_start : line_end if line_end >= 0 else len(new)]
         return line if line.strip() else new
 
-    def new_dead_return(self, start: int, end: int, new: str) -> str | None:
-        """A return statement of the new text that a statement follows in its block (code that never runs), when the
-        replaced text had fewer such (a re-check's rewrite of commander's _findCommand gave two returns in a row)."""
-        if self.lang is None or "return" not in new:
+    def new_dead_return(self, start: int, end: int, new: str, reach: int = 0) -> tuple[str, bool] | None:
+        """A return statement that a statement follows in its block (code that never runs), in the new text or in the
+        `reach` chars before it, when there were fewer such before the edit: its text, and whether it is before the new
+        text. A re-check's rewrite of commander's _findCommand gave two returns in a row; a trial was offered `return
+        word` at the cursor on the line after `return word.lower()` (cursor fills look back `reach` chars)."""
+        if self.lang is None or not (_RETURN.search(new) or _RETURN.search(self.text, max(0, start - reach), start)):
             return None
         win = self.window(start, end)
-        lo = len(_syntax.encode(self.text[win[0] : start]))
+        lo = len(_syntax.encode(self.text[win[0] : max(win[0], start - reach)]))
+        cut = len(_syntax.encode(self.text[win[0] : start]))
         edited = self.edited(win, [(start, end, new)])
-        after = _syntax.dead_returns(edited, self.lang, lo, lo + len(_syntax.encode(new)))
-        if not after or len(after) <= len(_syntax.dead_returns(self.text[win[0] : win[1]], self.lang, lo,
-                                                                lo + len(_syntax.encode(self.text[start:end])))):
-            return None
-        a, b = after[0]
-        return _syntax.encode(edited)[a:b].decode("utf-8", "replace")
-
-    def new_dead_code(self, at: int, new: str, reach: int = 300) -> str | None:
-        """Why a cursor fill leaves code that never runs: a return before it (within `reach` chars) or in it that a
-        statement now follows in its block, where none did (a trial was offered `return word` on the line after
-        `return word.lower()`)."""
-        if self.lang is None or not _RETURN.search(self.text, max(0, at - reach), at) and not _RETURN.search(new):
-            return None
-        win = self.window(at, at)
-        before = self.text[win[0] : win[1]]
-        lo = len(_syntax.encode(self.text[win[0] : max(win[0], at - reach)]))
-        cut = len(_syntax.encode(self.text[win[0] : at]))
-        edited = self.edited(win, [(at, at, new)])
         after = _syntax.dead_returns(edited, self.lang, lo, cut + len(_syntax.encode(new)))
-        if not after or len(after) <= len(_syntax.dead_returns(before, self.lang, lo, cut)):
+        if not after or len(after) <= len(_syntax.dead_returns(self.text[win[0] : win[1]], self.lang, lo,
+                                                                cut + len(_syntax.encode(self.text[start:end])))):
             return None
         a, b = after[0]
-        quoted = _snippet(_syntax.encode(edited)[a:b].decode("utf-8", "replace"), 40)
-        if a < cut:
-            return f"the answer would never run: it comes after `{quoted}`"
-        return f"the answer makes the code after it unreachable: `{quoted}`"
+        return _syntax.encode(edited)[a:b].decode("utf-8", "replace"), a < cut
 
     def module(self) -> ast.Module | None:
         """The file, parsed, a stub body of only a comment read as `pass` (None: it does not parse)."""
@@ -408,17 +391,19 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             dropped = _dropped_return(old, candidate, errors.lang)
             if dropped is not None:
                 return Verdict(old, dropped)
-            if p.start == p.end:
-                never = errors.new_dead_code(p.start, candidate)
-                if never is not None:
-                    return Verdict(old, never)
-            dead = errors.new_dead_return(p.start, p.end, candidate) if p.start != p.end else None
+            dead = errors.new_dead_return(p.start, p.end, candidate, reach=0 if p.start != p.end else DEAD_REACH)
             if dead is not None:
-                return Verdict(old, f"the answer has code after `{_snippet(dead, 40)}` that never runs")
+                code, earlier = _snippet(dead[0], 40), dead[1]
+                if p.start != p.end:
+                    return Verdict(old, f"the answer has code after `{code}` that never runs")
+                if earlier:
+                    return Verdict(old, f"the answer would never run: it comes after `{code}`")
+                return Verdict(old, f"the answer makes the code after it unreachable: `{code}`")
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
 
+DEAD_REACH = 300  # chars before a cursor fill searched for a return that the fill would follow
 WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)
 # names a text defines: declared after a keyword, or assigned at the start of a line (`x = `, `x: int = `, `x := `)
 _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|enum|type|interface)\s+"

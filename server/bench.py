@@ -134,7 +134,7 @@ def machine(backend) -> dict:
         "cores": cores,
         "torch_threads": torch.get_num_threads(),
         "device": backend.device,
-        "dtype": str(backend.dtype).removeprefix("torch."),
+        "dtype": backend.memory_format,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "os": platform.system(),

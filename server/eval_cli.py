@@ -117,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
         if out is not None:
             out.close()
     result["typed"] = args.typed
-    result["dtype"] = str(backend.dtype).removeprefix("torch.")
+    result["dtype"] = backend.memory_format
     if args.json:
         print(json.dumps(result))
     else:
