@@ -198,13 +198,17 @@ def brokenness(text: str, lang: str | None) -> tuple[int, int]:
 
 
 def errors_inside(tree: tree_sitter.Tree | None, spans: Sequence[tuple[int, int]]) -> int:
-    """ERROR nodes (tokens the parser had to skip) that lie wholly inside one of the byte spans: text whose own tokens
-    do not parse where they stand. MISSING nodes are left out: text that stops before its statement ends has them."""
+    """ERROR nodes (tokens the parser had to skip) that lie wholly inside one of the byte spans, and MISSING nodes
+    strictly inside one: text whose own tokens do not parse where they stand. A MISSING node at a span's end is left
+    out (text that stops before its statement ends has one there); inside, text goes on past a construct it left
+    open (`this.unixTime();` after `Math.floor(x / ` ends the statement with its `(` unclosed)."""
     count, stack = 0, [tree.root_node] if tree is not None else []
     while stack:
         node = stack.pop()
         if node.is_error and node.end_byte > node.start_byte and any(
                 lo <= node.start_byte and node.end_byte <= hi for lo, hi in spans):
+            count += 1
+        elif node.is_missing and any(lo < node.start_byte < hi for lo, hi in spans):
             count += 1
         if node.has_error:
             stack.extend(node.children)

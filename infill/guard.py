@@ -136,11 +136,12 @@ class _Errors:
 
     def spans(self, win: tuple[int, int], edits: Sequence[tuple[int, int, str]], text: str, new: bool
               ) -> list[tuple[int, int]]:
-        """Byte spans in `text` (the window, edited when `new`) of each edit's new text, or of the text it replaces."""
+        """Byte spans in `text` (the window, edited when `new`) of each edit's new text, or of the text it replaces,
+        without its trailing whitespace."""
         om, out, shift = _syntax.OffsetMap(text), [], -win[0]
         for start, end, repl in edits:
-            size = len(repl) if new else end - start
-            out.append((om.to_byte(start + shift), om.to_byte(start + shift + size)))
+            kept = len((repl if new else self.text[start:end]).rstrip())
+            out.append((om.to_byte(start + shift), om.to_byte(start + shift + kept)))
             if new:
                 shift += len(repl) - (end - start)
         return out
@@ -335,6 +336,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
         return Verdict(old, why)
     if p.text.strip() == old.strip():
         return Verdict(old, "the answer is the same as the text it would replace")
+    above = _repeats_line_above(text, p.start, p.text) if p.start == p.end else None
+    if above is not None:
+        return Verdict(old, f"the answer repeats the line above: `{_snippet(above)}`")
     if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
         if p.text.strip() in ("...", "pass"):  # the VS Code e2e's fill turned a `pass` into `...` and called it filled
             return Verdict(old, f"the answer is only a placeholder: `{p.text.strip()}`")
@@ -569,6 +573,17 @@ def _repeated_line(new: str, old: str) -> str | None:
 
     twice = pairs(new) - pairs(old)
     return min(twice, key=new.find) if twice else None
+
+
+def _repeats_line_above(text: str, at: int, new: str) -> str | None:
+    """The line a cursor fill completes, when it is the previous line of code again: the small model copies the line
+    above onto a new one, where real code hardly ever repeats a line."""
+    start = text.rfind("\n", 0, at) + 1
+    line = (text[start:at] + new.split("\n", 1)[0]).strip()
+    if len(line) < 3 or not any(c.isalnum() for c in line) or not new.split("\n", 1)[0].strip():
+        return None
+    before = text[:start].rstrip().rsplit("\n", 1)[-1].strip()
+    return line if line == before else None
 
 
 _STUB_LINE = re.compile(r"^[ \t]*(?:return[ \t]+)?\.\.\.[ \t]*$", re.MULTILINE)

@@ -78,6 +78,36 @@ def test_a_completion_whose_own_tokens_do_not_parse_is_refused_though_the_line_w
     assert one(js, at, at, "typeof a;", lang="javascript").ok
 
 
+def test_a_completion_that_repeats_the_line_above_is_refused():
+    # held-out fills offered `self.errors = errors` again on the line after it, `import sys` after `import sys`
+    text = "class C:\n    def __init__(self, errors, atomic):\n        self.errors = errors\n        \n"
+    at = len(text) - 1
+    v = one(text, at, at, "self.errors = errors")
+    assert not v.ok and v.reason == "the answer repeats the line above: `self.errors = errors`"
+    assert one(text, at, at, "self.atomic = atomic").ok
+    typed = text[:at] + "self.err" + text[at:]  # the line the user began, completed to the one above
+    assert not one(typed, at + 8, at + 8, "ors = errors").ok
+    assert one(typed, at + 8, at + 8, "ors = []").ok
+    blank = "import sys\n\n\n"  # blank lines between do not hide the repeat
+    assert not one(blank, len(blank) - 1, len(blank) - 1, "import sys").ok
+    assert one(blank, len(blank) - 1, len(blank) - 1, "import time").ok
+
+
+def test_a_completion_that_ends_its_statement_with_a_bracket_still_open_is_refused():
+    # a trial typed `return Math.floor(this.valueOf() / ` in dayjs and was offered `this.unixTime();`: the `(` stays
+    # open, the line was broken before and after alike, and the `;` made it look finished
+    js = "class D {\n  unix() {\n    return Math.floor(this.valueOf() / \n  }\n  valueOf() {\n    return 1\n  }\n}\n"
+    at = js.index("/ ") + 2
+    v = one(js, at, at, "this.unixTime();", lang="javascript")
+    assert not v.ok and v.reason == "the answer would add parse errors: `this.unixTime();`"
+    assert one(js, at, at, "1000);", lang="javascript").ok
+    assert one(js, at, at, "this.unit(1000", lang="javascript").ok  # stops before its line ends: left for the user
+    py = "def f(a):\n    return max(a, \n\n\ndef g():\n    return 1\n"
+    at = py.index("a, ") + 3
+    assert one(py, at, at, "key=len)", lang="python").ok
+    assert one(py, at, at, "key=len", lang="python").ok  # an open bracket at the answer's end is not inside it
+
+
 def test_a_closing_brace_after_a_finished_statement_in_one_big_function_is_judged_on_the_whole_file():
     # dayjs's module is one top-level function: the window around the cursor is cut inside it, broken already, and
     # a `};` offered after `return this.startOf(units); ` closed the function early (Node then refused the file) while
