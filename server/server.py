@@ -750,7 +750,8 @@ def create_server() -> DiffusionLanguageServer:
             if b == offset and sel.text:
                 start, chosen = a, sel.text
         filled, at = (text[:start] + chosen + text[offset:], start + len(chosen)) if chosen else (text, offset)
-        ahead = None if chosen else ls.typed_ahead(doc.uri, text, offset)
+        # asked for (Alt+\, <M-\>), the model runs again and streams, though a suggestion is showing here already
+        ahead = None if chosen or not automatic else ls.typed_ahead(doc.uri, text, offset)
         if ahead is not None:  # answered at once; still a job, so it supersedes a fill in flight like any request
             job = ls.jobs.start(doc.uri, doc.version, ls.protocol.msg_id, "inline")
             ls.jobs.finish(job)

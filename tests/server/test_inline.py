@@ -126,6 +126,11 @@ async def test_typing_the_start_of_a_completion_gets_its_rest_without_denoising_
     notes = session.notes("ahead-5")
     assert check_inline(notes, result, (4, 9), version=5) == full[2:]
     assert len(notes) == 1 and notes[0]["nfe"] == 0
+    # asked for where a suggestion is showing (a trial's Alt+\ changed nothing on screen): the model runs and streams
+    result = await session.inline(uri, 4, 9, msg_id="ahead-6", invoked=True)[0]
+    notes = session.notes("ahead-6")
+    assert check_inline(notes, result, (4, 9), version=5) == full[2:]  # the sampler is deterministic: the same text
+    assert len(notes) > 1 and notes[-1]["nfe"] > 0
 
 
 async def test_typing_inside_a_word_gets_no_automatic_completion_but_an_explicit_request_fills(session: Session):
