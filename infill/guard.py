@@ -295,6 +295,33 @@ class _Errors:
             self._redeclared[win] = _syntax.redeclared(self.text[win[0] : win[1]], self.lang)
         return sorted(_syntax.redeclared(self.edited(win, edits), self.lang) - self._redeclared[win])
 
+    def dropped_definition(self, start: int, end: int, new: str) -> tuple[str, int] | None:
+        """(name, 0-based line of a use) of a name the replaced text defines and the new text does not, which the code
+        still reads: a rewrite that deletes `total = a + b` above `return total` parses, and breaks the code all the
+        same. Python, where the file compiles: by Python's own scoping, a name that the edited file reads where no
+        binding reaches it any more (a use in an f-string counts; a docstring's words, or a name of another function,
+        do not). Elsewhere, the words of the code around the edit (`_dropped_definition`)."""
+        if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
+            return _dropped_definition(self.text, start, end, new, self.window(start, end))
+        if self._unresolved is False:
+            self._unresolved = _syntax.python_unresolved(self.text)
+        edited = self.text[:start] + new + self.text[end:]
+        after = _syntax.python_unresolved(edited) if self._unresolved is not None else None
+        if after is None:
+            return _dropped_definition(self.text, start, end, new, self.window(start, end))
+        old = _NOT_CODE.sub(" ", self.text[start:end])
+        names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
+        names = {n for n in names if not re.search(_WORD.format(re.escape(n)), new)}  # read by the new text: unbound
+        lost = sorted((after - (self._unresolved or set())) & names)
+        if not lost:
+            return None
+        module, shift = _syntax.python_module(edited), new.count("\n") - self.text.count("\n", start, end)
+        first = self.line(start) - 1  # where the edit's lines are, 0-based
+        uses = sorted(n.lineno - 1 for n in ast.walk(module) if isinstance(n, ast.Name) and n.id == lost[0]) \
+            if module is not None else []
+        line = next((u - shift if u > first + new.count("\n") else u for u in uses), first)
+        return lost[0], line
+
     def line(self, offset: int) -> int:
         """The 1-based line of a char offset of the text."""
         if self._lines is None:
@@ -339,6 +366,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     above = _repeats_line_above(text, p.start, p.text) if p.start == p.end else None
     if above is not None:
         return Verdict(old, f"the answer repeats the line above: `{_snippet(above)}`")
+    target = _overwrites_line_above(text, p.start, p.text) if p.start == p.end else None
+    if target is not None:
+        return Verdict(old, f"the answer sets `{target}` again right after the line above set it")
     if p.start != p.end:  # what replaces code must be code, and not a stutter (cursor fills have their own cut)
         if p.text.strip() in ("...", "pass"):  # the VS Code e2e's fill turned a `pass` into `...` and called it filled
             return Verdict(old, f"the answer is only a placeholder: `{p.text.strip()}`")
@@ -352,7 +382,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")
-        loop = _python_self_call(text, p.start, p.text) if errors.lang == "python" else None
+        loop = _python_self_call(text, p.start, p.text, p.end) if errors.lang == "python" else None
         if loop is not None:
             return Verdict(old, loop)
         deep = _runaway_indent(text, p.start, p.text, errors.lang)
@@ -367,13 +397,16 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     closed = _close_brackets(new, old)
     for candidate, extra in ((new, []), (closed, ["brackets"])):
         if candidate is not None and not errors.adds_errors([(p.start, p.end, candidate)]):
-            lost = _dropped_definition(text, p.start, p.end, candidate, errors.window(p.start, p.end))
+            lost = errors.dropped_definition(p.start, p.end, candidate)
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
             stutter = _stutter(text, p.start, p.end, candidate)
             if stutter is not None:
                 return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
+            typo = _misspelled(text, p.start, p.end, candidate)
+            if typo is not None:
+                return Verdict(old, f"the answer writes `{typo[0]}`, which the file does not have; it has `{typo[1]}`")
             # a cursor fill may name what the user is about to write; an edit to code already there must not leave
             # it reading a name nothing defines (`pass` filled with `____` compiles, and fails when run)
             unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
@@ -488,12 +521,14 @@ def _only_comments(s: str, lang: str | None) -> bool:
 _DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
 
 
-def _python_self_call(text: str, start: int, new: str, reach: int = 4000) -> str | None:
+def _python_self_call(text: str, start: int, new: str, end: int | None = None, reach: int = 4000) -> str | None:
     """Why new text written into a Python function's body makes it never return, or defines it again inside itself;
-    None when it does neither. From a trial: `return self.source` as the body of the property `source`, `exists(...)`
-    called first thing in `exists`, and `pop`'s body holding a second `def pop(self):`."""
+    None when it does neither. From trials: `return self.source` as the body of the property `source`, `exists(...)`
+    called first thing in `exists`, `pop`'s body holding a second `def pop(self):`, and the nine lines of
+    `_init_from` rewritten as `self._init_from(self)`."""
     line_start = text.rfind("\n", 0, start) + 1
-    indent = len(text[line_start:start]) - len(text[line_start:start].lstrip(" \t"))
+    lead = text[line_start:start] + new  # a rewrite of whole lines starts at column 0: its own indentation counts
+    indent = len(lead) - len(lead.lstrip(" \t"))
     owner = None
     for m in _DEF.finditer(text, max(0, line_start - reach), line_start):
         if len(m.group(1)) < indent:
@@ -503,16 +538,49 @@ def _python_self_call(text: str, start: int, new: str, reach: int = 4000) -> str
     name = owner.group(2)
     if re.search(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}\b", new, re.MULTILINE):
         return f"the answer defines `{name}` again inside itself"
-    first = next((ln.strip() for ln in new.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
-    if not first.startswith("return") or re.search(r"\bif\b", new):
-        return None
-    above = text[max(0, owner.start() - 300) : owner.start()]
-    is_property = bool(re.search(r"@(?:\w+\.)?(?:property|cached_property)\s*$", above))
-    called = re.search(rf"(?<![\w.]){re.escape(name)}\s*\(|\b(?:self|cls)\.{re.escape(name)}\s*\(", first)
-    read = is_property and re.search(rf"\bself\.{re.escape(name)}\b(?!\s*\()", first)
-    if called or read:
+    if _recurses_first(text[:start] + new + text[start if end is None else end :], name, text.count("\n", 0, start)):
         return f"the answer calls `{name}` from itself before anything else: it would never return"
     return None
+
+
+def _recurses_first(source: str, name: str, line: int) -> bool:
+    """Whether the function `name` whose body holds 0-based `line` of the Python source calls itself as its first
+    statement (after a docstring), unconditionally: `self.name(...)`, `cls.name(...)` or `name(...)`, returned,
+    awaited or alone; or, a property, reads itself. False where the source does not parse."""
+    module = _syntax.python_module(source)
+    owner = None
+    for node in ast.walk(module) if module is not None else ():
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name \
+                and node.lineno - 1 < line < (node.end_lineno or 0):
+            owner = node if owner is None or node.lineno > owner.lineno else owner
+    if owner is None:
+        return False
+    body = owner.body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and len(body) > 1:
+        body = body[1:]  # the docstring
+    value = body[0].value if isinstance(body[0], (ast.Expr, ast.Return, ast.Assign, ast.AnnAssign)) else None
+    if value is None:
+        return False
+
+    def own(f: ast.expr | None) -> bool:
+        if isinstance(f, ast.Attribute) and f.attr == name:
+            return isinstance(f.value, ast.Name) and f.value.id in ("self", "cls")
+        return isinstance(f, ast.Name) and f.id == name
+
+    # a property that reads itself: `return self.source` in the property `source`
+    if isinstance(value, ast.Attribute) and own(value):
+        return any((d.attr if isinstance(d, ast.Attribute) else getattr(d, "id", "")) in ("property", "cached_property")
+                   for d in owner.decorator_list)
+    # a call of itself anywhere in the statement, but in a branch (`a if c else f()`) or code run later (a lambda)
+    stack: list[ast.AST] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Call) and own(node.func):
+            return True
+        if not isinstance(node, (ast.IfExp, ast.Lambda, ast.comprehension, ast.ListComp, ast.SetComp, ast.DictComp,
+                                 ast.GeneratorExp)):
+            stack.extend(ast.iter_child_nodes(node))
+    return False
 
 
 _OPEN, _CLOSE = "([{", ")]}"
@@ -586,6 +654,28 @@ def _repeats_line_above(text: str, at: int, new: str) -> str | None:
     return line if line == before else None
 
 
+_ASSIGNMENT = re.compile(r"^([ \t]*)(?:(?:let|const|var)[ \t]+)?([A-Za-z_$][\w$.]*)[ \t]*(?::[^=\n]*)?=(?![=>])(.*)$")
+
+
+def _overwrites_line_above(text: str, at: int, new: str) -> str | None:
+    """The target a cursor fill assigns when the previous line of code, at the same indentation, assigned it and the
+    fill's value does not read it: the value set above is thrown away (`isdupval = False` offered under `isdupval =
+    oldkey is not MISSING`), which real code hardly ever does. A fill that only gives the value of an `=` the user
+    typed is theirs to judge."""
+    start = text.rfind("\n", 0, at) + 1
+    if "=" in text[start:at]:
+        return None
+    m = _ASSIGNMENT.match(text[start:at] + new.split("\n", 1)[0])
+    if m is None:
+        return None
+    lines = [ln for ln in text[:start].split("\n")[-40:] if ln.strip()]
+    code = [ln for ln in lines if not ln.lstrip().startswith(("#", "//"))]
+    before = _ASSIGNMENT.match(code[-1]) if code else None
+    if before is None or (before.group(1), before.group(2)) != (m.group(1), m.group(2)):
+        return None
+    return None if re.search(_WORD.format(re.escape(m.group(2))), m.group(3)) else m.group(2)
+
+
 _STUB_LINE = re.compile(r"^[ \t]*(?:return[ \t]+)?\.\.\.[ \t]*$", re.MULTILINE)
 _NEW_DEF = re.compile(r"^\s*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
 
@@ -643,13 +733,14 @@ def _return_texts(s: str, lang: str, types: frozenset[str]) -> list[str] | None:
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TWICE = re.compile(r"([A-Za-z]{3,})\1")
+_TWICE_PART = re.compile(r"(_[A-Za-z0-9]+)\1(?![A-Za-z0-9])")  # `version_re_re`, `_by_node_node`
 
 
 def _stutter(text: str, start: int, end: int, new: str, reach: int = 200) -> str | None:
     """A name the edit leaves (with the word it continues, at a cursor) that has a piece written twice in a row and that
-    the file does not have: `appendappend`, `subsequent_indentindent`, or a three-letter piece when the name without it
-    is the file's (`cbufbuf` for `cbuf`). The small model's stutter; real code has such names (`yadayada`) rarely,
-    and then the file has them already."""
+    the file does not have: `appendappend`, `subsequent_indentindent`, or a three-letter piece or a part after `_`
+    when the name without it is the file's (`cbufbuf` for `cbuf`, `version_re_re` for `version_re`). The small
+    model's stutter; real code has such names (`yadayada`) rarely, and then the file has them already."""
     lo = start
     while lo > max(0, start - reach) and (text[lo - 1].isalnum() or text[lo - 1] == "_"):
         lo -= 1
@@ -665,6 +756,43 @@ def _stutter(text: str, start: int, end: int, new: str, reach: int = 200) -> str
                 continue
             if not _has_word(text, word):
                 return word
+        for m in _TWICE_PART.finditer(word):  # a part after `_` twice: when the name with it once is the file's
+            once = word[: m.start()] + word[m.start() + len(m.group(1)) :]
+            if _has_word(text, once) and not _has_word(text, word):
+                return word
+    return None
+
+
+# names a line defines: after a keyword, a function's parameters, the targets of an assignment
+_DEFINED_AFTER = re.compile(r"\b(?:def|class|function|let|const|var|fn|func)[ \t]+([\w$]+)")
+_PARAMETERS = re.compile(r"\b(?:def|function|fn|func)\b[^(\n]*\(([^)]*)|\blambda\b([^:\n]*):")
+_TARGETS = re.compile(r"^[ \t]*([\w$., \t]+?)[ \t]*(?::[^=\n]*)?=(?![=>])", re.MULTILINE)
+MISSPELT_MIN = 6  # shorter names are too often different words one letter apart
+
+
+def _misspelled(text: str, start: int, end: int, new: str, reach: int = 200) -> tuple[str, str] | None:
+    """(name, the file's name) for a name the edit leaves (with the word it continues) that the file does not have,
+    where the file has it but for one `_` or one doubled letter: `_cmp_precedencekey` for `_cmp_precedence_key`,
+    `OnDupAAction` for `OnDupAction` (each an AttributeError or NameError when run). Names the lines define or
+    assign are left alone: a new name may look like an old one on purpose."""
+    lo = text.rfind("\n", max(0, start - reach), start) + 1
+    nl = text.find("\n", end, end + reach)
+    hi = nl if nl >= 0 else min(len(text), end + reach)
+    region = text[lo:start] + new + text[end:hi]
+    defined = {m.group(1) for m in _DEFINED_AFTER.finditer(region)}
+    defined |= {w for m in _PARAMETERS.finditer(region) for w in _IDENT.findall(m.group(1) or m.group(2) or "")}
+    defined |= {w for m in _TARGETS.finditer(region) for w in _IDENT.findall(m.group(1))}
+    rest = text[:start] + text[end:]
+    for word in dict.fromkeys(_IDENT.findall(region)):
+        if len(word) < MISSPELT_MIN or word in defined or _has_word(rest, word):
+            continue
+        variants = [word[:i] + word[i + 1 :] for i in range(len(word) - 1) if word[i] == word[i + 1]]
+        variants += [word[:i] + "_" + word[i:] for i in range(1, len(word))
+                     if word[i - 1] != "_" and word[i] != "_"] if "_" in word else []
+        variants += [word[:i] + word[i + 1 :] for i in range(1, len(word) - 1) if word[i] == "_"]
+        for v in variants:
+            if len(v) >= MISSPELT_MIN and _has_word(rest, v):
+                return word, v
     return None
 
 

@@ -87,10 +87,26 @@ def test_a_completion_that_repeats_the_line_above_is_refused():
     assert one(text, at, at, "self.atomic = atomic").ok
     typed = text[:at] + "self.err" + text[at:]  # the line the user began, completed to the one above
     assert not one(typed, at + 8, at + 8, "ors = errors").ok
-    assert one(typed, at + 8, at + 8, "ors = []").ok
+    assert one(typed, at + 8, at + 8, "or_count = 0").ok
     blank = "import sys\n\n\n"  # blank lines between do not hide the repeat
     assert not one(blank, len(blank) - 1, len(blank) - 1, "import sys").ok
     assert one(blank, len(blank) - 1, len(blank) - 1, "import time").ok
+
+
+def test_a_completion_that_sets_again_what_the_line_above_set_is_refused():
+    # a trial pressed Enter after `isdupval = oldkey is not MISSING` and was offered `isdupval = False`
+    text = "def dedup(oldkey, MISSING):\n    isdupval = oldkey is not MISSING\n    \n    return isdupval\n"
+    at = text.index("    \n") + 4
+    v = one(text, at, at, "isdupval = False")
+    assert not v.ok and v.reason == "the answer sets `isdupval` again right after the line above set it"
+    assert one(text, at, at, "isdupval = isdupval and oldkey").ok  # reads it: the value above is used
+    assert one(text, at, at, "isdupkey = False").ok
+    typed = text[:at] + "isdupval = " + text[at:]  # the user wrote the `=`: the value is theirs to ask for
+    assert one(typed, at + 11, at + 11, "False").ok
+    js = "function f(a) {\n  let n = a.length;\n  \n  return n;\n}\n"
+    at = js.index("  \n") + 2
+    assert not one(js, at, at, "n = 0;", lang="javascript").ok
+    assert one(js, at, at, "n = n + 1;", lang="javascript").ok
 
 
 def test_a_completion_that_ends_its_statement_with_a_bracket_still_open_is_refused():
@@ -508,6 +524,10 @@ def test_a_python_fill_that_never_returns_or_defines_its_function_again_is_refus
     assert fill(2, '"""_assert_from_from___"""') == \
         'the answer is only a string: `"""_assert_from_from___"""`'
     assert fill(2, '"""Pop it."""\n        return self.items.pop()') is None
+    # from a trial: a rewrite of a method's whole body (its lines, from column 0) into a call of itself
+    start = SELF.index("\n", SELF.index("    def pop")) + 1
+    assert one(SELF, start, start + len(SELF[start:].split("\n")[0]), "        self.pop()").reason == \
+        f"the answer calls `pop` {never}"
 
 
 def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
@@ -527,6 +547,34 @@ def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
     assert one(src + "yadayada = 1\n", cbuf, cbuf + 4, "yadayada").ok  # the file has it
     assert one(src, cbuf, cbuf + 4, "cbuf.findIndex(1)").ok  # `ind`, `Ind`: not the same piece
     assert one(src, cbuf, cbuf + 4, "cbuf.xxxxxxxx").ok  # a run of one letter
+    # from a trial: `cls.ver` completed to `cls.version_re_re`, `self._by` to `self._by_node_node`
+    py = "class V:\n    version_re = None\n    _by_node = {}\n\n    def f(cls):\n        return cls.ver\n"
+    at = py.index("cls.ver") + len("cls.ver")
+    assert one(py, at, at, "sion_re_re").reason == "the answer writes part of a name twice: `version_re_re`"
+    assert one(py, at, at, "sion_re").ok
+    assert one(py, at, at, "sion_re_rest").ok  # `_re` once, then another part
+    assert one(py.replace("version_re = None", "version_x = None"), at, at, "sion_re_re").ok  # no `version_re` here
+
+
+def test_a_name_the_file_has_but_for_one_underscore_or_one_doubled_letter_is_refused():
+    # from a trial: `other._c` completed to `other._cmp_precedencekey`, `RAISE: t.Final[OnDupAction] = ` to
+    # `OnDupAAction`: AttributeError and NameError when run
+    src = ("class V:\n    def _cmp_precedence_key(self):\n        return 1\n\n"
+           "    def __lt__(self, other):\n        return other._c\n")
+    at = src.index("other._c") + len("other._c")
+    v = one(src, at, at, "mp_precedencekey")
+    assert v.reason == \
+        "the answer writes `_cmp_precedencekey`, which the file does not have; it has `_cmp_precedence_key`"
+    assert one(src, at, at, "mp_precedence_key()").ok
+    dup = "class OnDupAction:\n    pass\n\n\nRAISE: OnDupAction = \n"
+    at = dup.index("= ") + 2
+    assert one(dup, at, at, "OnDupAAction()").reason == \
+        "the answer writes `OnDupAAction`, which the file does not have; it has `OnDupAction`"
+    assert one(dup, at, at, "OnDupAction()").ok
+    # what the line defines may look like a name of the file on purpose
+    done = dup.replace("= \n", "= OnDupAction()\n")
+    assert one(done, len(done), len(done), "OnDup_Action = OnDupAction\n").ok
+    assert one(done, len(done), len(done), "def make(on_dupaction=None):\n    return OnDupAction()\n").ok
 
 
 def test_a_placeholder_filled_with_a_placeholder_is_refused():
@@ -632,9 +680,21 @@ def test_a_dropped_definition_counts_uses_in_code_only():
     start = src.index("    values = load")
     end = src.index("\n\n\ndef other")
     assert one(src, start, end, "    return list(load(key))").ok  # a comment and an attribute are no use of it
-    used = src.replace("return self.values", "return values")
-    v = one(used, start, end, "    return list(load(key))")
-    assert v.reason == "the answer removes a definition the code still uses: `values` (line 8)"
+    other = src.replace("return self.values", "return values")  # another function's `values`: not this one
+    assert one(other, start, end, "    return list(load(key))").ok
+    used = src.replace("    return list(values)", "    n = 1\n    return list(values)")
+    v = one(used, used.index("    values = load"), used.index("\n    n = 1"), "    x = load(key)")
+    assert v.reason == "the answer removes a definition the code still uses: `values` (line 4)"
+    # from a trial: a rewrite of `clsname = ...` dropped the name read in an f-string below; a docstring's words and
+    # another class's names are no use of it (a correct rewrite was refused for `version` of another class)
+    fmt = ("class B:\n    def __repr__(self):\n        \"\"\"Show the\n        clsname and items.\"\"\"\n"
+           "        clsname = type(self).__name__\n        items = dict(self)\n        return f'{clsname}({items})'\n\n"
+           "\nclass V:\n    def parse(self, m):\n        kind, clsname = m.groups()\n        return clsname\n")
+    at = fmt.index("clsname = type")
+    v = one(fmt, at, at + len("clsname = type(self).__name__"), "items = dict(self.items())")
+    assert v.reason == "the answer removes a definition the code still uses: `clsname` (line 7)"
+    at = fmt.index("kind, clsname")
+    assert one(fmt, at, fmt.index("\n", fmt.index("return clsname")), "return m.group(2)").ok
 
 
 def test_code_after_a_return_that_never_runs_is_refused():

@@ -449,18 +449,21 @@ def fill_message(edits: list[dict], kept: list[dict]) -> str:
     """The fill report, written out independently of rewrite.lua."""
     total = len(edits) + len(kept)
     s = "s" if total != 1 else ""
-    if not kept:
-        return f"diffusion-ls: filled {total} placeholder{s}: {KEYS}"
-    by_reason: dict[str, list[int]] = {}
-    for k in kept:
-        by_reason.setdefault(k["reason"], []).append(k["range"]["start"]["line"] + 1)
 
     def listed(ls: list[int]) -> str:  # at most 6 line numbers a reason
         return ", ".join(map(str, ls[:6])) + (f" and {len(ls) - 6} more" if len(ls) > 6 else "")
 
+    filled = [e["range"]["start"]["line"] + 1 for e in edits]
+    at = f"(line{'s' if len(filled) > 1 else ''} {listed(filled)})"
+    if not kept:
+        return f"diffusion-ls: filled {total} placeholder{s} {at}: {KEYS}"
+    by_reason: dict[str, list[int]] = {}
+    for k in kept:
+        by_reason.setdefault(k["reason"], []).append(k["range"]["start"]["line"] + 1)
+
     ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))  # the commonest first (a stable sort)
     parts = "; ".join(f"{r} (line{'s' if len(ls) > 1 else ''} {listed(ls)})" for r, ls in ranked)
-    head = (f"filled {len(edits)} of {total} placeholder{s}: {KEYS}" if edits
+    head = (f"filled {len(edits)} of {total} placeholder{s} {at}: {KEYS}" if edits
             else f"filled none of {total} placeholder{s}")
     return f"diffusion-ls: {head}; kept {len(kept)}: {parts}"
 

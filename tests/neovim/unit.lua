@@ -417,7 +417,7 @@ eq(drawn, {
   { '    return 1', ' fill 1 of 2: ' .. KEYS .. ' (all of them)' }, { 'removed', 1, 4, 1, 7 },
   { '    return 2', ' fill 2 of 2: ' .. KEYS .. ' (all of them)' }, { 'removed', 4, 4, 4, 8 },
 }, 'each placeholder removed, its line as it would become below it')
-eq(notes, { { 'diffusion-ls: filled 2 of 3 placeholders: ' .. KEYS .. '; kept 1: the answer is the same as the text '
+eq(notes, { { 'diffusion-ls: filled 2 of 3 placeholders (lines 2, 5): ' .. KEYS .. '; kept 1: the answer is the same as the text '
   .. 'it would replace (line 8)', WARN } }, 'filled 2 of 3')
 local function kept_marks()
   return vim.tbl_map(function(d)
@@ -465,7 +465,7 @@ do -- the commonest reason first, at most 6 line numbers each
   for i = 1, 9 do
     many[#many + 1] = { range = range(i * 10, 0, i * 10, 3), reason = 'past the first 32' }
   end
-  eq(rewrite.fill_message(0, many), 'diffusion-ls: filled none of 10 placeholders; kept 10: past the first 32 (lines '
+  eq(rewrite.fill_message({}, many), 'diffusion-ls: filled none of 10 placeholders; kept 10: past the first 32 (lines '
     .. '11, 21, 31, 41, 51, 61 and 3 more); too far (line 1)', 'ranked and capped')
 end
 notes = {}
@@ -473,7 +473,7 @@ rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = { { range = range(1, 4, 1, 7), newText = 'return 2' } } }, sent.req)
 eq(rewrite.accept(), true, 'an answer without kept (older server)')
 eq(lines()[2], '    return 2', 'applied on accept')
-eq(notes, { { 'diffusion-ls: filled 1 placeholder: ' .. KEYS, INFO } }, 'all filled')
+eq(notes, { { 'diffusion-ls: filled 1 placeholder (line 2): ' .. KEYS, INFO } }, 'all filled')
 notes = {}
 rewrite.fill(0)
 sent.on_result(nil, { version = 3, edits = {}, kept = {} }, sent.req)

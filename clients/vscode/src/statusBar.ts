@@ -106,7 +106,7 @@ export class StatusBar implements vscode.Disposable {
     const document = vscode.window.activeTextEditor?.document;
     const asYouType = completesAsYouType(document);
     const problem = this.status ? undefined : this.problem;
-    this.item.text = problem ? '$(error) diffusion' : statusText(this.status, this.progress, asYouType);
+    this.item.text = problem ? '$(error) diffusion' : statusText(this.status, this.progress, asYouType, document?.languageId);
     this.item.tooltip = problem
       ? `diffusion-ls: ${problem}\nClick to open the output channel.`
       : statusTooltip(this.status, this.progress, document?.languageId, asYouType);

@@ -61,8 +61,25 @@ export interface Progress {
   nfe?: number;
 }
 
-/** `asYouType` false: completion as you type is off for the active editor (diffusionLs.completions.enabled). */
-export function statusText(status: ServerStatus | undefined, progress: Progress | undefined, asYouType = true): string {
+/**
+ * Whether typing in `languageId` gets no completions from the server: the model is rated weak there and the server
+ * completes weak languages only when asked, or not at all (its weakLanguages setting).
+ */
+export function onlyWhenAsked(status: ServerStatus | undefined, languageId: string | undefined): boolean {
+  if (!status || !languageId || status.languages?.[languageId] !== 'weak') return false;
+  return status.weakLanguages !== 'automatic';
+}
+
+/**
+ * `asYouType` false: completion as you type is off for the active editor (diffusionLs.completions.enabled);
+ * `languageId`: the active editor's, whose rating may keep the server from completing as you type.
+ */
+export function statusText(
+  status: ServerStatus | undefined,
+  progress: Progress | undefined,
+  asYouType = true,
+  languageId?: string,
+): string {
   if (progress) {
     return progress.nfe ? `$(sync~spin) denoising · ${progress.nfe} fwd` : '$(sync~spin) denoising';
   }
@@ -70,6 +87,11 @@ export function statusText(status: ServerStatus | undefined, progress: Progress 
   if (status.error) return '$(error) diffusion';
   if (status.loading) return `$(loading~spin) ${status.backend} · loading`;
   if (!asYouType) return `$(circle-slash) ${status.backend} · completions off`;
+  if (onlyWhenAsked(status, languageId)) {
+    // the tooltip says why (the model is weak at it) and which setting changes it
+    const what = status.weakLanguages === 'off' ? 'off' : 'only when asked';
+    return `$(circle-slash) ${status.backend} · ${languageId} ${what}`;
+  }
   const parts = [status.backend, ...(status.model ? [shortModel(status.model)] : [])];
   if (isNumber(status.lastLatencyMs)) parts.push(`${Math.round(status.lastLatencyMs)} ms`);
   if (isNumber(status.tokensPerForward)) parts.push(`${status.tokensPerForward.toFixed(1)} tok/fwd`);

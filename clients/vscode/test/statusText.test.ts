@@ -129,6 +129,15 @@ describe('statusTooltip, a weak language', () => {
     assert.ok(statusTooltip(status, undefined, 'typescript').includes('completes only when asked')); // the default
     assert.ok(statusTooltip({ ...status, weakLanguages: 'off' }, undefined, 'typescript').includes('no completions here'));
     assert.ok(statusTooltip({ ...status, weakLanguages: 'automatic' }, undefined, 'typescript').includes('Model on typescript: weak\n'));
+  });
+
+  it('says so in the status bar too: a trial saw nothing as it typed TypeScript, and no sign why', () => {
+    const explicit = { ...status, weakLanguages: 'explicit' };
+    assert.equal(statusText(explicit, undefined, true, 'typescript'), '$(circle-slash) embedded · typescript only when asked');
+    assert.equal(statusText({ ...status, weakLanguages: 'off' }, undefined, true, 'typescript'), '$(circle-slash) embedded · typescript off');
+    assert.equal(statusText({ ...status, weakLanguages: 'automatic' }, undefined, true, 'typescript'), '$(sparkle) embedded');
+    assert.equal(statusText(explicit, undefined, true, 'python'), '$(sparkle) embedded');
+    assert.equal(statusText(explicit, { nfe: 2 }, true, 'typescript'), '$(sync~spin) denoising · 2 fwd'); // an asked-for one
     assert.ok(statusTooltip(status, undefined, 'python').includes('Model on python: good\n'));
   });
 });

@@ -375,19 +375,29 @@ end
 
 local FILL_LINES = 6 -- line numbers listed per reason in a fill's report
 
+--- Line numbers, at most FILL_LINES of them and how many more.
+---@param l integer[]
+---@return string
+local function listed(l)
+  local shown = table.concat(vim.list_slice(l, 1, FILL_LINES), ', ')
+  return #l > FILL_LINES and ('%s and %d more'):format(shown, #l - FILL_LINES) or shown
+end
+
 --- The fill's report: how many placeholders were filled (shown to accept or reject), and which were kept as they were,
 --- and why.
----@param filled integer
+---@param filled integer[] the 1-based lines of the placeholders filled
 ---@param kept { range: lsp.Range, reason: string }[]
 ---@return string message, integer level
 function M.fill_message(filled, kept)
-  local total = filled + #kept
+  local total = #filled + #kept
   if total == 0 then
     return 'diffusion-ls: no placeholder to fill', vim.log.levels.INFO
   end
-  local head = filled == 0 and ('diffusion-ls: filled none of %d placeholder%s'):format(total, total == 1 and '' or 's')
-    or ('diffusion-ls: filled %s placeholder%s: %s'):format(
-      #kept == 0 and tostring(filled) or ('%d of %d'):format(filled, total), total == 1 and '' or 's', keys())
+  -- where the fills are: a fill of the whole buffer previews placeholders off screen
+  local at = ('(line%s %s)'):format(#filled > 1 and 's' or '', listed(filled))
+  local head = #filled == 0 and ('diffusion-ls: filled none of %d placeholder%s'):format(total, total == 1 and '' or 's')
+    or ('diffusion-ls: filled %s placeholder%s %s: %s'):format(
+      #kept == 0 and tostring(#filled) or ('%d of %d'):format(#filled, total), total == 1 and '' or 's', at, keys())
   if #kept == 0 then
     return head, vim.log.levels.INFO
   end
@@ -413,11 +423,7 @@ function M.fill_message(filled, kept)
   local parts = {}
   for _, reason in ipairs(reasons) do
     local l = lines[reason]
-    local shown = table.concat(vim.list_slice(l, 1, FILL_LINES), ', ')
-    if #l > FILL_LINES then
-      shown = ('%s and %d more'):format(shown, #l - FILL_LINES)
-    end
-    parts[#parts + 1] = #l == 0 and reason or ('%s (line%s %s)'):format(reason, #l > 1 and 's' or '', shown)
+    parts[#parts + 1] = #l == 0 and reason or ('%s (line%s %s)'):format(reason, #l > 1 and 's' or '', listed(l))
   end
   return ('%s; kept %d: %s'):format(head, #kept, table.concat(parts, '; ')), vim.log.levels.WARN
 end
@@ -468,6 +474,10 @@ function M.fill(bufnr, sel)
       end
       local edits = type(value(result.edits)) == 'table' and result.edits or {}
       local kept = type(value(result.kept)) == 'table' and result.kept or {}
+      local filled = {} ---@type integer[]
+      for _, e in ipairs(edits) do
+        filled[#filled + 1] = e.range.start.line + 1
+      end
       if #edits > 0 then
         p.edits = edits
         for _, e in ipairs(edits) do
@@ -480,7 +490,7 @@ function M.fill(bufnr, sel)
         drop()
       end
       mark_kept(bufnr, kept, enc) -- after drop(), which clears a fill's marks
-      lsp.say(M.fill_message(#edits, kept))
+      lsp.say(M.fill_message(filled, kept))
       vim.api.nvim_exec_autocmds('User', {
         pattern = 'DiffusionLsFillResult',
         modeline = false,
