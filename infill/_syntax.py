@@ -185,6 +185,38 @@ def dead_returns(text: str, lang: str | None, lo: int, hi: int) -> list[tuple[in
     return out
 
 
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {v: k for k, v in _PAIRS.items()}
+_QUOTE_CHARS = "\"'`"
+
+
+def unclosed(s: str) -> str | None:
+    """The closers s is missing, innermost first ("" when balanced); None when s closes what it did not open or its
+    brackets cannot be read (a quote left open), so no closer can repair it."""
+    stack: list[str] = []
+    quote = ""
+    escaped = False
+    for ch in s:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+            elif ch == "\n" and quote != "`":
+                return None
+        elif ch in _QUOTE_CHARS:
+            quote = ch
+        elif ch in _PAIRS:
+            stack.append(_PAIRS[ch])
+        elif ch in _CLOSERS:
+            if not stack or stack[-1] != ch:
+                return None
+            stack.pop()
+    return None if quote else "".join(reversed(stack))
+
+
 def count_errors(text: str, lang: str | None) -> int:
     """ERROR + MISSING nodes when text is parsed as lang (0 for unknown languages), and empty call arguments."""
     tree = parse(text, lang)

@@ -28,10 +28,6 @@ from dataclasses import dataclass
 
 from infill import _syntax
 
-_PAIRS = {"(": ")", "[": "]", "{": "}"}
-_CLOSERS = {v: k for k, v in _PAIRS.items()}
-_QUOTE_CHARS = "\"'`"
-
 
 @dataclass(frozen=True)
 class Proposal:
@@ -59,37 +55,10 @@ def _snippet(s: str, n: int = 60) -> str:
     return line if len(line) <= n else line[: n - 1] + "…"
 
 
-def _unclosed(s: str) -> str | None:
-    """The closers s is missing, innermost first ("" when balanced); None when s closes what it did not open or its
-    brackets cannot be read (a quote left open), so no closer can repair it."""
-    stack: list[str] = []
-    quote = ""
-    escaped = False
-    for ch in s:
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-            elif ch == "\n" and quote != "`":
-                return None
-        elif ch in _QUOTE_CHARS:
-            quote = ch
-        elif ch in _PAIRS:
-            stack.append(_PAIRS[ch])
-        elif ch in _CLOSERS:
-            if not stack or stack[-1] != ch:
-                return None
-            stack.pop()
-    return None if quote else "".join(reversed(stack))
-
-
 def _close_brackets(text: str, old: str) -> str | None:
     """text with the closing brackets it opened but did not close, when the text it replaces left none open."""
-    missing = _unclosed(text)
-    if not missing or _unclosed(old) != "":
+    missing = _syntax.unclosed(text)
+    if not missing or _syntax.unclosed(old) != "":
         return None
     body = text.rstrip()
     return body + missing + text[len(body) :]
@@ -200,6 +169,12 @@ class _Errors:
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
+        if all(start == end for start, end, _ in edits):
+            # a cursor fill, at every keystroke: only names the file has nowhere else need the file read (a star
+            # import may bind any)
+            words = {w for w in words if not _has_word(self.text, w)}
+            if not words or _STAR_IMPORT.search(self.text):
+                return []
         if self._names is False:
             module = self.module()
             self._names = None if module is None else _syntax.python_names(module)
@@ -382,6 +357,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")
+        thrice = _repeated_phrase(p.text, old)
+        if thrice is not None:
+            return Verdict(old, f"the answer writes `{_snippet(thrice, 40)}` three times over in one line")
         loop = _python_self_call(text, p.start, p.text, p.end) if errors.lang == "python" else None
         if loop is not None:
             return Verdict(old, loop)
@@ -407,9 +385,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             typo = _misspelled(text, p.start, p.end, candidate)
             if typo is not None:
                 return Verdict(old, f"the answer writes `{typo[0]}`, which the file does not have; it has `{typo[1]}`")
-            # a cursor fill may name what the user is about to write; an edit to code already there must not leave
-            # it reading a name nothing defines (`pass` filled with `____` compiles, and fails when run)
-            unbound = errors.new_unbound([(p.start, p.end, candidate)]) if p.start != p.end else []
+            # an edit must not leave code reading a name nothing defines (`pass` filled with `____` compiles, and fails
+            # when run), a cursor fill either (`self._inv = inv` in an `__init__` without `inv`); a name the user
+            # began typing is theirs (the check reads the answer's own words), and may be defined further on
+            unbound = errors.new_unbound([(p.start, p.end, candidate)])
             if unbound:
                 where = "is not defined where it is used (only in another scope)" \
                     if errors.binds(unbound[0], p.start, p.end) else "nothing in the file defines"
@@ -452,6 +431,7 @@ _RETURN = re.compile(r"\breturn\b")
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
+_STAR_IMPORT = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]+\*", re.MULTILINE)
 _PY_COMMENT = re.compile(r"#[^\n]*")
 _C_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
@@ -674,6 +654,21 @@ def _overwrites_line_above(text: str, at: int, new: str) -> str | None:
     if before is None or (before.group(1), before.group(2)) != (m.group(1), m.group(2)):
         return None
     return None if re.search(_WORD.format(re.escape(m.group(2))), m.group(3)) else m.group(2)
+
+
+_THRICE = re.compile(r"([\w.$]\S{9,}?[\w$])(?:[^\w\s]{0,3}\1){2}")  # one piece, only brackets or quotes between
+PHRASE_LINE_MAX = 400  # longer lines are not searched (the pattern backtracks)
+
+
+def _repeated_phrase(new: str, old: str) -> str | None:
+    """A piece of code (11 chars or more) three times in a row in one line of the new text, where the text it replaces
+    has no line like it: the small model's stutter inside a line, which parses (a repr's
+    `f"{self.__class__.__name__}({self.__class__.__name__}(...`)."""
+    def found(s: str) -> set[str]:
+        return {m.group(1) for ln in s.splitlines() if len(ln) <= PHRASE_LINE_MAX for m in [_THRICE.search(ln)] if m}
+
+    new_pieces = found(new) - found(old)
+    return min(new_pieces, key=new.find) if new_pieces else None
 
 
 _STUB_LINE = re.compile(r"^[ \t]*(?:return[ \t]+)?\.\.\.[ \t]*$", re.MULTILINE)

@@ -132,6 +132,39 @@ def truncate_to_syntax(prefix: str, fill: str, suffix: str, lang: str | None) ->
     return best
 
 
+_PY_HEADER = re.compile(r"^[ \t]*(?:if|elif|while|for|with|def|class|async[ \t]+(?:def|for|with)|except)\b")
+
+
+def close_line(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
+    """A one-line fill that ends its line with the line's brackets still open (or, in Python, a compound statement's
+    header without its `:`), given what it lacks when that leaves the file no more broken than without the line.
+    The model ends the line early: `tch)` for `return iter((self.major, self.minor, self.pa` left `iter(` open, and
+    `data)` for `if len(` left the `if` without its colon; the line is the user's own, half typed, so it was broken
+    before and the fill passed as no worse."""
+    if lang is None or not fill.strip() or "\n" in fill or suffix.split("\n", 1)[0].strip():
+        return fill
+    line = prefix[prefix.rfind("\n") + 1 :] + fill
+    missing = _syntax.unclosed(line)
+    if missing is None:
+        return fill
+    header = lang == "python" and _PY_HEADER.match(line) is not None and not line.rstrip().endswith(":")
+    candidates = [c for c in dict.fromkeys([missing, missing + ":" if header else "", ":" if header else ""]) if c]
+    if not candidates:
+        return fill
+    # what the file has apart from this line: the fill is to leave the line no worse than not there at all
+    target = _syntax.count_errors(prefix[: prefix.rfind("\n") + 1] + suffix.split("\n", 1)[-1], lang)
+    if _syntax.count_errors(prefix + fill + suffix, lang) <= target:
+        return fill
+    body = fill.rstrip()
+    tries = [body + extra for extra in candidates]
+    if body.endswith(";") and missing:  # `x / 1000;`: the closers go before the statement's end
+        tries.append(body[:-1] + missing + ";")
+    for closed in tries:
+        if _syntax.count_errors(prefix + closed + suffix, lang) <= target:
+            return closed
+    return fill
+
+
 _EMPTY_STATEMENTS = re.compile(r";{2,}(?=[ \t]*(?://[^\n]*)?$)", re.M)  # `x = 0;;;;` at a line's end: one `;`
 
 
@@ -164,6 +197,7 @@ def finalize(
         fill = _EMPTY_STATEMENTS.sub(";", fill)
     fill = truncate_to_syntax(prefix, fill, suffix, lang)
     fill = trim_trailing_whitespace(fill, suffix)
+    fill = close_line(prefix, fill, suffix, lang)
     if lang is not None and fill:
         if _syntax.count_errors(prefix + fill + suffix, lang) > _syntax.count_errors(prefix + suffix, lang):
             return ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infill import _syntax
-from infill.guard import Proposal, check
+from infill.guard import Proposal, _repeated_phrase, check
 
 DOC = "class Cart:\n    def total(self):\n        ...\n\n    def count(self):\n        return len(self.items)\n"
 DOTS = DOC.index("...")
@@ -331,8 +331,12 @@ def test_a_fill_that_reads_a_name_nothing_defines_is_refused():
     assert one(STUBS + "print(count)\n", dots, dots + 3, "return count(items)").ok
     star = "from os.path import *\n"
     assert one(star + STUBS, len(star) + dots, len(star) + dots + 3, "return count(items)").ok
-    # a cursor fill may name what the user is about to write
-    assert one(STUBS, dots + 3, dots + 3, " or count(items)").ok
+    # a cursor fill too (a trial was offered `self._inv = inv` in an `__init__` without `inv`), but for a name the user
+    # began typing: that one may be defined further on
+    assert one(STUBS, dots + 3, dots + 3, " or count(items)").reason == \
+        "the answer uses `count`, which nothing in the file defines"
+    typed = STUBS[: dots + 3] + " or cou" + STUBS[dots + 3 :]
+    assert one(typed, dots + 10, dots + 10, "nt(items)").ok
 
 
 def test_a_name_bound_only_where_the_edit_replaces_is_unbound_after_it():
@@ -553,7 +557,8 @@ def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
     assert one(py, at, at, "sion_re_re").reason == "the answer writes part of a name twice: `version_re_re`"
     assert one(py, at, at, "sion_re").ok
     assert one(py, at, at, "sion_re_rest").ok  # `_re` once, then another part
-    assert one(py.replace("version_re = None", "version_x = None"), at, at, "sion_re_re").ok  # no `version_re` here
+    other = py.replace("version_re = None", "versionxre = None")  # no `version_re` here
+    assert one(other, at, at, "sion_re_re").ok
 
 
 def test_a_name_the_file_has_but_for_one_underscore_or_one_doubled_letter_is_refused():
@@ -575,6 +580,19 @@ def test_a_name_the_file_has_but_for_one_underscore_or_one_doubled_letter_is_ref
     done = dup.replace("= \n", "= OnDupAction()\n")
     assert one(done, len(done), len(done), "OnDup_Action = OnDupAction\n").ok
     assert one(done, len(done), len(done), "def make(on_dupaction=None):\n    return OnDupAction()\n").ok
+
+
+def test_a_rewrite_that_writes_one_piece_three_times_in_a_row_is_refused():
+    # from a trial: a repr's line rewritten as `f"{self.__class__.__name__}({self.__class__.__name__}(...` (it parses)
+    src = "class D:\n    def __repr__(self):\n        return f'{self.__class__.__name__}({self.name!r})'\n"
+    at = src.index("return f'")
+    end = src.index("\n", at)
+    stutter = 'return f"{self.__class__.__name__}({self.__class__.__name__}({self.__class__.__name__})"'
+    assert one(src, at, end, stutter).reason == \
+        "the answer writes `self.__class__.__name__` three times over in one line"
+    assert one(src, at, end, "return f'{type(self).__name__}({self.name!r})'").ok
+    calls = "return self.get_name(1) or self.get_name(2) or self.get_name(3)"  # the same call, apart: code
+    assert _repeated_phrase(calls, "") is None
 
 
 def test_a_placeholder_filled_with_a_placeholder_is_refused():

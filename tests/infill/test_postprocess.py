@@ -1,5 +1,6 @@
 from infill import _syntax
 from infill.postprocess import (
+    close_line,
     dedupe_suffix,
     finalize,
     normalize_indent,
@@ -120,3 +121,22 @@ def test_a_fill_after_the_indentation_starts_at_its_first_line_of_text():
     assert finalize(js, "\n  return x;", "\n}\n", "javascript", "empty_body", unit="  ") == "return x;"
     assert finalize(js, "\n    return x;", "\n}\n", "javascript", "empty_body", unit="  ") == "  return x;"  # deeper
     assert finalize("x = (", "\n    1)", "\n", "python", "rest_of_line") == "\n    1)"  # not after indentation
+
+
+def test_a_fill_that_ends_its_line_with_the_line_still_open_gets_what_it_lacks():
+    # from trials: `tch)` for `return iter((self.major, self.minor, self.pa` left `iter(` open, `data)` for `if len(`
+    # stopped before the colon; the half-typed line was broken before, so the fill had passed as no worse
+    it = "class V:\n    def __iter__(self):\n        return iter((self.major, self.minor, self.pa"
+    after = "\n\n    def __str__(self):\n        return 'v'\n"
+    assert close_line(it, "tch)", after, "python") == "tch))"
+    assert finalize(it, "tch)", after, "python", "rest_of_line") == "tch))"
+    body = "\n    return 1\n"
+    assert close_line("def f(data):\n    if len(", "data)", body, "python") == "data):"
+    assert close_line("def f(data):\n    for x in ", "data", "\n        print(x)\n", "python") == "data:"
+    js = "function f(a) {\n  return Math.floor(a.valueOf() / "
+    assert close_line(js, "1000", "\n}\n", "javascript") == "1000)"
+    assert close_line(js, "1000;", "\n}\n", "javascript") == "1000);"
+    # the line goes on below (a call over several lines), or the fill is not the line's end: left as it is
+    assert close_line("def f(a):\n    x = foo(a", ", b", "\n            c)\n    return x\n", "python") == ", b"
+    assert close_line("def f(a):\n    x = foo(a", ", b", ")\n    return x\n", "python") == ", b"
+    assert close_line("def f(a):\n    x = foo(a", ", b)", "\n    return x\n", "python") == ", b)"

@@ -7,7 +7,8 @@
 //   2. a broken server in the workspace's .venv: Restart Server (never started) fails; the real one put there:
 //      Restart Server (start failed) finds and starts it;
 //   3. types in a Python file and asks with Alt+\ (the extension's key), sees the streamed preview (masked slots,
-//      drawn fainter than the decided text beside them), then VS Code's ghost text; Tab inserts it; the LSP traffic
+//      drawn fainter than the decided text beside them), then VS Code's ghost text; typed into, it stands, and asked
+//      for there the canvas streams again; Tab inserts it; the LSP traffic
 //      is in the output channel
 //      (diffusionLs.trace.server);
 //   4. Restart Server while it runs, then the same completion again: the preview streams for the new server too;
@@ -214,7 +215,7 @@ async function main() {
   await openFile(page, 'main.py');
   await editor.locator('.view-lines').click();
   await page.keyboard.press('Control+End');
-  let completed = await complete(page, file, ORIGINAL, 'x', 'vscode-preview.png');
+  let completed = await complete(page, file, ORIGINAL, 'x', 'vscode-preview.png', { askAgain: true });
   timings.completion = seconds(t);
   await waitForLog(userData, /Sending request 'diffusion\/status/);
   console.log('e2e: ok - diffusionLs.trace.server puts the LSP traffic in the output channel');
@@ -418,7 +419,7 @@ async function main() {
  * false it stops once the preview has been seen and the request is over (what the model writes there is its own
  * business), and saves what was typed.
  */
-async function complete(page, file, before, char, screenshot, { accept = true } = {}) {
+async function complete(page, file, before, char, screenshot, { accept = true, askAgain = false } = {}) {
   const watch = await watchPreview(page);
   await page.keyboard.type(char);
   // as you type only the finished suggestion is drawn (diffusionLs.preview.asYouType is off): asked for with the
@@ -440,11 +441,13 @@ async function complete(page, file, before, char, screenshot, { accept = true } 
   const ghost = page.locator('.ghost-text-decoration, .ghost-text').first();
   await ghost.waitFor({ state: 'attached' });
   // The inline part may come in several spans; the lines below the cursor are whole view lines.
-  const ghostText = await page.evaluate(() =>
-    [...document.querySelectorAll('.ghost-text-decoration, .ghost-text .view-line')]
-      .map((e) => (e.classList.contains('view-line') ? `\n${e.textContent}` : e.textContent))
-      .join(''),
-  );
+  const shown = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('.ghost-text-decoration, .ghost-text .view-line')]
+        .map((e) => (e.classList.contains('view-line') ? `\n${e.textContent}` : e.textContent))
+        .join(''),
+    );
+  let ghostText = await shown();
   if (screenshot === 'vscode-preview.png') await page.screenshot({ path: join(artifacts, 'vscode-ghost-text.png') });
   console.log(`e2e: ghost text: ${JSON.stringify(ghostText)}`);
   assert(ghostText.trim() !== '', 'the ghost text is not empty');
@@ -452,6 +455,23 @@ async function complete(page, file, before, char, screenshot, { accept = true } 
   await checkMaskColour(await watch.frames(), { required: true });
 
   const typed = before + char;
+  if (askAgain) {
+    // typed into the suggestion, it stands (answered from the last completion); asked for there, the model runs again
+    // and the canvas streams (a trial's Alt+\ over a suggestion typed into was answered from memory: nothing moved)
+    await page.keyboard.type(ghostText[0].replace('\u00a0', ' ')); // the DOM draws its spaces as no-break spaces
+    await page.waitForTimeout(500);
+    const rest = await page.locator('.ghost-text-decoration, .ghost-text').count();
+    const again = await watchPreview(page);
+    await page.keyboard.press('Alt+Backslash');
+    const streamed = await again.seen;
+    console.log(`e2e: asked again where a suggestion stands (${rest} ghost parts): ${JSON.stringify(streamed)}`);
+    assert(rest > 0 && streamed.some((p) => p.text.includes('·')), 'asked where a suggestion stands, the canvas streams');
+    await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+    await again.frames();
+    await ghost.waitFor({ state: 'attached' });
+    ghostText = ghostText[0] + (await shown()); // what Tab now inserts after the typed character
+    console.log(`e2e: ghost text asked again: ${JSON.stringify(ghostText.slice(1))}`);
+  }
   await page.keyboard.press('Tab');
   await page.locator('.ghost-text-decoration').first().waitFor({ state: 'detached' });
   const completed = await save(page, file);
