@@ -777,16 +777,19 @@ def _misspelled(text: str, start: int, end: int, new: str, reach: int = 200) -> 
     defined = {m.group(1) for m in _DEFINED_AFTER.finditer(region)}
     defined |= {w for m in _PARAMETERS.finditer(region) for w in _IDENT.findall(m.group(1) or m.group(2) or "")}
     defined |= {w for m in _TARGETS.finditer(region) for w in _IDENT.findall(m.group(1))}
-    rest = text[:start] + text[end:]
-    for word in dict.fromkeys(_IDENT.findall(region)):
-        if len(word) < MISSPELT_MIN or word in defined or _has_word(rest, word):
+    words = [w for w in dict.fromkeys(_IDENT.findall(region)) if len(w) >= MISSPELT_MIN and w not in defined]
+    if not words:
+        return None
+    known = set(_IDENT.findall(text[:start] + " " + text[end:]))  # the file's names, read once
+    for word in words:
+        if word in known:
             continue
         variants = [word[:i] + word[i + 1 :] for i in range(len(word) - 1) if word[i] == word[i + 1]]
         variants += [word[:i] + "_" + word[i:] for i in range(1, len(word))
                      if word[i - 1] != "_" and word[i] != "_"] if "_" in word else []
         variants += [word[:i] + word[i + 1 :] for i in range(1, len(word) - 1) if word[i] == "_"]
         for v in variants:
-            if len(v) >= MISSPELT_MIN and _has_word(rest, v):
+            if len(v) >= MISSPELT_MIN and v in known:
                 return word, v
     return None
 
