@@ -465,13 +465,14 @@ def _symtable(source: str) -> symtable.SymbolTable | None:
         return None
 
 
-def python_unresolved(source: str) -> set[str] | None:
+def python_unresolved(source: str, fill_stubs: bool = True) -> set[str] | None:
     """Names read in a scope that no binding reaches, by Python's own scoping (symtable): not bound there, in a
     function around it, at module level (or by a `global` anywhere), nor builtins. Each is a NameError when that code
     runs: `other` read in one function when only another function has a parameter of that name. A stub body of only
-    a comment is read as `pass` (fill_empty_blocks); None when source does not compile."""
+    a comment is read as `pass` (fill_empty_blocks, unless `fill_stubs` is False: it may compile the source many
+    times); None when source does not compile."""
     top = _symtable(source)
-    if top is None:
+    if top is None and fill_stubs:
         filled = fill_empty_blocks(source)
         top = None if filled is None else _symtable(filled)
     if top is None:

@@ -170,10 +170,21 @@ class _Errors:
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
         if all(start == end for start, end, _ in edits):
-            # a cursor fill, at every keystroke: only names the file has nowhere else need the file read (a star
-            # import may bind any)
-            words = {w for w in words if not _has_word(self.text, w)}
-            if not words or _STAR_IMPORT.search(self.text):
+            # a cursor fill, at every keystroke. Names the file has nowhere else need only the edited file read (the
+            # file before, often half typed and not parsing, read none of them); a star import may bind any
+            if _STAR_IMPORT.search(self.text):
+                return []
+            novel = {w for w in words if not _has_word(self.text, w)}
+            after = _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False) \
+                if novel else None
+            if after is not None and after & novel:
+                return sorted(after & novel)
+            # names the file has elsewhere, maybe only in another function (`inv` read in an `__init__` without it):
+            # read by scope below, in files small enough to parse at every keystroke, and only those neither the
+            # function around the cursor nor the module's top level names (the parse is then not needed)
+            around = _function_around(self.text, edits[0][0])
+            words = {w for w in words - novel if not _has_word(around, w) and not _top_level_binds(self.text, w)}
+            if not words or len(self.text) > CURSOR_SCOPE_CHARS:
                 return []
         if self._names is False:
             module = self.module()
@@ -278,15 +289,17 @@ class _Errors:
         do not). Elsewhere, the words of the code around the edit (`_dropped_definition`)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return _dropped_definition(self.text, start, end, new, self.window(start, end))
+        old = _NOT_CODE.sub(" ", self.text[start:end])
+        names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
+        names = {n for n in names if not re.search(_WORD.format(re.escape(n)), new)}  # read by the new text: unbound
+        if not names:  # a cursor fill replaces nothing
+            return None
         if self._unresolved is False:
             self._unresolved = _syntax.python_unresolved(self.text)
         edited = self.text[:start] + new + self.text[end:]
         after = _syntax.python_unresolved(edited) if self._unresolved is not None else None
         if after is None:
             return _dropped_definition(self.text, start, end, new, self.window(start, end))
-        old = _NOT_CODE.sub(" ", self.text[start:end])
-        names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
-        names = {n for n in names if not re.search(_WORD.format(re.escape(n)), new)}  # read by the new text: unbound
         lost = sorted((after - (self._unresolved or set())) & names)
         if not lost:
             return None
@@ -382,7 +395,8 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             stutter = _stutter(text, p.start, p.end, candidate)
             if stutter is not None:
                 return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
-            typo = _misspelled(text, p.start, p.end, candidate)
+            typo = _misspelled(text, p.start, p.end, candidate) or (
+                _stops_short(text, p.start, candidate, errors.lang) if p.start == p.end else None)
             if typo is not None:
                 return Verdict(old, f"the answer writes `{typo[0]}`, which the file does not have; it has `{typo[1]}`")
             # an edit must not leave code reading a name nothing defines (`pass` filled with `____` compiles, and fails
@@ -419,6 +433,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
 
+CURSOR_SCOPE_CHARS = 60_000  # a cursor fill's names are read by scope in files up to this size (~10-30 ms)
 DEAD_REACH = 300  # chars before a cursor fill searched for a return that the fill would follow
 WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)
 # names a text defines: declared after a keyword, or assigned at the start of a line (`x = `, `x: int = `, `x := `)
@@ -527,7 +542,7 @@ def _recurses_first(source: str, name: str, line: int) -> bool:
     """Whether the function `name` whose body holds 0-based `line` of the Python source calls itself as its first
     statement (after a docstring), unconditionally: `self.name(...)`, `cls.name(...)` or `name(...)`, returned,
     awaited or alone; or, a property, reads itself. False where the source does not parse."""
-    module = _syntax.python_module(source)
+    module = _syntax.python_module_filled(source)  # a stub body of only a comment elsewhere: read as `pass`
     owner = None
     for node in ast.walk(module) if module is not None else ():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name \
@@ -621,6 +636,31 @@ def _repeated_line(new: str, old: str) -> str | None:
 
     twice = pairs(new) - pairs(old)
     return min(twice, key=new.find) if twice else None
+
+
+def _function_around(text: str, at: int, reach: int = 6000) -> str:
+    """The Python function whose body holds `at`, from its `def` line to the end of the body (as far as `reach`); ""
+    at the top level."""
+    start = text.rfind("\n", 0, at) + 1
+    line = text[start:at]
+    indent = len(line) - len(line.lstrip(" \t"))
+    owner = None
+    for m in _DEF.finditer(text, max(0, start - reach), start):
+        if len(m.group(1)) < indent or not line.strip() and len(m.group(1)) <= indent:
+            owner = m
+    if owner is None:
+        return ""
+    depth = len(owner.group(1))
+    end = re.compile(rf"^[ \t]{{0,{depth}}}\S", re.MULTILINE).search(text, text.find("\n", owner.end()) + 1,
+                                                                      owner.end() + reach)
+    return text[owner.start() : end.start() if end else owner.end() + reach]
+
+
+def _top_level_binds(text: str, name: str) -> bool:
+    """Whether a line at the module's top level binds `name`: a def, a class, an import or an assignment."""
+    n = re.escape(name)
+    return re.search(rf"^(?:(?:async[ \t]+)?def|class)[ \t]+{n}\b|^{n}[ \t]*(?::[^=\n]*)?=|"
+                     rf"^(?:from[ \t]+\S+[ \t]+)?import\b[^\n]*\b{n}\b", text, re.MULTILINE) is not None
 
 
 def _repeats_line_above(text: str, at: int, new: str) -> str | None:
@@ -792,6 +832,26 @@ def _misspelled(text: str, start: int, end: int, new: str, reach: int = 200) -> 
             if len(v) >= MISSPELT_MIN and v in known:
                 return word, v
     return None
+
+
+def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, str] | None:
+    """(name, the file's name) for a Python name the user began typing that a cursor fill completes to one nothing
+    defines, where the file has a name that starts with it: `raise Circ` completed to `Circular`, the file's class being
+    `CircularDependencyError` (a name the user began is theirs, but not one the answer cut short of the file's)."""
+    lo = at
+    while lo > 0 and (text[lo - 1].isalnum() or text[lo - 1] == "_"):
+        lo -= 1
+    head = re.match(r"\w*", new)
+    word = text[lo:at] + (head.group() if head else "")
+    if lang != "python" or lo == at or not head or not head.group() or len(word) < MISSPELT_MIN \
+            or _has_word(text, word) or len(text) > WHOLE_FILE_CHARS:
+        return None
+    longer = min((k for k in set(_IDENT.findall(text)) if len(k) > len(word) and k.startswith(word)), default=None,
+                 key=len)
+    if longer is None:
+        return None
+    after = _syntax.python_unresolved(text[:at] + new + text[at:], fill_stubs=False)
+    return (word, longer) if after is not None and word in after else None
 
 
 def _has_word(text: str, word: str) -> bool:

@@ -497,6 +497,9 @@ def _add(total: SampleStats, stats: SampleStats) -> None:
         total.min_confidence = stats.min_confidence if least is None else min(least, stats.min_confidence)
 
 
+CUT_WHY = {"limit": "the model was still writing at its limit", "repetition": "it began repeating itself"}
+
+
 def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence: float = 0.0) -> Outcome:
     """Post-process each hole's text, then guard it (infill.guard): what could make the code worse is refused, and
     a cursor fill the model was less sure of than `min_confidence` (see run)."""
@@ -513,6 +516,11 @@ def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence:
     verdicts = guard.check(plan.text, plan.lang, [guard.Proposal(h.start, h.end, f, r)
                                                   for h, f, r in zip(plan.holes, fills, raw, strict=True)])
     fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
+    # a rewrite that did not end is no answer: stopped at its limit, or where it began repeating itself (a trial's
+    # rewrite of a function body came back as `return list(data.keys()) - set`); fills are bounded by their hole kind
+    h = plan.holes[0]
+    if plan.mode != "fill" and len(plan.holes) == 1 and reasons[0] is None and stats.cut in CUT_WHY:
+        fills[0], reasons[0] = plan.text[h.start : h.end], f"the answer did not end: {CUT_WHY[stats.cut]}"
     least = stats.min_confidence
     # a fill the sampler gave up on as unsure (stop_below) has no text: its reason is the doubt, not the emptiness
     if (plan.mode == "fill" and len(plan.holes) == 1 and least is not None and least < min_confidence

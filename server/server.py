@@ -485,8 +485,9 @@ class DiffusionLanguageServer(LanguageServer):
                      "cacheReused": outcome.reused, "repoContext": self.repo_last,
                      "minConfidence": None if outcome.stats.min_confidence is None
                      else round(outcome.stats.min_confidence, 3)}
-        log.debug("%s %s v%s: %d tokens, nfe %d, %.0f ms", kind, doc.uri, doc.version, outcome.stats.tokens,
-                  outcome.stats.nfe, self.last["lastLatencyMs"])
+        refused = next((r for r in outcome.reasons if r is not None), None)  # a completion refused shows nothing
+        log.debug("%s %s v%s: %d tokens, nfe %d, %.0f ms%s", kind, doc.uri, doc.version, outcome.stats.tokens,
+                  outcome.stats.nfe, self.last["lastLatencyMs"], f"; refused: {refused}" if refused else "")
         return job, plan, outcome
 
     def _send_partial(self, job: Job, span: tuple[int, int], p: fill.Partial) -> None:

@@ -732,3 +732,42 @@ def test_code_after_a_return_that_never_runs_is_refused():
     py = "def port(url):\n    if url.port:\n        return url.port\n    return 80\n"
     v = one(py, py.index("    if url"), len(py), "    return url.port\n    x = 80\n    return x\n")
     assert v.reason == "the answer has code after `return url.port` that never runs"
+
+
+def test_a_completion_of_a_half_typed_line_that_reads_a_new_name_is_refused():
+    # from a re-check: `'%s-%s' % (` completed with `version, buildrelease)`; the file did not parse before the answer
+    # (the line half typed), and the check had stopped there
+    src = "def fmt(version, build):\n    return '%s-%s' % (\n\n\ndef other():\n    return 1\n"
+    at = src.index("% (") + 3
+    v = one(src, at, at, "version, buildrelease)")
+    assert v.reason == "the answer uses `buildrelease`, which nothing in the file defines"
+    assert one(src, at, at, "version, build)").ok
+
+
+def test_a_fill_that_reads_its_property_again_is_refused_though_a_stub_elsewhere_is_only_a_comment():
+    # from a re-check: fill-all gave the property `precedence_key` the body `return self.precedence_key` while another
+    # body in the file held only `# TODO` (so the file did not parse as it stood)
+    src = ("class V:\n    @property\n    def precedence_key(self):\n        ...\n\n"
+           "    def later(self):\n        # TODO\n\n    def other(self):\n        return 1\n")
+    at = src.index("...")
+    assert one(src, at, at + 3, "return self.precedence_key").reason == \
+        "the answer calls `precedence_key` from itself before anything else: it would never return"
+
+
+def test_a_completion_that_stops_short_of_a_name_of_the_file_is_refused():
+    # from a re-check: `raise Circ` completed to `raise Circular`; the file has `CircularDependencyError`
+    src = "class CircularDependencyError(ValueError):\n    pass\n\n\ndef f(data):\n    if data:\n        raise Circ\n"
+    at = src.index("raise Circ") + len("raise Circ")
+    assert one(src, at, at, "ular").reason == \
+        "the answer writes `Circular`, which the file does not have; it has `CircularDependencyError`"
+    assert one(src, at, at, "ularDependencyError(data)").ok
+
+
+def test_a_completion_that_reads_a_name_of_another_function_only_is_refused():
+    # from a re-check: `self._inv = inv` offered in an `__init__`; `inv` is a parameter of another method only
+    src = ("class B:\n    def __init__(self, arg=()):\n        self._fwdm = {}\n        \n        self._invm = {}\n\n"
+           "    def _set_inv(self, inv):\n        self._inv = inv\n        return inv\n")
+    at = src.index("        \n") + 8
+    assert one(src, at, at, "self._inv = inv").reason == \
+        "the answer uses `inv`, which is not defined where it is used (only in another scope)"
+    assert one(src, at, at, "self._inv = arg").ok

@@ -121,3 +121,21 @@ def test_parts_are_denoised_in_turn_as_if_alone_and_stream_over_the_whole_span()
     for p in partials:
         assert all(set(p.text[a:b]) == {fill.PLACEHOLDER} for a, b in p.masks)
     assert [p.nfe for p in partials] == sorted(p.nfe for p in partials)  # counted over the request
+
+
+def test_a_rewrite_that_did_not_end_is_refused():
+    """From a trial: a rewrite of a function body stopped where it began repeating itself, `return list(data.keys()) -
+    set`, parsed and was offered; an answer the sampler stopped is no answer for the code it would replace."""
+    from engine.sampler import SampleStats
+
+    text = "def order(data):\n    result = []\n    result.extend(toposort(data))\n    return result\n"
+    start, end = text.index("    result = []"), len(text) - 1
+    plan = fill.plan_rewrite(text, start, end, "python", TOK, 384, 256, "regenerate")
+    stopped = "    return list(data.keys()) - set"
+    for cut, why in (("repetition", "it began repeating itself"),
+                     ("limit", "the model was still writing at its limit")):
+        out = fill._outcome(plan, [stopped], SampleStats(cut=cut))
+        assert out.fills == [text[start:end]] and out.reasons == [f"the answer did not end: {why}"]
+    assert fill._outcome(plan, [stopped], SampleStats()).reasons == [None]  # ended by the model: the guard's to judge
+    cursor = fill.plan_cursor(text, end, "python", TOK, 384, 16)
+    assert fill._outcome(cursor, ["  # done"], SampleStats(cut="limit")).reasons == [None]  # a completion may stop
