@@ -5,7 +5,8 @@ same guard as rewrites and fills (infill/guard.py), and a check that refuses rea
     python tools/guard_refusals.py build/lang [--files 150] [--model-holes 150] [--json]
 
 1. real spans: spans of held-out files (rest of line, statement, arguments, expression; shorter than 120 chars) are
-   cut out, and each span's own text is judged as the completion at its start; the guard should refuse none;
+   cut out, and each span's own text is judged as the completion at its start; the guard should refuse none (and
+   the time it takes is reported: it runs at every keystroke);
 2. real completions: for the first `--model-holes` such spans of each of Python and JavaScript, the server's pipeline
    (fill.plan_cursor, fill.run: the shipped model, post-processing, the guard) completes the cut, and every refusal
    is listed with its reason, to be read: a refusal there may be right.
@@ -63,13 +64,19 @@ def main() -> int:
         if not tree.is_dir():
             continue
         cases[lang] = spans(tree, lang, args.files, rng, 6)
-        refused = []
+        refused, took = [], []
         for text, a, b in cases[lang]:
             doc, mid = text[:a] + text[b:], text[a:b]
+            t0 = time.perf_counter()
             v = guard.check(doc, lang, [guard.Proposal(a, a, mid, mid)])[0]
+            took.append((time.perf_counter() - t0) * 1e3)
             if v.reason is not None:
                 refused.append({"completion": mid, "reason": v.reason})
-        result["real_spans"][lang] = {"spans": len(cases[lang]), "refused": len(refused), "examples": refused[:10]}
+        took.sort()
+        result["real_spans"][lang] = {"spans": len(cases[lang]), "refused": len(refused), "examples": refused[:10],
+                                      "guard_ms": {"p50": round(took[len(took) // 2], 2),
+                                                   "p95": round(took[int(0.95 * (len(took) - 1))], 2),
+                                                   "max": round(took[-1], 2)} if took else None}
     if args.model_holes:
         from engine.backend import EmbeddedBackend
         from server import fill
@@ -106,7 +113,7 @@ def main() -> int:
         print(json.dumps(result, indent=1))
     else:
         for lang, r in result["real_spans"].items():
-            print(f"{lang}: {r['refused']} of {r['spans']} real spans refused as completions")
+            print(f"{lang}: {r['refused']} of {r['spans']} real spans refused as completions, guard {r['guard_ms']} ms")
         for lang, r in result["real_completions"].items():
             print(f"{lang}: {r['refused']} of {r['answers']} real completions refused ({r['by_reason']}), guard "
                   f"{r['guard_ms_mean']} ms")
