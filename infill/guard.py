@@ -183,9 +183,14 @@ class _Errors:
             # read by scope below, in files small enough to parse at every keystroke, and only those neither the
             # function around the cursor nor the module's top level names (the parse is then not needed)
             around = _function_around(self.text, edits[0][0])
-            words = {w for w in words - novel if not _has_word(around, w) and not _top_level_binds(self.text, w)}
+            words = {w for w in words - novel
+                     if not re.search(_BARE.format(re.escape(w)), around) and not _top_level_binds(self.text, w)}
             if not words or len(self.text) > CURSOR_SCOPE_CHARS:
                 return []
+            if self.module() is None:  # a line half typed: the answer, finishing it, lets the edited file be read
+                if after is None:
+                    after = _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False)
+                return sorted((after or set()) & words)
         if self._names is False:
             module = self.module()
             self._names = None if module is None else _syntax.python_names(module)
@@ -268,8 +273,9 @@ class _Errors:
     def binds(self, name: str, start: int, end: int) -> bool:
         """Whether the file binds name on a line that an edit of [start, end) leaves (after new_unbound read it)."""
         first, last = self.line(start), self.line(end)
-        return isinstance(self._names, _syntax.PythonNames) and any(
-            not first <= line <= last for line in self._names.bound.get(name, ()))
+        if not isinstance(self._names, _syntax.PythonNames):  # the file does not parse (a line half typed): its words
+            return _has_word(_NOT_CODE.sub(" ", self.text[:start] + " " + self.text[end:]), name)
+        return any(not first <= line <= last for line in self._names.bound.get(name, ()))
 
     def new_redeclared(self, edits: Sequence[tuple[int, int, str]]) -> list[str]:
         """Names the edited window declares twice in one block (`let`/`const`/`class`, JavaScript and TypeScript) that
@@ -441,6 +447,7 @@ _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|en
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
+_BARE = r"(?<![\w$.]){}(?![\w$])"  # a name, not an attribute's (`self.minor` holds no `minor`)
 _BRACKET = re.compile(r"[()\[\]{}]")
 _RETURN = re.compile(r"\breturn\b")
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
@@ -844,9 +851,12 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
     head = re.match(r"\w*", new)
     word = text[lo:at] + (head.group() if head else "")
     if lang != "python" or lo == at or not head or not head.group() or len(word) < MISSPELT_MIN \
-            or _has_word(text, word) or len(text) > WHOLE_FILE_CHARS:
+            or len(text) > WHOLE_FILE_CHARS:
         return None
-    longer = min((k for k in set(_IDENT.findall(text)) if len(k) > len(word) and k.startswith(word)), default=None,
+    code = _NOT_CODE.sub(" ", text)  # a comment's words name nothing (`invert` in "so invert self._fwdm")
+    if _has_word(code, word):
+        return None
+    longer = min((k for k in set(_IDENT.findall(code)) if len(k) > len(word) and k.startswith(word)), default=None,
                  key=len)
     if longer is None:
         return None

@@ -771,3 +771,20 @@ def test_a_completion_that_reads_a_name_of_another_function_only_is_refused():
     assert one(src, at, at, "self._inv = inv").reason == \
         "the answer uses `inv`, which is not defined where it is used (only in another scope)"
     assert one(src, at, at, "self._inv = arg").ok
+
+
+def test_the_scope_check_at_the_cursor_is_not_fooled_by_attributes_or_comments():
+    # from a re-check: `'%s.%d' % (ver` completed with `sion, minor)` in a `__str__` that reads `self.minor` (no
+    # `minor` there); `inve` completed to `invert`, a word of a comment, where the file's name is `inverted`
+    src = ("class V:\n    def __init__(self, version, minor):\n        self.version, self.minor = version, minor\n\n"
+           "    def __str__(self):\n        if self.minor:\n            return '%s.%d' % (ver\n        return ''\n")
+    at = src.index("(ver") + 4
+    assert one(src, at, at, "sion, minor)").reason == \
+        "the answer uses `minor`, which is not defined where it is used (only in another scope)"
+    assert one(src, at, at, "sion, self.minor)").ok
+    inv = ("def inverted(d):\n    return {v: k for k, v in d.items()}\n\n\n"
+           "def update(d):\n    # so invert the mapping on the fly\n    return dict(inve\n")
+    at = inv.index("(inve") + 5
+    assert one(inv, at, at, "rt)").reason == \
+        "the answer writes `invert`, which the file does not have; it has `inverted`"
+    assert one(inv, at, at, "rted(d))").ok
