@@ -518,8 +518,8 @@ def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence:
     fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
     # a rewrite that did not end is no answer: stopped at its limit, or where it began repeating itself (a trial's
     # rewrite of a function body came back as `return list(data.keys()) - set`); fills are bounded by their hole kind
-    h = plan.holes[0]
     if plan.mode != "fill" and len(plan.holes) == 1 and reasons[0] is None and stats.cut in CUT_WHY:
+        h = plan.holes[0]
         fills[0], reasons[0] = plan.text[h.start : h.end], f"the answer did not end: {CUT_WHY[stats.cut]}"
     least = stats.min_confidence
     # a fill the sampler gave up on as unsure (stop_below) has no text: its reason is the doubt, not the emptiness
