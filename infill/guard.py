@@ -174,10 +174,12 @@ class _Errors:
             # file before, often half typed and not parsing, read none of them); a star import may bind any
             if _STAR_IMPORT.search(self.text):
                 return []
+            def unresolved_after() -> set[str]:
+                return _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False) or set()
+
             novel = {w for w in words if not _has_word(self.text, w)}
-            after = _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False) \
-                if novel else None
-            if after is not None and after & novel:
+            after = unresolved_after() if novel else None
+            if after and after & novel:
                 return sorted(after & novel)
             # names the file has elsewhere, maybe only in another function (`inv` read in an `__init__` without it):
             # read by scope below, in files small enough to parse at every keystroke, and only those neither the
@@ -188,9 +190,7 @@ class _Errors:
             if not words or len(self.text) > CURSOR_SCOPE_CHARS:
                 return []
             if self.module() is None:  # a line half typed: the answer, finishing it, lets the edited file be read
-                if after is None:
-                    after = _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False)
-                return sorted((after or set()) & words)
+                return sorted((unresolved_after() if after is None else after) & words)
         if self._names is False:
             module = self.module()
             self._names = None if module is None else _syntax.python_names(module)
@@ -295,9 +295,7 @@ class _Errors:
         do not). Elsewhere, the words of the code around the edit (`_dropped_definition`)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return _dropped_definition(self.text, start, end, new, self.window(start, end))
-        old = _NOT_CODE.sub(" ", self.text[start:end])
-        names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
-        names = {n for n in names if not re.search(_WORD.format(re.escape(n)), new)}  # read by the new text: unbound
+        names = _dropped_names(self.text[start:end], new)
         if not names:  # a cursor fill replaces nothing
             return None
         if self._unresolved is False:
@@ -530,11 +528,7 @@ def _python_self_call(text: str, start: int, new: str, end: int | None = None, r
     `_init_from` rewritten as `self._init_from(self)`."""
     line_start = text.rfind("\n", 0, start) + 1
     lead = text[line_start:start] + new  # a rewrite of whole lines starts at column 0: its own indentation counts
-    indent = len(lead) - len(lead.lstrip(" \t"))
-    owner = None
-    for m in _DEF.finditer(text, max(0, line_start - reach), line_start):
-        if len(m.group(1)) < indent:
-            owner = m  # the last def above, less indented than the edit: its body holds the edit
+    owner = _def_above(text, line_start, len(lead) - len(lead.lstrip(" \t")), reach)
     if owner is None:
         return None
     name = owner.group(2)
@@ -543,6 +537,16 @@ def _python_self_call(text: str, start: int, new: str, end: int | None = None, r
     if _recurses_first(text[:start] + new + text[start if end is None else end :], name, text.count("\n", 0, start)):
         return f"the answer calls `{name}` from itself before anything else: it would never return"
     return None
+
+
+def _def_above(text: str, line_start: int, indent: int, reach: int) -> re.Match[str] | None:
+    """The last `def` line within `reach` chars above `line_start` less indented than `indent`: the function whose body
+    holds a line of that indentation."""
+    owner = None
+    for m in _DEF.finditer(text, max(0, line_start - reach), line_start):
+        if len(m.group(1)) < indent:
+            owner = m
+    return owner
 
 
 def _recurses_first(source: str, name: str, line: int) -> bool:
@@ -651,10 +655,7 @@ def _function_around(text: str, at: int, reach: int = 6000) -> str:
     start = text.rfind("\n", 0, at) + 1
     line = text[start:at]
     indent = len(line) - len(line.lstrip(" \t"))
-    owner = None
-    for m in _DEF.finditer(text, max(0, start - reach), start):
-        if len(m.group(1)) < indent or not line.strip() and len(m.group(1)) <= indent:
-            owner = m
+    owner = _def_above(text, start, indent + (not line.strip()), reach)  # a blank line's indent may be a body's
     if owner is None:
         return ""
     depth = len(owner.group(1))
@@ -868,18 +869,22 @@ def _has_word(text: str, word: str) -> bool:
     return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None
 
 
+def _dropped_names(old: str, new: str) -> set[str]:
+    """Names the old text defines (declared, or assigned at a line's start) that the new text does not name at all (a
+    comment's or a string's words define nothing; a name the new text still reads is new_unbound's to judge)."""
+    code = _NOT_CODE.sub(" ", old)
+    names = {m.group(1) for m in _DECLARED.finditer(code)} | {m.group(1) for m in _ASSIGNED.finditer(code)}
+    return {n for n in names if not re.search(_WORD.format(re.escape(n)), new)}
+
+
 def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[int, int]) -> tuple[str, int] | None:
     """(name, line) of a name the replaced text defines, the new text lacks, and the code around the edit (in `win`)
     still uses at that line; None when there is none. A rewrite that deletes `total = a + b` above `return total`
     parses, and breaks the code all the same."""
-    old = _NOT_CODE.sub(" ", text[start:end])  # a comment's or a string's words define nothing
-    names = {m.group(1) for m in _DECLARED.finditer(old)} | {m.group(1) for m in _ASSIGNED.finditer(old)}
     # where the code around reads it: not in a comment or a string (a re-check was told `values` was still used on a
     # comment's line), nor as an attribute (`.values`)
     code = text[: win[0]] + _NOT_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text[win[0] : win[1]])
-    for name in sorted(names):
-        if re.search(_WORD.format(re.escape(name)), new):
-            continue
+    for name in sorted(_dropped_names(text[start:end], new)):
         word = re.compile(rf"(?<![\w$.]){re.escape(name)}(?![\w$])")
         use = word.search(code, end, win[1]) or word.search(code, win[0], start)
         if use is not None:
