@@ -272,6 +272,7 @@ class _Slots:
     finalized: int = 0  # slots that step finalized
     pick: Tensor | None = None  # (C,) what each slot would take at that step's forward (None: no forward yet)
     stable: Tensor | None = None  # (C,) forwards in a row each slot's pick has stayed the same (the finalizer reads it)
+    least: float | None = None  # the lowest confidence a text slot was finalized with so far (None: no text yet)
 
     @property
     def done(self) -> bool:
@@ -397,7 +398,12 @@ def _step(cfg: SamplerConfig, rules: _Rules, s: _Slots, f: _Forecast, rank: int 
         x = torch.where(transfer_index, x0, x)  # (C,)
         decided = decided | transfer_index  # (C,)
         finalized = int(transfer_index.sum())
-    return _Slots(x, decided, remask_left, step + 1, conf, remasked, finalized, x0, stable)
+    least = s.least
+    wrote = transfer_index & (x != sp.pad) if n_left else None  # (C,): the text this step finalized
+    if wrote is not None and bool(wrote.any()):
+        worst = float(conf[wrote].min())
+        least = worst if least is None else min(least, worst)
+    return _Slots(x, decided, remask_left, step + 1, conf, remasked, finalized, x0, stable, least)
 
 
 def _head_guess(backend: Backend, handle: Handle, rules: _Rules, s: _Slots) -> _Slots | None:
@@ -427,17 +433,19 @@ def _head_guess(backend: Backend, handle: Handle, rules: _Rules, s: _Slots) -> _
 def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: SamplerConfig, stats: SampleStats,
                   prior: list[int], block: int, gen: torch.Generator,
                   cancel: Callable[[], bool] | object | None = None,
-                  give_up: Callable[[Tensor, Tensor], bool] | None = None, after: Sequence[_Slots] = (),
+                  give_up: Callable[[Tensor, Tensor], bool] | None = None, carried: _Slots | None = None,
                   trail: list[_Slots] | None = None) -> Generator[CanvasState, None, list[int] | None]:
     """Denoise one canvas over a prefilled context; yields after each forward, returns the final slot ids, or None as
     soon as a step leaves a canvas `give_up(x, decided)` is true of. `trail` collects the canvas after every step.
+    `carried`: the last canvas of a smaller one this one replaces, given up when its text reached its end: that text
+    starts decided here, in the same slots (the model wrote it before it ran out of room; denoising it again took a
+    third of a typed line's forwards), and the confidence it was finalized with counts. Its end, if any, does not.
 
     `lossless` runs, in each forward, the current canvas and the canvases of the next `draft - 1` steps as one batch:
     the steps are drafted on the last forward's logits (every slot was predicted there), then taken one by one on
     each canvas's own logits for as long as each step lands on the next drafted canvas. The steps are those of one
     token per forward (confidence order), the forwards fewer. A backend whose batches are not exact runs one canvas.
-    The first forward has no logits to draft with: `after`, the trail of a smaller canvas this one replaces, drafts
-    it (a larger canvas mostly starts the way the smaller one went), or else the next-token head drafts its first step.
+    The first forward has no logits to draft with: the next-token head drafts its first step.
     """
     sp = backend.special
     C = len(spec.slots)
@@ -452,7 +460,12 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     recorder = fz.active()
     if recorder is not None and cfg.strategy != "lossless":  # lossless's drafted steps are not forwards
         rules.trace = []
-    s = _Slots(x, decided, cfg.max_remask, 0, torch.zeros(C))
+    if carried is not None:
+        n = len(carried.x)
+        text = carried.decided & (carried.x != sp.pad)  # (n,)
+        x[:n] = torch.where(text, carried.x, x[:n])
+        decided[:n] |= text
+    s = _Slots(x, decided, cfg.max_remask, 0, torch.zeros(C), least=carried.least if carried is not None else None)
     # uniform noise: random ids above the specials (ours come first; elsewhere a stray special is merely noise)
     noise = torch.randint(len(sp.all), backend.tokenizer.vocab_size, (C,), generator=gen)  # (C,)
     fill = torch.full_like(x, sp.mask) if cfg.noise == "mask" else noise  # (C,)
@@ -460,17 +473,11 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     draft = min(cfg.draft, max(1, cfg.draft_rows // C)) if batches else 1
     exact = cfg.exact or cfg.strategy == "lossless"
     stale: _Forecast | None = None  # the last forward's, which drafts the next steps
-    low: float | None = None  # the lowest confidence a text slot was finalized with (SampleStats.min_confidence)
     while True:
         if is_cancelled(cancel):
             raise Cancelled()
         chain = [s]  # the current canvas, then the drafted steps' canvases
-        if stale is None and after:  # the first forward: the smaller canvas's steps, on this canvas's first slots
-            for t in after[: draft - 1]:
-                n = len(t.x)
-                chain.append(_Slots(torch.cat([t.x, s.x[n:]]), torch.cat([t.decided, s.decided[n:]]), t.remask_left,
-                                    t.step, t.conf))
-        elif stale is None and draft > 1:  # the first forward of a canvas: the next-token head drafts its first step
+        if stale is None and draft > 1:  # the first forward of a canvas: the next-token head drafts its first step
             guess = _head_guess(backend, handle, rules, s)
             if guess is not None:
                 chain.append(guess)
@@ -490,12 +497,8 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
                 break
             stale = _forecast(cfg, logits[i], sp.pad, gen)
             prev, s = s, _step(cfg, rules, s, stale)
-            text = s.decided & ~prev.decided & (s.x != sp.pad)  # (C,): text finalized by this step (fixed: decided)
-            unsure = False
-            if bool(text.any()):
-                least = float(s.conf[text].min())
-                low = least if low is None else min(low, least)
-                unsure = low < cfg.stop_below
+            # text finalized by this step below stop_below (earlier text never was: it would have stopped there)
+            unsure = s.least is not None and s.least != prev.least and s.least < cfg.stop_below
             if trail is not None:
                 trail.append(s)
             stats.steps += 1
@@ -510,14 +513,15 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
                           [1.0] * len(prior) + torch.where(s.decided, s.conf, 0.0).tolist(), s.step, stats.nfe,
                           block, remasked=[len(prior) + r for r in remasked])
         if unsure:  # even in a first canvas a larger one may replace: its unsure token is the likely end of it too
-            assert low is not None
-            raise _Unsure(low)
+            assert s.least is not None
+            raise _Unsure(s.least)
         if stop:
             return None
         if s.done:
             if rules.trace is not None and recorder is not None:
                 recorder.block(rules.trace, s.x)
-            if low is not None:  # a block given up for a larger one is not part of the result: only kept ones count
+            low = s.least  # a canvas given up for a larger one counts only through what it carried into it
+            if low is not None:
                 stats.min_confidence = low if stats.min_confidence is None else min(stats.min_confidence, low)
             return s.x.tolist()
 
@@ -565,7 +569,7 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
                         continue
                 else:
                     got = yield from denoise_block(backend, handle, piece, cfg, stats, out, block, gen, cancel,
-                                                   after=trail if block == 0 else ())
+                                                   carried=trail[-1] if block == 0 and trail else None)
                     assert got is not None  # no give_up: the block always ends
                 ids = got
                 block += 1
@@ -621,16 +625,16 @@ def _first_canvas(backend: Backend, handle: Handle, piece: CanvasSpec, cfg: Samp
 
     Pads only grow from the right end, so text there means the fill takes at least all but one slot: the model
     wants more room than this canvas, and the forwards left on it would be wasted. `trail`: in, the steps of the
-    smaller canvas this one replaces; out, this canvas's (`lossless` drafts the next one's first forward with them).
+    smaller canvas this one replaces, whose last canvas's text this one starts with; out, this canvas's.
     """
     size, pad = len(piece.slots), backend.special.pad
 
     def text_at_the_end(x: Tensor, decided: Tensor) -> bool:
         return bool((decided[-2:] & (x[-2:] != pad)).any())
 
-    before = trail[:]
+    carried = trail[-1] if trail else None
     trail.clear()
-    ids = yield from denoise_block(backend, handle, piece, cfg, stats, [], 0, gen, cancel, text_at_the_end, before,
+    ids = yield from denoise_block(backend, handle, piece, cfg, stats, [], 0, gen, cancel, text_at_the_end, carried,
                                    trail)
     if ids is None or sum(1 for t in ids if t != pad) >= size - 1:
         return None

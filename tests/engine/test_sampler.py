@@ -240,8 +240,11 @@ def test_a_first_canvas_is_given_up_at_the_first_forward_that_puts_text_in_its_l
     cfg = SamplerConfig(strategy="confidence", k=1, steps=64, start=8, block_size=16, max_new=16, grow=False)
     states, stats = run(counting, ctx, CanvasSpec.single(16, backend.special.mask), cfg)
     assert [len(s.ids) for s in states[:-1]].count(8) == 1  # one forward on the 8-slot canvas, then 16 slots
-    assert stats.restarts == 1 and stats.nfe == counting.forwards == 1 + 16
-    assert len(states[-1].ids) == 16 and states[-1].ids[-1] == word
+    # the text the 8-slot canvas wrote (its last slot) starts decided in the 16-slot one: 15 slots left to denoise
+    first16 = next(s for s in states if len(s.ids) == 16)
+    assert first16.ids[7] == word and not first16.masked[7] and sum(first16.masked) == 16 - 2
+    assert stats.restarts == 1 and stats.nfe == counting.forwards == 1 + 15
+    assert len(states[-1].ids) == 16 and states[-1].ids[7] == states[-1].ids[-1] == word
 
 
 def test_a_first_canvas_the_model_ends_early_is_kept(backend, ctx):
@@ -270,9 +273,9 @@ def test_a_limited_slot_takes_only_its_allowed_ids_on_every_first_canvas(backend
     assert stats.restarts >= 1  # the constraint holds on the 4-slot canvas and on the larger ones after it
     for s in states:
         assert s.masked[0] or s.ids[0] in allowed
-    for s in states[:-1]:  # every canvas's first forward decides the limited slot, and only it (the others are
-        if s.step == 1 and s.block == 0:  # predicted once it is known)
-            assert not s.masked[0] and all(s.masked[1:]), s
+    first = next(s for s in states if s.step == 1)  # the first forward decides the limited slot, and only it (the
+    assert not first.masked[0] and all(first.masked[1:]), first  # others are predicted once it is known); larger
+    assert all(s.ids[0] == first.ids[0] for s in states)  # canvases start with it, as they start with all its text
     assert states[-1].ids[0] in allowed and states[-1].ids[1:] == [best] * 11  # the next block is not limited
     plain, _ = run(backend, ctx, CanvasSpec.single(6, backend.special.mask, {0: [], 99: [best]}), cfg)
     assert plain[-1].ids == run(backend, ctx, CanvasSpec.single(6, backend.special.mask), cfg)[0][-1].ids
@@ -614,14 +617,31 @@ def test_min_confidence_is_the_least_sure_text_token_of_the_result(backend, ctx)
     assert stats.tokens == 0 and stats.min_confidence is None  # no text: nothing to be unsure of
 
 
-def test_min_confidence_leaves_out_a_first_canvas_given_up_for_a_larger_one(backend, ctx):
+def test_a_larger_canvas_starts_with_the_text_the_smaller_one_wrote_and_its_confidence(backend, ctx):
     a = backend.tokenizer.encode(" a")[0]
-    # the 4-slot canvas: unsure text in every slot (given up once its last slots hold text); the 8-slot one: sure text
-    s = scripted(backend, lambda C: [(a, 0.25)] + [(a, 0.2)] * 3 if C == 4 else [(a, 0.9)] * 3)
+    # the 4-slot canvas: text, less sure from left to right (given up when slot 2 holds text); the 8-slot one: text
+    # at 0.9 in six slots, then the end
+    s = scripted(backend, lambda C: [(a, 0.7), (a, 0.65), (a, 0.6), (a, 0.55)] if C == 4 else [(a, 0.9)] * 6)
     cfg = SamplerConfig(strategy="confidence", k=1, steps=64, start=4, block_size=8, max_new=8)
     states, stats = run(s, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
-    assert stats.restarts == 1 and states[-1].ids == [a] * 3
-    assert stats.min_confidence == pytest.approx(0.9, abs=1e-3)
+    first8 = next(st for st in states if len(st.ids) == 8)
+    assert first8.masked[:3] == [False] * 3  # slots 0-2, written on the 4-slot canvas, were not denoised again
+    assert stats.restarts == 1 and states[-1].ids == [a] * 6
+    assert stats.nfe == 3 + 3  # three forwards on 4 slots, three for the rest (the end decided with the last text)
+    assert stats.min_confidence == pytest.approx(0.6, abs=1e-3)  # the carried text is the result's: its doubt counts
+
+
+def test_a_larger_canvas_does_not_start_with_the_end_the_smaller_one_decided(backend, ctx):
+    a = backend.tokenizer.encode(" a")[0]
+    # the 4-slot canvas, every slot at least 0.1 sure decided at once: text in slots 0-2 and its end in slot 3; its
+    # text reached its last two slots, so it is given up, and the 8-slot canvas writes five slots of text
+    s = scripted(backend, lambda C: [(a, 0.99)] * (3 if C == 4 else 5))
+    cfg = SamplerConfig(strategy="threshold", threshold=0.1, start=4, block_size=8, max_new=8)
+    states, stats = run(s, ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert states[0].ids[3] == backend.special.pad and not states[0].masked[3]
+    assert stats.restarts == 1 and states[-1].ids == [a] * 5  # no end carried into slot 3
+
+
 
 
 def test_stop_below_gives_a_fill_up_at_its_first_unsure_token(backend, ctx):
