@@ -13,8 +13,9 @@
 2. per keystroke: typing a line into files of ~512 / ~2k / ~8k tokens, one character at a time, each keystroke the
    server's own pipeline (hole, context, prefill, denoise, post-process) with the per-document context cache and
    with it dropped before every keystroke -> p50/p95, `context_scaling_8k_over_512`, `cache_speedup`;
-3. through the real server over stdio: the same typing as didChange + textDocument/inlineCompletion; request ->
-   first `diffusion/canvas` and -> result, against the server's own time for the same requests (the done canvas's
+3. through the real server over stdio: lines typed at several places of the sources (each file opened as the editor
+   holds it) as didChange + textDocument/inlineCompletion; request -> first `diffusion/canvas` and -> result (p50,
+   p95, max: the tail), against the server's own time for the same requests (the done canvas's
    `ms`) -> `lsp_overhead_ratio`, and against the same pipeline in this process -> `engine_reference_ratio` (a
    looser figure: that pipeline's fills differ from the server's now and then, and with them their forwards).
 
@@ -57,13 +58,15 @@ class Plan:
 
     holes: int  # engine-only holes
     keystrokes: int  # typed characters per file size and cache mode
-    lsp_keystrokes: int  # typed characters through the server (and the in-process reference)
+    lsp_places: int  # lines typed through the server (and the in-process reference), each in its own file
+    lsp_keystrokes: int  # typed characters of each of those lines at most
     frontier_records: int  # humaneval-single records per sampler setting for the quality/speed plot
     max_tokens: int  # the server's maxTokens for the typing legs (a fill that never ends stops here)
 
 
-FULL = Plan(holes=120, keystrokes=24, lsp_keystrokes=32, frontier_records=40, max_tokens=Settings().max_tokens)
-QUICK = Plan(holes=4, keystrokes=4, lsp_keystrokes=4, frontier_records=5, max_tokens=24)
+FULL = Plan(holes=120, keystrokes=24, lsp_places=8, lsp_keystrokes=48, frontier_records=40,
+            max_tokens=Settings().max_tokens)
+QUICK = Plan(holes=4, keystrokes=4, lsp_places=1, lsp_keystrokes=4, frontier_records=5, max_tokens=24)
 FRONTIER = ("one-per-forward", "threshold:0.99", "threshold:0.9", "threshold:0.7", "threshold:0.5", "threshold:0.3")
 
 
@@ -82,6 +85,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holes", type=int, help="engine-only holes")
     p.add_argument("--keystrokes", type=int,
                    help="typed characters per file size and cache mode (also caps those through the server)")
+    p.add_argument("--places", type=int, help="lines typed through the server, each in its own file (default 8; "
+                   "--quick: 1)")
     p.add_argument("--no-lsp", action="store_true", help="skip the leg through the language server")
     p.add_argument("--data", help="evaluation data folder for the quality plot (default: ../shared/data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -243,6 +248,30 @@ def typed_file(tok, target: int, base: int = SIZES[0]) -> tuple[str, int, str]:
     return before + after, len(before), code
 
 
+def typing_places(n: int, keystrokes: int) -> list[tuple[str, str, int, str]]:
+    """n lines to type through the server, spread over the source files: (name, the file without the line's code,
+    the cursor at the line's indentation, the code, at most `keystrokes` characters of it). Whole files, as an editor
+    holds them; one line typed is a handful of keystrokes, so the latency's tail needs several lines to show."""
+    per_file = []
+    for name, text in source_files():
+        lines = text.splitlines(keepends=True)
+        found = [i for i, ln in enumerate(lines) if _CODE_LINE.match(ln) and len(ln.strip()) < 70]
+        step = max(1, len(found) // 3)
+        per_file.append([(name, lines, i) for i in found[::step][:3]])
+    out = []
+    for rank in range(3):  # round robin: every file's first line, then every file's second, ...
+        for places in per_file:
+            if rank < len(places) and len(out) < n:
+                name, lines, i = places[rank]
+                line = lines[i]
+                indent = len(line) - len(line.lstrip())
+                code = line.strip()
+                before = "".join(lines[:i]) + line[:indent]
+                out.append((f"{name}:{i + 1}", before + line[indent + len(code):] + "".join(lines[i + 1:]),
+                            len(before), code[:keystrokes]))
+    return out
+
+
 # -- leg 1: engine only -----------------------------------------------------------------------------------------------
 
 
@@ -371,7 +400,7 @@ def keystroke_leg(backend, settings: Settings, plan: Plan, progress: bool, sizes
                 t0 = time.perf_counter()
                 p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
                 t1 = time.perf_counter()
-                o = fill.run(backend, p, cfg, session)
+                o = fill.run(backend, p, cfg, session, min_confidence=settings.min_confidence)
                 r = runs[mode]
                 r["ms"].append((time.perf_counter() - t0) * 1e3)
                 r["plan"].append((t1 - t0) * 1e3)
@@ -504,62 +533,62 @@ def keystroke(text: str, cursor: int, code: str, k: int) -> tuple[dict, dict]:
     return _position(before, cursor + k - 1), _position(after, cursor + k)
 
 
-async def _lsp_typing(options: dict, text: str, cursor: int, code: str, keystrokes: int) -> dict:
-    """Open the file in a server over stdio, warm it up, then type: didChange + inlineCompletion per keystroke."""
+async def _lsp_typing(options: dict, places: list[tuple[str, str, int, str]]) -> list[dict]:
+    """One server over stdio; each place opened as its own file, warmed up (its first request, not timed), then its
+    line typed: didChange + inlineCompletion per keystroke. Per keystroke: the client's wait (`final`), the first
+    canvas's arrival (`first`), the server's own time and forwards (the done canvas's `ms`, `nfe`), and whether it was
+    answered from the last completion (`reused`: the keystroke typed the start of what was shown, no forward)."""
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     client = RpcClient()
-    uri = "file:///bench/typing.py"
-    first, final, reused, served = [], [], [], []
+    out: list[dict] = []
     with tempfile.TemporaryFile() as err:
         try:
             await client.start([sys.executable, "-m", "server.cli", "serve"], str(root), env, err)
             await client.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {},
                                                 "initializationOptions": options})
             client.notify("initialized", {})
-            client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                                    "text": text}})
-            doc_pos = {"textDocument": {"uri": uri}, "context": {"triggerKind": 2}}
-            await client.request("textDocument/inlineCompletion", {**doc_pos, "position": _position(text, cursor)})
-            for k in range(1, keystrokes + 1):
-                pos, at = keystroke(text, cursor, code, k)
-                client.notify("textDocument/didChange", {
-                    "textDocument": {"uri": uri, "version": 1 + k},
-                    "contentChanges": [{"range": {"start": pos, "end": pos}, "text": code[k - 1]}]})
-                seen = len(client.notes)
-                t0 = time.perf_counter()
-                await client.request("textDocument/inlineCompletion", {**doc_pos, "position": at})
-                t1 = time.perf_counter()
-                rid = client.last_id
-                notes = [(t, p) for t, m, p in client.notes[seen:] if m == "diffusion/canvas" and p.get("id") == rid]
-                final.append((t1 - t0) * 1e3)
-                first.append((notes[0][0] - t0) * 1e3 if notes else None)
-                # answered from the last completion (the keystroke typed its start): no forward to compare
-                reused.append(bool(notes) and bool(notes[-1][1].get("done")) and notes[-1][1].get("nfe") == 0)
-                served.append(notes[-1][1].get("ms") if notes and notes[-1][1].get("done") else None)
+            for j, (_name, text, cursor, code) in enumerate(places):
+                uri = f"file:///bench/typing{j}.py"
+                client.notify("textDocument/didOpen", {"textDocument": {
+                    "uri": uri, "languageId": "python", "version": 1, "text": text}})
+                doc_pos = {"textDocument": {"uri": uri}, "context": {"triggerKind": 2}}
+                await client.request("textDocument/inlineCompletion", {**doc_pos, "position": _position(text, cursor)})
+                for k in range(1, len(code) + 1):
+                    pos, at = keystroke(text, cursor, code, k)
+                    client.notify("textDocument/didChange", {
+                        "textDocument": {"uri": uri, "version": 1 + k},
+                        "contentChanges": [{"range": {"start": pos, "end": pos}, "text": code[k - 1]}]})
+                    seen = len(client.notes)
+                    t0 = time.perf_counter()
+                    await client.request("textDocument/inlineCompletion", {**doc_pos, "position": at})
+                    t1 = time.perf_counter()
+                    rid = client.last_id
+                    notes = [(t, p) for t, m, p in client.notes[seen:]
+                             if m == "diffusion/canvas" and p.get("id") == rid]
+                    done = notes[-1][1] if notes and notes[-1][1].get("done") else {}
+                    out.append({"place": j, "k": k, "final": (t1 - t0) * 1e3,
+                                "first": (notes[0][0] - t0) * 1e3 if notes else None,
+                                "reused": done.get("nfe") == 0, "served": done.get("ms"), "nfe": done.get("nfe")})
         except Exception as exc:
             err.seek(0)
             tail = err.read()[-2000:].decode("utf-8", "replace")
             raise RuntimeError(f"{exc}; server stderr: {tail.strip()}") from exc
         finally:
             await client.stop()
-    return {"final": final, "first": first, "reused": reused, "served": served}
+    return out
 
 
 def lsp_leg(backend, settings: Settings, options: dict, plan: Plan) -> dict:
-    """Typing through the server vs. the same pipeline in this process; ratio of the p50 final latencies."""
+    """Typing through the server vs. the same pipeline in this process; ratio of the p50 final latencies, and the
+    spread of a keystroke's wait over several lines typed (the tail target: p95 within 2x p50)."""
     from server import fill
 
     tok = backend.tokenizer
-    text, cursor, code = typed_file(tok, SIZES[0])
-    n = min(plan.lsp_keystrokes, len(code))
-    lsp = asyncio.run(_lsp_typing(options, text, cursor, code, n))
+    places = typing_places(plan.lsp_places, plan.lsp_keystrokes)
+    lsp = asyncio.run(_lsp_typing(options, places))
     cfg = settings.sampler()
-    session = "bench-lsp-reference"
-    backend.drop_session(session)
-    fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget, settings.max_tokens),
-             cfg, session)
     eng_first: list[float] = []
     eng_final: list[float] = []
     seen: list[float] = []  # when each partial canvas of the current keystroke came out
@@ -567,34 +596,42 @@ def lsp_leg(backend, settings: Settings, options: dict, plan: Plan) -> dict:
     def on_partial(_partial: object) -> None:
         seen.append(time.perf_counter())
 
-    for k in range(1, n + 1):
-        doc = text[:cursor] + code[:k] + text[cursor:]
-        seen.clear()
-        t0 = time.perf_counter()
-        p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
-        fill.run(backend, p, cfg, session, on_partial=on_partial)
-        t1 = time.perf_counter()
-        eng_final.append((t1 - t0) * 1e3)
-        eng_first.append(((seen[0] if seen else t1) - t0) * 1e3)
-    backend.drop_session(session)
+    for j, (_name, text, cursor, code) in enumerate(places):
+        session = f"bench-lsp-reference-{j}"
+        fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget,
+                                           settings.max_tokens), cfg, session, min_confidence=settings.min_confidence)
+        for k in range(1, len(code) + 1):
+            doc = text[:cursor] + code[:k] + text[cursor:]
+            seen.clear()
+            t0 = time.perf_counter()
+            p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
+            fill.run(backend, p, cfg, session, on_partial=on_partial, min_confidence=settings.min_confidence)
+            t1 = time.perf_counter()
+            eng_final.append((t1 - t0) * 1e3)
+            eng_first.append(((seen[0] if seen else t1) - t0) * 1e3)
+        backend.drop_session(session)
     # keystrokes the server answered from its last completion are left out of every figure: the engine reference
     # denoises each one, so they would only measure that shortcut (counted in `typed_ahead`)
-    kept = [k for k in range(n) if not lsp["reused"][k]]
-    lsp_first = [lsp["first"][k] for k in kept if lsp["first"][k] is not None]
-    lsp_final = [lsp["final"][k] for k in kept]
-    out = {
-        "keystrokes": n,
-        "typed_ahead": n - len(kept),
+    kept = [i for i, r in enumerate(lsp) if not r["reused"]]
+    lsp_first = [f for i in kept if (f := lsp[i]["first"]) is not None]
+    lsp_final = [lsp[i]["final"] for i in kept]
+    out: dict = {
+        "places": [name for name, *_ in places],
+        "keystrokes": len(lsp),
+        "typed_ahead": len(lsp) - len(kept),
         "first_state_ms_p50": pct(lsp_first, 0.5),
         "first_state_ms_p95": pct(lsp_first, 0.95),
         "final_ms_p50": pct(lsp_final, 0.5),
         "final_ms_p95": pct(lsp_final, 0.95),
         "final_ms_max": round(max(lsp_final), 1) if lsp_final else None,
-        "engine_first_state_ms_p50": pct([eng_first[k] for k in kept], 0.5),
-        "engine_final_ms_p50": pct([eng_final[k] for k in kept], 0.5),
+        "nfe_p50": pct([n for i in kept if (n := lsp[i]["nfe"]) is not None], 0.5),
+        "nfe_p95": pct([n for i in kept if (n := lsp[i]["nfe"]) is not None], 0.95),
+        "engine_first_state_ms_p50": pct([eng_first[i] for i in kept], 0.5),
+        "engine_final_ms_p50": pct([eng_final[i] for i in kept], 0.5),
         # the server's own time for the same requests (the done canvas's `ms`): the same fills the client waited for
-        "server_ms_p50": pct([ms for k in kept if (ms := lsp["served"][k]) is not None], 0.5),
+        "server_ms_p50": pct([ms for i in kept if (ms := lsp[i]["served"]) is not None], 0.5),
     }
+    out["final_p95_over_p50"] = ratio(out["final_ms_p95"], out["final_ms_p50"])
     # what going through the server adds, on the same fills: the in-process reference re-denoises each keystroke
     # from its own cache state, and its fills (so its forwards) differ from the server's often enough to swamp it
     out["lsp_overhead_ratio"] = ratio(out["final_ms_p50"], out["server_ms_p50"])
@@ -640,6 +677,7 @@ def main(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     plan = replace(plan, holes=args.holes or plan.holes, keystrokes=args.keystrokes or plan.keystrokes,
                    lsp_keystrokes=min(plan.lsp_keystrokes, args.keystrokes or plan.lsp_keystrokes),
+                   lsp_places=args.places or plan.lsp_places,
                    max_tokens=args.max_tokens or plan.max_tokens)
     progress = not args.no_progress and sys.stderr.isatty()
     t_start = time.perf_counter()
@@ -740,10 +778,13 @@ def report(r: dict) -> str:
     if "error" in lsp:
         lines.append(f"lsp: failed: {lsp['error']}")
     elif lsp:
-        lines.append(f"lsp ({lsp['keystrokes']} keystrokes, {lsp.get('typed_ahead', 0)} answered from the last "
-                     f"completion and left out): first canvas p50 {lsp['first_state_ms_p50']} ms, result "
-                     f"p50 {lsp['final_ms_p50']} ms; the server's own {lsp['server_ms_p50']} ms -> overhead "
-                     f"{lsp['lsp_overhead_ratio']}x (in-process pipeline {lsp['engine_final_ms_p50']} ms)")
+        lines.append(f"lsp ({len(lsp.get('places', [])) or 1} lines, {lsp['keystrokes']} keystrokes, "
+                     f"{lsp.get('typed_ahead', 0)} answered from the last completion and left out): first canvas p50 "
+                     f"{lsp['first_state_ms_p50']} ms, result p50 / p95 / max {lsp['final_ms_p50']} / "
+                     f"{lsp['final_ms_p95']} / {lsp['final_ms_max']} ms (p95 {lsp.get('final_p95_over_p50')}x p50; "
+                     f"forwards p50 {lsp.get('nfe_p50')}, p95 {lsp.get('nfe_p95')}); the server's own "
+                     f"{lsp['server_ms_p50']} ms -> overhead {lsp['lsp_overhead_ratio']}x (in-process pipeline "
+                     f"{lsp['engine_final_ms_p50']} ms)")
     if r.get("plots"):
         lines.append("plots: " + ", ".join(r["plots"]))
     lines.append(f"({r['elapsed_s']} s)")

@@ -88,6 +88,7 @@ def test_bench_quick_json_through_the_server(capsys, tmp_path):
     assert r["machine"]["cores"] >= 1 and r["machine"]["torch_threads"] == 1 and r["machine"]["device"] == "cpu"
     assert set(r["keystroke"]["files"]) == {"512", "2048", "8192"}
     assert "error" not in r["lsp"], r["lsp"]
+    assert len(r["lsp"]["places"]) == 1 and r["lsp"]["keystrokes"] >= 1 and r["lsp"]["final_ms_max"] > 0
     assert r["lsp_overhead_ratio"] > 0 and r["first_state_ms_p50"] <= r["final_ms_p50"]
     e = r["engine"]
     assert e["one_per_forward"]["tokens_per_forward"] <= 1.0 and e["ar"]["tokens_per_forward"] <= 1.0
@@ -119,6 +120,20 @@ def test_results_commands_re_measure_each_record_with_its_own_settings(capsys, d
             "nfe")
     assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
     assert again["against"]["sampler"] == "lossless:2" and again["against"]["nfe"] == first["against"]["nfe"]
+
+
+def test_bench_types_whole_lines_at_places_spread_over_the_source_files():
+    from server.bench import source_files, typing_places
+
+    sources = dict(source_files())
+    places = typing_places(8, 48)
+    assert len(places) == 8 and len({name.split(":")[0] for name, *_ in places}) >= min(6, len(sources))
+    for name, text, cursor, code in places:
+        path, line = name.split(":")
+        original = sources[path].splitlines(keepends=True)[int(line) - 1]
+        assert text[:cursor].endswith("\n" + original[: len(original) - len(original.lstrip())])  # at the indent
+        assert original.strip().startswith(code) and 0 < len(code) <= 48
+        assert text[:cursor] + original.strip() + text[cursor:] == sources[path]  # the line typed gives the file back
 
 
 def test_bench_types_each_character_where_the_cursor_is():
