@@ -90,6 +90,20 @@ class _Errors:
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
 
+    def in_prose(self, at: int) -> bool:
+        """Whether offset `at` is inside a comment or a string: words typed there are prose, not names."""
+        win = self.window(at, at)
+        tree = _syntax.parse(self.text[win[0] : win[1]], self.lang)
+        if tree is None:
+            return False
+        b = len(_syntax.encode(self.text[win[0] : at]))
+        node = tree.root_node.descendant_for_byte_range(b, b)
+        while node is not None:
+            if node.type in _PROSE and node.start_byte < b:
+                return True
+            node = node.parent
+        return False
+
     def before(self, win: tuple[int, int]) -> tuple[int, int]:
         if win not in self._before:
             self._before[win] = _syntax.brokenness(self.text[win[0] : win[1]], self.lang)
@@ -169,10 +183,18 @@ class _Errors:
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
+        if len(edits) == 1 and edits[0][0] == edits[0][1]:
+            # a name the user began typing and the answer finishes is the answer's guess as much as its own words
+            # (`DEF` finished as `DEFAULT_CHARS`, the file's being `DEFAULT_SEPARATOR`): read whole
+            at, new = edits[0][0], edits[0][2]
+            head = re.match(r"\w+", new)
+            typed = re.search(r"(?<![\w.])[A-Za-z_]\w*$", self.text[max(0, at - 80) : at])
+            if head and typed:
+                words = (words - {head.group()} | {typed.group() + head.group()}) - _KEYWORDS - _syntax._BUILTINS
         if all(start == end for start, end, _ in edits):
             # a cursor fill, at every keystroke. Names the file has nowhere else need only the edited file read (the
             # file before, often half typed and not parsing, read none of them); a star import may bind any
-            if _STAR_IMPORT.search(self.text):
+            if _STAR_IMPORT.search(self.text) or not words or self.in_prose(edits[0][0]):
                 return []
             def unresolved_after() -> set[str]:
                 return _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False) or set()
@@ -355,9 +377,12 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
         return Verdict(old, why)
     if p.text.strip() == old.strip():
         return Verdict(old, "the answer is the same as the text it would replace")
-    above = _repeats_line_above(text, p.start, p.text) if p.start == p.end else None
-    if above is not None:
-        return Verdict(old, f"the answer repeats the line above: `{_snippet(above)}`")
+    repeated = _repeats_line_above(text, p.start, p.text) if p.start == p.end else None
+    if repeated is not None:
+        return Verdict(old, f"the answer repeats the line {repeated[1]}: `{_snippet(repeated[0])}`")
+    open_ = _ends_in_string(text, p.start, p.text, errors.lang) if p.start == p.end else None
+    if open_ is not None:
+        return Verdict(old, f"the answer ends the statement inside the string it leaves open: `{_snippet(open_)}`")
     target = _overwrites_line_above(text, p.start, p.text) if p.start == p.end else None
     if target is not None:
         return Verdict(old, f"the answer sets `{target}` again right after the line above set it")
@@ -407,6 +432,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             # when run), a cursor fill either (`self._inv = inv` in an `__init__` without `inv`); a name the user
             # began typing is theirs (the check reads the answer's own words), and may be defined further on
             unbound = errors.new_unbound([(p.start, p.end, candidate)])
+            if not unbound and p.start == p.end:
+                unknown = _js_unknown_read(text, p.start, candidate, errors.lang)
+                unbound = [unknown] if unknown is not None else []
             if unbound:
                 where = "is not defined where it is used (only in another scope)" \
                     if errors.binds(unbound[0], p.start, p.end) else "nothing in the file defines"
@@ -451,6 +479,7 @@ _RETURN = re.compile(r"\breturn\b")
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
+_PROSE = frozenset({"comment", "string", "string_content", "template_string"})
 _STAR_IMPORT = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]+\*", re.MULTILINE)
 _PY_COMMENT = re.compile(r"#[^\n]*")
 _C_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -502,6 +531,56 @@ def _assigns(doc: str, start: int, end: int, name: str, lang: str) -> bool:
 
 
 _JS_GLOBALS = frozenset({"module", "exports", "window", "globalThis", "self", "document", "process"})
+# what a script reads without declaring it: the language's built-ins, and the browser's and Node's usual globals
+_JS_BUILTINS = _JS_GLOBALS | frozenset("""
+    Object Array String Number Boolean Symbol BigInt Math JSON Date RegExp Error TypeError RangeError SyntaxError
+    ReferenceError EvalError URIError AggregateError Promise Map Set WeakMap WeakSet WeakRef Proxy Reflect Intl
+    Function ArrayBuffer SharedArrayBuffer DataView Atomics Int8Array Uint8Array Uint8ClampedArray Int16Array
+    Uint16Array Int32Array Uint32Array Float32Array Float64Array BigInt64Array BigUint64Array console require
+    Buffer setTimeout clearTimeout setInterval clearInterval setImmediate clearImmediate queueMicrotask parseInt
+    parseFloat isNaN isFinite encodeURIComponent decodeURIComponent encodeURI decodeURI escape unescape eval
+    undefined NaN Infinity arguments fetch URL URLSearchParams TextEncoder TextDecoder navigator location history
+    localStorage sessionStorage alert confirm prompt Event CustomEvent EventTarget Node Element HTMLElement
+    AbortController AbortSignal structuredClone atob btoa crypto performance Blob File FormData Headers Request
+    Response WebSocket Worker XMLHttpRequest MutationObserver IntersectionObserver ResizeObserver
+    requestAnimationFrame cancelAnimationFrame getComputedStyle __dirname __filename define exports global
+""".split())
+_JS_BINDING_PARENTS = frozenset({
+    "formal_parameters", "catch_clause", "import_specifier", "namespace_import", "import_clause", "labeled_statement",
+    "array_pattern", "object_pattern", "rest_pattern", "assignment_pattern", "pair_pattern", "required_parameter",
+    "optional_parameter", "export_specifier", "break_statement", "continue_statement"})
+
+
+_JS_ASSIGNS = frozenset({"assignment_expression", "augmented_assignment_expression", "for_in_statement"})
+
+
+def _js_unknown_read(text: str, at: int, new: str, lang: str | None) -> str | None:
+    """JavaScript/TypeScript, a cursor fill: a name its code reads that appears nowhere else in the file, is no
+    built-in and is not declared by it (from a trial: `options.isMerge || defaultIsMerge`, the file's function being
+    `defaultIsMergeableObject`: a ReferenceError when that line runs)."""
+    if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new):
+        return None
+    doc = text[:at] + new + text[at:]
+    tree = _syntax.parse(doc, lang)
+    if tree is None:
+        return None
+    lo, hi = len(_syntax.encode(text[:at])), len(_syntax.encode(text[:at] + new))
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte <= lo or node.start_byte >= hi:
+            continue
+        stack.extend(node.children)
+        if node.type != "identifier" or node.start_byte < lo or node.end_byte > hi or node.text is None:
+            continue
+        name, parent = node.text.decode("utf-8", "replace"), node.parent
+        if name in _JS_BUILTINS or parent is None or parent.type in _JS_BINDING_PARENTS or any(
+                parent.child_by_field_name(f) == node for f in ("name", "parameter", "label")) or (
+                parent.type in _JS_ASSIGNS and parent.child_by_field_name("left") == node):
+            continue  # a name it declares or assigns (an undeclared one is _undeclared_assignment's)
+        if len(re.findall(rf"(?<![\w$]){re.escape(name)}(?![\w$])", doc)) == 1:
+            return name
+    return None
 
 
 def _only_comments(s: str, lang: str | None) -> bool:
@@ -671,15 +750,58 @@ def _top_level_binds(text: str, name: str) -> bool:
                      rf"^(?:from[ \t]+\S+[ \t]+)?import\b[^\n]*\b{n}\b", text, re.MULTILINE) is not None
 
 
-def _repeats_line_above(text: str, at: int, new: str) -> str | None:
-    """The line a cursor fill completes, when it is the previous line of code again: the small model copies the line
-    above onto a new one, where real code hardly ever repeats a line."""
+def _repeats_line_above(text: str, at: int, new: str) -> tuple[str, str] | None:
+    """(the line, "above" or "below") a cursor fill completes, when it is the previous line of code again, or the next
+    one: the small model copies a line next to it onto a new one (`if algo` finished as the `if` below it, so both
+    branches test the same), where real code hardly ever repeats a line."""
     start = text.rfind("\n", 0, at) + 1
-    line = (text[start:at] + new.split("\n", 1)[0]).strip()
-    if len(line) < 3 or not any(c.isalnum() for c in line) or not new.split("\n", 1)[0].strip():
+    first = new.split("\n", 1)[0]
+    line = (text[start:at] + first).strip()
+    if len(line) < 3 or not any(c.isalnum() for c in line) or not first.strip():
         return None
     before = text[:start].rstrip().rsplit("\n", 1)[-1].strip()
-    return line if line == before else None
+    if line == before:
+        return line, "above"
+    end = text.find("\n", at)
+    end = len(text) if end < 0 else end
+    if "\n" in new:
+        return None
+    line = (text[start:at] + new + text[at:end]).strip()
+    after = text[end:].lstrip().split("\n", 1)[0].strip()
+    return (line, "below") if line == after else None
+
+
+def _open_string(line: str, lang: str | None) -> str | None:
+    """The quote of a one-line string left open at the end of `line` (None: none, or a line this cannot read: a
+    Python triple quote)."""
+    if '"""' in line or "'''" in line:
+        return None
+    quote, i = None, 0
+    while i < len(line):
+        c = line[i]
+        if quote is None:
+            if c == "#" and lang == "python" or line.startswith("//", i) and lang != "python":
+                return None
+            if c in "'\"" or c == "`" and lang != "python":
+                quote = c
+        elif c == "\\":
+            i += 1
+        elif c == quote:
+            quote = None
+        i += 1
+    return quote
+
+
+def _ends_in_string(text: str, at: int, new: str, lang: str | None) -> str | None:
+    """The line a cursor fill ends with a `;` inside the string the user left open on it (`escape = '&q` finished as
+    `escape = '&qu;`: the statement's end written into the string, which stays open); None otherwise."""
+    start, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
+    if lang is None or "\n" in new or text[at : len(text) if end < 0 else end].strip():
+        return None
+    line = text[start:at] + new
+    if not new.rstrip().endswith(";") or _open_string(text[start:at], lang) is None or _open_string(line, lang) is None:
+        return None
+    return line.strip()
 
 
 _ASSIGNMENT = re.compile(r"^([ \t]*)(?:(?:let|const|var)[ \t]+)?([A-Za-z_$][\w$.]*)[ \t]*(?::[^=\n]*)?=(?![=>])(.*)$")
@@ -810,6 +932,7 @@ def _stutter(text: str, start: int, end: int, new: str, reach: int = 200) -> str
 _DEFINED_AFTER = re.compile(r"\b(?:def|class|function|let|const|var|fn|func)[ \t]+([\w$]+)")
 _PARAMETERS = re.compile(r"\b(?:def|function|fn|func)\b[^(\n]*\(([^)]*)|\blambda\b([^:\n]*):")
 _TARGETS = re.compile(r"^[ \t]*([\w$., \t]+?)[ \t]*(?::[^=\n]*)?=(?![=>])", re.MULTILINE)
+SHORT_MIN = 4  # a name cut short of the file's is an error whatever its length; below this, too many names start it
 MISSPELT_MIN = 6  # shorter names are too often different words one letter apart
 
 
@@ -851,10 +974,13 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
         lo -= 1
     head = re.match(r"\w*", new)
     word = text[lo:at] + (head.group() if head else "")
-    if lang != "python" or lo == at or not head or not head.group() or len(word) < MISSPELT_MIN \
-            or len(text) > WHOLE_FILE_CHARS:
+    # an answer that ends the word as typed (`[unesc` closed with `]`, the file's name being `unescape`) cuts it short
+    # as much as one that finishes it
+    if lang != "python" or lo == at or len(word) < SHORT_MIN or len(text) > WHOLE_FILE_CHARS \
+            or text[lo - 1 : lo] == "." or not new.strip():
         return None
-    code = _NOT_CODE.sub(" ", text)  # a comment's words name nothing (`invert` in "so invert self._fwdm")
+    # a comment's words name nothing (`invert` in "so invert self._fwdm"); the word as typed is not the file's
+    code = _NOT_CODE.sub(" ", text[:lo] + text[at:])
     if _has_word(code, word):
         return None
     longer = min((k for k in set(_IDENT.findall(code)) if len(k) > len(word) and k.startswith(word)), default=None,

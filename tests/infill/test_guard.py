@@ -331,12 +331,16 @@ def test_a_fill_that_reads_a_name_nothing_defines_is_refused():
     assert one(STUBS + "print(count)\n", dots, dots + 3, "return count(items)").ok
     star = "from os.path import *\n"
     assert one(star + STUBS, len(star) + dots, len(star) + dots + 3, "return count(items)").ok
-    # a cursor fill too (a trial was offered `self._inv = inv` in an `__init__` without `inv`), but for a name the user
-    # began typing: that one may be defined further on
+    # a cursor fill too (a trial was offered `self._inv = inv` in an `__init__` without `inv`), and a name the user
+    # began typing if the answer finishes it (a trial: `uni` finished as `unique`); one typed whole is the user's, and
+    # may be defined further on
     assert one(STUBS, dots + 3, dots + 3, " or count(items)").reason == \
         "the answer uses `count`, which nothing in the file defines"
     typed = STUBS[: dots + 3] + " or cou" + STUBS[dots + 3 :]
-    assert one(typed, dots + 10, dots + 10, "nt(items)").ok
+    assert one(typed, dots + 10, dots + 10, "nt(items)").reason == \
+        "the answer uses `count`, which nothing in the file defines"
+    whole = STUBS[: dots + 3] + " or count" + STUBS[dots + 3 :]
+    assert one(whole, dots + 12, dots + 12, "(items)").ok
 
 
 def test_a_name_bound_only_where_the_edit_replaces_is_unbound_after_it():
@@ -781,10 +785,74 @@ def test_the_scope_check_at_the_cursor_is_not_fooled_by_attributes_or_comments()
     at = src.index("(ver") + 4
     assert one(src, at, at, "sion, minor)").reason == \
         "the answer uses `minor`, which is not defined where it is used (only in another scope)"
-    assert one(src, at, at, "sion, self.minor)").ok
+    # `ver` finished as `version` reads `version`, which `__str__` has not either
+    assert one(src, at, at, "sion, self.minor)").reason == \
+        "the answer uses `version`, which is not defined where it is used (only in another scope)"
+    attr = src.replace("(ver\n", "(self.ver\n")
+    at = attr.index("(self.ver") + 9
+    assert one(attr, at, at, "sion, self.minor)").ok
     inv = ("def inverted(d):\n    return {v: k for k, v in d.items()}\n\n\n"
            "def update(d):\n    # so invert the mapping on the fly\n    return dict(inve\n")
     at = inv.index("(inve") + 5
     assert one(inv, at, at, "rt)").reason == \
         "the answer writes `invert`, which the file does not have; it has `inverted`"
     assert one(inv, at, at, "rted(d))").ok
+
+
+def test_a_name_the_user_began_and_the_answer_finishes_is_read_whole():
+    # from a trial: `sub(DEF` finished as `DEFAULT_CHARS, text)` (the file has `DEFAULT_SEPARATOR`), `fromDict(self,
+    # def` as `default)` (a parameter of other methods only); the fragments the answer wrote looked like nothing
+    src = ("DEFAULT_SEPARATOR = '-'\n\n\ndef other(default=None):\n    return default\n\n\n"
+           "def clean(text):\n    return PATTERN.sub(DEF\n")
+    at = src.index("sub(DEF") + 7
+    assert one(src, at, at, "AULT_CHARS, text)").reason == \
+        "the answer uses `DEFAULT_CHARS`, which nothing in the file defines"
+    assert one(src, at, at, "AULT_SEPARATOR, text)").ok
+    arg = src.replace("sub(DEF\n", "sub(text, def\n")
+    at = arg.index("def\n") + 3
+    assert one(arg, at, at, "ault)").reason == \
+        "the answer uses `default`, which is not defined where it is used (only in another scope)"
+    assert one(arg, at, at, "ault=1)").ok  # a keyword argument's name is no read
+
+
+def test_an_answer_that_ends_a_word_short_of_a_name_of_the_file_is_refused():
+    # from a trial: `parts = [unesc` closed with `]`; the file's function is `unescape`
+    src = "def unescape(s):\n    return s\n\n\ndef parse(parts):\n    parts = [unesc\n    return parts\n"
+    at = src.index("[unesc") + 6
+    assert one(src, at, at, "]").reason == "the answer writes `unesc`, which the file does not have; it has `unescape`"
+    assert one(src, at, at, "ape(p) for p in parts]").ok
+
+
+def test_a_javascript_completion_that_reads_a_name_the_file_never_names_is_refused():
+    # from a trial: `options = opt` finished as `ions.isMerge || defaultIsMerge` (the file's function is
+    # `defaultIsMergeableObject`): a ReferenceError when the line runs
+    src = ("function defaultIsMergeableObject(value) {\n  return !!value;\n}\n\n"
+           "function deepmerge(target, source, options) {\n  options = opt\n  return options;\n}\n")
+    at = src.index("= opt") + 5
+    v = one(src, at, at, "ions.isMerge || defaultIsMerge", lang="javascript")
+    assert v.reason == "the answer uses `defaultIsMerge`, which nothing in the file defines"
+    for ok in ("ions || {}", "ions.isMerge || defaultIsMergeableObject", "ions || Object.create(null)",
+               "ions.map((item) => item.name)", "ions || { clone: true }"):
+        assert one(src, at, at, ok, lang="javascript").ok, ok
+
+
+def test_a_completion_that_ends_the_statement_inside_an_open_string_is_refused():
+    # from a trial: `escape = '&q` finished as `u;`: the `;` went into the string, which stays open
+    src = "function esc(c) {\n  var escape;\n  if (c === 34) {\n    escape = '&q\n  }\n  return escape;\n}\n"
+    at = src.index("'&q") + 3
+    v = one(src, at, at, "u;", lang="javascript")
+    assert v.reason == "the answer ends the statement inside the string it leaves open: `escape = '&qu;`"
+    assert one(src, at, at, "uot;';", lang="javascript").ok
+
+
+def test_a_completion_that_repeats_the_line_below_is_refused():
+    src = "def f(items):\n    total = 0\n    for item in items:\n        \n        total += item\n    return total\n"
+    at = src.index("        \n") + 8
+    assert one(src, at, at, "total += item").reason == "the answer repeats the line below: `total += item`"
+    assert one(src, at, at, "print(item)").ok
+
+
+def test_words_typed_in_a_docstring_are_not_read_as_names():
+    src = 'def f():\n    """Return the\n    """\n    return 1\n'
+    at = src.index("the") + 3
+    assert one(src, at, at, " default section's options.").ok
