@@ -86,14 +86,24 @@ class _Errors:
         self._redeclared: dict[tuple[int, int], set[str]] = {}
         self._unresolved: set[str] | None | bool = False  # names the file itself reads where nothing binds them
         self._module: ast.Module | None | bool = False  # the file, parsed (False: not yet)
+        self._prose: dict[int, bool] = {}
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
 
     def in_prose(self, at: int) -> bool:
         """Whether offset `at` is inside a comment or a string: words typed there are prose, not names."""
+        if at not in self._prose:
+            self._prose[at] = self._in_prose(at)
+        return self._prose[at]
+
+    def _in_prose(self, at: int) -> bool:
         win = self.window(at, at)
         tree = _syntax.parse(self.text[win[0] : win[1]], self.lang)
+        if tree is not None and tree.root_node.has_error and win != (0, len(self.text)) \
+                and len(self.text) <= WHOLE_FILE_CHARS:  # a window cut inside a string reads it inside out
+            win = (0, len(self.text))
+            tree = _syntax.parse(self.text, self.lang)
         if tree is None:
             return False
         b = len(_syntax.encode(self.text[win[0] : at]))
@@ -424,7 +434,8 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             stutter = _stutter(text, p.start, p.end, candidate)
             if stutter is not None:
                 return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
-            typo = _misspelled(text, p.start, p.end, candidate) or (
+            prose = p.start == p.end and errors.in_prose(p.start)  # words typed in a comment or a string name nothing
+            typo = None if prose else _misspelled(text, p.start, p.end, candidate) or (
                 _stops_short(text, p.start, candidate, errors.lang) if p.start == p.end else None)
             if typo is not None:
                 return Verdict(old, f"the answer writes `{typo[0]}`, which the file does not have; it has `{typo[1]}`")
