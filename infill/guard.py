@@ -555,6 +555,7 @@ _JS_BUILTINS = _JS_GLOBALS | frozenset("""
     AbortController AbortSignal structuredClone atob btoa crypto performance Blob File FormData Headers Request
     Response WebSocket Worker XMLHttpRequest MutationObserver IntersectionObserver ResizeObserver
     requestAnimationFrame cancelAnimationFrame getComputedStyle __dirname __filename define exports global
+    describe it test expect beforeEach afterEach beforeAll afterAll jest vi suite setup teardown assert
 """.split())
 _JS_BINDING_PARENTS = frozenset({
     "formal_parameters", "catch_clause", "import_specifier", "namespace_import", "import_clause", "labeled_statement",

@@ -166,6 +166,11 @@ def bench(d: Path) -> str:
         ("first_state_ms_p50", r.get("first_state_ms_p50"), None),
         ("final_ms_p50 / p95 / max", "/".join(str(lsp.get(x)) for x in ("final_ms_p50", "final_ms_p95",
                                                                          "final_ms_max")), None),
+        ("final p95 / p50 (lines typed, keystrokes measured)", None if lsp.get("final_p95_over_p50") is None else
+         f"{lsp['final_p95_over_p50']} ({len(lsp.get('places', []))}, "
+         f"{lsp.get('keystrokes', 0) - lsp.get('typed_ahead', 0)})", None),
+        ("forwards per keystroke p50 / p95", None if lsp.get("nfe_p50") is None else
+         f"{lsp['nfe_p50']}/{lsp['nfe_p95']}", None),
     ]
     for size, entry in (k.get("files") or {}).items():
         c = entry.get("cache") or {}
