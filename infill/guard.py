@@ -570,7 +570,8 @@ def _js_unknown_read(text: str, at: int, new: str, lang: str | None) -> str | No
     """JavaScript/TypeScript, a cursor fill: a name its code reads that appears nowhere else in the file, is no
     built-in and is not declared by it (from a trial: `options.isMerge || defaultIsMerge`, the file's function being
     `defaultIsMergeableObject`: a ReferenceError when that line runs)."""
-    if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new):
+    if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new) \
+            or len(text) > WHOLE_FILE_CHARS:
         return None
     doc = text[:at] + new + text[at:]
     tree = _syntax.parse(doc, lang)
@@ -764,8 +765,7 @@ def _top_level_binds(text: str, name: str) -> bool:
 
 def _repeats_line_above(text: str, at: int, new: str) -> tuple[str, str] | None:
     """(the line, "above" or "below") a cursor fill completes, when it is the previous line of code again, or the next
-    one: the small model copies a line next to it onto a new one (`if algo` finished as the `if` below it, so both
-    branches test the same), where real code hardly ever repeats a line."""
+    one: the small model copies a line next to it onto a new one, where real code hardly ever repeats a line."""
     start = text.rfind("\n", 0, at) + 1
     first = new.split("\n", 1)[0]
     line = (text[start:at] + first).strip()
