@@ -480,7 +480,9 @@ class DiffusionLanguageServer(LanguageServer):
             job.cancel("modified")
             raise job.error()
         self.last = {"lastLatencyMs": round((time.perf_counter() - t0) * 1e3, 1),
-                     "tokensPerForward": round(outcome.stats.tokens_per_forward, 3), "nfe": outcome.stats.nfe,
+                     # a fill given up with no text (unsure) has no rate to show: clients showed "0.0 tok/fwd"
+                     "tokensPerForward": round(outcome.stats.tokens_per_forward, 3) if outcome.stats.tokens else None,
+                     "nfe": outcome.stats.nfe,
                      "contextTokens": len(plan.canvas.context_ids) if plan.canvas else None,
                      "cacheReused": outcome.reused, "repoContext": self.repo_last,
                      "minConfidence": None if outcome.stats.min_confidence is None

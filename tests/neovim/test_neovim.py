@@ -511,8 +511,10 @@ def status_lines(s: dict, filetype: str) -> list[str]:
     loaded = "no: " + s["error"] if s.get("error") else "yes" if s.get("loaded") else "no"
     last = "none yet"
     if s.get("lastLatencyMs") is not None:
-        last = (f"{half_up(s['lastLatencyMs'], 0)} ms, {half_up(s['tokensPerForward'], 2)} tokens/forward, "
-                f"{s['nfe']} forwards")
+        last = f"{half_up(s['lastLatencyMs'], 0)} ms, "
+        if s.get("tokensPerForward") is not None:
+            last += f"{half_up(s['tokensPerForward'], 2)} tokens/forward, "
+        last += f"{s['nfe']} forwards"
         if s.get("minConfidence") is not None:
             last += f", least sure token {half_up(s['minConfidence'], 2)}"
     caps = s.get("capabilities") or {}

@@ -208,13 +208,16 @@ async def test_as_you_type_a_fill_the_model_was_unsure_of_is_not_shown_and_asked
     auto = await session.inline(uri, 5, 11, msg_id="unsure-auto")[0]
     done = session.notes("unsure-auto")[-1]
     assert not auto.items and done["done"] and "unsure" in done["reason"] and "minConfidence 1" in done["reason"]
-    assert (await session.status())["minConfidence"] < 1.0
+    status = await session.status()
+    assert status["minConfidence"] < 1.0
+    assert status["tokensPerForward"] is None and status["nfe"] == 1  # no text: no rate (clients showed 0.0 tok/fwd)
     # given up at the forward that finalized its first (unsure) text token, not denoised to the end
     assert done["cut"] == "unsure" and done["nfe"] == 1
     asked = await session.inline(uri, 5, 11, msg_id="unsure-asked", invoked=True)[0]
     expected = reference(text, offset, SHORT, automatic=False)
     assert expected and [i.insert_text for i in asked.items] == [expected]
     assert session.notes("unsure-asked")[-1].get("cut") is None and session.notes("unsure-asked")[-1]["nfe"] > 1
+    assert (await session.status())["tokensPerForward"] > 0
     session.configure({**SHORT, "minConfidence": 0})
     shown = await session.inline(uri, 5, 11, msg_id="unsure-off")[0]
     assert [i.insert_text for i in shown.items] == [expected]
