@@ -778,9 +778,26 @@ def _repeats_line_above(text: str, at: int, new: str) -> tuple[str, str] | None:
     end = len(text) if end < 0 else end
     if "\n" in new:
         return None
-    line = (text[start:at] + new + text[at:end]).strip()
-    after = text[end:].lstrip().split("\n", 1)[0].strip()
-    return (line, "below") if line == after else None
+    whole = text[start:at] + new + text[at:end]
+    line = whole.strip()
+    below = [ln for ln in text[end:].split("\n")[1:40] if ln.strip()][:BELOW_HEADERS]
+    if below and line == below[0].strip():
+        return line, "below"
+    # a condition tested again a few lines on, in the same block (`if algo` finished as `if algorithm == 'legacy':`,
+    # the `if` two lines below: the first branch then always runs where the second was meant to)
+    indent = whole[: len(whole) - len(whole.lstrip())]
+    if _HEADER.match(line):
+        for ln in below:
+            at_indent = ln[: len(ln) - len(ln.lstrip())]
+            if len(at_indent) < len(indent):  # the block ended
+                break
+            if at_indent == indent and ln.strip() == line:
+                return line, "below"
+    return None
+
+
+BELOW_HEADERS = 6  # lines after a completed condition searched for the same condition in its block
+_HEADER = re.compile(r"(?:\}\s*)?(?:if|elif|while|else\s+if)\b")
 
 
 def _open_string(line: str, lang: str | None) -> str | None:

@@ -856,3 +856,17 @@ def test_words_typed_in_a_docstring_are_not_read_as_names():
     src = 'def f():\n    """Return the\n    """\n    return 1\n'
     at = src.index("the") + 3
     assert one(src, at, at, " default section's options.").ok
+
+
+def test_a_condition_completed_as_the_one_a_few_lines_below_is_refused():
+    # from a trial: `if algo` finished as `if algorithm == 'legacy':`, the `if` two lines below; every call then raised
+    src = ("def slugify(text, algorithm='legacy'):\n    if algo\n        raise ValueError(algorithm)\n"
+           "    if algorithm == 'legacy':\n        return text\n    return text.lower()\n")
+    at = src.index("if algo") + 7
+    assert one(src, at, at, "rithm == 'legacy':").reason == \
+        "the answer repeats the line below: `if algorithm == 'legacy':`"
+    assert one(src, at, at, "rithm not in ('legacy', 'modern'):").ok
+    nested = src.replace("    if algorithm == 'legacy':\n        return text\n",
+                         "    for x in text:\n        if algorithm == 'legacy':\n            return text\n")
+    at = nested.index("if algo") + 7
+    assert one(nested, at, at, "rithm == 'legacy':").ok  # another block's test
