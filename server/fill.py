@@ -111,6 +111,9 @@ class Plan:
     later: list[tuple[int, int]] = field(default_factory=list)  # placeholders past MAX_PLACEHOLDERS, not planned
     # holes that do not share a canvas (JOINT_GAP): a plan of one canvas each, denoised in turn; `canvas` is then None
     parts: list[Plan] = field(default_factory=list)
+    # a cursor plan: chars just before its hole that the editor's suggestion list put there, not the user; the guard
+    # reads them as the answer's (a list offers any word of the file, whatever its scope)
+    given: int = 0
 
     @property
     def span(self) -> tuple[int, int]:
@@ -176,13 +179,13 @@ class Outcome:
 
 
 def plan_cursor(text: str, offset: int, lang: str | None, tok, budget: int, max_tokens: int,
-                heal: bool = True, repo: Sequence[int] = ()) -> Plan:
+                heal: bool = True, repo: Sequence[int] = (), given: int = 0) -> Plan:
     """A single hole at a cursor, sized by its situation (capped at max_tokens). With `heal`, a cursor right after a
-    word token gets token healing where the backend allows it (infill.canvas.heal_text)."""
+    word token gets token healing where the backend allows it (infill.canvas.heal_text). `given`: see Plan."""
     t = _target(tok)
     hole = find_hole(text, offset, lang, t.sizing)
     healed = heal_text(text[: hole.start], t.tok) if heal and t.heals else ""
-    return plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed, repo=repo)
+    return replace(plan_holes(text, [_cap(hole, max_tokens)], lang, t, budget, heal=healed, repo=repo), given=given)
 
 
 MAX_PLACEHOLDERS = 32  # one request fills the first this many: sizing and filling each costs
@@ -324,7 +327,7 @@ def _fit(plan: Plan, tok, room: int) -> list[Plan]:
         new[i] -= 1
     holes = [replace(h, capacity=n) for h, n in zip(plan.holes, new, strict=True)]
     return [replace(plan_holes(plan.text, holes, plan.lang, t, plan.budget, plan.mode, plan.instruction, c.heal,
-                               plan.repo), later=plan.later)]
+                               plan.repo), later=plan.later, given=plan.given)]
 
 
 def _fits(plan: Plan, room: int) -> bool:
@@ -513,9 +516,17 @@ def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence:
             start, end = start - plan.text.count("\r\n", 0, start), end - plan.text.count("\r\n", 0, end)
         done = finalize(text[:start], lf(f), text[end:], plan.lang, h.situation, h.indent, unit)
         fills.append(with_newline(done, nl)[0])
-    verdicts = guard.check(plan.text, plan.lang, [guard.Proposal(h.start, h.end, f, r)
-                                                  for h, f, r in zip(plan.holes, fills, raw, strict=True)])
-    fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
+    if plan.given and len(plan.holes) == 1 and plan.holes[0].start == plan.holes[0].end:
+        # judged as the answer's own text at the cursor the user left, on the document without the list's word
+        at, g = plan.holes[0].start, plan.given
+        word = plan.text[at - g : at]
+        v = guard.check(plan.text[: at - g] + plan.text[at:], plan.lang,
+                        [guard.Proposal(at - g, at - g, word + fills[0], word + raw[0])])[0]
+        fills, reasons = ([v.text[g:]] if v.ok and v.text.startswith(word) else [""]), [v.reason]
+    else:
+        verdicts = guard.check(plan.text, plan.lang, [guard.Proposal(h.start, h.end, f, r)
+                                                      for h, f, r in zip(plan.holes, fills, raw, strict=True)])
+        fills, reasons = [v.text for v in verdicts], [v.reason for v in verdicts]
     # a rewrite that did not end is no answer: stopped at its limit, or where it began repeating itself (a trial's
     # rewrite of a function body came back as `return list(data.keys()) - set`); fills are bounded by their hole kind
     if plan.mode != "fill" and len(plan.holes) == 1 and reasons[0] is None and stats.cut in CUT_WHY:

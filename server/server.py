@@ -753,6 +753,8 @@ def create_server() -> DiffusionLanguageServer:
             if b == offset and sel.text:
                 start, chosen = a, sel.text
         filled, at = (text[:start] + chosen + text[offset:], start + len(chosen)) if chosen else (text, offset)
+        typed = text[start:offset]
+        given = len(chosen) - len(typed) if chosen.startswith(typed) else len(chosen)  # the list's, not the user's
         # asked for (Alt+\, <M-\>), the model runs again and streams, though a suggestion is showing here already
         ahead = None if chosen or not automatic else ls.typed_ahead(doc.uri, text, offset)
         if ahead is not None:  # answered at once; still a job, so it supersedes a fill in flight like any request
@@ -762,7 +764,7 @@ def create_server() -> DiffusionLanguageServer:
         else:
             # as you type, a guess the model was unsure of is not shown; asked for, it is
             job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens, repo: fill.plan_cursor(
-                filled, at, lang, tok, budget, max_tokens, repo=repo), at=offset,
+                filled, at, lang, tok, budget, max_tokens, repo=repo, given=given), at=offset,
                 min_confidence=ls.settings.min_confidence if automatic else 0.0, shift=at - offset)
         insert = out.fills[0]  # "" when the guard refused it (out.refused)
         if insert and not chosen:

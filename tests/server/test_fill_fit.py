@@ -139,3 +139,26 @@ def test_a_rewrite_that_did_not_end_is_refused():
     assert fill._outcome(plan, [stopped], SampleStats()).reasons == [None]  # ended by the model: the guard's to judge
     cursor = fill.plan_cursor(text, end, "python", TOK, 384, 16)
     assert fill._outcome(cursor, ["  # done"], SampleStats(cut="limit")).reasons == [None]  # a completion may stop
+
+
+def test_a_word_the_suggestion_list_chose_is_judged_as_the_answers():
+    """From a VS Code re-check: with the suggestion list open on `default` (a parameter of another method only) where
+    the user had typed `def`, the server completed the list's word with `)`. The guard took `default` as typed by the
+    user, so theirs to define; the list offers any word of the file, whatever its scope."""
+    from engine.sampler import SampleStats
+
+    typed = ("class M(dict):\n    def get(self, k, default=None):\n        return default\n\n"
+             "    def copy(self):\n        return type(self).fromDict(self, def\n")
+    at = typed.index("self, def") + len("self, def")
+    chosen = typed[:at] + "ault" + typed[at:]  # the list's item `default` in place of the typed `def`
+    given = fill.plan_cursor(chosen, at + 4, "python", TOK, 384, 16, given=4)
+    out = fill._outcome(given, [")"], SampleStats())
+    assert out.fills == [""] and out.reasons == \
+        ["the answer uses `default`, which is not defined where it is used (only in another scope)"]
+    typed_whole = fill.plan_cursor(chosen, at + 4, "python", TOK, 384, 16)  # typed by the user: theirs
+    assert fill._outcome(typed_whole, [")"], SampleStats()).reasons == [None]
+    ok = chosen.replace("fromDict(self, default\n", "fromDict(self, default=None\n").replace(
+        "    def copy(self):\n", "    def copy(self, default=None):\n")
+    at = ok.index("self, default=None\n") + len("self, default")
+    plan = fill.plan_cursor(ok[:at] + ok[at + len("=None"):], at, "python", TOK, 384, 16, given=4)
+    assert fill._outcome(plan, [")"], SampleStats()).fills == [")"]  # in scope: shown, the list's word not repeated
