@@ -961,7 +961,7 @@ def _stutter(text: str, start: int, end: int, new: str, reach: int = 200) -> str
 _DEFINED_AFTER = re.compile(r"\b(?:def|class|function|let|const|var|fn|func)[ \t]+([\w$]+)")
 _PARAMETERS = re.compile(r"\b(?:def|function|fn|func)\b[^(\n]*\(([^)]*)|\blambda\b([^:\n]*):")
 _TARGETS = re.compile(r"^[ \t]*([\w$., \t]+?)[ \t]*(?::[^=\n]*)?=(?![=>])", re.MULTILINE)
-SHORT_MIN = 4  # a name cut short of the file's is an error whatever its length; below this, too many names start it
+SHORT_MIN = 3  # a name cut short of the file's is an error whatever its length; below this, too many names start it
 MISSPELT_MIN = 6  # shorter names are too often different words one letter apart
 
 
@@ -998,18 +998,22 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
     """(name, the file's name) for a Python name the user began typing that a cursor fill completes to one nothing
     defines, where the file has a name that starts with it: `raise Circ` completed to `Circular`, the file's class being
     `CircularDependencyError` (a name the user began is theirs, but not one the answer cut short of the file's)."""
-    lo = at
+    # the word ends at the cursor, or before blanks on its line (`return poi  ` after a Tab, then `if pointer ...`)
+    end = at
+    while end > 0 and text[end - 1] in " \t":
+        end -= 1
+    lo = end
     while lo > 0 and (text[lo - 1].isalnum() or text[lo - 1] == "_"):
         lo -= 1
-    head = re.match(r"\w*", new)
-    word = text[lo:at] + (head.group() if head else "")
+    head = re.match(r"\w*", new) if end == at else None
+    word = text[lo:end] + (head.group() if head else "")
     # an answer that ends the word as typed (`[unesc` closed with `]`, the file's name being `unescape`) cuts it short
     # as much as one that finishes it
-    if lang != "python" or lo == at or len(word) < SHORT_MIN or len(text) > WHOLE_FILE_CHARS \
-            or text[lo - 1 : lo] == "." or not new.strip():
+    if lang != "python" or lo == end or len(word) < SHORT_MIN or len(text) > WHOLE_FILE_CHARS \
+            or text[lo - 1 : lo] == "." or not new.strip() or keyword.iskeyword(word):
         return None
     # a comment's words name nothing (`invert` in "so invert self._fwdm"); the word as typed is not the file's
-    code = _NOT_CODE.sub(" ", text[:lo] + text[at:])
+    code = _NOT_CODE.sub(" ", text[:lo] + text[end:])
     if _has_word(code, word):
         return None
     longer = min((k for k in set(_IDENT.findall(code)) if len(k) > len(word) and k.startswith(word)), default=None,

@@ -870,3 +870,13 @@ def test_a_condition_completed_as_the_one_a_few_lines_below_is_refused():
                          "    for x in text:\n        if algorithm == 'legacy':\n            return text\n")
     at = nested.index("if algo") + 7
     assert one(nested, at, at, "rithm == 'legacy':").ok  # another block's test
+
+
+def test_an_answer_after_blanks_that_leaves_a_word_short_of_a_name_of_the_file_is_refused():
+    # from a re-check: a refused answer, Tab put spaces after `return poi`, and the next answer, `if pointer is None
+    # else pointer`, was offered with `poi` left unbound (the file's name is `pointer`)
+    src = "def resolve(doc, pointer=None):\n    return poi  \n"
+    at = src.index("poi  ") + 5
+    assert one(src, at, at, "if pointer is None else pointer").reason == \
+        "the answer writes `poi`, which the file does not have; it has `pointer`"
+    assert one(src.replace("poi  ", "doc  "), at, at, "if pointer is None else pointer").ok
