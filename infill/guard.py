@@ -490,6 +490,7 @@ _RETURN = re.compile(r"\breturn\b")
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
+_TRIPLE = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'')  # a docstring's words name nothing either
 _PROSE = frozenset({"comment", "string", "string_content", "template_string"})
 _STAR_IMPORT = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]+\*", re.MULTILINE)
 _PY_COMMENT = re.compile(r"#[^\n]*")
@@ -1013,7 +1014,7 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
             or text[lo - 1 : lo] == "." or not new.strip() or keyword.iskeyword(word):
         return None
     # a comment's words name nothing (`invert` in "so invert self._fwdm"); the word as typed is not the file's
-    code = _NOT_CODE.sub(" ", text[:lo] + text[end:])
+    code = _NOT_CODE.sub(" ", _TRIPLE.sub(" ", text[:lo] + text[end:]))
     if _has_word(code, word):
         return None
     longer = min((k for k in set(_IDENT.findall(code)) if len(k) > len(word) and k.startswith(word)), default=None,

@@ -880,3 +880,13 @@ def test_an_answer_after_blanks_that_leaves_a_word_short_of_a_name_of_the_file_i
     assert one(src, at, at, "if pointer is None else pointer").reason == \
         "the answer writes `poi`, which the file does not have; it has `pointer`"
     assert one(src.replace("poi  ", "doc  "), at, at, "if pointer is None else pointer").ok
+
+
+def test_a_docstring_word_is_no_name_a_typed_word_may_stop_at():
+    # from a trial: `v = munch` closed with `(v)`; the file's function is `munchify`, and "munch" is only a docstring's
+    src = ('def munchify(x):\n    """Turn x into a munch."""\n    return x\n\n\ndef walk(v):\n    v = munch\n'
+           '    return v\n')
+    at = src.index("= munch") + 7
+    assert one(src, at, at, "(v)").reason == \
+        "the answer writes `munch`, which the file does not have; it has `munchify`"
+    assert one(src, at, at, "ify(v)").ok
