@@ -592,7 +592,7 @@ def _js_unknown_read(text: str, at: int, new: str, lang: str | None) -> str | No
                 parent.child_by_field_name(f) == node for f in ("name", "parameter", "label")) or (
                 parent.type in _JS_ASSIGNS and parent.child_by_field_name("left") == node):
             continue  # a name it declares or assigns (an undeclared one is _undeclared_assignment's)
-        if len(re.findall(rf"(?<![\w$]){re.escape(name)}(?![\w$])", doc)) == 1:
+        if len(re.findall(_WORD.format(re.escape(name)), doc)) == 1:
             return name
     return None
 

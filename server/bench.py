@@ -240,11 +240,9 @@ def typed_file(tok, target: int, base: int = SIZES[0]) -> tuple[str, int, str]:
             k -= 1
             got += c[k]
         head, want = f[k:] + head, 0
-    line = core[i]
-    indent = len(line) - len(line.lstrip())
-    code = line.strip()
-    before = "".join(head + core[:i]) + line[:indent]
-    after = line[indent + len(code):] + "".join(core[i + 1 :] + tail)
+    lead, code, rest = _split_code(core[i])
+    before = "".join(head + core[:i]) + lead
+    after = rest + "".join(core[i + 1 :] + tail)
     return before + after, len(before), code
 
 
@@ -263,13 +261,17 @@ def typing_places(n: int, keystrokes: int) -> list[tuple[str, str, int, str]]:
         for places in per_file:
             if rank < len(places) and len(out) < n:
                 name, lines, i = places[rank]
-                line = lines[i]
-                indent = len(line) - len(line.lstrip())
-                code = line.strip()
-                before = "".join(lines[:i]) + line[:indent]
-                out.append((f"{name}:{i + 1}", before + line[indent + len(code):] + "".join(lines[i + 1:]),
-                            len(before), code[:keystrokes]))
+                lead, code, rest = _split_code(lines[i])
+                before = "".join(lines[:i]) + lead
+                out.append((f"{name}:{i + 1}", before + rest + "".join(lines[i + 1:]), len(before), code[:keystrokes]))
     return out
+
+
+def _split_code(line: str) -> tuple[str, str, str]:
+    """A line as (its indentation, its code, what follows the code): the code is what a typing leg types."""
+    indent = len(line) - len(line.lstrip())
+    code = line.strip()
+    return line[:indent], code, line[indent + len(code):]
 
 
 # -- leg 1: engine only -----------------------------------------------------------------------------------------------
