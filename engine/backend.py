@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -57,11 +57,14 @@ class Capabilities:
     # denoise gives every canvas of a batch exactly the logits it gets alone (no state kept between forwards): the
     # `lossless` strategy checks its drafts in batches; without it, that strategy runs one canvas per forward
     exact_batches: bool = False
+    # tokens of repository context (other files' chunks before the file context) the model was trained to read: the
+    # default repoContextBudget. 0: none; such chunks are noise to a model never trained with them
+    repo_context: int = 0
 
-    def as_json(self) -> dict[str, bool]:
+    def as_json(self) -> dict[str, bool | int]:
         return {"streams": self.streams, "instructions": self.instructions, "maskToken": self.mask_token,
                 "nativeInfill": self.native_infill, "nativeLoop": self.native_loop,
-                "canvasBetween": self.canvas_between}
+                "canvasBetween": self.canvas_between, "repoContext": self.repo_context}
 
 
 class Seam:
@@ -153,6 +156,8 @@ class EmbeddedBackend(Seam):
                                  f"{self.model.cfg.vocab_size}: wrong tokenizer.json for {d}")
         self.config = load_config(d)
         self.model_name = self.config.get("name", d.name)
+        serving = self.config.get("serving", {})  # what the model was trained for, written when it was shipped
+        self.capabilities = replace(self.capabilities, repo_context=int(serving.get("repo_context_budget", 0)))
         self.device = device
         self.max_sessions = max_sessions
         self._caches: OrderedDict[str, KVCache] = OrderedDict()

@@ -74,8 +74,8 @@ class Settings(BaseModel):
     max_tokens: int = Field(_SAMPLER.max_new, ge=1, le=4096)  # hard cap on one fill (a full canvas grows up to this)
     context_budget: int = Field(384, ge=16, le=65536)  # tokens of file context around the hole
     # tokens of other files' chunks before the SPM context (server.workspace selects them; 0: off, nothing indexed).
-    # 0 by default: the shipped model was never trained with them and scores lower given 256 (README, repo suite)
-    repo_context_budget: int = Field(0, ge=0, le=65536)
+    # None: the backend's (capabilities.repo_context): what its model was trained to read, 0 for one never trained so
+    repo_context_budget: int | None = Field(None, ge=0, le=65536)
     # completion as you type: a fill with a token the model finalized below this probability is not shown (asked for,
     # it is); 0: show every fill. The shipped model's such fills are rarely right (README, confidence gate)
     min_confidence: float = Field(0.4, ge=0.0, le=1.0)
@@ -125,6 +125,31 @@ class Settings(BaseModel):
         if backend is not None:
             opts["noise"] = getattr(backend, "noise", "mask")
         return SamplerConfig(**opts)
+
+    def limits(self, backend: Any) -> tuple[int, int, int]:
+        """(context budget, max tokens, model positions): the settings cut so context + fill + one canvas block fit
+        the backend's positions (a budget larger than the model can take would fail every request in a big file);
+        positions 0 when the backend does not say."""
+        room = int(getattr(backend, "max_context", 0) or 0)
+        if room <= 0:
+            return self.context_budget, self.max_tokens, 0
+        max_tokens = max(1, min(self.max_tokens, room // 2))
+        return max(16, min(self.context_budget, room - max_tokens - self.block_size - 8)), max_tokens, room
+
+    def repo_wanted(self, backend: Any) -> int:
+        """repoContextBudget, or where it is not set the backend's (none before one is loaded)."""
+        if self.repo_context_budget is not None:
+            return self.repo_context_budget
+        return backend.capabilities.repo_context if backend is not None else 0
+
+    def repo_budget(self, backend: Any) -> int:
+        """The repository context's tokens for a fill: repo_wanted cut to what the model's positions leave after the
+        file context, a fill and a block."""
+        budget, max_tokens, room = self.limits(backend)
+        want = self.repo_wanted(backend)
+        if room <= 0:
+            return want
+        return max(0, min(want, room - budget - max_tokens - self.block_size - 8))
 
     def backend_key(self) -> tuple:
         """What the loaded backend depends on: a change means loading it again."""

@@ -64,7 +64,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", metavar="FILE", help="also write one JSON line per hole (fill, truth, metrics)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--repo-context", type=int, default=s.repo_context_budget, metavar="TOKENS",
-                   help="repo: repoContextBudget, tokens of other files' chunks before the SPM context (0: none)")
+                   help="repo: repoContextBudget, tokens of other files' chunks before the SPM context (0: none; "
+                        "default: the model's, 256 for the shipped one)")
 
 
 def _embedded(args: argparse.Namespace):

@@ -66,22 +66,6 @@ def repo_tasks(corpus: str | Path, per_kind: int = PER_KIND, kinds: Sequence[str
     return tasks
 
 
-def limits(settings: Settings, backend: Any) -> tuple[int, int, int]:
-    """(context budget, max tokens, positions): DiffusionLanguageServer.limits for these settings."""
-    room = int(getattr(backend, "max_context", 0) or 0)
-    if room <= 0:
-        return settings.context_budget, settings.max_tokens, 0
-    max_tokens = max(1, min(settings.max_tokens, room // 2))
-    return max(16, min(settings.context_budget, room - max_tokens - settings.block_size - 8)), max_tokens, room
-
-
-def repo_budget(settings: Settings, budget: int, max_tokens: int, room: int) -> int:
-    """DiffusionLanguageServer.repo_budget."""
-    if room <= 0:
-        return settings.repo_context_budget
-    return max(0, min(settings.repo_context_budget, room - budget - max_tokens - settings.block_size - 8))
-
-
 def identifier_scores(fill_text: str, truth: str) -> tuple[bool, float]:
     """(the identifiers are the same sequence, F1 of the identifier multisets); both empty counts as a match."""
     a, b = identifiers(fill_text), identifiers(truth)
@@ -110,8 +94,8 @@ class Runner:
 
     def run(self, task: RepoTask) -> dict:
         s, backend = self.settings, self.backend
-        budget, max_tokens, room = limits(s, backend)
-        rbudget = repo_budget(s, budget, max_tokens, room)
+        budget, max_tokens, room = s.limits(backend)
+        rbudget = s.repo_budget(backend)
         cfg = s.sampler(backend=backend)
         cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         target = fill.target(backend)
@@ -185,7 +169,7 @@ def summarize(records: Sequence[dict], breakdown: bool = True) -> dict:
 
 def evaluate(backend: Any, tasks: Sequence[RepoTask], settings: Settings,
              on_record: Callable[[dict], None] | None = None) -> dict:
-    """Fill and score every task at these settings (repoContextBudget 0: without repository context)."""
+    """Fill and score every task at these settings (repoContextBudget 0: none; unset: the model's)."""
     t0 = time.perf_counter()
     runner = Runner(backend, settings)
     records = []
@@ -194,7 +178,7 @@ def evaluate(backend: Any, tasks: Sequence[RepoTask], settings: Settings,
         records.append(rec)
         if on_record is not None:
             on_record(rec)
-    out = {"suite": "repo", **summarize(records), "repo_context_budget": settings.repo_context_budget,
+    out = {"suite": "repo", **summarize(records), "repo_context_budget": settings.repo_wanted(backend),
            "context_budget": settings.context_budget, "repos": sorted({t.repo.name for t in tasks}),
            "index": {r.name: w.status() | {"roots": [r.name]} for r, w in runner.workspaces.items()},
            "model": getattr(backend, "model_name", type(backend).__name__),

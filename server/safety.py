@@ -28,7 +28,6 @@ from infill.holes import placeholder_ranges
 from infill.languages import language_for
 from server import fill
 from server.config import Settings
-from server.repo_eval import limits
 
 COMMENT = {"python": "#", "rust": "//", "go": "//", "c": "//", "cpp": "//", "java": "//", "javascript": "//",
            "typescript": "//"}
@@ -80,7 +79,7 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
 
     backend = EmbeddedBackend(threads=threads)
     settings = Settings()
-    budget, max_tokens, room = limits(settings, backend)  # the server's (DiffusionLanguageServer.limits)
+    budget, max_tokens, room = settings.limits(backend)  # the server's
     cfg = settings.sampler(backend=backend)
     target = fill.target(backend)
     roots = [d for d in sorted(Path(corpus).iterdir()) if d.is_dir() and language_for(d.name)] or [Path(corpus)]

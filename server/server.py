@@ -320,6 +320,7 @@ class DiffusionLanguageServer(LanguageServer):
             self.worker.submit(old.close)  # behind any job still running on it
         log.info("loaded %s model %s on %s in %.0f ms", backend.name, backend.model_name, backend.device,
                  (time.perf_counter() - t0) * 1e3)
+        self.start_indexing()  # a model trained to read repository context turns it on (repoContextBudget unset)
         return backend
 
     # -- jobs ---------------------------------------------------------------------------------------------------------
@@ -328,27 +329,6 @@ class DiffusionLanguageServer(LanguageServer):
         """Still worth telling the client about: not cancelled, superseded, and its document version unchanged."""
         doc = self.documents.get(job.uri)
         return not job.stopped and doc is not None and doc.version == job.version
-
-    def limits(self, backend: Any) -> tuple[int, int, int]:
-        """(context budget, max tokens, model positions): the settings cut so context + fill + one canvas block fit
-        the backend's positions (a budget larger than the model can take would fail every request in a big file);
-        positions 0 when the backend does not say."""
-        s = self.settings
-        room = int(getattr(backend, "max_context", 0) or 0)
-        if room <= 0:
-            return s.context_budget, s.max_tokens, 0
-        max_tokens = max(1, min(s.max_tokens, room // 2))
-        budget = max(16, min(s.context_budget, room - max_tokens - s.block_size - 8))
-        return budget, max_tokens, room
-
-    # -- repository context -------------------------------------------------------------------------------------------
-
-    def repo_budget(self, budget: int, max_tokens: int, room: int) -> int:
-        """repoContextBudget cut to what the model's positions leave after the SPM context, a fill and a block."""
-        want = self.settings.repo_context_budget
-        if room <= 0:
-            return want
-        return max(0, min(want, room - budget - max_tokens - self.settings.block_size - 8))
 
     def repo_ids(self, uri: str, text: str, at: int | None, target: Any, budget: int, context_budget: int
                  ) -> list[int]:
@@ -375,7 +355,7 @@ class DiffusionLanguageServer(LanguageServer):
 
     def start_indexing(self) -> None:
         """Index the workspace roots in the background (when repository context is on)."""
-        if self.settings.repo_context_budget > 0:
+        if self.settings.repo_wanted(self.backend) > 0:
             self.repo.start()
             for root in self.roots:
                 self.repo.add_root(root)
@@ -436,7 +416,8 @@ class DiffusionLanguageServer(LanguageServer):
         except BaseException:
             self.jobs.finish(job)
             raise
-        budget, max_tokens, room = self.limits(backend)
+        budget, max_tokens, room = self.settings.limits(backend)
+        rbudget = self.settings.repo_budget(backend)
         cfg = self.settings.sampler(backend=backend)
         cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         native = self.settings.strategy == NATIVE
@@ -453,8 +434,7 @@ class DiffusionLanguageServer(LanguageServer):
                 raise Cancelled()
             try:
                 target = fill.target(backend)
-                repo = self.repo_ids(doc.uri, snapshot, at, target, self.repo_budget(budget, max_tokens, room),
-                                     budget)
+                repo = self.repo_ids(doc.uri, snapshot, at, target, rbudget, budget)
                 plan = fill.fit(make_plan(target, budget, max_tokens, repo), target, room)
             except (ValueError, PositionError) as exc:  # nothing to fill there, a range the hole finder refuses
                 raise JsonRpcInvalidParams(message=str(exc)) from None
@@ -874,7 +854,7 @@ def create_server() -> DiffusionLanguageServer:
             "loaded": b is not None,
             "loading": ls._load is not None and not ls._load.done(),
             "serverVersion": __version__,
-            "repo": {**ls.repo.status(), "budget": ls.settings.repo_context_budget},
+            "repo": {**ls.repo.status(), "budget": ls.settings.repo_wanted(b)},
             **ls.last,
         }
         if hasattr(b, "cache_stats"):  # the per-document context caches (an LRU)

@@ -135,13 +135,14 @@ def main(args: argparse.Namespace) -> int:
     if args.corpus is None:
         print("diffusion-ls train: --corpus is required", file=sys.stderr)
         return 2
-    from engine.model import ModelConfig
+    from engine.model import ModelConfig, load_config
     from engine.tokenizer import Tokenizer
     from engine.train import Example, TrainConfig, set_threads, train
     from infill.training import ExampleConfig, ExampleStream, MixedStream
 
     set_threads()
     init_from = args.init or (None if args.scratch else DEFAULT_MODEL_DIR)
+    init_cfg = load_config(Path(init_from)) if init_from is not None else {}
     tok_path = args.tokenizer or (DEFAULT_MODEL_DIR / "tokenizer.json")
     tok = Tokenizer.from_file(tok_path)
     out = args.out or user_model_dir()
@@ -170,9 +171,7 @@ def main(args: argparse.Namespace) -> int:
     if args.repo_context is not None:
         ecfg = replace(ecfg, repo_p=args.repo_context)
     elif init_from is not None:  # fine-tuning keeps the share of repository examples the model was trained with
-        from engine.model import load_config
-
-        trained = load_config(Path(init_from)).get("examples", {})
+        trained = init_cfg.get("examples", {})
         ecfg = replace(ecfg, repo_p=float(trained.get("repo_p", 0.0)),
                        repo_budget=int(trained.get("repo_budget", ecfg.repo_budget)))
     if args.repo_budget is not None:
@@ -191,6 +190,8 @@ def main(args: argparse.Namespace) -> int:
     if Path(tok_path).resolve() != (out / "tokenizer.json").resolve():
         shutil.copyfile(tok_path, out / "tokenizer.json")
     extra: dict = {"examples": ecfg.__dict__}
+    if init_cfg.get("serving"):  # a fine-tune reads what its model was trained to read (the default repoContextBudget)
+        extra["serving"] = init_cfg["serving"]
     if mix:
         extra["mix"] = {"files": len(mix), "share": args.mix_share}
     state = train(mcfg, tcfg, make_examples, tok.special, out, max_steps=args.steps, max_minutes=args.minutes,

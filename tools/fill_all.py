@@ -31,7 +31,6 @@ from infill.evaluate import edit_similarity  # noqa: E402
 from infill.holes import placeholder_ranges  # noqa: E402
 from server import fill  # noqa: E402
 from server.config import Settings  # noqa: E402
-from server.repo_eval import limits  # noqa: E402
 
 VARIANTS = {"one": 10**9, "near": 64, "alone": -1}
 
@@ -72,7 +71,7 @@ def main() -> int:
     variants = {k: v for k, v in VARIANTS.items() if k in args.variants}
     backend = EmbeddedBackend(threads=args.threads)
     s = Settings()
-    budget, max_tokens, room = limits(s, backend)  # the server's (DiffusionLanguageServer.limits)
+    budget, max_tokens, room = s.limits(backend)  # the server's
     cfg = s.sampler(backend=backend)
     target = fill.target(backend)
     rng = random.Random(0)

@@ -81,11 +81,10 @@ def main() -> int:
         from engine.backend import EmbeddedBackend
         from server import fill
         from server.config import Settings
-        from server.repo_eval import limits
 
         backend = EmbeddedBackend(threads=1)
         s = Settings()
-        budget, max_tokens, _room = limits(s, backend)
+        budget, max_tokens, _room = s.limits(backend)
         cfg = s.sampler(backend=backend)
         target = fill.target(backend)
         for lang in ("python", "javascript"):

@@ -20,6 +20,9 @@
 #       (awk 'NR % 2 == 1' build/corpus/train.jsonl: every other file, half the bytes, to travel with the tree)
 #   r4: INIT=<r3 weights> LR=5e-4 WARMUP=200 SEED=3 CERTAINTY=2.0 FREE=0.5, the even lines of r2's corpus
 #       (awk 'NR % 2 == 0'), 16.3 minutes of a 17-minute schedule, then 7.7 more with TOTAL_MINUTES 24
+#   r5: INIT=<r4 weights> LR=3e-4 WARMUP=100 SEED=4 CERTAINTY=2.0 FREE=0.5 REPO=0.5 REPO_BUDGET=512, 8 minutes (8 8)
+#       on tools/sample_corpus.py's sample (every package, 420k characters each; gunzip'd), then from those weights
+#       (exported, a new optimizer) LR=2e-4 WARMUP=30 SEED=5, the same otherwise, 3 minutes (3 3); --ckpt-every 400
 # Export with
 #   diffusion-ls train --export OUT_DIR --to engine/assets/model
 set -euo pipefail

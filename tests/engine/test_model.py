@@ -145,3 +145,20 @@ def test_wrong_tokenizer_is_rejected(tiny_model_dir, tmp_path):
     (tmp_path / "m" / "tokenizer.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="tokenizer"):
         EmbeddedBackend(tmp_path / "m")
+
+
+def test_a_model_says_how_much_repository_context_it_was_trained_to_read(tiny_model_dir, tmp_path):
+    import json
+
+    from engine import DEFAULT_MODEL_DIR
+    from engine.model import load_config
+
+    assert EmbeddedBackend(tiny_model_dir).capabilities.repo_context == 0  # never trained with it: off
+    shipped = load_config(DEFAULT_MODEL_DIR)
+    assert shipped["examples"]["repo_p"] > 0 and shipped["serving"]["repo_context_budget"] > 0
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "serving": {"repo_context_budget": 192}}))
+    b = EmbeddedBackend(tmp_path / "m")
+    assert b.capabilities.repo_context == 192 and b.capabilities.as_json()["repoContext"] == 192
+    assert EmbeddedBackend.capabilities.repo_context == 0  # the class's own capabilities are untouched

@@ -224,6 +224,7 @@ def test_repository_examples_carry_the_definitions_serving_would_choose_from_the
 
 
 def test_fine_tuning_keeps_the_share_of_repository_examples_its_model_was_trained_with(tmp_path):
+    """And what the model reads when served (its default repoContextBudget), into the exported fine-tune."""
     import shutil
 
     from server.cli import main
@@ -232,6 +233,7 @@ def test_fine_tuning_keeps_the_share_of_repository_examples_its_model_was_traine
     shutil.copytree(DEFAULT_MODEL_DIR, init)
     cfg = json.loads((init / "config.json").read_text())
     cfg.setdefault("examples", {}).update(repo_p=0.5, repo_budget=200)
+    cfg["serving"] = {"repo_context_budget": 160}
     (init / "config.json").write_text(json.dumps(cfg))
     out = tmp_path / "ft"
     rc = main(["train", "--corpus", str(FIXTURES), "--init", str(init), "--out", str(out), "--steps", "1",
@@ -239,6 +241,10 @@ def test_fine_tuning_keeps_the_share_of_repository_examples_its_model_was_traine
     assert rc == 0
     examples = json.loads((out / "ckpt" / "config.json").read_text())["examples"]
     assert (examples["repo_p"], examples["repo_budget"]) == (0.5, 200)
+    assert main(["train", "--export", str(out), "--to", str(tmp_path / "exported")]) == 0
+    from engine.backend import EmbeddedBackend
+
+    assert EmbeddedBackend(tmp_path / "exported").capabilities.repo_context == 160
     rc = main(["train", "--corpus", str(FIXTURES), "--init", str(init), "--out", str(tmp_path / "ft0"), "--steps", "1",
                "--batch-size", "2", "--repo-context", "0"])
     assert rc == 0 and json.loads((tmp_path / "ft0" / "ckpt" / "config.json").read_text())["examples"]["repo_p"] == 0

@@ -316,7 +316,7 @@ cases[#cases + 1] = { 'toggle_as_you_type', function()
   type_keys('<Esc>', function() return mode() == 'n' end)
   vim.cmd('DiffusionToggle')
   case.notifications = vim.list_slice(notifications, m + 1)
-  local res = type_and_wait_ghost('o# the ', '# the ')
+  local res = type_and_wait_ghost('o# compute the ', '# compute the ') -- below `# the `, `# the ` gets an empty answer
   case.on = res ~= nil
   type_keys('<Esc>', function() return mode() == 'n' end)
 end }

@@ -32,7 +32,9 @@ HERE = Path(__file__).resolve().parent
 # Small canvases: the placeholder model never predicts an end, so every fill runs to maxTokens.
 # every fill shown (minConfidence 0): these cases follow the ghost text of whatever the model writes; the gate that
 # hides unsure fills is tested over the wire (tests/server/test_inline.py)
-SETTINGS = {"maxTokens": 16, "blockSize": 16, "steps": 8, "threads": 1, "minConfidence": 0}
+# repoContextBudget 0: the cases check what the editor does with answers, and with repository context on an answer
+# would depend on the files earlier cases opened (tests/server/test_repo_server.py covers that context)
+SETTINGS = {"maxTokens": 16, "blockSize": 16, "steps": 8, "threads": 1, "minConfidence": 0, "repoContextBudget": 0}
 SERVER = [sys.executable, "-m", "server.cli", "serve"]
 
 
@@ -420,7 +422,7 @@ def test_rewrite_of_a_characterwise_selection_can_be_rejected(report: dict) -> N
     rewrites = [r for r in c["sent"] if r["method"] == "diffusion/rewrite"]
     assert len(rewrites) == 1 and "instruction" not in rewrites[0]["params"], rewrites
     assert c["notifications"] == [{
-        "msg": "diffusion-ls: the diffusion-ls-code-17m-r4 model does not follow instructions; the instruction is "
+        "msg": "diffusion-ls: the diffusion-ls-code-17m-r5 model does not follow instructions; the instruction is "
                "ignored", "level": 3}], c["notifications"]
 
 

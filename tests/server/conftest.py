@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "server.cli", "serve"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 TIMEOUT = 120  # seconds: only a hung server hits it
-SHORT = {"maxTokens": 8, "blockSize": 32, "steps": 16, "threads": 1}  # fast fills
+SHORT = {"maxTokens": 8, "blockSize": 32, "steps": 16, "threads": 1, "repoContextBudget": 0}  # fast fills
 # A rewrite of BIG with these takes ~30 forwards of a 768-slot canvas (the model ends cursor fills in two or three, and
 # a cursor fill that loops is cut): a job that is still denoising when the test acts.
 LONG = {"maxTokens": 1024, "strategy": "confidence", "steps": 1024, "threads": 1}

@@ -24,6 +24,28 @@ def test_the_first_canvas_is_the_backends_unless_set():
     assert s.canvas_start is None and "canvasStart" in problems[0]
 
 
+def test_repository_context_is_what_the_model_was_trained_to_read_unless_set():
+    from dataclasses import replace
+
+    from engine.backend import EmbeddedBackend
+
+    class Model:  # a backend as Settings reads it: its capabilities and positions
+        def __init__(self, repo_context: int, max_context: int = 1536) -> None:
+            self.capabilities = replace(EmbeddedBackend.capabilities, repo_context=repo_context)
+            self.max_context = max_context
+
+    trained, never = Model(256), Model(0)
+    assert Settings().repo_context_budget is None
+    assert (Settings().repo_wanted(trained), Settings().repo_wanted(never), Settings().repo_wanted(None)) == (256, 0, 0)
+    assert Settings(repo_context_budget=0).repo_wanted(trained) == 0  # 0 turns it off for any model
+    assert Settings(repo_context_budget=128).repo_wanted(never) == 128  # set: what the user asked for
+    # cut to the positions left after the file context, a fill and a block
+    assert Settings().repo_budget(trained) == 256
+    assert Settings(context_budget=1200).repo_budget(trained) == 1536 - 1200 - 256 - 32 - 8
+    s, problems = parse_settings({"repoContextBudget": -5})
+    assert s.repo_context_budget is None and "repoContextBudget" in problems[0]
+
+
 def test_the_canvas_delay_is_off_unless_set():
     assert Settings().canvas_delay_ms == 0
     s, problems = parse_settings({"canvasDelayMs": 150})

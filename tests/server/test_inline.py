@@ -180,7 +180,8 @@ async def test_weak_languages_complete_only_when_asked_and_status_says_what_the_
         assert status["languages"] == {"python": "good", "go": "weak", "typescript": "weak"}
         assert status["weakLanguages"] == "explicit"
         assert status["capabilities"] == {"streams": True, "instructions": False, "maskToken": True,
-                                          "nativeInfill": True, "nativeLoop": False, "canvasBetween": False}
+                                          "nativeInfill": True, "nativeLoop": False, "canvasBetween": False,
+                                          "repoContext": 256}  # the shipped model was trained to read 256 tokens
         auto, _ = session.inline(uri, 3, 1, msg_id="weak-auto")
         assert not (await auto).items and session.notes("weak-auto") == []  # nothing denoised while typing
         tsx = session.open("const add = (a: number, b: number) => \n", language="typescriptreact")

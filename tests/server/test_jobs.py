@@ -147,9 +147,10 @@ async def test_a_position_out_of_range_is_a_clear_error_and_the_server_keeps_wor
 async def test_rewrite_returns_an_edit_for_exactly_the_selection(session: Session):
     session.configure(SHORT)
     # an expression the shipped model answers, in both modes, with one the guard lets through (a statement there was
-    # answered with a return, which left the function's own return never run)
-    uri = session.open("def add(a, b):\n    return a + b\n")
-    selection = rng((1, 11), (1, 16))  # "a + b"
+    # answered with a return, which left the function's own return never run; `a + b` regenerated is `a + b` again,
+    # refused as the same text)
+    uri = session.open("def add(a, b):\n    return a+b\n")
+    selection = rng((1, 11), (1, 14))  # "a+b"
     for mode in ("regenerate", "refine"):
         fut, _ = session.request("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": selection,
                                                        "mode": mode}, msg_id=f"rewrite-{mode}")
@@ -157,7 +158,7 @@ async def test_rewrite_returns_an_edit_for_exactly_the_selection(session: Sessio
         edit = result.edit
         assert result.version == 1
         assert (edit.range.start.line, edit.range.start.character) == (1, 11)
-        assert (edit.range.end.line, edit.range.end.character) == (1, 16)
+        assert (edit.range.end.line, edit.range.end.character) == (1, 14)
         check_stream(session.notes(f"rewrite-{mode}"), edit.newText, selection, version=1)
 
     fut, _ = session.request("diffusion/rewrite", {"textDocument": {"uri": uri}, "range": rng((1, 11), (1, 11))},
@@ -249,12 +250,13 @@ async def test_infill_fills_every_placeholder_a_canvas_each(session: Session):
     check_stream(session.notes("multi"), first.newText + between + second.newText, rng((5, 4), (13, 7)), version=1)
     assert all(between in n["text"] for n in session.notes("multi"))  # the text between holes shows as is
 
-    # at the start of `def mul`'s line (after `return a + b` the model writes into add's block, refused: dead code)
+    # on the blank line after sub's stub (at the start of `def mul`'s line the model writes `def add(a, b):` again,
+    # refused: a def with no body)
     fut, _ = session.request("diffusion/infill", {"textDocument": {"uri": uri},
-                                                  "position": {"line": 8, "character": 0}}, msg_id="at-cursor")
+                                                  "position": {"line": 6, "character": 0}}, msg_id="at-cursor")
     (edit,) = (await fut).edits
     assert (edit.range.start.line, edit.range.start.character, edit.range.end.line, edit.range.end.character) == (
-        8, 0, 8, 0)
+        6, 0, 6, 0)
 
 
 async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: Session):

@@ -245,3 +245,24 @@ async def test_indexing_never_blocks_a_completion(repo, workspace):
     assert status["indexedFiles"] < status["totalFiles"] or status["indexing"]  # ... and it still was, afterwards
     done = await indexed(repo)
     assert done["files"] >= BIG_FILES + len(INDEXED)
+
+
+async def test_unset_the_budget_is_what_the_model_was_trained_to_read_and_0_turns_it_off(repo, workspace):
+    """The shipped model was trained with repository context: unset (null, as an editor sends a setting the user never
+    set) the server gives it the budget its config.json names; 0 gives it none."""
+    status = await repo.status()
+    trained = status["capabilities"]["repoContext"]
+    assert trained > 0
+    try:
+        repo.configure({"repoContextBudget": None})
+        assert (await indexed(repo, lambda r: r["budget"] == trained))["budget"] == trained
+        uri = open_file(repo, workspace, "unset.py", MAIN.replace("report", "unset"))
+        _, ctx = await complete(repo, uri, 4, len("    total = area_of_rectangle("), "repo-unset")
+        assert 0 < ctx["tokens"] <= trained
+        repo.configure({"repoContextBudget": 0})
+        assert (await indexed(repo, lambda r: r["budget"] == 0))["budget"] == 0
+        uri = open_file(repo, workspace, "off.py", MAIN.replace("report", "off"))
+        _, ctx = await complete(repo, uri, 4, len("    total = area_of_rectangle("), "repo-off")
+        assert ctx is None or ctx["tokens"] == 0
+    finally:
+        repo.configure({"repoContextBudget": 256})
