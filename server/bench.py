@@ -88,6 +88,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--places", type=int, help="lines typed through the server, each in its own file (default 8; "
                    "--quick: 1)")
     p.add_argument("--no-lsp", action="store_true", help="skip the leg through the language server")
+    p.add_argument("--repo-context", type=int, metavar="TOKENS",
+                   help="the server leg's repoContextBudget (default: the model's; its chunks come from the documents "
+                        "typed in, as no workspace folder is given)")
     p.add_argument("--data", help="evaluation data folder for the quality plot (default: ../shared/data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -694,10 +697,12 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     options["threads"] = torch.get_num_threads()
+    if args.repo_context is not None:
+        options["repoContextBudget"] = args.repo_context
     settings = Settings.model_validate(options)
     result: dict = {"machine": machine(backend), "quick": bool(args.quick), "settings": {
         "context_budget": settings.context_budget, "max_tokens": settings.max_tokens,
-        "sampler": asdict(settings.sampler())}}
+        "repo_context_budget": settings.repo_wanted(backend), "sampler": asdict(settings.sampler())}}
 
     legs = result["leg_seconds"] = {"load": round(time.perf_counter() - t_start, 1)}
     t0 = time.perf_counter()

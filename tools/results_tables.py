@@ -171,6 +171,7 @@ def bench(d: Path) -> str:
          f"{lsp.get('keystrokes', 0) - lsp.get('typed_ahead', 0)})", None),
         ("forwards per keystroke p50 / p95", None if lsp.get("nfe_p50") is None else
          f"{lsp['nfe_p50']}/{lsp['nfe_p95']}", None),
+        ("repoContextBudget (the server leg)", (r.get("settings") or {}).get("repo_context_budget"), None),
     ]
     for size, entry in (k.get("files") or {}).items():
         c = entry.get("cache") or {}

@@ -83,8 +83,9 @@ def test_eval_bad_options_exit_2(capsys):
 @pytest.mark.slow
 def test_bench_quick_json_through_the_server(capsys, tmp_path):
     r = run_json(capsys, ["bench", "--quick", "--json", "--holes", "1", "--keystrokes", "1", "--max-tokens", "4",
-                          "--threads", "1", "--no-progress"])
+                          "--threads", "1", "--no-progress", "--repo-context", "0"])
     assert BENCH_KEYS <= set(r)
+    assert r["settings"]["repo_context_budget"] == 0  # the server leg without repository context, as asked
     assert r["machine"]["cores"] >= 1 and r["machine"]["torch_threads"] == 1 and r["machine"]["device"] == "cpu"
     assert set(r["keystroke"]["files"]) == {"512", "2048", "8192"}
     assert "error" not in r["lsp"], r["lsp"]
