@@ -487,6 +487,7 @@ _WORD = r"(?<![\w$]){}(?![\w$])"
 _BARE = r"(?<![\w$.]){}(?![\w$])"  # a name, not an attribute's (`self.minor` holds no `minor`)
 _BRACKET = re.compile(r"[()\[\]{}]")
 _RETURN = re.compile(r"\breturn\b")
+_VALUELESS = re.compile(r"return(?: (?:None|null|undefined|nil|void 0))?")  # a return text as _return_texts gives it
 _SELF_ATTR = re.compile(r"(?<![\w.])self\.([A-Za-z_]\w*)")
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*")  # an identifier, not an attribute's (`.name`)
 _KEYWORDS = frozenset(keyword.kwlist)  # soft keywords (`_`, `match`, `type`) are names too
@@ -913,7 +914,15 @@ def _dropped_return(old: str, new: str, lang: str | None) -> str | None:
     chained = [r for r in olds if r in ("return this", "return self")]
     if chained and news and chained[0] not in news:
         return f"the answer no longer does `{chained[0]}`, which callers chain on"
+    # a value the code returned, returned no more (a trial's refined `return d` was `return`: get's default lost)
+    valued = [r for r in olds if not _VALUELESS.fullmatch(r)]
+    if valued and _count_valueless(news) > _count_valueless(olds):
+        return f"the answer drops the value of the code's `{_snippet(valued[0], 40)}`: it would return nothing there"
     return None
+
+
+def _count_valueless(returns: list[str]) -> int:
+    return sum(1 for r in returns if _VALUELESS.fullmatch(r))
 
 
 def _return_texts(s: str, lang: str, types: frozenset[str]) -> list[str] | None:

@@ -40,7 +40,7 @@ DF_CUTOFF = 0.02  # query words in more than this share of windows (and 256) are
 PICK_DUP = 0.5  # chosen chunks this similar to a better one are dropped (an open file and its indexed window)
 MIN_SCORE = 0.15  # snippets scoring less share too little with the cursor's lines to be worth their tokens
 SNIPPETS = 6  # candidates returned; the token budget decides how many are used
-MODULE_DEFS = 6  # `module.` before the cursor: this many of that imported file's definitions, in file order
+MODULE_DEFS = 6  # `module.` before the cursor: this many of that imported file's definitions
 MATCHES_PER_IMPORT = 2  # an import whose path ends several workspace paths: the nearest few
 
 
@@ -256,15 +256,17 @@ class Index:
 @dataclass(frozen=True)
 class Terms:
     """What a selection reads of a cursor. Equal terms give an equal selection, so a caller may reuse its last one;
-    none of them changes while the user types a word (its own line's words count only once complete)."""
+    none of them changes while the user types a word (its own line's words count only once complete), but for the
+    member typed after `module.`, which picks among that module's definitions."""
 
     names: tuple[str, ...]  # names used near it, nearest first
     query: tuple[str, ...]  # the identifiers of its lines
     imports: tuple[imp.Import, ...]  # what its file imports
     module: str = ""  # the name right before `.` and the word being typed (`utils.pa`): maybe an imported module
+    member: str = ""  # the word being typed after it (`pa`)
 
 
-_MEMBER_ACCESS = re.compile(r"([A-Za-z_]\w*)\s*(?:\.|::|->)\s*\w*$")
+_MEMBER_ACCESS = re.compile(r"([A-Za-z_]\w*)\s*(?:\.|::|->)\s*(\w*)$")
 
 
 def cursor_terms(text: str, offset: int, lang: str | None) -> Terms:
@@ -272,7 +274,7 @@ def cursor_terms(text: str, offset: int, lang: str | None) -> Terms:
     start = text.rfind("\n", 0, offset) + 1
     m = _MEMBER_ACCESS.search(text, start, offset)
     return Terms(tuple(names_near(text, offset)), tuple(identifiers(query_text(text, offset))),
-                 tuple(imp.parse(text, lang)), m.group(1) if m else "")
+                 tuple(imp.parse(text, lang)), m.group(1) if m else "", m.group(2) if m else "")
 
 
 def hidden(shown: tuple[int, int] | None, line: int, size: int) -> bool:
@@ -311,6 +313,8 @@ def select(index: Index, key: str, terms: Terms, window_text: Callable[[str, int
         fkey = next((k for k, i in imported if i.alias == terms.module), None)
         if fkey is not None:
             top = [d for d in index.file_defs(fkey) if not d.signature[:1].isspace()]
+            # those the typed member begins first (`munch.merge_`: merge_munches, defined last), else file order
+            top.sort(key=lambda d: not (terms.member and d.name.startswith(terms.member)))
             defs += [Chunk(index.rel(fkey), d.signature, "definition", d.line) for d in top[:MODULE_DEFS]]
     for name in terms.names:
         for d in own.get(name, ()):

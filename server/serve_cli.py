@@ -14,6 +14,10 @@ import logging
 import os
 import sys
 
+# oneDNN keeps a compiled primitive, with its scratch memory, per tensor shape (1024 by default): a server meets a new
+# context length on most requests, so that cache only grows. Set before torch loads; a user's own value stands
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")

@@ -270,10 +270,13 @@ class Workspace:
         self._put(("drop", path))
 
     def opened(self, path: Path, text: str) -> None:
-        """A document the editor opened: its top into the ring (imports, first definitions)."""
+        """A document the editor opened: its top into the ring (imports, first definitions), and, for a file the index
+        holds, the editor's text indexed in place of the disk's (a restored editor with unsaved changes)."""
         with self._ring_lock:
             self.ring.add(str(path), self.rel(path), text, 0)
             self.ring_generation += 1
+        if str(path) in self.index.files:
+            self.file_changed(path, text)
 
     def changed(self, path: Path, line: int) -> None:
         """A keystroke: only the line is remembered; its chunk enters the ring when the user leaves the document."""
@@ -359,13 +362,19 @@ class Workspace:
             while self._queue:
                 self._wait_idle()
                 item = self._queue.popleft()
+                held = str(item[1]) in self.index.files
                 if item[0] == "root":
                     self.index_root(item[1])
-                elif item[0] == "file":
+                    continue
+                if item[0] == "file":
                     self._index_file(item[1], item[2])
                 else:
                     self.index.remove(item[1])
                     self._texts.pop(str(item[1]), None)
+                # a file added or deleted since the walk counts in the walk's totals (else "skipped" drifts)
+                change = (str(item[1]) in self.index.files) - held
+                self.indexed_files += change
+                self.total_files += change
 
     def index_root(self, root: Path) -> None:
         """Index every source file under root (called on the indexing thread, or directly by the evaluation)."""

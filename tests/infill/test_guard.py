@@ -672,6 +672,23 @@ def test_a_rewrite_that_drops_the_codes_return_is_refused():
     assert one(src, start, end, "    this._sources[key] = source || null;\n    return this;\n", lang="javascript").ok
 
 
+def test_a_rewrite_that_returns_nothing_where_the_code_returned_a_value_is_refused():
+    """From a trial on munch: `Munch.get`'s `return d` refined to `return` (5 tests failed once accepted), and
+    `return obj` to `return None`; a value for a value passes, as does a bare return the code already had."""
+    src = ("def get(self, k, d=None):\n    if k not in self:\n        return d\n    return self[k]\n")
+    at = src.index("return d")
+    v = one(src, at, at + len("return d"), "return")
+    assert v.reason == "the answer drops the value of the code's `return d`: it would return nothing there"
+    v = one(src, at, at + len("return d"), "return None")
+    assert v.reason == "the answer drops the value of the code's `return d`: it would return nothing there"
+    assert one(src, at, at + len("return d"), "return d or None").ok
+    bare = "def f(x):\n    if x:\n        return\n    return x\n"
+    assert one(bare, bare.index("        return\n"), len(bare), "        return\n    return x + 1\n").ok
+    js = "function f(a) {\n  return a.b;\n}\n"
+    v = one(js, js.index("return a.b;"), js.index("return a.b;") + len("return a.b;"), "return;", lang="javascript")
+    assert v.reason == "the answer drops the value of the code's `return a.b`: it would return nothing there"
+
+
 def test_a_parse_error_reason_quotes_the_line_that_breaks():
     """From a re-check: reasons quoted the answer's first line, `return value.lower()`, which parses on its own."""
     src = "def f(value, lower):\n    pass\n"

@@ -102,6 +102,20 @@ def test_module_access_lists_the_imported_files_definitions():
     assert all(c.path == "lib/colours.py" for c in chunks[:3])
 
 
+def test_the_member_being_typed_picks_the_modules_definitions_it_begins():
+    """From a trial on munch: after `munch.merge_` the context held the module's first definitions in file order, and
+    `merge_munches`, defined last, never reached the model."""
+    lib = "".join(f"def helper_{i}(x):\n    pass\n\n\n" for i in range(8)) + "def merge_munches(a, b):\n    pass\n"
+    index = _index({"lib/munch.py": lib})
+    base = "from lib import munch\n\nresult = munch."
+    defs = [c.text for c in _select(index, "app.py", base) if c.kind == "definition"]
+    assert "def merge_munches(a, b):" not in defs and defs[0] == "def helper_0(x):"  # file order, the first few
+    for typed in ("m", "merge_", "merge_munch"):
+        defs = [c.text for c in _select(index, "app.py", base + typed) if c.kind == "definition"]
+        assert defs[0] == "def merge_munches(a, b):", typed
+    assert cursor_terms(base + "merge_", len(base) + 6, "python").member == "merge_"
+
+
 def test_a_module_imported_by_name_or_twice_gives_its_members_after_its_name():
     index = _index({"pkg/utils.py": "def echo(message):\n    pass\n\n\ndef style(text):\n    pass\n",
                     "pkg/_compat.py": "class _Fixup:\n    def isatty(self):\n        pass\n\n\n"

@@ -33,3 +33,18 @@ def test_a_workspace_cannot_shadow_the_standard_library_or_the_server(tmp_path: 
     shadowed = subprocess.run([python, "-m", "server.cli", "--help"], cwd=tmp_path, capture_output=True,
                               text=True, timeout=120)
     assert "the workspace ran" in shadowed.stdout or shadowed.returncode != 0, "what the fix is for"
+
+
+def test_the_server_bounds_onednns_cache_of_compiled_shapes_before_torch_loads() -> None:
+    """oneDNN compiles and keeps a primitive per tensor shape (1024 by default); a server sees a new context length on
+    most requests, and the cache grew its memory without end in a soak. `serve` bounds it unless the user set it."""
+    root = Path(__file__).resolve().parents[2]
+    probe = ("import os, sys; import server.serve_cli; "
+             "print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    env["PYTHONPATH"] = str(root)
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == ["32", "False"], run.stderr  # set, and torch not loaded yet
+    run = subprocess.run([sys.executable, "-c", probe], env={**env, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "500"},
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == ["500", "False"], run.stderr

@@ -223,14 +223,38 @@ async def test_edits_to_another_file_update_the_index(repo, workspace):
     assert defs and defs[0]["text"] == "def volume_of_box(length_cm, width_cm, depth_cm):"
     # and a file written outside the editor, announced by workspace/didChangeWatchedFiles, is indexed in the background
     (workspace / "lib" / "colour.py").write_text("def mix_colours(first_colour, second_colour):\n    return 0\n")
-    before = (await indexed(repo))["files"]
+    r = await indexed(repo)
+    before, skipped = r["files"], r["totalFiles"] - r["files"]
     repo.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
         [types.FileEvent((workspace / "lib" / "colour.py").as_uri(), types.FileChangeType.Created)]))
-    assert (await indexed(repo, lambda r: r["files"] == before + 1))["files"] == before + 1
+    r = await indexed(repo, lambda r: r["files"] == before + 1)
+    assert r["totalFiles"] - r["files"] == skipped  # the new file counts in the totals: "skipped" stays what it was
     doc2 = "def paint(a, b):\n    return mix_colours("
     uri2 = open_file(repo, workspace, "paint.py", doc2)
     _, ctx2 = await complete(repo, uri2, 1, len("    return mix_colours("), "repo-watched")
     assert any(c["path"] == "lib/colour.py" and c["kind"] == "definition" for c in ctx2["chunks"])
+
+
+async def test_a_document_opened_with_unsaved_changes_is_indexed_from_the_editors_text(repo, workspace):
+    """From a trial: a restored editor opened `munch/__init__.py` with a new, unsaved `merge_munches`; the index kept
+    the disk's text, so a caller importing it got no definition of it."""
+    await indexed(repo)
+    units = (workspace / "lib" / "units.py").read_text() + "\n\ndef yards_to_metres(length_in_yards):\n    return 0\n"
+    open_file(repo, workspace, "lib/units.py", units)
+    doc = "from lib.units import yards_to_metres\n\n\ndef fence(y):\n    return yards_to_metres("
+
+    async def defined() -> list:
+        for i in range(100):  # indexed on the background thread: ask again until it is in
+            uri = open_file(repo, workspace, f"fence_{i}.py", doc)
+            _, ctx = await complete(repo, uri, 4, len("    return yards_to_metres("), f"repo-unsaved-{i}")
+            got = [c for c in ctx["chunks"] if c["text"].startswith("def yards_to_metres(")]
+            if got:
+                return got
+            await asyncio.sleep(0.1)
+        return []
+
+    got = await asyncio.wait_for(defined(), TIMEOUT)
+    assert got and got[0]["path"] == "lib/units.py"
 
 
 async def test_indexing_never_blocks_a_completion(repo, workspace):

@@ -77,7 +77,7 @@ function M.language(s, filetype)
   return text
 end
 
---- The repository context line: what the server's workspace index holds; nil when the context is off (the default).
+--- The repository context line: what the server's workspace index holds; nil when the context is off.
 ---@param r any the `repo` field of diffusion/status
 ---@return string?
 local function repo_line(r)
