@@ -406,6 +406,11 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             longest = max(p.text.splitlines(), key=len).strip()
             what = "a string" if longest[:1] in ("'", '"') else "a comment"
             return Verdict(old, f"the answer is only {what}: `{_snippet(longest)}`")
+        docstring = old.strip()[:1] in ("'", '"') and _only_comments(old, errors.lang)
+        if docstring and not _only_comments(p.text, errors.lang):
+            # a rewrite of mean's docstring was `values = len(values)`: the words gone, the argument overwritten (a
+            # `# TODO` comment is a placeholder whose fill is code; a docstring is not)
+            return Verdict(old, f"the answer turns a docstring into code: `{_snippet(p.text.strip())}`")
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")

@@ -689,6 +689,20 @@ def test_a_rewrite_that_returns_nothing_where_the_code_returned_a_value_is_refus
     assert v.reason == "the answer drops the value of the code's `return a.b`: it would return nothing there"
 
 
+def test_a_rewrite_that_turns_a_docstring_into_code_is_refused():
+    """From the VS Code e2e's probe of r5: regenerating `mean`'s docstring gave `values = len(values)`, which parses,
+    drops the words and overwrites the argument. A docstring for a docstring passes, and a `# TODO` placeholder's fill
+    is code."""
+    src = 'def mean(values):\n    """Add up the values,\n    then divide."""\n    return sum(values) / len(values)\n'
+    start, end = src.index('"""Add'), src.index('divide."""') + len('divide."""')
+    v = one(src, start, end, "values = len(values)")
+    assert v.reason == "the answer turns a docstring into code: `values = len(values)`"
+    assert one(src, start, end, '"""The mean of the values."""').ok
+    todo = "def f(x):\n    # TODO\n    return x\n"
+    at = todo.index("# TODO")
+    assert one(todo, at, at + len("# TODO"), "x = abs(x)").ok
+
+
 def test_a_parse_error_reason_quotes_the_line_that_breaks():
     """From a re-check: reasons quoted the answer's first line, `return value.lower()`, which parses on its own."""
     src = "def f(value, lower):\n    pass\n"
