@@ -156,8 +156,13 @@ class EmbeddedBackend(Seam):
                                  f"{self.model.cfg.vocab_size}: wrong tokenizer.json for {d}")
         self.config = load_config(d)
         self.model_name = self.config.get("name", d.name)
-        serving = self.config.get("serving", {})  # what the model was trained for, written when it was shipped
-        self.capabilities = replace(self.capabilities, repo_context=int(serving.get("repo_context_budget", 0)))
+        serving = self.config.get("serving") or {}  # what the model was trained for, written when it was shipped
+        try:
+            repo_context = max(0, int(serving.get("repo_context_budget", 0)))
+        except (AttributeError, TypeError, ValueError):
+            raise ModelLoadError(f"{d / 'config.json'}: serving.repo_context_budget must be a number of tokens, not "
+                                 f"{serving!r}") from None
+        self.capabilities = replace(self.capabilities, repo_context=repo_context)
         self.device = device
         self.max_sessions = max_sessions
         self._caches: OrderedDict[str, KVCache] = OrderedDict()

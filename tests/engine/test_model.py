@@ -162,3 +162,6 @@ def test_a_model_says_how_much_repository_context_it_was_trained_to_read(tiny_mo
     b = EmbeddedBackend(tmp_path / "m")
     assert b.capabilities.repo_context == 192 and b.capabilities.as_json()["repoContext"] == 192
     assert EmbeddedBackend.capabilities.repo_context == 0  # the class's own capabilities are untouched
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "serving": {"repo_context_budget": "lots"}}))
+    with pytest.raises(ModelLoadError, match="repo_context_budget must be a number"):
+        EmbeddedBackend(tmp_path / "m")
