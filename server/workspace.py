@@ -362,10 +362,10 @@ class Workspace:
             while self._queue:
                 self._wait_idle()
                 item = self._queue.popleft()
-                held = str(item[1]) in self.index.files
                 if item[0] == "root":
                     self.index_root(item[1])
                     continue
+                held = str(item[1]) in self.index.files
                 if item[0] == "file":
                     self._index_file(item[1], item[2])
                 else:

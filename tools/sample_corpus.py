@@ -16,26 +16,27 @@ import json
 import random
 
 
-def sample(lines: list[str], cap: int, seed: int) -> list[str]:
+def sample(lines: list[str], cap: int, seed: int) -> tuple[list[str], int]:
     """Per package (sorted), files in a seeded order while their text stays under `cap` characters (a package's
-    first file always); then all of them shuffled."""
-    by_package: dict[str, list[str]] = collections.defaultdict(list)
+    first file always); then all of them shuffled. Also the characters of text kept."""
+    by_package: dict[str, list[tuple[str, int]]] = collections.defaultdict(list)
     for line in lines:
-        by_package[json.loads(line).get("package", "")].append(line)
+        rec = json.loads(line)
+        by_package[rec.get("package", "")].append((line, len(rec["text"])))
     rng = random.Random(seed)
-    out = []
+    out, chars = [], 0
     for package in sorted(by_package):
         members = by_package[package][:]
         rng.shuffle(members)
         total = 0
-        for line in members:
-            size = len(json.loads(line)["text"])
+        for line, size in members:
             if total + size > cap and total > 0:
                 continue
             out.append(line)
             total += size
+        chars += total
     rng.shuffle(out)
-    return out
+    return out, chars
 
 
 def main() -> None:
@@ -46,10 +47,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
     with open(args.corpus, encoding="utf-8") as fh:
-        picked = sample(fh.readlines(), args.cap, args.seed)
+        picked, chars = sample(fh.readlines(), args.cap, args.seed)
     with gzip.open(args.out, "wt", encoding="utf-8", compresslevel=9) as fh:
         fh.writelines(picked)
-    chars = sum(len(json.loads(line)["text"]) for line in picked)
     print(f"{len(picked)} files, {chars / 1e6:.1f} MB of text -> {args.out}")
 
 
