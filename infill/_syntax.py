@@ -11,7 +11,9 @@ import bisect
 import builtins
 import re
 import symtable
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -63,12 +65,32 @@ class OffsetMap:
         return max(0, min(byte_offset - self.extra[k], self.n_chars))
 
 
+PARSE_CACHE_CHARS = 1_000_000  # texts whose trees are kept for the next parse of the same text, per thread
+_parsed = threading.local()
+
+
 def parse(text: str, lang: str | None, old: tree_sitter.Tree | None = None) -> tree_sitter.Tree | None:
-    """Tree of text in lang, or None for an unknown language."""
+    """Tree of text in lang, or None for an unknown language.
+
+    One request parses the same window several times (sizing, post-processing, the guard: 8 parses of 4 texts for a
+    cursor fill), so a thread's last parses are kept, by text; a caller gets its own copy, free to `edit` it."""
     parser = parser_for(lang)
     if parser is None:
         return None
-    return parser.parse(encode(text), old) if old is not None else parser.parse(encode(text))
+    if old is not None:
+        return parser.parse(encode(text), old)
+    cache: OrderedDict[tuple[str, str], tree_sitter.Tree] = _parsed.__dict__.setdefault("trees", OrderedDict())
+    key = (lang or "", text)
+    tree = cache.get(key)
+    if tree is None:
+        tree = cache[key] = parser.parse(encode(text))
+        size = _parsed.__dict__.get("chars", 0) + len(text)
+        while size > PARSE_CACHE_CHARS and len(cache) > 1:
+            size -= len(cache.popitem(last=False)[0][1])
+        _parsed.chars = size
+    else:
+        cache.move_to_end(key)
+    return tree.copy()
 
 
 _LEXICAL = ("javascript", "typescript", "tsx")

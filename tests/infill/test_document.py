@@ -161,3 +161,40 @@ def test_the_line_index_after_edits_is_the_one_a_fresh_document_builds(source, e
         lines = [fresh.line_text(i) for i in range(fresh.line_count)]
         assert [doc.line_text(i) for i in range(doc.line_count)] == lines
         assert all(doc.position_at(o) == fresh.position_at(o) for o in range(len(doc.text) + 1))
+
+
+def test_parse_reuses_a_text_s_tree_and_each_caller_owns_its_copy(monkeypatch):
+    """A request parses one window several times: the tree is kept by text, and a caller that edits its tree (as
+    Document does, to reparse incrementally) does not change what the next caller of the same text gets."""
+    from infill import _syntax
+
+    text = "def f(x):\n    return x + 1\n"
+    first = _syntax.parse(text, "python")
+    assert first is not None
+    sexp = str(first.root_node)
+    first.edit(start_byte=0, old_end_byte=3, new_end_byte=0, start_point=(0, 0), old_end_point=(0, 3),
+               new_end_point=(0, 0))
+    again = _syntax.parse(text, "python")
+    assert again is not None and again is not first and str(again.root_node) == sexp
+    assert not again.root_node.has_changes
+    # bounded by the text it holds: past the bound the oldest text is parsed afresh
+    monkeypatch.setattr(_syntax, "PARSE_CACHE_CHARS", 3 * len(text))
+    calls = []
+    parser = _syntax.parser_for("python")
+    monkeypatch.setattr(_syntax, "parser_for", lambda lang: _Counting(parser, calls))
+    others = [text + f"y{i} = {i}\n" for i in range(4)]
+    for other in others:
+        _syntax.parse(other, "python")
+    _syntax.parse(others[-1], "python")
+    assert len(calls) == 4  # the newest is kept
+    _syntax.parse(others[0], "python")
+    assert len(calls) == 5  # the oldest was dropped
+
+
+class _Counting:
+    def __init__(self, parser, calls: list) -> None:
+        self.parser, self.calls = parser, calls
+
+    def parse(self, data: bytes, *old):
+        self.calls.append(data)
+        return self.parser.parse(data, *old)
