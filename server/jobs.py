@@ -12,12 +12,14 @@ stops within one forward. Why a job stopped decides the error its request gets:
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import itertools
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -75,6 +77,22 @@ class Job:
                                 code=types.LSPErrorCodes.ContentModified)
 
 
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), or None where the C library has none (macOS, musl, Windows)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
+
+
+# every this many jobs the engine thread hands the C heap's free pages back to the system: each request's tensors have
+# new shapes, and glibc keeps the freed memory between them (0: never)
+TRIM_EVERY = 32
+
+
 class Worker:
     """A single engine thread: jobs queue and run one at a time, off the event loop. `hold`: a context manager each
     job runs inside (the workspace index waits while one runs: it would slow a completion several-fold)."""
@@ -82,10 +100,18 @@ class Worker:
     def __init__(self, hold: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusion-engine")
         self._hold = hold
+        self._ran = 0
+        self._trim = _malloc_trim() if TRIM_EVERY > 0 else None
 
     def _held(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._hold():
-            return fn(*args)
+        try:
+            with self._hold():
+                return fn(*args)
+        finally:
+            self._ran += 1
+            if self._trim is not None and self._ran % TRIM_EVERY == 0:
+                with suppress(RuntimeError):  # a pool shut down takes no more work
+                    self._pool.submit(self._trim)  # after this job's answer, not before it (a trim takes 3-4 ms)
 
     async def run(self, job: Job | None, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) on the engine thread; if the awaiting task is cancelled, stop the job too."""
