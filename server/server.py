@@ -38,6 +38,7 @@ process), vllm-remote (serverUrl; the API key from the DIFFUSION_LS_API_KEY envi
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -569,7 +570,10 @@ def _open_backend(settings: Settings) -> Any:
     """The backend the settings name, through engine.backends.load_backend (on the engine thread)."""
     from engine.backends import load_backend
 
-    return load_backend(settings.backend, **settings.backend_options())
+    backend = load_backend(settings.backend, **settings.backend_options())
+    gc.collect()  # what loading left, once; then the model's objects stay out of every later collection (a pause in
+    gc.freeze()  # a keystroke's fill each time the collector's full pass runs)
+    return backend
 
 
 # -- handlers ----------------------------------------------------------------------------------------------------------

@@ -131,3 +131,18 @@ def test_indexing_waits_while_an_engine_job_runs(tmp_path: Path):
         time.sleep(0.02)
     assert [d.name for _, d in ws.index.lookup("compute_total", None)] == ["compute_total"]
     worker.shutdown()
+
+
+def test_the_index_is_kept_out_of_the_cyclic_collector(tmp_path: Path):
+    """A full collection walks every tracked object: over a big repository's index it stopped every thread for
+    half a second, so the walk freezes what it built (gc.freeze) and later collections skip it."""
+    import gc
+
+    write(tmp_path, {f"m{i}.py": f"def f{i}(x):\n    return [x, {i}]\n" for i in range(450)})
+    gc.unfreeze()
+    ws = Workspace(roots=[tmp_path])
+    ws.index_root(tmp_path)
+    assert gc.get_freeze_count() > 0
+    assert gc.is_tracked(ws.index.files)
+    assert id(ws.index.files) not in {id(o) for o in gc.get_objects()}  # not in any generation a collection walks
+    gc.unfreeze()
