@@ -2,9 +2,14 @@
 
     diffusion-ls complete src/app.py:12:9
     diffusion-ls complete src/app.py:12:9 --stream --steps 8 --strategy confidence
+    diffusion-ls complete src/app.py:12:9 --root . --repo-context 256
 
 --stream redraws the canvas after every forward (masked slots as a dimmed `·` on a terminal, one plain line per
 forward otherwise), then prints the fill and `nfe` / tokens per forward. Without it only the fill is printed.
+
+Repository context is the server's: the files under --root (default: the file's own folder) are indexed first, and
+the definitions and similar lines the workspace index selects for the cursor go before the file's own context, within
+--repo-context tokens (default: the model's, as the server's repoContextBudget; 0: off).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--lang", help="language (default: from the file extension)")
+    parser.add_argument("--root", metavar="DIR", help="the repository to index for context (default: the file's "
+                                                      "folder; a big tree takes a while: about 5 ms a file)")
+    parser.add_argument("--repo-context", type=int, metavar="TOKENS",
+                        help="repository context tokens (default: the model's; 0: none)")
 
 
 def parse_location(value: str) -> tuple[Path, int, int]:
@@ -86,6 +95,21 @@ class Canvas:
             self.lines = 0
 
 
+def _repo_context(root: Path, path: Path, text: str, offset: int, target, budget: int, repo_budget: int):
+    """The server's repository context for a cursor (server.workspace): root indexed (the file itself as `text`), the
+    selection laid out within repo_budget tokens: (ids, chunks used), ([], []) when it is off."""
+    from server import fill
+    from server.workspace import Workspace
+
+    if repo_budget <= 0:
+        return [], []
+    ws = Workspace(roots=[root])
+    ws.index_root(root)
+    ws.reindex(path, text)
+    sel = ws.select(path, text, offset, {}, shown=fill.shown_lines(target, text, offset, budget))
+    return ws.layout(sel.chunks, target.tok, repo_budget)
+
+
 def main(args: argparse.Namespace) -> int:
     from engine.model import ModelLoadError
     from infill.languages import language_for
@@ -96,12 +120,15 @@ def main(args: argparse.Namespace) -> int:
         path, line, col = parse_location(args.location)
         text = path.read_text(encoding="utf-8")
         offset = offset_of(text, line, col)
+        if args.root and not Path(args.root).is_dir():
+            raise ValueError(f"--root {args.root}: not a folder")
     except (ValueError, OSError) as exc:
         print(f"diffusion-ls complete: {exc}", file=sys.stderr)
         return 2
     overrides = {k: v for k, v in (("steps", args.steps), ("strategy", args.strategy), ("threshold", args.threshold),
                                    ("max_tokens", args.max_tokens), ("block_size", args.block_size),
-                                   ("canvas_start", args.canvas_start)) if v is not None}
+                                   ("canvas_start", args.canvas_start),
+                                   ("repo_context_budget", args.repo_context)) if v is not None}
     try:
         settings = Settings(**overrides)
     except ValueError as exc:
@@ -123,8 +150,11 @@ def main(args: argparse.Namespace) -> int:
             print(f"diffusion-ls complete: {exc}", file=sys.stderr)
             return 2
     lang = language_for(args.lang) if args.lang else language_for(str(path))
-    tok = backend.tokenizer
-    plan = fill.plan_cursor(text, offset, lang, tok, settings.context_budget, settings.max_tokens)
+    target = fill.target(backend)
+    budget, max_tokens, room = settings.limits(backend)
+    repo, used = _repo_context(Path(args.root) if args.root else path.parent, path, text, offset, target, budget,
+                               settings.repo_budget(backend))
+    plan = fill.fit(fill.plan_cursor(text, offset, lang, target, budget, max_tokens, repo=repo), target, room)
     canvas = Canvas(sys.stdout, sys.stdout.isatty())
     on_partial = (lambda p: canvas.draw(p.text, p.masks, p.nfe)) if args.stream else None
     out = fill.run(backend, plan, settings.sampler(), session=str(path), on_partial=on_partial)
@@ -133,6 +163,12 @@ def main(args: argparse.Namespace) -> int:
     if out.refused(0) is not None:  # the edit guard's reason (infill.guard), as an editor would show it
         print(f"diffusion-ls complete: no completion: {out.refused(0)}", file=sys.stderr)
     if args.stream:
+        if repo:
+            files = sorted({c.path for c in used})
+            plural = {n: "" if n == 1 else "s" for n in (len(used), len(files))}
+            print(f"repository context: {len(repo)} tokens, {len(used)} chunk{plural[len(used)]} from {len(files)} "
+                  f"file{plural[len(files)]} ({', '.join(Path(f).name for f in files[:4])}"
+                  f"{', ...' if len(files) > 4 else ''})")
         s = out.stats
         print(f"nfe {s.nfe}, {s.tokens} tokens, {s.tokens_per_forward:.2f} tokens/forward, "
               f"{s.prefill_ms:.0f} ms prefill, {s.elapsed_ms:.0f} ms denoising")

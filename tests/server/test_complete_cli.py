@@ -64,3 +64,18 @@ def test_bad_locations_and_settings_are_refused_with_a_message(capsys):
     assert "canvas_start" in capsys.readouterr().err
     assert cli.main(["complete", DEMO, "--threshold", "1.5"]) == 2  # reaches Settings, which bounds it to (0, 1]
     assert "threshold" in capsys.readouterr().err
+    assert cli.main(["complete", DEMO, "--root", str(Path(DEMO.split(":")[0]) / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_repository_context_comes_from_the_files_beside_it_as_in_the_server(tmp_path: Path, capsys):
+    (tmp_path / "geometry.py").write_text('def area_of_rectangle(width, height):\n    """The area."""\n'
+                                          "    return width * height\n")
+    app = tmp_path / "app.py"
+    app.write_text("import geometry\n\n\ndef describe(w, h):\n    area = geometry.\n    return area\n")
+    assert cli.main(["complete", f"{app}:5:21", "--stream"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("repository context:"))
+    assert re.fullmatch(r"repository context: \d+ tokens, \d+ chunks? from 1 file \(geometry\.py\)", line), line
+    assert cli.main(["complete", f"{app}:5:21", "--stream", "--repo-context", "0"]) == 0
+    assert "repository context" not in capsys.readouterr().out
