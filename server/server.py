@@ -354,6 +354,16 @@ class DiffusionLanguageServer(LanguageServer):
                                      for c in used]}
         return ids
 
+    def repo_off(self, backend: Any) -> str | None:
+        """Why no repository context is given (a client shows it), or None when it is."""
+        if self.settings.repo_wanted(backend) > 0:
+            return None
+        if self.settings.repo_context_budget == 0:
+            return "repoContextBudget is 0"
+        if backend is None:
+            return "the model is not loaded yet"
+        return f"{backend.model_name} was not trained to read it (set repoContextBudget to try it anyway)"
+
     def start_indexing(self) -> None:
         """Index the workspace roots in the background (when repository context is on)."""
         if self.settings.repo_wanted(self.backend) > 0:
@@ -858,7 +868,7 @@ def create_server() -> DiffusionLanguageServer:
             "loaded": b is not None,
             "loading": ls._load is not None and not ls._load.done(),
             "serverVersion": __version__,
-            "repo": {**ls.repo.status(), "budget": ls.settings.repo_wanted(b)},
+            "repo": {**ls.repo.status(), "budget": ls.settings.repo_wanted(b), "off": ls.repo_off(b)},
             **ls.last,
         }
         if hasattr(b, "cache_stats"):  # the per-document context caches (an LRU)

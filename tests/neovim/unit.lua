@@ -587,7 +587,7 @@ eq({ weak('explicit'), weak('off'), weak('automatic') }, {
   'this buffer   go: weak',
 }, 'weak language lines')
 eq(st.lines({ backend = 'embedded', loaded = true }, 'python')[6], 'capabilities  not reported by the server', 'old server')
--- repository context on (repoContextBudget > 0): a line says what the index holds; off (0, the default): no line
+-- repository context on: a line says what the index holds; off: a line says so, and why when the server says
 local function repo_line(repo)
   local lines = st.lines({ backend = 'embedded', loaded = true, repo = repo }, 'python')
   return #lines == 8 and lines[8] or nil
@@ -598,7 +598,10 @@ eq(repo_line({ budget = 256, roots = { '/src/h11' }, indexing = true, indexedFil
   'repo context  256 tokens, indexing: 3 of 11 files', 'repo index in progress')
 eq(repo_line({ budget = 256, roots = {}, indexing = false, indexedFiles = 0, totalFiles = 0 }),
   'repo context  256 tokens, no workspace folder to index', 'repo context without a root')
-eq(repo_line({ budget = 0, roots = { '/src/h11' }, indexing = false, indexedFiles = 0 }), nil, 'repo context off')
+eq(repo_line({ budget = 0, roots = { '/src/h11' }, indexing = false, indexedFiles = 0, off = 'repoContextBudget is 0' }),
+  'repo context  off: repoContextBudget is 0', 'repo context off, and why')
+eq(repo_line({ budget = 0, roots = { '/src/h11' }, indexing = false, indexedFiles = 0 }), 'repo context  off',
+  'repo context off, a server that does not say why')
 eq(repo_line(nil), nil, 'older server')
 eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 24, totalFiles = 24,
   files = 22 }), 'repo context  256 tokens, 22 files indexed, 2 skipped', 'skipped files (binary, too large)')

@@ -23,6 +23,7 @@ export interface ServerStatus {
 /** The workspace index (`repo` of `diffusion/status`). */
 export interface RepoStatus {
   budget?: number; // repoContextBudget: 0 is off
+  off?: string | null; // why it is off (null: on)
   indexing?: boolean;
   indexedFiles?: number; // files walked, skipped ones included
   totalFiles?: number;
@@ -140,10 +141,11 @@ function weakNote(rating: LanguageRating, weakLanguages: string | undefined): st
   return ' (completes only when asked: Trigger Inline Suggestion; diffusionLs.weakLanguages)';
 }
 
-/** The repository context: what the index holds, and what the last fill got from it; nothing when it is off. */
+/** The repository context: what the index holds and what the last fill got from it, or why it is off. */
 export function repoLines(status: ServerStatus): string[] {
   const r = status.repo;
-  if (!r || !isNumber(r.budget) || r.budget <= 0) return [];
+  if (!r || !isNumber(r.budget)) return [];
+  if (r.budget <= 0) return [`Repository context: off${typeof r.off === 'string' ? ` (${r.off})` : ''}`];
   let what: string;
   if (r.indexing) what = `indexing, ${r.indexedFiles ?? '?'} of ${r.totalFiles ?? '?'} files`;
   else {

@@ -72,9 +72,13 @@ describe('statusTooltip, capabilities and languages', () => {
 describe('statusTooltip, repository context', () => {
   const repo = { budget: 256, indexing: false, indexedFiles: 24, totalFiles: 24, files: 22 };
 
-  it('says nothing of it while it is off', () => {
-    const tooltip = statusTooltip({ ...status, repo: { ...repo, budget: 0 } }, undefined);
-    assert.ok(!tooltip.includes('Repository'), tooltip);
+  it('says it is off, and why when the server says', () => {
+    const off = statusTooltip({ ...status, repo: { ...repo, budget: 0, off: 'repoContextBudget is 0' } }, undefined);
+    assert.ok(off.includes('Repository context: off (repoContextBudget is 0)'), off);
+    assert.ok(!off.includes('files indexed'), off);
+    const older = statusTooltip({ ...status, repo: { ...repo, budget: 0 } }, undefined);
+    assert.ok(older.includes('Repository context: off'), older);
+    assert.ok(!statusTooltip(status, undefined).includes('Repository'));
   });
 
   it('shows what the index holds and what the last fill got, files best first', () => {

@@ -77,12 +77,16 @@ function M.language(s, filetype)
   return text
 end
 
---- The repository context line: what the server's workspace index holds; nil when the context is off.
+--- The repository context line: what the server's workspace index holds, or why the context is off; nil for a
+--- server that does not say.
 ---@param r any the `repo` field of diffusion/status
 ---@return string?
 local function repo_line(r)
-  if type(r) ~= 'table' or type(r.budget) ~= 'number' or r.budget <= 0 then
+  if type(r) ~= 'table' or type(r.budget) ~= 'number' then
     return nil
+  end
+  if r.budget <= 0 then
+    return 'repo context  off' .. (type(r.off) == 'string' and (': ' .. r.off) or '')
   end
   local what
   if r.indexing == true then
