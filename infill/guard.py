@@ -340,11 +340,16 @@ class _Errors:
         if not lost:
             return None
         module, shift = _syntax.python_module(edited), new.count("\n") - self.text.count("\n", start, end)
-        first = self.line(start) - 1  # where the edit's lines are, 0-based
-        uses = sorted(n.lineno - 1 for n in ast.walk(module) if isinstance(n, ast.Name) and n.id == lost[0]) \
-            if module is not None else []
-        line = next((u - shift if u > first + new.count("\n") else u for u in uses), first)
-        return lost[0], line
+        first = self.line(start) - 1  # the edit's first line, 0-based; its new text ends on line `last`
+        last = first + new.count("\n")
+        # the use to name is in the scope the edit is in (another function's own `table` is not the one that lost its
+        # binding), the first after the edit, else the last before it; in the lines of the file as it is now
+        scope = _innermost_scope(module, first + 1) if module is not None else None
+        uses = sorted(n.lineno - 1 for n in ast.walk(scope) if isinstance(n, ast.Name) and n.id == lost[0]) \
+            if scope is not None else []
+        after = [u - shift for u in uses if u >= last and u > first]
+        before = [u for u in uses if u < first]
+        return lost[0], after[0] if after else before[-1] if before else first
 
     def line(self, offset: int) -> int:
         """The 1-based line of a char offset of the text."""
@@ -359,6 +364,29 @@ class _Errors:
             filled = _syntax.fill_empty_blocks(_as_module(self.text[win[0] : win[1]]))
             self._compiles[win] = filled is not None and _compiles(filled)
         return self._compiles[win]
+
+
+def _innermost_scope(module: ast.Module, lineno: int) -> ast.AST:
+    """The innermost function or class whose lines hold 1-based `lineno`, or the module."""
+    scope: ast.AST = module
+    while True:
+        inner = _scope_holding(scope, lineno)
+        if inner is None:
+            return scope
+        scope = inner
+
+
+def _scope_holding(node: ast.AST, lineno: int) -> ast.AST | None:
+    """The first function or class under node (not below another one) whose lines hold lineno."""
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if n.lineno <= lineno <= (n.end_lineno or n.lineno):
+                return n
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+    return None
 
 
 def check(text: str, lang: str | None, proposals: Sequence[Proposal]) -> list[Verdict]:

@@ -304,6 +304,13 @@ def test_a_rewrite_that_removes_a_definition_still_used_is_refused_with_the_line
     start, end = js.index("  const"), js.index("  return")
     v = one(js, start, end, "  let offset = 1;\n", lang="javascript")
     assert not v.ok and v.reason == "the answer removes a definition the code still uses: `target` (line 4)"
+    # the line named is the use in the edit's own function, not the first of another function's own `table`
+    two = ("def first(db):\n    table = db.open()\n    return table\n\n\n"
+           "class Store:\n    def get(self):\n        table = self._read()\n        x = 1\n\n        if not table:\n"
+           "            return x\n        return table[0]\n")
+    start, end = two.index("        table = self"), two.index("        x = 1")
+    v = one(two, start, end, "        y = self._read()\n")
+    assert not v.ok and v.reason == "the answer removes a definition the code still uses: `table` (line 11)"
     # a comment defines nothing, whatever words it has
     words = "def f(check):\n    # TODO: type check, then the function check\n    return check\n"
     start = words.index("    #")
