@@ -58,7 +58,7 @@ from server import fill, logs
 from server.config import NATIVE, SECTION, Settings, parse_settings
 from server.jobs import Job, Jobs, Worker
 from server.protocol import DiffusionProtocol
-from server.workspace import Workspace
+from server.workspace import RESCAN_S, Workspace
 
 __version__ = "0.1.0"
 log = logs.log
@@ -376,8 +376,9 @@ class DiffusionLanguageServer(LanguageServer):
         try:
             await self.client_register_capability_async(params)
         except Exception as exc:
-            log.info("the client refused to watch files for the index (%s): files changed outside the editor are "
-                     "indexed again when saved or reopened", exc)
+            log.info("the client refused to watch files for the index (%s): the workspace is walked again every "
+                     "%.0f s for files changed outside the editor", exc, RESCAN_S)
+            self.repo.rescan_every(RESCAN_S)
 
     def on_index_progress(self, phase: str, done: int, total: int) -> None:
         """From the indexing thread: $/progress on the event loop (where the client accepts server-made progress)."""
@@ -606,13 +607,15 @@ def create_server() -> DiffusionLanguageServer:
     def initialized(ls: DiffusionLanguageServer, params: types.InitializedParams) -> None:
         """Start loading the model and indexing the workspace in the background; requests wait for the model only."""
         ls.start_loading()
-        ls.start_indexing()
         caps = ls.client_capabilities.workspace
         watched = caps.did_change_watched_files if caps is not None else None
         if watched is not None and watched.dynamic_registration:  # files changed outside the editor update the index
             opts = types.DidChangeWatchedFilesRegistrationOptions([types.FileSystemWatcher("**/*")])
             reg = types.Registration("diffusion-ls-watch", types.WORKSPACE_DID_CHANGE_WATCHED_FILES, opts)
             asyncio.ensure_future(ls.register_quietly(types.RegistrationParams([reg])))
+        else:  # Neovim on Linux watches no files by default: the index walks the roots again now and then
+            ls.repo.rescan_every(RESCAN_S)
+        ls.start_indexing()
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: DiffusionLanguageServer, params: None) -> None:

@@ -524,10 +524,11 @@ def status_lines(s: dict, filetype: str) -> list[str]:
              ("nativeInfill", "native infill")]
     cap = ", ".join(f"{label} {'yes' if caps.get(k) else 'no'}" for k, label in names)
     rating = (s.get("languages") or {}).get(filetype, "not rated by this model")
+    assert s["repo"]["budget"] == 0, "the tests' settings: repository context off (its lines: unit.lua)"
     return [f"backend       {s['backend']}", f"model         {s['model']}",
             f"device        {s['device']} ({s['memoryFormat']})",
             f"loaded        {loaded}", f"last fill     {last}", f"capabilities  {cap}",
-            f"this buffer   {filetype}: {rating}"]
+            f"this buffer   {filetype}: {rating}", f"repo context  off: {s['repo']['off']}"]
 
 
 def test_status_report_is_a_short_floating_window(report: dict) -> None:
@@ -586,6 +587,8 @@ def test_checkhealth_reports_ok(report: dict) -> None:
     assert "ERROR" not in text, text
     for ok in ("OK setup() called", "OK server executable", "OK server answers diffusion/status", "OK model loaded"):
         assert any(ok in ln for ln in lines), f"{ok!r} not in:\n{text}"
+    assert any("repo context: off: repoContextBudget is 0" in ln for ln in lines), text  # the tests' settings
+    assert not any("walk of the workspace" in ln for ln in lines), text  # nothing is indexed, nor walked
 
 
 # -- pure parts and multi-line accepts (no server) ---------------------------------------------------------------------

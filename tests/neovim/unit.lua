@@ -607,6 +607,20 @@ eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexed
   files = 22 }), 'repo context  256 tokens, 22 files indexed, 2 skipped', 'skipped files (binary, too large)')
 eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 24, totalFiles = 24,
   files = 25 }), 'repo context  256 tokens, 25 files indexed', 'files added since the walk')
+-- the files the index left out, named with why (the first three)
+local function skipped_line(repo)
+  local lines = st.lines({ backend = 'embedded', loaded = true, repo = repo }, 'python')
+  return lines[#lines]
+end
+eq(skipped_line({ budget = 256, indexing = false, indexedFiles = 24, totalFiles = 24, files = 22,
+  skipped = { { path = 'data/blob.py', why = 'binary' }, { path = 'big.py', why = 'larger than 256 KB' } } }),
+  'skipped       data/blob.py (binary), big.py (larger than 256 KB)', 'skipped files named')
+eq(skipped_line({ budget = 256, indexing = false, indexedFiles = 30, totalFiles = 30, files = 24,
+  skipped = { { path = 'a.py', why = 'binary' }, { path = 'b.py', why = 'binary' }, { path = 'c.py', why = 'binary' },
+    { path = 'd.py', why = 'binary' } } }),
+  'skipped       a.py (binary), b.py (binary), c.py (binary), +3 more', 'more skipped than shown')
+eq(skipped_line({ budget = 256, indexing = false, indexedFiles = 3, totalFiles = 3, files = 3, skipped = {} }),
+  'repo context  256 tokens, 3 files indexed', 'nothing skipped: no line')
 -- what the last fill was given of the repository
 local repo_on = { budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 3, totalFiles = 3, files = 3 }
 local function context(s)

@@ -151,6 +151,8 @@ async def test_the_workspace_is_indexed_with_progress_and_skips_ignored_binary_v
                                      None))
     assert kinds[0] == "begin" and kinds[-1] == "end"
     assert types.WORKSPACE_DID_CHANGE_WATCHED_FILES in repo.client.registrations  # files changed outside the editor
+    assert r["rescanS"] is None  # ... so the server walks nothing again on its own
+    assert {"path": "lib/blob.py", "why": "binary"} in r["skipped"]  # what the clients name as skipped
 
 
 async def test_a_definition_from_another_file_reaches_the_context(repo, workspace):

@@ -146,3 +146,42 @@ def test_the_index_is_kept_out_of_the_cyclic_collector(tmp_path: Path):
     assert gc.is_tracked(ws.index.files)
     assert id(ws.index.files) not in {id(o) for o in gc.get_objects()}  # not in any generation a collection walks
     gc.unfreeze()
+
+
+def test_a_client_that_watches_no_files_gets_its_changes_from_a_walk_now_and_then(tmp_path: Path):
+    """Neovim on Linux watches no files: the roots are walked again (Workspace.rescan_every) for files added, changed
+    and deleted outside the editor; a file left out is listed with why, and forgotten once deleted."""
+    import os
+    import time
+
+    def eventually(get, want):
+        deadline = time.monotonic() + 10
+        while (got := get()) != want and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return got
+
+    def names(name: str) -> list[str]:
+        return [d.name for _, d in ws.index.lookup(name, None)]
+
+    def skipped() -> list[dict]:
+        return ws.status()["skipped"]
+
+    write(tmp_path, {"lib.py": "def compute_total(prices):\n    return sum(prices)\n",
+                     "gone.py": "def old_one():\n    pass\n"})
+    ws = Workspace()
+    ws.start()
+    ws.rescan_every(0.1)
+    ws.add_root(tmp_path)
+    assert eventually(lambda: names("old_one"), ["old_one"]) == ["old_one"]
+    write(tmp_path, {"new_mod.py": "def fresh_helper(x):\n    return x\n", "blob.py": b"def f():\n\x00\x01"})
+    (tmp_path / "gone.py").unlink()
+    lib = tmp_path / "lib.py"
+    lib.write_text("def compute_grand_total(prices):\n    return sum(prices)\n")
+    os.utime(lib, (lib.stat().st_atime, lib.stat().st_mtime + 5))  # a new mtime, whatever the file system's grain
+    assert eventually(lambda: names("fresh_helper"), ["fresh_helper"]) == ["fresh_helper"]
+    assert eventually(lambda: names("compute_grand_total"), ["compute_grand_total"]) == ["compute_grand_total"]
+    assert eventually(lambda: names("old_one"), []) == []
+    assert eventually(skipped, [{"path": "blob.py", "why": "binary"}]) == [{"path": "blob.py", "why": "binary"}]
+    (tmp_path / "blob.py").unlink()
+    assert eventually(skipped, []) == []
+    assert ws.status()["rescanS"] == 0.1

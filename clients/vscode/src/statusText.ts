@@ -28,6 +28,7 @@ export interface RepoStatus {
   indexedFiles?: number; // files walked, skipped ones included
   totalFiles?: number;
   files?: number; // files the index holds
+  skipped?: { path?: string; why?: string }[]; // the first files it left out (binary, too large, generated), with why
 }
 
 /** The repository context of the last fill. */
@@ -154,6 +155,12 @@ export function repoLines(status: ServerStatus): string[] {
     if (isNumber(r.files) && isNumber(r.totalFiles) && r.totalFiles > r.files) what += `, ${r.totalFiles - r.files} skipped`;
   }
   const lines = [`Repository context: ${r.budget} tokens, ${what}`];
+  const skipped = (r.skipped ?? []).filter((f) => typeof f?.path === 'string');
+  if (skipped.length > 0) {
+    const more = Math.max(skipped.length, isNumber(r.files) && isNumber(r.totalFiles) ? r.totalFiles - r.files : 0) - 3;
+    const named = skipped.slice(0, 3).map((f) => (typeof f.why === 'string' ? `${f.path} (${f.why})` : f.path));
+    lines.push(`Skipped: ${named.join(', ')}${more > 0 ? `, +${more} more` : ''}`);
+  }
   const c = status.repoContext;
   if (isNumber(status.lastLatencyMs)) {
     const chunks = c?.chunks ?? [];

@@ -88,6 +88,19 @@ describe('statusTooltip, repository context', () => {
     assert.ok(tooltip.includes('Last context: 190 tokens, 5 chunks from a/utils.py, a/core.py, b/x.py, +1 more'), tooltip);
   });
 
+  it('names the files it skipped, with why', () => {
+    const skipped = [
+      { path: 'data/blob.py', why: 'binary' },
+      { path: 'big.py', why: 'larger than 256 KB' },
+    ];
+    const tooltip = statusTooltip({ ...status, repo: { ...repo, skipped } }, undefined);
+    assert.ok(tooltip.includes('Skipped: data/blob.py (binary), big.py (larger than 256 KB)'), tooltip);
+    const many = ['a', 'b', 'c', 'd'].map((n) => ({ path: `${n}.py`, why: 'binary' }));
+    const more = statusTooltip({ ...status, repo: { ...repo, files: 18, skipped: many } }, undefined);
+    assert.ok(more.includes('Skipped: a.py (binary), b.py (binary), c.py (binary), +3 more'), more);
+    assert.ok(!statusTooltip({ ...status, repo }, undefined).includes('Skipped'));
+  });
+
   it('says so while indexing, and when the last fill got nothing', () => {
     const tooltip = statusTooltip(
       { ...status, lastLatencyMs: 80, repo: { ...repo, indexing: true, indexedFiles: 3 }, repoContext: null },

@@ -98,9 +98,13 @@ function M.check()
   end
   local status = require('diffusion_ls.status')
   for _, line in ipairs(status.lines(s, vim.bo.filetype)) do
-    if line:match('^capabilities') then
-      vim.health.info((line:gsub('%s+', ': ', 1)))
+    if line:match('^capabilities') or line:match('^repo context') or line:match('^skipped') then
+      vim.health.info((line:gsub('%s%s+', ': ', 1)))
     end
+  end
+  if type(s.repo) == 'table' and type(s.repo.rescanS) == 'number' then
+    vim.health.info(('files changed outside Neovim reach the index by a walk of the workspace every %.0f s '
+      .. '(this Neovim watches no files for servers)'):format(s.repo.rescanS))
   end
   if type(s.lastLatencyMs) == 'number' then
     vim.health.info(('last latency: %.0f ms, tokens per forward: %s, nfe: %s'):format(

@@ -105,6 +105,31 @@ local function repo_line(r)
   return ('repo context  %d tokens, %s'):format(r.budget, what)
 end
 
+--- The files the index left out, with why (binary, too large, generated); nil when none or the server does not say.
+---@param r any the `repo` field of diffusion/status
+---@return string?
+local function skipped_line(r)
+  if type(r) ~= 'table' or type(r.budget) ~= 'number' or r.budget <= 0 or type(r.skipped) ~= 'table'
+    or #r.skipped == 0 then
+    return nil
+  end
+  local parts = {}
+  for i, f in ipairs(r.skipped) do
+    if i > 3 then
+      break
+    end
+    if type(f) == 'table' and type(f.path) == 'string' then
+      parts[#parts + 1] = type(f.why) == 'string' and ('%s (%s)'):format(f.path, f.why) or f.path
+    end
+  end
+  local n = type(r.files) == 'number' and type(r.totalFiles) == 'number' and r.totalFiles - r.files or #r.skipped
+  local text = table.concat(parts, ', ')
+  if math.max(n, #r.skipped) > #parts then
+    text = text .. (', +%d more'):format(math.max(n, #r.skipped) - #parts)
+  end
+  return 'skipped       ' .. text
+end
+
 local KINDS = { { 'definition', 'definition', 'definitions' }, { 'snippet', 'snippet', 'snippets' },
   { 'recent', 'recent edit', 'recent edits' } }
 
@@ -195,6 +220,7 @@ function M.lines(s, filetype)
   }
   lines[#lines + 1] = repo_line(s.repo)
   lines[#lines + 1] = context_line(s)
+  lines[#lines + 1] = skipped_line(s.repo)
   local said = require('diffusion_ls.lsp').last_message
   if said then -- a refusal's whole reason, shortened on the command line
     lines[#lines + 1] = 'last message  ' .. said:gsub('%s*\n%s*', '; ')
