@@ -530,9 +530,16 @@ sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = 'f··', masks =
 eq(#marks(), 1, 'the canvas is drawn')
 sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
   reason = 'the answer was empty' }, sent.req)
-eq({ marks(), ghost.get() }, { {}, nil }, 'refused: cleared')
+eq({ marks(), ghost.get() }, { { { 0, 0, { { '  no suggestion: the answer was empty', 'DiffusionLsHint' } } } }, nil },
+  'refused: the canvas cleared, why at the end of the line (Insert mode draws over the command line)')
 eq(sent.req.cancelled, true, 'and the request let go')
 eq(notes[#notes], { 'diffusion-ls: no suggestion: the answer was empty', INFO }, 'asked for: told why')
+vim.api.nvim_exec_autocmds('CursorMoved', { buffer = 0 })
+eq(#marks(), 1, 'the reason stays while the cursor does')
+vim.api.nvim_win_set_cursor(0, { 2, 0 })
+vim.api.nvim_exec_autocmds('CursorMoved', { buffer = 0 })
+eq(marks(), {}, 'and goes when it moves')
+vim.api.nvim_win_set_cursor(0, { 1, 4 })
 notes = {}
 fake.attached_buffers[vim.api.nvim_get_current_buf()] = true
 local asked_req = sent.req

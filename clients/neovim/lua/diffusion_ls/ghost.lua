@@ -109,10 +109,13 @@ end
 
 --- Hide the ghost text of a buffer and cancel its request.
 ---@param bufnr? integer
+local noted = {} ---@type table<integer, { row: integer, col: integer }> where a refusal's reason is shown
+
 function M.dismiss(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local g = state[bufnr]
   state[bufnr] = nil
+  noted[bufnr] = nil
   if g then
     lsp.cancel(g.req)
   end
@@ -150,6 +153,22 @@ local function live(req, version)
   return g
 end
 
+--- Why an asked-for completion was refused, dimmed at the end of the cursor's line until the cursor moves or the
+--- text changes: in Insert mode "-- INSERT --" redraws over the command line at once, so the message alone was
+--- only in :messages.
+---@param bufnr integer
+---@param row integer
+---@param col integer
+---@param text string
+local function note(bufnr, row, col, text)
+  vim.api.nvim_buf_set_extmark(bufnr, M.ns, row, 0, {
+    virt_text = { { '  ' .. text:gsub('%s*\n%s*', '; '), 'DiffusionLsHint' } },
+    virt_text_pos = 'eol',
+    hl_mode = 'combine',
+  })
+  noted[bufnr] = { row = row, col = col }
+end
+
 ---@param canvas table diffusion/canvas params
 ---@param req diffusion_ls.Request
 local function on_canvas(canvas, req)
@@ -163,6 +182,7 @@ local function on_canvas(canvas, req)
     M.dismiss(req.bufnr)
     if g.asked then
       lsp.say('diffusion-ls: no suggestion: ' .. canvas.reason, vim.log.levels.INFO)
+      note(req.bufnr, g.row, g.col, 'no suggestion: ' .. canvas.reason)
     end
     vim.api.nvim_exec_autocmds('User', {
       pattern = 'DiffusionLsCanvas',
@@ -647,8 +667,8 @@ function M.setup()
   vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI' }, {
     group = group,
     callback = function(args)
-      local g = state[args.buf]
-      if g and not cursor_at(args.buf, g.row, g.col) and not M.type_through(args.buf) then
+      local g = state[args.buf] or noted[args.buf]
+      if g and not cursor_at(args.buf, g.row, g.col) and not (state[args.buf] and M.type_through(args.buf)) then
         M.dismiss(args.buf)
       end
     end,
