@@ -65,7 +65,8 @@ class OffsetMap:
         return max(0, min(byte_offset - self.extra[k], self.n_chars))
 
 
-PARSE_CACHE_CHARS = 1_000_000  # texts whose trees are kept for the next parse of the same text, per thread
+PARSE_CACHE_CHARS = 300_000  # texts whose trees are kept for the next parse of the same text, per thread (~25 MB of
+#                               trees per 1M chars): a request's windows and one whole file up to WHOLE_FILE_CHARS
 _parsed = threading.local()
 
 
