@@ -557,6 +557,33 @@ sent.on_result({ code = -32800, message = 'cancelled' }, nil, sent.req)
 eq(notes, {}, 'cancelled: nothing said')
 fake.attached_buffers[vim.api.nvim_get_current_buf()] = nil
 
+-- statusline(): what a completion does now or did last, asking the server nothing
+local dls = require('diffusion_ls')
+vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'x = )', 'y = 1' })
+vim.api.nvim_win_set_cursor(0, { 1, 4 })
+ghost.trigger()
+eq(dls.statusline(), 'diffusion-ls …', 'a completion running')
+sent.on_result(nil, { items = { { insertText = 'foo', range = range(0, 4, 0, 4) } } }, sent.req)
+eq(dls.statusline():match('^diffusion%-ls %d+ ms$') ~= nil, true, 'answered: its time (' .. dls.statusline() .. ')')
+ghost.trigger()
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
+  reason = 'the answer was empty' }, sent.req)
+eq(dls.statusline(), 'diffusion-ls no suggestion', 'refused')
+ghost.trigger()
+ghost.dismiss()
+eq(dls.statusline(), 'diffusion-ls', 'let go before its answer: nothing to show')
+vim.b.diffusion_ls_auto_trigger = false
+eq(dls.statusline(), 'diffusion-ls off', 'completion as you type off in the buffer')
+vim.b.diffusion_ls_auto_trigger = nil
+fake.initialized = false
+eq(dls.statusline(), 'diffusion-ls starting', 'the server has not answered initialize')
+fake.initialized = true
+local get_client = lsp.get_client
+lsp.get_client = function() end
+eq(dls.statusline(), '', 'no diffusion-ls client in the buffer')
+lsp.get_client = get_client
+notes = {}
+
 -- :DiffusionStatus report
 local st = require('diffusion_ls.status')
 config.set({})

@@ -110,6 +110,27 @@ end
 --- Hide the ghost text of a buffer and cancel its request.
 ---@param bufnr? integer
 local noted = {} ---@type table<integer, { row: integer, col: integer }> where a refusal's reason is shown
+---@type table<integer, { sent: integer, pending: boolean, ms: number?, refused: string? }> per buffer, for statusline()
+local last = {}
+local status_used = false -- statusline() was called: redraw the statusline when what it says changes
+
+--- The statusline's figures change: a request sent, answered, refused or let go.
+---@param bufnr integer
+---@param pending boolean
+---@param refused? string
+local function track(bufnr, pending, refused)
+  local t = last[bufnr]
+  if pending then
+    last[bufnr] = { sent = vim.uv.hrtime(), pending = true }
+  elseif t and t.pending then
+    t.pending, t.ms, t.refused = false, (vim.uv.hrtime() - t.sent) / 1e6, refused
+  else
+    return
+  end
+  if status_used then
+    pcall(vim.cmd.redrawstatus)
+  end
+end
 
 function M.dismiss(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
@@ -118,6 +139,12 @@ function M.dismiss(bufnr)
   noted[bufnr] = nil
   if g then
     lsp.cancel(g.req)
+    if last[bufnr] and last[bufnr].pending then
+      last[bufnr] = nil -- let go before its answer: no figure to show
+      if status_used then
+        pcall(vim.cmd.redrawstatus)
+      end
+    end
   end
   if vim.api.nvim_buf_is_valid(bufnr) then
     vim.api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
@@ -179,6 +206,7 @@ local function on_canvas(canvas, req)
   if canvas.done and type(canvas.reason) == 'string' then
     -- The server refused the result: the canvas goes away instead of becoming the final ghost text. Asked for, the
     -- user is told why; as you type, a message at every refused keystroke would be noise.
+    track(req.bufnr, false, canvas.reason)
     M.dismiss(req.bufnr)
     if g.asked then
       lsp.say('diffusion-ls: no suggestion: ' .. canvas.reason, vim.log.levels.INFO)
@@ -256,9 +284,11 @@ local function on_result(err, result, req)
     lsp.say('diffusion-ls: completion failed: ' .. (err.message or ''), vim.log.levels.WARN)
   end
   if not text or text == '' then
+    track(req.bufnr, false, err and 'failed' or 'nothing to suggest')
     M.dismiss(req.bufnr)
     return
   end
+  track(req.bufnr, false)
   g.text, g.del_after, g.final = text, del_after, true
   g.line = vim.api.nvim_buf_get_lines(req.bufnr, g.row, g.row + 1, false)[1]
   render(req.bufnr, g)
@@ -298,6 +328,7 @@ function M.trigger(bufnr, automatic)
       state[bufnr] = nil
     else
       g.tick = g.req.tick
+      track(bufnr, true)
     end
   end
   if automatic then
@@ -323,6 +354,30 @@ function M.get(bufnr)
     text = g.text, final = g.final, row = g.row, col = g.col, replace = g.del_after, id = g.req and g.req.id,
     asked = g.asked,
   }
+end
+
+--- A short statusline text for the buffer: '' without a diffusion-ls client; else "diffusion-ls" and what it does
+--- now ("starting", "…" while a completion runs, "off" when completion as you type is off there) or did last (its
+--- time, or "no suggestion"). Cheap: it asks the server nothing.
+---@param bufnr? integer
+---@return string
+function M.statusline(bufnr)
+  status_used = true
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local client = lsp.get_client(bufnr)
+  if not client then
+    return ''
+  end
+  if not client.initialized then
+    return 'diffusion-ls starting'
+  end
+  local t = last[bufnr]
+  local what = t and (t.pending and '…' or t.refused and 'no suggestion'
+    or t.ms and ('%d ms'):format(math.floor(t.ms + 0.5)))
+  if not M.auto(bufnr) then
+    what = what and ('off, ' .. what) or 'off'
+  end
+  return what and ('diffusion-ls ' .. what) or 'diffusion-ls'
 end
 
 --- True when a final ghost text can be accepted in the current buffer.

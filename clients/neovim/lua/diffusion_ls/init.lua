@@ -27,4 +27,13 @@ function M.is_setup()
   return did_setup
 end
 
+--- For a statusline: '' without a diffusion-ls client in the buffer, else e.g. "diffusion-ls 42 ms",
+--- "diffusion-ls …" while a completion runs, "diffusion-ls no suggestion", "diffusion-ls off" (see :help
+--- diffusion-ls-statusline). `vim.o.statusline = '%f %= %{v:lua.require("diffusion_ls").statusline()}'`
+---@param bufnr? integer
+---@return string
+function M.statusline(bufnr)
+  return require('diffusion_ls.ghost').statusline(bufnr)
+end
+
 return M
