@@ -18,7 +18,7 @@
 //      the preview is drawn as rows beside the old text (struck through) within the editor, the document unchanged
 //      until the CodeLens accepts the previewed text;
 //   7. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
-//      untouched; the status bar tooltip rates the model on Python;
+//      untouched; the status bar tooltip rates the model on Python, and names the file the index skipped;
 //   8. Fill Placeholders in another file (counter.py): each fill drawn beside its placeholder (struck through), a report of what was
 //      filled and kept, the document unchanged until an Accept CodeLens applies exactly the previewed fills, one undo
 //      taking them all back;
@@ -120,6 +120,7 @@ async function main() {
   writeFileSync(file, ORIGINAL);
   const fillFile = join(workspace, 'counter.py');
   writeFileSync(fillFile, FILL);
+  writeFileSync(join(workspace, 'blob.py'), Buffer.from('def f():\n\u0000\u0001\n')); // the index skips it: binary
   const serverLog = join(tmp, 'server.log');
 
   let t = Date.now();
@@ -340,7 +341,11 @@ async function main() {
   const tooltip = page.locator('.monaco-hover, .workbench-hover', { hasText: 'Model on python' }).first();
   await tooltip.waitFor();
   await page.screenshot({ path: join(artifacts, 'vscode-status-tooltip.png') });
-  assert(/Model on python: (good|fair|weak)/.test(await tooltip.textContent()), "the tooltip rates the model on the file's language");
+  const tip = await tooltip.textContent();
+  assert(/Model on python: (good|fair|weak)/.test(tip), "the tooltip rates the model on the file's language");
+  // the shipped model reads repository context: the tooltip says what the index holds and names what it skipped
+  assert(/Repository context: \d+ tokens, \d+ files indexed/.test(tip), `the tooltip shows the repository index (${tip})`);
+  assert(tip.includes('Skipped: blob.py (binary)'), `and the file it skipped, with why (${tip})`);
   // -- fill placeholders: each fill previewed beside its placeholder, applied on accept, one undo takes it back ----------
   t = Date.now();
   await openFile(page, 'counter.py');
