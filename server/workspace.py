@@ -465,8 +465,9 @@ class Workspace:
                 known = f.mtime if f is not None else self.skipped.get(key, ("", None))[1]
                 if known != mtime:
                     self._queue.append(("file", path, None))
-                if i % 64 == 63:
-                    time.sleep(0.001)  # hand the GIL over, as the first walk does
+                if i % 64 == 63:  # as the first walk: no walking while a completion runs, and the GIL handed over
+                    self._wait_idle()
+                    time.sleep(0.001)
             held = [k for k, f in list(self.index.files.items()) if f.mtime]  # 0: a buffer never saved, kept
             gone = [k for k in [*held, *self.skipped] if Path(k).is_relative_to(root) and k not in seen]
             self._queue.extend(("drop", Path(k)) for k in gone)
