@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import itertools
 import threading
 import time
@@ -80,9 +79,8 @@ class Job:
 def _malloc_trim() -> Callable[[], object] | None:
     """glibc's malloc_trim(0), or None where the C library has none (macOS, musl, Windows)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own C library (find_library would run ldconfig)
+    except (OSError, AttributeError, TypeError):
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return lambda: trim(0)
