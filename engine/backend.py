@@ -166,6 +166,9 @@ class EmbeddedBackend(Seam):
         self.device = device
         self.max_sessions = max_sessions
         self._caches: OrderedDict[str, KVCache] = OrderedDict()
+        # caches let go (evicted or dropped), kept for the next new session: sessions + spares <= max_sessions. A new
+        # 18 MiB cache for every new document, freed at its eviction, fragmented the C heap: it only grew
+        self._spares: list[KVCache] = []
         self._lock = threading.Lock()
         self._last_hidden: dict[str, Tensor] = {}
 
@@ -180,17 +183,21 @@ class EmbeddedBackend(Seam):
     def _cache(self, session: str) -> KVCache:
         cache = self._caches.pop(session, None)
         if cache is None:
-            cache = self.model.new_cache()
-            while len(self._caches) >= self.max_sessions:
-                old, _ = self._caches.popitem(last=False)
+            while not self._spares and len(self._caches) >= self.max_sessions:
+                old, spare = self._caches.popitem(last=False)  # the least recently used makes room
                 self._last_hidden.pop(old, None)
+                self._spares.append(spare)
+            cache = self._spares.pop() if self._spares else self.model.new_cache()
+            cache.truncate(0)  # a reused one's old keys and values are past its length: never read
         self._caches[session] = cache  # most recently used last
         return cache
 
     def drop_session(self, session: str) -> None:
         with self._lock:
-            self._caches.pop(session, None)
+            cache = self._caches.pop(session, None)
             self._last_hidden.pop(session, None)
+            if cache is not None:
+                self._spares.append(cache)
 
     def cache_bytes(self) -> int:
         return sum(c.nbytes for c in tuple(self._caches.values()))

@@ -165,3 +165,23 @@ def test_a_model_says_how_much_repository_context_it_was_trained_to_read(tiny_mo
     (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "serving": {"repo_context_budget": "lots"}}))
     with pytest.raises(ModelLoadError, match="repo_context_budget must be a number"):
         EmbeddedBackend(tmp_path / "m")
+
+
+def test_a_new_session_reuses_the_memory_of_one_let_go_and_computes_the_same(tiny_model_dir):
+    """Evicted and dropped caches are reused for the next new session (allocating a new one each time fragmented the
+    heap); what was in them is never read: a reused cache gives what a fresh one gives."""
+    fresh = EmbeddedBackend(tiny_model_dir, max_sessions=2)
+    b = EmbeddedBackend(tiny_model_dir, max_sessions=2)
+    for s in ("a", "b"):
+        b.prefill([5, 6, 7, 8, 9, 10], s)
+    first = {id(c) for c in b._caches.values()}
+    ids = [1, 2, 3, 4]
+    h = b.prefill(ids, "c")  # evicts "a": its cache, with another context in it, is "c"'s now
+    assert list(b._caches) == ["b", "c"] and id(b._caches["c"]) in first
+    canvas = torch.tensor([[fresh.special.mask] * 4])
+    want = fresh.denoise(fresh.prefill(ids, "c"), canvas)
+    assert torch.equal(b.denoise(h, canvas), want)
+    b.drop_session("b")
+    b.prefill(ids, "d")
+    assert {id(c) for c in b._caches.values()} == first  # "b"'s dropped cache went to "d"
+    assert len(b._caches) + len(b._spares) <= 2
