@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.sampler import STRATEGIES, SamplerConfig
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
+CLI_FILES = 2_000  # files indexed at most for one completion: a command waits for its index (the server does not)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--lang", help="language (default: from the file extension)")
     parser.add_argument("--root", metavar="DIR", help="the repository to index for context (default: the file's "
-                                                      "folder; a big tree takes a while: about 5 ms a file)")
+                                                      f"folder; its first {CLI_FILES} source files, about 5 ms each)")
     parser.add_argument("--repo-context", type=int, metavar="TOKENS",
                         help="repository context tokens (default: the model's; 0: none)")
 
@@ -97,17 +98,17 @@ class Canvas:
 
 def _repo_context(root: Path, path: Path, text: str, offset: int, target, budget: int, repo_budget: int):
     """The server's repository context for a cursor (server.workspace): root indexed (the file itself as `text`), the
-    selection laid out within repo_budget tokens: (ids, chunks used), ([], []) when it is off."""
+    selection laid out within repo_budget tokens: (ids, chunks used, files indexed), ([], [], 0) when it is off."""
     from server import fill
     from server.workspace import Workspace
 
     if repo_budget <= 0:
-        return [], []
+        return [], [], 0
     ws = Workspace(roots=[root])
-    ws.index_root(root)
+    ws.index_root(root, CLI_FILES)
     ws.reindex(path, text)
     sel = ws.select(path, text, offset, {}, shown=fill.shown_lines(target, text, offset, budget))
-    return ws.layout(sel.chunks, target.tok, repo_budget)
+    return (*ws.layout(sel.chunks, target.tok, repo_budget), len(ws.index.files))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -152,8 +153,8 @@ def main(args: argparse.Namespace) -> int:
     lang = language_for(args.lang) if args.lang else language_for(str(path))
     target = fill.target(backend)
     budget, max_tokens, room = settings.limits(backend)
-    repo, used = _repo_context(Path(args.root) if args.root else path.parent, path, text, offset, target, budget,
-                               settings.repo_budget(backend))
+    root = Path(args.root) if args.root else path.parent
+    repo, used, indexed = _repo_context(root, path, text, offset, target, budget, settings.repo_budget(backend))
     plan = fill.fit(fill.plan_cursor(text, offset, lang, target, budget, max_tokens, repo=repo), target, room)
     canvas = Canvas(sys.stdout, sys.stdout.isatty())
     on_partial = (lambda p: canvas.draw(p.text, p.masks, p.nfe)) if args.stream else None
@@ -168,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
             plural = {n: "" if n == 1 else "s" for n in (len(used), len(files))}
             print(f"repository context: {len(repo)} tokens, {len(used)} chunk{plural[len(used)]} from {len(files)} "
                   f"file{plural[len(files)]} ({', '.join(Path(f).name for f in files[:4])}"
-                  f"{', ...' if len(files) > 4 else ''})")
+                  f"{', ...' if len(files) > 4 else ''}; {indexed} files indexed)")
         s = out.stats
         print(f"nfe {s.nfe}, {s.tokens} tokens, {s.tokens_per_forward:.2f} tokens/forward, "
               f"{s.prefill_ms:.0f} ms prefill, {s.elapsed_ms:.0f} ms denoising")

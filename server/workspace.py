@@ -402,10 +402,11 @@ class Workspace:
                 self.indexed_files += change
                 self.total_files += change
 
-    def index_root(self, root: Path) -> None:
-        """Index every source file under root (called on the indexing thread, or directly by the evaluation)."""
+    def index_root(self, root: Path, limit: int = MAX_FILES) -> None:
+        """Index every source file under root, the first `limit` of the walk (called on the indexing thread, or
+        directly by the evaluation and the command line)."""
         t0 = time.perf_counter()
-        files = list(walk(root))
+        files = list(walk(root, limit))
         self.indexing, self.indexed_files, self.total_files = True, 0, len(files)
         self._progress("begin", 0, len(files))
         for i, path in enumerate(files):

@@ -76,6 +76,7 @@ def test_repository_context_comes_from_the_files_beside_it_as_in_the_server(tmp_
     assert cli.main(["complete", f"{app}:5:21", "--stream"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("repository context:"))
-    assert re.fullmatch(r"repository context: \d+ tokens, \d+ chunks? from 1 file \(geometry\.py\)", line), line
+    assert re.fullmatch(r"repository context: \d+ tokens, \d+ chunks? from 1 file \(geometry\.py; 2 files indexed\)",
+                        line), line
     assert cli.main(["complete", f"{app}:5:21", "--stream", "--repo-context", "0"]) == 0
     assert "repository context" not in capsys.readouterr().out
