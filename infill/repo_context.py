@@ -12,6 +12,7 @@ around a cursor, line windows, the near-duplicate measure (llama.vim's), and tre
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -89,6 +90,7 @@ def _line_bounds(text: str, offset: int) -> tuple[int, int]:
     return start, len(text) if end < 0 else end
 
 
+_WORD_CHARS = string.ascii_letters + string.digits + "_"
 NEAR_CHARS = 20_000  # the lines near a cursor are read within this many chars of it, whatever the file's size
 
 
@@ -110,8 +112,9 @@ def names_near(text: str, offset: int, lines_before: int = 5, lines_after: int =
     left out: it changes at every keystroke), then those of the lines above and below. Each name once."""
     start, end = _line_bounds(text, offset)
     line_before = text[start:offset]
-    m = re.search(r"[A-Za-z0-9_]+$", line_before)
-    words = identifiers(line_before[: m.start()] if m else line_before)[::-1]
+    # the word being typed, by rstrip: a `[A-Za-z0-9_]+$` search tried every start of a long word earlier on the line
+    # (a 300k-char string literal: minutes)
+    words = identifiers(line_before.rstrip(_WORD_CHARS))[::-1]
     above = text[max(0, start - NEAR_CHARS) : start].splitlines()[-lines_before:] if lines_before > 0 else []
     below = text[end + 1 : end + 1 + NEAR_CHARS].splitlines()[:lines_after] if lines_after > 0 else []
     for ln in reversed(above):

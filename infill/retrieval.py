@@ -269,9 +269,13 @@ class Terms:
 _MEMBER_ACCESS = re.compile(r"([A-Za-z_]\w*)\s*(?:\.|::|->)\s*(\w*)$")
 
 
+MEMBER_CHARS = 256  # `module.member` is read from at most this much of the line before the cursor: searched from
+#                     every start of a 300k-char word, the pattern took minutes and held the interpreter
+
+
 def cursor_terms(text: str, offset: int, lang: str | None) -> Terms:
     """The terms of a cursor at `offset` of `text` in a file of language `lang`."""
-    start = text.rfind("\n", 0, offset) + 1
+    start = max(text.rfind("\n", 0, offset) + 1, offset - MEMBER_CHARS)
     m = _MEMBER_ACCESS.search(text, start, offset)
     return Terms(tuple(names_near(text, offset)), tuple(identifiers(query_text(text, offset))),
                  tuple(imp.parse(text, lang)), m.group(1) if m else "", m.group(2) if m else "")

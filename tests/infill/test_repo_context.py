@@ -99,3 +99,43 @@ def test_javascript_variables_bound_to_functions_and_classes_are_definitions():
         ("area", "function", 3, "const area = (w, h)"), ("Shape", "class", 4, "let Shape = class Shape")]
     ts = "export const add = (a: number, b: number): number => {\n  return a + b;\n};\n"
     assert [d.signature for d in definitions(ts, "typescript")] == ["export const add = (a: number, b: number): number"]
+
+
+def _answers(code: str, seconds: float = 60) -> str:
+    """Run `code` in a fresh interpreter and return what it prints; a failure if it has not ended in `seconds` (a
+    liveness check, not a speed figure: these inputs took minutes before, inside C regex searches that hold the
+    interpreter, so the whole server stopped answering, and no thread of this process could have stopped them)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"did not end in {seconds} s: {code}")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_terms_of_a_cursor_after_a_very_long_word_are_read_in_linear_time():
+    """A user trial typed `+ os.` after a 300,000-char string literal: two `...$` searches tried every start of the
+    word, and the server hung for minutes."""
+    out = _answers("from infill.retrieval import cursor_terms\n"
+                   "text = 'import os\\n\\nDATA = \"' + 'a' * 300_000 + '\" + os.pa\\n'\n"
+                   "t = cursor_terms(text, len(text) - 1, 'python')\n"
+                   "print(t.module, t.member, t.names[0], len(t.names[1]))")
+    assert out.split() == ["os", "pa", "os", "300000"]  # the words before it on its line, nearest first
+
+
+def test_imports_of_files_with_many_statements_never_closed_are_read_in_linear_time():
+    """A semicolon-free TypeScript file of `export const` lines (a trial's: 29 s a keystroke), and files of
+    statements that never close, for every language with a rule."""
+    out = _answers("from infill import imports\n"
+                   "ts = \"import { a, b } from './ab'\\n\" + ''.join(f'export const v{i} = {i}\\n' for i in "
+                   "range(8000))\n"
+                   "print([(i.target, i.names) for i in imports.parse(ts, 'typescript')])\n"
+                   "for lang, line in (('rust', 'use a::b\\n'), ('go', 'import (\\n'), ('typescript', 'import {\\n'),\n"
+                   "                   ('python', 'from x import (\\n'), ('rust', 'pub use x::{\\n')):\n"
+                   "    imports.parse(line * (200_000 // len(line)), lang)\n")
+    assert out.strip() == "[('./ab', ('a', 'b'))]"
