@@ -516,6 +516,11 @@ WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the w
 _DECLARED = re.compile(r"\b(?:def|class|function|const|let|var|fn|func|struct|enum|type|interface)\s+"
                        r"([A-Za-z_$][\w$]*)")
 _ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?:?=(?!=)", re.MULTILINE)
+# names bound several at once: `const {parentSchema, it} = cxt`, `let [a, b] = xs` (a trial accepted a rewrite that
+# deleted such a line while the code below read `it`), `a, b = f()`, `x, err := f()`
+_DESTRUCTURED = re.compile(r"\b(?:const|let|var)\s*([{\[][^;]*?[}\]])\s*(?::[^=\n]*)?=(?![=>])")
+_UNPACKED = re.compile(r"^[ \t]*\(?([A-Za-z_$][\w$]*(?:[ \t]*,[ \t]*[A-Za-z_$][\w$]*)+),?\)?[ \t]*:?=(?!=)",
+                       re.MULTILINE)
 _WORD = r"(?<![\w$]){}(?![\w$])"
 _BARE = r"(?<![\w$.]){}(?![\w$])"  # a name, not an attribute's (`self.minor` holds no `minor`)
 _BRACKET = re.compile(r"[()\[\]{}]")
@@ -1076,7 +1081,16 @@ def _dropped_names(old: str, new: str) -> set[str]:
     comment's or a string's words define nothing; a name the new text still reads is new_unbound's to judge)."""
     code = _NOT_CODE.sub(" ", old)
     names = {m.group(1) for m in _DECLARED.finditer(code)} | {m.group(1) for m in _ASSIGNED.finditer(code)}
+    names |= {n for m in _DESTRUCTURED.finditer(code) for n in _pattern_names(m.group(1))}
+    names |= {n for m in _UNPACKED.finditer(code) for n in _IDENT.findall(m.group(1))}
     return {n for n in names if not re.search(_WORD.format(re.escape(n)), new)}
+
+
+def _pattern_names(pattern: str) -> set[str]:
+    """The names a destructuring pattern binds: `{a, b: c, d = 1, ...e}` gives a, c, d, e; `[x, , y]` gives x, y."""
+    p = re.sub(r"=[^,}\]]*", "", pattern)  # default values
+    p = re.sub(r"[\w$]+\s*:", "", p)  # the keys of renamed properties
+    return set(re.findall(r"[A-Za-z_$][\w$]*", p))
 
 
 def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[int, int]) -> tuple[str, int] | None:

@@ -311,6 +311,25 @@ def test_a_rewrite_that_removes_a_definition_still_used_is_refused_with_the_line
     start, end = two.index("        table = self"), two.index("        x = 1")
     v = one(two, start, end, "        y = self._read()\n")
     assert not v.ok and v.reason == "the answer removes a definition the code still uses: `table` (line 11)"
+    # names bound several at once: a trial accepted a rewrite of ajv's two destructuring lines (TypeScript, both
+    # editors) into one call, while the code below read `it` and `items`
+    ts = ("export function code(cxt: KeywordCxt): void {\n  const {parentSchema, it} = cxt\n"
+          "  const {items} = parentSchema\n  if (!Array.isArray(items)) {\n"
+          "    checkStrictMode(it, '\"additionalItems\" is ignored')\n    return\n  }\n  validate(cxt, items)\n}\n")
+    start, end = ts.index("  const {parentSchema"), ts.index("  if (")
+    v = one(ts, start, end, "  checkStrictMode(cxt, '\"additionalItems\" is not when \"items\" is not an array')\n",
+            lang="typescript")
+    assert not v.ok and v.reason.startswith("the answer removes a definition the code still uses: `it`"), v.reason
+    assert one(ts, start, end, "  const {parentSchema, it} = cxt\n  const items = parentSchema.items\n",
+               lang="typescript").ok  # the same names, bound otherwise
+    renamed = "function f(o) {\n  const {a: first, b = 2, ...rest} = o\n  return [first, b, rest]\n}\n"
+    start, end = renamed.index("  const"), renamed.index("  return")
+    v = one(renamed, start, end, "  const a = o.a\n", lang="javascript")
+    assert not v.ok and "`b`" in v.reason, v.reason  # the bound names: first, b, rest (not the key `a`)
+    py = "def split(pair):\n    head, tail = pair\n    return head + tail\n"
+    start, end = py.index("    head,"), py.index("    return")
+    v = one(py, start, end, "    head = pair[0]\n")
+    assert not v.ok and v.reason == "the answer removes a definition the code still uses: `tail` (line 3)", v.reason
     # a comment defines nothing, whatever words it has
     words = "def f(check):\n    # TODO: type check, then the function check\n    return check\n"
     start = words.index("    #")
