@@ -248,6 +248,7 @@ class Workspace:
     edited: dict = field(default_factory=dict)  # document key -> last edited line, not yet in the ring
     _holds: int = 0  # engine jobs running now (hold): indexing waits for none
     rescan_s: float | None = None  # walk the roots again this often (a client that watches no files); None: never
+    _ignores: dict = field(default_factory=dict)  # root -> its GitIgnore, for files reported one by one
     skipped: dict = field(default_factory=dict)  # file key -> (why the index left it out, its mtime)
     _idle: threading.Condition = field(default_factory=threading.Condition)
 
@@ -281,9 +282,35 @@ class Workspace:
         self._wake.set()  # a thread waiting with no timeout takes the new one
 
     def file_changed(self, path: Path, text: str | None = None) -> None:
-        """Index a file again: from the editor's text, or read from disk (text None)."""
-        if any(path.is_relative_to(r) for r in self.roots):
+        """Index a file again: from the editor's text, or read from disk (text None); only a file the walk of its
+        root takes (an editor's watcher reports `.git/index` too, which a trial then saw listed as skipped)."""
+        if path.name == ".gitignore":
+            self._ignores.clear()
+        if self.wanted(path):
             self._put(("file", path, text))
+
+    def wanted(self, path: Path) -> bool:
+        """Whether `walk` takes this file: under a root, of a known language, in no hidden, vendored or tool folder,
+        and not ignored by the .gitignore files above it."""
+        if not language_for(path.name):
+            return False
+        for root in self.roots:
+            if not path.is_relative_to(root):
+                continue
+            parts = path.relative_to(root).parts
+            if any(p in SKIP_DIRS or p.startswith(".") for p in parts[:-1]):
+                return False
+            ignore = self._ignores.get(root)
+            if ignore is None:
+                ignore = self._ignores[root] = GitIgnore(root)
+            for i in range(1, len(parts)):
+                rel_d = "/".join(parts[:i])
+                if rel_d not in ignore.rules and (root / rel_d / ".gitignore").is_file():
+                    ignore.load(rel_d, root / rel_d / ".gitignore")
+                if ignore.ignored(rel_d, True):
+                    return False
+            return not ignore.ignored("/".join(parts), False)
+        return False
 
     def file_deleted(self, path: Path) -> None:
         self._put(("drop", path))

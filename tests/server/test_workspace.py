@@ -185,3 +185,19 @@ def test_a_client_that_watches_no_files_gets_its_changes_from_a_walk_now_and_the
     (tmp_path / "blob.py").unlink()
     assert eventually(skipped, []) == []
     assert ws.status()["rescanS"] == 0.1
+
+
+def test_a_file_reported_changed_is_indexed_only_where_the_walk_would_take_it(tmp_path: Path):
+    """An editor's watcher reports every file (`**/*`): `.git/index`, build outputs, ignored and vendored files were
+    read and listed as skipped (a trial saw `.git/index (binary)`)."""
+    write(tmp_path, {".gitignore": "generated/\n*.log.py\n", "sub/.gitignore": "local_*.py\n",
+                     "app.py": "def kept_name():\n    pass\n"})
+    ws = Workspace(roots=[tmp_path])
+    for rel, want in (("app.py", True), ("sub/mod.py", True), (".git/index", False), ("node_modules/x/a.js", False),
+                      ("generated/out.py", False), ("run.log.py", False), ("sub/local_conf.py", False),
+                      ("notes.txt", False), (".hidden/a.py", False)):
+        assert ws.wanted(tmp_path / rel) is want, rel
+    assert not ws.wanted(tmp_path.parent / "elsewhere.py")
+    ws.file_changed(tmp_path / ".git" / "index")
+    ws.file_changed(tmp_path / "app.py")
+    assert [item[1].name for item in ws._queue] == ["app.py"]
