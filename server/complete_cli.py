@@ -119,7 +119,10 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         path, line, col = parse_location(args.location)
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a UTF-8 text file") from None
         offset = offset_of(text, line, col)
         if args.root and not Path(args.root).is_dir():
             raise ValueError(f"--root {args.root}: not a folder")

@@ -569,6 +569,11 @@ ghost.trigger()
 sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
   reason = 'the answer was empty' }, sent.req)
 eq(dls.statusline(), 'diffusion-ls no suggestion', 'refused')
+fake.attached_buffers[vim.api.nvim_get_current_buf()] = true
+ghost.trigger(nil, true)
+sent.on_result(nil, { items = {} }, sent.req)
+eq(dls.statusline(), 'diffusion-ls', 'as you type, nothing to show: no figure (a weak language, a word half typed)')
+fake.attached_buffers[vim.api.nvim_get_current_buf()] = nil
 ghost.trigger()
 ghost.dismiss()
 eq(dls.statusline(), 'diffusion-ls', 'let go before its answer: nothing to show')

@@ -68,6 +68,13 @@ def test_bad_locations_and_settings_are_refused_with_a_message(capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_a_binary_file_is_refused_with_a_message(tmp_path: Path, capsys):
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x97\x00\xff\xfe" * 64)
+    assert cli.main(["complete", f"{blob}:1:3"]) == 2
+    assert capsys.readouterr().err.strip() == f"diffusion-ls complete: {blob}: not a UTF-8 text file"
+
+
 def test_repository_context_comes_from_the_files_beside_it_as_in_the_server(tmp_path: Path, capsys):
     (tmp_path / "geometry.py").write_text('def area_of_rectangle(width, height):\n    """The area."""\n'
                                           "    return width * height\n")

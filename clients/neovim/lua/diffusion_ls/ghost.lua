@@ -114,14 +114,19 @@ local noted = {} ---@type table<integer, { row: integer, col: integer }> where a
 local last = {}
 local status_used = false -- statusline() was called: redraw the statusline when what it says changes
 
---- The statusline's figures change: a request sent, answered, refused or let go.
+--- The statusline's figures change: a request sent, answered, refused or let go. As you type, a request that ends
+--- with nothing to show leaves no figure: most do (a word half typed, a weak language the server completes only
+--- when asked), and "no suggestion" at each of them read as a fault.
 ---@param bufnr integer
 ---@param pending boolean
 ---@param refused? string
-local function track(bufnr, pending, refused)
+---@param asked? boolean
+local function track(bufnr, pending, refused, asked)
   local t = last[bufnr]
   if pending then
     last[bufnr] = { sent = vim.uv.hrtime(), pending = true }
+  elseif t and t.pending and refused and not asked then
+    last[bufnr] = nil
   elseif t and t.pending then
     t.pending, t.ms, t.refused = false, (vim.uv.hrtime() - t.sent) / 1e6, refused
   else
@@ -206,7 +211,7 @@ local function on_canvas(canvas, req)
   if canvas.done and type(canvas.reason) == 'string' then
     -- The server refused the result: the canvas goes away instead of becoming the final ghost text. Asked for, the
     -- user is told why; as you type, a message at every refused keystroke would be noise.
-    track(req.bufnr, false, canvas.reason)
+    track(req.bufnr, false, canvas.reason, g.asked)
     M.dismiss(req.bufnr)
     if g.asked then
       lsp.say('diffusion-ls: no suggestion: ' .. canvas.reason, vim.log.levels.INFO)
@@ -284,7 +289,7 @@ local function on_result(err, result, req)
     lsp.say('diffusion-ls: completion failed: ' .. (err.message or ''), vim.log.levels.WARN)
   end
   if not text or text == '' then
-    track(req.bufnr, false, err and 'failed' or 'nothing to suggest')
+    track(req.bufnr, false, err and 'failed' or 'nothing to suggest', g.asked)
     M.dismiss(req.bufnr)
     return
   end
