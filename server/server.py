@@ -362,7 +362,8 @@ class DiffusionLanguageServer(LanguageServer):
             return "repoContextBudget is 0"
         if backend is None:
             return "the model is not loaded yet"
-        return f"{backend.model_name} was not trained to read it (set repoContextBudget to try it anyway)"
+        return (f"{getattr(backend, 'model_name', None) or 'the model'} was not trained to read it (set "
+                f"repoContextBudget to try it anyway)")
 
     def start_indexing(self) -> None:
         """Index the workspace roots in the background (when repository context is on)."""

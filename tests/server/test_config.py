@@ -84,3 +84,22 @@ def test_a_change_updates_only_what_it_names_and_null_resets():
     assert (s.max_tokens, s.steps) == (256, 4)
     assert s.backend_key() == base.backend_key()
     assert parse_settings({"modelPath": "/m"}, base)[0].backend_key() != base.backend_key()
+
+
+def test_why_repository_context_is_off_is_said_for_each_cause():
+    """What diffusion/status's repo.off says (the clients show it): the setting, a model not trained to read it (any
+    backend, with or without a name), no model yet."""
+    from types import SimpleNamespace
+
+    from server.config import Settings
+    from server.server import create_server
+
+    ls = create_server()
+    untrained = SimpleNamespace(capabilities=SimpleNamespace(repo_context=0), model_name="remote-7b")
+    trained = SimpleNamespace(capabilities=SimpleNamespace(repo_context=256))
+    assert ls.repo_off(None) == "the model is not loaded yet"
+    assert ls.repo_off(untrained).startswith("remote-7b was not trained to read it")
+    assert ls.repo_off(SimpleNamespace(capabilities=SimpleNamespace(repo_context=0))).startswith("the model was not")
+    assert ls.repo_off(trained) is None
+    ls.settings = Settings(repo_context_budget=0)
+    assert ls.repo_off(trained) == "repoContextBudget is 0"
