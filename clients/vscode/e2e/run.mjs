@@ -241,8 +241,7 @@ async function main() {
   const start = completed.indexOf(REWRITE_FIRST);
   const end = completed.indexOf(REWRITE_LAST) + REWRITE_LAST.length;
   assert(start > 0 && lines[REWRITE_LINE - 1].trim() === REWRITE_FIRST, 'the selection to rewrite is in the file');
-  await selectRewrite(page);
-  const refine = await refactorAction(page, 'Diffusion: refine selection');
+  const refine = await refactorAction(page, 'Diffusion: refine selection', () => selectRewrite(page));
   await page.screenshot({ path: join(artifacts, 'vscode-codeaction-menu.png') });
   await refine.click();
   // The Accept CodeLens once the preview is complete, or the edit applied at once (the tab dirty): whichever comes first.
@@ -530,6 +529,11 @@ async function selectRewrite(page) {
   await page.keyboard.press('Home'); // the first non-blank
   for (let i = 1; i < REWRITE_LINES; i++) await page.keyboard.press('Shift+ArrowDown');
   await page.keyboard.press('Shift+End');
+  // the status bar says "(N selected)" once the editor holds the selection: a menu asked for before then has no
+  // selection to offer a rewrite for
+  await page.locator('.statusbar-item', { hasText: /\(\d+ selected\)/ }).first().waitFor({ timeout: 10_000 }).catch(() => {
+    console.log('e2e: the status bar shows no selection yet');
+  });
 }
 
 /** Whether text matching `pattern` (default: the text to rewrite) is drawn struck through (a pending edit's decoration). */
@@ -725,9 +729,10 @@ async function quickInputClosed(page) {
 
 /** The Refactor menu's row for this action. The menu is asked for again when it opens without it: a CI run's menu
  * stayed closed for 120 s with the action's lightbulb showing (the code action request still pending, we think). */
-async function refactorAction(page, title) {
+async function refactorAction(page, title, select) {
   const row = page.locator('.action-widget .monaco-list-row.action', { hasText: title }).first();
   for (let i = 0; i < 3; i++) {
+    await select(); // again at each try: the Escape that closes a menu without the action also drops the selection
     await runCommand(page, 'Refactor...');
     try {
       await row.waitFor({ timeout: 20_000 });
@@ -737,6 +742,8 @@ async function refactorAction(page, title) {
       await page.keyboard.press('Escape');
     }
   }
+  await select();
+  await runCommand(page, 'Refactor...');
   await row.waitFor();
   return row;
 }
