@@ -200,15 +200,17 @@ class EmbeddedBackend(Seam):
                 self._spares.append(cache)
 
     def cache_bytes(self) -> int:
-        return sum(c.nbytes for c in tuple(self._caches.values()))
+        """The memory of the context caches: the sessions' and the spares kept for the next new session."""
+        return sum(c.nbytes for c in (*tuple(self._caches.values()), *tuple(self._spares)))
 
     def cache_stats(self) -> dict:
         """The context caches held now, and the LRU's bounds; safe from any thread (reads a snapshot, no lock)."""
         caches = tuple(self._caches.values())  # copied in C under the GIL: no torn read while the engine thread evicts
+        spares = tuple(self._spares)
         cfg = self.model.cfg
         per = 2 * cfg.n_layers * cfg.n_heads * cfg.max_seq_len * cfg.head_dim * self.model.tok_emb.weight.element_size()
-        return {"sessions": len(caches), "bytes": sum(c.nbytes for c in caches), "max_sessions": self.max_sessions,
-                "session_bytes": per}
+        return {"sessions": len(caches), "bytes": sum(c.nbytes for c in caches + spares),  # spares are memory held too
+                "max_sessions": self.max_sessions, "session_bytes": per}
 
     def _encode(self, cache: KVCache, session: str, ids: Sequence[int], start: int, every: bool = False) -> Tensor:
         """Run ids through encoder mode into the cache; the last hidden state (1, dim), or every one (1, T, dim)."""

@@ -185,3 +185,5 @@ def test_a_new_session_reuses_the_memory_of_one_let_go_and_computes_the_same(tin
     b.prefill(ids, "d")
     assert {id(c) for c in b._caches.values()} == first  # "b"'s dropped cache went to "d"
     assert len(b._caches) + len(b._spares) <= 2
+    b.drop_session("d")  # a spare now: still memory held, and counted so
+    assert b.cache_stats()["sessions"] == 1 and b.cache_stats()["bytes"] == 2 * b.cache_stats()["session_bytes"]
