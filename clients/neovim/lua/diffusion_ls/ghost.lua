@@ -107,12 +107,16 @@ local function render(bufnr, g, masks)
   g.extmark = ok and id or nil
 end
 
---- Hide the ghost text of a buffer and cancel its request.
----@param bufnr? integer
 local noted = {} ---@type table<integer, { row: integer, col: integer }> where a refusal's reason is shown
 ---@type table<integer, { sent: integer, pending: boolean, ms: number?, refused: string? }> per buffer, for statusline()
 local last = {}
 local status_used = false -- statusline() was called: redraw the statusline when what it says changes
+
+local function redraw_status()
+  if status_used then
+    pcall(vim.cmd.redrawstatus)
+  end
+end
 
 --- The statusline's figures change: a request sent, answered, refused or let go. As you type, a request that ends
 --- with nothing to show leaves no figure: most do (a word half typed, a weak language the server completes only
@@ -132,11 +136,11 @@ local function track(bufnr, pending, refused, asked)
   else
     return
   end
-  if status_used then
-    pcall(vim.cmd.redrawstatus)
-  end
+  redraw_status()
 end
 
+--- Hide the ghost text of a buffer and cancel its request.
+---@param bufnr? integer
 function M.dismiss(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local g = state[bufnr]
@@ -146,9 +150,7 @@ function M.dismiss(bufnr)
     lsp.cancel(g.req)
     if last[bufnr] and last[bufnr].pending then
       last[bufnr] = nil -- let go before its answer: no figure to show
-      if status_used then
-        pcall(vim.cmd.redrawstatus)
-      end
+      redraw_status()
     end
   end
   if vim.api.nvim_buf_is_valid(bufnr) then

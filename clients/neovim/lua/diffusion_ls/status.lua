@@ -122,10 +122,11 @@ local function skipped_line(r)
       parts[#parts + 1] = type(f.why) == 'string' and ('%s (%s)'):format(f.path, f.why) or f.path
     end
   end
-  local n = type(r.files) == 'number' and type(r.totalFiles) == 'number' and r.totalFiles - r.files or #r.skipped
+  local counted = type(r.files) == 'number' and type(r.totalFiles) == 'number' and r.totalFiles - r.files or 0
+  local total = math.max(counted, #r.skipped)
   local text = table.concat(parts, ', ')
-  if math.max(n, #r.skipped) > #parts then
-    text = text .. (', +%d more'):format(math.max(n, #r.skipped) - #parts)
+  if total > #parts then
+    text = text .. (', +%d more'):format(total - #parts)
   end
   return 'skipped       ' .. text
 end
