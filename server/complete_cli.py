@@ -99,7 +99,6 @@ class Canvas:
 def _repo_context(root: Path, path: Path, text: str, offset: int, target, budget: int, repo_budget: int):
     """The server's repository context for a cursor (server.workspace): root indexed (the file itself as `text`), the
     selection laid out within repo_budget tokens: (ids, chunks used, files indexed), ([], [], 0) when it is off."""
-    from server import fill
     from server.workspace import Workspace
 
     if repo_budget <= 0:
@@ -107,8 +106,8 @@ def _repo_context(root: Path, path: Path, text: str, offset: int, target, budget
     ws = Workspace(roots=[root])
     ws.index_root(root, CLI_FILES)
     ws.reindex(path, text)
-    sel = ws.select(path, text, offset, {}, shown=fill.shown_lines(target, text, offset, budget))
-    return (*ws.layout(sel.chunks, target.tok, repo_budget), len(ws.index.files))
+    _sel, ids, used = ws.context(path, text, offset, {}, target, budget, repo_budget)
+    return ids, used, len(ws.index.files)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -113,9 +113,8 @@ class Runner:
                 docs[str(p)] = p.read_text(encoding="utf-8", errors="replace")
                 ws.opened(p, docs[str(p)])
             ws.reindex(task.path, text)  # the hole's file as the user has it: no chunk of it holds the middle
-            sel = ws.select(task.path, text, at, docs, shown=fill.shown_lines(target, text, at, budget))
+            sel, ids, used = ws.context(task.path, text, at, docs, target, budget, rbudget)
             select_ms = sel.ms
-            ids, used = ws.layout(sel.chunks, target.tok, rbudget)
         plan = fill.fit(fill.plan_cursor(text, at, task.lang, target, budget, max_tokens, repo=ids), target, room)
         out = fill.run(backend, plan, cfg, session="repo-eval")
         ms = (time.perf_counter() - t0) * 1e3

@@ -346,8 +346,7 @@ class DiffusionLanguageServer(LanguageServer):
             if p is not None:
                 docs[str(p)] = d.text
         self.repo.leave_others(path, docs)
-        sel = self.repo.select(path, text, at, docs, shown=fill.shown_lines(target, text, at, context_budget))
-        ids, used = self.repo.layout(sel.chunks, target.tok, budget)
+        sel, ids, used = self.repo.context(path, text, at, docs, target, context_budget, budget)
         self.repo_last = {"tokens": len(ids), "selectMs": round(sel.ms, 2), "reused": sel.reused,
                           "indexing": self.repo.indexing,
                           "chunks": [{"path": c.path, "kind": c.kind, "line": c.line, "score": c.score, "text": c.text}

@@ -354,6 +354,17 @@ class Workspace:
             else:
                 self.edited.pop(key, None)
 
+    def context(self, path: Path, text: str, at: int, docs: dict[str, str], target, context_budget: int,
+                budget: int) -> tuple[Selection, list[int], list[Chunk]]:
+        """A cursor's repository context as a fill gets it: the selection (the lines of its own file that the file
+        context of `context_budget` tokens shows left out), laid out for the target within `budget` tokens: (the
+        selection, the ids, the chunks used)."""
+        from server import fill  # the file context's lines, as the target lays it out (fill needs torch: not at import)
+
+        sel = self.select(path, text, at, docs, shown=fill.shown_lines(target, text, at, context_budget))
+        ids, used = self.layout(sel.chunks, target.tok, budget)
+        return sel, ids, used
+
     def layout(self, chunks: list[Chunk], tok, budget: int) -> tuple[list[int], list[Chunk]]:
         """infill.repo_context's ids of the chunks within budget, and the chunks used, best first. Chunk ids are
         cached: a selection reused while typing costs no tokenizing."""
