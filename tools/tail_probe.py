@@ -67,12 +67,9 @@ def record(places: int, keystrokes: int) -> list[dict]:
     return rows
 
 
-def pct(xs: list[int], q: float) -> int:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
 def summarize(rows: list[dict]) -> dict:
+    from server.bench import pct  # the bench's quantile (nearest rank), so the figures read as the bench's do
+
     nfe = [r["nfe"] for r in rows]
     long = [r for r in rows if r["nfe"] >= 2 * pct(nfe, 0.5)]
     out: dict = {
