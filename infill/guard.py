@@ -191,7 +191,7 @@ class _Errors:
         file binds them, or only another function does) that the file did not already read so: each a NameError when
         that code runs (Python, files up to WHOLE_FILE_CHARS; a stub body of only a comment is read as `pass`; [] where
         it cannot tell: a file that does not parse, a star import)."""
-        if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
+        if self.lang != "python":
             return []
         words = set(_NAME.findall("".join(new for _, _, new in edits))) - _KEYWORDS - _syntax._BUILTINS
         if len(edits) == 1 and edits[0][0] == edits[0][1]:
@@ -202,6 +202,22 @@ class _Errors:
             typed = re.search(r"(?<![\w.])[A-Za-z_]\w*$", self.text[max(0, at - 80) : at])
             if head and typed:
                 words = (words - {head.group()} | {typed.group() + head.group()}) - _KEYWORDS - _syntax._BUILTINS
+        if len(self.text) > WHOLE_FILE_CHARS:
+            # a file too big to read whole at every keystroke: the names it has nowhere, read in the window around the
+            # edit (from a trial: `require('./y')` offered after a 1.4 MB line)
+            novel = {w for w in words if not _has_word(self.text, w)}
+            win = self.window(edits[0][0], edits[-1][1])
+            edited = self.edited(win, edits)
+            if not novel or _STAR_IMPORT.search(edited) or self.in_prose(edits[0][0]):
+                return []
+            after = _syntax.python_unresolved(edited)
+            if after is None:  # a window cut inside a long line: the edited lines alone, when they compile so
+                lo, at = self.text.rfind("\n", 0, edits[0][0]) + 1, edits[-1][1]
+                hi = self.text.find("\n", at)
+                lines = self.text[lo : edits[0][0]] + self.edited((edits[0][0], at), edits) + \
+                    self.text[at : len(self.text) if hi < 0 else hi]
+                after = _syntax.python_unresolved(textwrap.dedent(lines)) if len(lines) < WHOLE_FILE_CHARS else None
+            return sorted((after or set()) & novel)
         if all(start == end for start, end, _ in edits):
             # a cursor fill, at every keystroke. Names the file has nowhere else need only the edited file read (the
             # file before, often half typed and not parsing, read none of them); a star import may bind any
@@ -447,6 +463,9 @@ def _scope_holding(node: ast.AST, lineno: int) -> ast.AST | None:
 def check(text: str, lang: str | None, proposals: Sequence[Proposal]) -> list[Verdict]:
     """A verdict per proposal (sorted, non-overlapping ranges of `text`), each judged on its own and then all together:
     when the accepted edits break the document together, the last ones are refused until they do not."""
+    if "\x00" in text:  # a binary file opened in the editor (from a trial: `],` offered in random bytes)
+        return [Verdict(text[p.start : p.end], "the document holds NUL characters: it is binary, not code")
+                for p in proposals]
     errors = _Errors(text, lang)
     verdicts = [_judge(text, p, errors) for p in proposals]
     accepted = [i for i, v in enumerate(verdicts) if v.ok]

@@ -255,6 +255,8 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
                 key = str(err["loc"][0]) if err["loc"] else "?"
                 if key in data:
                     default = Settings.model_fields[known[key]].default
-                    problems.append(f"invalid setting {key}={data[key]!r} ({err['msg']}); using the default "
-                                    f"{default!r}")
+                    why = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for a validator's message
+                    # a default of None means "what the model or the machine says": no value to show
+                    problems.append(f"invalid setting {key}={data[key]!r} ({why}); using the default"
+                                    + ("" if default is None else f" {default!r}"))
                     data.pop(key)

@@ -153,6 +153,7 @@ class DiffusionLanguageServer(LanguageServer):
         self.settings = Settings()
         self.backend: Any = None
         self.backend_error: str | None = None
+        self.settings_problems: list[str] = []
         self._load: asyncio.Future | None = None
         self._load_key: tuple | None = None
         self.worker = Worker(hold=lambda: self.repo.hold())  # indexing waits while the engine works
@@ -258,6 +259,7 @@ class DiffusionLanguageServer(LanguageServer):
     def apply_settings(self, raw: Any, base: Settings | None) -> None:
         """Validate and adopt settings; report each bad value (its default is used); reload the model if needed."""
         new, problems = parse_settings(raw, base)
+        self.settings_problems = problems  # the current settings' bad values, for diffusion/status
         said = list(problems)
         old, self.settings = self.settings, new
         logs.set_level(new.log_level, new.log_file)
@@ -885,6 +887,8 @@ def create_server() -> DiffusionLanguageServer:
             out["memoryFormat"] = getattr(b, "memory_format", None)
         if ls.backend_error:
             out["error"] = ls.backend_error
+        if ls.settings_problems:
+            out["settingsProblems"] = ls.settings_problems
         return out
 
     return ls

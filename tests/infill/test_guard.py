@@ -1076,3 +1076,23 @@ def test_a_javascript_rewrite_that_drops_keys_the_code_reads_or_reads_unknown_na
     assert v.reason == "the answer uses `PERMISSIVE_ATATCH4`, which nothing in the file defines"
     assert one(src, start, end, "  hex6: /^#?([0-9a-f]{2})$/i,\n  hex8: /^#?([0-9a-f]{4})$/i\n",
                lang="javascript").ok
+
+
+def test_a_completion_in_a_file_too_big_to_read_whole_is_read_in_its_window():
+    # from a trial: `require('./y')` offered in Python after a 1.4 MB line (the window around it cuts that line)
+    src = "x = [" + ", ".join(str(i) for i in range(60_000)) + "]\ny = \n"
+    assert len(src) > 200_000
+    at = len(src) - 1
+    assert one(src, at, at, "require('./y')").reason == "the answer uses `require`, which nothing in the file defines"
+    assert one(src, at, at, "len(x)").ok
+    many = "".join(f"def f{i}(a):\n    return a + {i}\n\n\n" for i in range(8000)) + "z = \n"
+    assert len(many) > 200_000
+    at = len(many) - 1
+    assert one(many, at, at, "f7(1) + undefined_thing").reason == \
+        "the answer uses `undefined_thing`, which nothing in the file defines"
+    assert one(many, at, at, "f7(1) + f8(2)").ok
+
+
+def test_no_edit_is_offered_in_a_binary_document():
+    src = "\u00d4\u00f6\x1d\u00f0/\x00{\u0081x = 1\n"
+    assert one(src, len(src), len(src), "],\n").reason == "the document holds NUL characters: it is binary, not code"

@@ -597,7 +597,7 @@ end }
 
 cases[#cases + 1] = { 'invalid_option', plain = true, function()
   local n = #notifications
-  require('diffusion_ls').setup({ debounce_ms = 'fast' })
+  require('diffusion_ls').setup({ debounce_ms = 'fast', server_settings = { steps = 'fast' } })
   case.notifications = vim.list_slice(notifications, n + 1)
   case.is_setup = require('diffusion_ls').is_setup()
   case.debounce_ms = require('diffusion_ls.config').get().debounce_ms

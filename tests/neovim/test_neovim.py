@@ -579,6 +579,9 @@ def test_one_invalid_option_warns_and_everything_else_works(plain_report: dict) 
     warn = [ln for ln in health if "debounce_ms" in ln]
     assert len(warn) == 1 and "WARNING" in warn[0] and 'got "fast"; using the default 150' in warn[0], health
     assert any("OK model loaded" in ln for ln in health), health
+    # a bad server setting is listed too, not only shown once as a message
+    assert any("WARNING setting: invalid setting steps='fast'" in ln and "using the default 32" in ln
+               for ln in health), health
 
 
 def test_checkhealth_reports_ok(report: dict) -> None:

@@ -573,6 +573,9 @@ fake.attached_buffers[vim.api.nvim_get_current_buf()] = true
 ghost.trigger(nil, true)
 sent.on_result(nil, { items = {} }, sent.req)
 eq(dls.statusline(), 'diffusion-ls', 'as you type, nothing to show: no figure (a weak language, a word half typed)')
+ghost.trigger(nil, true)
+sent.on_result({ code = -32803, message = 'could not load the model' }, nil, sent.req)
+eq(dls.statusline(), 'diffusion-ls error', 'as you type, a failed request is shown: no model loaded')
 fake.attached_buffers[vim.api.nvim_get_current_buf()] = nil
 ghost.trigger()
 ghost.dismiss()

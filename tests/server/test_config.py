@@ -68,12 +68,15 @@ def test_each_bad_value_is_named_and_replaced_by_its_default():
     assert (s.steps, s.strategy, s.device, s.threshold) == (32, "threshold", "cpu", 0.5)
     assert problems == [
         "unknown setting ignored: x",
-        "invalid setting device='gpu' (Value error, must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
+        "invalid setting device='gpu' (must be 'cpu', 'cuda', 'cuda:N' or 'mps'); using the default 'cpu'",
         "invalid setting strategy='best' (Input should be 'confidence', 'margin', 'entropy', 'threshold', 'eb', "
         "'lossless', 'learned' or 'native'); using the default 'threshold'",
         "invalid setting steps=0 (Input should be greater than or equal to 1); using the default 32",
     ]
     assert parse_settings([1]) == (Settings(), ["settings must be an object, got list; using the defaults"])
+    # a default of None (the model's own budget) has no value to name
+    assert parse_settings({"repoContextBudget": -1})[1] == [
+        "invalid setting repoContextBudget=-1 (Input should be greater than or equal to 0); using the default"]
 
 
 def test_a_change_updates_only_what_it_names_and_null_resets():

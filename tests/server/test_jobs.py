@@ -265,6 +265,8 @@ async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: S
     warnings = [m.message for m in session.client.messages if m.type == types.MessageType.Warning]
     assert any("maxTokens=-5" in w and "using the default 256" in w for w in warnings), warnings
     assert any("device='gpu'" in w and "using the default 'cpu'" in w for w in warnings), warnings
+    problems = (await session.status())["settingsProblems"]  # :checkhealth lists them
+    assert any("maxTokens=-5" in p for p in problems) and any("device='gpu'" in p for p in problems), problems
 
     # an empty push: the server pulls the `diffusion` section with workspace/configuration
     session.client.set_configuration({**SHORT, "steps": 0}, section="diffusion")
@@ -274,6 +276,7 @@ async def test_a_bad_setting_falls_back_to_its_default_with_a_message(session: S
     assert message.type == types.MessageType.Warning
     assert "steps=0" in message.message and "using the default 32" in message.message
     session.configure(SHORT)
+    assert "settingsProblems" not in await session.status()  # good settings again: none listed
 
 
 async def test_a_language_outside_the_allow_list_gets_no_fill(session: Session):

@@ -291,7 +291,9 @@ local function on_result(err, result, req)
     lsp.say('diffusion-ls: completion failed: ' .. (err.message or ''), vim.log.levels.WARN)
   end
   if not text or text == '' then
-    track(req.bufnr, false, err and 'failed' or 'nothing to suggest', g.asked)
+    -- a failed request (no model loaded, a server error) is kept even as you type: "no figure" would hide it
+    local failed = err and err.code ~= -32800 and err.code ~= -32801
+    track(req.bufnr, false, failed and 'error' or err and 'cancelled' or 'nothing to suggest', g.asked or failed)
     M.dismiss(req.bufnr)
     return
   end
@@ -365,7 +367,7 @@ end
 
 --- A short statusline text for the buffer: '' without a diffusion-ls client; else "diffusion-ls" and what it does
 --- now ("starting", "…" while a completion runs, "off" when completion as you type is off there) or did last (its
---- time, or "no suggestion"). Cheap: it asks the server nothing.
+--- time, "no suggestion", or "error": the request failed, no model loaded). Cheap: it asks the server nothing.
 ---@param bufnr? integer
 ---@return string
 function M.statusline(bufnr)
@@ -379,7 +381,7 @@ function M.statusline(bufnr)
     return 'diffusion-ls starting'
   end
   local t = last[bufnr]
-  local what = t and (t.pending and '…' or t.refused and 'no suggestion'
+  local what = t and (t.pending and '…' or t.refused == 'error' and 'error' or t.refused and 'no suggestion'
     or t.ms and ('%d ms'):format(math.floor(t.ms + 0.5)))
   if not M.auto(bufnr) then
     what = what and ('off, ' .. what) or 'off'

@@ -87,8 +87,13 @@ function M.check()
   end
   local s = resp.result
   vim.health.ok('server answers diffusion/status')
-  vim.health.info(('backend: %s, model: %s, device: %s'):format(
-    tostring(s.backend), tostring(s.model), tostring(s.device)))
+  local function shown(v)
+    return (v == nil or v == vim.NIL) and 'none' or tostring(v)
+  end
+  vim.health.info(('backend: %s, model: %s, device: %s'):format(shown(s.backend), shown(s.model), shown(s.device)))
+  for _, problem in ipairs(type(s.settingsProblems) == 'table' and s.settingsProblems or {}) do
+    vim.health.warn('setting: ' .. tostring(problem))
+  end
   if s.error and s.error ~= vim.NIL then
     vim.health.error('model error: ' .. tostring(s.error))
   elseif s.loaded then

@@ -146,6 +146,14 @@ end
 function M.setup()
   local group = vim.api.nvim_create_augroup('diffusion_ls.lsp', { clear = true })
   local filetypes = config.get().filetypes
+  -- setup() again with other server_settings: a running server gets them now (it started with the old ones)
+  local settings = M.settings_object(config.get().server_settings)
+  for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
+    if not vim.deep_equal(client.config.init_options, settings) then
+      client.config.init_options = settings
+      client:notify('workspace/didChangeConfiguration', { settings = settings })
+    end
+  end
   vim.api.nvim_create_autocmd('FileType', {
     group = group,
     pattern = filetypes,
