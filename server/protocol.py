@@ -9,6 +9,7 @@
   open kept the server's own handler from running.
 - A didChange whose params cannot be read is handed to the server (`change_not_applied`): the document no longer
   matches the editor's, and the in-flight fill for it must not be answered.
+- A notification's handler leaves nothing behind once it has run (pygls kept every one's future).
 - Positions are UTF-16 code units whatever the client offers: the server's documents (infill.document) count them.
   pygls takes the client's first choice (Neovim offers UTF-8 first), and every position on a line with a non-ASCII
   character then meant something else to each side.
@@ -69,6 +70,18 @@ class DiffusionProtocol(LanguageServerProtocol):
                 message=f"the server is shutting down: {method} is not served after `shutdown`").to_response_error())
         else:
             super().handle_message(message)
+
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any, args: Any = None, kwargs: Any = None) -> None:
+        """pygls keeps the future of a notification's coroutine or generator handler by a fresh uuid, and only a
+        response ever removes one: each didChange left a future behind (10,000 keystrokes: 10,000 futures)."""
+        if callback == self._check_handler_result:
+            check = callback
+
+            def callback(future: Any) -> None:
+                self._request_futures.pop(msg_id, None)
+                check(future)
+
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
 
     def _unreadable(self, msg: Unreadable) -> None:
         if msg.id is not None:  # a request: answer it
