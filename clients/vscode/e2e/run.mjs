@@ -18,7 +18,8 @@
 //      the preview is drawn as rows beside the old text (struck through) within the editor, the document unchanged
 //      until the CodeLens accepts the previewed text;
 //   7. a rewrite the server refuses (edit null): the reason in a warning, no Accept CodeLens, no preview, the buffer
-//      untouched; the status bar tooltip rates the model on Python, and names the file the index skipped;
+//      untouched; a completion asked for and refused: the reason dimmed at the end of its line until the cursor moves;
+//      the status bar tooltip rates the model on Python, and names the file the index skipped;
 //   8. Fill Placeholders in another file (counter.py): each fill drawn beside its placeholder (struck through), a report of what was
 //      filled and kept, the document unchanged until an Accept CodeLens applies exactly the previewed fills, one undo
 //      taking them all back;
@@ -81,6 +82,7 @@ const REWRITE_LINES = 3;
 const REWRITE_FIRST = 'total = sum(values)';
 const REWRITE_LAST = 'return total / count';
 const REFUSED_LINE = 8; // its last character, the colon of `def mean(values):`, is rewritten and refused
+const REFUSED_COMPLETION_LINE = 5; // `    return a + b`: a completion asked for after `return` is refused
 // Fill Placeholders: with the shipped model (and these settings) one placeholder is filled, the other kept by the guard
 const FILL = ['class Counter:', '    def __init__(self):', '        ...', '', '    def inc(self):', '        pass', ''].join('\n');
 
@@ -159,6 +161,14 @@ async function main() {
   const page = browser.pages()[0] ?? (await browser.newPage());
   page.setDefaultTimeout(TIMEOUT);
   page.on('console', (message) => consoleLines.push(`[${message.type()}] ${message.text()}`));
+  // No preview drawn: no after-text but a refused completion's note (its reason stays until the cursor moves).
+  await page.addInitScript(() => {
+    window.__noPreview = () =>
+      [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')].every((e) => {
+        const content = getComputedStyle(e, '::after').content;
+        return !content || content === 'none' || content === 'normal' || content.includes('no suggestion: ');
+      });
+  });
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
   await page.locator('.monaco-workbench').waitFor();
   await openFile(page, 'main.py');
@@ -264,7 +274,7 @@ async function main() {
   assert((await page.locator('.tab.active.dirty').count()) === 0, 'the code action changes nothing in the document before accept');
   await runCommand(page, 'Diffusion: Reject Rewrite');
   await page.locator('.codelens-decoration', { hasText: 'Accept rewrite' }).waitFor({ state: 'detached' });
-  await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+  await page.waitForFunction(() => window.__noPreview());
   assert(!(await struckThrough(page)), 'rejected: the Accept CodeLens, the rows and the strike-through are gone');
   assert((await page.locator('.tab.active.dirty').count()) === 0, 'rejected: the buffer is untouched');
   assert(readFileSync(file, 'utf8') === completed, 'rejected: and the file');
@@ -327,13 +337,40 @@ async function main() {
   await refused.waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('.notification-toast')].every((e) => getComputedStyle(e).opacity === '1'));
   await page.locator('.codelens-decoration', { hasText: 'Rewriting' }).waitFor({ state: 'detached' });
-  await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+  await page.waitForFunction(() => window.__noPreview());
   await page.screenshot({ path: join(artifacts, 'vscode-rewrite-refused.png') });
   console.log(`e2e: ${await refused.locator('.notification-list-item-message').textContent()}`);
   assert((await page.locator('.codelens-decoration', { hasText: 'Accept rewrite' }).count()) === 0, 'a refused rewrite has no Accept CodeLens');
   assert((await page.locator('.tab.active.dirty').count()) === 0, 'a refused rewrite leaves the buffer untouched');
   assert(readFileSync(file, 'utf8') === rewritten, 'and the file');
   timings.refused = seconds(t);
+
+  // -- a completion asked for and refused: why, dimmed at the end of the line, until the cursor moves -----------------
+  await goToLine(page, REFUSED_COMPLETION_LINE);
+  await page.keyboard.press('Home'); // the first non-blank character: `return`
+  for (let i = 0; i < 'return'.length; i++) await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('Alt+Backslash'); // the model writes on the word (`returns a + b`): it cannot parse
+  const noteText = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')]
+        .map((e) => getComputedStyle(e, '::after').content)
+        .find((c) => c.includes('no suggestion: ')),
+    );
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')].some((e) =>
+      getComputedStyle(e, '::after').content.includes('no suggestion: '),
+    ),
+  undefined, { timeout: TIMEOUT });
+  await page.screenshot({ path: join(artifacts, 'vscode-completion-refused.png') });
+  console.log(`e2e: refused completion, at the end of its line: ${await noteText()}`);
+  assert((await page.locator('.ghost-text-decoration, .ghost-text').count()) === 0, 'a refused completion has no ghost text');
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')].every((e) =>
+      !getComputedStyle(e, '::after').content.includes('no suggestion: '),
+    ),
+  );
+  assert((await page.locator('.tab.active.dirty').count()) === 0, 'a refused completion leaves the buffer untouched');
 
   // -- the status bar tooltip rates the model on the current language ---------------------------------------------
   await page.locator('.statusbar-item', { hasText: /embedded/ }).first().hover();
@@ -433,7 +470,7 @@ async function complete(page, file, before, char, screenshot, { accept = true, a
   console.log(`e2e: preview after-texts (in DOM order): ${JSON.stringify(preview)}`);
   assert(preview.some((p) => p.text.includes('·')), 'the preview shows masked slots as "·"');
   if (!accept) {
-    await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+    await page.waitForFunction(() => window.__noPreview());
     await checkMaskColour(await watch.frames(), { required: false });
     await page.keyboard.press('Escape');
     const saved = await save(page, file);
@@ -454,7 +491,7 @@ async function complete(page, file, before, char, screenshot, { accept = true, a
   if (screenshot === 'vscode-preview.png') await page.screenshot({ path: join(artifacts, 'vscode-ghost-text.png') });
   console.log(`e2e: ghost text: ${JSON.stringify(ghostText)}`);
   assert(ghostText.trim() !== '', 'the ghost text is not empty');
-  await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+  await page.waitForFunction(() => window.__noPreview());
   await checkMaskColour(await watch.frames(), { required: true });
 
   const typed = before + char;
@@ -469,7 +506,7 @@ async function complete(page, file, before, char, screenshot, { accept = true, a
     const streamed = await again.seen;
     console.log(`e2e: asked again where a suggestion stands (${rest} ghost parts): ${JSON.stringify(streamed)}`);
     assert(rest > 0 && streamed.some((p) => p.text.includes('·')), 'asked where a suggestion stands, the canvas streams');
-    await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]').length === 0);
+    await page.waitForFunction(() => window.__noPreview());
     await again.frames();
     await ghost.waitFor({ state: 'attached' });
     ghostText = ghostText[0] + (await shown()); // what Tab now inserts after the typed character
@@ -663,6 +700,7 @@ async function watchPreview(page) {
       [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')]
         .map((e) => getComputedStyle(e, '::after'))
         .filter((style) => style.content && style.content !== 'none' && style.content !== 'normal')
+        .filter((style) => !style.content.includes('no suggestion: ')) // a refused completion's note, not a canvas
         .map((style) => ({ text: JSON.parse(style.content), color: style.color }));
     const observer = (window.__framesObserver = new MutationObserver(() => {
       const parts = read();
@@ -701,7 +739,7 @@ async function afterTexts(page) {
   return page.evaluate(() =>
     [...document.querySelectorAll('.monaco-editor .view-lines span[class*="ced-"]')]
       .map((e) => getComputedStyle(e, '::after'))
-      .filter((s) => s.content && s.content !== 'none' && s.content !== 'normal')
+      .filter((s) => s.content && s.content !== 'none' && s.content !== 'normal' && !s.content.includes('no suggestion: '))
       .map((s) => ({ text: JSON.parse(s.content), color: s.color })),
   );
 }

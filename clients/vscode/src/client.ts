@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { CloseAction, ErrorAction, ErrorHandler, LanguageClient, State, TransportKind } from 'vscode-languageclient/node';
 import { refusedCompletionNote, REWRITE_COMMAND, RewriteTarget, rewriteTarget } from './outcome';
 import { CompletionPreview } from './preview';
+import { RefusalNote } from './refusalNote';
 import { debounceMs, documentSelector, Executable, Getter, serverSettings } from './settings';
 import { completesAsYouType, StatusBar } from './statusBar';
 import { TraceChannel } from './trace';
@@ -25,6 +26,7 @@ export function createClient(
   preview: CompletionPreview,
   status: StatusBar,
   rewrite: (target: RewriteTarget) => Promise<void>,
+  lineNote: RefusalNote,
 ): LanguageClient {
   let ran = false; // whether this client's server ever ran: a crash of one that did is restarted
   let note: vscode.Disposable | undefined; // the status bar's word on a refused completion, until the next request
@@ -53,11 +55,16 @@ export function createClient(
           if (automatic && !completesAsYouType(document)) return undefined; // turned off: only asked-for ones
           if (automatic && !(await settle(debounceMs(setting), token))) return undefined;
           note?.dispose(); // about an earlier request: it would stand beside this one's suggestion
+          lineNote.clear();
           const result = await status.track(preview.around(() => next(document, position, context, token), automatic));
           // asked for and refused: VS Code would show nothing at all; the status bar says why for a while
           const asked = !automatic && !token.isCancellationRequested;
           const why = asked ? refusedCompletionNote(result, preview.refusal) : undefined;
-          if (why) note = vscode.window.setStatusBarMessage(why, REFUSED_NOTE_MS);
+          const editor = vscode.window.activeTextEditor;
+          if (why) {
+            note = vscode.window.setStatusBarMessage(`$(circle-slash) diffusion-ls: ${why}`, REFUSED_NOTE_MS);
+            if (editor?.document === document) lineNote.show(editor, position.line, why);
+          }
           return result;
         },
         // The lightbulb's rewrite runs the server's command, which would apply the edit at once: it goes through the

@@ -3,6 +3,7 @@ import { DidChangeConfigurationNotification } from 'vscode-languageclient/node';
 import { CanvasParams, routeCanvas } from './canvas';
 import { createClient } from './client';
 import { CompletionPreview } from './preview';
+import { RefusalNote } from './refusalNote';
 import { RewriteController } from './rewrite';
 import { Server } from './server';
 import { documentSelector, RESTART_KEYS, serverSettings } from './settings';
@@ -25,7 +26,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     (automatic) => setting('preview.enabled') !== false && (!automatic || setting('preview.asYouType') === true),
   );
   const rewrite = new RewriteController(() => server?.running, (work) => status.track(work), () => status.refresh());
-  context.subscriptions.push(output, trace, status, preview, rewrite);
+  const lineNote = new RefusalNote();
+  context.subscriptions.push(output, trace, status, preview, rewrite, lineNote);
 
   const onCanvas = (canvas: CanvasParams): void => {
     status.onCanvas(canvas);
@@ -36,7 +38,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   server = new Server(setting, output, (executable) => {
     const client = createClient(executable, setting, output, trace, preview, status, (target) =>
-      rewrite.rewriteSelection(target),
+      rewrite.rewriteSelection(target), lineNote,
     );
     client.onNotification('diffusion/canvas', onCanvas);
     return client;

@@ -69,13 +69,14 @@ function isRange(r: unknown): r is LspRange {
   return typeof q === 'object' && q !== null && isPosition(q.start) && isPosition(q.end);
 }
 
-/** What the status bar says when a completion the user asked for (Trigger Inline Suggestion) comes back empty because
- * the server refused it: the reason, else nothing (an empty answer the server gave no reason for says nothing). */
+/** What the editor says when a completion the user asked for (Trigger Inline Suggestion) comes back empty because the
+ * server refused it: "no suggestion: <reason>", else nothing (an empty answer the server gave no reason for says
+ * nothing). Shown at the end of the line and in the status bar. */
 export function refusedCompletionNote(result: unknown, reason: string | null | undefined): string | undefined {
   const items = Array.isArray(result) ? result : (result as { items?: unknown } | null | undefined)?.items;
   if (Array.isArray(items) && items.length > 0) return undefined;
   const why = typeof reason === 'string' ? reason.trim() : '';
-  return why ? `$(circle-slash) diffusion-ls: no suggestion: ${why}` : undefined;
+  return why ? `no suggestion: ${why}` : undefined;
 }
 
 /** A placeholder a fill left as it was, and why. */

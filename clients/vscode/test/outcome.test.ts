@@ -66,9 +66,9 @@ describe('rewriteTarget', () => {
 describe('refusedCompletionNote', () => {
   it('says why an asked-for completion came back empty', () => {
     const note = refusedCompletionNote({ items: [] }, 'the answer would add parse errors: `)`');
-    assert.equal(note, '$(circle-slash) diffusion-ls: no suggestion: the answer would add parse errors: `)`');
-    assert.equal(refusedCompletionNote([], ' unsure '), '$(circle-slash) diffusion-ls: no suggestion: unsure');
-    assert.equal(refusedCompletionNote(null, 'unsure'), '$(circle-slash) diffusion-ls: no suggestion: unsure');
+    assert.equal(note, 'no suggestion: the answer would add parse errors: `)`');
+    assert.equal(refusedCompletionNote([], ' unsure '), 'no suggestion: unsure');
+    assert.equal(refusedCompletionNote(null, 'unsure'), 'no suggestion: unsure');
   });
 
   it('says nothing when there is a suggestion, or no reason', () => {

@@ -1,0 +1,41 @@
+import * as vscode from 'vscode';
+
+/**
+ * Why a completion the user asked for was refused, dimmed at the end of the cursor's line until the cursor moves, the
+ * text changes or another editor is shown (as the Neovim client does): VS Code itself shows nothing for an empty
+ * answer, and a status bar message is easy to miss.
+ */
+export class RefusalNote implements vscode.Disposable {
+  private readonly type = vscode.window.createTextEditorDecorationType({
+    after: { color: new vscode.ThemeColor('editorCodeLens.foreground'), fontStyle: 'italic', margin: '0 0 0 2em' },
+  });
+  private editor: vscode.TextEditor | undefined;
+  private watching: vscode.Disposable[] = [];
+
+  show(editor: vscode.TextEditor, line: number, text: string): void {
+    this.clear();
+    const end = editor.document.lineAt(Math.min(line, editor.document.lineCount - 1)).range.end;
+    editor.setDecorations(this.type, [{ range: new vscode.Range(end, end), renderOptions: { after: { contentText: text } } }]);
+    this.editor = editor;
+    const at = editor.selection.active;
+    this.watching = [
+      vscode.window.onDidChangeTextEditorSelection((e) => {
+        if (e.textEditor !== editor || !e.selections[0].active.isEqual(at)) this.clear();
+      }),
+      vscode.workspace.onDidChangeTextDocument((e) => e.document === editor.document && e.contentChanges.length && this.clear()),
+      vscode.window.onDidChangeActiveTextEditor(() => this.clear()),
+    ];
+  }
+
+  clear(): void {
+    this.watching.forEach((d) => d.dispose());
+    this.watching = [];
+    this.editor?.setDecorations(this.type, []);
+    this.editor = undefined;
+  }
+
+  dispose(): void {
+    this.clear();
+    this.type.dispose();
+  }
+}
