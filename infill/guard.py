@@ -557,6 +557,8 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if stutter is not None:
                 return Verdict(old, f"the answer writes part of a name twice: `{stutter}`")
             prose = p.start == p.end and errors.in_prose(p.start)  # words typed in a comment or a string name nothing
+            if prose and _stray_closer(text, p.start, candidate):
+                return Verdict(old, f"the answer only closes a bracket nothing opened: `{candidate.strip()}`")
             typo = None if prose else _misspelled(text, p.start, p.end, candidate) or (
                 _stops_short(text, p.start, candidate, errors.lang) if p.start == p.end else None)
             if typo is not None:
@@ -1295,3 +1297,14 @@ def _line_outside(text: str, start: int, end: int, pos: int) -> int:
 def _blank_prose(code: str) -> str:
     """code with its comments and one-line strings blanked out, every offset and line kept."""
     return _NOT_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), code)
+
+
+def _stray_closer(text: str, at: int, new: str) -> bool:
+    """Whether a fill in a comment or a string is only closing brackets that its line opened none of (a trial was
+    offered `)` after a docstring's words)."""
+    body = new.strip()
+    if not body or any(c not in ")]}" for c in body):
+        return False
+    line = text[text.rfind("\n", 0, at) + 1 : at]
+    opened = sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
+    return opened < len(body)

@@ -1096,3 +1096,14 @@ def test_a_completion_in_a_file_too_big_to_read_whole_is_read_in_its_window():
 def test_no_edit_is_offered_in_a_binary_document():
     src = "\u00d4\u00f6\x1d\u00f0/\x00{\u0081x = 1\n"
     assert one(src, len(src), len(src), "],\n").reason == "the document holds NUL characters: it is binary, not code"
+
+
+def test_a_fill_in_prose_that_only_closes_what_nothing_opened_is_refused():
+    src = 'def f(x):\n    """Return the square of x\n    """\n    return x * x\n'
+    at = src.index("of x") + len("of x")
+    assert one(src, at, at, ")").reason == "the answer only closes a bracket nothing opened: `)`"
+    opened = src.replace("the square of x", "the square (of x")
+    at = opened.index("of x") + len("of x")
+    assert one(opened, at, at, ")").ok
+    at = src.index("of x") + len("of x")
+    assert one(src, at, at, " (a number)").ok
