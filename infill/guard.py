@@ -26,6 +26,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from infill import _syntax
 
@@ -245,9 +246,7 @@ class _Errors:
             # a rewrite also leaves the names its edges make with the text around (`r[e]t` rewritten as `et\n` leaves
             # a line `t`), and a line it dedents reads names in another scope than the edit's first line
             for start, end, new in edits:
-                lo = self.text.rfind("\n", 0, start) + 1
-                hi = self.text.find("\n", end)
-                touched = self.text[lo:start] + new + self.text[end : len(self.text) if hi < 0 else hi]
+                touched = _touched(self.text, start, end, new)
                 words |= set(_NAME.findall(_NOT_CODE.sub(" ", touched))) - _KEYWORDS - _syntax._BUILTINS
                 indents = [len(ln) - len(ln.lstrip()) for ln in touched.split("\n") if ln.strip()]
                 fixed_scope &= all(i >= indents[0] for i in indents)
@@ -355,8 +354,7 @@ class _Errors:
         do not). Elsewhere, the words of the code around the edit (`_dropped_definition`)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return _dropped_definition(self.text, start, end, new, self.window(start, end))
-        names = _dropped_names(self.text[start:end], new)
-        if not names:  # a cursor fill replaces nothing
+        if start == end:  # a cursor fill replaces nothing
             return None
         if self._unresolved is False:
             self._unresolved = _syntax.python_unresolved(self.text)
@@ -364,7 +362,11 @@ class _Errors:
         after = _syntax.python_unresolved(edited) if self._unresolved is not None else None
         if after is None:
             return _dropped_definition(self.text, start, end, new, self.window(start, end))
-        lost = sorted((after - (self._unresolved or set())) & names)
+        # every name the code reads that no binding reaches any more and that the new text does not read itself (those
+        # are new_unbound's): a definition, an import, a parameter or a loop variable the edit took away (a trial's
+        # rewrite of `uppercase_first_letter: bool` as `char: str | None` left the body reading the old name)
+        read = set(_NAME.findall(_NOT_CODE.sub(" ", _touched(self.text, start, end, new))))
+        lost = sorted((after - (self._unresolved or set())) - read)
         if not lost:
             return None
         module, shift = _syntax.python_module(edited), new.count("\n") - self.text.count("\n", start, end)
@@ -420,6 +422,14 @@ class _Errors:
             if use is not None:
                 line = _line_outside(self.text, start, until, use.start())
                 return f"the answer removes `{'.'.join(path)}`, which the code still uses (line {line})"
+            if len(path) <= 2 and not path[-1].startswith("_") and self.before(win)[0] == 0:
+                # a public function, class or method: other files may call it (a trial's rewrite of `def
+                # tableize(word: str) -> str:` as `def table_name(...)` broke every caller of the module)
+                renamed = next((q for q in left if q[:-1] == path[:-1] and q not in outside), None)
+                if renamed is not None:
+                    return f"the answer renames `{'.'.join(path)}` to `{'.'.join(renamed)}`: code that calls it " \
+                        "would break"
+                return f"the answer removes `{'.'.join(path)}`, which other code may use"
         return None
 
     def line(self, offset: int) -> int:
@@ -538,6 +548,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            joined = _joins_next_word(text, p.start, candidate) if p.start == p.end and not errors.in_prose(p.start) \
+                else None
+            if joined is not None:
+                return Verdict(old, f"the answer turns `{joined[0]}` into `{joined[1]}`, which the file does not have")
             if p.start != p.end:
                 moved = errors.changed_structure(p.start, p.end, candidate)
                 if moved is not None:
@@ -697,9 +711,12 @@ _JS_ASSIGNS = frozenset({"assignment_expression", "augmented_assignment_expressi
 
 
 def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
-    """JavaScript/TypeScript: a name the new text's code reads that appears nowhere else in the file, is no built-in
-    and is not declared by it (from trials: a cursor fill's `options.isMerge || defaultIsMerge`, the file's function
-    being `defaultIsMergeableObject`; a rewrite's `PERMISSIVE_ATATCH4`: a ReferenceError when that line runs)."""
+    """JavaScript/TypeScript: a name the new text's code reads where no declaration reaches it (_js_reaches), when the
+    file declares it only in another scope (`foo` of another function's parameters) or has it nowhere else in its code
+    (a comment's word counts for nothing): a ReferenceError when that line runs. From trials: a cursor fill's
+    `defaultIsMerge` (the file's function being `defaultIsMergeableObject`), rewrites' `PERMISSIVE_ATATCH4`, `{config}`
+    for `configurable: true`, `module.exports = isView` (`isView` only in a comment). A name used elsewhere and
+    declared nowhere is taken as a global of another script."""
     if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new) \
             or len(text) > WHOLE_FILE_CHARS:
         return None
@@ -707,26 +724,125 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
     tree = _syntax.parse(doc, lang)
     if tree is None:
         return None
+    data = _syntax.encode(doc)
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
-    declared = _NOT_CODE.sub(" ", new)  # a name the new text itself names twice or more is taken as declared there
-    rest = text[:start] + "\n" + text[end:]
-    stack = [tree.root_node]
+    rest = _blank_prose(text[:start] + "\n" + text[end:])
+    stack, reads = [tree.root_node], []
     while stack:
         node = stack.pop()
         if node.end_byte <= lo or node.start_byte >= hi:
             continue
         stack.extend(node.children)
-        if node.type != "identifier" or node.start_byte < lo or node.end_byte > hi or node.text is None:
+        if node.type in ("identifier", "shorthand_property_identifier") and node.start_byte >= lo and \
+                node.end_byte <= hi and _js_declares(node) is None and not _js_assigned(node):
+            reads.append(node)
+    for node in sorted(reads, key=lambda n: n.start_byte):
+        name = data[node.start_byte : node.end_byte].decode("utf-8", "replace")
+        if name in _JS_BUILTINS or node.parent is not None and node.parent.type in ("labeled_statement",
+                                                                                      "break_statement",
+                                                                                      "continue_statement"):
             continue
-        name, parent = node.text.decode("utf-8", "replace"), node.parent
-        if name in _JS_BUILTINS or parent is None or parent.type in _JS_BINDING_PARENTS or any(
-                parent.child_by_field_name(f) == node for f in ("name", "parameter", "label")) or (
-                parent.type in _JS_ASSIGNS and parent.child_by_field_name("left") == node):
-            continue  # a name it declares or assigns (an undeclared one is _undeclared_assignment's)
-        word = _WORD.format(re.escape(name))
-        if not re.search(word, rest) and len(re.findall(word, declared)) <= 1:
+        scopes = []  # where the file declares it
+        for m in re.finditer(rb"(?<![\w$])" + re.escape(name.encode()) + rb"(?![\w$])", data):
+            at = _js_leaf(tree.root_node, m.start(), m.end())
+            scope = _js_declares(at) if at is not None else None
+            if scope is not None:
+                scopes.append(scope)
+        # a declaration or a read inside a parse error is tree-sitter's guess (a call's arguments read as a function's
+        # parameters): the scopes then say nothing
+        if any(_js_encloses(scope, node) or _js_in_error(scope) for scope in scopes) or scopes and _js_in_error(node):
+            continue
+        if scopes or not re.search(_WORD.format(re.escape(name)), rest):
             return name
     return None
+
+
+_JS_FUNCTIONS = frozenset({"function_declaration", "generator_function_declaration", "function_expression",
+                           "function", "arrow_function", "method_definition", "generator_function"})
+_JS_BLOCKS = frozenset({"statement_block", "program", "for_statement", "for_in_statement", "class_body",
+                        "switch_body"})
+_JS_PATTERNS = frozenset({"object_pattern", "array_pattern", "rest_pattern", "assignment_pattern", "pair_pattern",
+                          "required_parameter", "optional_parameter"})
+
+
+def _js_declares(node) -> Any:
+    """The scope node a declaration of this identifier binds its name in (None: the identifier is no declaration):
+    a parameter's function, a `var`'s function or program, a `let`/`const`/class/function declaration's block, a catch
+    clause's parameter its clause, an import the program."""
+    if node.type not in ("identifier", "shorthand_property_identifier_pattern"):
+        return None
+    child, up = node, node.parent
+    while up is not None and up.type in _JS_PATTERNS:  # a destructured or defaulted name: up to what binds it
+        if up.type == "assignment_pattern" and up.child_by_field_name("left") != child:
+            return None  # the default value is a read
+        if up.type == "pair_pattern" and up.child_by_field_name("value") != child:
+            return None  # the key is a property name
+        child, up = up, up.parent
+    if up is None:
+        return None
+    kind = up.type
+    if kind == "formal_parameters":
+        return up.parent
+    if kind == "arrow_function" and up.child_by_field_name("parameter") == child:
+        return up
+    if kind == "variable_declarator" and up.child_by_field_name("name") == child:
+        decl = up.parent
+        if decl is not None and decl.type == "variable_declaration":  # var: the function's, hoisted
+            return _js_up(decl, _JS_FUNCTIONS | {"program"})
+        return _js_up(up, _JS_BLOCKS)
+    if kind in ("function_declaration", "generator_function_declaration", "class_declaration") and \
+            up.child_by_field_name("name") == child:
+        return _js_up(up, _JS_BLOCKS)
+    if kind in ("function_expression", "class", "generator_function") and up.child_by_field_name("name") == child:
+        return up
+    if kind == "catch_clause" and up.child_by_field_name("parameter") == child:
+        return up
+    if kind == "for_in_statement" and up.child_by_field_name("left") == child and up.child_by_field_name("kind"):
+        return up if up.child_by_field_name("kind").type != "var" else _js_up(up, _JS_FUNCTIONS | {"program"})
+    if kind in ("import_specifier", "namespace_import", "import_clause"):
+        if kind == "import_specifier" and up.child_by_field_name("alias") not in (None, child):
+            return None  # `imp as imp2`: imp2 is bound, imp names the export
+        return _js_up(up, frozenset({"program"}))
+    return None
+
+
+def _js_assigned(node) -> bool:
+    """Whether the identifier is no read: an assignment's target, an import's or export's name, a label."""
+    up = node.parent
+    if up is None:
+        return True
+    if up.type in _JS_ASSIGNS and up.child_by_field_name("left") == node:
+        return True  # an undeclared one is _undeclared_assignment's
+    return up.type in ("labeled_statement", "export_specifier", "import_specifier", "namespace_export") or \
+        up.child_by_field_name("label") == node
+
+
+def _js_leaf(root, start: int, end: int) -> Any:
+    """The identifier spanning exactly [start, end) bytes, if one does (a TypeScript parameter's node spans its name
+    alone too, and descendant_for_byte_range may stop there)."""
+    node = root.descendant_for_byte_range(start, end)
+    while node is not None and node.type not in ("identifier", "shorthand_property_identifier_pattern"):
+        node = next((c for c in node.children if c.start_byte == start and c.end_byte == end), None)
+    return node
+
+
+def _js_up(node, types: frozenset[str]) -> Any:
+    up = node.parent
+    while up is not None and up.type not in types:
+        up = up.parent
+    return up
+
+
+def _js_in_error(node) -> bool:
+    while node is not None:
+        if node.type == "ERROR" or node.is_missing:
+            return True
+        node = node.parent
+    return False
+
+
+def _js_encloses(scope, node) -> bool:
+    return scope.start_byte <= node.start_byte and node.end_byte <= scope.end_byte
 
 
 def _only_comments(s: str, lang: str | None) -> bool:
@@ -1308,3 +1424,23 @@ def _stray_closer(text: str, at: int, new: str) -> bool:
     line = text[text.rfind("\n", 0, at) + 1 : at]
     opened = sum(line.count(c) for c in "([{") - sum(line.count(c) for c in ")]}")
     return opened < len(body)
+
+
+def _joins_next_word(text: str, at: int, new: str) -> tuple[str, str] | None:
+    """(old, new) name a cursor fill leaves where a name follows the cursor, when the file has it nowhere: `upper`
+    before `lower()` gives `upperlower`, `ord: str,\\n` inside `word` leaves `ord` (from a trial)."""
+    if at >= len(text) or not _is_word(text[at]) or not new:
+        return None
+    edited = text[:at] + new + text[at:]
+    was, now = _word_at(text, at), _word_at(edited, at + len(new))
+    if now and now != was and not _has_word(text, now):
+        return was, now
+    return None
+
+
+def _touched(text: str, start: int, end: int, new: str) -> str:
+    """The lines an edit of [start, end) leaves, with its new text: from the start of its first line to the end of its
+    last (the names its edges make with the text around are on them)."""
+    lo = text.rfind("\n", 0, start) + 1
+    hi = end if end > start and text[end - 1] == "\n" else text.find("\n", end)  # whole lines: their own line breaks
+    return text[lo:start] + new + text[end : len(text) if hi < 0 else hi]

@@ -983,11 +983,15 @@ def test_a_rewrite_that_folds_a_method_into_the_one_above_is_refused():
     v = one(src, start, body_end, "\n        self.load(fragment)\n\n        def load(self, fragment):\n"
             "            self.path.load('')\n            self.query.load('')\n")
     assert v.reason == "the answer removes `Fragment.load`, which the code still uses (line 17)"
-    # a definition the code does not use may go, and one kept where it was is fine
+    # a public method the file does not call may be called by others: renamed, it is refused too; a private one may go
     unused = src.replace("        self.load(fragment)", "        pass").replace("    return Fragment().load(f)",
                                                                               "    return Fragment()")
-    assert one(unused, unused.index("\n        pass"), unused.index("        self.path.load"),
-               "\n        pass\n\n    def reload(self, fragment):\n").ok
+    v = one(unused, unused.index("\n        pass"), unused.index("        self.path.load"),
+            "\n        pass\n\n    def reload(self, fragment):\n")
+    assert v.reason == "the answer renames `Fragment.load` to `Fragment.reload`: code that calls it would break"
+    private = unused.replace("def load(", "def _load(")
+    assert one(private, private.index("\n        pass"), private.index("        self.path.load"),
+               "\n        pass\n\n    def _reload(self, fragment):\n").ok
     assert one(src, start, end, "\n        self.load(fragment or '')\n\n    def load(self, fragment):\n").ok
 
 
@@ -1107,3 +1111,56 @@ def test_a_fill_in_prose_that_only_closes_what_nothing_opened_is_refused():
     assert one(opened, at, at, ")").ok
     at = src.index("of x") + len("of x")
     assert one(src, at, at, " (a number)").ok
+
+
+# -- from a second trial (inflection 0.5.1, dequal 2.0.3, klona 2.0.6): edits that parsed and broke the code ------------
+
+def test_a_python_rewrite_that_takes_a_binding_away_is_refused():
+    src = ("import re\n\n\ndef camelize(string, uppercase_first_letter=True):\n"
+           "    if uppercase_first_letter:\n        return re.sub(r'x', 'y', string)\n    return string\n")
+    at = src.index("uppercase_first_letter=True")
+    v = one(src, at, at + len("uppercase_first_letter=True"), "char=None")
+    assert v.reason == "the answer removes a definition the code still uses: `uppercase_first_letter` (line 5)"
+    v = one(src, 0, len("import re"), "from __future__ import annotations")
+    assert v.reason == "the answer removes a definition the code still uses: `re` (line 6)"
+    assert one(src, at, at + len("uppercase_first_letter=True"), "uppercase_first_letter=False").ok
+
+
+def test_renaming_a_public_function_is_refused_a_private_one_not():
+    src = "def tableize(word):\n    return word + 's'\n\n\ndef _helper(x):\n    return x\n"
+    v = one(src, 0, len("def tableize(word):"), "def table_name(word):")
+    assert v.reason == "the answer renames `tableize` to `table_name`: code that calls it would break"
+    at = src.index("def _helper(x):")
+    assert one(src, at, at + len("def _helper(x):"), "def _help(x):").ok
+
+
+def test_a_completion_joined_to_the_name_after_the_cursor_is_refused():
+    src = "def f(word):\n    return word.lower()\n"
+    at = src.index("lower()")
+    assert one(src, at, at, "upper").reason == "the answer turns `lower` into `upperlower`, which the file does not have"
+    assert one(src, at, at, "strip().").ok
+    doc = 'def f(word):\n    """Return the approximation."""\n    return word\n'
+    at = doc.index("approximation") + len("approximat")
+    assert one(doc, at, at, "ion is specified.\n").ok  # words in a docstring: prose, not names
+
+
+def test_a_javascript_edit_reading_a_name_of_another_scope_or_only_a_comment_is_refused():
+    src = ("function find(iter, tar, key) {\n  for (key of iter.keys()) {\n    if (dequal(key, tar)) return key;\n"
+           "  }\n}\n\nfunction dequal(foo, bar) {\n  return foo === bar;\n}\n\n"
+           "// isView: whether x is a typed array view\nexports.dequal = dequal;\n")
+    start = src.index("if (dequal(key, tar)) return key;")
+    end = start + len("if (dequal(key, tar)) return key;")
+    v = one(src, start, end, "if (key === tar) return foo.getTime();", lang="javascript")
+    assert v.reason == "the answer uses `foo`, which is not defined where it is used (only in another scope)"
+    assert one(src, start, end, "if (dequal(tar, key)) return key;", lang="javascript").ok
+    at = src.index("exports.dequal = dequal;")
+    v = one(src, at, at + len("exports.dequal = dequal;"), "module.exports = isView;", lang="javascript")
+    assert v.reason == "the answer uses `isView`, which nothing in the file defines"
+    obj = "function f(x) {\n  return Object.defineProperty(x, 'k', {\n    configurable: true,\n  });\n}\n"
+    at = obj.index("configurable: true,")
+    v = one(obj, at, at + len("configurable: true,"), "config,", lang="javascript")
+    assert v.reason == "the answer uses `config`, which nothing in the file defines"
+    ts = ("import { isServer as isServerEnvironment } from './env'\n"
+          "const res = function action(arg1, arg2?: string): any {\n  return { name: arg1, isServerEnvironment }\n}\n")
+    at = ts.index("name: arg1") + len("name: ")
+    assert one(ts, at, at + 4, "arg2", lang="typescript").ok
