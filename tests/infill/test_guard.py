@@ -1113,7 +1113,7 @@ def test_a_fill_in_prose_that_only_closes_what_nothing_opened_is_refused():
     assert one(src, at, at, " (a number)").ok
 
 
-# -- from a second trial (inflection 0.5.1, dequal 2.0.3, klona 2.0.6): edits that parsed and broke the code ------------
+# -- from a second trial (inflection 0.5.1, dequal 2.0.3, klona 2.0.6): edits that parsed and broke the code --------
 
 def test_a_python_rewrite_that_takes_a_binding_away_is_refused():
     src = ("import re\n\n\ndef camelize(string, uppercase_first_letter=True):\n"
@@ -1137,7 +1137,8 @@ def test_renaming_a_public_function_is_refused_a_private_one_not():
 def test_a_completion_joined_to_the_name_after_the_cursor_is_refused():
     src = "def f(word):\n    return word.lower()\n"
     at = src.index("lower()")
-    assert one(src, at, at, "upper").reason == "the answer turns `lower` into `upperlower`, which the file does not have"
+    v = one(src, at, at, "upper")
+    assert v.reason == "the answer turns `lower` into `upperlower`, which the file does not have"
     assert one(src, at, at, "strip().").ok
     doc = 'def f(word):\n    """Return the approximation."""\n    return word\n'
     at = doc.index("approximation") + len("approximat")
