@@ -100,8 +100,9 @@ _BINDING_NAMES = frozenset({"identifier", "type_identifier", "shorthand_property
 
 
 def redeclared(text: str, lang: str | None) -> set[str]:
-    """Names declared twice in one block with `let`, `const` or `class` (JavaScript, TypeScript): such a file parses,
-    and is refused before any of it runs ("Identifier 're' has already been declared"). Empty for other languages."""
+    """Names declared twice in one block with `let`, `const` or `class`, or so and with `var` or as a parameter of the
+    function whose body the block is (JavaScript, TypeScript): such a file parses, and is refused before any of it
+    runs ("Identifier 're' has already been declared"). Empty for other languages."""
     tree = parse(text, lang) if lang in _LEXICAL else None
     if tree is None:
         return set()
@@ -113,6 +114,14 @@ def redeclared(text: str, lang: str | None) -> set[str]:
         if node.type not in _SCOPES:
             continue
         seen: set[str] = set()
+        # a `var` of the block, or a parameter of the function whose body it is, may not share a name with a
+        # `let`/`const`/class of the block either (a trial's `const tmp` beside `var tmp`)
+        params = node.parent.child_by_field_name("parameters") if node.parent is not None else None
+        loose = {n for p in (params.named_children if params is not None else ()) for n in _binding_names(
+            p.child_by_field_name("pattern") if p.type in ("required_parameter", "optional_parameter") else p)}
+        loose |= {n for child in node.named_children if child.type == "variable_declaration"
+                  for d in child.named_children if d.type == "variable_declarator"
+                  for n in _binding_names(d.child_by_field_name("name"))}
         for child in node.named_children:
             if child.type == "lexical_declaration":
                 targets = [d.child_by_field_name("name") for d in child.named_children
@@ -123,7 +132,7 @@ def redeclared(text: str, lang: str | None) -> set[str]:
                 continue
             for target in targets:
                 for name in _binding_names(target):
-                    (out if name in seen else seen).add(name)
+                    (out if name in seen or name in loose else seen).add(name)
     return out
 
 

@@ -22,8 +22,10 @@ import ast
 import bisect
 import keyword
 import re
+import shutil
+import subprocess
 import textwrap
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -595,14 +597,17 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
                 else None
             if undeclared is not None:
                 return Verdict(old, f"the answer assigns to `{undeclared}`, which nothing in the file declares")
-            twice = errors.new_redeclared([(p.start, p.end, candidate)]) if p.start != p.end else []
+            twice = errors.new_redeclared([(p.start, p.end, candidate)]) \
+                if p.start != p.end or re.search(r"\b(?:let|const|class)\b", candidate) else []
             if twice:
                 return Verdict(old, f"the answer declares `{twice[0]}` twice in one block, which stops the file "
                                "from running")
             dropped = _dropped_return(old, candidate, errors.lang)
             if dropped is not None:
                 return Verdict(old, dropped)
-            dead = errors.new_dead_return(p.start, p.end, candidate, reach=0 if p.start != p.end else DEAD_REACH)
+            # a rewrite also reads the start of its first line: `retur[n]` rewritten as `n new Date(+x);\n`
+            reach = p.start - (text.rfind("\n", 0, p.start) + 1) if p.start != p.end else DEAD_REACH
+            dead = errors.new_dead_return(p.start, p.end, candidate, reach=reach)
             if dead is not None:
                 code, earlier = _snippet(dead[0], 40), dead[1]
                 if p.start != p.end:
@@ -610,6 +615,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
                 if earlier:
                     return Verdict(old, f"the answer would never run: it comes after `{code}`")
                 return Verdict(old, f"the answer makes the code after it unreachable: `{code}`")
+            if p.start != p.end:
+                rejected = _node_rejects(text, p.start, p.end, candidate, errors.lang)
+                if rejected is not None:
+                    return Verdict(old, f"Node rejects the edited file: {rejected}")
             return Verdict(candidate, None, "+".join(repairs + extra))
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
@@ -1444,3 +1453,45 @@ def _touched(text: str, start: int, end: int, new: str) -> str:
     lo = text.rfind("\n", 0, start) + 1
     hi = end if end > start and text[end - 1] == "\n" else text.find("\n", end)  # whole lines: their own line breaks
     return text[lo:start] + new + text[end : len(text) if hi < 0 else hi]
+
+
+_NODE_CHECKS: OrderedDict[tuple[str, bool], str | None] = OrderedDict()
+_ESM = re.compile(r"^[ \t]*(?:import[\s{*\w]|export\b)", re.MULTILINE)
+NODE_CHECK_S = 5.0
+
+
+def _node_syntax_error(source: str, module: bool) -> str | None:
+    """Node's SyntaxError for source (`node --check`), None when it parses or Node cannot be run; kept for the
+    last texts checked (the file before the edit is checked once)."""
+    key = (source, module)
+    if key in _NODE_CHECKS:
+        _NODE_CHECKS.move_to_end(key)
+        return _NODE_CHECKS[key]
+    node = shutil.which("node")
+    if node is None:
+        return None
+    try:
+        run = subprocess.run([node, "--check", f"--input-type={'module' if module else 'commonjs'}", "-"],
+                             input=source.encode("utf-8", "surrogatepass"), capture_output=True,
+                             timeout=NODE_CHECK_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    err = run.stderr.decode("utf-8", "replace")
+    found = re.search(r"^SyntaxError: (.*)$", err, re.MULTILINE)
+    result = found.group(1).strip() if run.returncode != 0 and found else None
+    _NODE_CHECKS[key] = result
+    while len(_NODE_CHECKS) > 16:
+        _NODE_CHECKS.popitem(last=False)
+    return result
+
+
+def _node_rejects(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """JavaScript, a rewrite or a fill of placeholders: Node's SyntaxError for the edited file when it parses the file
+    as it is (tree-sitter reads much that Node refuses: `continue` outside a loop, `const tmp` beside `var tmp`, `var a,
+    {}, b`). Where Node is installed; skipped for files too big to read whole."""
+    if lang != "javascript" or len(text) > WHOLE_FILE_CHARS:
+        return None
+    module = bool(_ESM.search(text))
+    if _node_syntax_error(text, module) is not None:
+        return None
+    return _node_syntax_error(text[:start] + new + text[end:], module)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from infill import _syntax
 from infill.guard import Proposal, _repeated_phrase, check
 
@@ -1165,3 +1167,19 @@ def test_a_javascript_edit_reading_a_name_of_another_scope_or_only_a_comment_is_
           "const res = function action(arg1, arg2?: string): any {\n  return { name: arg1, isServerEnvironment }\n}\n")
     at = ts.index("name: arg1") + len("name: ")
     assert one(ts, at, at + 4, "arg2", lang="typescript").ok
+
+
+def test_javascript_that_node_would_refuse_is_refused():
+    src = ("function klona(x) {\n  var k, tmp, str = Object.prototype.toString.call(x);\n"
+           "  for (k in x) {\n    tmp = x[k];\n  }\n  return tmp;\n}\n")
+    at = src.index("  return tmp;")
+    v = one(src, at, at, "const tmp = new Date(+x);\n  ", lang="javascript")
+    assert v.reason == "the answer declares `tmp` twice in one block, which stops the file from running"
+    at = src.index("for (k in x) {")
+    v = one(src, at, at + len("for (k in x) {"), "if (typeof x.hasO= 'function') {", lang="javascript")
+    if shutil.which("node"):  # tree-sitter reads `typeof (x.hasO = 'function')`
+        assert v.reason == "Node rejects the edited file: Invalid left-hand side in assignment"
+    v = one(src, src.index("var k, tmp"), src.index("var k, tmp") + len("var k, tmp"), "var k, {}", lang="javascript")
+    if shutil.which("node"):  # Node's own parser: tree-sitter reads a pattern with no value
+        assert v.reason == "Node rejects the edited file: Missing initializer in destructuring declaration"
+    assert one(src, at, at + len("for (k in x) {"), "for (k of Object.keys(x)) {", lang="javascript").ok
