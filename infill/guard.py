@@ -434,6 +434,28 @@ class _Errors:
                 return f"the answer removes `{'.'.join(path)}`, which other code may use"
         return None
 
+    def read_before_set(self, start: int, end: int, new: str) -> tuple[str, int] | None:
+        """Python, a rewrite: (name, 1-based line) of a local the function around the edit now reads before any line
+        of it sets the name, where it did not (an UnboundLocalError when it runs): a parameter renamed while the body
+        goes on reading it and sets it later (`def ordinal(number)` as `def ordinal(word)` above `number =
+        abs(int(number))`), a name read above the loop that binds it."""
+        if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
+            return None
+        module = self.module()
+        edited = _syntax.python_module(self.text[:start] + new + self.text[end:])
+        if module is None or edited is None:
+            return None
+        line = self.line(start)
+        after_fn = _innermost_function(edited, line)
+        if after_fn is None:
+            return None
+        before_fn = _innermost_function(module, line)
+        before = _early_reads(before_fn) if before_fn is not None else {}
+        for name, at in sorted(_early_reads(after_fn).items(), key=lambda kv: kv[1]):
+            if name not in before:
+                return name, at + (0 if at <= line else self.text.count("\n", start, end) - new.count("\n"))
+        return None
+
     def line(self, offset: int) -> int:
         """The 1-based line of a char offset of the text."""
         if self._lines is None:
@@ -447,6 +469,59 @@ class _Errors:
             filled = _syntax.fill_empty_blocks(_as_module(self.text[win[0] : win[1]]))
             self._compiles[win] = filled is not None and _compiles(filled)
         return self._compiles[win]
+
+
+def _innermost_function(module: ast.Module, lineno: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    scope = _innermost_scope(module, lineno)
+    return scope if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) else None
+
+
+_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+           ast.GeneratorExp)
+
+
+def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, int]:
+    """Locals of fn (set somewhere in it, no parameter, no global) read before the first place that sets them and in
+    no loop: name -> the line of that read. An assignment sets its targets once its value is read (`number =
+    abs(int(number))` reads `number` first)."""
+    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg,
+                              fn.args.kwarg) if a is not None}
+    sets: dict[str, tuple[int, int]] = {}
+    reads: dict[str, tuple[int, int]] = {}
+    free: set[str] = set()
+    after: dict[int, tuple[int, int]] = {}  # id of an assignment's target Name -> where the assignment ends
+
+    def bind(name: str, at: tuple[int, int]) -> None:
+        sets[name] = min(sets.get(name, at), at)
+
+    stack: list[tuple[ast.AST, bool]] = [(stmt, False) for stmt in fn.body]
+    while stack:
+        node, looped = stack.pop()
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
+            after.update((id(n), end) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            free.update(node.names)
+        elif isinstance(node, ast.Name):
+            at = (node.lineno, node.col_offset)
+            if isinstance(node.ctx, ast.Load):
+                if not looped:
+                    reads[node.id] = min(reads.get(node.id, at), at)
+            else:
+                bind(node.id, after.get(id(node), at))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bind(node.name, (node.lineno, node.col_offset))
+        elif isinstance(node, ast.alias):
+            bind(node.asname or node.name.split(".")[0], (getattr(node, "lineno", 0), 0))
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bind(node.name, (node.lineno, node.col_offset))
+        if isinstance(node, _NESTED):
+            continue  # its own scope
+        inner = looped or isinstance(node, ast.For | ast.AsyncFor | ast.While)
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return {name: at[0] for name, at in reads.items()
+            if name in sets and name not in params and name not in free and at < sets[name]}
 
 
 def _innermost_scope(module: ast.Module, lineno: int) -> ast.AST:
@@ -550,6 +625,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            early = errors.read_before_set(p.start, p.end, candidate) if p.start != p.end else None
+            if early is not None:
+                return Verdict(old, f"the answer leaves `{early[0]}` read before the function sets it (line "
+                               f"{early[1]})")
             joined = _joins_next_word(text, p.start, candidate) if p.start == p.end and not errors.in_prose(p.start) \
                 else None
             if joined is not None:
@@ -583,12 +662,13 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             # when run), a cursor fill either (`self._inv = inv` in an `__init__` without `inv`); a name the user
             # began typing is theirs (the check reads the answer's own words), and may be defined further on
             unbound = errors.new_unbound([(p.start, p.end, candidate)])
+            elsewhere = bool(unbound) and errors.binds(unbound[0], p.start, p.end)
             if not unbound:
                 unknown = _js_unknown_read(text, p.start, p.end, candidate, errors.lang)
-                unbound = [unknown] if unknown is not None else []
+                unbound, elsewhere = ([unknown[0]], unknown[1]) if unknown is not None else ([], False)
             if unbound:
-                where = "is not defined where it is used (only in another scope)" \
-                    if errors.binds(unbound[0], p.start, p.end) else "nothing in the file defines"
+                where = "is not defined where it is used (only in another scope)" if elsewhere \
+                    else "nothing in the file defines"
                 return Verdict(old, f"the answer uses `{unbound[0]}`, which {where}")
             owner, attrs = errors.new_self_attributes(p.start, p.end, candidate) if p.start != p.end else ("", [])
             if attrs:
@@ -719,13 +799,14 @@ _JS_BINDING_PARENTS = frozenset({
 _JS_ASSIGNS = frozenset({"assignment_expression", "augmented_assignment_expression", "for_in_statement"})
 
 
-def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
-    """JavaScript/TypeScript: a name the new text's code reads where no declaration reaches it (_js_reaches), when the
-    file declares it only in another scope (`foo` of another function's parameters) or has it nowhere else in its code
-    (a comment's word counts for nothing): a ReferenceError when that line runs. From trials: a cursor fill's
-    `defaultIsMerge` (the file's function being `defaultIsMergeableObject`), rewrites' `PERMISSIVE_ATATCH4`, `{config}`
-    for `configurable: true`, `module.exports = isView` (`isView` only in a comment). A name used elsewhere and
-    declared nowhere is taken as a global of another script."""
+def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None) -> tuple[str, bool] | None:
+    """JavaScript/TypeScript: a name the new text's code reads where no declaration reaches it (_js_declares, by
+    scope), when the file declares it only in another scope (`foo` of another function's parameters) or has it nowhere
+    else in its code (a comment's word or a `.size` property count for nothing), and whether the file declares it
+    elsewhere: a ReferenceError when that line runs. From trials: a cursor fill's `defaultIsMerge` (the file's
+    function being `defaultIsMergeableObject`), rewrites' `PERMISSIVE_ATATCH4`, `{config}` for `configurable: true`,
+    `module.exports = isView` (`isView` only in a comment). A name used elsewhere and declared nowhere is taken as a
+    global of another script."""
     if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new) \
             or len(text) > WHOLE_FILE_CHARS:
         return None
@@ -761,9 +842,12 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
         # parameters): the scopes then say nothing
         if any(_js_encloses(scope, node) or _js_in_error(scope) for scope in scopes) or scopes and _js_in_error(node):
             continue
-        if scopes or not re.search(_WORD.format(re.escape(name)), rest):
-            return name
+        if scopes or name in _JS_WORDS or not re.search(_BARE.format(re.escape(name)), rest):
+            return name, bool(scopes)  # (`.size` elsewhere is a property, not the name `size`)
     return None
+
+
+_JS_WORDS = frozenset({"of", "in", "get", "set", "static", "async", "await", "yield", "let", "from", "as"})
 
 
 _JS_FUNCTIONS = frozenset({"function_declaration", "generator_function_declaration", "function_expression",

@@ -1183,3 +1183,28 @@ def test_javascript_that_node_would_refuse_is_refused():
     if shutil.which("node"):  # Node's own parser: tree-sitter reads a pattern with no value
         assert v.reason == "Node rejects the edited file: Missing initializer in destructuring declaration"
     assert one(src, at, at + len("for (k in x) {"), "for (k of Object.keys(x)) {", lang="javascript").ok
+
+
+def test_a_rewrite_that_leaves_a_local_read_before_it_is_set_is_refused():
+    src = ("def ordinal(number):\n    number = abs(int(number))\n    if number % 100 in (11, 12, 13):\n"
+           "        return 'th'\n    return 'st'\n")
+    v = one(src, src.index("number):"), src.index("number):") + len("number"), "word")
+    assert v.reason == "the answer leaves `number` read before the function sets it (line 2)"
+    assert one(src, src.index("number):"), src.index("number):") + len("number"), "number, base=10").ok
+    loop = ("def f(rules, word):\n    word = word.strip()\n    for rule in rules:\n        word = rule(word)\n"
+            "    return word\n")
+    at = loop.index("word.strip()")
+    v = one(loop, at, at + len("word.strip()"), "rule(word)")
+    assert v.reason == "the answer leaves `rule` read before the function sets it (line 2)"
+    inside = loop.index("rule(word)")
+    assert one(loop, inside, inside + len("rule(word)"), "rule(word).strip()").ok  # in the loop: set by then
+
+
+def test_a_javascript_read_of_a_name_only_seen_as_a_property_or_a_keyword_is_refused():
+    src = "function f(foo, bar) {\n  var len;\n  if (foo.size !== bar.size) return false;\n  return len;\n}\n"
+    at = src.index("return len;")
+    v = one(src, at, at + len("return len;"), "return size === 0;", lang="javascript")
+    assert v.reason == "the answer uses `size`, which nothing in the file defines"
+    v = one(src, at, at + len("return len;"), "bar.forEach(tmp => forEach(tmp));", lang="javascript")
+    assert v.reason == "the answer uses `forEach`, which nothing in the file defines"
+    assert one(src, at, at + len("return len;"), "return foo.size === 0;", lang="javascript").ok
