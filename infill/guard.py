@@ -456,6 +456,77 @@ class _Errors:
                 return name, at + (0 if at <= line else self.text.count("\n", start, end) - new.count("\n"))
         return None
 
+    def bad_arity(self, start: int, end: int, new: str) -> tuple[str, str] | None:
+        """Python: (name, what is wrong) of a call in the new text to a function the module defines at its top level
+        with more positional arguments than it takes, or without one it needs (a trial's `_irregular('sex', 'sexes',
+        x)` for a function of two: a TypeError when it runs)."""
+        if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
+            return None
+        called = set(re.findall(r"(?<![\w.])([A-Za-z_]\w*)\s*\(", _touched(self.text, start, end, new)))
+        if not called & set(_TOP_DEF.findall(self.text)):  # no call of the module's functions: nothing to parse
+            return None
+        module = self.module()
+        edited = _syntax.python_module(self.text[:start] + new + self.text[end:]) if module is not None else None
+        if edited is None or module is None:
+            return None
+        sigs = {f.name: f.args for f in module.body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                and not f.decorator_list}
+        first, last = self.line(start), self.line(start) + new.count("\n")
+        for node in ast.walk(edited):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in sigs
+                    and node.lineno <= last and (node.end_lineno or node.lineno) >= first):
+                continue
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+                continue
+            args = sigs[node.func.id]
+            positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+            given = len(node.args)
+            if args.vararg is None and given > len(positional):
+                return node.func.id, f"{given} arguments; it takes {len(positional)}"
+            named = {k.arg for k in node.keywords}
+            needed = positional[: len(positional) - len(args.defaults)]
+            missing = [a for a in needed[given:] if a not in named]
+            if missing:
+                return node.func.id, f"no `{missing[0]}`, which it needs"
+        return None
+
+    def new_duplicate_key(self, start: int, end: int, new: str) -> str | None:
+        """JavaScript/TypeScript: a key written twice in one object literal by the edit (a trial's `writable: true`
+        rewritten as `value: true` beside `value: x`: the later one wins, silently)."""
+        if self.lang not in ("javascript", "typescript", "tsx"):
+            return None
+        win = self.window(start, end)
+        lo = len(_syntax.encode(self.text[win[0] : start]))
+        after = _duplicate_keys(_syntax.parse(self.edited(win, [(start, end, new)]), self.lang), lo,
+                                lo + len(_syntax.encode(new)))
+        if not after:
+            return None
+        before = _duplicate_keys(_syntax.parse(self.text[win[0] : win[1]], self.lang), lo,
+                                 lo + len(_syntax.encode(self.text[start:end])))
+        return next((k for k in after if k not in before), None)
+
+    def emptied_return(self, start: int, end: int, new: str) -> str | None:
+        """A rewrite inside a return statement that leaves it without its value (`return tmp;` with `tmp;` rewritten
+        as `;`, from a trial): the return as it was."""
+        if self.lang is None:
+            return None
+        win = self.window(start, end)
+        lo = len(_syntax.encode(self.text[win[0] : start]))
+        hi = lo + len(_syntax.encode(self.text[start:end]))
+        tree = _syntax.parse(self.text[win[0] : win[1]], self.lang)
+        node = tree.root_node.descendant_for_byte_range(lo, max(lo, hi - 1)) if tree is not None else None
+        while node is not None and node.type not in _RETURNS:
+            node = node.parent
+        if node is None or not _valued(node) or node.start_byte >= lo:
+            return None  # no return around the selection, or one that starts inside it (_dropped_return's)
+        edited = _syntax.parse(self.edited(win, [(start, end, new)]), self.lang)
+        again = edited.root_node.descendant_for_byte_range(node.start_byte, node.start_byte) if edited else None
+        while again is not None and again.type not in _RETURNS:
+            again = again.parent
+        if again is None or again.start_byte != node.start_byte or _valued(again):
+            return None
+        return node.text.decode("utf-8", "replace") if node.text is not None else None
+
     def line(self, offset: int) -> int:
         """The 1-based line of a char offset of the text."""
         if self._lines is None:
@@ -682,6 +753,19 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if twice:
                 return Verdict(old, f"the answer declares `{twice[0]}` twice in one block, which stops the file "
                                "from running")
+            const = _js_const_assignment(text, p.start, p.end, candidate, errors.lang)
+            if const is not None:
+                return Verdict(old, f"the answer assigns to `{const}`, which is a const")
+            arity = errors.bad_arity(p.start, p.end, candidate)
+            if arity is not None:
+                return Verdict(old, f"the answer calls `{arity[0]}` with {arity[1]}")
+            if p.start != p.end:
+                key = errors.new_duplicate_key(p.start, p.end, candidate)
+                if key is not None:
+                    return Verdict(old, f"the answer writes the key `{key}` twice in one object")
+                emptied = errors.emptied_return(p.start, p.end, candidate)
+                if emptied is not None:
+                    return Verdict(old, f"the answer drops the value of `{_snippet(emptied, 40)}`")
             dropped = _dropped_return(old, candidate, errors.lang)
             if dropped is not None:
                 return Verdict(old, dropped)
@@ -953,6 +1037,7 @@ def _only_comments(s: str, lang: str | None) -> bool:
 
 
 _DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
+_TOP_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
 
 
 def _python_self_call(text: str, start: int, new: str, end: int | None = None, reach: int = 4000) -> str | None:
@@ -1579,3 +1664,82 @@ def _node_rejects(text: str, start: int, end: int, new: str, lang: str | None) -
     if _node_syntax_error(text, module) is not None:
         return None
     return _node_syntax_error(text[:start] + new + text[end:], module)
+
+
+def _valued(ret: Any) -> bool:
+    """Whether a return statement returns a value (not only `return` or `return;`)."""
+    return any(c.is_named and c.type != "comment" for c in ret.children)
+
+
+def _duplicate_keys(tree: Any, lo: int, hi: int) -> set[str]:
+    """Keys written twice in an object literal that overlaps bytes [lo, hi) of tree (JavaScript, TypeScript)."""
+    out: set[str] = set()
+    if tree is None:
+        return out
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte < lo or node.start_byte > hi:
+            continue
+        stack.extend(node.children)
+        if node.type != "object":
+            continue
+        seen: set[str] = set()
+        for child in node.named_children:
+            key = child.child_by_field_name("key") if child.type == "pair" else \
+                child if child.type == "shorthand_property_identifier" else None
+            if key is None or key.text is None or key.type == "computed_property_name":
+                continue
+            name = key.text.decode("utf-8", "replace").strip("'\"")
+            (out if name in seen else seen).add(name)
+    return out
+
+
+def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """JavaScript/TypeScript: a name assigned to where the declaration reaching it is a `const`, the assignment or
+    the declaration being the new text's (a TypeError when it runs; from a trial, a fill `const tmp = ...` above the
+    function's `tmp = ...`)."""
+    if lang not in ("javascript", "typescript", "tsx") or "=" not in new or len(text) > WHOLE_FILE_CHARS:
+        return None
+    doc = text[:start] + new + text[end:]
+    tree = _syntax.parse(doc, lang)
+    if tree is None:
+        return None
+    data = _syntax.encode(doc)
+    lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
+
+    def occurrences(name: bytes) -> list[Any]:
+        found = (_js_leaf(tree.root_node, m.start(), m.end())
+                 for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", data))
+        return [n for n in found if n is not None]
+
+    targets, stack = [], [tree.root_node]  # (assigned identifier) in the new text, or of a const it declares
+    while stack:
+        node = stack.pop()
+        if node.end_byte <= lo or node.start_byte >= hi:
+            continue
+        stack.extend(node.children)
+        if node.type == "identifier" and node.parent is not None:
+            up = node.parent
+            if up.type in _JS_ASSIGNS and up.child_by_field_name("left") == node:
+                targets.append(node)
+            elif up.type == "variable_declarator" and up.child_by_field_name("name") == node and up.parent is not None \
+                    and up.parent.children and up.parent.children[0].type == "const":
+                name = data[node.start_byte : node.end_byte]
+                targets += [n for n in occurrences(name) if n.parent is not None and n.parent.type in _JS_ASSIGNS
+                            and n.parent.child_by_field_name("left") == n]
+    for left in targets:
+        name = data[left.start_byte : left.end_byte]
+        best = None  # the innermost declaration whose scope holds the assignment
+        for at in occurrences(name):
+            scope = _js_declares(at)
+            if scope is not None and _js_encloses(scope, left) and (best is None or _js_encloses(best[0], scope)):
+                best = (scope, at)
+        decl = best[1].parent if best is not None else None
+        while decl is not None and decl.type not in ("variable_declarator", "formal_parameters"):
+            decl = decl.parent
+        kind = decl.parent if decl is not None and decl.type == "variable_declarator" else None
+        if kind is not None and kind.type == "lexical_declaration" and kind.children and \
+                kind.children[0].type == "const":
+            return name.decode("utf-8", "replace")
+    return None

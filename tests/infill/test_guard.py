@@ -1208,3 +1208,30 @@ def test_a_javascript_read_of_a_name_only_seen_as_a_property_or_a_keyword_is_ref
     v = one(src, at, at + len("return len;"), "bar.forEach(tmp => forEach(tmp));", lang="javascript")
     assert v.reason == "the answer uses `forEach`, which nothing in the file defines"
     assert one(src, at, at + len("return len;"), "return foo.size === 0;", lang="javascript").ok
+
+
+def test_static_type_errors_a_guard_can_see_are_refused():
+    py = "def _irregular(singular, plural):\n    return singular + plural\n\n\n_irregular('child', 'children')\n"
+    at = py.index("'child'") + 1
+    v = one(py, at, at + len("child"), "sex', 'sexes")  # `_irregular('sex', 'sexes', 'children')`
+    assert v.reason == "the answer calls `_irregular` with 3 arguments; it takes 2"
+    pair = py.index("'child', 'children'")
+    v = one(py, pair, pair + len("'child', 'children'"), "'ox' + 's'")
+    assert v.reason == "the answer calls `_irregular` with no `plural`, which it needs"
+    assert one(py, at, at + len("child"), "person").ok
+    js = ("function clone(x) {\n  var tmp;\n  if (x) {\n    tmp = x.slice();\n  }\n"
+          "  var keys = { value: x, writable: true };\n  return tmp;\n}\n")
+    at = js.index("  if (x) {")
+    v = one(js, at, at, "const tmp = new Date(+x);\n", lang="javascript")
+    assert v.reason in ("the answer assigns to `tmp`, which is a const",
+                        "the answer declares `tmp` twice in one block, which stops the file from running")
+    block = js.index("    tmp = x.slice();")
+    v = one(js, block, block, "    const tmp = 1;\n", lang="javascript")  # a const of the if block, then `tmp = `
+    assert v.reason == "the answer assigns to `tmp`, which is a const"
+    at = js.index("writable: true")
+    v = one(js, at, at + len("writable: true"), "value: true", lang="javascript")
+    assert v.reason == "the answer writes the key `value` twice in one object"
+    at = js.index("return tmp;") + len("return ")
+    v = one(js, at, at + len("tmp;"), ";", lang="javascript")
+    assert v.reason == "the answer drops the value of `return tmp;`"
+    assert one(js, at, at + len("tmp;"), "tmp || x;", lang="javascript").ok
