@@ -552,22 +552,25 @@ _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.
 
 
 def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, int]:
-    """Locals of fn (set somewhere in it, no parameter, no global) read before the first place that sets them and in
-    no loop: name -> the line of that read. An assignment sets its targets once its value is read (`number =
-    abs(int(number))` reads `number` first)."""
+    """Locals of fn (set somewhere in it, no parameter, no global) read before the first place that sets them, and
+    not in a loop that sets them (a later turn reads what an earlier one set): name -> the line of that read. An
+    assignment sets its targets once its value is read (`number = abs(int(number))` reads `number` first)."""
     params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg,
                               fn.args.kwarg) if a is not None}
     sets: dict[str, tuple[int, int]] = {}
-    reads: dict[str, tuple[int, int]] = {}
+    reads: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}  # name -> (first read, the loops around it)
+    looped: dict[int, set[str]] = {}  # id of a loop -> names set inside it
     free: set[str] = set()
     after: dict[int, tuple[int, int]] = {}  # id of an assignment's target Name -> where the assignment ends
 
-    def bind(name: str, at: tuple[int, int]) -> None:
+    def bind(name: str, at: tuple[int, int], loops: tuple[int, ...]) -> None:
         sets[name] = min(sets.get(name, at), at)
+        for loop in loops:
+            looped.setdefault(loop, set()).add(name)
 
-    stack: list[tuple[ast.AST, bool]] = [(stmt, False) for stmt in fn.body]
+    stack: list[tuple[ast.AST, tuple[int, ...]]] = [(stmt, ()) for stmt in fn.body]
     while stack:
-        node, looped = stack.pop()
+        node, loops = stack.pop()
         if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
@@ -577,22 +580,23 @@ def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, int]:
         elif isinstance(node, ast.Name):
             at = (node.lineno, node.col_offset)
             if isinstance(node.ctx, ast.Load):
-                if not looped:
-                    reads[node.id] = min(reads.get(node.id, at), at)
+                if node.id not in reads or at < reads[node.id][0]:
+                    reads[node.id] = (at, loops)
             else:
-                bind(node.id, after.get(id(node), at))
+                bind(node.id, after.get(id(node), at), loops)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            bind(node.name, (node.lineno, node.col_offset))
+            bind(node.name, (node.lineno, node.col_offset), loops)
         elif isinstance(node, ast.alias):
-            bind(node.asname or node.name.split(".")[0], (getattr(node, "lineno", 0), 0))
+            bind(node.asname or node.name.split(".")[0], (getattr(node, "lineno", 0), 0), loops)
         elif isinstance(node, ast.ExceptHandler) and node.name:
-            bind(node.name, (node.lineno, node.col_offset))
+            bind(node.name, (node.lineno, node.col_offset), loops)
         if isinstance(node, _NESTED):
             continue  # its own scope
-        inner = looped or isinstance(node, ast.For | ast.AsyncFor | ast.While)
+        inner = loops + (id(node),) if isinstance(node, ast.For | ast.AsyncFor | ast.While) else loops
         stack.extend((child, inner) for child in ast.iter_child_nodes(node))
-    return {name: at[0] for name, at in reads.items()
-            if name in sets and name not in params and name not in free and at < sets[name]}
+    return {name: at[0] for name, (at, loops) in reads.items()
+            if name in sets and name not in params and name not in free and at < sets[name]
+            and not any(name in looped.get(loop, ()) for loop in loops)}
 
 
 def _innermost_scope(module: ast.Module, lineno: int) -> ast.AST:
@@ -899,7 +903,11 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
     if tree is None:
         return None
     data = _syntax.encode(doc)
-    lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
+    # the reads on the lines the edit leaves: its edges may make one of the text around (`forEach(tmp);\n` after
+    # `x.` leaves the old `forEach(` bare on the next line)
+    line_lo = text.rfind("\n", 0, start) + 1
+    line_hi = doc.find("\n", start + len(new) + (1 if new.endswith("\n") else 0))
+    lo, hi = len(_syntax.encode(text[:line_lo])), len(_syntax.encode(doc[: len(doc) if line_hi < 0 else line_hi]))
     rest = _blank_prose(text[:start] + "\n" + text[end:])
     stack, reads = [tree.root_node], []
     while stack:

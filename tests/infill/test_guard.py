@@ -1235,3 +1235,16 @@ def test_static_type_errors_a_guard_can_see_are_refused():
     v = one(js, at, at + len("tmp;"), ";", lang="javascript")
     assert v.reason == "the answer drops the value of `return tmp;`"
     assert one(js, at, at + len("tmp;"), "tmp || x;", lang="javascript").ok
+
+
+def test_names_the_edges_of_an_edit_leave_bare_and_reads_in_an_earlier_loop_are_checked():
+    js = "function f(x) {\n  var tmp = new Set;\n  x.forEach(function (val) {\n    tmp.add(val);\n  });\n}\n"
+    at = js.index("forEach(function")
+    v = one(js, at, at, "forEach(tmp);\n", lang="javascript")  # the old `forEach(` is left bare on its line
+    assert v.reason == "the answer uses `forEach`, which nothing in the file defines"
+    py = ("def singularize(word):\n    for inflection in UNCOUNTABLES:\n        if re.search(inflection, word):\n"
+          "            return word\n    for rule, repl in SINGULARS:\n        word = re.sub(rule, repl, word)\n"
+          "    return word\n\n\nimport re\nUNCOUNTABLES, SINGULARS = [], []\n")
+    at = py.index("re.search(inflection, word)")
+    v = one(py, at, at + len("re.search(inflection, word)"), "re.search(rule, word)")
+    assert v.reason == "the answer leaves `rule` read before the function sets it (line 3)"
