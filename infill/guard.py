@@ -908,7 +908,7 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
     line_lo = text.rfind("\n", 0, start) + 1
     line_hi = doc.find("\n", start + len(new) + (1 if new.endswith("\n") else 0))
     lo, hi = len(_syntax.encode(text[:line_lo])), len(_syntax.encode(doc[: len(doc) if line_hi < 0 else line_hi]))
-    rest = _blank_prose(text[:start] + "\n" + text[end:])
+    code = _blank_prose(text)  # the file's code, offsets kept: a use elsewhere is one outside [start, end)
     stack, reads = [tree.root_node], []
     while stack:
         node = stack.pop()
@@ -934,7 +934,8 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
         # parameters): the scopes then say nothing
         if any(_js_encloses(scope, node) or _js_in_error(scope) for scope in scopes) or scopes and _js_in_error(node):
             continue
-        if scopes or name in _JS_WORDS or not re.search(_BARE.format(re.escape(name)), rest):
+        if scopes or name in _JS_WORDS or not any(not start <= m.start() < end
+                                                  for m in re.finditer(_BARE.format(re.escape(name)), code)):
             return name, bool(scopes)  # (`.size` elsewhere is a property, not the name `size`)
     return None
 
