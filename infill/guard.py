@@ -704,6 +704,11 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if early is not None:
                 return Verdict(old, f"the answer leaves `{early[0]}` read before the function sets it (line "
                                f"{early[1]})")
+            pushed = _pushes_rest_down(text, p.start, candidate, errors.lang, errors.in_prose(p.start)) \
+                if p.start == p.end else None
+            if pushed is not None:
+                return Verdict(old, f"the answer ends the line early: `{_snippet(pushed, 40)}` would move to a line of "
+                               "its own")
             joined = _joins_next_word(text, p.start, candidate) if p.start == p.end and not errors.in_prose(p.start) \
                 else None
             if joined is not None:
@@ -712,6 +717,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
                 moved = errors.changed_structure(p.start, p.end, candidate)
                 if moved is not None:
                     return Verdict(old, moved)
+                undeclared = _js_dropped_declaration(text, p.start, p.end, candidate, errors.lang)
+                if undeclared is not None:
+                    return Verdict(old, f"the answer removes the declaration of `{undeclared[0]}`, which the code "
+                                   f"still uses (line {undeclared[1]})")
                 cut = _cut_word(text, p.start, p.end, candidate)
                 if cut is not None:
                     return Verdict(old, f"the answer turns `{cut[0]}` into `{cut[1]}`, which the file does not have")
@@ -1751,4 +1760,65 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
         if kind is not None and kind.type == "lexical_declaration" and kind.children and \
                 kind.children[0].type == "const":
             return name.decode("utf-8", "replace")
+    return None
+
+
+def _pushes_rest_down(text: str, at: int, new: str, lang: str | None, prose: bool) -> str | None:
+    """The rest of the line a cursor fill that ends in a line break moves to the start of a line of its own, where that
+    changes what it is: in Python (module level: `s.lower()\\n` in the middle of `return s.lower()` left a line
+    `.lower()` reading `s` nowhere defined), or out of a line comment (`src/index.jst` split into code `ndex`). From a
+    trial."""
+    if not new.endswith("\n"):
+        return None
+    end = text.find("\n", at)
+    rest = text[at : len(text) if end < 0 else end]
+    if not rest.strip():
+        return None
+    line = text[text.rfind("\n", 0, at) + 1 : at]
+    comment = prose and re.search(r"(?:#|//)", line) is not None
+    return rest.strip() if lang == "python" and not prose or comment else None
+
+
+def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str | None) -> tuple[str, int] | None:
+    """JavaScript/TypeScript, a rewrite: (name, 1-based line) of a name the replaced text declared (a `var`, a
+    parameter, a destructured name) that the code still uses where, after the edit, no declaration reaches it (from a
+    trial: `var length, i, keys;` rewritten as `length = 0`, a parameter `val` as `value`: ReferenceErrors)."""
+    if lang not in ("javascript", "typescript", "tsx") or len(text) > WHOLE_FILE_CHARS:
+        return None
+    tree = _syntax.parse(text, lang)
+    if tree is None:
+        return None
+    data = _syntax.encode(text)
+    lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:end]))
+    names, stack = set(), [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte <= lo or node.start_byte >= hi:
+            continue
+        stack.extend(node.children)
+        if node.start_byte >= lo and node.end_byte <= hi and _js_declares(node) is not None:
+            names.add(data[node.start_byte : node.end_byte])
+    if not names:
+        return None
+    doc = text[:start] + new + text[end:]
+    edited = _syntax.parse(doc, lang)
+    if edited is None or edited.root_node.has_error:
+        return None  # the parse check's, and a broken tree's scopes are guesses
+    after = _syntax.encode(doc)
+    new_lo, new_hi = lo, lo + len(_syntax.encode(new))
+    for name in sorted(names):
+        found = [n for n in (_js_leaf(edited.root_node, m.start(), m.end())
+                             for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", after))
+                 if n is not None]
+        scopes = [sc for sc in (_js_declares(n) for n in found) if sc is not None]
+        for use in found:
+            if new_lo <= use.start_byte < new_hi or _js_declares(use) is not None:
+                continue  # the new text's own reads are _js_unknown_read's
+            if use.parent is not None and use.parent.type in ("labeled_statement", "break_statement",
+                                                              "continue_statement"):
+                continue
+            if not any(_js_encloses(sc, use) for sc in scopes):
+                line = doc.count("\n", 0, len(after[: use.start_byte].decode("utf-8", "replace"))) + 1
+                shift = new.count("\n") - text.count("\n", start, end)
+                return name.decode("utf-8", "replace"), line - (shift if use.start_byte >= new_hi else 0)
     return None

@@ -1179,7 +1179,8 @@ def test_javascript_that_node_would_refuse_is_refused():
     v = one(src, at, at + len("for (k in x) {"), "if (typeof x.hasO= 'function') {", lang="javascript")
     if shutil.which("node"):  # tree-sitter reads `typeof (x.hasO = 'function')`
         assert v.reason == "Node rejects the edited file: Invalid left-hand side in assignment"
-    v = one(src, src.index("var k, tmp"), src.index("var k, tmp") + len("var k, tmp"), "var k, {}", lang="javascript")
+    v = one(src, src.index("var k, tmp"), src.index("var k, tmp") + len("var k, tmp"), "var k, {}, tmp",
+            lang="javascript")
     if shutil.which("node"):  # Node's own parser: tree-sitter reads a pattern with no value
         assert v.reason == "Node rejects the edited file: Missing initializer in destructuring declaration"
     assert one(src, at, at + len("for (k in x) {"), "for (k of Object.keys(x)) {", lang="javascript").ok
@@ -1248,3 +1249,31 @@ def test_names_the_edges_of_an_edit_leave_bare_and_reads_in_an_earlier_loop_are_
     at = py.index("re.search(inflection, word)")
     v = one(py, at, at + len("re.search(inflection, word)"), "re.search(rule, word)")
     assert v.reason == "the answer leaves `rule` read before the function sets it (line 3)"
+
+
+# -- from a third trial (pyhumps 3.8.0, pytimeparse 1.1.8, deepmerge 4.3.1, fast-deep-equal 3.1.3) -------------------
+
+def test_a_javascript_rewrite_that_drops_a_declaration_still_used_is_refused():
+    src = ("function equal(a, b) {\n  var length, i, keys;\n  keys = Object.keys(a);\n  length = keys.length;\n"
+           "  for (i = length; i-- !== 0;) {}\n  return true;\n}\n\n"
+           "function clone(val, options) {\n  return options.clone ? val.slice() : val;\n}\n")
+    at = src.index("var length, i, keys;")
+    v = one(src, at, at + len("var length, i, keys;"), "length = a.length;", lang="javascript")
+    assert v.reason == "the answer removes the declaration of `i`, which the code still uses (line 5)"
+    at = src.index("val, options")
+    v = one(src, at, at + len("val"), "value", lang="javascript")
+    assert v.reason == "the answer removes the declaration of `val`, which the code still uses (line 10)"
+    assert one(src, at, at + len("val"), "val = []", lang="javascript").ok
+
+
+def test_a_python_completion_that_ends_the_line_early_is_refused():
+    src = "def lower(s):\n    return s.lower()\n"
+    at = src.index("s.lower()")
+    v = one(src, at, at, "s.lower()\n")
+    assert v.reason == "the answer ends the line early: `s.lower()` would move to a line of its own"
+    doc = 'def f(s):\n    """Convert a string, dict, or list."""\n    return s\n'
+    at = doc.index("nvert a")
+    assert one(doc, at, at, "nvert a string.\n").ok  # inside a docstring the rest stays in it
+    js = "// see src/index.jst for the source\nconst a = 1;\n"
+    at = js.index("ndex.jst")
+    assert not one(js, at, at, "s array.\n", lang="javascript").ok  # the rest leaves the comment
