@@ -668,13 +668,17 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             return Verdict(old, stub)
         if _only_comments(p.text, errors.lang) and not _only_comments(old, errors.lang):
             longest = max(p.text.splitlines(), key=len).strip()
-            what = "a string" if longest[:1] in ("'", '"') else "a comment"
+            what = "a string" if p.text.strip()[:1] in ("'", '"') else "a comment"
             return Verdict(old, f"the answer is only {what}: `{_snippet(longest)}`")
         docstring = old.strip()[:1] in ("'", '"') and _only_comments(old, errors.lang)
         if docstring and not _only_comments(p.text, errors.lang):
             # a rewrite of mean's docstring was `values = len(values)`: the words gone, the argument overwritten (a
             # `# TODO` comment is a placeholder whose fill is code; a docstring is not)
-            return Verdict(old, f"the answer turns a docstring into code: `{_snippet(p.text.strip())}`")
+            line_start, line_end = text.rfind("\n", 0, p.start) + 1, text.find("\n", p.end)
+            alone = not text[line_start : p.start].strip() and not text[p.end : len(text) if line_end < 0
+                                                                          else line_end].strip()
+            what = "a docstring" if alone else "a string"  # `"-"` in `s.replace("-", "_")` is no docstring
+            return Verdict(old, f"the answer turns {what} into code: `{_snippet(p.text.strip())}`")
         twice = _repeated_line(p.text, old)
         if twice is not None:
             return Verdict(old, f"the answer repeats the line `{_snippet(twice)}`")

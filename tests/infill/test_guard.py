@@ -1277,3 +1277,9 @@ def test_a_python_completion_that_ends_the_line_early_is_refused():
     js = "// see src/index.jst for the source\nconst a = 1;\n"
     at = js.index("ndex.jst")
     assert not one(js, at, at, "s array.\n", lang="javascript").ok  # the rest leaves the comment
+
+
+def test_a_string_argument_rewritten_as_code_is_called_a_string_not_a_docstring():
+    src = 'def f(s):\n    return s.replace("-", "_")\n'
+    at = src.index('"-"')
+    assert one(src, at, at + 3, '-","').reason == 'the answer turns a string into code: `-","`'
