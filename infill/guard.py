@@ -937,12 +937,7 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
                                                                                       "break_statement",
                                                                                       "continue_statement"):
             continue
-        scopes = []  # where the file declares it
-        for m in re.finditer(rb"(?<![\w$])" + re.escape(name.encode()) + rb"(?![\w$])", data):
-            at = _js_leaf(tree.root_node, m.start(), m.end())
-            scope = _js_declares(at) if at is not None else None
-            if scope is not None:
-                scopes.append(scope)
+        scopes = [sc for sc in map(_js_declares, _js_names(tree, data, name.encode())) if sc is not None]
         # a declaration or a read inside a parse error is tree-sitter's guess (a call's arguments read as a function's
         # parameters): the scopes then say nothing
         if any(_js_encloses(scope, node) or _js_in_error(scope) for scope in scopes) or scopes and _js_in_error(node):
@@ -1014,6 +1009,13 @@ def _js_assigned(node) -> bool:
         return True  # an undeclared one is _undeclared_assignment's
     return up.type in ("labeled_statement", "export_specifier", "import_specifier", "namespace_export") or \
         up.child_by_field_name("label") == node
+
+
+def _js_names(tree: Any, data: bytes, name: bytes) -> list[Any]:
+    """The identifiers (reads and declarations) spelled `name` in the tree of `data`."""
+    found = (_js_leaf(tree.root_node, m.start(), m.end())
+             for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", data))
+    return [n for n in found if n is not None]
 
 
 def _js_leaf(root, start: int, end: int) -> Any:
@@ -1730,11 +1732,6 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
     data = _syntax.encode(doc)
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
 
-    def occurrences(name: bytes) -> list[Any]:
-        found = (_js_leaf(tree.root_node, m.start(), m.end())
-                 for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", data))
-        return [n for n in found if n is not None]
-
     targets, stack = [], [tree.root_node]  # (assigned identifier) in the new text, or of a const it declares
     while stack:
         node = stack.pop()
@@ -1748,12 +1745,12 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
             elif up.type == "variable_declarator" and up.child_by_field_name("name") == node and up.parent is not None \
                     and up.parent.children and up.parent.children[0].type == "const":
                 name = data[node.start_byte : node.end_byte]
-                targets += [n for n in occurrences(name) if n.parent is not None and n.parent.type in _JS_ASSIGNS
-                            and n.parent.child_by_field_name("left") == n]
+                targets += [n for n in _js_names(tree, data, name) if n.parent is not None
+                            and n.parent.type in _JS_ASSIGNS and n.parent.child_by_field_name("left") == n]
     for left in targets:
         name = data[left.start_byte : left.end_byte]
         best = None  # the innermost declaration whose scope holds the assignment
-        for at in occurrences(name):
+        for at in _js_names(tree, data, name):
             scope = _js_declares(at)
             if scope is not None and _js_encloses(scope, left) and (best is None or _js_encloses(best[0], scope)):
                 best = (scope, at)
@@ -1811,9 +1808,7 @@ def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str
     after = _syntax.encode(doc)
     new_lo, new_hi = lo, lo + len(_syntax.encode(new))
     for name in sorted(names):
-        found = [n for n in (_js_leaf(edited.root_node, m.start(), m.end())
-                             for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", after))
-                 if n is not None]
+        found = _js_names(edited, after, name)
         scopes = [sc for sc in (_js_declares(n) for n in found) if sc is not None]
         for use in found:
             if new_lo <= use.start_byte < new_hi or _js_declares(use) is not None:
