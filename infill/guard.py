@@ -908,14 +908,10 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
     function being `defaultIsMergeableObject`), rewrites' `PERMISSIVE_ATATCH4`, `{config}` for `configurable: true`,
     `module.exports = isView` (`isView` only in a comment). A name used elsewhere and declared nowhere is taken as a
     global of another script."""
-    if lang not in ("javascript", "typescript", "tsx") or not re.search(r"[A-Za-z_$]", new) \
-            or len(text) > WHOLE_FILE_CHARS:
+    edited = _js_edited(text, start, end, new, lang) if re.search(r"[A-Za-z_$]", new) else None
+    if edited is None:
         return None
-    doc = text[:start] + new + text[end:]
-    tree = _syntax.parse(doc, lang)
-    if tree is None:
-        return None
-    data = _syntax.encode(doc)
+    doc, tree, data = edited
     # the reads on the lines the edit leaves: its edges may make one of the text around (`forEach(tmp);\n` after
     # `x.` leaves the old `forEach(` bare on the next line)
     line_lo = text.rfind("\n", 0, start) + 1
@@ -1009,6 +1005,16 @@ def _js_assigned(node) -> bool:
         return True  # an undeclared one is _undeclared_assignment's
     return up.type in ("labeled_statement", "export_specifier", "import_specifier", "namespace_export") or \
         up.child_by_field_name("label") == node
+
+
+def _js_edited(text: str, start: int, end: int, new: str, lang: str | None) -> tuple[str, Any, bytes] | None:
+    """JavaScript/TypeScript: the edited file, its tree and its bytes (None: another language, or a file too big to
+    read whole at every keystroke)."""
+    if lang not in ("javascript", "typescript", "tsx") or len(text) > WHOLE_FILE_CHARS:
+        return None
+    doc = text[:start] + new + text[end:]
+    tree = _syntax.parse(doc, lang)
+    return None if tree is None else (doc, tree, _syntax.encode(doc))
 
 
 def _js_names(tree: Any, data: bytes, name: bytes) -> list[Any]:
@@ -1723,13 +1729,10 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
     """JavaScript/TypeScript: a name assigned to where the declaration reaching it is a `const`, the assignment or
     the declaration being the new text's (a TypeError when it runs; from a trial, a fill `const tmp = ...` above the
     function's `tmp = ...`)."""
-    if lang not in ("javascript", "typescript", "tsx") or "=" not in new or len(text) > WHOLE_FILE_CHARS:
+    edited = _js_edited(text, start, end, new, lang) if "=" in new else None
+    if edited is None:
         return None
-    doc = text[:start] + new + text[end:]
-    tree = _syntax.parse(doc, lang)
-    if tree is None:
-        return None
-    data = _syntax.encode(doc)
+    _, tree, data = edited
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
 
     targets, stack = [], [tree.root_node]  # (assigned identifier) in the new text, or of a const it declares
