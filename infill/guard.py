@@ -172,11 +172,13 @@ class _Errors:
         grown = sum(len(_syntax.encode(new)) - len(_syntax.encode(self.text[start:end])) for start, end, new in edits)
         if bytes_after > bytes_before + max(0, grown):
             return True
-        # tree-sitter's Python grammar accepts lines indented past their block, and a block of only a comment; Python
-        # itself does not (only an edit with a line break can indent a line, only a comment can empty a block: a
-        # one-line completion of code, the common case, skips the two extra parses)
+        # tree-sitter's Python grammar accepts lines indented past their block, a block of only a comment, and two
+        # expressions side by side on one line (`data = data.copy() {item: ...}`, a trial's fill in the middle of a
+        # line); Python itself does not (a one-line completion at the end of a line, the common case, skips the two
+        # extra parses)
         if not (self.lang == "python"
-                and any("\n" in new or new.lstrip().startswith("#") or start != end for start, end, new in edits)
+                and any("\n" in new or new.lstrip().startswith("#") or start != end or self._mid_line(start)
+                        for start, end, new in edits)
                 and self.compiles(win)):
             return False
         # read past the stubs the file already has (a body of only a comment), not past one the edits leave
@@ -390,7 +392,9 @@ class _Errors:
         folded the method's body into `__init__`; the file parsed, and every `.load()` failed."""
         if self.lang is None:
             return None
-        win = self.window(start, end)
+        # the whole file when it is small enough: a window cut inside a long class reads as broken, and its paths lack
+        # the class (a trial's rewrite of `def finalize_version` as a second `def __repr__` passed so)
+        win = (0, len(self.text)) if len(self.text) <= WHOLE_FILE_CHARS else self.window(start, end)
         old, edited = self.text[win[0] : win[1]], self.edited(win, [(start, end, new)])
         before = _syntax.definition_paths(_syntax.parse(old, self.lang), self.lang)
         if not before:
@@ -424,9 +428,10 @@ class _Errors:
             if use is not None:
                 line = _line_outside(self.text, start, until, use.start())
                 return f"the answer removes `{'.'.join(path)}`, which the code still uses (line {line})"
-            if len(path) <= 2 and not path[-1].startswith("_") and self.before(win)[0] == 0:
-                # a public function, class or method: other files may call it (a trial's rewrite of `def
-                # tableize(word: str) -> str:` as `def table_name(...)` broke every caller of the module)
+            public = not path[-1].startswith("_") or path[-1].startswith("__") and path[-1].endswith("__")
+            if len(path) <= 2 and public and self.before(win)[0] == 0:
+                # a public function, class or method (a dunder too: `<=` calls `__le__`): other files may call it (a
+                # trial's rewrite of `def tableize(word: str) -> str:` as `def table_name(...)` broke every caller)
                 renamed = next((q for q in left if q[:-1] == path[:-1] and q not in outside), None)
                 if renamed is not None:
                     return f"the answer renames `{'.'.join(path)}` to `{'.'.join(renamed)}`: code that calls it " \
@@ -434,11 +439,12 @@ class _Errors:
                 return f"the answer removes `{'.'.join(path)}`, which other code may use"
         return None
 
-    def read_before_set(self, start: int, end: int, new: str) -> tuple[str, int] | None:
-        """Python, a rewrite: (name, 1-based line) of a local the function around the edit now reads before any line
-        of it sets the name, where it did not (an UnboundLocalError when it runs): a parameter renamed while the body
-        goes on reading it and sets it later (`def ordinal(number)` as `def ordinal(word)` above `number =
-        abs(int(number))`), a name read above the loop that binds it."""
+    def read_before_set(self, start: int, end: int, new: str) -> tuple[str, int, str] | None:
+        """Python, a rewrite: (name, 1-based line) of a local the function (or class body) around the edit now reads
+        before any line of it sets the name, where it did not (an UnboundLocalError, or a NameError as the class is
+        built): a parameter renamed while the body goes on reading it and sets it later (`def ordinal(number)` as `def
+        ordinal(word)` above `number = abs(int(number))`), a name read above the loop that binds it, a decorator
+        `@build.setter` above the class's `def build` (from trials)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return None
         module = self.module()
@@ -446,14 +452,18 @@ class _Errors:
         if module is None or edited is None:
             return None
         line = self.line(start)
-        after_fn = _innermost_function(edited, line)
-        if after_fn is None:
+        after_fn = _innermost_scope(edited, line)
+        if not isinstance(after_fn, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             return None
-        before_fn = _innermost_function(module, line)
-        before = _early_reads(before_fn) if before_fn is not None else {}
+        before_fn = _innermost_scope(module, line)
+        before = _early_reads(before_fn) if isinstance(before_fn, ast.FunctionDef | ast.AsyncFunctionDef |
+                                                        ast.ClassDef) else {}
+        # a class body reads a name it sets only further down from the module, if the module binds it
+        top = _module_names(edited) if isinstance(after_fn, ast.ClassDef) else set()
+        kind = "class" if isinstance(after_fn, ast.ClassDef) else "function"
         for name, at in sorted(_early_reads(after_fn).items(), key=lambda kv: kv[1]):
-            if name not in before:
-                return name, at + (0 if at <= line else self.text.count("\n", start, end) - new.count("\n"))
+            if name not in before and name not in top:
+                return name, at + (0 if at <= line else self.text.count("\n", start, end) - new.count("\n")), kind
         return None
 
     def bad_arity(self, start: int, end: int, new: str) -> tuple[str, str] | None:
@@ -533,6 +543,11 @@ class _Errors:
             self._lines = [m.start() for m in re.finditer("\n", self.text)]
         return bisect.bisect_right(self._lines, offset - 1) + 1
 
+    def _mid_line(self, at: int) -> bool:
+        """Whether code follows offset `at` on its line."""
+        end = self.text.find("\n", at)
+        return bool(self.text[at : len(self.text) if end < 0 else end].strip())
+
     def compiles(self, win: tuple[int, int]) -> bool:
         """Whether the window compiles, a stub of only a comment read as `pass`: a file being written has one often,
         and it must not turn off the check of every other edit."""
@@ -542,21 +557,30 @@ class _Errors:
         return self._compiles[win]
 
 
-def _innermost_function(module: ast.Module, lineno: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    scope = _innermost_scope(module, lineno)
-    return scope if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) else None
+def _module_names(module: ast.Module) -> set[str]:
+    """The names the module's top level binds (definitions, imports, assignments), and the builtins."""
+    out = set(_syntax._BUILTINS)
+    for stmt in module.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            out.add(stmt.name)
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            out.update(a.asname or a.name.split(".")[0] for a in stmt.names)
+        else:
+            out.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+    return out
 
 
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
            ast.GeneratorExp)
 
 
-def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, int]:
+def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> dict[str, int]:
     """Locals of fn (set somewhere in it, no parameter, no global) read before the first place that sets them, and
     not in a loop that sets them (a later turn reads what an earlier one set): name -> the line of that read. An
     assignment sets its targets once its value is read (`number = abs(int(number))` reads `number` first)."""
-    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg,
-                              fn.args.kwarg) if a is not None}
+    params = set() if isinstance(fn, ast.ClassDef) else {
+        a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg, fn.args.kwarg)
+        if a is not None}
     sets: dict[str, tuple[int, int]] = {}
     reads: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}  # name -> (first read, the loops around it)
     looped: dict[int, set[str]] = {}  # id of a loop -> names set inside it
@@ -591,7 +615,16 @@ def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, int]:
         elif isinstance(node, ast.ExceptHandler) and node.name:
             bind(node.name, (node.lineno, node.col_offset), loops)
         if isinstance(node, _NESTED):
-            continue  # its own scope
+            # its own scope; what its decorators, defaults and bases read is read here, when it is defined
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                outer = [*getattr(node, "decorator_list", []), *node.args.defaults,
+                         *(d for d in node.args.kw_defaults if d is not None)]
+            elif isinstance(node, ast.ClassDef):
+                outer = [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
+            else:
+                outer = []
+            stack.extend((child, loops) for child in outer)
+            continue
         inner = loops + (id(node),) if isinstance(node, ast.For | ast.AsyncFor | ast.While) else loops
         stack.extend((child, inner) for child in ast.iter_child_nodes(node))
     return {name: at[0] for name, (at, loops) in reads.items()
@@ -706,7 +739,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
             early = errors.read_before_set(p.start, p.end, candidate) if p.start != p.end else None
             if early is not None:
-                return Verdict(old, f"the answer leaves `{early[0]}` read before the function sets it (line "
+                return Verdict(old, f"the answer leaves `{early[0]}` read before the {early[2]} sets it (line "
                                f"{early[1]})")
             pushed = _pushes_rest_down(text, p.start, candidate, errors.lang, errors.in_prose(p.start)) \
                 if p.start == p.end else None
@@ -889,8 +922,12 @@ _JS_BUILTINS = _JS_GLOBALS | frozenset("""
     AbortController AbortSignal structuredClone atob btoa crypto performance Blob File FormData Headers Request
     Response WebSocket Worker XMLHttpRequest MutationObserver IntersectionObserver ResizeObserver
     requestAnimationFrame cancelAnimationFrame getComputedStyle __dirname __filename define exports global
-    describe it test expect beforeEach afterEach beforeAll afterAll jest vi suite setup teardown assert
 """.split())
+# a test runner's globals: read without a declaration only in a file that calls them elsewhere (a test file); in a
+# library, `test(...)` is a made-up name (from a trial: `test2` rewritten as `test`)
+_JS_TEST_GLOBALS = frozenset("describe it test expect beforeEach afterEach beforeAll afterAll jest vi suite setup "
+                             "teardown assert".split())
+_TEST_CALL = re.compile(r"(?<![\w$.])(?:describe|it|test|suite)\s*\(")
 _JS_BINDING_PARENTS = frozenset({
     "formal_parameters", "catch_clause", "import_specifier", "namespace_import", "import_clause", "labeled_statement",
     "array_pattern", "object_pattern", "rest_pattern", "assignment_pattern", "pair_pattern", "required_parameter",
@@ -929,6 +966,8 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
             reads.append(node)
     for node in sorted(reads, key=lambda n: n.start_byte):
         name = data[node.start_byte : node.end_byte].decode("utf-8", "replace")
+        if name in _JS_TEST_GLOBALS and _TEST_CALL.search(code) is not None:
+            continue
         if name in _JS_BUILTINS or node.parent is not None and node.parent.type in ("labeled_statement",
                                                                                       "break_statement",
                                                                                       "continue_statement"):
@@ -1802,6 +1841,9 @@ def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str
         stack.extend(node.children)
         if node.start_byte >= lo and node.end_byte <= hi and _js_declares(node) is not None:
             names.add(data[node.start_byte : node.end_byte])
+        if node.type in ("variable_declaration", "lexical_declaration"):  # `var` of `var symbols;` rewritten as `;`
+            names.update(n.encode() for d in node.named_children if d.type == "variable_declarator"
+                         for n in _syntax._binding_names(d.child_by_field_name("name")))
     if not names:
         return None
     doc = text[:start] + new + text[end:]

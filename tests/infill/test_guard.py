@@ -1283,3 +1283,34 @@ def test_a_string_argument_rewritten_as_code_is_called_a_string_not_a_docstring(
     src = 'def f(s):\n    return s.replace("-", "_")\n'
     at = src.index('"-"')
     assert one(src, at, at + 3, '-","').reason == 'the answer turns a string into code: `-","`'
+
+
+# -- from a fourth trial (toposort 1.10, semver 3.0.4, escape-html 1.0.3, object-assign 4.1.1) -----------------------
+
+def test_fourth_trial_edits_that_parse_and_break_the_code_are_refused():
+    cls = ("class Version:\n    def __init__(self, minor, build):\n        self._minor, self._build = minor, build\n\n"
+           "    @property\n    def minor(self):\n        return self._minor\n\n"
+           "    @minor.setter\n    def minor(self, value):\n        self._minor = value\n\n"
+           "    @property\n    def build(self):\n        return self._build\n\n"
+           "    def __le__(self, other):\n        return self.minor <= other.minor\n\n"
+           "    def finalize_version(self):\n        return Version(self.minor, None)\n")
+    at = cls.index("@minor.setter")
+    v = one(cls, at, at + len("@minor.setter"), "@build.setter")
+    assert v.reason == "the answer leaves `build` read before the class sets it (line 9)"
+    at = cls.index("    def __le__(self, other):")
+    v = one(cls, at, at + len("    def __le__(self, other):"), "    def __lt__(self, other):")
+    assert v.reason == "the answer renames `Version.__le__` to `Version.__lt__`: code that calls it would break"
+    data = "def f(data):\n    data = {k: set(v) for k, v in data.items()}\n    return data\n"
+    at = data.index("{k:")
+    assert one(data, at, at, "data.copy() ").reason.startswith("the answer would add parse errors")
+    js = ("function assign(target) {\n\tvar from;\n\tvar symbols;\n\tfor (var s = 1; s < arguments.length; s++) {\n"
+          "\t\tsymbols = Object.getOwnPropertySymbols(from);\n\t}\n\treturn target;\n}\n")
+    at = js.index("var symbols;")
+    v = one(js, at, at + len("var"), ";", lang="javascript")
+    assert v.reason == "the answer removes the declaration of `symbols`, which the code still uses (line 3)"
+    test = "function native() {\n\tvar test2 = {};\n\treturn Object.getOwnPropertyNames(test2);\n}\n"
+    at = test.index("(test2)") + 1
+    v = one(test, at, at + len("test2"), "test", lang="javascript")
+    assert v.reason == "the answer uses `test`, which nothing in the file defines"  # no test runner's global here
+    spec = test + "test('native', () => native());\n"
+    assert one(spec, at, at + len("test2"), "test", lang="javascript").ok
