@@ -351,11 +351,12 @@ class _Errors:
         return sorted(_syntax.redeclared(self.edited(win, edits), self.lang) - self._redeclared[win])
 
     def dropped_definition(self, start: int, end: int, new: str) -> tuple[str, int] | None:
-        """(name, 0-based line of a use) of a name the replaced text defines and the new text does not, which the code
-        still reads: a rewrite that deletes `total = a + b` above `return total` parses, and breaks the code all the
-        same. Python, where the file compiles: by Python's own scoping, a name that the edited file reads where no
-        binding reaches it any more (a use in an f-string counts; a docstring's words, or a name of another function,
-        do not). Elsewhere, the words of the code around the edit (`_dropped_definition`)."""
+        """(name, 0-based line of a use) of a name whose binding the edit took away while the code still reads it: a
+        rewrite that deletes `total = a + b` above `return total` parses, and breaks the code all the same. Python,
+        where the file compiles: by Python's own scoping, any name the edited file reads where no binding reaches it
+        any more and the edit's lines do not read themselves (a definition, an import, a parameter, a loop variable; a
+        use in an f-string counts; a docstring's words, or a name of another function, do not). Elsewhere, the words
+        the replaced text defines, in the code around the edit (`_dropped_definition`)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return _dropped_definition(self.text, start, end, new, self.window(start, end))
         if start == end:  # a cursor fill replaces nothing
@@ -440,11 +441,11 @@ class _Errors:
         return None
 
     def read_before_set(self, start: int, end: int, new: str) -> tuple[str, int, str] | None:
-        """Python, a rewrite: (name, 1-based line) of a local the function (or class body) around the edit now reads
-        before any line of it sets the name, where it did not (an UnboundLocalError, or a NameError as the class is
-        built): a parameter renamed while the body goes on reading it and sets it later (`def ordinal(number)` as `def
-        ordinal(word)` above `number = abs(int(number))`), a name read above the loop that binds it, a decorator
-        `@build.setter` above the class's `def build` (from trials)."""
+        """Python, a rewrite: (name, 1-based line, "function" or "class") of a local the function (or class body)
+        around the edit now reads before any line of it sets the name, where it did not (an UnboundLocalError, or a
+        NameError as the class is built): a parameter renamed while the body goes on reading it and sets it later (`def
+        ordinal(number)` as `def ordinal(word)` above `number = abs(int(number))`), a name read above the loop that
+        binds it, a decorator `@build.setter` above the class's `def build` (from trials)."""
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return None
         module = self.module()
