@@ -10,7 +10,13 @@ refused, and the text it would replace kept, when it
   judged on the whole file when that window is broken already, as one cut inside a docstring is); for Python also when
   the window compiled before and does not after (Python rejects indentation and empty bodies tree-sitter lets through),
 - removes a definition the code around it still uses: a name the replaced text assigned or declared, which the text
-  around the edit uses and the new text does not have.
+  around the edit uses and the new text does not have; or removes, renames or moves a function, class or method
+  (tree-sitter's definitions),
+- reads a name no binding reaches where it is read (Python by symtable and the function's own order of bindings,
+  JavaScript and TypeScript by their declarations' scopes), or leaves code that reads one,
+- does what a reader sees fails without running it: a call of a module function with the wrong number of arguments,
+  an assignment to a const, a key twice in one object, a return left without its value, a string or comment opened
+  and left open, and, where Node is installed, JavaScript that Node's parser rejects.
 
 Cheap repairs run before the check, never after it: a missing final newline of a whole-line selection, and closing
 brackets the edit opened but did not close. A refused edit carries the reason, for the editor to show.
