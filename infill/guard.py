@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import codecs
 import keyword
 import re
 import shutil
@@ -772,6 +773,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
                 if gone is not None:
                     return Verdict(old, f"the answer removes the property `{gone[0]}`, which the code still reads "
                                    f"(line {gone[1]})")
+            coding = _unknown_coding(text, p.start, p.end, candidate) if errors.lang == "python" else None
+            if coding is not None:
+                return Verdict(old, f"the answer declares an encoding Python does not know: `{coding}`")
             opened = _opens_unclosed(text, p.start, p.end, candidate, errors.lang)
             if opened is not None:
                 return Verdict(old, f"the answer opens {opened} it does not close: the code after it would be part of "
@@ -801,8 +805,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             owner, attrs = errors.new_self_attributes(p.start, p.end, candidate) if p.start != p.end else ("", [])
             if attrs:
                 return Verdict(old, f"the answer reads `self.{attrs[0]}`, which `{owner}` never sets")
-            undeclared = _undeclared_assignment(text, p.start, p.end, candidate, errors.lang) if p.start != p.end \
-                else None
+            undeclared = _undeclared_assignment(text, p.start, p.end, candidate, errors.lang)
             if undeclared is not None:
                 return Verdict(old, f"the answer assigns to `{undeclared}`, which nothing in the file declares")
             twice = errors.new_redeclared([(p.start, p.end, candidate)]) \
@@ -871,48 +874,35 @@ _C_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _NOT_CODE = re.compile(r"(?:#|//)[^\n]*|/\*.*?\*/|\"[^\"\n]*\"|'[^'\n]*'", re.DOTALL)
 
 
-_JS_ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_$][\w$]*)[ \t]*(?:[-+*/%&|^]|\*\*|<<|>>>?|\?\?|&&|\|\|)?=(?![=>])",
-                          re.MULTILINE)
-
-
 def _undeclared_assignment(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
-    """JavaScript/TypeScript: a bare name the new text assigns to that it does not declare and that nothing else in the
-    file names (not as a property: `this._active` is not `_active`). In a class or a module, code strict by default,
-    that is a ReferenceError when it runs; from a trial, a refine turned `this._active = 0;` into `_active = 0;`."""
-    if lang not in ("javascript", "typescript", "tsx"):
+    """JavaScript/TypeScript: a bare name the new text assigns to where no declaration reaches it (_js_declares, by
+    scope; not a global of the platform such as `module` or `window`). In a class or a module, code strict by
+    default, that is a ReferenceError when it runs, elsewhere a stray global. From trials: a refine turned `this._active
+    = 0;` into `_active = 0;`, `prot = ctor.prototype` into `type = ctor.prototype`; a fill wrote `varconstructor =`."""
+    edited = _js_edited(text, start, end, new, lang) if "=" in _touched(text, start, end, new) else None
+    if edited is None:
         return None
-    code = _NOT_CODE.sub(" ", new)
-    targets = [m.group(1) for m in _JS_ASSIGNED.finditer(code)]
-    rest = text[:start] + "\n" + text[end:]
-    for name in dict.fromkeys(targets):
-        word = rf"(?<![\w$.]){re.escape(name)}(?![\w$])"
-        # named anywhere else (a declaration, a destructuring, a parameter, a read) is taken as declared: only a name
-        # the answer does nothing with but assign, and the file never names, is sure to be undeclared
-        if name in _JS_GLOBALS or len(re.findall(word, code)) > targets.count(name) or re.search(word, rest):
-            continue
-        if _assigns(text[:start] + new + text[end:], start, start + len(new), name, lang):
-            return name
-    return None
-
-
-def _assigns(doc: str, start: int, end: int, name: str, lang: str) -> bool:
-    """Whether doc[start:end] holds an assignment expression to the bare name (tree-sitter: a class field or a type
-    parameter's default, `name = value` too, declares it)."""
-    tree = _syntax.parse(doc, lang)
-    if tree is None:
-        return False
-    lo, hi = len(_syntax.encode(doc[:start])), len(_syntax.encode(doc[:end]))
+    _, tree, data = edited
+    lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
     stack = [tree.root_node]
     while stack:
         node = stack.pop()
         if node.end_byte <= lo or node.start_byte >= hi:
             continue
-        if node.type in ("assignment_expression", "augmented_assignment_expression"):
-            left = node.child_by_field_name("left")
-            if left is not None and left.type == "identifier" and left.text == name.encode():
-                return True
         stack.extend(node.children)
-    return False
+        left = node.child_by_field_name("left") if node.type in _JS_ASSIGNS else None
+        if left is None or left.type != "identifier" or not lo <= left.start_byte < hi or _js_in_error(left):
+            continue
+        name = data[left.start_byte : left.end_byte]
+        if name.decode("utf-8", "replace") in _JS_GLOBALS:
+            continue
+        scopes = [sc for sc in map(_js_declares, _js_names(tree, data, name)) if sc is not None]
+        if any(_js_encloses(sc, left) or _js_in_error(sc) for sc in scopes):
+            continue
+        # what the grammar does not read as a declaration (TypeScript's `using x = ...`, `await using`)
+        if re.search(rb"\busing[ \t]+" + re.escape(name) + rb"(?![\w$])", data) is None:
+            return name.decode("utf-8", "replace")
+    return None
 
 
 _JS_GLOBALS = frozenset({"module", "exports", "window", "globalThis", "self", "document", "process"})
@@ -1872,4 +1862,25 @@ def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str
                 line = doc.count("\n", 0, len(after[: use.start_byte].decode("utf-8", "replace"))) + 1
                 shift = new.count("\n") - text.count("\n", start, end)
                 return name.decode("utf-8", "replace"), line - (shift if use.start_byte >= new_hi else 0)
+    return None
+
+
+_CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")  # PEP 263, on the first two lines
+
+
+def _unknown_coding(text: str, start: int, end: int, new: str) -> str | None:
+    """The encoding a Python file's first two lines declare after the edit, when Python knows no such codec (a
+    trial's rewrite of `utf` in `# -*- coding: utf-8 -*-` as `8`: the file no longer imports; tree-sitter and
+    `compile` of the text both let it through)."""
+    if text.count("\n", 0, start) > 1:
+        return None
+    edited = text[:start] + new + text[end:]
+    for line in edited.split("\n", 2)[:2]:
+        found = _CODING.match(line)
+        if found is not None:
+            try:
+                codecs.lookup(found.group(1))
+            except LookupError:
+                return found.group(1)
+            return None
     return None

@@ -1314,3 +1314,22 @@ def test_fourth_trial_edits_that_parse_and_break_the_code_are_refused():
     assert v.reason == "the answer uses `test`, which nothing in the file defines"  # no test runner's global here
     spec = test + "test('native', () => native());\n"
     assert one(spec, at, at + len("test2"), "test", lang="javascript").ok
+
+
+# -- from a fifth trial (text-unidecode 1.3, is-plain-object 5.0.0) ---------------------------------------------------
+
+def test_fifth_trial_edits_that_break_the_code_are_refused():
+    js = ("function isPlainObject(o) {\n  var ctor,prot;\n  ctor = o.constructor;\n  prot = ctor.prototype;\n"
+          "  return prot.hasOwnProperty('isPrototypeOf');\n}\n")
+    at = js.index("prot = ctor")
+    v = one(js, at, at + len("prot"), "type", lang="javascript")
+    assert v.reason == "the answer assigns to `type`, which nothing in the file declares"
+    at = js.index("  ctor = o.constructor;")
+    v = one(js, at, at, "  varconstructor = o.constructor;\n", lang="javascript")
+    assert v.reason == "the answer assigns to `varconstructor`, which nothing in the file declares"
+    assert one(js, at, at, "  ctor = o && o.constructor;\n", lang="javascript").ok
+    py = "# -*- coding: utf-8 -*-\nfrom .data import CODES\n"
+    at = py.index("utf")
+    v = one(py, at, at + len("utf"), "8")
+    assert v.reason == "the answer declares an encoding Python does not know: `8-8`"
+    assert one(py, at, at + len("utf-8"), "latin-1").ok
