@@ -879,7 +879,8 @@ def _undeclared_assignment(text: str, start: int, end: int, new: str, lang: str 
     scope; not a global of the platform such as `module` or `window`). In a class or a module, code strict by
     default, that is a ReferenceError when it runs, elsewhere a stray global. From trials: a refine turned `this._active
     = 0;` into `_active = 0;`, `prot = ctor.prototype` into `type = ctor.prototype`; a fill wrote `varconstructor =`."""
-    edited = _js_edited(text, start, end, new, lang) if "=" in _touched(text, start, end, new) else None
+    touched = _touched(text, start, end, new)
+    edited = _js_edited(text, start, end, new, lang) if "=" in touched or re.search(r"\bfor\b", touched) else None
     if edited is None:
         return None
     _, tree, data = edited

@@ -1328,6 +1328,10 @@ def test_fifth_trial_edits_that_break_the_code_are_refused():
     v = one(js, at, at, "  varconstructor = o.constructor;\n", lang="javascript")
     assert v.reason == "the answer assigns to `varconstructor`, which nothing in the file declares"
     assert one(js, at, at, "  ctor = o && o.constructor;\n", lang="javascript").ok
+    loop = "function f(foo) {\n  var len;\n  for (len of foo) {}\n  return len;\n}\n"
+    at = loop.index("for (len of foo) {")
+    v = one(loop, at, at + len("for (len of foo) {"), "for ( of of foo) {", lang="javascript")
+    assert v.reason == "the answer assigns to `of`, which nothing in the file declares"
     py = "# -*- coding: utf-8 -*-\nfrom .data import CODES\n"
     at = py.index("utf")
     v = one(py, at, at + len("utf"), "8")
