@@ -98,6 +98,15 @@ class _Errors:
         self._unresolved: set[str] | None | bool = False  # names the file itself reads where nothing binds them
         self._module: ast.Module | None | bool = False  # the file, parsed (False: not yet)
         self._prose: dict[int, bool] = {}
+        self._edited: dict[tuple[int, int, str], ast.Module | None] = {}  # the file with one edit, parsed
+
+    def edited_module(self, start: int, end: int, new: str) -> ast.Module | None:
+        """The file with [start, end) replaced by new, parsed (None: it does not parse); parsed once per edit for the
+        checks that read it (dropped_definition, read_before_set, bad_arity)."""
+        key = (start, end, new)
+        if key not in self._edited:
+            self._edited[key] = _syntax.python_module(self.text[:start] + new + self.text[end:])
+        return self._edited[key]
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
@@ -381,7 +390,7 @@ class _Errors:
         lost = sorted((after - (self._unresolved or set())) - read)
         if not lost:
             return None
-        module, shift = _syntax.python_module(edited), new.count("\n") - self.text.count("\n", start, end)
+        module, shift = self.edited_module(start, end, new), new.count("\n") - self.text.count("\n", start, end)
         first = self.line(start) - 1  # the edit's first line, 0-based; its new text ends on line `last`
         last = first + new.count("\n")
         # the use to name is in the scope the edit is in (another function's own `table` is not the one that lost its
@@ -456,7 +465,7 @@ class _Errors:
         if self.lang != "python" or len(self.text) > WHOLE_FILE_CHARS:
             return None
         module = self.module()
-        edited = _syntax.python_module(self.text[:start] + new + self.text[end:])
+        edited = self.edited_module(start, end, new)
         if module is None or edited is None:
             return None
         line = self.line(start)
@@ -484,7 +493,7 @@ class _Errors:
         if not called & set(_TOP_DEF.findall(self.text)):  # no call of the module's functions: nothing to parse
             return None
         module = self.module()
-        edited = _syntax.python_module(self.text[:start] + new + self.text[end:]) if module is not None else None
+        edited = self.edited_module(start, end, new) if module is not None else None
         if edited is None or module is None:
             return None
         sigs = {f.name: f.args for f in module.body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -897,8 +906,7 @@ def _undeclared_assignment(text: str, start: int, end: int, new: str, lang: str 
         name = data[left.start_byte : left.end_byte]
         if name.decode("utf-8", "replace") in _JS_GLOBALS:
             continue
-        scopes = [sc for sc in map(_js_declares, _js_names(tree, data, name)) if sc is not None]
-        if any(_js_encloses(sc, left) or _js_in_error(sc) for sc in scopes):
+        if any(_js_encloses(sc, left) or _js_in_error(sc) for sc, _ in _js_declarations(tree, data, name)):
             continue
         # what the grammar does not read as a declaration (TypeScript's `using x = ...`, `await using`)
         if re.search(rb"\busing[ \t]+" + re.escape(name) + rb"(?![\w$])", data) is None:
@@ -926,11 +934,6 @@ _JS_BUILTINS = _JS_GLOBALS | frozenset("""
 _JS_TEST_GLOBALS = frozenset("describe it test expect beforeEach afterEach beforeAll afterAll jest vi suite setup "
                              "teardown assert".split())
 _TEST_CALL = re.compile(r"(?<![\w$.])(?:describe|it|test|suite)\s*\(")
-_JS_BINDING_PARENTS = frozenset({
-    "formal_parameters", "catch_clause", "import_specifier", "namespace_import", "import_clause", "labeled_statement",
-    "array_pattern", "object_pattern", "rest_pattern", "assignment_pattern", "pair_pattern", "required_parameter",
-    "optional_parameter", "export_specifier", "break_statement", "continue_statement"})
-
 
 _JS_ASSIGNS = frozenset({"assignment_expression", "augmented_assignment_expression", "for_in_statement"})
 
@@ -970,7 +973,7 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
                                                                                       "break_statement",
                                                                                       "continue_statement"):
             continue
-        scopes = [sc for sc in map(_js_declares, _js_names(tree, data, name.encode())) if sc is not None]
+        scopes = [sc for sc, _ in _js_declarations(tree, data, name.encode())]
         # a declaration or a read inside a parse error is tree-sitter's guess (a call's arguments read as a function's
         # parameters): the scopes then say nothing
         if any(_js_encloses(scope, node) or _js_in_error(scope) for scope in scopes) or scopes and _js_in_error(node):
@@ -1059,6 +1062,11 @@ def _js_names(tree: Any, data: bytes, name: bytes) -> list[Any]:
     found = (_js_leaf(tree.root_node, m.start(), m.end())
              for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", data))
     return [n for n in found if n is not None]
+
+
+def _js_declarations(tree: Any, data: bytes, name: bytes) -> list[tuple[Any, Any]]:
+    """(scope, identifier) of each declaration of `name` in the tree of `data` (_js_declares)."""
+    return [(scope, n) for n in _js_names(tree, data, name) if (scope := _js_declares(n)) is not None]
 
 
 def _js_leaf(root, start: int, end: int) -> Any:
@@ -1790,9 +1798,8 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
     for left in targets:
         name = data[left.start_byte : left.end_byte]
         best = None  # the innermost declaration whose scope holds the assignment
-        for at in _js_names(tree, data, name):
-            scope = _js_declares(at)
-            if scope is not None and _js_encloses(scope, left) and (best is None or _js_encloses(best[0], scope)):
+        for scope, at in _js_declarations(tree, data, name):
+            if _js_encloses(scope, left) and (best is None or _js_encloses(best[0], scope)):
                 best = (scope, at)
         decl = best[1].parent if best is not None else None
         while decl is not None and decl.type not in ("variable_declarator", "formal_parameters"):
@@ -1844,15 +1851,14 @@ def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str
                          for n in _syntax._binding_names(d.child_by_field_name("name")))
     if not names:
         return None
-    doc = text[:start] + new + text[end:]
-    edited = _syntax.parse(doc, lang)
-    if edited is None or edited.root_node.has_error:
+    got = _js_edited(text, start, end, new, lang)
+    if got is None or got[1].root_node.has_error:
         return None  # the parse check's, and a broken tree's scopes are guesses
-    after = _syntax.encode(doc)
+    doc, edited, after = got
     new_lo, new_hi = lo, lo + len(_syntax.encode(new))
     for name in sorted(names):
         found = _js_names(edited, after, name)
-        scopes = [sc for sc in (_js_declares(n) for n in found) if sc is not None]
+        scopes = [sc for sc, _ in _js_declarations(edited, after, name)]
         for use in found:
             if new_lo <= use.start_byte < new_hi or _js_declares(use) is not None:
                 continue  # the new text's own reads are _js_unknown_read's
