@@ -917,6 +917,32 @@ def test_words_typed_in_a_docstring_are_not_read_as_names():
     assert one(src, at, at, " default section's options.").ok
 
 
+def test_words_in_a_big_file_are_prose_by_the_whole_file_and_names_by_the_window():
+    # a misspelt name of the file (`parse_vallue` for `parse_value`) is refused in code and let be in prose; in a big
+    # file the window around the cursor decides, unless it may start inside a string (then the whole file does)
+    from infill import _syntax
+
+    doc = "\n".join(f"Line {i} of a long module docstring, with words" for i in range(400))
+    body = "".join(f"def f{i}(value):\n    return parse_value(value) + {i}\n\n\n" for i in range(300))
+    text = f'"""Remap.\n\n{doc}\nparse value, it says\n"""\n\n\ndef parse_value(v):\n    return v\n\n\n{body}'
+    assert _syntax.is_big(text)
+    at = text.index("parse value, it") + len("parse ")
+    w0, _ = _syntax.window(text, at)
+    assert text.index('"""') < w0 < at  # the window starts inside the docstring, at an unindented line of it
+    assert one(text, at, at, "vallue").ok  # prose
+    typed = "    return parse_value(value) + 250\n"
+    line = text.index(typed)
+    broken = text[:line] + "    if parse_" + text[line + len(typed) :]  # a line being typed: the window is broken
+    at = line + len("    if parse_")
+    w0, _ = _syntax.window(broken, at)
+    assert w0 > 0 and _syntax.parse(broken[w0 : _syntax.window(broken, at)[1]], "python").root_node.has_error
+    assert one(broken, at, at, "vallue:").reason == \
+        "the answer writes `parse_vallue`, which the file does not have; it has `parse_value`"
+    quoted = text[:line] + '    if parse_\n    s = "parse_"\n' + text[line + len(typed) :]
+    at = line + len('    if parse_\n    s = "parse_')
+    assert one(quoted, at, at, "vallue").ok  # in a string
+
+
 def test_a_condition_completed_as_the_one_a_few_lines_below_is_refused():
     # from a trial: `if algo` finished as `if algorithm == 'legacy':`, the `if` two lines below; every call then raised
     src = ("def slugify(text, algorithm='legacy'):\n    if algo\n        raise ValueError(algorithm)\n"
