@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import bisect
 import codecs
+import functools
 import keyword
 import re
 import shutil
@@ -1498,6 +1499,23 @@ SHORT_MIN = 3  # a name cut short of the file's is an error whatever its length;
 MISSPELT_MIN = 6  # shorter names are too often different words one letter apart
 
 
+NAMES_NEAR = 4_000  # chars each side of an edit whose names are read at each request; the rest is kept by its text
+
+
+def _file_names(text: str, start: int, end: int) -> set[str]:
+    """The names of text outside [start, end). What lies beyond NAMES_NEAR chars of the edit, cut at line breaks, is
+    the same at each keystroke of a line being typed: its names are kept (a 37 KB file took 0.8 ms a keystroke)."""
+    lo = text.rfind("\n", 0, max(0, start - NAMES_NEAR)) + 1
+    hi = text.find("\n", end + NAMES_NEAR)
+    hi = len(text) if hi < 0 else hi
+    return _names_of(text[:lo]) | set(_IDENT.findall(text[lo:start] + " " + text[end:hi])) | _names_of(text[hi:])
+
+
+@functools.lru_cache(maxsize=8)
+def _names_of(text: str) -> frozenset[str]:
+    return frozenset(_IDENT.findall(text))
+
+
 def _misspelled(text: str, start: int, end: int, new: str, reach: int = 200) -> tuple[str, str] | None:
     """(name, the file's name) for a name the edit leaves (with the word it continues) that the file does not have,
     where the file has it but for one `_` or one doubled letter: `_cmp_precedencekey` for `_cmp_precedence_key`,
@@ -1513,7 +1531,7 @@ def _misspelled(text: str, start: int, end: int, new: str, reach: int = 200) -> 
     words = [w for w in dict.fromkeys(_IDENT.findall(region)) if len(w) >= MISSPELT_MIN and w not in defined]
     if not words:
         return None
-    known = set(_IDENT.findall(text[:start] + " " + text[end:]))  # the file's names, read once
+    known = _file_names(text, start, end)
     for word in words:
         if word in known:
             continue

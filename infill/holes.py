@@ -360,7 +360,7 @@ def find_hole(
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         capacity = capacity_from_samples("line", count(lines))
     else:
-        spans = syntax_spans(text, lang) if spans is None else spans
+        spans = syntax_spans(text, lang, SAMPLE_KIND[situation]) if spans is None else spans
         similar = _context_samples(text, spans, situation, offset) if situation in CONTEXT_MARGIN else []
         if similar:
             capacity = _clamp(situation, max(count(similar)) * CONTEXT_MARGIN[situation])

@@ -24,18 +24,21 @@ class Span:
     node: str = ""  # grammar node type it came from (bodies, headers: the owner, e.g. function_definition)
 
 
-def syntax_spans(text: str, lang: str) -> list[Span]:
-    """All spans of text by situation class, sorted by (start, end, kind); [] for unknown languages. One parse."""
+def syntax_spans(text: str, lang: str, kind: str | None = None) -> list[Span]:
+    """All spans of text by situation class (or those of one kind), sorted by (start, end, kind); [] for unknown
+    languages. One parse."""
     tree = _syntax.parse(text, lang)
     if tree is None:
         return []
-    raw = _collect(tree, _syntax.encode(text), _syntax.TABLES[lang])
+    raw = _collect(tree, _syntax.encode(text), _syntax.TABLES[lang], kind)
     omap = _syntax.OffsetMap(text)
     out = set()
-    for start_b, end_b, kind, node in raw:
+    for start_b, end_b, kind_, node in raw:
+        if kind is not None and kind_ != kind:
+            continue
         start, end = _trim(text, omap.to_char(start_b), omap.to_char(end_b))
         if start < end:
-            out.add((start, end, kind, node))
+            out.add((start, end, kind_, node))
     return [Span(*t) for t in sorted(out)]  # sorting plain tuples: dataclass comparisons are slow
 
 
@@ -47,8 +50,9 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _collect(tree, data: bytes, t: _syntax.Tables) -> list[tuple[int, int, str, str]]:
-    """(start_byte, end_byte, kind, node type) for every span; one pre-order walk over the tree."""
+def _collect(tree, data: bytes, t: _syntax.Tables, kind: str | None = None) -> list[tuple[int, int, str, str]]:
+    """(start_byte, end_byte, kind, node type) for every span (rest_of_line ones only when `kind` asks for them or
+    for all); one pre-order walk over the tree."""
     out: list[tuple[int, int, str, str]] = []
     leaves: list[tuple[int, int, str]] = []  # every non-comment leaf, in order: rest_of_line cut candidates
     statements: list[tuple[int, int]] = []
@@ -94,7 +98,8 @@ def _collect(tree, data: bytes, t: _syntax.Tables) -> list[tuple[int, int, str, 
             continue
         while not cursor.goto_next_sibling():
             if not cursor.goto_parent():
-                out.extend(_rest_of_line(data, statements, leaves))
+                if kind in (None, "rest_of_line"):
+                    out.extend(_rest_of_line(data, statements, leaves))
                 return out
 
 
