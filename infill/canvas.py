@@ -22,7 +22,8 @@ class TokenizerLike(Protocol):
 
 
 CURSOR_RESERVE = 32  # tokens the cursor's line may grow to before the prefix's first kept line moves
-_CHUNK = 64  # lines tokenized per batch while looking for a cut: most contexts need one or two batches
+_CHUNK = 64  # lines tokenized per batch at most while looking for a cut: most contexts need one or two batches
+_CHARS_PER_TOKEN = 5  # a batch's chars per token still wanted (code runs 3-4 chars a token: one batch mostly does)
 MAX_TOKEN_CHARS = 128  # more chars than any token of a code tokenizer spans (ours: 64 bytes at most)
 
 
@@ -90,14 +91,24 @@ def _keep(tok: TokenizerLike, lines: list[str], cap: int, from_end: bool) -> tup
     # no token spans MAX_TOKEN_CHARS, so a line's part past cap * MAX_TOKEN_CHARS from the hole can never be kept;
     # whole, a minified line of 400k chars would be tokenized again and again
     limit = cap * MAX_TOKEN_CHARS
-    order = [(ln[-limit:] if from_end else ln[:limit]) if len(ln) > limit else ln
-             for ln in (lines[::-1] if from_end else lines)]
-    # Estimate with per-line counts, nearest first, until the estimate passes cap.
+    order: list[str] = []  # the lines nearest first, as far as the estimate reads them
+
+    def more(chars: int) -> list[str]:  # the next lines, about `chars` chars of them (at least one, at most _CHUNK)
+        got: list[str] = []
+        while len(order) < len(lines) and len(got) < _CHUNK and (not got or chars > 0):
+            ln = lines[-1 - len(order)] if from_end else lines[len(order)]
+            ln = (ln[-limit:] if from_end else ln[:limit]) if len(ln) > limit else ln
+            order.append(ln)
+            got.append(ln)
+            chars -= len(ln)
+        return got
+
+    # Estimate with per-line counts, nearest first, until the estimate passes cap; each batch about as many lines
+    # as the tokens still missing take (a big file's 64 lines cost more to tokenize than the context they fill)
     counts: list[int] = []
     total = 0
-    while len(counts) < len(order) and total <= cap:
-        chunk = order[len(counts) : len(counts) + _CHUNK]
-        for ids in _encode_many(tok, chunk):
+    while len(counts) < len(lines) and total <= cap:
+        for ids in _encode_many(tok, more((cap - total + 1) * _CHARS_PER_TOKEN)):
             counts.append(len(ids))
             total += len(ids)
     n, est = 0, 0
