@@ -75,6 +75,9 @@ class SamplerConfig:
     # a fill whose text gets a token finalized below this probability is given up at that forward (SampleStats.cut
     # "unsure"): a caller that refuses such fills (fill.run's min_confidence) spends no more forwards on them; 0: never
     stop_below: float = 0.0
+    # a fill not done after this many forwards is given up (SampleStats.cut "forwards"): as you type, such a fill is
+    # rarely shown and holds the next keystroke's answer back (fill.run's max_forwards); 0: never
+    max_forwards: int = 0
     temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples with the seeded generator
     seed: int = 0
 
@@ -93,6 +96,8 @@ class SamplerConfig:
             raise ValueError("draft and draft_rows must be >= 1 (1: one canvas per forward)")
         if not 0 <= self.stop_below <= 1:
             raise ValueError("stop_below must be in [0, 1] (0: never)")
+        if self.max_forwards < 0:
+            raise ValueError("max_forwards must be >= 0 (0: no limit)")
         if not 0 <= self.learned_threshold <= 1:
             raise ValueError("learned_threshold must be in [0, 1] (0: the finalizer's own)")
         if self.strategy == "lossless" and (self.temperature > 0 or self.k > 1):
@@ -136,6 +141,10 @@ class CanvasState:
     remasked: list[int] = field(default_factory=list)  # slots re-noised at this forward (self-correction)
 
 
+class _OutOfForwards(Exception):
+    """A fill used SamplerConfig.max_forwards forwards and is not done: it ends there (denoise_stream)."""
+
+
 @dataclass
 class SampleStats:
     nfe: int = 0  # forwards, one after the other (a batch of canvases is one forward)
@@ -147,7 +156,8 @@ class SampleStats:
     remasked: int = 0
     restarts: int = 0  # first canvases denoised again, larger, because the model filled them to the last slot
     # why a fill was stopped before the model ended it: "limit" or "repetition" (a growing fill), "unsure" (a text
-    # token below SamplerConfig.stop_below: the result is what was decided by then, and is not to be shown)
+    # token below SamplerConfig.stop_below) or "forwards" (SamplerConfig.max_forwards spent): with these two the
+    # result is empty, not to be shown
     cut: str = ""
     # the lowest probability a text token of the result had when it was finalized (None: no text, or a loop that does
     # not say): a fill the model was unsure of has one low, and is right much less often (README, confidence gate)
@@ -476,6 +486,8 @@ def denoise_block(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Sampl
     while True:
         if is_cancelled(cancel):
             raise Cancelled()
+        if cfg.max_forwards and stats.nfe >= cfg.max_forwards:
+            raise _OutOfForwards()
         chain = [s]  # the current canvas, then the drafted steps' canvases
         if stale is None and draft > 1:  # the first forward of a canvas: the next-token head drafts its first step
             guess = _head_guess(backend, handle, rules, s)
@@ -540,8 +552,8 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
     stats = SampleStats(prefill_ms=handle.prefill_ms)
     gen = torch.Generator().manual_seed(cfg.seed)
     out: list[int] = []
-    if not spec.growable:  # several holes or a rewrite: stop_below is for a cursor fill, which ends with nothing
-        cfg = replace(cfg, stop_below=0.0)
+    if not spec.growable:  # several holes or a rewrite: stop_below and max_forwards are for a cursor fill, which
+        cfg = replace(cfg, stop_below=0.0, max_forwards=0)  # ends with nothing
         whole = yield from denoise_block(backend, handle, spec, cfg, stats, [], 0, gen, cancel)
         assert whole is not None  # no give_up: the block always ends
         out = whole
@@ -589,6 +601,8 @@ def denoise_stream(backend: Backend, handle: Handle, spec: CanvasSpec, cfg: Samp
             out, stats.cut = [], "unsure"
             stats.min_confidence = unsure.least if stats.min_confidence is None else min(stats.min_confidence,
                                                                                         unsure.least)
+        except _OutOfForwards:
+            out, stats.cut = [], "forwards"
         stats.blocks = block
     fixed = spec.fixed if not spec.growable else []
     stats.tokens = sum(1 for i, t in enumerate(out) if t != sp.pad and not (i < len(fixed) and fixed[i]))

@@ -92,6 +92,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo-context", type=int, metavar="TOKENS",
                    help="the server leg's repoContextBudget (default: the model's; its chunks come from the documents "
                         "typed in, as no workspace folder is given)")
+    p.add_argument("--typing-forwards", type=int, metavar="N",
+                   help="typingForwards, here and in the server (default: the server's; 0: no limit)")
     p.add_argument("--data", help="evaluation data folder for the quality plot (default: ../shared/data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -406,7 +408,7 @@ def keystroke_leg(backend, settings: Settings, plan: Plan, progress: bool, sizes
                 t0 = time.perf_counter()
                 p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
                 t1 = time.perf_counter()
-                o = fill.run(backend, p, cfg, session, min_confidence=settings.min_confidence)
+                o = fill.run(backend, p, cfg, session, **settings.as_you_type())
                 r = runs[mode]
                 r["ms"].append((time.perf_counter() - t0) * 1e3)
                 r["plan"].append((t1 - t0) * 1e3)
@@ -608,13 +610,13 @@ def lsp_leg(backend, settings: Settings, options: dict, plan: Plan) -> dict:
     for j, (_name, text, cursor, code) in enumerate(places):
         session = f"bench-lsp-reference-{j}"
         fill.run(backend, fill.plan_cursor(text, cursor, "python", tok, settings.context_budget,
-                                           settings.max_tokens), cfg, session, min_confidence=settings.min_confidence)
+                                           settings.max_tokens), cfg, session, **settings.as_you_type())
         for k in range(1, len(code) + 1):
             doc = text[:cursor] + code[:k] + text[cursor:]
             seen.clear()
             t0 = time.perf_counter()
             p = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
-            fill.run(backend, p, cfg, session, on_partial=on_partial, min_confidence=settings.min_confidence)
+            fill.run(backend, p, cfg, session, on_partial=on_partial, **settings.as_you_type())
             t1 = time.perf_counter()
             eng_final.append((t1 - t0) * 1e3)
             eng_first.append(((seen[0] if seen else t1) - t0) * 1e3)
@@ -703,10 +705,13 @@ def main(args: argparse.Namespace) -> int:
     options["threads"] = torch.get_num_threads()
     if args.repo_context is not None:
         options["repoContextBudget"] = args.repo_context
+    if args.typing_forwards is not None:
+        options["typingForwards"] = args.typing_forwards
     settings = Settings.model_validate(options)
     result: dict = {"machine": machine(backend), "quick": bool(args.quick), "settings": {
         "context_budget": settings.context_budget, "max_tokens": settings.max_tokens,
-        "repo_context_budget": settings.repo_wanted(backend), "sampler": asdict(settings.sampler())}}
+        "repo_context_budget": settings.repo_wanted(backend), "typing_forwards": settings.typing_forwards,
+        "sampler": asdict(settings.sampler())}}
 
     legs = result["leg_seconds"] = {"load": round(time.perf_counter() - t_start, 1)}
     t0 = time.perf_counter()

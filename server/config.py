@@ -79,6 +79,9 @@ class Settings(BaseModel):
     # completion as you type: a fill with a token the model finalized below this probability is not shown (asked for,
     # it is); 0: show every fill. The shipped model's such fills are rarely right (README, confidence gate)
     min_confidence: float = Field(0.4, ge=0.0, le=1.0)
+    # completion as you type: a fill the model has not finished after this many forwards is given up, not shown
+    # (asked for, it runs to its end); 0: no limit. Such fills are rarely shown and make the slowest keystrokes
+    typing_forwards: int = Field(7, ge=0, le=1024)
     debounce_ms: int = Field(75, ge=0, le=10_000)  # for clients: wait this long after a keystroke before asking
     # hold every intermediate canvas this long before the next forward: a denoising slow enough to watch (demos,
     # screen recordings, editor tests that must see an intermediate canvas); 0: off, as fast as the model goes
@@ -109,6 +112,10 @@ class Settings(BaseModel):
         if v is not None and not re.match(r"^https?://[^\s/]+", v):
             raise ValueError("must be an http:// or https:// URL")
         return v
+
+    def as_you_type(self) -> dict[str, Any]:
+        """fill.run's limits for a completion as you type (an automatic request): what is not shown, nor spent on."""
+        return {"min_confidence": self.min_confidence, "max_forwards": self.typing_forwards}
 
     def sampler(self, seed: int = 0, backend: Any = None) -> SamplerConfig:
         """The sampler settings for one fill; a backend with `sampler_config` (DiffusionGemma) supplies what the

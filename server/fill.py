@@ -385,11 +385,12 @@ def _disjoint(holes: list[Hole]) -> list[Hole]:
 
 def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: object | None = None,
         on_partial: Callable[[Partial], None] | None = None, native: bool = False,
-        min_confidence: float = 0.0) -> Outcome:
+        min_confidence: float = 0.0, max_forwards: int = 0) -> Outcome:
     """Prefill, denoise (calling on_partial after every forward), post-process. Raises Cancelled when cancelled.
 
     min_confidence: a cursor fill with a text token finalized below this probability is refused (automatic
     completions: a guess the model was unsure of is mostly wrong, and shown as you type it is noise).
+    max_forwards: a cursor fill not done after this many forwards is refused (automatic completions: 0, no limit).
 
     native: denoise with the backend's own loop (`native_stream`, DiffusionGemma's) where it has one. A backend that
     is not steppable runs its own loop on text requests: on_partial is called once per committed canvas but the last.
@@ -398,13 +399,14 @@ def run(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: 
         return _run_parts(backend, plan, cfg, session, cancel, on_partial, native)
     if plan.canvas is None or not backend.capabilities.streams:
         return _run_requests(backend, plan, cancel, on_partial)
-    raw, stats, reused = _denoise(backend, plan, cfg, session, cancel, on_partial, native, min_confidence)
+    raw, stats, reused = _denoise(backend, plan, cfg, session, cancel, on_partial, native, min_confidence,
+                                  max_forwards)
     return replace(_outcome(plan, raw, stats, min_confidence), reused=reused)
 
 
 def _denoise(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, cancel: object | None,
              on_partial: Callable[[Partial], None] | None, native: bool,
-             min_confidence: float) -> tuple[list[str], SampleStats, int]:
+             min_confidence: float, max_forwards: int = 0) -> tuple[list[str], SampleStats, int]:
     """One canvas through the engine: each hole's raw text (not yet post-processed), the stats, the cached tokens."""
     assert plan.canvas is not None
     tok = backend.tokenizer
@@ -412,8 +414,8 @@ def _denoise(backend: Backend, plan: Plan, cfg: SamplerConfig, session: str, can
     grows = len(plan.holes) == 1 and plan.mode == "fill"  # only a cursor hole grows; a rewrite keeps to its capacity
     if not grows:  # a rewrite's capacity comes from its selection: that canvas is the length hint, no smaller start
         cfg = replace(cfg, grow=False, start=0)
-    elif min_confidence > 0:  # a fill that will be refused as unsure stops at its unsure token
-        cfg = replace(cfg, stop_below=min_confidence)
+    else:  # a fill that will be refused as unsure stops at its unsure token
+        cfg = replace(cfg, stop_below=min_confidence, max_forwards=max_forwards)
     if backend.capabilities.canvas_between:  # one sequence, prefix [MASK]*n suffix: the backend places the canvas
         handle = cast(InfillBackend, backend).prefill_around(plan.canvas.context_ids, plan.canvas.suffix_ids, session)
     else:
@@ -539,6 +541,10 @@ def _outcome(plan: Plan, raw: Sequence[str], stats: SampleStats, min_confidence:
         h = plan.holes[0]
         fills[0] = plan.text[h.start : h.end]
         reasons[0] = f"the model was unsure of it (a token at {least:.2f}, under minConfidence {min_confidence:g})"
+    elif plan.mode == "fill" and len(plan.holes) == 1 and stats.cut == "forwards":
+        h = plan.holes[0]
+        fills[0] = plan.text[h.start : h.end]
+        reasons[0] = f"the model had not finished it after {stats.nfe} forwards (typingForwards)"
     return Outcome(fills, plan.join(fills), stats, reasons)
 
 

@@ -412,7 +412,7 @@ class DiffusionLanguageServer(LanguageServer):
             log.debug("indexing progress not shown: %s", exc)
 
     async def run_fill(self, doc: Document, kind: str, make_plan: Callable[[Any, int, int, list[int]], fill.Plan],
-                       at: int | None = None, min_confidence: float = 0.0,
+                       at: int | None = None, typing: bool = False,
                        shift: int = 0) -> tuple[Job, fill.Plan, fill.Outcome]:
         """Run a fill for doc's current version on the engine thread; raise if it stopped or the version changed.
 
@@ -421,6 +421,7 @@ class DiffusionLanguageServer(LanguageServer):
         offset `at` (none without it); it must use a snapshot of the text taken before this call (no await between).
         `shift`: a plan made on the text with an edit of this many more chars before its span (the suggestion selected
         in the editor's list, for an inline completion): its canvases are drawn where the span is in the document.
+        `typing`: a completion as you type, under Settings.as_you_type's limits.
         """
         snapshot = doc.text
         job = self.jobs.start(doc.uri, doc.version, self.protocol.msg_id, kind)
@@ -436,6 +437,7 @@ class DiffusionLanguageServer(LanguageServer):
         cfg = replace(cfg, max_new=min(cfg.max_new, max_tokens))
         native = self.settings.strategy == NATIVE
         hold = self.settings.canvas_delay_ms / 1000
+        limits = self.settings.as_you_type() if typing else {}
         loop = asyncio.get_running_loop()
 
         def on_partial(p: fill.Partial, span: tuple[int, int]) -> None:  # the engine thread, after each forward
@@ -454,8 +456,7 @@ class DiffusionLanguageServer(LanguageServer):
                 raise JsonRpcInvalidParams(message=str(exc)) from None
             span = (plan.span[0] - shift, plan.span[1] - shift)  # shift: the plan's text is longer than doc's by it
             return plan, fill.run(backend, plan, cfg, session=job.uri, cancel=job.cancel_event,
-                                  on_partial=lambda p: on_partial(p, span), native=native,
-                                  min_confidence=min_confidence)
+                                  on_partial=lambda p: on_partial(p, span), native=native, **limits)
 
         try:
             plan, outcome = await self.worker.run(job, work)
@@ -761,10 +762,10 @@ def create_server() -> DiffusionLanguageServer:
             ls.jobs.finish(job)
             out = fill.Outcome([ahead], ahead, SampleStats())
         else:
-            # as you type, a guess the model was unsure of is not shown; asked for, it is
+            # as you type, a guess the model was unsure of, or slow to finish, is not shown; asked for, it is
             job, _plan, out = await ls.run_fill(doc, "inline", lambda tok, budget, max_tokens, repo: fill.plan_cursor(
                 filled, at, lang, tok, budget, max_tokens, repo=repo, given=given), at=offset,
-                min_confidence=ls.settings.min_confidence if automatic else 0.0, shift=at - offset)
+                typing=automatic, shift=at - offset)
         insert = out.fills[0]  # "" when the guard refused it (out.refused)
         if insert and not chosen:
             ls.remember(doc.uri, text, offset, insert)

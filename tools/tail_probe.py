@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RULES = [(f, tau) for f in (3, 4, 5, 6) for tau in (0.05, 0.1, 0.2)]
+CAPS = range(5, 11)
 
 
 def record(places: int, keystrokes: int) -> list[dict]:
@@ -33,7 +34,7 @@ def record(places: int, keystrokes: int) -> list[dict]:
     from server.config import Settings
 
     backend = EmbeddedBackend(None, device="cpu", threads=1)
-    settings = Settings()
+    settings = Settings().model_copy(update={"typing_forwards": 0})  # fills uncut: forward_cap simulates the cap
     cfg, tok, pad = settings.sampler(backend=backend), backend.tokenizer, backend.special.pad
     real = sampler._step
     lows: list[float] = []
@@ -56,7 +57,7 @@ def record(places: int, keystrokes: int) -> list[dict]:
                 doc = text[:cursor] + code[:k] + text[cursor:]
                 plan = fill.plan_cursor(doc, cursor + k, "python", tok, settings.context_budget, settings.max_tokens)
                 lows.clear()
-                out = fill.run(backend, plan, cfg, session, min_confidence=settings.min_confidence)
+                out = fill.run(backend, plan, cfg, session, **settings.as_you_type())
                 why = out.refused(0)
                 rows.append({"place": name, "k": k, "nfe": out.stats.nfe, "fill": out.fills[0],
                              "shown": why is None and bool(out.fills[0].strip()),
@@ -80,6 +81,12 @@ def summarize(rows: list[dict]) -> dict:
                  "refused": dict(collections.Counter(r["refused"] for r in long if r["refused"]).most_common())},
         "early_give_up": [],
     }
+    out["forward_cap"] = []  # typingForwards: a fill not done after n forwards is given up (measured with none)
+    for n in CAPS:
+        cut = [r for r in rows if r["nfe"] > n]
+        after = [min(r["nfe"], n) for r in rows]
+        out["forward_cap"].append({"max_forwards": n, "cut": len(cut), "shown_lost": sum(r["shown"] for r in cut),
+                                   "p50": pct(after, 0.5), "p95": pct(after, 0.95)})
     for f, tau in RULES:
         cut = [i for i, r in enumerate(rows) if len(r["lowest_masked"]) > f and r["lowest_masked"][f - 1] < tau]
         cutset = set(cut)

@@ -674,6 +674,30 @@ def test_stop_below_is_for_a_cursor_fill_only(backend, ctx):
     assert states[-1].ids == [b, a, b] and stats.cut == ""
 
 
+def test_max_forwards_gives_up_a_fill_not_done_by_then(backend, ctx):
+    """A cursor fill still masked after SamplerConfig.max_forwards forwards ends there with no text and cut
+    "forwards"; one done within them is unchanged; several holes (or a rewrite) are never cut."""
+    a, b, c = (backend.tokenizer.encode(w)[0] for w in (" a", " b", " c"))
+    script = lambda C: [(a, 0.95), (b, 0.55), (c, 0.99)]  # noqa: E731  (one a forward: c, a, b, then the end)
+    cfg = SamplerConfig(strategy="confidence", k=1, steps=64, start=0, grow=False, block_size=8, max_new=8,
+                        end_threshold=0)
+    full, full_stats = run(scripted(backend, script), ctx, CanvasSpec.single(8, backend.special.mask), cfg)
+    assert full[-1].ids == [a, b, c] and full_stats.nfe == 4
+    states, stats = run(scripted(backend, script), ctx, CanvasSpec.single(8, backend.special.mask),
+                        replace(cfg, max_forwards=3))
+    assert states[-1].done and states[-1].ids == [] and stats.cut == "forwards" and stats.nfe == 3
+    assert stats.tokens == 0
+    same, same_stats = run(scripted(backend, script), ctx, CanvasSpec.single(8, backend.special.mask),
+                           replace(cfg, max_forwards=4))
+    assert same[-1].ids == [a, b, c] and same_stats.cut == "" and same_stats.nfe == 4
+    two = CanvasSpec([backend.special.mask, a, backend.special.mask], [False, True, False], [(0, 1), (2, 3)])
+    states, stats = run(scripted(backend, lambda C: [(b, 0.55), (a, 0.99), (c, 0.6)]), ctx, two,
+                        replace(cfg, max_forwards=1))
+    assert states[-1].ids == [b, a, c] and stats.cut == "" and stats.nfe == 2
+    with pytest.raises(ValueError, match="max_forwards"):
+        SamplerConfig(max_forwards=-1)
+
+
 def test_a_drafted_alternative_takes_the_ranked_slot_and_a_forced_step_has_none(backend):
     """tools/lossless_tree.py drafts trees with `rank`: the rank-th most confident slot instead of the first."""
     from engine.sampler import _Forecast, _Rules, _Slots, _step

@@ -30,11 +30,12 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "clients" / "neovim"
 HERE = Path(__file__).resolve().parent
 # Small canvases: the placeholder model never predicts an end, so every fill runs to maxTokens.
-# every fill shown (minConfidence 0): these cases follow the ghost text of whatever the model writes; the gate that
-# hides unsure fills is tested over the wire (tests/server/test_inline.py)
+# every fill shown (minConfidence 0, typingForwards 0): these cases follow the ghost text of whatever the model writes;
+# the gates that hide unsure and unfinished fills are tested over the wire (tests/server/test_inline.py)
 # repoContextBudget 0: the cases check what the editor does with answers, and with repository context on an answer
 # would depend on the files earlier cases opened (tests/server/test_repo_server.py covers that context)
-SETTINGS = {"maxTokens": 16, "blockSize": 16, "steps": 8, "threads": 1, "minConfidence": 0, "repoContextBudget": 0}
+SETTINGS = {"maxTokens": 16, "blockSize": 16, "steps": 8, "threads": 1, "minConfidence": 0, "typingForwards": 0,
+            "repoContextBudget": 0}
 SERVER = [sys.executable, "-m", "server.cli", "serve"]
 
 

@@ -18,8 +18,9 @@ from server.soak import INVALID_REQUEST, REQUEST_CANCELLED, SMALL, children
 from tests.reliability.harness import TIMEOUT, Server, random_model
 
 # a canvas that keeps the engine thread busy for a long while (thousands of forwards, until it is stopped); the random
-# model is unsure of every token, and minConfidence would give an automatic fill up at its first one
-LONG = {"maxTokens": 4000, "blockSize": 4, "steps": 4, "threads": 1, "minConfidence": 0}
+# model is unsure of every token, and minConfidence would give an automatic fill up at its first one (typingForwards,
+# at its 7th forward)
+LONG = {"maxTokens": 4000, "blockSize": 4, "steps": 4, "threads": 1, "minConfidence": 0, "typingForwards": 0}
 BODY = "def f(x):\n    \n"
 
 

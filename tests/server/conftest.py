@@ -235,6 +235,6 @@ def reference():
         plan = fill.plan_cursor(text, offset, language_for("python"), backend.tokenizer, s.context_budget,
                                 s.max_tokens)
         return fill.run(backend, plan, s.sampler(), session=f"ref-{offset}-{len(text)}",
-                        min_confidence=s.min_confidence if automatic else 0.0).fills[0]
+                        **(s.as_you_type() if automatic else {})).fills[0]
 
     return expect

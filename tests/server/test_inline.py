@@ -224,6 +224,28 @@ async def test_as_you_type_a_fill_the_model_was_unsure_of_is_not_shown_and_asked
     assert [i.insert_text for i in shown.items] == [expected]
 
 
+async def test_as_you_type_a_fill_not_done_after_typing_forwards_is_not_shown_and_asked_for_it_is(
+        session: Session, reference):
+    """typingForwards: an automatic completion the model has not finished after that many forwards is given up there,
+    with the reason on its last canvas; asked for (Invoked), it runs to its end."""
+    text = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return \n"
+    offset = text.index("return \n") + len("return ")
+    uri = session.open(text)
+    session.configure({**SHORT, "minConfidence": 0, "typingForwards": 1})
+    auto = await session.inline(uri, 5, 11, msg_id="slow-auto")[0]
+    done = session.notes("slow-auto")[-1]
+    assert not auto.items and done["done"] and done["cut"] == "forwards" and done["nfe"] == 1
+    assert done["reason"] == "the model had not finished it after 1 forwards (typingForwards)"
+    asked = await session.inline(uri, 5, 11, msg_id="slow-asked", invoked=True)[0]
+    expected = reference(text, offset, {**SHORT, "minConfidence": 0}, automatic=False)
+    assert expected and [i.insert_text for i in asked.items] == [expected]
+    assert session.notes("slow-asked")[-1]["nfe"] > 1
+    session.configure({**SHORT, "minConfidence": 0, "typingForwards": 64})
+    shown = await session.inline(uri, 5, 11, msg_id="slow-off")[0]
+    assert [i.insert_text for i in shown.items] == [expected]
+    session.configure({**SHORT, "typingForwards": None})
+
+
 async def test_with_a_suggestion_selected_in_the_list_the_completion_goes_on_from_it(session: Session, reference):
     """VS Code shows an inline completion while its suggestion list is open only when the item extends the selected
     suggestion: the fill is made as if that suggestion were typed, and the item replaces the typed word with both."""

@@ -653,8 +653,10 @@ function userSettings(serverLog) {
     'diffusionLs.strategy': 'confidence',
     'diffusionLs.rewrite.mode': 'refine', // the model keeps the line breaks of what it refines: a multi-line answer
     'diffusionLs.debounceMs': 0,
-    // Every fill shown: one token per forward decides unsure tokens too, which the default minConfidence would hide.
+    // Every fill shown: one token per forward decides unsure tokens too, which the default minConfidence would hide,
+    // and takes up to 16 forwards, past the default typingForwards.
     'diffusionLs.minConfidence': 0,
+    'diffusionLs.typingForwards': 0,
     // The server holds each intermediate canvas this long: a fill of a few ~15 ms forwards is over before VS Code asks
     // the CodeLens provider again (it waits for 250 ms of quiet), and the preview draws at most one canvas per 16 ms.
     // Held, every canvas is drawn, and the rewrite (about 15 forwards) streams for seconds: the CodeLens shows counts.

@@ -21,6 +21,7 @@ export const SERVER_KEYS = {
   debounceMs: 'number',
   canvasDelayMs: 'number',
   minConfidence: 'number',
+  typingForwards: 'number',
   languages: 'strings',
   weakLanguages: 'string',
   logLevel: 'string',

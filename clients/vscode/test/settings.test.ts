@@ -53,6 +53,7 @@ describe('serverSettings', () => {
     debounceMs: null,
     canvasDelayMs: null,
     minConfidence: null,
+    typingForwards: null,
     languages: null,
     weakLanguages: null,
     logLevel: null,
@@ -67,6 +68,7 @@ describe('serverSettings', () => {
       canvasStart: 0,
       threshold: 0.9,
       minConfidence: 0.5,
+      typingForwards: 7,
       strategy: 'confidence',
       languages: ['python'],
     };
