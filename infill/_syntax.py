@@ -375,13 +375,21 @@ def fill_empty_blocks(source: str, keep: Sequence[tuple[int, int]] = (), tries: 
     comment or blank lines, so that Python reads the rest: every line keeps its number. None where anything else stops
     Python, or where the empty block's header is on a line in `keep` (0-based, inclusive ranges: an edit's own lines,
     whose empty block is the edit's doing and must stay an error)."""
+    filled = _fill_empty_blocks(source, keep, tries)
+    return None if filled is None else filled[0]
+
+
+def _fill_empty_blocks(source: str, keep: Sequence[tuple[int, int]] = (), tries: int = 20
+                       ) -> tuple[str, ast.Module] | None:
+    """fill_empty_blocks's text, and its parse (a big file's is ~10 ms: it is not parsed again)."""
     lines = source.split("\n")
     for _ in range(tries):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ast.parse("\n".join(lines))
-            return "\n".join(lines)
+                text = "\n".join(lines)
+                module = ast.parse(text)
+            return text, module
         except SyntaxError as exc:
             m = _EMPTY_BLOCK.search(exc.msg or "")
             if not m or exc.lineno is None:
@@ -407,8 +415,8 @@ def fill_empty_blocks(source: str, keep: Sequence[tuple[int, int]] = (), tries: 
 def python_module_filled(source: str) -> ast.Module | None:
     """python_module of source with its empty blocks filled (fill_empty_blocks): a file with a stub left as only a
     comment is still read for its names."""
-    filled = fill_empty_blocks(source)
-    return None if filled is None else python_module(filled)
+    filled = _fill_empty_blocks(source)
+    return None if filled is None else filled[1]
 
 
 def python_compiles(source: str) -> bool:
