@@ -201,10 +201,11 @@ class _Errors:
         # tree-sitter's Python grammar accepts lines indented past their block, a block of only a comment, and two
         # expressions side by side on one line (`data = data.copy() {item: ...}`, a trial's fill in the middle of a
         # line); Python itself does not (a one-line completion at the end of a line, the common case, skips the two
-        # extra parses)
+        # extra parses, unless they hold a word only the compiler places: a trial's `break` after a try block, outside
+        # any loop, parsed in both grammars)
         if not (self.lang == "python"
                 and any("\n" in new or new.lstrip().startswith("#") or start != end or self._mid_line(start)
-                        for start, end, new in edits)
+                        or _FLOW.search(new) for start, end, new in edits)
                 and self.compiles(win)):
             return False
         # read past the stubs the file already has (a body of only a comment), not past one the edits leave
@@ -480,14 +481,12 @@ class _Errors:
             return None
         line = self.line(start)
         after_fn = _innermost_scope(edited, line)
-        if not isinstance(after_fn, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            return None
         before_fn = _innermost_scope(module, line)
-        before = _early_reads(before_fn) if isinstance(before_fn, ast.FunctionDef | ast.AsyncFunctionDef |
-                                                        ast.ClassDef) else {}
+        before = _early_reads(before_fn) if type(before_fn) is type(after_fn) else {}
         # a class body reads a name it sets only further down from the module, if the module binds it
         top = _module_names(edited) if isinstance(after_fn, ast.ClassDef) else set()
-        kind = "class" if isinstance(after_fn, ast.ClassDef) else "function"
+        kind = "class" if isinstance(after_fn, ast.ClassDef) else "module" if isinstance(after_fn, ast.Module) \
+            else "function"
         for name, at in sorted(_early_reads(after_fn).items(), key=lambda kv: kv[1]):
             if name not in before and name not in top:
                 return name, at + (0 if at <= line else self.text.count("\n", start, end) - new.count("\n")), kind
@@ -584,6 +583,9 @@ class _Errors:
         return self._compiles[win]
 
 
+_FLOW = re.compile(r"\b(?:break|continue|return|yield|await|nonlocal|global)\b")  # placed by the compiler
+
+
 def _module_names(module: ast.Module) -> set[str]:
     """The names the module's top level binds (definitions, imports, assignments), and the builtins."""
     out = set(_syntax._BUILTINS)
@@ -601,13 +603,16 @@ _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.
            ast.GeneratorExp)
 
 
-def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> dict[str, int]:
-    """Locals of fn (set somewhere in it, no parameter, no global) read before the first place that sets them, and
-    not in a loop that sets them (a later turn reads what an earlier one set): name -> the line of that read. An
-    assignment sets its targets once its value is read (`number = abs(int(number))` reads `number` first)."""
-    params = set() if isinstance(fn, ast.ClassDef) else {
-        a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg, fn.args.kwarg)
-        if a is not None}
+def _early_reads(fn: ast.AST) -> dict[str, int]:
+    """Locals of fn, a function, a class body or the module's top-level code (set somewhere in it, no parameter, no
+    global) read before the first place that sets them, and not in a loop that sets them (a later turn reads what an
+    earlier one set): name -> the line of that read. An assignment sets its targets once its value is read (`number =
+    abs(int(number))` reads `number` first); a name only ever set by `+=` and the like is read before it is set
+    wherever that runs (a trial's `truncated = ''` rewritten away above `truncated += word` in a loop)."""
+    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg, fn.args.kwarg)
+              if a is not None} if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) else set()
+    augmented: dict[str, int] = {}  # names set by `x += ...` -> the first such line
+    plain: set[str] = set()  # names set any other way
     sets: dict[str, tuple[int, int]] = {}
     reads: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}  # name -> (first read, the loops around it)
     looped: dict[int, set[str]] = {}  # id of a loop -> names set inside it
@@ -619,13 +624,17 @@ def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> d
         for loop in loops:
             looped.setdefault(loop, set()).add(name)
 
-    stack: list[tuple[ast.AST, tuple[int, ...]]] = [(stmt, ()) for stmt in fn.body]
+    stack: list[tuple[ast.AST, tuple[int, ...]]] = [(stmt, ()) for stmt in getattr(fn, "body", [])]
     while stack:
         node, loops = stack.pop()
         if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
             after.update((id(n), end) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                augmented[node.target.id] = min(augmented.get(node.target.id, node.lineno), node.lineno)
+            else:
+                plain.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
         if isinstance(node, ast.Global | ast.Nonlocal):
             free.update(node.names)
         elif isinstance(node, ast.Name):
@@ -635,12 +644,17 @@ def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> d
                     reads[node.id] = (at, loops)
             else:
                 bind(node.id, after.get(id(node), at), loops)
+                if id(node) not in after:  # a loop variable, a `with ... as`, a `del`: set, not by `+=`
+                    plain.add(node.id)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             bind(node.name, (node.lineno, node.col_offset), loops)
+            plain.add(node.name)
         elif isinstance(node, ast.alias):
             bind(node.asname or node.name.split(".")[0], (getattr(node, "lineno", 0), 0), loops)
+            plain.add(node.asname or node.name.split(".")[0])
         elif isinstance(node, ast.ExceptHandler) and node.name:
             bind(node.name, (node.lineno, node.col_offset), loops)
+            plain.add(node.name)
         if isinstance(node, _NESTED):
             # its own scope; what its decorators, defaults and bases read is read here, when it is defined
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
@@ -654,9 +668,12 @@ def _early_reads(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> d
             continue
         inner = loops + (id(node),) if isinstance(node, ast.For | ast.AsyncFor | ast.While) else loops
         stack.extend((child, inner) for child in ast.iter_child_nodes(node))
-    return {name: at[0] for name, (at, loops) in reads.items()
-            if name in sets and name not in params and name not in free and at < sets[name]
-            and not any(name in looped.get(loop, ()) for loop in loops)}
+    early = {name: at[0] for name, (at, loops) in reads.items()
+             if name in sets and name not in params and name not in free and at < sets[name]
+             and not any(name in looped.get(loop, ()) for loop in loops)}
+    early.update({name: line for name, line in augmented.items()
+                  if name not in plain and name not in params and name not in free and name not in early})
+    return early
 
 
 def _innermost_scope(module: ast.Module, lineno: int) -> ast.AST:

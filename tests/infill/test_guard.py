@@ -1363,3 +1363,35 @@ def test_fifth_trial_edits_that_break_the_code_are_refused():
     v = one(py, at, at + len("utf"), "8")
     assert v.reason == "the answer declares an encoding Python does not know: `8-8`"
     assert one(py, at, at + len("utf-8"), "latin-1").ok
+
+
+def test_a_name_left_set_only_by_plus_equals_or_read_at_module_level_before_it_is_set_is_refused():
+    # from a sixth trial (python-slugify): `truncated = ''` rewritten as `string[max_length] = ''` above `truncated +=
+    # word` in a loop (an UnboundLocalError at its first turn), and `__all__ = [...]` rewritten as `text =
+    # unidecode.unidecode(text)` at module level, where nothing sets `text` before (a NameError on import)
+    src = ("def smart_truncate(string, max_length=0):\n    if not max_length:\n        return string\n"
+           "    truncated = ''\n    for word in string.split(' '):\n        if word:\n            truncated += word\n"
+           "    return truncated\n")
+    at = src.index("truncated = ''")
+    assert one(src, at, at + len("truncated"), "string[max_length]").reason == \
+        "the answer leaves `truncated` read before the function sets it (line 7)"
+    assert one(src, at, at + len("truncated = ''"), "truncated = string[:0]").ok
+    mod = "import unidecode\n\n__all__ = ['slugify']\n\n\ndef slugify(text):\n    return unidecode.unidecode(text)\n"
+    at = mod.index("__all__")
+    end = mod.index("\n", at) + 1
+    assert one(mod, at, end, "text = unidecode.unidecode(text)\n").reason == \
+        "the answer leaves `text` read before the module sets it (line 3)"
+    assert one(mod, at, end, "__all__ = ['slugify', 'unidecode']\n").ok
+    assert one(mod, at, end, "TEXT = unidecode.unidecode('x')\nTEXT += '!'\n").ok
+
+
+def test_a_completion_placing_a_word_only_the_compiler_rejects_there_is_refused():
+    # from a sixth trial: `break` on a new line after a try block, in no loop: the parsers take it, compile() does not
+    src = "def f(x):\n    try:\n        x = int(x)\n    except Exception:\n        pass\n    \n    return x\n"
+    at = src.index("    \n") + 4
+    assert not one(src, at, at, "break").ok
+    assert one(src, at, at, "x += 1").ok
+    looped = ("def f(x):\n    while x:\n        try:\n            x = int(x)\n        except Exception:\n"
+              "            pass\n        \n    return x\n")
+    at = looped.index("        \n") + 8
+    assert one(looped, at, at, "break").ok
