@@ -195,6 +195,46 @@ def empty_arguments(tree: tree_sitter.Tree | None, lang: str | None) -> list[int
     return [n.start_byte for n in found.get("slot", [])]
 
 
+# what JavaScript refuses though tree-sitter's grammars read it: an assignment as the operand of a unary or binary
+# operator (a trial's `typeof val = val.type== 'number'`, read as `typeof (val = ...)`: an invalid left-hand side), and
+# a `break` or `continue` with no loop (or, for `break`, switch) around it in its function (a trial's `while (...) {`
+# rewritten as `if (...) {` above its `break`)
+_MISPLACED = """
+(unary_expression argument: [(assignment_expression) (augmented_assignment_expression)] @bad)
+(binary_expression [(assignment_expression) (augmented_assignment_expression)] @bad)
+(break_statement) @jump
+(continue_statement) @jump
+"""
+_JS_LOOPS = frozenset({"for_statement", "for_in_statement", "while_statement", "do_statement"})
+_JS_FUNCTIONS = frozenset({"function_declaration", "function_expression", "function", "arrow_function",
+                           "method_definition", "generator_function_declaration", "generator_function",
+                           "class_static_block", "program"})
+_misplaced_queries: dict[str, tree_sitter.Query] = {}
+
+
+def misplaced(tree: tree_sitter.Tree | None, lang: str | None) -> list[int]:
+    """Byte offsets of _MISPLACED's constructs in tree (JavaScript, TypeScript; [] elsewhere)."""
+    if tree is None or lang not in _LEXICAL:
+        return []
+    if lang not in _misplaced_queries:
+        parser = parser_for(lang)
+        assert parser is not None and parser.language is not None
+        _misplaced_queries[lang] = tree_sitter.Query(parser.language, _MISPLACED)
+    found = tree_sitter.QueryCursor(_misplaced_queries[lang]).captures(tree.root_node)
+    out = [n.start_byte for n in found.get("bad", [])]
+    for node in found.get("jump", []):
+        if node.child_by_field_name("label") is not None:  # `break outer;`: its label says where it goes
+            continue
+        up = node.parent
+        while up is not None and up.type not in _JS_FUNCTIONS:
+            if up.type in _JS_LOOPS or (up.type == "switch_statement" and node.type == "break_statement"):
+                break
+            up = up.parent
+        if up is None or up.type in _JS_FUNCTIONS:
+            out.append(node.start_byte)
+    return out
+
+
 # definitions by node type, what each defines (the repository index's signatures, the guard's structure check)
 DEF_NODES = {
     "function_definition": "function", "function_declaration": "function", "method_declaration": "function",
@@ -317,8 +357,8 @@ def count_errors(text: str, lang: str | None) -> int:
 
 
 def brokenness(text: str, lang: str | None) -> tuple[int, int]:
-    """(ERROR + MISSING nodes and empty call arguments, bytes inside outermost ERROR nodes): compares how broken two
-    versions of a file are."""
+    """(ERROR + MISSING nodes, empty call arguments and misplaced constructs, bytes inside outermost ERROR nodes):
+    compares how broken two versions of a file are."""
     return tree_brokenness(parse(text, lang), lang)
 
 
@@ -353,7 +393,7 @@ def tree_brokenness(tree: tree_sitter.Tree | None, lang: str | None) -> tuple[in
                 size += node.end_byte - node.start_byte
         if node.has_error:
             stack.extend((kid, inside or node.is_error) for kid in node.children)
-    return count + len(empty_arguments(tree, lang)), size
+    return count + len(empty_arguments(tree, lang)) + len(misplaced(tree, lang)), size
 
 
 def python_module(source: str) -> ast.Module | None:
