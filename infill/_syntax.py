@@ -597,7 +597,23 @@ def _stub(body: list[ast.stmt]) -> bool:
                                and isinstance(body[0].value, ast.Constant) and body[0].value.value is Ellipsis)
 
 
+# `from __future__ import annotations` makes the compiler skip annotations, and symtable with it: the names they read
+# would go unseen (a trial's rewrite dropped the import of `Iterable`, still read in `stopwords: Iterable[str]`)
+_FUTURE = re.compile(r"^(from[ \t]+__future__[ \t]+import[ \t]+)([^\n#]*)", re.MULTILINE)
+
+
+def _annotations_read(source: str) -> str:
+    """source with the `annotations` future import taken out (its line kept), so that annotations read names."""
+    def drop(m: re.Match) -> str:
+        if "(" in m.group(2) and ")" not in m.group(2):  # a list over several lines: left as it is
+            return m.group(0)
+        names = [n for n in re.split(r"[\s,()]+", m.group(2)) if n and n != "annotations"]
+        return m.group(1) + ", ".join(names) if names else ""
+    return _FUTURE.sub(drop, source) if "__future__" in source else source
+
+
 def _symtable(source: str) -> symtable.SymbolTable | None:
+    source = _annotations_read(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

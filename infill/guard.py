@@ -612,6 +612,7 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
     params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg, fn.args.kwarg)
               if a is not None} if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) else set()
     augmented: dict[str, int] = {}  # names set by `x += ...` -> the first such line
+    by_aug: set[int] = set()  # ids of those statements' target Names
     plain: set[str] = set()  # names set any other way
     sets: dict[str, tuple[int, int]] = {}
     reads: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}  # name -> (first read, the loops around it)
@@ -633,6 +634,7 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
             after.update((id(n), end) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
             if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
                 augmented[node.target.id] = min(augmented.get(node.target.id, node.lineno), node.lineno)
+                by_aug.add(id(node.target))
             else:
                 plain.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
         if isinstance(node, ast.Global | ast.Nonlocal):
@@ -643,7 +645,9 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
                 if node.id not in reads or at < reads[node.id][0]:
                     reads[node.id] = (at, loops)
             else:
-                bind(node.id, after.get(id(node), at), loops)
+                # `x += ...` in a loop sets nothing a later turn can read unless something set x first: its own
+                # first turn reads x (a trial's `len(truncated)` in the loop, its setting line above rewritten away)
+                bind(node.id, after.get(id(node), at), () if id(node) in by_aug else loops)
                 if id(node) not in after:  # a loop variable, a `with ... as`, a `del`: set, not by `+=`
                     plain.add(node.id)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):

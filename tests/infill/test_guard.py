@@ -1415,3 +1415,35 @@ def test_javascript_tree_sitter_reads_but_javascript_refuses_counts_as_a_parse_e
         assert _syntax.misplaced(_syntax.parse(fine, "javascript"), "javascript") == [], fine
     assert _syntax.misplaced(_syntax.parse("while (x) { const f = () => { break; }; }", "javascript"),
                              "javascript") != []  # a loop outside the function does not count
+
+
+def test_names_read_only_in_annotations_count_under_the_annotations_future_import():
+    # from the sixth trial: `from collections.abc import Iterable` rewritten as a second `import re`, in a file with
+    # `from __future__ import annotations` (whose compiler skips annotations, and symtable with it)
+    src = ("from __future__ import annotations\n\nimport re\nfrom collections.abc import Iterable\n\n\n"
+           "def slugify(text, stopwords: Iterable[str] = ()):\n    return re.sub('x', '', text)\n")
+    at = src.index("from collections")
+    end = src.index("\n", at)
+    v = one(src, at, end, "import re")
+    assert not v.ok and "`Iterable`" in v.reason
+    assert one(src, at, end, "from typing import Iterable").ok
+    assert _syntax.python_unresolved(src) == set()
+    assert _syntax.python_unresolved(src.replace("import Iterable", "import Sequence")) == {"Iterable"}
+    # a future import over several lines is left as it is
+    assert _syntax._annotations_read("from __future__ import (annotations,\n  division)\n") == \
+        "from __future__ import (annotations,\n  division)\n"
+    assert _syntax._annotations_read("from __future__ import annotations, division\n") == \
+        "from __future__ import division\n"
+
+
+def test_a_read_in_a_loop_whose_only_setting_there_is_plus_equals_is_a_read_before_set():
+    # from the sixth trial: slugify's `truncated = ''` rewritten as `string[max_length] = ''` above a loop reading
+    # `len(truncated)` and setting it only by `truncated += ...` (its first turn reads it unset)
+    src = ("def smart_truncate(string, max_length):\n    truncated = ''\n    for word in string.split():\n"
+           "        next_len = len(truncated) + len(word)\n        if next_len < max_length:\n"
+           "            truncated += word\n    if not truncated:\n        truncated = string[:max_length]\n"
+           "    return truncated\n")
+    at = src.index("truncated = ''")
+    assert one(src, at, at + len("truncated"), "string[max_length]").reason == \
+        "the answer leaves `truncated` read before the function sets it (line 4)"
+    assert one(src, at, at + len("truncated = ''"), "truncated = string[:0]").ok
