@@ -838,6 +838,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if not unbound:
                 unknown = _js_unknown_read(text, p.start, p.end, candidate, errors.lang)
                 unbound, elsewhere = ([unknown[0]], unknown[1]) if unknown is not None else ([], False)
+            if not unbound:
+                kind = _ts_unknown_type(text, p.start, p.end, candidate, errors.lang)
+                if kind is not None:
+                    return Verdict(old, f"the answer uses the type `{kind}`, which nothing in the file declares")
             if unbound:
                 where = "is not defined where it is used (only in another scope)" if elsewhere \
                     else "nothing in the file defines"
@@ -1002,7 +1006,8 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
             continue
         if name in _JS_BUILTINS or node.parent is not None and node.parent.type in ("labeled_statement",
                                                                                       "break_statement",
-                                                                                      "continue_statement"):
+                                                                                      "continue_statement",
+                                                                                      "nested_type_identifier"):
             continue
         scopes = [sc for sc, _ in _js_declarations(tree, data, name.encode())]
         # a declaration or a read inside a parse error is tree-sitter's guess (a call's arguments read as a function's
@@ -1017,6 +1022,30 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
 
 _JS_WORDS = frozenset({"of", "in", "get", "set", "static", "async", "await", "yield", "let", "from", "as"})
 
+# types TypeScript's libraries (ES, DOM, Node's usual ones) declare: a type name outside these and the file's own code
+# is declared nowhere the file can see
+_TS_TYPES = frozenset("""
+Array ReadonlyArray Record Partial Required Readonly Pick Omit Exclude Extract NonNullable ReturnType Parameters
+ConstructorParameters InstanceType ThisParameterType OmitThisParameter ThisType Awaited NoInfer Uppercase Lowercase
+Capitalize Uncapitalize Promise PromiseLike PromiseConstructor Map Set WeakMap WeakSet WeakRef ReadonlyMap ReadonlySet
+Date RegExp RegExpMatchArray RegExpExecArray Error TypeError RangeError SyntaxError ReferenceError EvalError URIError
+AggregateError Function Object String Number Boolean Symbol BigInt Iterable Iterator IterableIterator IteratorResult
+AsyncIterable AsyncIterator AsyncIterableIterator Generator AsyncGenerator GeneratorFunction ArrayLike PropertyKey
+PropertyDescriptor PropertyDescriptorMap TemplateStringsArray ArrayBuffer SharedArrayBuffer ArrayBufferLike
+ArrayBufferView DataView Int8Array Uint8Array Uint8ClampedArray Int16Array Uint16Array Int32Array Uint32Array
+Float32Array Float64Array BigInt64Array BigUint64Array JSON Math Intl Proxy ProxyHandler Reflect Console Atomics
+ErrorConstructor ObjectConstructor ArrayConstructor FunctionConstructor CallableFunction NewableFunction IArguments
+ClassDecorator PropertyDecorator MethodDecorator ParameterDecorator TypedPropertyDescriptor
+Element HTMLElement Node Document Window Event EventTarget EventListener MouseEvent KeyboardEvent FocusEvent
+InputEvent PointerEvent TouchEvent WheelEvent CustomEvent MessageEvent ErrorEvent Response Request RequestInit Headers
+HeadersInit URL URLSearchParams Blob File FileList FormData AbortController AbortSignal ReadableStream WritableStream
+TransformStream TextEncoder TextDecoder Storage Location Navigator Performance WebSocket Worker Crypto SVGElement
+HTMLInputElement HTMLDivElement HTMLCanvasElement HTMLAnchorElement HTMLButtonElement HTMLFormElement
+HTMLImageElement HTMLSelectElement HTMLTextAreaElement CanvasRenderingContext2D NodeList NodeListOf HTMLCollection
+DOMRect ShadowRoot DocumentFragment Text Comment Range Selection MutationObserver IntersectionObserver
+ResizeObserver Buffer BufferEncoding
+""".split())
+
 
 _JS_FUNCTIONS = frozenset({"function_declaration", "generator_function_declaration", "function_expression",
                            "function", "arrow_function", "method_definition", "generator_function"})
@@ -1024,6 +1053,46 @@ _JS_BLOCKS = frozenset({"statement_block", "program", "for_statement", "for_in_s
                         "switch_body"})
 _JS_PATTERNS = frozenset({"object_pattern", "array_pattern", "rest_pattern", "assignment_pattern", "pair_pattern",
                           "required_parameter", "optional_parameter"})
+
+
+_TS_TYPE_DECLARATIONS = frozenset({"type_parameter", "type_alias_declaration", "interface_declaration",
+                                   "class_declaration", "abstract_class_declaration", "enum_declaration"})
+
+
+def _ts_unknown_type(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """TypeScript: a type name the new text uses that nothing declares: not a library type (_TS_TYPES), not a word of
+    the file's code outside the edit (an import, a declaration, a type parameter, a use), not declared by the new text
+    itself. From a trial: rewrites of fast-equals' types wrote `Set<any, Meta>`, `Object[Any]`, `number64Array`,
+    `TypeArray` for `TypedArray`; tree-sitter reads every one, and none compiles."""
+    if lang not in ("typescript", "tsx"):
+        return None
+    edited = _js_edited(text, start, end, new, lang) if re.search(r"[A-Za-z_$]", new) else None
+    if edited is None:
+        return None
+    _doc, tree, data = edited
+    lo = len(_syntax.encode(text[:start]))
+    hi = lo + len(_syntax.encode(new))
+    used, declared, stack = [], set(), [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte < lo or node.start_byte > hi:
+            continue
+        stack.extend(node.children)
+        if node.type != "type_identifier" or not lo <= node.start_byte < hi:
+            continue
+        parent = node.parent
+        name = data[node.start_byte : node.end_byte].decode("utf-8", "replace")
+        if parent is not None and parent.type in _TS_TYPE_DECLARATIONS and parent.child_by_field_name("name") == node:
+            declared.add(name)
+        elif parent is None or parent.type != "nested_type_identifier":  # `NodeJS.Timeout`: a namespace's
+            used.append((node.start_byte, name))
+    code = _blank_prose(text)
+    for _, name in sorted(used):
+        if name in _TS_TYPES or name in declared or name in _JS_BUILTINS:
+            continue
+        if not any(not start <= m.start() < end for m in re.finditer(_BARE.format(re.escape(name)), code)):
+            return name
+    return None
 
 
 def _js_declares(node) -> Any:

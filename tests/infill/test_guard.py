@@ -1447,3 +1447,19 @@ def test_a_read_in_a_loop_whose_only_setting_there_is_plus_equals_is_a_read_befo
     assert one(src, at, at + len("truncated"), "string[max_length]").reason == \
         "the answer leaves `truncated` read before the function sets it (line 4)"
     assert one(src, at, at + len("truncated = ''"), "truncated = string[:0]").ok
+
+
+def test_a_typescript_type_nothing_declares_is_refused():
+    # from the sixth trial (fast-equals): rewrites wrote `Set<any, Meta>`, `Object[Any]`, `TypeArray` for `TypedArray`
+    src = ("import type { State } from './types';\n\ntype TypedArray = Int8Array | Uint8Array;\n\n"
+           "export function areSetsEqual<T>(a: Set<any>, b: Set<any>, state: State<T>): boolean {\n"
+           "  return a.size === b.size;\n}\n")
+    at = src.index("a: Set<any>")
+    end = at + len("a: Set<any>")
+    for new, kind in (("a: Set<any, Meta>", "Meta"), ("a: Object[Any]", "Any"), ("a: TypeArray", "TypeArray")):
+        assert one(src, at, end, new, lang="typescript").reason == \
+            f"the answer uses the type `{kind}`, which nothing in the file declares", new
+    for new in ("a: Set<T>", "a: TypedArray", "a: ReadonlySet<State<T>>", "a: Map<string, Date>", "a: NodeJS.Timeout"):
+        assert one(src, at, end, new, lang="typescript").ok, new
+    declared = "a: Set<K>) {}\nfunction g<K>(x: Set<K>"  # a type parameter the new text declares
+    assert not (one(src, at, end, declared, lang="typescript").reason or "").startswith("the answer uses the type")
