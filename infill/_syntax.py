@@ -111,6 +111,10 @@ def redeclared(text: str, lang: str | None) -> set[str]:
     while stack:
         node = stack.pop()
         stack.extend(node.named_children)
+        if node.type == "formal_parameters" and _strict_parameters(node, lang):
+            names = [n for p in node.named_children for n in _binding_names(
+                p.child_by_field_name("pattern") if p.type in ("required_parameter", "optional_parameter") else p)]
+            out |= {n for i, n in enumerate(names) if n in names[:i]}
         if node.type not in _SCOPES:
             continue
         seen: set[str] = set()
@@ -134,6 +138,17 @@ def redeclared(text: str, lang: str | None) -> set[str]:
                 for name in _binding_names(target):
                     (out if name in seen or name in loose else seen).add(name)
     return out
+
+
+def _strict_parameters(params: tree_sitter.Node, lang: str | None) -> bool:
+    """Whether a parameter list may not name a parameter twice: always in TypeScript; in JavaScript, an arrow
+    function's or a method's, or a list with a default, a rest or a pattern (a plain function's may, outside strict
+    mode). From a trial: `b: PrimitiveWrapper` rewritten as `a: RegExp, b: RegExp` after `a`."""
+    if lang != "javascript":
+        return True
+    owner = params.parent.type if params.parent is not None else ""
+    return owner in ("arrow_function", "method_definition") or any(
+        p.type != "identifier" for p in params.named_children if p.type != "comment")
 
 
 def _binding_names(node: tree_sitter.Node | None) -> list[str]:
@@ -198,7 +213,7 @@ def empty_arguments(tree: tree_sitter.Tree | None, lang: str | None) -> list[int
 # what JavaScript refuses though tree-sitter's grammars read it: an assignment as the operand of a unary or binary
 # operator (a trial's `typeof val = val.type== 'number'`, read as `typeof (val = ...)`: an invalid left-hand side), and
 # a `break` or `continue` with no loop (or, for `break`, switch) around it in its function (a trial's `while (...) {`
-# rewritten as `if (...) {` above its `break`)
+# rewritten as `if (...) {` above its `break`), or with a label no statement around it has (`break break;`)
 _MISPLACED = """
 (unary_expression argument: [(assignment_expression) (augmented_assignment_expression)] @bad)
 (binary_expression [(assignment_expression) (augmented_assignment_expression)] @bad)
@@ -223,11 +238,14 @@ def misplaced(tree: tree_sitter.Tree | None, lang: str | None) -> list[int]:
     found = tree_sitter.QueryCursor(_misplaced_queries[lang]).captures(tree.root_node)
     out = [n.start_byte for n in found.get("bad", [])]
     for node in found.get("jump", []):
-        if node.child_by_field_name("label") is not None:  # `break outer;`: its label says where it goes
-            continue
+        label = node.child_by_field_name("label")  # `break outer;` goes to the statement labelled `outer`
         up = node.parent
         while up is not None and up.type not in _JS_FUNCTIONS:
-            if up.type in _JS_LOOPS or (up.type == "switch_statement" and node.type == "break_statement"):
+            if label is None and (up.type in _JS_LOOPS
+                                  or up.type == "switch_statement" and node.type == "break_statement"):
+                break
+            if label is not None and up.type == "labeled_statement" and (mark := up.child_by_field_name("label")) \
+                    is not None and mark.text == label.text:
                 break
             up = up.parent
         if up is None or up.type in _JS_FUNCTIONS:

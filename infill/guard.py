@@ -860,6 +860,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             const = _js_const_assignment(text, p.start, p.end, candidate, errors.lang)
             if const is not None:
                 return Verdict(old, f"the answer assigns to `{const}`, which is a const")
+            test = _js_test_assignment(text, p.start, p.end, candidate, errors.lang)
+            if test is not None:
+                return Verdict(old, f"the answer assigns where the `if` tests: `{_snippet(test)}`")
             arity = errors.bad_arity(p.start, p.end, candidate)
             if arity is not None:
                 return Verdict(old, f"the answer calls `{arity[0]}` with {arity[1]}")
@@ -1887,6 +1890,37 @@ def _duplicate_keys(tree: Any, lo: int, hi: int) -> set[str]:
     return out
 
 
+def _js_test_assignment(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
+    """JavaScript/TypeScript: an `if` whose whole condition is an assignment in the new text (`if (matchIndex = 0)`,
+    from a trial: the branch then never runs, and the variable is overwritten); doubled parentheses mark one meant."""
+    edited = _js_edited(text, start, end, new, lang) if "=" in new and "if" in text[max(0, start - 200) : end] + new \
+        else None
+    if edited is None:
+        return None
+    _, tree, data = edited
+    lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte <= lo or node.start_byte >= hi:
+            continue
+        stack.extend(node.children)
+        if node.type == "if_statement" and (cond := node.child_by_field_name("condition")) is not None \
+                and cond.named_child_count == 1 and cond.named_children[0].type == "assignment_expression":
+            test = cond.named_children[0]
+            if test.end_byte > lo and test.start_byte < hi:
+                return data[test.start_byte : test.end_byte].decode("utf-8", "replace")
+    return None
+
+
+def _js_set_here(node: Any) -> bool:
+    """Whether the identifier is what an assignment, `+=` and the like, a for-in/of head or `++`/`--` sets (a trial's
+    `let index` rewritten as `const index` above `index--`)."""
+    up = node.parent
+    return up is not None and (up.type in _JS_ASSIGNS and up.child_by_field_name("left") == node
+                               or up.type == "update_expression" and up.child_by_field_name("argument") == node)
+
+
 def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | None) -> str | None:
     """JavaScript/TypeScript: a name assigned to where the declaration reaching it is a `const`, the assignment or
     the declaration being the new text's (a TypeError when it runs; from a trial, a fill `const tmp = ...` above the
@@ -1905,13 +1939,12 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
         stack.extend(node.children)
         if node.type == "identifier" and node.parent is not None:
             up = node.parent
-            if up.type in _JS_ASSIGNS and up.child_by_field_name("left") == node:
+            if _js_set_here(node):
                 targets.append(node)
             elif up.type == "variable_declarator" and up.child_by_field_name("name") == node and up.parent is not None \
                     and up.parent.children and up.parent.children[0].type == "const":
                 name = data[node.start_byte : node.end_byte]
-                targets += [n for n in _js_names(tree, data, name) if n.parent is not None
-                            and n.parent.type in _JS_ASSIGNS and n.parent.child_by_field_name("left") == n]
+                targets += [n for n in _js_names(tree, data, name) if _js_set_here(n)]
     for left in targets:
         name = data[left.start_byte : left.end_byte]
         best = None  # the innermost declaration whose scope holds the assignment

@@ -1463,3 +1463,28 @@ def test_a_typescript_type_nothing_declares_is_refused():
         assert one(src, at, end, new, lang="typescript").ok, new
     declared = "a: Set<K>) {}\nfunction g<K>(x: Set<K>"  # a type parameter the new text declares
     assert not (one(src, at, end, declared, lang="typescript").reason or "").startswith("the answer uses the type")
+
+
+def test_javascript_const_updates_duplicate_parameters_labels_and_assignments_in_an_if_are_refused():
+    # from the sixth trial (fast-equals, bytes)
+    src = ("function f(p, state) {\n  let index = p.length;\n  while (index--) {\n    if (!p[index]) {\n"
+           "      break;\n    }\n  }\n}\n")
+    decl = src.index("let index = p.length;")
+    end = decl + len("let index = p.length;")
+    for lang in ("javascript", "typescript"):
+        assert one(src, decl, end, "const index = p.length;", lang=lang).reason == \
+            "the answer assigns to `index`, which is a const"  # `index--` sets it
+        assert one(src, decl, end, "let index = p.length - 1;", lang=lang).ok
+        cond = src.index("!p[index]")
+        assert one(src, cond, cond + len("!p[index]"), "index = 0", lang=lang).reason == \
+            "the answer assigns where the `if` tests: `index = 0`"
+        assert one(src, cond, cond + len("!p[index]"), "index === 0", lang=lang).ok
+        brk = src.index("break;")
+        assert "parse errors" in one(src, brk, brk + len("break;"), "break break;", lang=lang).reason
+    param = src.index("state")
+    assert one(src, param, param + len("state"), "p: number", lang="typescript").reason == \
+        "the answer declares `p` twice in one block, which stops the file from running"
+    assert one(src, param, param + len("state"), "p", lang="javascript").ok  # a plain function's, outside strict mode
+    arrow = "const f = (p, state) => p;\n"
+    at = arrow.index("state")
+    assert not one(arrow, at, at + len("state"), "p", lang="javascript").ok
