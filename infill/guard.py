@@ -866,10 +866,11 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             arity = errors.bad_arity(p.start, p.end, candidate)
             if arity is not None:
                 return Verdict(old, f"the answer calls `{arity[0]}` with {arity[1]}")
+            key = errors.new_duplicate_key(p.start, p.end, candidate) if p.start != p.end or ":" in candidate \
+                else None  # a cursor fill too: `b: 1,` on a new line of an object that has `b` (from a trial)
+            if key is not None:
+                return Verdict(old, f"the answer writes the key `{key}` twice in one object")
             if p.start != p.end:
-                key = errors.new_duplicate_key(p.start, p.end, candidate)
-                if key is not None:
-                    return Verdict(old, f"the answer writes the key `{key}` twice in one object")
                 emptied = errors.emptied_return(p.start, p.end, candidate)
                 if emptied is not None:
                     return Verdict(old, f"the answer drops the value of `{_snippet(emptied, 40)}`")
@@ -1974,7 +1975,45 @@ def _pushes_rest_down(text: str, at: int, new: str, lang: str | None, prose: boo
         return None
     line = text[text.rfind("\n", 0, at) + 1 : at]
     comment = prose and re.search(r"(?:#|//)", line) is not None
+    if lang in ("javascript", "typescript", "tsx") and not prose:
+        return rest.strip() if _js_idle_statement(text, at, new, lang) else None
     return rest.strip() if lang == "python" and not prose or comment else None
+
+
+# what a statement of its own does nothing with: its value is computed and dropped (a call, an assignment, `++`,
+# `await`, `yield`, `new`, `delete` do something)
+_JS_IDLE = frozenset({"binary_expression", "parenthesized_expression", "identifier", "member_expression",
+                      "subscript_expression", "string", "number", "true", "false", "null", "undefined",
+                      "ternary_expression", "template_string", "array", "object", "this"})
+
+
+def _js_idle_statement(text: str, at: int, new: str, lang: str) -> bool:
+    """JavaScript/TypeScript: whether the rest of the line after a cursor fill ending in a line break becomes a
+    statement that does nothing, where it was part of the line's statement (a trial's ` 'NB';\n` after `var unit =`
+    left `(options && options.unit) || '';` on a line of its own)."""
+    s0, e0 = _syntax.window(text, at)
+    rest = len(text[at:]) - len(text[at:].lstrip(" \t"))  # the rest starts after its blanks
+    before = _syntax.parse(text[s0:e0], lang)
+    if before is None:
+        return False
+    b = len(_syntax.encode(text[s0 : at + rest]))
+    node = before.root_node.descendant_for_byte_range(b, b)
+    while node is not None and node.start_byte == b and node.type != "expression_statement":
+        node = node.parent
+    if node is not None and node.type == "expression_statement" and node.start_byte == b:
+        return False  # a statement of its own already: `a(); |b;`
+    edited = text[s0:at] + new + text[at:e0]
+    after = _syntax.parse(edited, lang)
+    if after is None:
+        return False
+    b = len(_syntax.encode(text[s0:at] + new + text[at : at + rest]))
+    node = after.root_node.descendant_for_byte_range(b, b)
+    while node is not None and node.type != "expression_statement":
+        if node.start_byte != b:
+            return False
+        node = node.parent
+    return node is not None and node.start_byte == b and node.named_child_count == 1 and \
+        node.named_children[0].type in _JS_IDLE
 
 
 def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str | None) -> tuple[str, int] | None:

@@ -1488,3 +1488,21 @@ def test_javascript_const_updates_duplicate_parameters_labels_and_assignments_in
     arrow = "const f = (p, state) => p;\n"
     at = arrow.index("state")
     assert not one(arrow, at, at + len("state"), "p", lang="javascript").ok
+
+
+def test_a_javascript_completion_writing_a_key_again_or_leaving_an_idle_statement_is_refused():
+    # from the sixth trial (bytes): `b: 1,` on a new line of `var map = { b: 1, ... }`, and ` 'NB';\n` after
+    # `var unit =`, which left `(options && options.unit) || '';` as a statement of its own that does nothing
+    src = ("var map = {\n  b: 1,\n  kb: 1 << 10,\n  \n  mb: 1 << 20,\n};\n\nfunction unitOf(options) {\n"
+           "  var unit = (options && options.unit) || '';\n  return map[unit];\n}\n")
+    at = src.index("  \n") + 2
+    assert one(src, at, at, "b: 1,", lang="javascript").reason == "the answer writes the key `b` twice in one object"
+    assert one(src, at, at, "gb: 1 << 30,", lang="javascript").ok
+    at = src.index(" (options &&")
+    assert one(src, at, at, " 'NB';\n", lang="javascript").reason == \
+        "the answer ends the line early: `(options && options.unit) || '';` would move to a line of its own"
+    inner = "function g() {}\nfunction f(x) {\n  if (x) { g(); }\n  g(); x;\n}\n"
+    at = inner.index("}\n  g()")
+    assert one(inner, at, at, "g();\n  ", lang="javascript").ok  # a closing brace moves down: nothing changes
+    at = inner.index("x;\n")
+    assert one(inner, at, at, "g();\n  ", lang="javascript").ok  # `x;` was a statement of its own already
