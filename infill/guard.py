@@ -599,6 +599,31 @@ def _module_names(module: ast.Module) -> set[str]:
     return out
 
 
+def _exports(module: ast.Module) -> list[str] | None:
+    """The names a module's top-level `__all__ = [...]` (or tuple) lists; None where it has no such literal."""
+    for stmt in module.body:
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets) \
+                and isinstance(stmt.value, ast.List | ast.Tuple):
+            return [e.value for e in stmt.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return None
+
+
+def _broken_exports(before: ast.Module | None, after: ast.Module | None) -> str | None:
+    """Why an edit breaks the module's `__all__`: it takes the list away (a trial's rewrite as `all__ = ['hught',
+    'harth']`: `import *` then exports every name), or lists a name the module does not define (an AttributeError on
+    `import *`)."""
+    if before is None or after is None:
+        return None
+    old, new = _exports(before), _exports(after)
+    if old is not None and new is None:
+        return "the answer removes the module's `__all__`"
+    if new is None:
+        return None
+    names = _module_names(after)
+    missing = [n for n in new if n not in names and n not in (old or [])]
+    return f"the answer lists `{missing[0]}` in `__all__`, which the module does not define" if missing else None
+
+
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
            ast.GeneratorExp)
 
@@ -785,6 +810,10 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            exports = _broken_exports(errors.module(), errors.edited_module(p.start, p.end, candidate)) \
+                if errors.lang == "python" and "__all__" in text[p.start : p.end] + candidate else None
+            if exports is not None:
+                return Verdict(old, exports)
             early = errors.read_before_set(p.start, p.end, candidate) if p.start != p.end else None
             if early is not None:
                 return Verdict(old, f"the answer leaves `{early[0]}` read before the {early[2]} sets it (line "

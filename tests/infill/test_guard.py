@@ -1376,12 +1376,12 @@ def test_a_name_left_set_only_by_plus_equals_or_read_at_module_level_before_it_i
     assert one(src, at, at + len("truncated"), "string[max_length]").reason == \
         "the answer leaves `truncated` read before the function sets it (line 7)"
     assert one(src, at, at + len("truncated = ''"), "truncated = string[:0]").ok
-    mod = "import unidecode\n\n__all__ = ['slugify']\n\n\ndef slugify(text):\n    return unidecode.unidecode(text)\n"
-    at = mod.index("__all__")
+    mod = "import unidecode\n\nVERSION = '1'\n\n\ndef slugify(text):\n    return unidecode.unidecode(text)\n"
+    at = mod.index("VERSION")
     end = mod.index("\n", at) + 1
     assert one(mod, at, end, "text = unidecode.unidecode(text)\n").reason == \
         "the answer leaves `text` read before the module sets it (line 3)"
-    assert one(mod, at, end, "__all__ = ['slugify', 'unidecode']\n").ok
+    assert one(mod, at, end, "VERSION = '2'\n").ok
     assert one(mod, at, end, "TEXT = unidecode.unidecode('x')\nTEXT += '!'\n").ok
 
 
@@ -1506,3 +1506,17 @@ def test_a_javascript_completion_writing_a_key_again_or_leaving_an_idle_statemen
     assert one(inner, at, at, "g();\n  ", lang="javascript").ok  # a closing brace moves down: nothing changes
     at = inner.index("x;\n")
     assert one(inner, at, at, "g();\n  ", lang="javascript").ok  # `x;` was a statement of its own already
+
+
+def test_an_edit_that_takes_all_away_or_lists_an_undefined_name_in_it_is_refused():
+    # from the sixth trial (python-slugify): `__all__ = ['slugify', 'smart_truncate']` rewritten as
+    # `all__ = ['hught', 'harth']`: `import *` then exports every name
+    src = ("import re\n\n__all__ = ['slugify', 'smart_truncate']\n\n\ndef slugify(x):\n    return re.sub('a', '', x)\n"
+           "\n\ndef smart_truncate(x):\n    return x\n")
+    at = src.index("__all__")
+    end = src.index("\n", at)
+    assert one(src, at, end, "all__ = ['hught', 'harth']").reason == "the answer removes the module's `__all__`"
+    assert one(src, at, end, "__all__ = ['slugify', 'harth']").reason == \
+        "the answer lists `harth` in `__all__`, which the module does not define"
+    assert one(src, at, end, "__all__ = ['slugify']").ok
+    assert one(src, at, end, "__all__ = ('slugify', 'smart_truncate', 're')").ok
