@@ -112,6 +112,26 @@ class _Errors:
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
 
+    def new_nonsense(self, start: int, end: int, new: str) -> str | None:
+        """The first of _python_nonsense's (or _js_nonsense's) reasons the edit adds, in the window around it."""
+        lo, hi = self.text.rfind("\n", 0, start) + 1, self.text.find("\n", end)
+        touched = self.text[lo:start] + new + self.text[end : len(self.text) if hi < 0 else hi]  # the edited lines
+        if self.lang == "python":
+            if not re.search(r"[<>=!]=?|\[|\bre\.", touched):
+                return None
+            # the edited lines alone (a header given a body): a keystroke's fill costs no parse of the file
+            after = _python_nonsense(_lines_module(touched), 1, touched.count("\n") + 1)
+            old_lines = touched[: start - lo] + self.text[start:end] + touched[start - lo + len(new) :]
+            before = _python_nonsense(_lines_module(old_lines), 1, old_lines.count("\n") + 1) if after \
+                else Counter()
+        elif self.lang in ("javascript", "typescript", "tsx") and re.search(r"[<>=!]=?|\[", touched):
+            win = self.window(start, end)
+            after = _js_nonsense(self.edited(win, [(start, end, new)]), self.lang)
+            before = _js_nonsense(self.text[win[0] : win[1]], self.lang) if after else Counter()
+        else:
+            return None
+        return next(iter(after - before), None)
+
     def in_prose(self, at: int) -> bool:
         """Whether offset `at` is inside a comment or a string: words typed there are prose, not names."""
         if at not in self._prose:
@@ -599,6 +619,65 @@ def _module_names(module: ast.Module) -> set[str]:
     return out
 
 
+_RE_CALLS = frozenset({"compile", "match", "fullmatch", "search", "sub", "subn", "split", "findall", "finditer"})
+_SAME = (ast.Name, ast.Attribute, ast.Subscript)
+_JS_COMPARE = frozenset({"==", "===", "!=", "!==", "<", ">", "<=", ">="})
+
+
+def _lines_module(lines: str) -> ast.Module | None:
+    """Some whole lines of Python parsed alone, dedented, a block header among them given a `pass` body (None where
+    they do not parse so)."""
+    code = textwrap.dedent(lines)
+    return _syntax.python_module(code) or _syntax.python_module(code + "\n" + " " * (len(code) - len(code.lstrip()) + 4)
+                                                                + "pass")
+
+
+def _python_nonsense(module: ast.Module | None, lo: int, hi: int) -> Counter[str]:
+    """What no one writes on purpose, on 1-based lines lo..hi, as reasons: a value compared with itself (`if
+    max_length < max_length:`), a name subscripted with itself (`words[words] = ...`), a regular expression `re`
+    rejects (`re.compile(r'&(?:[0-9]+')`: an error on import). From a trial's rewrites."""
+    out: Counter[str] = Counter()
+    tops = [t for t in (module.body if module is not None else []) if t.lineno <= hi and (t.end_lineno or hi) >= lo]
+    for node in (n for t in tops for n in ast.walk(t) if lo <= getattr(n, "lineno", lo - 1) <= hi):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, _SAME) \
+                and ast.dump(node.left) == ast.dump(node.comparators[0]):
+            out[f"the answer compares `{ast.unparse(node.left)}` with itself"] += 1
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Name) \
+                and node.value.id == node.slice.id:
+            out[f"the answer indexes `{node.value.id}` with itself"] += 1
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _RE_CALLS \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "re" and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            try:
+                re.compile(node.args[0].value)
+            except (re.error, RecursionError, OverflowError) as exc:
+                out[f"the answer writes a regular expression Python rejects: `{_snippet(node.args[0].value, 40)}` "
+                    f"({exc})"] += 1
+    return out
+
+
+def _js_nonsense(text: str, lang: str | None) -> Counter[str]:
+    """_python_nonsense for JavaScript/TypeScript: a value compared with itself, a name subscripted with itself."""
+    tree = _syntax.parse(text, lang) if lang in ("javascript", "typescript", "tsx") else None
+    out: Counter[str] = Counter()
+    stack = [tree.root_node] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        if node.type == "binary_expression" and (op := node.child_by_field_name("operator")) is not None \
+                and op.type in _JS_COMPARE:
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is not None and right is not None and left.type in ("identifier", "member_expression") \
+                    and left.text == right.text:
+                out[f"the answer compares `{(left.text or b'').decode('utf-8', 'replace')}` with itself"] += 1
+        elif node.type == "subscript_expression":
+            obj, index = node.child_by_field_name("object"), node.child_by_field_name("index")
+            if obj is not None and index is not None and obj.type == index.type == "identifier" and \
+                    obj.text == index.text:
+                out[f"the answer indexes `{(obj.text or b'').decode('utf-8', 'replace')}` with itself"] += 1
+    return out
+
+
 def _exports(module: ast.Module) -> list[str] | None:
     """The names a module's top-level `__all__ = [...]` (or tuple) lists; None where it has no such literal."""
     for stmt in module.body:
@@ -810,6 +889,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if lost is not None:
                 name, line = lost
                 return Verdict(old, f"the answer removes a definition the code still uses: `{name}` (line {line + 1})")
+            nonsense = errors.new_nonsense(p.start, p.end, candidate)
+            if nonsense is not None:
+                return Verdict(old, nonsense)
             exports = _broken_exports(errors.module(), errors.edited_module(p.start, p.end, candidate)) \
                 if errors.lang == "python" and "__all__" in text[p.start : p.end] + candidate else None
             if exports is not None:

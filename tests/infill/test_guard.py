@@ -1520,3 +1520,26 @@ def test_an_edit_that_takes_all_away_or_lists_an_undefined_name_in_it_is_refused
         "the answer lists `harth` in `__all__`, which the module does not define"
     assert one(src, at, end, "__all__ = ['slugify']").ok
     assert one(src, at, end, "__all__ = ('slugify', 'smart_truncate', 're')").ok
+
+
+def test_a_value_compared_or_indexed_with_itself_or_a_broken_regular_expression_is_refused():
+    # from the sixth trial (python-slugify, fast-equals): `if separator not in string:` rewritten as `if max_length <
+    # max_length:`, `text = ...` as `words[words] = ...`, a pattern as `r'&(?:(?:[0-0-9]+'` (re.error on import)
+    src = ("import re\n\nHEX = re.compile(r'&#x([0-9a-f]+);')\n\n\ndef cut(words, max_length, sep):\n"
+           "    if sep not in words:\n        return words\n    text = sep.join(words)\n    return text[:max_length]\n")
+    cond = src.index("sep not in words")
+    assert one(src, cond, cond + len("sep not in words"), "max_length < max_length").reason == \
+        "the answer compares `max_length` with itself"
+    assert one(src, cond, cond + len("sep not in words"), "len(words) < max_length").ok
+    target = src.index("text[:max_length]")
+    assert one(src, target, target + len("text[:max_length]"), "words[words]").reason == \
+        "the answer indexes `words` with itself"
+    pattern = src.index("r'&#x")
+    end = src.index("')", pattern) + 1
+    v = one(src, pattern, end, "r'&(?:(?:[0-9]+'")
+    assert v.reason is not None and v.reason.startswith("the answer writes a regular expression Python rejects")
+    assert one(src, pattern, end, "r'&#([0-9]+);'").ok
+    js = "function eq(a, b) {\n  return a.size === b.size;\n}\n"
+    at = js.index("b.size")
+    assert one(js, at, at + len("b.size"), "a.size", lang="javascript").reason == \
+        "the answer compares `a.size` with itself"
