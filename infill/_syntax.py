@@ -195,19 +195,23 @@ def error_offsets(text: str, lang: str | None) -> list[int]:
 # tree-sitter's JavaScript and TypeScript read an empty argument, `f(, k)` or `f(a, , k)`, as no error (an array's hole
 # is fine in JavaScript, an argument's is a SyntaxError): a re-check was offered `getOptionValueWithSource(, key)`
 _EMPTY_ARGUMENT = '((arguments ["(" ","] . "," @slot))'
-_queries: dict[str, tree_sitter.Query] = {}
+_queries: dict[tuple[str, str], tree_sitter.Query] = {}
+
+
+def _captures(tree: tree_sitter.Tree, lang: str, source: str) -> dict[str, list[tree_sitter.Node]]:
+    """The captures of the query `source` (compiled once per language) over tree."""
+    if (lang, source) not in _queries:
+        parser = parser_for(lang)
+        assert parser is not None and parser.language is not None
+        _queries[lang, source] = tree_sitter.Query(parser.language, source)
+    return tree_sitter.QueryCursor(_queries[lang, source]).captures(tree.root_node)
 
 
 def empty_arguments(tree: tree_sitter.Tree | None, lang: str | None) -> list[int]:
     """Byte offsets of the commas that follow `(` or another comma in a call's arguments (JavaScript, TypeScript)."""
     if tree is None or lang not in _LEXICAL:
         return []
-    if lang not in _queries:
-        parser = parser_for(lang)
-        assert parser is not None and parser.language is not None
-        _queries[lang] = tree_sitter.Query(parser.language, _EMPTY_ARGUMENT)
-    found = tree_sitter.QueryCursor(_queries[lang]).captures(tree.root_node)
-    return [n.start_byte for n in found.get("slot", [])]
+    return [n.start_byte for n in _captures(tree, lang, _EMPTY_ARGUMENT).get("slot", [])]
 
 
 # what JavaScript refuses though tree-sitter's grammars read it: an assignment as the operand of a unary or binary
@@ -224,18 +228,13 @@ _JS_LOOPS = frozenset({"for_statement", "for_in_statement", "while_statement", "
 _JS_FUNCTIONS = frozenset({"function_declaration", "function_expression", "function", "arrow_function",
                            "method_definition", "generator_function_declaration", "generator_function",
                            "class_static_block", "program"})
-_misplaced_queries: dict[str, tree_sitter.Query] = {}
 
 
 def misplaced(tree: tree_sitter.Tree | None, lang: str | None) -> list[int]:
     """Byte offsets of _MISPLACED's constructs in tree (JavaScript, TypeScript; [] elsewhere)."""
     if tree is None or lang not in _LEXICAL:
         return []
-    if lang not in _misplaced_queries:
-        parser = parser_for(lang)
-        assert parser is not None and parser.language is not None
-        _misplaced_queries[lang] = tree_sitter.Query(parser.language, _MISPLACED)
-    found = tree_sitter.QueryCursor(_misplaced_queries[lang]).captures(tree.root_node)
+    found = _captures(tree, lang, _MISPLACED)
     out = [n.start_byte for n in found.get("bad", [])]
     for node in found.get("jump", []):
         label = node.child_by_field_name("label")  # `break outer;` goes to the statement labelled `outer`

@@ -34,7 +34,7 @@ import shutil
 import subprocess
 import textwrap
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -1044,12 +1044,7 @@ def _undeclared_assignment(text: str, start: int, end: int, new: str, lang: str 
         return None
     _, tree, data = edited
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.end_byte <= lo or node.start_byte >= hi:
-            continue
-        stack.extend(node.children)
+    for node in _overlapping(tree, lo, hi):
         left = node.child_by_field_name("left") if node.type in _JS_ASSIGNS else None
         if left is None or left.type != "identifier" or not lo <= left.start_byte < hi or _js_in_error(left):
             continue
@@ -1106,12 +1101,8 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
     line_hi = doc.find("\n", start + len(new) + (1 if new.endswith("\n") else 0))
     lo, hi = len(_syntax.encode(text[:line_lo])), len(_syntax.encode(doc[: len(doc) if line_hi < 0 else line_hi]))
     code = _blank_prose(text)  # the file's code, offsets kept: a use elsewhere is one outside [start, end)
-    stack, reads = [tree.root_node], []
-    while stack:
-        node = stack.pop()
-        if node.end_byte <= lo or node.start_byte >= hi:
-            continue
-        stack.extend(node.children)
+    reads = []
+    for node in _overlapping(tree, lo, hi):
         if node.type in ("identifier", "shorthand_property_identifier") and node.start_byte >= lo and \
                 node.end_byte <= hi and _js_declares(node) is None and not _js_assigned(node):
             reads.append(node)
@@ -1208,6 +1199,17 @@ def _ts_unknown_type(text: str, start: int, end: int, new: str, lang: str | None
         if not any(not start <= m.start() < end for m in re.finditer(_BARE.format(re.escape(name)), code)):
             return name
     return None
+
+
+def _overlapping(tree: Any, lo: int, hi: int) -> Iterator[Any]:
+    """The nodes of tree that overlap bytes [lo, hi) (a subtree outside is not entered)."""
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte <= lo or node.start_byte >= hi:
+            continue
+        stack.extend(node.children)
+        yield node
 
 
 def _js_declares(node) -> Any:
@@ -2011,12 +2013,7 @@ def _js_test_assignment(text: str, start: int, end: int, new: str, lang: str | N
         return None
     _, tree, data = edited
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.end_byte <= lo or node.start_byte >= hi:
-            continue
-        stack.extend(node.children)
+    for node in _overlapping(tree, lo, hi):
         if node.type == "if_statement" and (cond := node.child_by_field_name("condition")) is not None \
                 and cond.named_child_count == 1 and cond.named_children[0].type == "assignment_expression":
             test = cond.named_children[0]
@@ -2043,12 +2040,8 @@ def _js_const_assignment(text: str, start: int, end: int, new: str, lang: str | 
     _, tree, data = edited
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:start] + new))
 
-    targets, stack = [], [tree.root_node]  # (assigned identifier) in the new text, or of a const it declares
-    while stack:
-        node = stack.pop()
-        if node.end_byte <= lo or node.start_byte >= hi:
-            continue
-        stack.extend(node.children)
+    targets = []  # (assigned identifier) in the new text, or of a const it declares
+    for node in _overlapping(tree, lo, hi):
         if node.type == "identifier" and node.parent is not None:
             up = node.parent
             if _js_set_here(node):
@@ -2138,12 +2131,8 @@ def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str
         return None
     data = _syntax.encode(text)
     lo, hi = len(_syntax.encode(text[:start])), len(_syntax.encode(text[:end]))
-    names, stack = set(), [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.end_byte <= lo or node.start_byte >= hi:
-            continue
-        stack.extend(node.children)
+    names = set()
+    for node in _overlapping(tree, lo, hi):
         if node.start_byte >= lo and node.end_byte <= hi and _js_declares(node) is not None:
             names.add(data[node.start_byte : node.end_byte])
         if node.type in ("variable_declaration", "lexical_declaration"):  # `var` of `var symbols;` rewritten as `;`
