@@ -707,19 +707,40 @@ _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.
            ast.GeneratorExp)
 
 
+def _branches(node: ast.AST) -> set[int]:
+    """ids of the children of node that run only on some paths through it (an if's arms, a try's handlers, the
+    right of `and`/`or`), not whenever node runs."""
+    if isinstance(node, ast.If | ast.IfExp):
+        arms: list = [node.body, node.orelse]
+    elif isinstance(node, ast.Try | ast.TryStar):
+        arms = [node.handlers, node.orelse]
+    elif isinstance(node, ast.Match):
+        arms = [node.cases]
+    elif isinstance(node, ast.BoolOp):
+        arms = [node.values[1:]]
+    elif isinstance(node, ast.For | ast.AsyncFor | ast.While):
+        arms = [node.orelse]
+    else:
+        return set()
+    return {id(n) for arm in arms for n in (arm if isinstance(arm, list) else [arm])}
+
+
 def _early_reads(fn: ast.AST) -> dict[str, int]:
     """Locals of fn, a function, a class body or the module's top-level code (set somewhere in it, no parameter, no
-    global) read before the first place that sets them, and not in a loop that sets them (a later turn reads what an
-    earlier one set): name -> the line of that read. An assignment sets its targets once its value is read (`number =
-    abs(int(number))` reads `number` first); a name only ever set by `+=` and the like is read before it is set
-    wherever that runs (a trial's `truncated = ''` rewritten away above `truncated += word` in a loop)."""
+    global) read before the first place that sets them: name -> the line of that read. A read under a branch of a loop
+    that sets the name may read what an earlier turn set (`if i: use(prev)` above `prev = x`); one every first turn
+    runs cannot (a trial's `matched, l, c = p.match(l, c)`, `l = left` above rewritten away). An assignment sets its
+    targets once its value is read (`number = abs(int(number))` reads `number` first); a name only ever set by `+=`
+    and the like is read before it is set wherever that runs (a trial's `truncated = ''` rewritten away above
+    `truncated += word` in a loop)."""
     params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs, fn.args.vararg, fn.args.kwarg)
               if a is not None} if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) else set()
     augmented: dict[str, int] = {}  # names set by `x += ...` -> the first such line
     by_aug: set[int] = set()  # ids of those statements' target Names
     plain: set[str] = set()  # names set any other way
     sets: dict[str, tuple[int, int]] = {}
-    reads: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}  # name -> (first read, the loops around it)
+    # name -> (first read, the loops around it in which it runs only under a branch)
+    reads: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}
     looped: dict[int, set[str]] = {}  # id of a loop -> names set inside it
     free: set[str] = set()
     after: dict[int, tuple[int, int]] = {}  # id of an assignment's target Name -> where the assignment ends
@@ -729,9 +750,10 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
         for loop in loops:
             looped.setdefault(loop, set()).add(name)
 
-    stack: list[tuple[ast.AST, tuple[int, ...]]] = [(stmt, ()) for stmt in getattr(fn, "body", [])]
+    # (node, the loops around it, those of them in which it runs only under a branch)
+    stack: list[tuple[ast.AST, tuple[int, ...], tuple[int, ...]]] = [(stmt, (), ()) for stmt in getattr(fn, "body", [])]
     while stack:
-        node, loops = stack.pop()
+        node, loops, branched = stack.pop()
         if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
@@ -747,7 +769,7 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
             at = (node.lineno, node.col_offset)
             if isinstance(node.ctx, ast.Load):
                 if node.id not in reads or at < reads[node.id][0]:
-                    reads[node.id] = (at, loops)
+                    reads[node.id] = (at, branched)
             else:
                 # `x += ...` in a loop sets nothing a later turn can read unless something set x first: its own
                 # first turn reads x (a trial's `len(truncated)` in the loop, its setting line above rewritten away)
@@ -772,13 +794,17 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
                 outer = [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]
             else:
                 outer = []
-            stack.extend((child, loops) for child in outer)
+            stack.extend((child, loops, branched) for child in outer)
             continue
         inner = loops + (id(node),) if isinstance(node, ast.For | ast.AsyncFor | ast.While) else loops
-        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
-    early = {name: at[0] for name, (at, loops) in reads.items()
+        arms = _branches(node)
+        # a loop's body may not run at all: under the loops around it, it is a branch
+        body = {id(n) for n in node.body} if isinstance(node, ast.For | ast.AsyncFor | ast.While) else set()
+        stack.extend((child, inner, inner if id(child) in arms else loops if id(child) in body else branched)
+                     for child in ast.iter_child_nodes(node))
+    early = {name: at[0] for name, (at, branched) in reads.items()
              if name in sets and name not in params and name not in free and at < sets[name]
-             and not any(name in looped.get(loop, ()) for loop in loops)}
+             and not any(name in looped.get(loop, ()) for loop in branched)}
     early.update({name: line for name, line in augmented.items()
                   if name not in plain and name not in params and name not in free and name not in early})
     return early

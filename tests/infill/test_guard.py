@@ -1449,6 +1449,32 @@ def test_a_read_in_a_loop_whose_only_setting_there_is_plus_equals_is_a_read_befo
     assert one(src, at, at + len("truncated = ''"), "truncated = string[:0]").ok
 
 
+def test_a_read_every_first_turn_of_a_loop_runs_is_a_read_before_set_one_under_a_branch_is_not():
+    # from the seventh trial (docopt): `l = left` rewritten as `self.left = left` above a loop whose first turn runs
+    # `matched, l, c = p.match(l, c)`, and `l_ = None` rewritten away above `if l_ == l: break` ... `l_ = l`
+    src = ("class Option:\n    def __init__(self, left):\n        l = left\n        c = []\n        while True:\n"
+           "            matched, l, c = self.match(l, c)\n            if not matched:\n                break\n"
+           "        self.left = l\n")
+    at = src.index("l = left")
+    assert one(src, at, at + len("l = left"), "self.left = left").reason == \
+        "the answer leaves `l` read before the function sets it (line 6)"
+    assert one(src, at, at + len("l = left"), "l = list(left)").ok
+    src = ("def fix(children):\n    l = children\n    l_ = None\n    while True:\n        l = [c.fix() for c in l]\n"
+           "        if l_ == l:\n            break\n        l_ = l\n    return l\n")
+    at = src.index("    l_ = None\n")
+    assert one(src, at, at + len("    l_ = None\n"), "    l = list(l)\n").reason == \
+        "the answer leaves `l_` read before the function sets it (line 6)"
+    # a turn after the first may read what an earlier one set, where the read runs only under a branch of the loop
+    # (or in a loop inside it, whose body may not run)
+    src = ("def pairs(rows):\n    out = []\n    for i, x in enumerate(rows):\n        if i:\n"
+           "            out.append(prev)\n        for y in x:\n            out.append(last)\n"
+           "        prev = x\n        last = x\n    return out\n")
+    at = src.index("prev = x")
+    assert one(src, at, at + len("prev = x"), "prev = list(x)").ok
+    at = src.index("    out = []\n")
+    assert one(src, at, at + len("    out = []\n"), "    out = [None]\n").ok
+
+
 def test_a_typescript_type_nothing_declares_is_refused():
     # from the sixth trial (fast-equals): rewrites wrote `Set<any, Meta>`, `Object[Any]`, `TypeArray` for `TypedArray`
     src = ("import type { State } from './types';\n\ntype TypedArray = Int8Array | Uint8Array;\n\n"
