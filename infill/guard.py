@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import bisect
 import codecs
+import codeop
 import functools
 import keyword
 import re
@@ -150,8 +151,8 @@ class _Errors:
         tree = _syntax.parse(self.text[win[0] : win[1]], self.lang)
         if tree is not None and tree.root_node.has_error and win != (0, len(self.text)) \
                 and len(self.text) <= WHOLE_FILE_CHARS and not self._starts_in_code(win[0]):
-            win = (0, len(self.text))  # a window cut inside a string reads it inside out
-            tree = _syntax.parse(self.text, self.lang)
+            win = (0, win[1])  # a window cut inside a string reads it inside out: read from the file's start
+            tree = _syntax.parse(self.text[: win[1]], self.lang)
         if tree is None:
             return False
         b = len(_syntax.encode(self.text[win[0] : at]))
@@ -192,15 +193,18 @@ class _Errors:
             return False
         win = self.window(edits[0][0], edits[-1][1])
         replaces = any(start != end for start, end, _ in edits)
-        if (win != (0, len(self.text)) and len(self.text) <= WHOLE_FILE_CHARS and self.before(win)[0] > 0
-                and (replaces or any(_BRACKET.search(new) for _, _, new in edits)
-                     or not self._starts_in_code(win[0]))):
+        if win != (0, len(self.text)) and len(self.text) <= WHOLE_FILE_CHARS and self.before(win)[0] > 0:
             # a window with no top-level line within reach can start inside a string or a block: broken already, it
             # hides what an edit breaks (a trial accepted a rewrite that stopped a 59 KB file compiling; another, a
             # cursor fill `};` after a finished statement inside dayjs's one big top-level function, which closed it
-            # early), and reads words typed in a docstring as code. A cursor fill without brackets in a window that
-            # starts in code keeps the window's flat cost.
-            win = (0, len(self.text))
+            # early), and reads words typed in a docstring as code. A cursor fill in a window that starts in code keeps
+            # the window's flat cost, unless it has a bracket in a language whose blocks brackets close: a Python
+            # window after a prefix that parses has no bracket open before it. One that starts in a string is read
+            # from the file's start (which is code) to its own end.
+            if replaces or (self.lang != "python" and any(_BRACKET.search(new) for _, _, new in edits)):
+                win = (0, len(self.text))
+            elif not self._starts_in_code(win[0]):
+                win = (0, win[1])
         edited = self.edited(win, edits)
         tree = _syntax.parse(edited, self.lang)
         (n_after, bytes_after), (n_before, bytes_before) = _syntax.tree_brokenness(tree, self.lang), self.before(win)
@@ -212,6 +216,12 @@ class _Errors:
         if inside and inside > (_syntax.errors_inside(_syntax.parse(self.text[win[0] : win[1]], self.lang),
                                                       self.spans(win, edits, self.text[win[0] : win[1]], new=False))
                                 if replaces else 0):
+            return True
+        # a line half typed breaks the window (`value = os.path.join(` swallows all below it): an answer that closes
+        # it and goes on with garbage (`other, str(units)) + ]`) leaves fewer errors than there were. The line, read
+        # alone as Python reads a line typed at its prompt, tells: one it could still finish becomes one it cannot
+        if n_before and self.lang == "python" and len(edits) == 1 and not replaces \
+                and self.breaks_line(edits[0][0], edits[0][2], win[0]):
             return True
         # tree-sitter merges errors: in a text broken already (a window cut mid-class, a buffer being typed) new
         # garbage can join an ERROR node and leave the count as it was, but that node then grows by more than the edit
@@ -279,9 +289,17 @@ class _Errors:
                 return _syntax.python_unresolved(self.edited((0, len(self.text)), edits), fill_stubs=False) or set()
 
             novel = {w for w in words if not _has_word(self.text, w)}
-            after = unresolved_after() if novel else None
-            if after and after & novel:
-                return sorted(after & novel)
+            after = None
+            if novel:
+                # only the answer binds a name the file has nowhere: the function around it, read alone, tells (a
+                # symtable of a 100 KB file costs a keystroke 15 ms); the whole file where that does not compile
+                around = _function_around(self.text[: edits[0][0]] + edits[0][2] + self.text[edits[0][0] :],
+                                          edits[0][0])
+                local = _syntax.python_unresolved(textwrap.dedent(around), fill_stubs=False) if around else None
+                if local is None:
+                    local = after = unresolved_after()
+                if local & novel:
+                    return sorted(local & novel)
             # names the file has elsewhere, maybe only in another function (`inv` read in an `__init__` without it):
             # read by scope below, in files small enough to parse at every keystroke, and only those that neither the
             # function around the cursor binds (by Python's scoping of that function alone: `p` of a generator above
@@ -589,6 +607,22 @@ class _Errors:
             self._lines = [m.start() for m in re.finditer("\n", self.text)]
         return bisect.bisect_right(self._lines, offset - 1) + 1
 
+    def breaks_line(self, at: int, new: str, start: int) -> bool:
+        """Python, a cursor fill: whether the statement on the cursor's line (one that starts there: no bracket open
+        and no backslash since `start`, a statement's start), read alone with the answer's first line in it, turns
+        from text Python could still finish into text it cannot (`value = os.path.join(` + `a)) + ]`)."""
+        lo = self.text.rfind("\n", 0, at) + 1
+        hi = self.text.find("\n", at)
+        hi = len(self.text) if hi < 0 else hi
+        if not _statement_starts(self.text, start, lo) or self.in_prose(at):
+            return False
+        head, first = self.text[lo:at].lstrip(), new.split("\n", 1)[0]
+        rest = "" if "\n" in new else self.text[at:hi]
+        lead = next((lead for word, lead in _CLAUSES if re.match(word, head)), "")
+        if lead is None:
+            return False
+        return _finishable(lead + head + self.text[at:hi]) and not _finishable(lead + head + first + rest)
+
     def _mid_line(self, at: int) -> bool:
         """Whether code follows offset `at` on its line."""
         end = self.text.find("\n", at)
@@ -601,6 +635,44 @@ class _Errors:
             filled = _syntax.fill_empty_blocks(_as_module(self.text[win[0] : win[1]]))
             self._compiles[win] = filled is not None and _compiles(filled)
         return self._compiles[win]
+
+
+# a clause that continues a statement above it, read after a header it can follow (None: not read alone)
+_CLAUSES: list[tuple[str, str | None]] = [(r"(?:else|elif)\b", "if 1:\n    pass\n"),
+                                          (r"(?:except|finally)\b", "try:\n    pass\n"), (r"case\b", None)]
+_PROMPT = ast.PyCF_ONLY_AST | codeop.PyCF_ALLOW_INCOMPLETE_INPUT | codeop.PyCF_DONT_IMPLY_DEDENT
+# strings and comments (skipped), brackets, a backslash continuation: enough to follow bracket depth through code
+_DEPTH = re.compile(r'''(?s)[rRbBfFuU]{0,2}(?:"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\'|"(?:\\.|[^"\\\n])*"'''
+                    r"""|'(?:\\.|[^'\\\n])*')|#[^\n]*|[()\[\]{}]|\\\n|\"\"\"|'''""")
+
+
+def _finishable(source: str) -> bool:
+    """Whether Python reads source as code it could still finish, or finished (codeop's test at its prompt)."""
+    try:
+        compile(source, "<line>", "exec", _PROMPT)
+    except SyntaxError as e:
+        return "incomplete input" in str(e)
+    except (ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _statement_starts(text: str, start: int, at: int) -> bool:
+    """Whether a statement can start at offset `at` (a line's start) of text, read from `start` (a line where one
+    starts): no bracket left open, no backslash continuation, no string left open in between."""
+    depth, joined = 0, False
+    for m in _DEPTH.finditer(text, start, at):
+        tok = m.group()
+        joined = tok == "\\\n"
+        if tok in ("(", "[", "{"):
+            depth += 1
+        elif tok in (")", "]", "}"):
+            depth -= 1
+            if depth < 0:
+                return False
+        elif tok in ('"""', "'''"):  # a triple quote never closed
+            return False
+    return depth == 0 and not joined
 
 
 _FLOW = re.compile(r"\b(?:break|continue|return|yield|await|nonlocal|global)\b")  # placed by the compiler
@@ -1498,7 +1570,9 @@ def _function_around(text: str, at: int, reach: int = 6000) -> str:
     depth = len(owner.group(1))
     end = re.compile(rf"^[ \t]{{0,{depth}}}\S", re.MULTILINE).search(text, text.find("\n", owner.end()) + 1,
                                                                       owner.end() + reach)
-    return text[owner.start() : end.start() if end else owner.end() + reach]
+    stop = end.start() if end else owner.end() + reach
+    # a def above whose body ended before `at` (an `if __name__ == '__main__':` block after the last function)
+    return text[owner.start() : stop] if at < stop else ""
 
 
 def _function_unresolved(text: str, at: int, new: str, words: set[str]) -> set[str]:
@@ -1809,7 +1883,7 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
 
 
 def _has_word(text: str, word: str) -> bool:
-    return re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None
+    return word in text and re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", text) is not None
 
 
 def _dropped_names(old: str, new: str) -> set[str]:

@@ -1569,3 +1569,60 @@ def test_a_value_compared_or_indexed_with_itself_or_a_broken_regular_expression_
     at = js.index("b.size")
     assert one(js, at, at + len("b.size"), "a.size", lang="javascript").reason == \
         "the answer compares `a.size` with itself"
+
+
+def test_a_name_read_below_the_last_function_is_read_at_module_level():
+    # from guard_refusals' real completions: `main()` under `if __name__ == '__main__':`, below a function whose body
+    # ended above it, is a name nothing defines; a local of that function is not defined there either
+    src = ('def gobs_program():\n    x = 1\n    while True:\n        print("P", end=" ")\n\n\n'
+           'if __name__ == "__main__":\n    \n')
+    at = src.index('__":\n    ') + len('__":\n    ')
+    assert one(src, at, at, "main()").reason == "the answer uses `main`, which nothing in the file defines"
+    assert one(src, at, at, "x()").reason == \
+        "the answer uses `x`, which is not defined where it is used (only in another scope)"
+    assert one(src, at, at, "gobs_program()").ok
+
+
+def _big_class(lines_before: str = "") -> str:
+    methods = "".join(f"    def m{k}(self, units):\n        other = self.find(units)\n"
+                      f"        return other.start(units + {k})\n\n" for k in range(300))
+    return lines_before + "import os\n\n\nclass Big:\n" + methods
+
+
+def test_a_half_typed_line_in_a_big_python_file_is_judged_in_its_window(monkeypatch):
+    # a keystroke's fill with brackets, on a line half typed (the window broken already), reads the window after a
+    # prefix that parses, not the whole file (a Python bracket closes no block): the answers that break it are
+    # still refused
+    text = _big_class()
+    at = text.index("        return other.start(units + 150)")
+    text = text[:at] + "        value = os.path.join(\n" + text[at:]
+    at += len("        value = os.path.join(")
+    assert _syntax.is_big(text)
+    parsed: list[int] = []
+    real = _syntax.parse
+    monkeypatch.setattr(_syntax, "parse", lambda t, lang: parsed.append(len(t)) or real(t, lang))
+    assert one(text, at, at, "other, str(units))").ok
+    assert not one(text, at, at, "other, [units)").ok
+    # the half-typed line's error swallowed the window: these leave fewer errors in it than there were, and the line,
+    # read alone as Python's prompt reads it, can no longer be finished
+    for bad in ("other, str(units)))", "other, str(units)) + ]", "other, str(units)) def"):
+        assert one(text, at, at, bad).reason == f"the answer would add parse errors: `{bad}`", bad
+    assert one(text, at, at, "other,").ok  # one it can still finish
+    assert parsed and len(text) not in parsed and len(text) + len("other, str(units))") not in parsed
+
+
+def test_a_window_that_starts_in_the_module_docstring_is_read_from_the_file_start():
+    # inspect.py's module docstring has unindented lines; a window cut at one of them starts in a string, and is read
+    # from the file's start to its own end (not the whole file): code is still code, and prose still prose
+    doc = '"""A module.\n\n' + "".join(f"Here is line {k} of its docstring: ismodule(), isclass().\n"
+                                        for k in range(80)) + '"""\n\n'
+    text = _big_class(doc)
+    at = text.index("    def m3(self")
+    text = text[:at] + "    def extra(self):\n        return os.path.join(\n\n" + text[at:]
+    at += len("    def extra(self):\n        return os.path.join(")
+    start, _end = _syntax.window(text, at)
+    assert 0 < start < text.index('"""\n\n') and _syntax.parse(text[:start], "python").root_node.has_error
+    assert one(text, at, at, "self.root, 'x')").ok
+    assert not one(text, at, at, "self.root, 'x'))").ok
+    at = text.index("Here is line 70") + len("Here is line 70 of its")
+    assert one(text, at, at, " own (see below)").ok  # words in the docstring: prose, brackets unbalanced or not
