@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import bisect
 import builtins
+import codeop
 import re
 import symtable
 import threading
@@ -485,6 +486,23 @@ def python_compiles(source: str) -> bool:
             compile(source, "<edit>", "exec", dont_inherit=True)
         return True
     except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
+_PROMPT = ast.PyCF_ONLY_AST | codeop.PyCF_ALLOW_INCOMPLETE_INPUT | codeop.PyCF_DONT_IMPLY_DEDENT
+
+
+def python_finishable(source: str) -> bool:
+    """Whether Python reads source as code it could still finish, or finished: codeop's test of a line typed at its
+    prompt (`x = f(a,` could still be finished, `x = f(a)) + ]` cannot). Parsed only, never compiled to bytecode."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, "<line>", "exec", _PROMPT, dont_inherit=True)
+        return True
+    except SyntaxError as e:
+        return "incomplete input" in str(e)
+    except (ValueError, RecursionError, MemoryError):
         return False
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import ast
 import bisect
 import codecs
-import codeop
 import functools
 import keyword
 import re
@@ -621,7 +620,8 @@ class _Errors:
         lead = next((lead for word, lead in _CLAUSES if re.match(word, head)), "")
         if lead is None:
             return False
-        return _finishable(lead + head + self.text[at:hi]) and not _finishable(lead + head + first + rest)
+        return _syntax.python_finishable(lead + head + self.text[at:hi]) \
+            and not _syntax.python_finishable(lead + head + first + rest)
 
     def _mid_line(self, at: int) -> bool:
         """Whether code follows offset `at` on its line."""
@@ -640,21 +640,9 @@ class _Errors:
 # a clause that continues a statement above it, read after a header it can follow (None: not read alone)
 _CLAUSES: list[tuple[str, str | None]] = [(r"(?:else|elif)\b", "if 1:\n    pass\n"),
                                           (r"(?:except|finally)\b", "try:\n    pass\n"), (r"case\b", None)]
-_PROMPT = ast.PyCF_ONLY_AST | codeop.PyCF_ALLOW_INCOMPLETE_INPUT | codeop.PyCF_DONT_IMPLY_DEDENT
 # strings and comments (skipped), brackets, a backslash continuation: enough to follow bracket depth through code
-_DEPTH = re.compile(r'''(?s)[rRbBfFuU]{0,2}(?:"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\'|"(?:\\.|[^"\\\n])*"'''
-                    r"""|'(?:\\.|[^'\\\n])*')|#[^\n]*|[()\[\]{}]|\\\n|\"\"\"|'''""")
-
-
-def _finishable(source: str) -> bool:
-    """Whether Python reads source as code it could still finish, or finished (codeop's test at its prompt)."""
-    try:
-        compile(source, "<line>", "exec", _PROMPT)
-    except SyntaxError as e:
-        return "incomplete input" in str(e)
-    except (ValueError, RecursionError, MemoryError):
-        return False
-    return True
+_DEPTH = re.compile(r'''(?s)[rRbBfFuU]{0,2}(?:"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\'|"""|\'\'\''''
+                    r"""|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|#[^\n]*|[()\[\]{}]|\\\n""")
 
 
 def _statement_starts(text: str, start: int, at: int) -> bool:
@@ -663,14 +651,14 @@ def _statement_starts(text: str, start: int, at: int) -> bool:
     depth, joined = 0, False
     for m in _DEPTH.finditer(text, start, at):
         tok = m.group()
-        joined = tok == "\\\n"
+        joined = tok == "\\\n" and m.end() == at  # the line above ends in a backslash
         if tok in ("(", "[", "{"):
             depth += 1
         elif tok in (")", "]", "}"):
             depth -= 1
             if depth < 0:
                 return False
-        elif tok in ('"""', "'''"):  # a triple quote never closed
+        elif tok.endswith(('"""', "'''")) and len(tok) <= 5:  # a triple quote never closed
             return False
     return depth == 0 and not joined
 

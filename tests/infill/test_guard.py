@@ -1626,3 +1626,17 @@ def test_a_window_that_starts_in_the_module_docstring_is_read_from_the_file_star
     assert not one(text, at, at, "self.root, 'x'))").ok
     at = text.index("Here is line 70") + len("Here is line 70 of its")
     assert one(text, at, at, " own (see below)").ok  # words in the docstring: prose, brackets unbalanced or not
+
+
+def test_a_line_is_read_alone_only_where_a_statement_starts_on_it():
+    # the check reads the cursor's line as Python's prompt would; a line inside brackets, after a backslash or inside
+    # a docstring (`r"""` too) is no statement's start, and an answer there is judged as before
+    from infill.guard import _statement_starts
+    text = ('def f(a,\n      b):\n    r"""Doc (\n    still doc\n    """\n    x = a + \\\n        b\n'
+            "    y = {'k': (1,\n          2)}\n    return x\n")
+    starts = [_statement_starts(text, 0, i) for i in [0, *(k + 1 for k, c in enumerate(text) if c == "\n")][:-1]]
+    assert starts == [True, False, True, False, False, True, False, True, False, True]
+    text = "def f(a):\n    total = max(a,\n    return total\n"
+    at = text.index("max(a,") + len("max(a,")
+    assert one(text, at, at, " 1)").ok  # a continuation line below is not read alone
+    assert not one(text, at, at, " 1)) + ]").ok
