@@ -695,13 +695,17 @@ def _lines_module(lines: str) -> ast.Module | None:
 def _python_nonsense(module: ast.Module | None, lo: int, hi: int) -> Counter[str]:
     """What no one writes on purpose, on 1-based lines lo..hi, as reasons: a value compared with itself (`if
     max_length < max_length:`), a name subscripted with itself (`words[words] = ...`), a regular expression `re`
-    rejects (`re.compile(r'&(?:[0-9]+')`: an error on import). From a trial's rewrites."""
+    rejects (`re.compile(r'&(?:[0-9]+')`: an error on import). From a trial's rewrites; and a name assigned to itself
+    (`result = result`, offered as you type in a user trial)."""
     out: Counter[str] = Counter()
     tops = [t for t in (module.body if module is not None else []) if t.lineno <= hi and (t.end_lineno or hi) >= lo]
     for node in (n for t in tops for n in ast.walk(t) if lo <= getattr(n, "lineno", lo - 1) <= hi):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, _SAME) \
                 and ast.dump(node.left) == ast.dump(node.comparators[0]):
             out[f"the answer compares `{ast.unparse(node.left)}` with itself"] += 1
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.Name) and node.targets[0].id == node.value.id:
+            out[f"the answer assigns `{node.value.id}` to itself"] += 1
         elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Name) \
                 and node.value.id == node.slice.id:
             out[f"the answer indexes `{node.value.id}` with itself"] += 1
@@ -717,7 +721,8 @@ def _python_nonsense(module: ast.Module | None, lo: int, hi: int) -> Counter[str
 
 
 def _js_nonsense(text: str, lang: str | None) -> Counter[str]:
-    """_python_nonsense for JavaScript/TypeScript: a value compared with itself, a name subscripted with itself."""
+    """_python_nonsense for JavaScript/TypeScript: a value compared with itself, a name subscripted with itself, a name
+    assigned to itself."""
     tree = _syntax.parse(text, lang) if lang in ("javascript", "typescript", "tsx") else None
     out: Counter[str] = Counter()
     stack = [tree.root_node] if tree is not None else []
@@ -730,6 +735,11 @@ def _js_nonsense(text: str, lang: str | None) -> Counter[str]:
             if left is not None and right is not None and left.type in ("identifier", "member_expression") \
                     and left.text == right.text:
                 out[f"the answer compares `{(left.text or b'').decode('utf-8', 'replace')}` with itself"] += 1
+        elif node.type == "assignment_expression":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is not None and right is not None and left.type == right.type == "identifier" \
+                    and left.text == right.text:
+                out[f"the answer assigns `{(left.text or b'').decode('utf-8', 'replace')}` to itself"] += 1
         elif node.type == "subscript_expression":
             obj, index = node.child_by_field_name("object"), node.child_by_field_name("index")
             if obj is not None and index is not None and obj.type == index.type == "identifier" and \

@@ -1640,3 +1640,15 @@ def test_a_line_is_read_alone_only_where_a_statement_starts_on_it():
     at = text.index("max(a,") + len("max(a,")
     assert one(text, at, at, " 1)").ok  # a continuation line below is not read alone
     assert not one(text, at, at, " 1)) + ]").ok
+
+
+def test_a_name_assigned_to_itself_is_refused():
+    # from a user trial in Neovim: `result = result` offered as you type
+    src = "def f(items):\n    result = []\n    for x in items:\n        \n    return result\n"
+    at = src.index("items:\n        ") + len("items:\n        ")
+    assert one(src, at, at, "result = result").reason == "the answer assigns `result` to itself"
+    assert one(src, at, at, "result = result + [x]").ok
+    js = "function f(items) {\n  let result = [];\n  \n  return result;\n}\n"
+    at = js.index("[];\n  ") + len("[];\n  ")
+    assert one(js, at, at, "result = result;", lang="javascript").reason == "the answer assigns `result` to itself"
+    assert one(js, at, at, "result.push(items);", lang="javascript").ok
