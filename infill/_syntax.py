@@ -522,6 +522,13 @@ class PythonNames:
     # (def or lambda) that binds it, or ("class" / "comprehension", first, last)
     scopes: dict[str, list[tuple[int, tuple]]] = field(default_factory=dict)
 
+    @staticmethod
+    def merged(a: PythonNames, b: PythonNames) -> PythonNames:
+        """The names of a file read in two parts (each with the other's lines left blank)."""
+        bound = {k: a.bound.get(k, []) + b.bound.get(k, []) for k in a.bound.keys() | b.bound.keys()}
+        scopes = {k: a.scopes.get(k, []) + b.scopes.get(k, []) for k in a.scopes.keys() | b.scopes.keys()}
+        return PythonNames(bound, (a.unbound | b.unbound) - bound.keys(), scopes)
+
     def reaches(self, name: str, line: int, skip: Callable[[int], bool]) -> bool:
         """Whether a binding of name on a line not skipped surely reaches code on `line`: one at module level, or one
         in a function around that line (a class's or a comprehension's is not looked at: python_unresolved is)."""

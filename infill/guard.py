@@ -93,7 +93,8 @@ class _Errors:
         self.text, self.lang = text, lang
         self._before: dict[tuple[int, int], int] = {}
         self._compiles: dict[tuple[int, int], bool] = {}
-        self._names: _syntax.PythonNames | None | bool = False  # the file's own bindings (False: not read yet)
+        self._names: _syntax.PythonNames | None | bool = False  # the file's own bindings (False: it does not parse)
+        self._names_read = False
         self._lines: list[int] | None = None  # offsets of the text's line breaks
         self._redeclared: dict[tuple[int, int], set[str]] = {}
         self._unresolved: set[str] | None | bool = False  # names the file itself reads where nothing binds them
@@ -307,8 +308,8 @@ class _Errors:
                      if not _top_level_binds(self.text, w)}
             if not words:
                 return []
-            if self.module() is None:  # a line half typed: the answer, finishing it, lets the edited file be read
-                return sorted((unresolved_after() if after is None else after) & words)
+            if self.names_around(edits[0][0]) is False:  # a line half typed: the answer, finishing it, lets the
+                return sorted((unresolved_after() if after is None else after) & words)  # edited file be read
         fixed_scope = True
         if any(start != end for start, end, _ in edits):
             # a rewrite also leaves the names its edges make with the text around (`r[e]t` rewritten as `et\n` leaves
@@ -318,10 +319,7 @@ class _Errors:
                 words |= set(_NAME.findall(_NOT_CODE.sub(" ", touched))) - _KEYWORDS - _syntax._BUILTINS
                 indents = [len(ln) - len(ln.lstrip()) for ln in touched.split("\n") if ln.strip()]
                 fixed_scope &= all(i >= indents[0] for i in indents)
-        if self._names is False:
-            module = self.module()
-            self._names = None if module is None else _syntax.python_names(module)
-        base = self._names
+        base = self.names_around(edits[0][0])
         if not words or not isinstance(base, _syntax.PythonNames):
             return []
         # a name bound at module level, or in the function around the edit, on a line no edit touches reaches it: only
@@ -339,6 +337,29 @@ class _Errors:
         if self._unresolved is False:
             self._unresolved = _syntax.python_unresolved(self.text)
         return sorted((after - (self._unresolved or set())) & words)
+
+    def names_around(self, at: int) -> _syntax.PythonNames | None | bool:
+        """python_names of the file (False: it does not parse). A big file is read as two parts where it can be: the
+        top-level statement around offset `at`, and the rest of the file with that statement's lines left blank,
+        whose reading is kept while the keystrokes stay in that statement (a 100 KB file's parse and names cost a
+        keystroke about 50 ms); the whole file where the parts do not parse alone (a cut inside a string)."""
+        if self._names_read:
+            return self._names
+        names: _syntax.PythonNames | None | bool = False
+        span = _top_statement(self.text, at) if len(self.text) > SPLIT_CHARS else None
+        if span is not None:
+            lo, hi = span
+            rest = _rest_names(self.text[:lo] + "\n" * self.text.count("\n", lo, hi) + self.text[hi:])
+            module = _syntax.python_module("\n" * self.text.count("\n", 0, lo) + self.text[lo:hi]) \
+                if rest is not False else None
+            if module is not None:
+                own = _syntax.python_names(module)
+                names = None if own is None or rest is None else _syntax.PythonNames.merged(rest, own)
+        if names is False:
+            module = self.module()
+            names = False if module is None else _syntax.python_names(module)
+        self._names, self._names_read = names, True
+        return names
 
     def broken_line(self, start: int, end: int, new: str) -> str:
         """The line of `new` where the first parse error of the edited window inside it is (a reason quoting a first
@@ -664,6 +685,32 @@ def _statement_starts(text: str, start: int, at: int) -> bool:
 
 
 _FLOW = re.compile(r"\b(?:break|continue|return|yield|await|nonlocal|global)\b")  # placed by the compiler
+
+
+SPLIT_CHARS = 20_000  # from this size a file's names are read in two parts (_Errors.names_around)
+_TOP_CODE = re.compile(r"^[^\s#]", re.MULTILINE)  # a line of code at the top level (or inside a string or brackets)
+
+
+def _top_statement(text: str, at: int) -> tuple[int, int] | None:
+    """[start, end) of the top-level statement around offset `at`, with its decorators, as far as unindented lines
+    tell (a string or brackets may hold unindented lines: the parts then do not parse, and the caller reads it all);
+    None at the top level itself."""
+    line = text.rfind("\n", 0, at) + 1
+    starts = [m.start() for m in _TOP_CODE.finditer(text, 0, line + 1)]
+    if not starts or starts[-1] == line:
+        return None
+    k = len(starts) - 1
+    while k and text.startswith("@", starts[k - 1]) and not text[starts[k - 1] : starts[k]].strip("\n").count("\n"):
+        k -= 1  # a one-line decorator right above
+    end = _TOP_CODE.search(text, text.find("\n", at) + 1) if text.find("\n", at) >= 0 else None
+    return starts[k], end.start() if end else len(text)
+
+
+@functools.lru_cache(maxsize=4)
+def _rest_names(rest: str) -> _syntax.PythonNames | None | bool:
+    """python_names of a file with the statement being typed in left blank (False: it does not parse)."""
+    module = _syntax.python_module(rest)
+    return False if module is None else _syntax.python_names(module)
 
 
 def _module_names(module: ast.Module) -> set[str]:

@@ -1652,3 +1652,25 @@ def test_a_name_assigned_to_itself_is_refused():
     at = js.index("[];\n  ") + len("[];\n  ")
     assert one(js, at, at, "result = result;", lang="javascript").reason == "the answer assigns `result` to itself"
     assert one(js, at, at, "result.push(items);", lang="javascript").ok
+
+
+def test_a_big_file_s_names_read_in_two_parts_are_its_names():
+    # names_around reads the top-level statement being typed in apart from the rest of the file (kept between
+    # keystrokes); what it finds must be what reading the whole file finds, and a cut that does not parse falls back
+    from infill import guard
+    body = "".join(f"\n\n@decorate\ndef f{k}(a, b=CONST):\n    total = a + b\n    for x in range(a):\n"
+                   f"        total += helper{k % 7}(x)\n    return total\n" for k in range(400))
+    text = ("import os\nfrom functools import wraps as decorate\nCONST = 3\nif os.name == 'nt':\n    SEP = '\\\\'\n"
+            "else:\n    SEP = '/'\n" + body + '\nDOC = """\nnot code: def g(\n"""\n')
+    assert len(text) > guard.SPLIT_CHARS
+    whole = _syntax.python_names(_syntax.python_module(text))
+    for at in (text.index("total += helper3"), text.index("return total", len(text) // 2), text.index("not code"),
+               text.index("SEP = '/'"), len(text) - 1):
+        names = guard._Errors(text, "python").names_around(at)
+        assert isinstance(names, _syntax.PythonNames)
+        assert {k: sorted(v) for k, v in names.bound.items()} == {k: sorted(v) for k, v in whole.bound.items()}
+        assert names.unbound == whole.unbound
+    at = text.index("total += helper3")
+    assert guard._top_statement(text, at) is not None  # read in two parts there
+    broken = text[:at] + "x = (" + text[at:]  # a line half typed: the file does not parse
+    assert guard._Errors(broken, "python").names_around(at) is False
