@@ -349,12 +349,23 @@ class _Errors:
         span = _top_statement(self.text, at) if len(self.text) > SPLIT_CHARS else None
         if span is not None:
             lo, hi = span
-            rest = _rest_names(self.text[:lo] + "\n" * self.text.count("\n", lo, hi) + self.text[hi:])
-            module = _syntax.python_module("\n" * self.text.count("\n", 0, lo) + self.text[lo:hi]) \
-                if rest is not False else None
+            first = self.text.count("\n", 0, lo) + 1  # the statement's first line
+            rest, spans = _rest_names(self.text[:lo] + "\n" * self.text.count("\n", lo, hi) + self.text[hi:])
+            # the cut is sound where no statement of the rest runs across the blank lines (a string that holds
+            # unindented lines would: the statement was part of it)
+            whole = rest is not False and not any(a < first <= b for a, b in spans)
+            module = _syntax.python_module("\n" * (first - 1) + self.text[lo:hi]) if whole else None
             if module is not None:
                 own = _syntax.python_names(module)
                 names = None if own is None or rest is None else _syntax.PythonNames.merged(rest, own)
+            elif whole and not _CLAUSE_START.match(self.text, lo):
+                # the statement, which continues none of the rest, parses but for the line at `at`: that line (half
+                # typed) is what keeps the file from parsing
+                line, end = self.text.rfind("\n", 0, at) + 1, self.text.find("\n", at)
+                end = hi if end < 0 else min(end + 1, hi)
+                if _syntax.python_module("\n" * (first - 1) + self.text[lo:line] + "\n" + self.text[end:hi]):
+                    self._names, self._names_read = False, True
+                    return False
         if names is False:
             module = self.module()
             names = False if module is None else _syntax.python_names(module)
@@ -687,6 +698,7 @@ def _statement_starts(text: str, start: int, at: int) -> bool:
 _FLOW = re.compile(r"\b(?:break|continue|return|yield|await|nonlocal|global)\b")  # placed by the compiler
 
 
+_CLAUSE_START = re.compile(r"(?:else|elif|except|finally|case)\b")  # a line that continues the statement above it
 SPLIT_CHARS = 20_000  # from this size a file's names are read in two parts (_Errors.names_around)
 _TOP_CODE = re.compile(r"^[^\s#]", re.MULTILINE)  # a line of code at the top level (or inside a string or brackets)
 
@@ -707,10 +719,13 @@ def _top_statement(text: str, at: int) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _rest_names(rest: str) -> _syntax.PythonNames | None | bool:
-    """python_names of a file with the statement being typed in left blank (False: it does not parse)."""
+def _rest_names(rest: str) -> tuple[_syntax.PythonNames | None | bool, tuple[tuple[int, int], ...]]:
+    """python_names of a file with the statement being typed in left blank (False: it does not parse), and the first
+    and last lines of each of its top-level statements."""
     module = _syntax.python_module(rest)
-    return False if module is None else _syntax.python_names(module)
+    if module is None:
+        return False, ()
+    return _syntax.python_names(module), tuple((s.lineno, s.end_lineno or s.lineno) for s in module.body)
 
 
 def _module_names(module: ast.Module) -> set[str]:
