@@ -143,10 +143,19 @@ class EmbeddedBackend(Seam):
         # by default use half the cores, at most 4 (oversubscribed torch threads stall each other badly)
         torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
         self.model_dir = d
-        self.dtype = compute_dtype(dtype, device)
+        int8 = dtype == "int8"  # the products' weights in 8 bits, the rest as `auto` (DiffusionLM.quantize_int8)
+        if int8 and device != "cpu":
+            raise ModelLoadError(f"dtype int8 runs on the CPU only, not on {device}")
+        self.dtype = compute_dtype("auto" if int8 else dtype, device)
         self.model: DiffusionLM = load_model(d, device=device, dtype=self.dtype)
         self.memory_format = str(self.dtype).removeprefix("torch.")  # what diffusion/status reports
         self.memory_estimate_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        if int8:
+            self.model.quantize_int8()
+            self.memory_format += "+int8"
+            self.memory_estimate_bytes += sum(p.numel() for n, p in self.model.named_parameters()
+                                              if n.endswith(("wqkv.weight", "wo.weight", "w13.weight", "w2.weight"))
+                                              or n == "tok_emb.weight")
         try:
             self.tokenizer = Tokenizer.from_file(d / "tokenizer.json")
         except TokenizerError as exc:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -68,16 +69,45 @@ def rope_tables(cfg: ModelConfig, device: torch.device | str | None = None) -> t
     return freqs.cos(), freqs.sin()
 
 
-def _mm(x: Tensor, w: Tensor, rows: int = 0, logits: bool = False) -> Tensor:
+@dataclass(frozen=True)
+class Int8Weight:
+    """A weight as 8-bit integers per output channel, packed for fbgemm: a product reads a quarter of float32's bytes
+    and half of bfloat16's, and a forward here is bound by reading its weights. Its input is quantized per product
+    (dynamic quantization), so a row's result depends on the other rows of its batch."""
+
+    packed: Any  # torch.ops.quantized.linear_prepack's
+    shape: tuple[int, int]  # (N, K), as the weight's
+    dtype: torch.dtype  # the activations' (the model's other weights')
+
+    @staticmethod
+    def of(w: Tensor) -> Int8Weight:
+        wf = w.detach().float()
+        scale = (wf.abs().amax(1) / 127).clamp_min(1e-12).double()  # (N,)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch marks its quantized tensors deprecated; the CPU kernels remain
+            q = torch.quantize_per_channel(wf, scale, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(q, None)
+        return Int8Weight(packed, (w.shape[0], w.shape[1]), w.dtype)
+
+
+def _mm(x: Tensor, w: Tensor | Int8Weight, rows: int = 0, logits: bool = False) -> Tensor:
     """x (B, T, K) by the weight w (N, K) -> (B, T, N) as one matrix product (a layer as nn.Linear runs it, the
     logits as `x @ w.T`), of at least `rows` rows: zero rows are added below that (see DiffusionLM.min_rows)."""
     B, T, K = x.shape
-    if B * T >= rows:
-        return x @ w.T if logits else F.linear(x, w)  # (B, T, N)
-    padded = x.new_zeros(rows, K)  # (rows, K)
-    padded[: B * T] = x.reshape(B * T, K)
-    out = padded @ w.T if logits else F.linear(padded, w)  # (rows, N)
-    return out[: B * T].view(B, T, -1)  # (B, T, N)
+    flat = x
+    if B * T < rows:
+        flat = x.new_zeros(rows, K)  # (rows, K)
+        flat[: B * T] = x.reshape(B * T, K)
+    if isinstance(w, Int8Weight):
+        out = torch.ops.quantized.linear_dynamic(flat.float(), w.packed).to(x.dtype)
+    else:
+        out = flat @ w.T if logits else F.linear(flat, w)  # (B, T, N) | (rows, N)
+    return out if B * T >= rows else out[: B * T].view(B, T, -1)  # (B, T, N)
+
+
+def _like(t: Tensor, w: Tensor | Int8Weight) -> Tensor:
+    """t as an input of a product by w: w's dtype and device (an Int8Weight's input is in the activations' dtype)."""
+    return t.to(w) if isinstance(w, Tensor) else t.to(w.dtype)
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -97,10 +127,15 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.w13 = nn.Linear(cfg.dim, 2 * cfg.ffn_dim, bias=False)
         self.w2 = nn.Linear(cfg.ffn_dim, cfg.dim, bias=False)
+        self.int8: dict[str, Int8Weight] = {}  # DiffusionLM.quantize_int8: the products' weights, by name
+
+    def w(self, name: str) -> Tensor | Int8Weight:
+        """The weight a product of `name` (wqkv, wo, w13, w2) multiplies by."""
+        return self.int8.get(name) or getattr(self, name).weight
 
     def qkv(self, x: Tensor, cos: Tensor, sin: Tensor, rows: int = 0) -> tuple[Tensor, Tensor, Tensor]:
         B, T, _ = x.shape
-        qkv = _mm(self.attn_norm(x), self.wqkv.weight, rows)  # (B, T, 3 * dim)
+        qkv = _mm(self.attn_norm(x), self.w("wqkv"), rows)  # (B, T, 3 * dim)
         q, k, v = qkv.view(B, T, 3, self.cfg.n_heads, self.cfg.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D) each
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
@@ -109,9 +144,9 @@ class Block(nn.Module):
                rows: int = 0) -> Tensor:
         B, T, _ = x.shape
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T, D)
-        x = x + _mm(a.transpose(1, 2).reshape(B, T, self.cfg.dim), self.wo.weight, rows)  # (B, T, dim)
-        gate, up = _mm(self.ffn_norm(x), self.w13.weight, rows).chunk(2, dim=-1)  # (B, T, ffn) each
-        return x + _mm(F.silu(gate) * up, self.w2.weight, rows)  # (B, T, dim)
+        x = x + _mm(a.transpose(1, 2).reshape(B, T, self.cfg.dim), self.w("wo"), rows)  # (B, T, dim)
+        gate, up = _mm(self.ffn_norm(x), self.w("w13"), rows).chunk(2, dim=-1)  # (B, T, ffn) each
+        return x + _mm(F.silu(gate) * up, self.w("w2"), rows)  # (B, T, dim)
 
 
 class DiffusionLM(nn.Module):
@@ -125,6 +160,7 @@ class DiffusionLM(nn.Module):
         self.rope_sin: Tensor
         self._rows: dict[int, int] = {}  # torch threads -> min_rows
         self._batching: dict[tuple[int, int, int], bool] = {}  # (slots, batch, threads) -> one product is exact
+        self.int8_logits: Int8Weight | None = None  # quantize_int8
         self.init_buffers()
 
     # ---- set-up -------------------------------------------------------------------------------------------------
@@ -163,9 +199,18 @@ class DiffusionLM(nn.Module):
         return self.rope_cos[pos].unsqueeze(1), self.rope_sin[pos].unsqueeze(1)
 
     def logits(self, h: Tensor, rows: int = 0) -> Tensor:
-        if rows:  # h: (B, T, dim)
-            return _mm(self.norm(h), self.tok_emb.weight, rows, logits=True)  # (B, T, V)
+        if rows or self.int8_logits is not None:
+            x = self.norm(h)
+            flat = x.reshape(-1, 1, x.shape[-1]) if x.dim() != 3 else x  # _mm's (B, T, dim)
+            return _mm(flat, self.int8_logits or self.tok_emb.weight, rows, logits=True).view(*x.shape[:-1], -1)
         return self.norm(h) @ self.tok_emb.weight.T  # tied embeddings: (..., V)
+
+    def quantize_int8(self) -> None:
+        """Every product's weight (the layers' and the logits', tied to the embeddings) as 8-bit integers per
+        output channel (Int8Weight); the embeddings' lookup, norms and attention stay in the model's dtype."""
+        for layer in self.blocks:
+            layer.int8 = {name: Int8Weight.of(getattr(layer, name).weight) for name in ("wqkv", "wo", "w13", "w2")}
+        self.int8_logits = Int8Weight.of(self.tok_emb.weight)
 
     # ---- training: one pass over [context | canvas] with the two-mode mask ----------------------------------------
 
@@ -231,10 +276,11 @@ class DiffusionLM(nn.Module):
             x = layer.finish(x, q, ks, vs, None, rows=rows)
         return self.logits(x, rows).float()  # (B, C, V)
 
-    def _weights(self) -> list[tuple[Tensor, bool]]:
+    def _weights(self) -> list[tuple[Tensor | Int8Weight, bool]]:
         """One weight of every shape decode multiplies by, and whether it is the logits' (`x @ w.T`)."""
         layer = self.blocks[0]
-        return [(m.weight, False) for m in (layer.wqkv, layer.wo, layer.w13, layer.w2)] + [(self.tok_emb.weight, True)]
+        return [(layer.w(name), False) for name in ("wqkv", "wo", "w13", "w2")] + \
+            [(self.int8_logits or self.tok_emb.weight, True)]
 
     @torch.no_grad()
     def min_rows(self) -> int:
@@ -247,7 +293,7 @@ class DiffusionLM(nn.Module):
             g = torch.Generator().manual_seed(0)
             rows = 1
             while rows < 64:
-                tall = [(torch.randn(8 * rows, w.shape[1], generator=g).to(w), w, lg) for w, lg in self._weights()]
+                tall = [(_like(torch.randn(8 * rows, w.shape[1], generator=g), w), w, lg) for w, lg in self._weights()]
                 if all(torch.equal(_mm(x[None, :rows], w, logits=lg)[0], _mm(x[None], w, logits=lg)[0, :rows])
                        for x, w, lg in tall):
                     break
@@ -266,7 +312,7 @@ class DiffusionLM(nn.Module):
             self._batching[key] = all(
                 torch.equal(_mm(x, w, rows, lg)[i], _mm(x[i : i + 1], w, rows, lg)[0])
                 for w, lg in self._weights()
-                for x in [torch.randn(B, C, w.shape[1], generator=g).to(w)]  # (B, C, K)
+                for x in [_like(torch.randn(B, C, w.shape[1], generator=g), w)]  # (B, C, K)
                 for i in range(B))
         return self._batching[key]
 

@@ -78,7 +78,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads, here and in the server (default: torch's)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
                    help="the embedded model's weights, here and in the server (default auto: bfloat16 where the "
                         "device multiplies it natively)")
     p.add_argument("--budget", type=int, default=Settings().context_budget, help="context tokens around the hole")

@@ -40,7 +40,7 @@ class Settings(BaseModel):
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
     # the weights' dtype; auto: the embedded model in bfloat16 where the device multiplies it natively, others as stored
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
     # transformers: how the weights are quantized. "experts-int4" / "experts-int8" quantize DiffusionGemma's fused
     # experts (88% of it) weight-only (engine.quant): the 26B then fits one 24 GB GPU with int4. transformers' own
     # quantizers (bnb-*, quanto-*, torchao-*) convert only nn.Linear modules whose weights are not shared, so they
@@ -169,6 +169,9 @@ class Settings(BaseModel):
         """
         if self.backend == "embedded":
             return {"model_dir": self.model_path, "device": self.device, "threads": self.threads, "dtype": self.dtype}
+        if self.dtype == "int8":
+            raise ValueError("dtype int8 is the embedded model's (8-bit products on the CPU); a checkpoint's "
+                             "weights are quantized with `quantization`")
         if self.backend == "transformers":
             if not self.model_path:
                 raise ValueError("the transformers backend needs `modelPath`: a local DiffusionGemma checkpoint "

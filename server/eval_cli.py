@@ -53,7 +53,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
                    help="the embedded model's weights (default auto: bfloat16 where the device multiplies it natively)")
     p.add_argument("--timeout", type=float, default=sandbox.TIMEOUT_S, help="seconds per program / unit test")
     p.add_argument("--memory-mb", type=int, default=sandbox.MEMORY_MB, help="address-space limit per program")

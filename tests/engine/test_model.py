@@ -92,6 +92,33 @@ def test_bfloat16_weights_and_cache_give_the_float32_logits_to_bfloat16_precisio
     assert (got - want).abs().max() < 0.05 and (got.argmax(-1) == want.argmax(-1)).float().mean() > 0.9
 
 
+def test_int8_products_give_the_float_logits_to_8_bit_precision(tiny_model_dir, backend):
+    q = EmbeddedBackend(tiny_model_dir, dtype="int8")
+    assert q.memory_format.endswith("+int8") and q.model.int8_logits is not None
+    assert all(set(layer.int8) == {"wqkv", "wo", "w13", "w2"} for layer in q.model.blocks)
+    v = q.tokenizer.vocab_size
+    ctx, canvases = random_ids(150, v, 13), torch.tensor([random_ids(16, v, 14), random_ids(16, v, 15)])
+    got = q.denoise(q.prefill(ctx, "q8"), canvases)
+    want = backend.denoise(backend.prefill(ctx, "fp"), canvases)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    assert (got.softmax(-1) - want.softmax(-1)).abs().max() < 0.05
+    assert (got.argmax(-1) == want.argmax(-1)).float().mean() > 0.9
+    # a row's 8-bit product depends on the rows beside it (its input is quantized per product): exact decoding never
+    # batches canvases then, and each is what it is alone
+    assert not q.model.exact_batch(16, 2)
+    alone = q.denoise(q.prefill(ctx, "q8"), canvases[1:], exact=True)[0]
+    assert torch.equal(q.denoise(q.prefill(ctx, "q8"), canvases, exact=True)[1], alone)
+
+
+def test_int8_is_the_embedded_model_s_on_the_cpu(tiny_model_dir):
+    with pytest.raises(ModelLoadError, match="CPU only"):
+        EmbeddedBackend(tiny_model_dir, dtype="int8", device="cuda")
+    from server.config import Settings
+    with pytest.raises(ValueError, match="dtype int8 is the embedded model's"):
+        Settings(backend="transformers", model_path="/x", dtype="int8").backend_options()
+    assert Settings(dtype="int8").backend_options()["dtype"] == "int8"
+
+
 def test_auto_dtype_is_bfloat16_only_where_the_device_multiplies_it(monkeypatch):
     from engine import model as m
 

@@ -172,6 +172,18 @@ def fake_vllm():
         yield srv
 
 
+@in_module_loop
+async def test_the_embedded_model_with_8_bit_products_completes_and_says_so(dg: Session):
+    use(dg, {"backend": "embedded", "modelPath": None, "dtype": "int8"})
+    uri = dg.open(TEXT)
+    fut, _ = dg.inline(uri, *INLINE_AT, msg_id="inline-int8", invoked=True)
+    result = await asyncio.wait_for(fut, TIMEOUT)
+    check_inline(dg.notes("inline-int8"), result, INLINE_AT, version=1)
+    status = await dg.status()
+    assert status["backend"] == "embedded" and status["loaded"] and status["memoryFormat"].endswith("+int8"), status
+    use(dg, {"dtype": None})
+
+
 def test_remote_hole_sizing_makes_no_round_trip(fake_vllm):
     """Sizing a hole counts tokens many times per keystroke: with a remote tokenizer, a local estimate does it."""
     from engine.backends.vllm import VLLMRemoteBackend
