@@ -358,7 +358,7 @@ class _Errors:
             if module is not None:
                 own = _syntax.python_names(module)
                 names = None if own is None or rest is None else _syntax.PythonNames.merged(rest, own)
-            elif whole and not _CLAUSE_START.match(self.text, lo):
+            elif whole and not _CLAUSE.match(self.text, lo):
                 # the statement, which continues none of the rest, parses but for the line at `at`: that line (half
                 # typed) is what keeps the file from parsing
                 line, end = self.text.rfind("\n", 0, at) + 1, self.text.find("\n", at)
@@ -649,7 +649,8 @@ class _Errors:
             return False
         head, first = self.text[lo:at].lstrip(), new.split("\n", 1)[0]
         rest = "" if "\n" in new else self.text[at:hi]
-        lead = next((lead for word, lead in _CLAUSES if re.match(word, head)), "")
+        clause = _CLAUSE.match(head)
+        lead = _CLAUSE_AFTER[clause.group(1)] if clause else ""
         if lead is None:
             return False
         return _syntax.python_finishable(lead + head + self.text[at:hi]) \
@@ -669,9 +670,10 @@ class _Errors:
         return self._compiles[win]
 
 
-# a clause that continues a statement above it, read after a header it can follow (None: not read alone)
-_CLAUSES: list[tuple[str, str | None]] = [(r"(?:else|elif)\b", "if 1:\n    pass\n"),
-                                          (r"(?:except|finally)\b", "try:\n    pass\n"), (r"case\b", None)]
+_CLAUSE = re.compile(r"(else|elif|except|finally|case)\b")  # a line that continues the statement above it
+# read alone after a header it can follow (None: not read alone)
+_CLAUSE_AFTER: dict[str, str | None] = {"else": "if 1:\n    pass\n", "elif": "if 1:\n    pass\n",
+                                        "except": "try:\n    pass\n", "finally": "try:\n    pass\n", "case": None}
 # strings and comments (skipped), brackets, a backslash continuation: enough to follow bracket depth through code
 _DEPTH = re.compile(r'''(?s)[rRbBfFuU]{0,2}(?:"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\'|"""|\'\'\''''
                     r"""|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|#[^\n]*|[()\[\]{}]|\\\n""")
@@ -698,7 +700,6 @@ def _statement_starts(text: str, start: int, at: int) -> bool:
 _FLOW = re.compile(r"\b(?:break|continue|return|yield|await|nonlocal|global)\b")  # placed by the compiler
 
 
-_CLAUSE_START = re.compile(r"(?:else|elif|except|finally|case)\b")  # a line that continues the statement above it
 SPLIT_CHARS = 20_000  # from this size a file's names are read in two parts (_Errors.names_around)
 _TOP_CODE = re.compile(r"^[^\s#]", re.MULTILINE)  # a line of code at the top level (or inside a string or brackets)
 
