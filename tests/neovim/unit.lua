@@ -649,6 +649,8 @@ eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexed
   files = 22 }), 'repo context  256 tokens, 22 files indexed, 2 skipped', 'skipped files (binary, too large)')
 eq(repo_line({ budget = 256, roots = { '/src/click' }, indexing = false, indexedFiles = 24, totalFiles = 24,
   files = 25 }), 'repo context  256 tokens, 25 files indexed', 'files added since the walk')
+eq(repo_line({ budget = 256, roots = { '/src/one' }, indexing = false, indexedFiles = 1, totalFiles = 1, files = 1 }),
+  'repo context  256 tokens, 1 file indexed', 'one file: singular')
 -- the files the index left out, named with why (the first three)
 local function skipped_line(repo)
   local lines = st.lines({ backend = 'embedded', loaded = true, repo = repo }, 'python')

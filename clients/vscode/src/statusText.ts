@@ -151,7 +151,7 @@ export function repoLines(status: ServerStatus): string[] {
   if (r.indexing) what = `indexing, ${r.indexedFiles ?? '?'} of ${r.totalFiles ?? '?'} files`;
   else {
     const held = isNumber(r.files) ? r.files : r.indexedFiles;
-    what = `${held ?? '?'} files indexed`;
+    what = `${held ?? '?'} ${held === 1 ? 'file' : 'files'} indexed`;
     if (isNumber(r.files) && isNumber(r.totalFiles) && r.totalFiles > r.files) what += `, ${r.totalFiles - r.files} skipped`;
   }
   const lines = [`Repository context: ${r.budget} tokens, ${what}`];

@@ -85,6 +85,8 @@ describe('statusTooltip, repository context', () => {
     const chunks = ['a/utils.py', 'a/core.py', 'a/utils.py', 'b/x.py', 'c/y.py'].map((path) => ({ path, kind: 'definition' }));
     const tooltip = statusTooltip({ ...status, lastLatencyMs: 80, repo, repoContext: { tokens: 190, chunks } }, undefined);
     assert.ok(tooltip.includes('Repository context: 256 tokens, 22 files indexed, 2 skipped'), tooltip);
+    const one = statusTooltip({ ...status, repo: { ...repo, indexedFiles: 1, totalFiles: 1, files: 1 } }, undefined);
+    assert.ok(one.includes('Repository context: 256 tokens, 1 file indexed'), one);
     assert.ok(tooltip.includes('Last context: 190 tokens, 5 chunks from a/utils.py, a/core.py, b/x.py, +1 more'), tooltip);
   });
 

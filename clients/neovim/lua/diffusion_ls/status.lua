@@ -97,7 +97,7 @@ local function repo_line(r)
     -- `files` is what the index holds; `indexedFiles` counts the files walked, the skipped ones too (binary,
     -- generated, too large)
     local held = type(r.files) == 'number' and r.files or r.indexedFiles
-    what = ('%s files indexed'):format(tostring(held or '?'))
+    what = ('%s %s indexed'):format(tostring(held or '?'), held == 1 and 'file' or 'files')
     if type(r.files) == 'number' and type(r.totalFiles) == 'number' and r.totalFiles > r.files then
       what = what .. (', %d skipped'):format(r.totalFiles - r.files)
     end
