@@ -153,6 +153,8 @@ class EmbeddedBackend(Seam):
         if int8:
             self.model.quantize_int8()
             self.memory_format += "+int8"
+            # a row's 8-bit product depends on its batch: no batch of canvases is exact (lossless decodes one a step)
+            self.capabilities = replace(self.capabilities, exact_batches=False)
             self.memory_estimate_bytes += sum(p.numel() for n, p in self.model.named_parameters()
                                               if n.endswith(("wqkv.weight", "wo.weight", "w13.weight", "w2.weight"))
                                               or n == "tok_emb.weight")

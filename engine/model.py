@@ -288,6 +288,8 @@ class DiffusionLM(nn.Module):
         change with the row count: MKL takes another, differently rounded one below 16 rows, so a lone 8-slot canvas
         would round unlike the same canvas in a batch. Found once per thread count: the smallest power of two whose
         products round every row as a product eight times as tall does (64 at most)."""
+        if self.int8_logits is not None:  # each product quantized as a whole: no padding makes a row exact
+            return 1
         threads = torch.get_num_threads()
         if threads not in self._rows:
             g = torch.Generator().manual_seed(0)

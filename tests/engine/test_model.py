@@ -105,7 +105,8 @@ def test_int8_products_give_the_float_logits_to_8_bit_precision(tiny_model_dir, 
     assert (got.argmax(-1) == want.argmax(-1)).float().mean() > 0.9
     # a row's 8-bit product depends on the rows beside it (its input is quantized per product): exact decoding never
     # batches canvases then, and each is what it is alone
-    assert not q.model.exact_batch(16, 2)
+    assert not q.model.exact_batch(16, 2) and not q.capabilities.exact_batches and q.model.min_rows() == 1
+    assert EmbeddedBackend(tiny_model_dir, dtype="bfloat16").capabilities.exact_batches
     alone = q.denoise(q.prefill(ctx, "q8"), canvases[1:], exact=True)[0]
     assert torch.equal(q.denoise(q.prefill(ctx, "q8"), canvases, exact=True)[1], alone)
 
