@@ -618,7 +618,8 @@ async function previewRows(page, name = 'main.py') {
       .map((line) => {
         const spans = [...line.querySelectorAll('span[class*="ced-"]')].filter((e) => {
           const content = getComputedStyle(e, '::after').content;
-          return content && content !== 'none' && content !== 'normal';
+          // a refused completion's note on a line (an automatic request the cursor's moves set off) is no preview row
+          return content && content !== 'none' && content !== 'normal' && !content.includes('no suggestion: ');
         });
         return {
           top: parseFloat(line.style.top),
