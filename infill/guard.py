@@ -293,8 +293,7 @@ class _Errors:
             if novel:
                 # only the answer binds a name the file has nowhere: the function around it, read alone, tells (a
                 # symtable of a 100 KB file costs a keystroke 15 ms); the whole file where that does not compile
-                around = _function_around(self.text[: edits[0][0]] + edits[0][2] + self.text[edits[0][0] :],
-                                          edits[0][0])
+                around = _function_around(self.edited((0, len(self.text)), edits), edits[0][0])
                 local = _syntax.python_unresolved(textwrap.dedent(around), fill_stubs=False) if around else None
                 if local is None:
                     local = after = unresolved_after()
