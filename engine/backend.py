@@ -26,7 +26,7 @@ from torch import Tensor
 
 from engine import DEFAULT_MODEL_DIR
 from engine.cache import KVCache
-from engine.model import DiffusionLM, ModelLoadError, compute_dtype, load_config, load_model
+from engine.model import DiffusionLM, ModelLoadError, compute_dtype, load_config, load_model, native_int8
 from engine.tokenizer import SpecialIds, Tokenizer, TokenizerError
 
 
@@ -135,7 +135,10 @@ class EmbeddedBackend(Seam):
                                 exact_batches=True)
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu", max_sessions: int = 4,
-                 threads: int | None = None, dtype: str = "auto") -> None:
+                 threads: int | None = None, dtype: str = "auto", exact_batches: bool = False) -> None:
+        """dtype `auto`: int8 products where the CPU runs them natively (native_int8), the rest in bfloat16 where
+        the device multiplies it natively, else float32; `exact_batches` (lossless asks for it) keeps `auto` off
+        int8, whose batches of canvases are not exact."""
         d = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         if not d.is_dir():
             raise ModelLoadError(f"model directory {d} does not exist; set modelPath or reinstall diffusion-ls")
@@ -143,7 +146,8 @@ class EmbeddedBackend(Seam):
         # by default use half the cores, at most 4 (oversubscribed torch threads stall each other badly)
         torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
         self.model_dir = d
-        int8 = dtype == "int8"  # the products' weights in 8 bits, the rest as `auto` (DiffusionLM.quantize_int8)
+        # the products' weights in 8 bits, the rest as `auto` (DiffusionLM.quantize_int8)
+        int8 = dtype == "int8" or (dtype == "auto" and not exact_batches and native_int8(device))
         if int8 and device != "cpu":
             raise ModelLoadError(f"dtype int8 runs on the CPU only, not on {device}")
         self.dtype = compute_dtype("auto" if int8 else dtype, device)

@@ -387,6 +387,13 @@ def native_bf16(device: str = "cpu") -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def native_int8(device: str = "cpu") -> bool:
+    """Whether `auto` runs the embedded model's products in 8 bits (DiffusionLM.quantize_int8): a CPU that torch's
+    fbgemm kernels run on with AVX2 or AVX-512 (x86); elsewhere they are missing or slower than the float product."""
+    return (device == "cpu" and "fbgemm" in torch.backends.quantized.supported_engines
+            and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
+
+
 def compute_dtype(name: str, device: str = "cpu") -> torch.dtype:
     """The weights' dtype for a setting: float32, bfloat16, or auto (bfloat16 where the device multiplies it in
     hardware: half the bytes a forward reads, and a forward here is bound by reading its weights)."""

@@ -716,11 +716,17 @@ def main(args: argparse.Namespace) -> int:
     legs = result["leg_seconds"] = {"load": round(time.perf_counter() - t_start, 1)}
     t0 = time.perf_counter()
     holes = engine_holes(backend.tokenizer, plan.holes, args.budget)
+    # the samplers side by side in one arithmetic, the one lossless needs: `auto`'s int8 batches are not exact, so
+    # there the engine leg runs the format `auto` keeps under lossless (the other legs run what a user gets)
+    decoder = backend
+    if args.dtype == "auto" and not backend.capabilities.exact_batches:
+        decoder = EmbeddedBackend(args.model, device=args.device, threads=args.threads, exact_batches=True)
+        result["machine"]["engine_dtype"] = decoder.memory_format
     ar_float32 = None
-    if backend.dtype != torch.float32:
+    if decoder.dtype != torch.float32:
         ar_float32 = EmbeddedBackend(args.model, device=args.device, threads=args.threads, dtype="float32")
-    engine, demo = engine_leg(backend, holes, settings.sampler(), progress, ar_float32)
-    del ar_float32
+    engine, demo = engine_leg(decoder, holes, settings.sampler(), progress, ar_float32)
+    del ar_float32, decoder
     result["engine"] = engine
     legs["engine"], t0 = round(time.perf_counter() - t0, 1), time.perf_counter()
     keys = keystroke_leg(backend, settings, plan, progress)
@@ -766,7 +772,9 @@ def report(r: dict) -> str:
     m, e, k, lsp = r["machine"], r["engine"], r["keystroke"], r["lsp"] or {}
     lines = [
         f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
-        f"device {m['device']}, load {m['load_avg_1m']} -> {m['load_avg_1m_end']}; model {m['model']} "
+        f"device {m['device']} ({m.get('dtype')}"
+        + (f"; engine leg {m['engine_dtype']}, the arithmetic lossless needs" if m.get("engine_dtype") else "")
+        + f"), load {m['load_avg_1m']} -> {m['load_avg_1m_end']}; model {m['model']} "
         f"({m['params_m']}M params)",
         f"engine ({e['holes']} holes, mean capacity {e['capacity_mean']}, context {e['context_tokens_mean']} tokens):",
     ]

@@ -140,7 +140,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         from engine.backend import EmbeddedBackend
 
-        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads)
+        backend = EmbeddedBackend(args.model, device=args.device, threads=args.threads,
+                                  exact_batches=settings.exact_batches())
     except ModelLoadError as exc:
         print(f"diffusion-ls complete: cannot load the model: {exc}", file=sys.stderr)
         return 1

@@ -39,7 +39,9 @@ class Settings(BaseModel):
     backend: Literal["embedded", "transformers", "vllm", "vllm-remote", "mercury", "masked-diffusion"] = "embedded"
     model_path: str | None = None  # embedded: None = the shipped model; transformers / vllm: a local checkpoint dir
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "mps"
-    # the weights' dtype; auto: the embedded model in bfloat16 where the device multiplies it natively, others as stored
+    # the weights' dtype; auto: the embedded model's products in int8 on an x86 CPU with AVX2 (bfloat16 or float32 under
+    # `lossless`, whose batches must be exact), the rest in bfloat16 where the device multiplies it natively; others
+    # as stored
     dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
     # transformers: how the weights are quantized. "experts-int4" / "experts-int8" quantize DiffusionGemma's fused
     # experts (88% of it) weight-only (engine.quant): the 26B then fits one 24 GB GPU with int4. transformers' own
@@ -160,15 +162,22 @@ class Settings(BaseModel):
 
     def backend_key(self) -> tuple:
         """What the loaded backend depends on: a change means loading it again."""
-        return (self.backend, self.model_path, self.device, self.threads, self.dtype, self.server_url,
+        return (self.backend, self.model_path, self.device, self.threads, self.dtype, self.exact_batches(),
+                self.server_url,
                 self.server_model, self.pin_suffix, self.trust_remote_code, self.dual_cache, self.mask_token_id,
                 self.logit_shift, self.quantization)
+
+    def exact_batches(self) -> bool:
+        """Whether the embedded model must decode a batch of canvases exactly as each alone: `lossless` checks its
+        drafts so, and dtype `auto` then keeps a floating-point format instead of int8."""
+        return self.backend == "embedded" and self.strategy == "lossless"
 
     def backend_options(self) -> dict[str, Any]:
         """engine.backends.load_backend's options for `backend`; raises ValueError when a required setting is missing.
         """
         if self.backend == "embedded":
-            return {"model_dir": self.model_path, "device": self.device, "threads": self.threads, "dtype": self.dtype}
+            return {"model_dir": self.model_path, "device": self.device, "threads": self.threads, "dtype": self.dtype,
+                    "exact_batches": self.exact_batches()}
         if self.dtype == "int8":
             raise ValueError("dtype int8 is the embedded model's (8-bit products on the CPU); a checkpoint's "
                              "weights are quantized with `quantization`")

@@ -81,10 +81,10 @@ def machine() -> dict:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         mem = 0
-    from engine.model import native_bf16
+    from engine.model import native_bf16, native_int8
 
     return {"cpu_cores": cores, "memory_gib": round(mem / 2**30, 1) if mem else None, "platform": sys.platform,
-            "cpu_bfloat16": native_bf16("cpu")}
+            "cpu_bfloat16": native_bf16("cpu"), "cpu_int8": native_int8("cpu")}
 
 
 def gpus() -> dict:
@@ -342,8 +342,10 @@ def render(report: dict) -> str:
     m, g = report["machine"], report["gpu"]
     lines = ["diffusion-ls doctor", "",
              f"machine   {m['cpu_cores']} CPU cores, {m['memory_gib']} GiB memory ({m['platform']}); bfloat16 in "
-             + ("hardware: the embedded model runs in it (dtype auto)" if m.get("cpu_bfloat16") else
-                "software only: the embedded model runs in float32 (dtype auto)")]
+             + ("hardware" if m.get("cpu_bfloat16") else "software only")
+             + "; the embedded model runs (dtype auto) its products in "
+             + ("int8" if m.get("cpu_int8") else "bfloat16" if m.get("cpu_bfloat16") else "float32")
+             + ", the rest in " + ("bfloat16" if m.get("cpu_bfloat16") else "float32")]
     if g["devices"]:
         for d in g["devices"]:
             lines.append(f"GPU       cuda:{d['index']} {d['name']}, {d['memory_gib']} GiB "

@@ -68,13 +68,16 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "default: the model's, 256 for the shipped one)")
 
 
-def _embedded(args: argparse.Namespace):
-    """The embedded model the options name, or None after saying why it cannot load."""
+def _embedded(args: argparse.Namespace, *samplers: ev.Sampler | None):
+    """The embedded model the options name, or None after saying why it cannot load. A sampler that decodes in the
+    arithmetic of batches (lossless, one-per-forward:exact) keeps `auto` off int8, as the server does for lossless."""
     from engine.backend import EmbeddedBackend
     from engine.model import ModelLoadError
 
+    exact = any(s is not None and (s.cfg.exact or s.cfg.strategy == "lossless") for s in samplers)
     try:
-        return EmbeddedBackend(args.model, device=args.device, threads=args.threads, dtype=args.dtype)
+        return EmbeddedBackend(args.model, device=args.device, threads=args.threads, dtype=args.dtype,
+                               exact_batches=exact)
     except ModelLoadError as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return None
@@ -93,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     except (ev.EvalError, ValueError) as exc:
         print(f"diffusion-ls eval: {exc}", file=sys.stderr)
         return 2
-    backend = _embedded(args)
+    backend = _embedded(args, sampler, against)
     if backend is None:
         return 2
     if "learned" in (sampler.cfg.strategy, against.cfg.strategy if against else ""):

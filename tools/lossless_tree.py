@@ -151,7 +151,7 @@ def main() -> int:
     from engine.backend import EmbeddedBackend
 
     torch.set_num_threads(1)
-    backend = EmbeddedBackend(a.model, device="cpu", threads=1)
+    backend = EmbeddedBackend(a.model, device="cpu", threads=1, exact_batches=True)
     runs = record(backend, SUITES)
     base = sum(len(F) for _, _, _, F in runs)
     out: dict = {"command": "python tools/lossless_tree.py" + (f" --json {a.json}" if a.json else ""),

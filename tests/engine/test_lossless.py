@@ -16,7 +16,7 @@ from infill import evaluate as ev
 
 @pytest.fixture(scope="module")
 def shipped() -> EmbeddedBackend:
-    return EmbeddedBackend()
+    return EmbeddedBackend(exact_batches=True)  # as the server loads it for lossless
 
 
 def test_a_batch_of_canvases_decodes_each_exactly_as_alone(shipped):

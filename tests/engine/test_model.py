@@ -9,6 +9,7 @@ import torch
 
 from engine.backend import EmbeddedBackend
 from engine.model import ModelLoadError, load_model, two_mode_mask
+from engine.model import native_int8 as m_native_int8
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,26 @@ def test_int8_is_the_embedded_model_s_on_the_cpu(tiny_model_dir):
     with pytest.raises(ValueError, match="dtype int8 is the embedded model's"):
         Settings(backend="transformers", model_path="/x", dtype="int8").backend_options()
     assert Settings(dtype="int8").backend_options()["dtype"] == "int8"
+
+
+def test_auto_runs_int8_products_where_the_cpu_has_their_kernels_but_not_for_lossless(tiny_model_dir, monkeypatch):
+    from engine import backend as b
+    from server.config import Settings
+
+    monkeypatch.setattr(b, "native_int8", lambda device="cpu": True)
+    auto = EmbeddedBackend(tiny_model_dir)
+    assert auto.memory_format.endswith("+int8") and not auto.capabilities.exact_batches
+    exact = EmbeddedBackend(tiny_model_dir, exact_batches=True)  # lossless checks its drafts in exact batches
+    assert "int8" not in exact.memory_format and exact.capabilities.exact_batches
+    assert EmbeddedBackend(tiny_model_dir, dtype="bfloat16").memory_format == "bfloat16"  # asked for: as asked
+    monkeypatch.setattr(b, "native_int8", lambda device="cpu": False)
+    assert "int8" not in EmbeddedBackend(tiny_model_dir).memory_format
+    assert not m_native_int8("cuda") and not m_native_int8("mps")
+
+    lossless, default = Settings(strategy="lossless"), Settings()
+    assert lossless.backend_options()["exact_batches"] and not default.backend_options()["exact_batches"]
+    assert lossless.backend_key() != default.backend_key()  # choosing lossless reloads the model in its format
+    assert not Settings(backend="mercury", strategy="lossless").exact_batches()
 
 
 def test_auto_dtype_is_bfloat16_only_where_the_device_multiplies_it(monkeypatch):

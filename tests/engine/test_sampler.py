@@ -43,7 +43,7 @@ class CountingBackend:
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    return EmbeddedBackend(tiny_model_dir)
+    return EmbeddedBackend(tiny_model_dir, exact_batches=True)  # the lossless tests check batches exactly
 
 
 @pytest.fixture()

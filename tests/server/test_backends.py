@@ -22,6 +22,7 @@ import pytest
 import pytest_lsp
 from pytest_lsp import LanguageClient
 
+from engine.model import native_int8
 from tests.server.conftest import CONFIG, TIMEOUT, Session, check_inline, check_stream, plain, start_session
 
 pytest.importorskip("transformers", minversion="5.11")  # the `hf` extra
@@ -181,7 +182,18 @@ async def test_the_embedded_model_with_8_bit_products_completes_and_says_so(dg: 
     check_inline(dg.notes("inline-int8"), result, INLINE_AT, version=1)
     status = await dg.status()
     assert status["backend"] == "embedded" and status["loaded"] and status["memoryFormat"].endswith("+int8"), status
+    use(dg, {"dtype": None, "strategy": "lossless"})  # auto keeps batches exact for lossless: no int8
+    fut, _ = dg.inline(uri, *INLINE_AT, msg_id="inline-lossless", invoked=True)
+    await asyncio.wait_for(fut, TIMEOUT)
+    assert dg.notes("inline-lossless")[-1]["done"]  # decoded (here the guard refuses what it wrote: a repeated line)
+    status = await dg.status()
+    assert status["loaded"] and "int8" not in status["memoryFormat"], status
     use(dg, {"dtype": None})
+    fut, _ = dg.inline(uri, *INLINE_AT, msg_id="inline-auto", invoked=True)
+    await asyncio.wait_for(fut, TIMEOUT)
+    assert dg.notes("inline-auto")[-1]["done"]
+    status = await dg.status()
+    assert status["memoryFormat"].endswith("+int8") == native_int8("cpu"), status  # auto: int8 where it runs natively
 
 
 def test_remote_hole_sizing_makes_no_round_trip(fake_vllm):

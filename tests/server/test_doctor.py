@@ -53,10 +53,12 @@ def test_reports_this_machine_and_lists_models_without_fetching(home):
     report = doctor.collect({}, home)
     m = report["machine"]
     assert m["cpu_cores"] == os.cpu_count() and m["memory_gib"] > 0
-    from engine.model import native_bf16
+    from engine.model import native_bf16, native_int8
 
-    assert m["cpu_bfloat16"] == native_bf16("cpu")
-    assert ("bfloat16 in hardware" if m["cpu_bfloat16"] else "bfloat16 in software only") in doctor.render(report)
+    assert m["cpu_bfloat16"] == native_bf16("cpu") and m["cpu_int8"] == native_int8("cpu")
+    text = doctor.render(report)
+    assert ("bfloat16 in hardware" if m["cpu_bfloat16"] else "bfloat16 in software only") in text
+    assert f"its products in {'int8' if m['cpu_int8'] else 'bfloat16' if m['cpu_bfloat16'] else 'float32'}" in text
     import torch
 
     if torch.cuda.is_available():  # on a machine with a GPU the report names it and its memory
