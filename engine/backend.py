@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -28,6 +29,8 @@ from engine import DEFAULT_MODEL_DIR
 from engine.cache import KVCache
 from engine.model import DiffusionLM, ModelLoadError, compute_dtype, load_config, load_model, native_int8
 from engine.tokenizer import SpecialIds, Tokenizer, TokenizerError
+
+log = logging.getLogger("diffusion_ls.engine")
 
 
 @dataclass
@@ -155,7 +158,14 @@ class EmbeddedBackend(Seam):
         self.memory_format = str(self.dtype).removeprefix("torch.")  # what diffusion/status reports
         self.memory_estimate_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
         if int8:
-            self.model.quantize_int8()
+            try:
+                self.model.quantize_int8()
+            except RuntimeError as exc:  # torch without fbgemm's kernels: asked for, say so; auto's choice, go without
+                if dtype == "int8":
+                    raise ModelLoadError(f"dtype int8: this torch cannot run 8-bit products here ({exc})") from exc
+                log.warning("dtype auto: 8-bit products failed (%s); the model runs in %s", exc, self.dtype)
+                int8 = False
+        if int8:
             self.memory_format += "+int8"
             # a row's 8-bit product depends on its batch: no batch of canvases is exact (lossless decodes one a step)
             self.capabilities = replace(self.capabilities, exact_batches=False)

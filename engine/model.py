@@ -207,10 +207,14 @@ class DiffusionLM(nn.Module):
 
     def quantize_int8(self) -> None:
         """Every product's weight (the layers' and the logits', tied to the embeddings) as 8-bit integers per
-        output channel (Int8Weight); the embeddings' lookup, norms and attention stay in the model's dtype."""
-        for layer in self.blocks:
-            layer.int8 = {name: Int8Weight.of(getattr(layer, name).weight) for name in ("wqkv", "wo", "w13", "w2")}
-        self.int8_logits = Int8Weight.of(self.tok_emb.weight)
+        output channel (Int8Weight); the embeddings' lookup, norms and attention stay in the model's dtype. All or
+        nothing: a failure (torch without the kernels) leaves the model as it was."""
+        layers = [{name: Int8Weight.of(getattr(layer, name).weight) for name in ("wqkv", "wo", "w13", "w2")}
+                  for layer in self.blocks]
+        logits = Int8Weight.of(self.tok_emb.weight)
+        for layer, weights in zip(self.blocks, layers, strict=True):
+            layer.int8 = weights
+        self.int8_logits = logits
 
     # ---- training: one pass over [context | canvas] with the two-mode mask ----------------------------------------
 

@@ -131,6 +131,18 @@ def test_auto_runs_int8_products_where_the_cpu_has_their_kernels_but_not_for_los
     exact = EmbeddedBackend(tiny_model_dir, exact_batches=True)  # lossless checks its drafts in exact batches
     assert "int8" not in exact.memory_format and exact.capabilities.exact_batches
     assert EmbeddedBackend(tiny_model_dir, dtype="bfloat16").memory_format == "bfloat16"  # asked for: as asked
+    from engine import model as m
+
+    def no_kernels(w):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
+
+    monkeypatch.setattr(m.Int8Weight, "of", staticmethod(no_kernels))  # a torch built without fbgemm
+    fallback = EmbeddedBackend(tiny_model_dir)  # auto's choice: the model loads as before, without int8
+    assert "int8" not in fallback.memory_format and fallback.capabilities.exact_batches
+    assert fallback.model.int8_logits is None and all(not layer.int8 for layer in fallback.model.blocks)
+    with pytest.raises(ModelLoadError, match="dtype int8: this torch cannot run 8-bit products"):
+        EmbeddedBackend(tiny_model_dir, dtype="int8")  # asked for: said, not hidden
+    monkeypatch.undo()
     monkeypatch.setattr(b, "native_int8", lambda device="cpu": False)
     assert "int8" not in EmbeddedBackend(tiny_model_dir).memory_format
     assert not m_native_int8("cuda") and not m_native_int8("mps")
