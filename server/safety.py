@@ -38,6 +38,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    "corpus, e.g. what tools/lang_corpus.py builds")
     p.add_argument("--limit", type=int, default=160, help="holes (each gives a rewrite and a fill request)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
+                   help="the model's number format (auto: as the server loads it)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -74,10 +76,10 @@ def _violations(text: str, lang: str, edits: list[tuple[int, int, str]]) -> list
     return bad
 
 
-def run(corpus: str, limit: int, threads: int = 1) -> dict:
+def run(corpus: str, limit: int, threads: int = 1, dtype: str = "auto") -> dict:
     from engine.backend import EmbeddedBackend
 
-    backend = EmbeddedBackend(threads=threads)
+    backend = EmbeddedBackend(threads=threads, dtype=dtype)
     settings = Settings()
     budget, max_tokens, room = settings.limits(backend)  # the server's
     cfg = settings.sampler(backend=backend)
@@ -124,7 +126,7 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
             counts[kind]["violations"] += len(bad)
             problems += [f"{task.task_id} {kind}: {m}" for m in bad]
     return {"corpus": corpus, "holes": len(tasks), "languages": sorted({t.lang for t in tasks}),
-            "model": backend.model_name, "requests": {k: dict(v) for k, v in counts.items()},
+            "model": backend.model_name, "dtype": backend.memory_format, "requests": {k: dict(v) for k, v in counts.items()},
             "refusals": dict(reasons.most_common()), "violations": problems[:50],
             "max_nfe": max((w["nfe"] for w in worst.values()), default=0),
             "max_ms": max((w["ms"] for w in worst.values()), default=0.0), "worst": worst}
@@ -132,7 +134,7 @@ def run(corpus: str, limit: int, threads: int = 1) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    summary = run(args.corpus, args.limit, args.threads)
+    summary = run(args.corpus, args.limit, args.threads, args.dtype)
     summary["elapsed_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         json.dump(summary, sys.stdout, indent=1)

@@ -25,9 +25,10 @@ def test_safety_on_real_code_returns_no_harmful_edit(tmp_path, capsys):
         "    def area(self):\n        return math.pi * self.r ** 2\n\n"
         "    def scaled(self, k):\n        if k <= 0:\n            raise ValueError('k must be positive')\n"
         "        return Circle(self.r * k)\n")
-    assert main(["safety", "--corpus", str(tmp_path), "--limit", "4", "--json"]) == 0
+    assert main(["safety", "--corpus", str(tmp_path), "--limit", "4", "--json", "--dtype", "bfloat16"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["violations"] == [] and out["languages"] == ["python"] and out["holes"] == 4
+    assert out["dtype"] == "bfloat16"  # the format it ran in is part of the result
     rewrite, fill = out["requests"]["rewrite"], out["requests"]["fill"]
     assert rewrite["requests"] == 4 and rewrite["useful"] + rewrite.get("refused", 0) == rewrite["holes"]
     assert fill["requests"] == 4 and fill["useful"] + fill.get("refused", 0) == fill["holes"]
