@@ -616,6 +616,30 @@ cases[#cases + 1] = { 'invalid_option', plain = true, function()
   case.health = lines()
 end }
 
+-- setup() again: the running server takes the new settings, and one left out goes back to its default (a trial had
+-- `strategy = 'lossless'` stay after a setup() without it)
+cases[#cases + 1] = { 'setup_again', plain = true, function()
+  local _, client = open('again.py', SAMPLE)
+  local function status_where(what, ok)
+    local pending, last = false, nil
+    return await(what, function()
+      if not pending then
+        pending = true
+        client:request('diffusion/status', vim.empty_dict(), function(err, result)
+          pending = false
+          last = not err and result or nil
+        end)
+      end
+      return last and not last.loading and ok(last) and last
+    end)
+  end
+  require('diffusion_ls').setup({ server_settings = { strategy = 'lossless' } })
+  case.lossless = status_where('strategy lossless', function(s) return s.strategy == 'lossless' end)
+  require('diffusion_ls').setup({})
+  case.default = status_where('the default strategy', function(s) return s.strategy ~= 'lossless' end)
+  case.init_options = vim.json.encode(client.config.init_options)
+end }
+
 local only = os.getenv('DIFFUSION_LS_CASES')
 only = only ~= '' and only or nil
 local main = coroutine.create(function()

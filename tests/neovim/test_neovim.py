@@ -585,6 +585,13 @@ def test_one_invalid_option_warns_and_everything_else_works(plain_report: dict) 
                for ln in health), health
 
 
+def test_setup_again_sends_the_new_settings_and_resets_those_left_out(plain_report: dict) -> None:
+    c = case(plain_report, "setup_again")
+    assert c["lossless"]["strategy"] == "lossless" and "int8" not in c["lossless"]["memoryFormat"], c["lossless"]
+    assert c["default"]["strategy"] == "threshold" and c["default"]["loaded"], c["default"]
+    assert c["init_options"] == "{}"
+
+
 def test_checkhealth_reports_ok(report: dict) -> None:
     lines = case(report, "checkhealth")["lines"]
     text = "\n".join(lines)

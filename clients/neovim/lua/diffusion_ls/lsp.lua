@@ -146,12 +146,20 @@ end
 function M.setup()
   local group = vim.api.nvim_create_augroup('diffusion_ls.lsp', { clear = true })
   local filetypes = config.get().filetypes
-  -- setup() again with other server_settings: a running server gets them now (it started with the old ones)
+  -- setup() again with other server_settings: a running server gets them now (it started with the old ones). The
+  -- server reads a change as a partial update, so a setting left out this time goes as null: back to its default.
   local settings = M.settings_object(config.get().server_settings)
   for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
-    if not vim.deep_equal(client.config.init_options, settings) then
+    local old = client.config.init_options or {}
+    if not vim.deep_equal(old, settings) then
+      local change = vim.deepcopy(settings)
+      for key in pairs(old) do
+        if settings[key] == nil then
+          change[key] = vim.NIL
+        end
+      end
       client.config.init_options = settings
-      client:notify('workspace/didChangeConfiguration', { settings = settings })
+      client:notify('workspace/didChangeConfiguration', { settings = M.settings_object(change) })
     end
   end
   vim.api.nvim_create_autocmd('FileType', {
