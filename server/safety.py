@@ -126,7 +126,8 @@ def run(corpus: str, limit: int, threads: int = 1, dtype: str = "auto") -> dict:
             counts[kind]["violations"] += len(bad)
             problems += [f"{task.task_id} {kind}: {m}" for m in bad]
     return {"corpus": corpus, "holes": len(tasks), "languages": sorted({t.lang for t in tasks}),
-            "model": backend.model_name, "dtype": backend.memory_format, "requests": {k: dict(v) for k, v in counts.items()},
+            "model": backend.model_name, "dtype": backend.memory_format,
+            "requests": {k: dict(v) for k, v in counts.items()},
             "refusals": dict(reasons.most_common()), "violations": problems[:50],
             "max_nfe": max((w["nfe"] for w in worst.values()), default=0),
             "max_ms": max((w["ms"] for w in worst.values()), default=0.0), "worst": worst}

@@ -314,7 +314,7 @@ class DiffusionLanguageServer(LanguageServer):
         except Exception as exc:  # ModelLoadError, a bad device, a broken file: the server stays up
             self.backend, self.backend_error = None, str(exc)
             msg = (f"diffusion-ls: could not load the model ({settings.backend} backend): {exc}. Completion is off "
-                   f"until this is fixed: {_LOAD_HINTS[settings.backend]}")
+                   f"until this is fixed: {_load_hint(settings)}")
             log.error(msg)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Error, msg))
             raise BackendUnavailable(msg) from exc
@@ -539,9 +539,17 @@ class DiffusionLanguageServer(LanguageServer):
         return job, types.TextEdit(rng, out.fills[0]), None
 
 
+def _load_hint(settings: Settings) -> str:
+    """What to change when the model did not load: the embedded model's hint names modelPath only when it is set."""
+    if settings.backend == "embedded" and settings.model_path is None:
+        return ("check `device` and `dtype` (int8 runs on the CPU only); if the shipped model's files are damaged, "
+                "reinstall diffusion-ls.")
+    return _LOAD_HINTS[settings.backend]
+
+
 _LOAD_HINTS = {
     "embedded": "set `modelPath` to a model directory (config.json, model.safetensors, tokenizer.json) or remove it to "
-                "use the shipped model; check `device`.",
+                "use the shipped model; check `device` and `dtype`.",
     "transformers": "set `modelPath` to a local DiffusionGemma checkpoint directory (config.json, safetensors weights, "
                     "tokenizer files); install the `hf` extra (transformers >= 5.11); check `device` and `dtype`.",
     "vllm": "set `modelPath` to a local DiffusionGemma checkpoint directory and install the `vllm` extra on a GPU "

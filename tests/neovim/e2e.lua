@@ -548,6 +548,17 @@ cases[#cases + 1] = { 'status_report', function()
   case.mode = mode()
   type_keys('j', function() return not vim.api.nvim_win_is_valid(win) end) -- moving the cursor closes it
   case.floats_after = #floats()
+  -- asked again while it is open, the report is entered (as hover is), and `q` there closes it
+  vim.api.nvim_input(':DiffusionStatus<CR>')
+  win = await('the status window again', function() return floats()[1] end)
+  vim.api.nvim_input(':DiffusionStatus<CR>')
+  case.entered = await('the status window entered', function()
+    return vim.api.nvim_get_current_win() == win or not vim.api.nvim_win_is_valid(win) or nil
+  end) and vim.api.nvim_get_current_win() == win
+  if case.entered then
+    type_keys('q', function() return not vim.api.nvim_win_is_valid(win) end)
+  end
+  case.floats_end = #floats()
 end }
 
 cases[#cases + 1] = { 'checkhealth', function()

@@ -545,6 +545,8 @@ def test_status_report_is_a_short_floating_window(report: dict) -> None:
     assert c["messages_after"] == c["messages_before"], c["messages_after"]
     assert c["notifications"] == [] and c["mode"] == "n"
     assert c["floats_after"] == 0, "moving the cursor closes the report"
+    assert c["entered"], "asked again while open, the report is entered (the doc says so)"
+    assert c["floats_end"] == 0, "q closes it"
 
 
 def test_typing_before_the_server_attaches_asks_once_it_does(plain_report: dict) -> None:

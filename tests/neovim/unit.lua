@@ -699,7 +699,9 @@ eq(vim.fn.strdisplaywidth(shown) < vim.v.echospace and vim.endswith(shown, '… 
   'shortened to fit, saying where the rest is: ' .. shown)
 eq(vim.startswith(long, shown:sub(1, -#'… (all: :DiffusionStatus)' - 1)), true, 'its beginning')
 eq(lsp.last_message, long, 'kept whole')
-eq(st.lines({ backend = 'embedded' }, 'python')[8], 'last message  ' .. long, 'and shown by :DiffusionStatus')
+eq(st.lines({ backend = 'embedded' }, 'python')[8], 'last message  0 s ago: ' .. long, 'and shown by :DiffusionStatus')
+lsp.last_message_ms = lsp.last_message_ms - 90000
+eq(st.lines({ backend = 'embedded' }, 'python')[8], 'last message  90 s ago: ' .. long, 'with how long ago')
 lsp.say('one\ntwo', INFO)
 eq(notes[#notes], { 'one; two', INFO }, 'one line')
 eq(lsp.last_message, nil, 'a later message that fits: no stale line in :DiffusionStatus')

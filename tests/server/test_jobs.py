@@ -311,3 +311,16 @@ async def test_a_model_that_does_not_load_is_reported_and_requests_fail_clearly(
     result = await fut
     check_inline(session.notes("model-back"), result, (1, 0), version=1)
     assert (await session.status())["loaded"] is True
+
+    # the shipped model with a setting it cannot run with: the hint names that setting, not modelPath (a trial)
+    session.configure({**SHORT, "dtype": "int8", "device": "cuda"})
+    fut, _ = session.inline(uri, 1, 0, msg_id="int8-cuda")
+    with pytest.raises(JsonRpcException) as err:
+        await fut
+    assert "dtype int8 runs on the CPU only" in err.value.message
+    said = [m.message for m in session.client.messages if m.type == types.MessageType.Error][-1]
+    assert "check `device` and `dtype`" in said and "modelPath" not in said, said
+    session.configure({**SHORT, "dtype": None, "device": None})  # null: back to the default
+    fut, _ = session.inline(uri, 1, 0, msg_id="cpu-back")
+    await fut
+    assert session.notes("cpu-back")[-1]["done"] and (await session.status())["loaded"] is True

@@ -288,7 +288,8 @@ local function on_result(err, result, req)
   if not err and items[1] then
     text, del_after = normalize(items[1], g, req)
   elseif err and g.asked and err.code ~= -32800 then -- not cancelled
-    lsp.say('diffusion-ls: completion failed: ' .. (err.message or ''), vim.log.levels.WARN)
+    local why = (err.message or ''):gsub('^diffusion%-ls: ', '') -- the server's own messages start with its name
+    lsp.say('diffusion-ls: completion failed: ' .. why, vim.log.levels.WARN)
   end
   if not text or text == '' then
     -- a failed request (no model loaded, a server error) is kept even as you type: "no figure" would hide it

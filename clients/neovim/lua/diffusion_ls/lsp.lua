@@ -21,6 +21,9 @@ end
 --- The last message `say` gave, whole, when it had to shorten it (:DiffusionStatus shows it); nil otherwise.
 ---@type string?
 M.last_message = nil
+--- When it was given (vim.uv.now(), ms): the report says how long ago, as the problem may be fixed since.
+---@type integer?
+M.last_message_ms = nil
 
 --- Tell the user on one line of the command line: a longer or multi-line message stops the editor at a "Press
 --- ENTER" prompt while a stale preview stays drawn. A shortened message is kept whole for :DiffusionStatus, and
@@ -32,7 +35,7 @@ function M.say(msg, level)
   local room = math.max(20, (vim.v.echospace > 0 and vim.v.echospace or vim.o.columns - 12) - 1)
   M.last_message = nil
   if vim.fn.strdisplaywidth(line) > room then
-    M.last_message = msg
+    M.last_message, M.last_message_ms = msg, vim.uv.now()
     local rest = ' (all: :DiffusionStatus)' -- where the whole of it is: :messages has only this line
     local cut = vim.fn.strcharpart(line, 0, room - 1 - #rest)
     while vim.fn.strdisplaywidth(cut) > room - 1 - #rest do -- wide characters take two cells

@@ -3,6 +3,9 @@ local config = require('diffusion_ls.config')
 
 local M = {}
 
+---@type integer? the report's floating window (it may have been closed since)
+M.win = nil
+
 --- The last status each client answered: client id -> diffusion/status result.
 ---@type table<integer, table>
 local last = {}
@@ -222,9 +225,11 @@ function M.lines(s, filetype)
   lines[#lines + 1] = repo_line(s.repo)
   lines[#lines + 1] = context_line(s)
   lines[#lines + 1] = skipped_line(s.repo)
-  local said = require('diffusion_ls.lsp').last_message
-  if said then -- a refusal's whole reason, shortened on the command line
-    lines[#lines + 1] = 'last message  ' .. said:gsub('%s*\n%s*', '; ')
+  local lsp = require('diffusion_ls.lsp')
+  local said = lsp.last_message
+  if said then -- a refusal's whole reason, shortened on the command line; how long ago, as it may be fixed since
+    local ago = math.floor((vim.uv.now() - (lsp.last_message_ms or vim.uv.now())) / 1000)
+    lines[#lines + 1] = 'last message  ' .. ago .. ' s ago: ' .. said:gsub('%s*\n%s*', '; ')
   end
   return lines
 end
@@ -235,17 +240,25 @@ end
 ---@param title string
 ---@return integer bufnr, integer winid
 function M.show(lines, title)
-  return vim.lsp.util.open_floating_preview(lines, '', {
+  local bufnr, winid = vim.lsp.util.open_floating_preview(lines, '', {
     border = 'rounded',
     title = ' ' .. title .. ' ',
     title_pos = 'center',
     focus_id = 'diffusion_ls_status',
     close_events = { 'CursorMoved', 'CursorMovedI', 'InsertEnter', 'BufLeave' },
   })
+  M.win = winid
+  return bufnr, winid
 end
 
 --- :DiffusionStatus: ask the running server and show the report.
 function M.report()
+  -- open already: enter it now. Asking the server first would answer after the command line is left, and leaving
+  -- it moves the cursor, which closes the window.
+  if M.win and vim.api.nvim_win_is_valid(M.win) and vim.api.nvim_get_current_win() ~= M.win then
+    vim.api.nvim_set_current_win(M.win)
+    return
+  end
   local lsp = require('diffusion_ls.lsp')
   local client = lsp.get_client()
   if not client then
