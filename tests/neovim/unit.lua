@@ -706,4 +706,18 @@ lsp.say('one\ntwo', INFO)
 eq(notes[#notes], { 'one; two', INFO }, 'one line')
 eq(lsp.last_message, nil, 'a later message that fits: no stale line in :DiffusionStatus')
 
+-- :DiffusionStatus with no server: one that started and ended says so (a trial's `cmd` lacked `serve`)
+local get_client, starting = lsp.get_client, lsp.starting
+lsp.get_client, lsp.starting = function() return nil end, function() return false end
+vim.o.columns = 200
+lsp.exited = nil
+st.report()
+eq(notes[#notes], { 'diffusion-ls: not running (it starts with a buffer of a configured filetype)', WARN },
+  'never started')
+lsp.exited = { code = 0, signal = 0, cmd = 'diffusion-ls' }
+st.report()
+eq(notes[#notes], { 'diffusion-ls: not running: `diffusion-ls` exited (code 0); check `cmd` and :checkhealth '
+  .. 'diffusion_ls', WARN }, 'started and ended')
+lsp.get_client, lsp.starting = get_client, starting
+
 vim.cmd('qa!')

@@ -72,8 +72,9 @@ function M.client_config(bufnr)
     init_options = M.settings_object(cfg.server_settings),
     capabilities = capabilities(),
     handlers = { ['diffusion/canvas'] = on_canvas },
-    on_exit = function(_, _, client_id)
+    on_exit = function(code, signal, client_id)
       listeners[client_id] = nil
+      M.exited = { code = code, signal = signal, cmd = table.concat(cfg.cmd, ' ') }
     end,
   }
 end
@@ -105,6 +106,10 @@ end
 --- Whether the server has been started and has not answered `initialize` yet (vim.lsp.get_clients() lists a client
 --- only once it has).
 ---@return boolean
+--- How the last server process ended ({ code, signal, cmd }), for a report when none runs; nil if none ended.
+---@type table?
+M.exited = nil
+
 function M.starting()
   return started ~= nil and not started.initialized and not started:is_stopped()
 end
