@@ -1518,10 +1518,18 @@ def _def_above(text: str, line_start: int, indent: int, reach: int) -> re.Match[
     return owner
 
 
+# the built-in that calls each special method: called on `self` inside that method, it recurses
+_DUNDER_BUILTINS = {"__repr__": "repr", "__str__": "str", "__len__": "len", "__hash__": "hash", "__iter__": "iter",
+                    "__bool__": "bool", "__int__": "int", "__float__": "float", "__abs__": "abs", "__bytes__": "bytes",
+                    "__format__": "format", "__next__": "next", "__reversed__": "reversed", "__dir__": "dir"}
+_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?([a-zA-Z%])")  # a %-format's specs
+
+
 def _recurses_first(source: str, name: str, line: int) -> bool:
     """Whether the function `name` whose body holds 0-based `line` of the Python source calls itself as its first
     statement (after a docstring), unconditionally: `self.name(...)`, `cls.name(...)` or `name(...)`, returned,
-    awaited or alone; or, a property, reads itself. False where the source does not parse."""
+    awaited or alone; a special method, through the built-in that calls it (`repr(self)`, `f"{self!r}"` or
+    `"%r" % self` in `__repr__`); or, a property, reads itself. False where the source does not parse."""
     module = _syntax.python_module_filled(source)  # a stub body of only a comment elsewhere: read as `pass`
     owner = None
     for node in ast.walk(module) if module is not None else ():
@@ -1542,6 +1550,25 @@ def _recurses_first(source: str, name: str, line: int) -> bool:
             return isinstance(f.value, ast.Name) and f.value.id in ("self", "cls")
         return isinstance(f, ast.Name) and f.id == name
 
+    def is_self(e: ast.expr) -> bool:
+        return isinstance(e, ast.Name) and e.id == "self"
+
+    # a special method that asks for itself: `repr(self)` in `__repr__` (from a trial), `len(self)` in `__len__`
+    builtin, convert = _DUNDER_BUILTINS.get(name), {"__repr__": "r", "__str__": "s"}.get(name)
+
+    def asks_itself(node: ast.AST) -> bool:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == builtin \
+                and node.args and is_self(node.args[0]):
+            return True
+        if convert and isinstance(node, ast.FormattedValue) and is_self(node.value):  # f"{self!r}" in __repr__
+            return (chr(node.conversion) if node.conversion > 0 else "s") == convert
+        if convert and isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) \
+                and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):  # "%r" % self
+            args = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+            specs = [m.group(1) for m in _PERCENT.finditer(node.left.value) if m.group(1) != "%"]
+            return any(is_self(a) and spec == convert for a, spec in zip(args, specs, strict=False))
+        return False
+
     # a property that reads itself: `return self.source` in the property `source`
     if isinstance(value, ast.Attribute) and own(value):
         return any((d.attr if isinstance(d, ast.Attribute) else getattr(d, "id", "")) in ("property", "cached_property")
@@ -1550,7 +1577,7 @@ def _recurses_first(source: str, name: str, line: int) -> bool:
     stack: list[ast.AST] = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Call) and own(node.func):
+        if isinstance(node, ast.Call) and own(node.func) or asks_itself(node):
             return True
         if not isinstance(node, (ast.IfExp, ast.Lambda, ast.comprehension, ast.ListComp, ast.SetComp, ast.DictComp,
                                  ast.GeneratorExp)):

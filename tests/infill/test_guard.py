@@ -566,6 +566,27 @@ def test_a_python_fill_that_never_returns_or_defines_its_function_again_is_refus
         f"the answer calls `pop` {never}"
 
 
+def test_a_special_method_that_asks_for_itself_is_refused():
+    """From a Neovim trial: `return repr(self)` offered as `__repr__`'s body, and `"%s(width=%r)" % (self.width, self)`:
+    each calls `__repr__` again, for ever. Over 8,039 special methods of installed packages, the standard library and
+    the held-out trees, the rule finds one: lib2to3's Python 2 `__str__`, `return str(self).encode("ascii")`."""
+    src = ("class W:\n    def __init__(self, width):\n        self.width = width\n\n    def __repr__(self):\n"
+           "        ...\n\n    def __len__(self):\n        ...\n")
+
+    def fill(n: int, new: str) -> str | None:
+        at = at_nth(src, "...", n)
+        return one(src, at, at + 3, new).reason
+
+    never = "from itself before anything else: it would never return"
+    for body in ("return repr(self)", 'return "%s(width=%r)" % (self.width, self)', 'return f"W({self!r})"'):
+        assert fill(0, body) == f"the answer calls `__repr__` {never}", body
+    assert fill(1, "return len(self)") == f"the answer calls `__len__` {never}"
+    for body in ('return f"W({self.width!r})"', 'return "%s(%r)" % (type(self).__name__, self.width)',
+                 'return "W(%s)" % self', "return str(self)"):  # str(self): recursion only without a __str__
+        assert fill(0, body) is None, body
+    assert fill(1, "return len(self.width)") is None
+
+
 def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
     """The small model's stutter, from a re-check's refines: `self.subsequent_indent` came back as
     `self.subsequentindentindent`, `.append(arg)` as `appendappend(arg)`. A cursor fill is read with the word it
