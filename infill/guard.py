@@ -1135,6 +1135,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             arity = errors.bad_arity(p.start, p.end, candidate)
             if arity is not None:
                 return Verdict(old, f"the answer calls `{arity[0]}` with {arity[1]}")
+            splat = _joins_splat(text, p.start, p.end, candidate) if errors.lang == "python" else None
+            if splat is not None:
+                return Verdict(old, splat)
             key = errors.new_duplicate_key(p.start, p.end, candidate) if p.start != p.end or ":" in candidate \
                 else None  # a cursor fill too: `b: 1,` on a new line of an object that has `b` (from a trial)
             if key is not None:
@@ -1506,6 +1509,20 @@ def _python_self_call(text: str, start: int, new: str, end: int | None = None, r
     if _recurses_first(text[:start] + new + text[start if end is None else end :], name, text.count("\n", 0, start)):
         return f"the answer calls `{name}` from itself before anything else: it would never return"
     return None
+
+
+def _joins_splat(text: str, start: int, end: int, new: str) -> str | None:
+    """Why a Python answer turns the unpacking after it into arithmetic, or None: `**kwargs` right after `(` or `,`
+    unpacks, and after an answer that ends in a value it raises to a power (a trial's `break_on_hyphens=` filled with
+    `w.wrap_on` before ` **kwargs)`: it parses, and is wrong)."""
+    m = re.match(r"[ \t]*(\*\*?)[ \t]*([A-Za-z_]\w*)", text[end:])
+    if m is None or not new.strip() or not text[:start].rstrip().endswith((",", "(", "[", "{")):
+        return None
+    if new.rstrip().endswith((",", "(", "[", "{")):
+        return None
+    op = "raises to a power" if m.group(1) == "**" else "multiplies"
+    return f"the answer runs into `{m.group(1)}{m.group(2)}`: `{m.group(1)}` then {op} instead of unpacking " \
+           f"`{m.group(2)}`"
 
 
 def _def_above(text: str, line_start: int, indent: int, reach: int) -> re.Match[str] | None:

@@ -587,6 +587,23 @@ def test_a_special_method_that_asks_for_itself_is_refused():
     assert fill(1, "return len(self.width)") is None
 
 
+def test_an_answer_that_turns_the_unpacking_after_it_into_arithmetic_is_refused():
+    """From a Neovim trial: `break_on_hyphens=` filled with `w.wrap_on` before ` **kwargs)`. It parses: `**` became a
+    power."""
+    src = ("import textwrap\n\n\ndef wrap(text, width=70, *args, **kwargs):\n"
+           "    w = textwrap.TextWrapper(width=width, **kwargs)\n    return w.wrap(text, *args)\n")
+    at = src.index("**kwargs)")
+    assert one(src, at, at, "break_on_hyphens=w.wrap_on ").reason == \
+        "the answer runs into `**kwargs`: `**` then raises to a power instead of unpacking `kwargs`"
+    star = src.index("*args)")
+    assert one(src, star, star, "width ").reason == \
+        "the answer runs into `*args`: `*` then multiplies instead of unpacking `args`"
+    for fill in ("break_on_hyphens=True, ", "tabsize=4,\n        "):  # ends where an argument may start
+        assert one(src, at, at, fill).ok, fill
+    power = "x = 2 ** n\n"
+    assert one(power, 5, 5, "0").ok, "a power that was a power before: `20 ** n`"
+
+
 def test_a_name_with_a_piece_written_twice_is_refused_unless_the_file_has_it():
     """The small model's stutter, from a re-check's refines: `self.subsequent_indent` came back as
     `self.subsequentindentindent`, `.append(arg)` as `appendappend(arg)`. A cursor fill is read with the word it
