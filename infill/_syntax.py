@@ -127,17 +127,51 @@ def redeclared(text: str, lang: str | None) -> set[str]:
         loose |= {n for child in node.named_children if child.type == "variable_declaration"
                   for d in child.named_children if d.type == "variable_declarator"
                   for n in _binding_names(d.child_by_field_name("name"))}
+        # a module's imports bind as `const` does, before any of its code runs: a second import of a name, or a
+        # declaration of an imported one (a function's too), is refused the same way (from a trial's TypeScript)
+        imported = [n for child in node.named_children if child.type == "import_statement" for n in _imported(child)]
+        for name in imported:
+            (out if name in seen or name in loose else seen).add(name)
         for child in node.named_children:
             if child.type == "lexical_declaration":
                 targets = [d.child_by_field_name("name") for d in child.named_children
                            if d.type == "variable_declarator"]
             elif child.type == "class_declaration":
                 targets = [child.child_by_field_name("name")]
+            elif child.type == "function_declaration" and imported:
+                name = child.child_by_field_name("name")
+                if name is not None and (name.text or b"").decode("utf-8", "replace") in imported:
+                    out.add((name.text or b"").decode("utf-8", "replace"))
+                continue
             else:
                 continue
             for target in targets:
                 for name in _binding_names(target):
                     (out if name in seen or name in loose else seen).add(name)
+    return out
+
+
+def _imported(stmt: tree_sitter.Node) -> list[str]:
+    """The values an import statement binds: `d`, `a` and `c` of `import d, { a, b as c } from "m"`, `ns` of `import *
+    as ns`. TypeScript's `import type` binds types, which may share a name with a value: none."""
+    if any(c.type == "type" for c in stmt.children) or re.match(rb"import\s+(?:type|typeof)\b", stmt.text or b""):
+        return []  # JavaScript's grammar reads Flow's `import type {...}` with an error node where `type` is
+    out: list[str] = []
+    for clause in (c for c in stmt.named_children if c.type == "import_clause"):
+        for part in clause.named_children:
+            if part.type == "identifier":
+                out.append((part.text or b"").decode("utf-8", "replace"))
+            elif part.type == "namespace_import":
+                out += [(i.text or b"").decode("utf-8", "replace") for i in part.named_children
+                        if i.type == "identifier"]
+            elif part.type == "named_imports":
+                for spec in part.named_children:
+                    if spec.type != "import_specifier" or any(c.type == "type" for c in spec.children) \
+                            or re.match(rb"(?:type|typeof)\s", spec.text or b""):
+                        continue
+                    bound = spec.child_by_field_name("alias") or spec.child_by_field_name("name")
+                    if bound is not None and bound.type == "identifier":
+                        out.append((bound.text or b"").decode("utf-8", "replace"))
     return out
 
 

@@ -763,7 +763,8 @@ def _python_nonsense(module: ast.Module | None, lo: int, hi: int) -> Counter[str
     tops = [t for t in (module.body if module is not None else []) if t.lineno <= hi and (t.end_lineno or hi) >= lo]
     for node in (n for t in tops for n in ast.walk(t) if lo <= getattr(n, "lineno", lo - 1) <= hi):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, _SAME) \
-                and ast.dump(node.left) == ast.dump(node.comparators[0]):
+                and ast.dump(node.left) == ast.dump(node.comparators[0]) \
+                and not (isinstance(node.left, ast.Name) and isinstance(node.ops[0], (ast.Eq, ast.NotEq))):  # NaN test
             out[f"the answer compares `{ast.unparse(node.left)}` with itself"] += 1
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
                 and isinstance(node.value, ast.Name) and node.targets[0].id == node.value.id:
@@ -794,8 +795,9 @@ def _js_nonsense(text: str, lang: str | None) -> Counter[str]:
         if node.type == "binary_expression" and (op := node.child_by_field_name("operator")) is not None \
                 and op.type in _JS_COMPARE:
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            nan_test = left is not None and left.type == "identifier" and op.type in ("==", "===", "!=", "!==")
             if left is not None and right is not None and left.type in ("identifier", "member_expression") \
-                    and left.text == right.text:
+                    and left.text == right.text and not nan_test:  # `x !== x`: true for NaN alone, an idiom
                 out[f"the answer compares `{(left.text or b'').decode('utf-8', 'replace')}` with itself"] += 1
         elif node.type == "assignment_expression":
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
@@ -1122,7 +1124,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if undeclared is not None:
                 return Verdict(old, f"the answer assigns to `{undeclared}`, which nothing in the file declares")
             twice = errors.new_redeclared([(p.start, p.end, candidate)]) \
-                if p.start != p.end or re.search(r"\b(?:let|const|class)\b", candidate) else []
+                if p.start != p.end or re.search(r"\b(?:let|const|class|import|function|var)\b", candidate) else []
             if twice:
                 return Verdict(old, f"the answer declares `{twice[0]}` twice in one block, which stops the file "
                                "from running")

@@ -474,6 +474,19 @@ def test_a_javascript_edit_that_declares_a_name_twice_in_one_block_is_refused():
     assert v.reason == "the answer declares `next` twice in one block, which stops the file from running"
     for fine in ("const re = this.getNext();", "{ const next = 2; }", "let [a, b] = [1, 2];\n    a = b;"):
         assert one(src, at, end, fine, lang="javascript").ok, fine
+    # a module's imports are declared as `const` is (the seventh trial's TypeScript: a name imported and declared)
+    mod = ("import { isNaN } from './isNaN';\nimport debounce from 'debounce';\nimport type { Opts } from './opts';\n\n"
+           "export function f(x) {\n  return isNaN(x) && debounce;\n}\n\n")
+    end = len(mod)
+    for lang in ("javascript", "typescript"):
+        for dup, name in (("const isNaN = (x) => x !== x;\n", "isNaN"), ("function debounce(fn) { return fn; }\n",
+                          "debounce"), ("import { isNaN } from './other';\n", "isNaN"), ("var debounce = 2;\n",
+                                                                                      "debounce")):
+            assert one(mod, end, end, dup, lang=lang).reason == \
+                f"the answer declares `{name}` twice in one block, which stops the file from running", (lang, dup)
+        for fine in ("function g() { const isNaN = 1; return isNaN; }\n", "import { other } from './other';\n",
+                     "const Opts = {};\n"):  # another scope; another name; a type-only import beside a value
+            assert one(mod, end, end, fine, lang=lang).ok, (lang, fine)
     # what the file already declares twice is not the edit's doing
     twice = src.replace("    return next;", "    const next = 3;\n    return next;")
     at = twice.index("this._capacity")
@@ -1607,6 +1620,11 @@ def test_a_value_compared_or_indexed_with_itself_or_a_broken_regular_expression_
     at = js.index("b.size")
     assert one(js, at, at + len("b.size"), "a.size", lang="javascript").reason == \
         "the answer compares `a.size` with itself"
+    # a name equal to itself or not is the test for NaN, an idiom (`const isNaN = (x) => x !== x;`)
+    nan = js.index("a.size === b.size")
+    for cmp in ("a !== a", "a === a", "a != a"):
+        assert one(js, nan, nan + len("a.size === b.size"), cmp, lang="javascript").ok, cmp
+    assert one(src, cond, cond + len("sep not in words"), "max_length != max_length").ok
 
 
 def test_a_name_read_below_the_last_function_is_read_at_module_level():
