@@ -189,6 +189,25 @@ class _Errors:
         return out
 
     def adds_errors(self, edits: Sequence[tuple[int, int, str]]) -> bool:
+        if not self._adds_errors(edits):
+            return False
+        # a Python window cut inside an indented block reads as broken, and an edit can move its errors about (a
+        # trial's `print(result)` on the line after a `return` was said to add parse errors): where the window was
+        # broken already, the whole edited file compiling says it adds none (checked only here, on a refusal)
+        win = self.window(edits[0][0], edits[-1][1])
+        if self.lang != "python" or win == (0, len(self.text)) or len(self.text) > WHOLE_FILE_CHARS \
+                or not self.before(win)[0]:
+            return True
+        whole, keep, shift = self.text, [], 0
+        for start, end, new in edits:
+            lo = whole.count("\n", 0, start + shift)
+            keep.append((lo, lo + new.count("\n")))
+            whole = whole[: start + shift] + new + whole[end + shift :]
+            shift += len(new) - (end - start)
+        filled = _syntax.fill_empty_blocks(whole, keep)
+        return filled is None or not _compiles(filled)
+
+    def _adds_errors(self, edits: Sequence[tuple[int, int, str]]) -> bool:
         if self.lang is None or not edits:
             return False
         win = self.window(edits[0][0], edits[-1][1])
@@ -398,11 +417,28 @@ class _Errors:
         lo = len(_syntax.encode(self.text[win[0] : max(win[0], start - reach)]))
         cut = len(_syntax.encode(self.text[win[0] : start]))
         edited = self.edited(win, [(start, end, new)])
+        gone = len(_syntax.encode(self.text[start:end]))
         after = _syntax.dead_returns(edited, self.lang, lo, cut + len(_syntax.encode(new)))
-        if not after or len(after) <= len(_syntax.dead_returns(self.text[win[0] : win[1]], self.lang, lo,
-                                                                cut + len(_syntax.encode(self.text[start:end])))):
+        before = _syntax.dead_returns(self.text[win[0] : win[1]], self.lang, lo, cut + gone)
+        if not after or len(after) <= len(before):
             return None
-        a, b = after[0]
+        if self.lang == "python" and len(self.text) <= WHOLE_FILE_CHARS:
+            # a window cut inside an indented block reads as broken, and its returns with it (a trial's fill after
+            # `return [quote(arg) for arg in ` was said to follow another function's `return result`): where the
+            # edited file parses, Python's own reading says
+            whole = self.text[:start] + new + self.text[end:]
+            module = _syntax.python_module_filled(whole)
+            if module is not None:
+                line = self.line(start)
+                dead = _python_dead_returns(module, self.line(max(0, start - reach)), line + new.count("\n"))
+                if not dead:
+                    return None
+                before_cursor = self.text[self.text.rfind("\n", 0, start) + 1 : start]
+                earlier = dead[0].lineno < line or dead[0].lineno == line and _has_word(before_cursor, "return")
+                return ast.get_source_segment(whole, dead[0]) or "return", earlier
+        shift = len(_syntax.encode(new)) - gone
+        moved = {(a + shift, b + shift) if a >= cut else (a, b) for a, b in before}
+        a, b = next((r for r in after if r not in moved), after[0])  # the return the edit made dead, not an older one
         return _syntax.encode(edited)[a:b].decode("utf-8", "replace"), a < cut
 
     def module(self) -> ast.Module | None:
@@ -942,6 +978,17 @@ def _early_reads(fn: ast.AST) -> dict[str, int]:
     early.update({name: line for name, line in augmented.items()
                   if name not in plain and name not in params and name not in free and name not in early})
     return early
+
+
+def _python_dead_returns(module: ast.Module, first: int, last: int) -> list[ast.Return]:
+    """The return statements on 1-based lines first..last that another statement follows in their block."""
+    out = []
+    for node in ast.walk(module):
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(node, field, None)
+            if isinstance(block, list):
+                out += [st for st in block[:-1] if isinstance(st, ast.Return) and first <= st.lineno <= last]
+    return sorted(out, key=lambda st: (st.lineno, st.col_offset))
 
 
 def _innermost_scope(module: ast.Module, lineno: int) -> ast.AST:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import sysconfig
+from pathlib import Path
 
 from infill import _syntax
 from infill.guard import Proposal, _repeated_phrase, check
@@ -577,6 +579,26 @@ def test_a_python_fill_that_never_returns_or_defines_its_function_again_is_refus
     start = SELF.index("\n", SELF.index("    def pop")) + 1
     assert one(SELF, start, start + len(SELF[start:].split("\n")[0]), "        self.pop()").reason == \
         f"the answer calls `pop` {never}"
+
+
+def test_a_return_is_judged_dead_by_python_where_the_window_reads_as_broken():
+    """From a VS Code trial on shlex.py: `args` at `return [quote(arg) for arg in ]` was refused as coming after
+    another function's `return result`: the window around it starts inside the class's indented code, tree-sitter
+    reads it as broken, and its returns with it. Where the edited file parses, Python's reading decides."""
+    src = (Path(sysconfig.get_paths()["stdlib"]) / "shlex.py").read_text()
+    src = src.replace("        return token\n\ndef split(",
+                      "        return token\n\n    def __len__(self):\n        return len(self.tokens)\ndef split(")
+    i = src.index("\n", src.index("    return ' '.join(quote(arg) for arg in split_command)")) + 1
+    src = src[:i] + ('\ndef split_lines(text):\n    """Split *text* into a list of token lists, one per line."""\n'
+                     "    result = []\n    for line in text.splitlines():\n        result.append(split(line))\n"
+                     '    return result\ndef quote_all(args):\n    """Quote every argument in *args*."""\n'
+                     "    return [quote(arg) for arg in ]\n") + src[i:]
+    at = src.index("for arg in ]") + len("for arg in ")
+    assert one(src, at, at, "args").ok
+    done = src.replace("for arg in ]", "for arg in args]")
+    after = done.index("\ndef quote_all")  # a statement after that return is still dead code
+    assert one(done, after, after, "\n    print(result)").reason == \
+        "the answer would never run: it comes after `return result`"
 
 
 def test_a_special_method_that_asks_for_itself_is_refused():
