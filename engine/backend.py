@@ -27,7 +27,7 @@ from torch import Tensor
 
 from engine import DEFAULT_MODEL_DIR
 from engine.cache import KVCache
-from engine.model import DiffusionLM, ModelLoadError, compute_dtype, load_config, load_model, native_int8
+from engine.model import DiffusionLM, ModelLoadError, check_device, compute_dtype, load_config, load_model, native_int8
 from engine.tokenizer import SpecialIds, Tokenizer, TokenizerError
 
 log = logging.getLogger("diffusion_ls.engine")
@@ -153,6 +153,7 @@ class EmbeddedBackend(Seam):
         int8 = dtype == "int8" or (dtype == "auto" and not exact_batches and native_int8(device))
         if int8 and device != "cpu":
             raise ModelLoadError(f"dtype int8 runs on the CPU only, not on {device}")
+        check_device(device)
         self.dtype = compute_dtype("auto" if int8 else dtype, device)
         self.model: DiffusionLM = load_model(d, device=device, dtype=self.dtype)
         self.memory_format = str(self.dtype).removeprefix("torch.")  # what diffusion/status reports

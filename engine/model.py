@@ -391,6 +391,27 @@ def native_bf16(device: str = "cpu") -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def check_device(device: str) -> None:
+    """Raise ModelLoadError, saying what to set, when torch cannot run on `device` here (without it, the first tensor
+    placed there fails with torch's own words: "pin_memory=True requires a CUDA or other accelerator backend")."""
+    if device == "cpu":
+        return
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            build = " (a CPU build)" if torch.version.cuda is None else ""
+            raise ModelLoadError(f"device {device}: torch {torch.__version__}{build} sees no CUDA GPU here; set "
+                                 "`device` to cpu (diffusion-ls doctor lists the devices)")
+        index = int(device.split(":")[1]) if ":" in device and device.split(":")[1].isdigit() else 0
+        if index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {device}: there are {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        return
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError("device mps: Apple's Metal is not available here; set `device` to cpu")
+        return
+    raise ModelLoadError(f"device {device!r}: one of cpu, cuda, cuda:N, mps")
+
+
 def native_int8(device: str = "cpu") -> bool:
     """Whether `auto` runs the embedded model's products in 8 bits (DiffusionLM.quantize_int8): a CPU that torch's
     fbgemm kernels run on with AVX2 or AVX-512 (x86); elsewhere they are missing or slower than the float product."""

@@ -313,7 +313,8 @@ class DiffusionLanguageServer(LanguageServer):
             backend = await self.worker.run(None, _open_backend, settings)
         except Exception as exc:  # ModelLoadError, a bad device, a broken file: the server stays up
             self.backend, self.backend_error = None, str(exc)
-            msg = (f"diffusion-ls: could not load the model ({settings.backend} backend): {exc}. Completion is off "
+            why = str(exc).rstrip(". ")  # its own full stop, if any, is the sentence's
+            msg = (f"diffusion-ls: could not load the model ({settings.backend} backend): {why}. Completion is off "
                    f"until this is fixed: {_load_hint(settings)}")
             log.error(msg)
             self.window_show_message(types.ShowMessageParams(types.MessageType.Error, msg))
@@ -542,8 +543,7 @@ class DiffusionLanguageServer(LanguageServer):
 def _load_hint(settings: Settings) -> str:
     """What to change when the model did not load: the embedded model's hint names modelPath only when it is set."""
     if settings.backend == "embedded" and settings.model_path is None:
-        return ("check `device` and `dtype` (int8 runs on the CPU only); if the shipped model's files are damaged, "
-                "reinstall diffusion-ls.")
+        return "check `device` and `dtype`; if the shipped model's files are damaged, reinstall diffusion-ls."
     return _LOAD_HINTS[settings.backend]
 
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from engine.backend import Capabilities, Handle, Seam, fold_ends
 from engine.backends.prompting import HFTokenizer
-from engine.model import ModelLoadError
+from engine.model import ModelLoadError, check_device
 from engine.tokenizer import SpecialIds
 
 log = logging.getLogger("diffusion_ls.engine")
@@ -182,6 +182,7 @@ class MaskedDiffusionBackend(Seam):
         if not (d / "config.json").is_file():
             raise ModelLoadError(f"{d} is not a model directory (no config.json); set modelPath to a local "
                                  "Dream/LLaDA-family checkpoint")
+        check_device(device)
         try:
             from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
         except ImportError as exc:

@@ -33,7 +33,7 @@ from torch import Tensor
 from engine import memory, quant
 from engine.backend import Capabilities, Handle, Seam, fold_ends
 from engine.backends.prompting import ChatPrompter, HFTokenizer, PromptConfig
-from engine.model import ModelLoadError
+from engine.model import ModelLoadError, check_device
 from engine.sampler import Cancelled, CanvasSpec, CanvasState, SamplerConfig, SampleStats, is_cancelled
 from engine.tokenizer import SpecialIds
 
@@ -108,6 +108,7 @@ class TransformersBackend(Seam):
         if not (d / "config.json").is_file():
             raise ModelLoadError(f"{d} is not a model directory (no config.json); set modelPath to a local "
                                  "DiffusionGemma checkpoint")
+        check_device(device)
         try:
             from transformers import AutoConfig, DiffusionGemmaForBlockDiffusion
         except ImportError as exc:

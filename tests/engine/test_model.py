@@ -112,6 +112,20 @@ def test_int8_products_give_the_float_logits_to_8_bit_precision(tiny_model_dir, 
     assert torch.equal(q.denoise(q.prefill(ctx, "q8"), canvases, exact=True)[1], alone)
 
 
+def test_a_device_torch_cannot_use_here_is_refused_in_words_that_say_what_to_set(tiny_model_dir):
+    from engine.model import check_device
+
+    check_device("cpu")
+    with pytest.raises(ModelLoadError, match="one of cpu, cuda, cuda:N, mps"):
+        check_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match=r"device cuda:1: torch .* sees no CUDA GPU here; set `device` to cpu"):
+            EmbeddedBackend(tiny_model_dir, device="cuda:1")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(ModelLoadError, match="device mps: Apple's Metal is not available here"):
+            check_device("mps")
+
+
 def test_int8_is_the_embedded_model_s_on_the_cpu(tiny_model_dir):
     with pytest.raises(ModelLoadError, match="CPU only"):
         EmbeddedBackend(tiny_model_dir, dtype="int8", device="cuda")

@@ -320,6 +320,17 @@ async def test_a_model_that_does_not_load_is_reported_and_requests_fail_clearly(
     assert "dtype int8 runs on the CPU only" in err.value.message
     said = [m.message for m in session.client.messages if m.type == types.MessageType.Error][-1]
     assert "check `device` and `dtype`" in said and "modelPath" not in said, said
+    # a device this machine does not have: said in those words, not torch's (a VS Code trial got "pin_memory=True
+    # requires a CUDA or other accelerator backend")
+    import torch
+
+    if not torch.cuda.is_available():
+        session.configure({**SHORT, "dtype": None, "device": "cuda"})
+        fut, _ = session.inline(uri, 1, 0, msg_id="no-cuda")
+        with pytest.raises(JsonRpcException) as err:
+            await fut
+        assert "device cuda: torch" in err.value.message and "sees no CUDA GPU here; set `device` to cpu" in \
+            err.value.message and ".." not in err.value.message, err.value.message
     session.configure({**SHORT, "dtype": None, "device": None})  # null: back to the default
     fut, _ = session.inline(uri, 1, 0, msg_id="cpu-back")
     await fut
