@@ -309,6 +309,7 @@ class DiffusionLanguageServer(LanguageServer):
 
     async def _load_backend(self, settings: Settings) -> Any:
         t0 = time.perf_counter()
+        self.last = {"lastLatencyMs": None, "tokensPerForward": None, "nfe": None}  # the last fill was another model's
         try:
             backend = await self.worker.run(None, _open_backend, settings)
         except Exception as exc:  # ModelLoadError, a bad device, a broken file: the server stays up
@@ -363,7 +364,7 @@ class DiffusionLanguageServer(LanguageServer):
         if self.settings.repo_context_budget == 0:
             return "repoContextBudget is 0"
         if backend is None:
-            return "the model is not loaded yet"
+            return "the model did not load" if self.backend_error else "the model is not loaded yet"
         return (f"{getattr(backend, 'model_name', None) or 'the model'} was not trained to read it (set "
                 f"repoContextBudget to try it anyway)")
 

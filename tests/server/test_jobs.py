@@ -331,6 +331,8 @@ async def test_a_model_that_does_not_load_is_reported_and_requests_fail_clearly(
             await fut
         assert "device cuda: torch" in err.value.message and "sees no CUDA GPU here; set `device` to cpu" in \
             err.value.message and ".." not in err.value.message, err.value.message
+        status = await session.status()  # not the figures of the fills before, which another model made
+        assert status["lastLatencyMs"] is None and status["nfe"] is None, status
     session.configure({**SHORT, "dtype": None, "device": None})  # null: back to the default
     fut, _ = session.inline(uri, 1, 0, msg_id="cpu-back")
     await fut
