@@ -101,6 +101,9 @@ def test_why_repository_context_is_off_is_said_for_each_cause():
     untrained = SimpleNamespace(capabilities=SimpleNamespace(repo_context=0), model_name="remote-7b")
     trained = SimpleNamespace(capabilities=SimpleNamespace(repo_context=256))
     assert ls.repo_off(None) == "the model is not loaded yet"
+    ls.backend_error = "device cuda: torch sees no CUDA GPU here"
+    assert ls.repo_off(None) == "the model did not load"
+    ls.backend_error = None
     assert ls.repo_off(untrained).startswith("remote-7b was not trained to read it")
     assert ls.repo_off(SimpleNamespace(capabilities=SimpleNamespace(repo_context=0))).startswith("the model was not")
     assert ls.repo_off(trained) is None
