@@ -24,6 +24,10 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv and not sys.stdin.isatty():  # an editor started it without `serve`: it is a language server it wants
+        print("diffusion-ls: no command given and stdin is not a terminal: serving LSP over stdio "
+              "(`diffusion-ls serve`)", file=sys.stderr)
+        argv = ["serve"]
     parser = argparse.ArgumentParser(prog="diffusion-ls", description="Diffusion language model language server.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():

@@ -48,3 +48,20 @@ def test_the_server_bounds_onednns_cache_of_compiled_shapes_before_torch_loads()
     run = subprocess.run([sys.executable, "-c", probe], env={**env, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "500"},
                          capture_output=True, text=True, timeout=60)
     assert run.stdout.split() == ["500", "False"], run.stderr
+
+
+def test_started_by_an_editor_without_a_command_it_serves_lsp(tmp_path: Path) -> None:
+    """A Neovim trial's `cmd = { 'diffusion-ls' }` printed the help and exited: the editor saw a server that was not
+    running. With no command and stdin not a terminal, it serves (as rust-analyzer does); in a terminal, the help."""
+    def frame(body: str) -> bytes:
+        return f"Content-Length: {len(body.encode())}\r\n\r\n{body}".encode()
+
+    messages = frame('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":null,"rootUri":null,'
+                     '"capabilities":{}}}') + frame('{"jsonrpc":"2.0","id":2,"method":"shutdown"}') + \
+        frame('{"jsonrpc":"2.0","method":"exit"}')
+    run = subprocess.run([os.path.abspath(sys.executable), "-c", python_main()], input=messages, cwd=tmp_path,
+                         capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    assert b'"id": 1' in run.stdout or b'"id":1' in run.stdout, run.stdout[:500]
+    assert b"inlineCompletionProvider" in run.stdout
+    assert b"serving LSP over stdio" in run.stderr
