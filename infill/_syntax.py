@@ -14,7 +14,7 @@ import re
 import symtable
 import threading
 import warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -149,6 +149,49 @@ def redeclared(text: str, lang: str | None) -> set[str]:
                 for name in _binding_names(target):
                     (out if name in seen or name in loose else seen).add(name)
     return out
+
+
+_MEMBERS = frozenset({"field_definition", "public_field_definition", "method_definition"})
+
+
+def private_name_errors(text: str, lang: str | None) -> Counter[str]:
+    """JavaScript/TypeScript private names (`#x`) the language refuses before any of the file runs, as reasons with
+    counts: one used where no enclosing class declares it, one a class declares twice (a getter and a setter pair
+    aside). tree-sitter parses both; Node does not ("Private field '#x' must be declared in an enclosing class")."""
+    tree = parse(text, lang) if lang in _LEXICAL else None
+    out: Counter[str] = Counter()
+    stack: list[tuple[tree_sitter.Node, tuple[frozenset[str], ...]]] = [(tree.root_node, ())] if tree else []
+    while stack:
+        node, scopes = stack.pop()
+        if node.type == "class_body":
+            kinds: dict[str, list[str]] = {}
+            for member in node.named_children:
+                name = _member_name(member)
+                if name is not None and name.type == "private_property_identifier":
+                    kind = next((c.type for c in member.children if c.type in ("get", "set")), "plain")
+                    kinds.setdefault(_text(name), []).append(kind)
+            for name, ks in kinds.items():
+                if ks.count("plain") > 1 or "plain" in ks and len(ks) > 1 or ks.count("get") > 1 or ks.count("set") > 1:
+                    out[f"declares `{name}` twice in its class"] += 1
+            scopes = (*scopes, frozenset(kinds))
+        elif node.type == "private_property_identifier":
+            parent = node.parent
+            declared = parent is not None and parent.type in _MEMBERS and (
+                (n := _member_name(parent)) is not None and n.start_byte == node.start_byte)
+            if not declared and not any(_text(node) in names for names in scopes):
+                out[f"uses `{_text(node)}`, which no class around it declares"] += 1
+        stack.extend((child, scopes) for child in node.named_children)
+    return out
+
+
+def _member_name(member: tree_sitter.Node) -> tree_sitter.Node | None:
+    if member.type not in _MEMBERS:
+        return None
+    return member.child_by_field_name("property") or member.child_by_field_name("name")
+
+
+def _text(node: tree_sitter.Node) -> str:
+    return (node.text or b"").decode("utf-8", "replace")
 
 
 def _imported(stmt: tree_sitter.Node) -> list[str]:

@@ -101,6 +101,7 @@ class _Errors:
         self._module: ast.Module | None | bool = False  # the file, parsed (False: not yet)
         self._prose: dict[int, bool] = {}
         self._edited: dict[tuple[int, int, str], ast.Module | None] = {}  # the file with one edit, parsed
+        self._private: Counter[str] | None = None  # the file's own private-name errors (JavaScript, TypeScript)
 
     def edited_module(self, start: int, end: int, new: str) -> ast.Module | None:
         """The file with [start, end) replaced by new, parsed (None: it does not parse); parsed once per edit for the
@@ -112,6 +113,25 @@ class _Errors:
 
     def window(self, start: int, end: int) -> tuple[int, int]:
         return _syntax.window(self.text, start, end)
+
+    def new_private_error(self, start: int, end: int, new: str) -> str | None:
+        """What the edit does wrong with JavaScript's private names that the file did not (private_name_errors, on
+        the whole file: a class's declarations may lie far from the edit). From a trial: `this.#syncSchedule` for
+        `#syncScheduled`, and a rewrite of `readonly #languageId` as a second `readonly #owner`."""
+        if self.lang not in ("javascript", "typescript", "tsx") or len(self.text) > WHOLE_FILE_CHARS \
+                or "#" not in new and "#" not in self.text[start:end] \
+                and not re.search(r"#[\w$]*$", self.text[max(0, start - 200) : start]):  # a name typed half-way
+            return None
+        if self._private is None:
+            self._private = _syntax.private_name_errors(self.text, self.lang)
+        after = _syntax.private_name_errors(self.text[:start] + new + self.text[end:], self.lang)
+        grown = [why for why, n in after.items() if n > self._private[why]]
+        typed = re.search(r"#[\w$]*$", self.text[max(0, start - 200) : start]) if start == end else None
+        if typed and not re.search(re.escape(typed.group()) + r"[\w$]", self.text[:typed.start() + max(0, start - 200)]
+                                   + self.text[start:]):
+            # a private name of the user's own, typed before its declaration: no name the file has starts so
+            grown = [why for why in grown if not why.startswith(f"uses `{typed.group()}")]
+        return grown[0] if grown else None
 
     def new_nonsense(self, start: int, end: int, new: str) -> str | None:
         """The first of _python_nonsense's (or _js_nonsense's) reasons the edit adds, in the window around it."""
@@ -1170,6 +1190,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             undeclared = _undeclared_assignment(text, p.start, p.end, candidate, errors.lang)
             if undeclared is not None:
                 return Verdict(old, f"the answer assigns to `{undeclared}`, which nothing in the file declares")
+            private = errors.new_private_error(p.start, p.end, candidate)
+            if private is not None:
+                return Verdict(old, f"the answer {private} (the file would not run)")
             twice = errors.new_redeclared([(p.start, p.end, candidate)]) \
                 if p.start != p.end or re.search(r"\b(?:let|const|class|import|function|var)\b", candidate) else []
             if twice:

@@ -601,6 +601,37 @@ def test_a_return_is_judged_dead_by_python_where_the_window_reads_as_broken():
         "the answer would never run: it comes after `return result`"
 
 
+def test_a_javascript_private_name_no_class_declares_or_one_declared_twice_is_refused():
+    """From an adversarial trial on VS Code's TypeScript: `this.#syncSchedul` completed as `#syncSchedule` (the class
+    has `#syncScheduled`), and a rewrite of `readonly #languageId: string;` as a second `readonly #owner`. Both parse;
+    Node refuses either file before it runs. Over 78 real files with private names, no error is found."""
+    src = ("class Link {\n  #syncScheduled = false;\n  readonly #owner: Owner;\n  readonly #languageId: string;\n"
+           "  constructor(owner: Owner, id: string) {\n    this.#owner = owner;\n    this.#languageId = id;\n  }\n"
+           "  get #ready() { return true; }\n  set #ready(v) {}\n  sync() {\n    if (this.#syncSchedul\n  }\n}\n")
+    at = src.index("#syncSchedul\n") + len("#syncSchedul")
+    for lang in ("typescript", "javascript"):
+        if lang == "javascript":  # no type annotations
+            src = src.replace(": Owner", "").replace(": string", "").replace("readonly ", "")
+            at = src.index("#syncSchedul\n") + len("#syncSchedul")
+        assert one(src, at, at, "e) {", lang=lang).reason == \
+            "the answer uses `#syncSchedule`, which no class around it declares (the file would not run)"
+        assert one(src, at, at, "ed) {", lang=lang).ok
+        decl = src.index("#languageId")
+        line = src.rindex("\n", 0, decl) + 1
+        end = src.index("\n", decl)
+        twice = src[line:end].replace("#languageId", "#owner")
+        assert one(src, line, end, twice, lang=lang).reason == \
+            "the answer declares `#owner` twice in its class (the file would not run)"
+    # a private name of the user's own, typed before its declaration: no name of the file starts so
+    new = "class A {\n  inc() {\n    this.#tot\n  }\n}\n"
+    at = new.index("#tot") + 4
+    assert one(new, at, at, "al = 0;", lang="javascript").ok
+    # a getter and a setter share a name; `#x in obj` reads one
+    ok = "class A {\n  #a = 1;\n  has(o) {\n    return \n  }\n}\n"
+    at = ok.index("return ") + len("return ")
+    assert one(ok, at, at, "#a in o;", lang="javascript").ok
+
+
 def test_a_special_method_that_asks_for_itself_is_refused():
     """From a Neovim trial: `return repr(self)` offered as `__repr__`'s body, and `"%s(width=%r)" % (self.width, self)`:
     each calls `__repr__` again, for ever. Over 8,039 special methods of installed packages, the standard library and
