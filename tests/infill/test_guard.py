@@ -632,6 +632,21 @@ def test_a_javascript_private_name_no_class_declares_or_one_declared_twice_is_re
     assert one(ok, at, at, "#a in o;", lang="javascript").ok
 
 
+def test_a_python_definition_that_hides_another_of_its_name_is_refused():
+    """From an adversarial trial on heapq.py: `def _siftup_max(heap, pos):` typed as far as `def _` and completed as
+    `siftup(heap):`, a second `_siftup` that hides the first (and whose body reads `pos`)."""
+    src = ("def _siftdown(heap, startpos, pos):\n    return heap\n\n\ndef _siftup(heap, pos):\n    return pos\n\n\n"
+           "def _\n    heap[pos] = heap[0]\n    return pos\n")
+    at = src.index("def _\n") + len("def _")
+    assert one(src, at, at, "siftup(heap):").reason == \
+        "the answer defines `_siftup` again: the file defines it on line 5, and one would hide the other"
+    assert one(src, at, at, "siftup_max(heap, pos):").ok
+    cls = "class A:\n    @property\n    def x(self):\n        return 1\n\n    \n"
+    at = cls.rindex("    \n") + 4
+    assert one(cls, at, at, "@x.setter\n    def x(self, v):\n        pass").ok, "a setter is no redefinition"
+    assert one(cls, at, at, "def y(self):\n        return 2").ok
+
+
 def test_a_special_method_that_asks_for_itself_is_refused():
     """From a Neovim trial: `return repr(self)` offered as `__repr__`'s body, and `"%s(width=%r)" % (self.width, self)`:
     each calls `__repr__` again, for ever. Over 8,039 special methods of installed packages, the standard library and
@@ -928,6 +943,21 @@ def test_a_completion_that_stops_short_of_a_name_of_the_file_is_refused():
     assert one(src, at, at, "ular").reason == \
         "the answer writes `Circular`, which the file does not have; it has `CircularDependencyError`"
     assert one(src, at, at, "ularDependencyError(data)").ok
+    # JavaScript, from an adversarial trial on bytes.js: `if (!result` closed with `) {`, the file's name being `results`
+    js = ("function parse(val) {\n  var results = /^x$/.exec(val);\n  if (!result\n    return null;\n  }\n"
+          "  return results;\n}\n")
+    at = js.index("(!result\n") + len("(!result")
+    for lang in ("javascript", "typescript"):
+        assert one(js, at, at, ") {", lang=lang).reason == \
+            "the answer writes `result`, which the file does not have; it has `results`"
+        assert one(js, at, at, "s) {", lang=lang).ok
+    # what is no read of a name: a word of a line comment (the end of one is still the comment), a string's, an
+    # object's key, a name being declared, a re-export
+    for before, fill in (("  // the res", "ult is kept"), ("  var s = 'res", "ult';"), ("  var o = { res", "ult: 1 };"),
+                         ("  let res", "ult = 1;"), ("export { res", "ult } from './r';")):
+        doc = js.replace("  if (!result\n    return null;\n  }\n", "").replace("  return results;", before, 1)
+        at = doc.index(before) + len(before)
+        assert one(doc, at, at, fill, lang="javascript").ok, before
 
 
 def test_a_completion_that_reads_a_name_of_another_function_only_is_refused():
