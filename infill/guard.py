@@ -731,12 +731,16 @@ class _Errors:
             return False
         head, first = self.text[lo:at].lstrip(), new.split("\n", 1)[0]
         rest = "" if "\n" in new else self.text[at:hi]
-        clause = _CLAUSE.match(head)
+        clause = _CLAUSE.match(head + first)  # the clause the answer makes: `eli` + `f c != ESCAPE:` is an elif
         lead = _CLAUSE_AFTER[clause.group(1)] if clause else ""
         if lead is None:
             return False
-        return _syntax.python_finishable(lead + head + self.text[at:hi]) \
-            and not _syntax.python_finishable(lead + head + first + rest)
+        before = lead + head + self.text[at:hi]
+        # a header typed up to its colon (`elif floor`) is one Python could finish too, with that colon: a trial's
+        # `= self.denominator:` after it, a line Python cannot read, passed as the line was broken already
+        finishable = _syntax.python_finishable(before) or _COMPOUND.match(head) is not None \
+            and not before.rstrip().endswith(":") and _syntax.python_finishable(before.rstrip() + ":")
+        return finishable and not _syntax.python_finishable(lead + head + first + rest)
 
     def _mid_line(self, at: int) -> bool:
         """Whether code follows offset `at` on its line."""
@@ -753,6 +757,7 @@ class _Errors:
 
 
 _CLAUSE = re.compile(r"(else|elif|except|finally|case)\b")  # a line that continues the statement above it
+_COMPOUND = re.compile(r"(?:async\s+)?(?:if|elif|while|for|with|def|class|except|match|case)\b")  # ... `:` and a body
 # read alone after a header it can follow (None: not read alone)
 _CLAUSE_AFTER: dict[str, str | None] = {"else": "if 1:\n    pass\n", "elif": "if 1:\n    pass\n",
                                         "except": "try:\n    pass\n", "finally": "try:\n    pass\n", "case": None}
@@ -1790,6 +1795,8 @@ def _function_around(text: str, at: int, reach: int = 6000) -> str:
     line = text[start:at]
     indent = len(line) - len(line.lstrip(" \t"))
     owner = _def_above(text, start, indent + (not line.strip()), reach)  # a blank line's indent may be a body's
+    own = _DEF.match(text, start)  # the cursor on a `def` line (a header being typed): that function
+    owner = own or owner
     if owner is None:
         return ""
     depth = len(owner.group(1))
@@ -2063,7 +2070,9 @@ def _misspelled(text: str, start: int, end: int, new: str, reach: int = 200) -> 
     words = [w for w in dict.fromkeys(_IDENT.findall(region)) if len(w) >= MISSPELT_MIN and w not in defined]
     if not words:
         return None
-    known = _file_names(text, start, end)
+    # the word the user is typing at the cursor is not yet a name of the file (`__mro_` completed to `__mro__`)
+    typed = re.search(r"\w+$", text[lo:start]) if start == end else None
+    known = _file_names(text, start - len(typed.group()) if typed else start, end)
     for word in words:
         if word in known:
             continue

@@ -647,6 +647,32 @@ def test_a_python_definition_that_hides_another_of_its_name_is_refused():
     assert one(cls, at, at, "def y(self):\n        return 2").ok
 
 
+def test_a_header_typed_up_to_its_colon_is_judged_as_python_reads_it():
+    """From an adversarial trial on fractions.py: `elif floor` completed with `= self.denominator:` (a line Python
+    cannot read; the line was broken already, so the count of errors did not rise). And three correct completions of
+    a header being typed that were refused (found by cutting 2,342 real headers at random and offering their rest):
+    `eli` + `f c != ESCAPE:` read as no elif, `__mro_` + `_', ())):` taken for a misspelling of the user's own
+    `__mro_`, and `def _getlongre` + `sp(self):` judged inside the function above."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    src = (stdlib / "fractions.py").read_text()
+    at = src.index("elif floor % 2 == 0:") + len("elif floor ")
+    doc = src[:at] + src[src.index("\n", at):]
+    assert one(doc, at, at, "= self.denominator:").reason == \
+        "the answer would add parse errors: `= self.denominator:`"
+    assert one(doc, at, at, "% 2 == 0:").ok
+    q = (stdlib / "quopri.py").read_text()
+    at = q.index("elif c != ESCAPE:") + len("eli")
+    eol = q.index("\n", at)
+    assert one(q[:at] + q[eol:], at, at, q[at:eol]).ok
+    mro = "def f(cls, sub):\n    if cls in getattr(sub, '__mro_\n        return True\n    return False\n"
+    at = mro.index("__mro_") + len("__mro_")
+    assert one(mro, at, at, "_', ()):").ok
+    cls = ("class P:\n    def _getresp(self):\n        return self.line\n\n    def _getlongre\n"
+           "        resp = self._getresp()\n        return resp\n")
+    at = cls.index("_getlongre") + len("_getlongre")
+    assert one(cls, at, at, "sp(self):").ok
+
+
 def test_a_special_method_that_asks_for_itself_is_refused():
     """From a Neovim trial: `return repr(self)` offered as `__repr__`'s body, and `"%s(width=%r)" % (self.width, self)`:
     each calls `__repr__` again, for ever. Over 8,039 special methods of installed packages, the standard library and
