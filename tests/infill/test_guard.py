@@ -969,7 +969,7 @@ def test_a_completion_that_stops_short_of_a_name_of_the_file_is_refused():
     assert one(src, at, at, "ular").reason == \
         "the answer writes `Circular`, which the file does not have; it has `CircularDependencyError`"
     assert one(src, at, at, "ularDependencyError(data)").ok
-    # JavaScript, from an adversarial trial on bytes.js: `if (!result` closed with `) {`, the file's name being `results`
+    # JavaScript, from an adversarial trial on bytes.js: `if (!result` closed with `) {`; the file has `results`
     js = ("function parse(val) {\n  var results = /^x$/.exec(val);\n  if (!result\n    return null;\n  }\n"
           "  return results;\n}\n")
     at = js.index("(!result\n") + len("(!result")
