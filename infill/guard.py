@@ -142,17 +142,17 @@ class _Errors:
         """What the edit does wrong with JavaScript's private names that the file did not (private_name_errors, on
         the whole file: a class's declarations may lie far from the edit). From a trial: `this.#syncSchedule` for
         `#syncScheduled`, and a rewrite of `readonly #languageId` as a second `readonly #owner`."""
+        base = max(0, start - 200)
+        typed = re.search(r"#[\w$]*$", self.text[base:start])  # a private name typed half-way at the cursor
         if self.lang not in ("javascript", "typescript", "tsx") or len(self.text) > WHOLE_FILE_CHARS \
-                or "#" not in new and "#" not in self.text[start:end] \
-                and not re.search(r"#[\w$]*$", self.text[max(0, start - 200) : start]):  # a name typed half-way
+                or "#" not in new and "#" not in self.text[start:end] and typed is None:
             return None
         if self._private is None:
             self._private = _syntax.private_name_errors(self.text, self.lang)
         after = _syntax.private_name_errors(self.text[:start] + new + self.text[end:], self.lang)
         grown = [why for why, n in after.items() if n > self._private[why]]
-        typed = re.search(r"#[\w$]*$", self.text[max(0, start - 200) : start]) if start == end else None
-        if typed and not re.search(re.escape(typed.group()) + r"[\w$]", self.text[:typed.start() + max(0, start - 200)]
-                                   + self.text[start:]):
+        if start == end and typed is not None and not re.search(
+                re.escape(typed.group()) + r"[\w$]", self.text[: base + typed.start()] + self.text[start:]):
             # a private name of the user's own, typed before its declaration: no name the file has starts so
             grown = [why for why in grown if not why.startswith(f"uses `{typed.group()}")]
         return grown[0] if grown else None

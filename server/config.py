@@ -163,9 +163,8 @@ class Settings(BaseModel):
     def backend_key(self) -> tuple:
         """What the loaded backend depends on: a change means loading it again."""
         return (self.backend, self.model_path, self.device, self.threads, self.dtype, self.exact_batches(),
-                self.server_url,
-                self.server_model, self.pin_suffix, self.trust_remote_code, self.dual_cache, self.mask_token_id,
-                self.logit_shift, self.quantization)
+                self.server_url, self.server_model, self.pin_suffix, self.trust_remote_code, self.dual_cache,
+                self.mask_token_id, self.logit_shift, self.quantization)
 
     def exact_batches(self) -> bool:
         """Whether the embedded model must decode a batch of canvases exactly as each alone: `lossless` checks its
