@@ -1275,13 +1275,14 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             dropped = _dropped_return(old, candidate, errors.lang)
             if dropped is not None:
                 return Verdict(old, dropped)
-            # a rewrite also reads the start of its first line: `retur[n]` rewritten as `n new Date(+x);\n`
-            reach = p.start - (text.rfind("\n", 0, p.start) + 1) if p.start != p.end else DEAD_REACH
-            dead = errors.new_dead_return(p.start, p.end, candidate, reach=reach)
+            # the returns just above count too: `retur[n]` rewritten as `n new Date(+x);\n`, and a trial's ternary
+            # rewritten as a second return under `return i === 0` (JavaScript ends that line there by itself)
+            dead = errors.new_dead_return(p.start, p.end, candidate, reach=DEAD_REACH)
             if dead is not None:
                 code, earlier = _snippet(dead[0], 40), dead[1]
                 if p.start != p.end:
-                    return Verdict(old, f"the answer has code after `{code}` that never runs")
+                    return Verdict(old, f"the answer puts code after `{code}`, where it never runs" if earlier
+                                   else f"the answer has code after `{code}` that never runs")
                 if earlier:
                     return Verdict(old, f"the answer would never run: it comes after `{code}`")
                 return Verdict(old, f"the answer makes the code after it unreachable: `{code}`")

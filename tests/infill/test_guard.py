@@ -673,6 +673,18 @@ def test_a_header_typed_up_to_its_colon_is_judged_as_python_reads_it():
     assert one(cls, at, at, "sp(self):").ok
 
 
+def test_a_rewrite_that_puts_code_under_a_return_just_above_it_is_refused():
+    """From an adversarial trial on bytes.js: a ternary's branches rewritten as `return s.replace(...);` under `return
+    i === 0`, which JavaScript then ends by itself: the new line never runs."""
+    src = ("function fmt(str, sep) {\n  return str.split('.').map(function (s, i) {\n    return i === 0\n"
+           "      ? s.replace(/x/g, sep)\n      : s\n  }).join('.');\n}\n")
+    a = src.index("? s.replace")
+    b = src.index("\n  })")
+    assert one(src, a, b, "return s.replace(/y/g, '$1');", lang="javascript").reason == \
+        "the answer puts code after `return i === 0`, where it never runs"
+    assert one(src, a, b, "? s.replace(/y/g, sep)\n      : s", lang="javascript").ok
+
+
 def test_a_special_method_that_asks_for_itself_is_refused():
     """From a Neovim trial: `return repr(self)` offered as `__repr__`'s body, and `"%s(width=%r)" % (self.width, self)`:
     each calls `__repr__` again, for ever. Over 8,039 special methods of installed packages, the standard library and
