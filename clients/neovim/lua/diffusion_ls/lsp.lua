@@ -103,13 +103,13 @@ function M.attach(bufnr)
   return client
 end
 
---- Whether the server has been started and has not answered `initialize` yet (vim.lsp.get_clients() lists a client
---- only once it has).
----@return boolean
 --- How the last server process ended ({ code, signal, cmd }), for a report when none runs; nil if none ended.
 ---@type table?
 M.exited = nil
 
+--- Whether the server has been started and has not answered `initialize` yet (vim.lsp.get_clients() lists a client
+--- only once it has).
+---@return boolean
 function M.starting()
   return started ~= nil and not started.initialized and not started:is_stopped()
 end
