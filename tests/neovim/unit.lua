@@ -714,10 +714,14 @@ lsp.exited = nil
 st.report()
 eq(notes[#notes], { 'diffusion-ls: not running (it starts with a buffer of a configured filetype)', WARN },
   'never started')
-lsp.exited = { code = 0, signal = 0, cmd = 'diffusion-ls' }
+lsp.exited = { code = 0, signal = 0, cmd = 'diffusion-ls', ran = false }
 st.report()
 eq(notes[#notes], { 'diffusion-ls: not running: `diffusion-ls` exited (code 0); check `cmd` and :checkhealth '
   .. 'diffusion_ls', WARN }, 'started and ended')
+lsp.exited = { code = 0, signal = 0, cmd = 'diffusion-ls serve', ran = true }
+st.report()
+eq(notes[#notes], { 'diffusion-ls: not running: the server stopped (code 0); it starts again with a buffer of a '
+  .. 'configured filetype (:edit)', WARN }, 'ran, then stopped')
 lsp.get_client, lsp.starting = get_client, starting
 
 vim.cmd('qa!')

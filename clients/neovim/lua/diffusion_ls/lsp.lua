@@ -74,7 +74,9 @@ function M.client_config(bufnr)
     handlers = { ['diffusion/canvas'] = on_canvas },
     on_exit = function(code, signal, client_id)
       listeners[client_id] = nil
-      M.exited = { code = code, signal = signal, cmd = table.concat(cfg.cmd, ' ') }
+      local client = vim.lsp.get_client_by_id(client_id)
+      M.exited = { code = code, signal = signal, cmd = table.concat(cfg.cmd, ' '),
+                   ran = client ~= nil and client.initialized == true }
     end,
   }
 end
@@ -103,7 +105,8 @@ function M.attach(bufnr)
   return client
 end
 
---- How the last server process ended ({ code, signal, cmd }), for a report when none runs; nil if none ended.
+--- How the last server process ended ({ code, signal, cmd, ran: it had answered `initialize` }), for a report
+--- when none runs; nil if none ended.
 ---@type table?
 M.exited = nil
 

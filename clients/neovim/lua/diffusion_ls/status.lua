@@ -264,7 +264,12 @@ function M.report()
   if not client then
     if lsp.starting() then
       vim.notify('diffusion-ls: starting (the server has not answered yet); ask again in a moment', vim.log.levels.INFO)
-    elseif lsp.exited then -- it started and ended: a `cmd` that is not the server, or a crash
+    elseif lsp.exited and lsp.exited.ran then -- it ran, then stopped (:LspStop, a crash)
+      local e = lsp.exited
+      vim.notify(('diffusion-ls: not running: the server stopped (code %d%s); it starts again with a buffer of a '
+        .. 'configured filetype (:edit)'):format(e.code or -1, (e.signal or 0) ~= 0 and (', signal ' .. e.signal) or ''),
+        vim.log.levels.WARN)
+    elseif lsp.exited then -- it started and ended before it answered: a `cmd` that is not the server
       local e = lsp.exited
       vim.notify(('diffusion-ls: not running: `%s` exited (code %d%s); check `cmd` and :checkhealth diffusion_ls')
         :format(e.cmd, e.code or -1, (e.signal or 0) ~= 0 and (', signal ' .. e.signal) or ''), vim.log.levels.WARN)
