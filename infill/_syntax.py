@@ -140,8 +140,8 @@ def redeclared(text: str, lang: str | None) -> set[str]:
                 targets = [child.child_by_field_name("name")]
             elif child.type == "function_declaration" and imported:
                 name = child.child_by_field_name("name")
-                if name is not None and (name.text or b"").decode("utf-8", "replace") in imported:
-                    out.add((name.text or b"").decode("utf-8", "replace"))
+                if name is not None and _text(name) in imported:
+                    out.add(_text(name))
                 continue
             else:
                 continue
@@ -171,7 +171,7 @@ def private_name_errors(text: str, lang: str | None) -> Counter[str]:
                     kind = next((c.type for c in member.children if c.type in ("get", "set")), "plain")
                     kinds.setdefault(_text(name), []).append(kind)
             for name, ks in kinds.items():
-                if ks.count("plain") > 1 or "plain" in ks and len(ks) > 1 or ks.count("get") > 1 or ks.count("set") > 1:
+                if "plain" in ks and len(ks) > 1 or ks.count("get") > 1 or ks.count("set") > 1:
                     out[f"declares `{name}` twice in its class"] += 1
             scopes = (*scopes, frozenset(kinds))
         elif node.type == "private_property_identifier":
@@ -203,10 +203,9 @@ def _imported(stmt: tree_sitter.Node) -> list[str]:
     for clause in (c for c in stmt.named_children if c.type == "import_clause"):
         for part in clause.named_children:
             if part.type == "identifier":
-                out.append((part.text or b"").decode("utf-8", "replace"))
+                out.append(_text(part))
             elif part.type == "namespace_import":
-                out += [(i.text or b"").decode("utf-8", "replace") for i in part.named_children
-                        if i.type == "identifier"]
+                out += [_text(i) for i in part.named_children if i.type == "identifier"]
             elif part.type == "named_imports":
                 for spec in part.named_children:
                     if spec.type != "import_specifier" or any(c.type == "type" for c in spec.children) \
@@ -214,7 +213,7 @@ def _imported(stmt: tree_sitter.Node) -> list[str]:
                         continue
                     bound = spec.child_by_field_name("alias") or spec.child_by_field_name("name")
                     if bound is not None and bound.type == "identifier":
-                        out.append((bound.text or b"").decode("utf-8", "replace"))
+                        out.append(_text(bound))
     return out
 
 

@@ -1795,9 +1795,9 @@ def _function_around(text: str, at: int, reach: int = 6000) -> str:
     start = text.rfind("\n", 0, at) + 1
     line = text[start:at]
     indent = len(line) - len(line.lstrip(" \t"))
-    owner = _def_above(text, start, indent + (not line.strip()), reach)  # a blank line's indent may be a body's
-    own = _DEF.match(text, start)  # the cursor on a `def` line (a header being typed): that function
-    owner = own or owner
+    # the cursor on a `def` line (a header being typed): that function; else the one whose body holds the line (a
+    # blank line's indent may be a body's)
+    owner = _DEF.match(text, start) or _def_above(text, start, indent + (not line.strip()), reach)
     if owner is None:
         return ""
     depth = len(owner.group(1))
@@ -2111,7 +2111,7 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
     line = text[text.rfind("\n", 0, lo) + 1 : lo]
     if js and (word in _JS_BUILTINS or word in _JS_RESERVED or new[len(head.group()) if head else 0 :].lstrip()
                .startswith((":", "?")) or any(line.count(q) % 2 for q in "\"'`")  # in a string, it names nothing
-               or re.search(r"\b(?:let|const|var|function|class|interface|type|enum)\s+$", text[:lo])):
+               or _JS_DECLARING.search(text, max(0, lo - 200), lo)):
         return None
     # a comment's words name nothing (`invert` in "so invert self._fwdm"); the word as typed is not the file's
     code = _NOT_CODE.sub(" ", _TRIPLE.sub(" ", text[:lo] + text[end:]))
@@ -2137,6 +2137,7 @@ def _stops_short(text: str, at: int, new: str, lang: str | None) -> tuple[str, s
     return (word, longer) if after is not None and word in after else None
 
 
+_JS_DECLARING = re.compile(r"\b(?:let|const|var|function|class|interface|type|enum)\s+$")  # a name being declared
 _JS_RESERVED = frozenset("""break case catch class const continue debugger default delete do else export extends
 finally for function if import in instanceof new return super switch this throw try typeof var void while with yield
 let static async await of get set null true false undefined""".split())
