@@ -1294,6 +1294,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
 
+READ_REACH = 400  # chars either side of an edit whose reads _js_unknown_read checks, on the lines the edit touches
 DEAD_REACH = 300  # chars before a cursor fill searched for a return that the fill would follow
 WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)
 # names a text defines: declared after a keyword, or assigned at the start of a line (`x = `, `x: int = `, `x := `)
@@ -1385,15 +1386,18 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
     doc, tree, data = edited
     # the reads on the lines the edit leaves: its edges may make one of the text around (`forEach(tmp);\n` after
     # `x.` leaves the old `forEach(` bare on the next line)
-    line_lo = text.rfind("\n", 0, start) + 1
+    # (bounded by READ_REACH chars either side: a minified file's line holds thousands of reads the edit leaves alone)
+    line_lo = max(text.rfind("\n", 0, start) + 1, start - READ_REACH)
     line_hi = doc.find("\n", start + len(new) + (1 if new.endswith("\n") else 0))
-    lo, hi = len(_syntax.encode(text[:line_lo])), len(_syntax.encode(doc[: len(doc) if line_hi < 0 else line_hi]))
+    line_hi = min(len(doc) if line_hi < 0 else line_hi, start + len(new) + READ_REACH)
+    lo, hi = len(_syntax.encode(text[:line_lo])), len(_syntax.encode(doc[:line_hi]))
     code = _blank_prose(text)  # the file's code, offsets kept: a use elsewhere is one outside [start, end)
     reads = []
     for node in _overlapping(tree, lo, hi):
         if node.type in ("identifier", "shorthand_property_identifier") and node.start_byte >= lo and \
                 node.end_byte <= hi and _js_declares(node) is None and not _js_assigned(node):
             reads.append(node)
+    declared: dict[str, list[Any]] = {}  # a name's declarations, looked up once however often it is read
     for node in sorted(reads, key=lambda n: n.start_byte):
         name = data[node.start_byte : node.end_byte].decode("utf-8", "replace")
         if name in _JS_TEST_GLOBALS and _TEST_CALL.search(code) is not None:
@@ -1403,7 +1407,9 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
                                                                                       "continue_statement",
                                                                                       "nested_type_identifier"):
             continue
-        scopes = [sc for sc, _ in _js_declarations(tree, data, name.encode())]
+        if name not in declared:
+            declared[name] = [sc for sc, _ in _js_declarations(tree, data, name.encode())]
+        scopes = declared[name]
         # a declaration or a read inside a parse error is tree-sitter's guess (a call's arguments read as a function's
         # parameters): the scopes then say nothing
         if any(_js_encloses(scope, node) or _js_in_error(scope) for scope in scopes) or scopes and _js_in_error(node):

@@ -1067,6 +1067,23 @@ def test_a_javascript_completion_that_reads_a_name_the_file_never_names_is_refus
         assert one(src, at, at, ok, lang="javascript").ok, ok
 
 
+def test_a_minified_line_is_read_near_the_edit_only(monkeypatch):
+    # from a trial: VS Code's bundled mergeConflictMain.js has a 54 KB line; every read on it looked up its
+    # declarations over the whole file, seconds per keystroke. The reads far along the line are the user's, unchanged.
+    from infill import guard
+
+    far = ";".join(f"var v{i}=w{i}(v{i - 1})" for i in range(1, 600))
+    src = "var v0=1;" + far + ";function f(a){return a}" + far.replace("v", "u") + ";\n"
+    at = src.index("return a") + 8
+    looked: list[bytes] = []
+    real = guard._js_declarations
+    monkeypatch.setattr(guard, "_js_declarations", lambda t, d, n: looked.append(n) or real(t, d, n))
+    assert one(src, at, at, ".length", lang="javascript").ok
+    assert one(src, at, at, " || zzq", lang="javascript").reason == \
+        "the answer uses `zzq`, which nothing in the file defines"
+    assert looked and len(looked) < 200 and b"w300" not in looked and b"u300" not in looked, looked
+
+
 def test_a_completion_that_ends_the_statement_inside_an_open_string_is_refused():
     # from a trial: `escape = '&q` finished as `u;`: the `;` went into the string, which stays open
     src = "function esc(c) {\n  var escape;\n  if (c === 34) {\n    escape = '&q\n  }\n  return escape;\n}\n"
