@@ -282,13 +282,13 @@ class EmbeddedBackend(Seam):
     def verify(self, handle: Handle, ids: Sequence[int]) -> tuple[Handle, Tensor]:
         """Commit `ids` after the handle's context and return the next-token logits after each of them (T, V):
         one causal forward checks a whole draft. A later prefill/commit/verify from an earlier handle rewinds."""
-        with self._lock:
+        with self._lock, torch.no_grad():  # the head's weights would otherwise record a graph for a backward
             new, h = self._append(handle, ids, every=True)  # h: (1, T, dim)
             return new, self.model.logits(h[0]).float()  # (T, V)
 
     def next_token_logits(self, handle: Handle) -> Tensor:
         """Next-token logits (V,) after the handle's context: the autoregressive baseline decodes with these."""
-        with self._lock:
+        with self._lock, torch.no_grad():
             cache = self._caches[handle.session]
             if cache.length != handle.length or handle.session not in self._last_hidden:
                 raise RuntimeError("next_token_logits needs the handle of the latest prefill/commit")

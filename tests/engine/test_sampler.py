@@ -348,6 +348,8 @@ def test_verify_gives_the_next_token_logits_after_every_committed_token(backend,
     ids = backend.tokenizer.encode("x + 1")
     h, logits = backend.verify(backend.prefill(ctx, "v"), ids)
     assert logits.shape == (len(ids), backend.tokenizer.vocab_size) and h.length == len(ctx) + len(ids)
+    # inference only: no graph for a backward is kept behind the head's logits
+    assert not logits.requires_grad and not backend.next_token_logits(h).requires_grad
     one = backend.prefill(ctx, "one")
     for i, t in enumerate(ids):  # one token at a time through the cache: the same logits
         one = backend.commit(one, [t])
