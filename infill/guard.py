@@ -1264,6 +1264,9 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
             if again is not None:
                 return Verdict(old, f"the answer defines `{again[0]}` again: the file defines it on line {again[1]}, "
                                "and one would hide the other")
+            dropped = _header_drops_parameter(text, p.start, candidate, errors.lang) if p.start == p.end else None
+            if dropped is not None:
+                return Verdict(old, f"the answer's parameters leave out `{dropped}`, which the function's body reads")
             key = errors.new_duplicate_key(p.start, p.end, candidate) if p.start != p.end or ":" in candidate \
                 else None  # a cursor fill too: `b: 1,` on a new line of an object that has `b` (from a trial)
             if key is not None:
@@ -1422,6 +1425,84 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
 
 _JS_WORDS = frozenset({"of", "in", "get", "set", "static", "async", "await", "yield", "let", "from", "as"})
 
+
+_PY_HEADER = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(.*\)[ \t]*(?:->[^:\n]*)?:[ \t]*(?:#[^\n]*)?")
+
+
+def _header_drops_parameter(text: str, at: int, new: str, lang: str | None) -> str | None:
+    """A name the body of a function reads and nothing binds there, when a cursor fill completes that function's
+    parameter list: the header the answer writes leaves the name out. From a trial: `(text: strin` + `g) {` dropped
+    `initialText`, `(processLis` + `tener) => {` named the parameter the body reads as `processList`, `def fill` +
+    `_text(self):` dropped `text`. A name read unbound elsewhere too is taken as a global from outside the file."""
+    if ")" not in new or len(text) > WHOLE_FILE_CHARS:
+        return None
+    if lang == "python":
+        start = text.rfind("\n", 0, at) + 1
+        if not _PY_HEADER.fullmatch(text[start:at] + new.split("\n", 1)[0]):
+            return None
+        doc = text[:at] + new + text[at:]
+        if _STAR_IMPORT.search(doc):  # it may bind any name
+            return None
+        body = _function_around(doc, at)  # from the `def` line at `start`
+        if not body or "\n" not in body or not doc.startswith(body, start):
+            return None
+        read = set(_NAME.findall(_NOT_CODE.sub(" ", body.split("\n", 1)[1])))
+        unbound = _syntax.python_unresolved(doc, fill_stubs=False) or set()
+        if not unbound & read:
+            return None
+        indent = body[: len(body) - len(body.lstrip(" \t"))]  # the function as `pass`: its class keeps a body
+        rest = _syntax.python_unresolved(doc[:start] + indent + "pass\n" + doc[start + len(body) :], fill_stubs=False)
+        names = sorted(n for n in unbound & read - rest if not _NOT_PARAMETER.match(n)) if rest is not None else []
+        return names[0] if names else None
+    if lang not in ("javascript", "typescript", "tsx"):
+        return None
+    edited = _js_edited(text, at, at, new, lang)
+    if edited is None:
+        return None
+    doc, tree, data = edited
+    b0 = len(_syntax.encode(text[:at]))
+    b1 = b0 + len(_syntax.encode(new))
+    params = tree.root_node.descendant_for_byte_range(b0, b0)
+    while params is not None and params.type != "formal_parameters":
+        params = params.parent
+    # the answer closes the list: its `)` is the answer's, and the function's body follows
+    if params is None or not b0 < params.end_byte <= b1 or params.parent is None:
+        return None
+    function = params.parent
+    body = function.child_by_field_name("body")
+    if body is None or body.end_byte <= b1 or _js_in_error(function) or function.has_error:
+        return None
+    code = _blank_prose(doc)
+    lo, hi = len(data[: function.start_byte].decode("utf-8", "replace")), len(data[: function.end_byte]
+                                                                             .decode("utf-8", "replace"))
+    seen: set[str] = set()
+    for node in _overlapping(tree, max(body.start_byte, b1), body.end_byte):
+        if node.type not in ("identifier", "shorthand_property_identifier") or _js_declares(node) is not None \
+                or _js_assigned(node):
+            continue
+        name = _syntax._text(node)
+        if name in seen or _NOT_PARAMETER.match(name) or name in _JS_BUILTINS or name in _JS_WORDS or \
+                name in _JS_TEST_GLOBALS:
+            continue
+        seen.add(name)
+        if node.parent is not None and node.parent.type in ("labeled_statement", "break_statement",
+                                                            "continue_statement", "nested_type_identifier",
+                                                            "named_tuple_member"):  # `[result: boolean]` is a type's
+            continue
+        # declared only in another scope (trusted where the file parses: elsewhere tree-sitter's guesses mislead the
+        # scopes), or nowhere and read nowhere else (else a global of another script)
+        scopes = [sc for sc, _ in _js_declarations(tree, data, name.encode())]
+        if any(_js_encloses(scope, node) for scope in scopes):
+            continue
+        if scopes and not tree.root_node.has_error or not scopes and \
+                not any(not lo <= m.start() < hi for m in re.finditer(_BARE.format(re.escape(name)), code)):
+            return name
+    return None
+
+
+# a class, a type, a constant or a build's global (`Doc`, `__DEV__`, `__magic__`): hardly a parameter
+_NOT_PARAMETER = re.compile(r"[A-Z]|__|[^a-z]*$")
+
 # types TypeScript's libraries (ES, DOM, Node's usual ones) declare: a type name outside these and the file's own code
 # is declared nowhere the file can see
 _TS_TYPES = frozenset("""
@@ -1444,6 +1525,9 @@ HTMLInputElement HTMLDivElement HTMLCanvasElement HTMLAnchorElement HTMLButtonEl
 HTMLImageElement HTMLSelectElement HTMLTextAreaElement CanvasRenderingContext2D NodeList NodeListOf HTMLCollection
 DOMRect ShadowRoot DocumentFragment Text Comment Range Selection MutationObserver IntersectionObserver
 ResizeObserver Buffer BufferEncoding
+DecoratorContext DecoratorMetadata DecoratorMetadataObject ClassDecoratorContext ClassMethodDecoratorContext
+ClassGetterDecoratorContext ClassSetterDecoratorContext ClassFieldDecoratorContext ClassAccessorDecoratorContext
+ClassAccessorDecoratorTarget ClassAccessorDecoratorResult
 """.split())
 
 
@@ -1452,7 +1536,7 @@ _JS_FUNCTIONS = frozenset({"function_declaration", "generator_function_declarati
 _JS_BLOCKS = frozenset({"statement_block", "program", "for_statement", "for_in_statement", "class_body",
                         "switch_body"})
 _JS_PATTERNS = frozenset({"object_pattern", "array_pattern", "rest_pattern", "assignment_pattern", "pair_pattern",
-                          "required_parameter", "optional_parameter"})
+                          "object_assignment_pattern", "required_parameter", "optional_parameter"})
 
 
 _TS_TYPE_DECLARATIONS = frozenset({"type_parameter", "type_alias_declaration", "interface_declaration",
@@ -1514,8 +1598,8 @@ def _js_declares(node) -> Any:
         return None
     child, up = node, node.parent
     while up is not None and up.type in _JS_PATTERNS:  # a destructured or defaulted name: up to what binds it
-        if up.type == "assignment_pattern" and up.child_by_field_name("left") != child:
-            return None  # the default value is a read
+        if up.type in ("assignment_pattern", "object_assignment_pattern") and up.child_by_field_name("left") != child:
+            return None  # the default value is a read (`{ a = 1 }` too)
         if up.type == "pair_pattern" and up.child_by_field_name("value") != child:
             return None  # the key is a property name
         child, up = up, up.parent

@@ -133,6 +133,7 @@ class Runner:
                 "novel_names": bool(novel), "novel_in_context": bool(novel & given),
                 "repo_tokens": len(ids), "repo_chunks": [f"{c.kind}:{c.path}:{c.line}" for c in used],
                 "context_tokens": len(plan.canvas.context_ids) if plan.canvas else 0, "nfe": out.stats.nfe,
+                "refused": out.refused(0),  # the guard's reason when it kept the document's text, else None
                 "select_ms": round(select_ms, 2), "ms": round(ms, 1)}
 
 

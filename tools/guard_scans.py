@@ -8,7 +8,9 @@ trials found the guard refusing correct answers, or where its newer rules could:
    the held-out trees and of the standard library, each cut at a random point after a few characters, completed with
    the rest of its own line (the header typed up to its colon; `eli` + `f c != ESCAPE:`);
 2. names: identifiers of the held-out Python, JavaScript and TypeScript trees, typed as far as their third character
-   or to their end, completed with the rest of their line (a name the user began, which the answer finishes or ends).
+   or to their end, completed with the rest of their line (a name the user began, which the answer finishes or ends);
+3. signatures: JavaScript and TypeScript function, method and arrow headers (a parameter list, then the body's `{`),
+   each cut at a random point inside its parameter list, completed with the rest of the line.
 
 Each place is one guard.check of the document with the rest of the line cut away; every refusal is listed.
 """
@@ -29,6 +31,8 @@ from infill import guard  # noqa: E402
 
 HEADER = re.compile(r"(?m)^[ \t]*(?:if|elif|while|for|with|def|class|except)\b[^\n]*:[ \t]*$")
 NAME = re.compile(r"(?<![\w.$#])[A-Za-z_]\w{4,}")
+SIGNATURE = re.compile(r"(?m)^(?![ \t]*(?:if|for|while|switch|catch|else|do)\b)[^\n(]*\(([^\n()]*)\)[ \t]*"
+                       r"(?::[^\n{=]*)?(?:=>[ \t]*)?\{[ \t]*$")
 EXT = {"python": ("py",), "javascript": ("js", "mjs"), "typescript": ("ts",)}
 
 
@@ -92,6 +96,23 @@ def names(paths: list[tuple[Path, str]], rng: random.Random, per_file: int = 8) 
     return {"tried": tried, "refused": len(refused), "examples": refused[:20]}
 
 
+def signatures(paths: list[tuple[Path, str]], rng: random.Random, per_file: int = 6) -> dict:
+    tried, refused = 0, []
+    for path, lang in paths:
+        text = read(path, 60_000)
+        if text is None:
+            continue
+        found = [m for m in SIGNATURE.finditer(text) if m.group(1).strip()]
+        for m in rng.sample(found, min(per_file, len(found))):
+            at = rng.randint(m.start(1), m.end(1))
+            tried += 1
+            reason = judge(text, at, m.end(), lang)
+            if reason is not None:
+                refused.append({"lang": lang, "line": m.group().strip()[:80], "typed": text[m.start() : at].strip(),
+                                "reason": reason})
+    return {"tried": tried, "refused": len(refused), "examples": refused[:20]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus", help="the language trees of tools/lang_corpus.py")
@@ -107,10 +128,12 @@ def main() -> int:
               "headers": headers(rng.sample(python, min(args.files, len(python))), rng)}
     mixed = [(p, lang) for lang in EXT for p in files(root / lang, lang)]
     result["names"] = names(rng.sample(mixed, min(args.files, len(mixed))), rng)
+    scripts = [(p, lang) for p, lang in mixed if lang != "python"]
+    result["signatures"] = signatures(rng.sample(scripts, min(args.files, len(scripts))), rng)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        for kind in ("headers", "names"):
+        for kind in ("headers", "names", "signatures"):
             r = result[kind]
             print(f"{kind}: {r['tried']} true completions judged, {r['refused']} refused")
             for ex in r["examples"]:

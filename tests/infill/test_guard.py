@@ -1084,6 +1084,42 @@ def test_a_minified_line_is_read_near_the_edit_only(monkeypatch):
     assert looked and len(looked) < 200 and b"w300" not in looked and b"u300" not in looked, looked
 
 
+def test_a_header_completion_that_leaves_out_a_parameter_the_body_reads_is_refused():
+    # from a trial: `(text: strin` + `g) {` dropped `initialText`; `(processLis` + `tener) => {` named the parameter
+    # the body reads as `processList`; `def fill` + `_text(self):` dropped `text`
+    src = ("class H {\n  createDocument(text: strin\n    const doc = new Doc(text, initialText);\n    return doc;\n"
+           "  }\n}\n")
+    at = src.index("strin") + 5
+    assert one(src, at, at, "g) {", lang="typescript").reason == \
+        "the answer's parameters leave out `initialText`, which the function's body reads"
+    assert one(src, at, at, "g, initialText: string) {", lang="typescript").ok  # `Doc`: a class from elsewhere
+    src = "items.forEach((processLis\n  console.log(processList.length);\n});\n"
+    at = src.index("processLis") + 10
+    assert one(src, at, at, "tener) => {", lang="javascript").reason == \
+        "the answer's parameters leave out `processList`, which the function's body reads"
+    assert one(src, at, at, "t) => {", lang="javascript").ok
+    # a name destructured with a default (`{ responseHandler = 'json' }`) is declared: a guard scan read it as
+    # declared only in another scope
+    src = ("function make(opts) {\n  return async (arg, api) => {\n    let { url, responseHandler = 'json' } = arg\n"
+           "    if (responseHandl\n      return url\n    }\n  }\n}\n")
+    at = src.index("responseHandl\n") + len("responseHandl")
+    assert one(src, at, at, "er === 'json') {", lang="typescript").ok
+    src = src.replace("(arg, api) => {", "(arg, ap").replace("responseHandl\n", "responseHandler === 'json') {\n")
+    at = src.index("(arg, ap") + len("(arg, ap")
+    assert one(src, at, at, "i) => {", lang="typescript").ok
+    src = ("import re\n\nclass W:\n    def fill\n        return '\\n'.join(self.wrap(text))\n\n\n"
+           "def other(text):\n    return text\n")
+    at = src.index("def fill") + 8
+    for new in ("_text(self):", "(self):"):
+        assert one(src, at, at, new).reason == \
+            "the answer's parameters leave out `text`, which the function's body reads"
+    assert one(src, at, at, "(self, text):").ok
+    # a name the file reads unbound elsewhere too, or one a star import may bind, is taken as a global
+    assert one(src.replace("    return text\n", "    return text + width\n").replace("wrap(text)", "wrap(width)"),
+               at, at, "(self, text):").ok
+    assert one("from os import *\n" + src, at + 17, at + 17, "(self):").ok
+
+
 def test_a_completion_that_ends_the_statement_inside_an_open_string_is_refused():
     # from a trial: `escape = '&q` finished as `u;`: the `;` went into the string, which stays open
     src = "function esc(c) {\n  var escape;\n  if (c === 34) {\n    escape = '&q\n  }\n  return escape;\n}\n"
