@@ -474,6 +474,35 @@ def errors_inside(tree: tree_sitter.Tree | None, spans: Sequence[tuple[int, int]
     return count
 
 
+def errors_within(tree: tree_sitter.Tree | None, lo: int, hi: int) -> bool:
+    """Whether the tree has parse errors (ERROR or MISSING nodes) and all of them lie within bytes [lo, hi]."""
+    found, stack = False, [tree.root_node] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            if node.start_byte < lo or node.end_byte > hi:
+                return False
+            found = True
+        elif node.has_error:
+            stack.extend(node.children)
+    return found
+
+
+def error_near(tree: tree_sitter.Tree | None, lo: int, hi: int, limit: int) -> bool:
+    """Whether an ERROR or MISSING node of at most `limit` bytes touches bytes [lo, hi] (a bigger one is a window cut
+    through code, or a file broken for another reason, not text at these bytes)."""
+    stack = [tree.root_node] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if node.end_byte < lo or node.start_byte > hi:
+            continue
+        if (node.is_error or node.is_missing) and node.end_byte - node.start_byte <= limit:
+            return True
+        if node.has_error:
+            stack.extend(node.children)
+    return False
+
+
 def tree_brokenness(tree: tree_sitter.Tree | None, lang: str | None) -> tuple[int, int]:
     """brokenness of a parsed tree."""
     if tree is None:

@@ -294,6 +294,21 @@ class _Errors:
         grown = sum(len(_syntax.encode(new)) - len(_syntax.encode(self.text[start:end])) for start, end, new in edits)
         if bytes_after > bytes_before + max(0, grown):
             return True
+        # a fill in front of code on its line, where a word typed into an expression broke the line at the cursor
+        # and nothing else (`if(x!e||`), that leaves it broken at the fill: `if(xn(e)!e||` (a trial, in a minified
+        # file). A text broken elsewhere too (a window cut through code, TypeScript the grammar misreads) says nothing
+        if n_before and len(edits) == 1 and not replaces and self._mid_line(edits[0][0]):
+            start = edits[0][0]
+            eol = self.text.find("\n", start)
+            line_lo = max(self.text.rfind("\n", 0, start) + 1, start - WORD_REACH)
+            line_hi = min(len(self.text) if eol < 0 else eol, start + WORD_REACH)
+            at = len(_syntax.encode(self.text[win[0] : start]))
+            lo = at - len(_syntax.encode(self.text[line_lo:start]))
+            hi = at + len(_syntax.encode(self.text[start:line_hi]))
+            size = len(_syntax.encode(edits[0][2]))
+            if _syntax.errors_within(_syntax.parse(self.text[win[0] : win[1]], self.lang), lo, hi) and \
+                    _syntax.error_near(tree, at, at + size, hi - lo + size) and not self.in_prose(start):
+                return True
         # tree-sitter's Python grammar accepts lines indented past their block, a block of only a comment, and two
         # expressions side by side on one line (`data = data.copy() {item: ...}`, a trial's fill in the middle of a
         # line); Python itself does not (a one-line completion at the end of a line, the common case, skips the two
@@ -1297,6 +1312,7 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     return Verdict(old, f"the answer would add parse errors: `{_snippet(errors.broken_line(p.start, p.end, p.text))}`")
 
 
+WORD_REACH = 64  # chars either side of a cursor, on its line, where a parse error is the word being typed
 READ_REACH = 400  # chars either side of an edit whose reads _js_unknown_read checks, on the lines the edit touches
 DEAD_REACH = 300  # chars before a cursor fill searched for a return that the fill would follow
 WHOLE_FILE_CHARS = 200_000  # up to this size a broken window is judged on the whole file (~25 ms of parsing)

@@ -8,7 +8,9 @@ trials found the guard refusing correct answers, or where its newer rules could:
    the held-out trees and of the standard library, each cut at a random point after a few characters, completed with
    the rest of its own line (the header typed up to its colon; `eli` + `f c != ESCAPE:`);
 2. names: identifiers of the held-out Python, JavaScript and TypeScript trees, typed as far as their third character
-   or to their end, completed with the rest of their line (a name the user began, which the answer finishes or ends);
+   or to their end, completed with the rest of their line (a name the user began, which the answer finishes or ends),
+   or, at every other place typed to its third character, with the rest of the name alone, in front of the code after
+   it on its line;
 3. signatures: JavaScript and TypeScript function, method and arrow headers (a parameter list, then the body's `{`),
    each cut at a random point inside its parameter list, completed with the rest of the line.
 
@@ -89,7 +91,9 @@ def names(paths: list[tuple[Path, str]], rng: random.Random, per_file: int = 8) 
                 if not text[at:eol].strip():
                     continue
                 tried += 1
-                reason = judge(text, at, eol, lang)
+                # the rest of the line, or (every other place) the rest of the word, the code after it left in place
+                end = eol if k == len(m.group()) or tried % 2 else m.end()
+                reason = judge(text, at, end, lang)
                 if reason is not None:
                     refused.append({"lang": lang, "line": text[text.rfind("\n", 0, at) + 1 : eol].strip()[:80],
                                     "typed": m.group()[:k], "reason": reason})

@@ -1120,6 +1120,21 @@ def test_a_header_completion_that_leaves_out_a_parameter_the_body_reads_is_refus
     assert one("from os import *\n" + src, at + 17, at + 17, "(self):").ok
 
 
+def test_a_fill_in_front_of_code_that_leaves_the_line_broken_at_the_cursor_is_refused():
+    # from a Neovim trial in a minified bundle: `x` typed after `if(` broke the line, and the ghost text `n(e)` left it
+    # broken (`if(xn(e)!e||`): the error grew by the fill's size, so no count or size said so
+    src = ("function _a(e,r){var t;if(x!e||(re(e)&&(e=e[0]||\"\")))return null;return t}\nfunction re(e){return e}\n"
+           "function xn(e){return e}\n")
+    at = src.index("if(x") + 4
+    assert one(src, at, at, "n(e)", lang="javascript").reason == "the answer would add parse errors: `n(e)`"
+    assert one(src, at, at, "||", lang="javascript").ok  # `if(x||!e||`: the line mended
+    assert one(src, at, at, "&&", lang="javascript").ok
+    py = "def f(items, n):\n    total = le n\n    return total\n"
+    at = py.index("le n") + 2
+    assert one(py, at, at, "n(items)").reason == "the answer would add parse errors: `n(items)`"
+    assert one(py, at, at, "n(items) *").ok
+
+
 def test_a_completion_that_ends_the_statement_inside_an_open_string_is_refused():
     # from a trial: `escape = '&q` finished as `u;`: the `;` went into the string, which stays open
     src = "function esc(c) {\n  var escape;\n  if (c === 34) {\n    escape = '&q\n  }\n  return escape;\n}\n"
