@@ -583,6 +583,25 @@ eq(dls.statusline(), 'diffusion-ls', 'let go before its answer: nothing to show'
 vim.b.diffusion_ls_auto_trigger = false
 eq(dls.statusline(), 'diffusion-ls off', 'completion as you type off in the buffer')
 vim.b.diffusion_ls_auto_trigger = nil
+-- a language the model is weak at (its status, fetched when the client started): says completions wait to be asked
+local status_mod = require('diffusion_ls.status')
+local ft = vim.bo.filetype
+vim.bo.filetype = 'typescript'
+fake_status.languages, fake_status.weakLanguages = { typescript = 'weak', python = 'good' }, 'explicit'
+status_mod.fetch(fake, function() end)
+eq(dls.statusline(), 'diffusion-ls when asked', 'a weak language, completed only when asked')
+ghost.trigger()
+sent.on_result(nil, { items = { { insertText = 'foo', range = range(0, 4, 0, 4) } } }, sent.req)
+eq(dls.statusline():match('^diffusion%-ls when asked, %d+ ms$') ~= nil, true, 'asked: ' .. dls.statusline())
+fake_status.weakLanguages = 'off'
+status_mod.fetch(fake, function() end)
+eq(dls.statusline():match('^diffusion%-ls off here') ~= nil, true, 'weakLanguages off: ' .. dls.statusline())
+fake_status.weakLanguages = 'automatic'
+status_mod.fetch(fake, function() end)
+eq(dls.statusline():match('^diffusion%-ls %d+ ms$') ~= nil, true, 'automatic: as any language')
+vim.bo.filetype = ft
+fake_status.languages, fake_status.weakLanguages = nil, nil
+status_mod.fetch(fake, function() end)
 fake.initialized = false
 eq(dls.statusline(), 'diffusion-ls starting', 'the server has not answered initialize')
 fake.initialized = true

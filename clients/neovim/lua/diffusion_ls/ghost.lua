@@ -127,6 +127,15 @@ end
 ---@param asked? boolean
 local function track(bufnr, pending, refused, asked)
   local t = last[bufnr]
+  if not pending and status_used then
+    -- an answer comes once the model has loaded: the status read before then had no ratings (statusline's weak
+    -- languages), so it is read again until it says loaded
+    local client = lsp.get_client(bufnr)
+    local s = client and require('diffusion_ls.status').last(client)
+    if client and (s == nil or s.loaded ~= true) then
+      require('diffusion_ls.status').fetch(client, redraw_status)
+    end
+  end
   if pending then
     last[bufnr] = { sent = vim.uv.hrtime(), pending = true }
   elseif t and t.pending and refused and not asked then
@@ -386,6 +395,14 @@ function M.statusline(bufnr)
     or t.ms and ('%d ms'):format(math.floor(t.ms + 0.5)))
   if not M.auto(bufnr) then
     what = what and ('off, ' .. what) or 'off'
+  else -- a language the model is weak at: the server completes it only when asked, or never (weakLanguages)
+    local s = require('diffusion_ls.status').last(client)
+    local mode = s and type(s.languages) == 'table' and s.languages[vim.bo[bufnr].filetype] == 'weak'
+      and s.weakLanguages
+    if mode == 'explicit' or mode == 'off' then
+      local how = mode == 'off' and 'off here' or 'when asked'
+      what = what and (how .. ', ' .. what) or how
+    end
   end
   return what and ('diffusion-ls ' .. what) or 'diffusion-ls'
 end

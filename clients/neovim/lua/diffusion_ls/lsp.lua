@@ -72,6 +72,10 @@ function M.client_config(bufnr)
     init_options = M.settings_object(cfg.server_settings),
     capabilities = capabilities(),
     handlers = { ['diffusion/canvas'] = on_canvas },
+    -- the model's ratings and the weakLanguages setting, for the statusline (which asks the server nothing)
+    on_init = function(client)
+      require('diffusion_ls.status').fetch(client, function() end)
+    end,
     on_exit = function(code, signal, client_id)
       listeners[client_id] = nil
       local client = vim.lsp.get_client_by_id(client_id)
@@ -171,6 +175,7 @@ function M.setup()
       end
       client.config.init_options = settings
       client:notify('workspace/didChangeConfiguration', { settings = M.settings_object(change) })
+      require('diffusion_ls.status').fetch(client, function() end)
     end
   end
   vim.api.nvim_create_autocmd('FileType', {
