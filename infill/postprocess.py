@@ -166,6 +166,36 @@ def close_line(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
 
 
 _EMPTY_STATEMENTS = re.compile(r";{2,}(?=[ \t]*(?://[^\n]*)?$)", re.M)  # `x = 0;;;;` at a line's end: one `;`
+_BARE_END = re.compile(r"[\w)\]'\"`]$")  # a line that could end a statement without its `;`
+_ASI_HAZARD = re.compile(r"[ \t]*[(\[`+\-/]")  # a next line that would join the statement without it
+
+
+def match_semicolons(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
+    """A JavaScript/TypeScript fill's `;` at the ends of its lines dropped where the file around it writes its
+    statements without them (standard style: a trial's `return testC` + `omparator.value;` in semver), unless the
+    next line starts with what would join the two statements without it (`(`, `[`, a template, an operator)."""
+    if lang not in ("javascript", "typescript", "tsx") or ";" not in fill:
+        return fill
+    code = [ln.strip() for ln in (prefix + suffix).split("\n")]
+    code = [ln for ln in code if ln and not ln.startswith(("//", "/*", "*"))]
+    if any(ln.endswith(";") and not ln.startswith("for") for ln in code) or \
+            sum(1 for ln in code if _BARE_END.search(ln)) < SEMICOLON_LESS_LINES:
+        return fill
+    lines = fill.split("\n")
+    after = suffix.split("\n", 1)
+    for i, line in enumerate(lines):
+        body = line.rstrip()
+        if not body.endswith(";") or not body[:-1].strip() or body.lstrip().startswith("for"):
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else (after[1].split("\n", 1)[0] if len(after) > 1 else "")
+        rest = "" if i + 1 < len(lines) else after[0]  # the last line: what follows the fill on its line
+        if rest.strip() or _ASI_HAZARD.match(nxt):
+            continue
+        lines[i] = body[:-1] + line[len(body) :]
+    return "\n".join(lines)
+
+
+SEMICOLON_LESS_LINES = 8  # lines that end a statement without `;` (and none with one) before a file counts as such
 
 
 def finalize(
@@ -194,7 +224,7 @@ def finalize(
     if lang == "python" and situation not in ("comment", "rest_of_line", "expression", "arguments", "control_header"):
         fill = normalize_indent(fill, line_prefix, line_prefix if indent is None else indent, unit)
     if lang is not None and lang != "python":
-        fill = _EMPTY_STATEMENTS.sub(";", fill)
+        fill = match_semicolons(prefix, _EMPTY_STATEMENTS.sub(";", fill), suffix, lang)
     fill = truncate_to_syntax(prefix, fill, suffix, lang)
     fill = trim_trailing_whitespace(fill, suffix)
     fill = close_line(prefix, fill, suffix, lang)

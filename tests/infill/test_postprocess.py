@@ -140,3 +140,22 @@ def test_a_fill_that_ends_its_line_with_the_line_still_open_gets_what_it_lacks()
     assert close_line("def f(a):\n    x = foo(a", ", b", "\n            c)\n    return x\n", "python") == ", b"
     assert close_line("def f(a):\n    x = foo(a", ", b", ")\n    return x\n", "python") == ", b"
     assert close_line("def f(a):\n    x = foo(a", ", b)", "\n    return x\n", "python") == ", b)"
+
+
+def test_a_fill_drops_its_semicolons_where_the_file_writes_none():
+    # from a Neovim trial in semver (standard style): `return testC` completed as `omparator.value;`
+    from infill.postprocess import match_semicolons
+
+    pre = ("'use strict'\nconst a = require('a')\nconst b = 2\n\nfunction f (x) {\n  const y = x + 1\n  if (y) {\n"
+           "    return y\n  }\n  const z = g(y)\n  return ")
+    suf = "\n}\n\nmodule.exports = f\n"
+    assert match_semicolons(pre, "z.value;", suf, "javascript") == "z.value"
+    assert finalize(pre, "z.value;", suf, "javascript", "rest_of_line") == "z.value"
+    assert match_semicolons(pre, "z.value;\n  foo();", suf, "javascript") == "z.value\n  foo()"
+    # a next line that would join the statement keeps its `;` (`z.value(foo)()` otherwise)
+    assert match_semicolons(pre, "z.value;\n  (foo)()", suf, "javascript") == "z.value;\n  (foo)()"
+    # a file that ends one statement with `;` writes them: kept; other languages: kept
+    assert match_semicolons(pre.replace("const b = 2", "const b = 2;"), "z.value;", suf, "javascript") == "z.value;"
+    assert match_semicolons(pre, "z.value;", suf, "python") == "z.value;"
+    # code after the fill on its line: the `;` is not the line's end
+    assert match_semicolons(pre, "z;", " + 1" + suf, "javascript") == "z;"
