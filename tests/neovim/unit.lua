@@ -539,6 +539,17 @@ eq(#marks(), 1, 'the reason stays while the cursor does')
 vim.api.nvim_win_set_cursor(0, { 2, 0 })
 vim.api.nvim_exec_autocmds('CursorMoved', { buffer = 0 })
 eq(marks(), {}, 'and goes when it moves')
+-- a line wider than the window (minified code): its end is off screen, so the reason goes at the cursor
+local long = 'x = ' .. string.rep('a', vim.api.nvim_win_get_width(0) + 10)
+vim.api.nvim_buf_set_lines(0, 0, 1, false, { long })
+vim.api.nvim_win_set_cursor(0, { 1, 4 })
+ghost.trigger()
+sent.on_canvas({ version = 3, range = range(0, 4, 0, 4), text = '', masks = {}, step = 2, done = true,
+  reason = 'the answer was empty' }, sent.req)
+eq(marks(), { { 0, 4, { { ' no suggestion: the answer was empty ', 'DiffusionLsHint' } } } },
+  'a long line: the reason at the cursor')
+ghost.dismiss()
+vim.api.nvim_buf_set_lines(0, 0, 1, false, { 'x = )' })
 vim.api.nvim_win_set_cursor(0, { 1, 4 })
 notes = {}
 fake.attached_buffers[vim.api.nvim_get_current_buf()] = true

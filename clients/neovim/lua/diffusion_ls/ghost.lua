@@ -204,9 +204,14 @@ end
 ---@param col integer
 ---@param text string
 local function note(bufnr, row, col, text)
-  vim.api.nvim_buf_set_extmark(bufnr, M.ns, row, 0, {
-    virt_text = { { '  ' .. text:gsub('%s*\n%s*', '; '), 'DiffusionLsHint' } },
-    virt_text_pos = 'eol',
+  -- a line wider than its window (minified code) has its end off screen: the note goes at the cursor instead
+  local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  local win = vim.fn.bufwinid(bufnr)
+  local wide = win ~= -1 and vim.fn.strdisplaywidth(line) + #text + 2 > vim.api.nvim_win_get_width(win)
+  vim.api.nvim_buf_set_extmark(bufnr, M.ns, row, wide and math.min(col, #line) or 0, {
+    virt_text = { { (wide and ' ' or '  ') .. text:gsub('%s*\n%s*', '; ') .. (wide and ' ' or ''),
+      'DiffusionLsHint' } },
+    virt_text_pos = wide and 'inline' or 'eol',
     hl_mode = 'combine',
   })
   noted[bufnr] = { row = row, col = col }
