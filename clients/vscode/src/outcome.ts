@@ -79,6 +79,15 @@ export function refusedCompletionNote(result: unknown, reason: string | null | u
   return why ? `no suggestion: ${why}` : undefined;
 }
 
+/** A note cut to `max` characters at a word, with `…`: a long refusal at the end of a line ran past the editor's
+ * right edge and gave it a horizontal scrollbar (the whole text goes in the note's hover and the status bar). */
+export function shortNote(text: string, max = 90): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max - 1);
+  const space = cut.lastIndexOf(' ');
+  return (space > max / 2 ? cut.slice(0, space) : cut).replace(/[\s,;:]+$/, '') + '…';
+}
+
 /** A placeholder a fill left as it was, and why. */
 export interface KeptPlaceholder {
   range: LspRange;

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { shortNote } from './outcome';
 
 /**
  * Why a completion the user asked for was refused, dimmed at the end of the cursor's line until the cursor moves, the
@@ -15,7 +16,11 @@ export class RefusalNote implements vscode.Disposable {
   show(editor: vscode.TextEditor, line: number, text: string): void {
     this.clear();
     const end = editor.document.lineAt(Math.min(line, editor.document.lineCount - 1)).range.end;
-    editor.setDecorations(this.type, [{ range: new vscode.Range(end, end), renderOptions: { after: { contentText: text } } }]);
+    editor.setDecorations(this.type, [{
+      range: new vscode.Range(end, end),
+      hoverMessage: text,
+      renderOptions: { after: { contentText: shortNote(text) } },
+    }]);
     this.editor = editor;
     const at = editor.selection.active;
     this.watching = [

@@ -8,6 +8,7 @@ import {
   refusedMessage,
   rewriteOutcome,
   rewriteTarget,
+  shortNote,
 } from '../src/outcome';
 
 const edit = { range: { start: { line: 1, character: 4 }, end: { line: 2, character: 0 } }, newText: 'y = 2\n' };
@@ -76,6 +77,16 @@ describe('refusedCompletionNote', () => {
     assert.equal(refusedCompletionNote([{ insertText: 'x' }], 'unsure'), undefined);
     assert.equal(refusedCompletionNote({ items: [] }, null), undefined);
     assert.equal(refusedCompletionNote({ items: [] }, '  '), undefined);
+  });
+});
+
+describe('shortNote', () => {
+  it('cuts a long note at a word, with an ellipsis, and leaves a short one', () => {
+    const long = "no suggestion: the answer's parameters leave out `cur_len`, which the function's body reads, and more";
+    const note = shortNote(long, 60);
+    assert.ok(note.length <= 60 && note.endsWith('…') && long.startsWith(note.slice(0, -1)), note);
+    assert.equal(note, "no suggestion: the answer's parameters leave out…"); // cut at a space, not inside a word
+    assert.equal(shortNote('no suggestion: unsure', 60), 'no suggestion: unsure');
   });
 });
 
