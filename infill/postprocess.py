@@ -170,6 +170,34 @@ _BARE_END = re.compile(r"[\w)\]'\"`]$")  # a line that could end a statement wit
 _ASI_HAZARD = re.compile(r"[ \t]*[(\[`+\-/]")  # a next line that would join the statement without it
 
 
+_AUTO_CLOSED = frozenset(")]}'\"`;,")  # what an editor's auto-pairs leave after the cursor (and a statement's end)
+
+
+def meet_closers(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
+    """A one-line fill before what an editor closed already on the line (`debug('hy` + an auto-closed `')`): where the
+    fill writes that closer itself and goes on (`perr trim', range)`), inserted whole it leaves the line broken
+    (`debug('hyperr trim', range)')`) or, ending in a line break, pushes the closers to a line of their own. It is cut
+    where it meets the first closer, when the file then parses better: `debug('hyperr trim')` (a VS Code trial)."""
+    rest = suffix.split("\n", 1)[0].strip()
+    line = prefix[prefix.rfind("\n") + 1 :]
+    if lang is None or not rest or set(rest) - _AUTO_CLOSED or not line.strip():
+        return fill
+    body = fill.rstrip(" \t\r\n")  # a line break here would move the closers to a line of their own
+    if "\n" in body or not body:
+        return fill
+    q = rest[0]
+    if q in "'\"`":
+        # inside a string the line opened with it (an odd count before the cursor), the fill's own closing quote
+        # makes the editor's one open another string: cut there (tree-sitter's recovery may count that as better)
+        k = body.find(q)
+        return body[:k] if k > 0 and line.count(q) % 2 and body[:k].strip() else body
+    worst = _syntax.count_errors(prefix + body + suffix, lang)
+    for k, c in enumerate(body):
+        if c == q and body[:k].strip() and _syntax.count_errors(prefix + body[:k] + suffix, lang) < worst:
+            return body[:k]
+    return body
+
+
 def match_semicolons(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
     """A JavaScript/TypeScript fill's `;` at the ends of its lines dropped where the file around it writes its
     statements without them (standard style: a trial's `return testC` + `omparator.value;` in semver), unless the
@@ -185,7 +213,8 @@ def match_semicolons(prefix: str, fill: str, suffix: str, lang: str | None) -> s
     after = suffix.split("\n", 1)
     for i, line in enumerate(lines):
         body = line.rstrip()
-        if not body.endswith(";") or not body[:-1].strip() or body.lstrip().startswith("for"):
+        # (a `;` alone after the line's code too: offered after an accepted `return this.formatted`, a VS Code trial)
+        if not body.endswith(";") or body.lstrip().startswith("for"):
             continue
         nxt = lines[i + 1] if i + 1 < len(lines) else (after[1].split("\n", 1)[0] if len(after) > 1 else "")
         rest = "" if i + 1 < len(lines) else after[0]  # the last line: what follows the fill on its line
@@ -210,6 +239,7 @@ def finalize(
     line_prefix = prefix[max(prefix.rfind("\n"), prefix.rfind("\r")) + 1 :]
     fill = trim_trailing_whitespace(fill, suffix)
     fill = dedupe_suffix(fill, suffix)
+    fill = meet_closers(prefix, fill, suffix, lang)
     if line_prefix and not line_prefix.strip():
         # after the line's indentation, blank lines first would leave the line blank (a re-check's fill of a `...` body
         # kept a line of four spaces above its code): the fill starts at its first line of text, indented from here

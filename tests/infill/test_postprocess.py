@@ -159,3 +159,29 @@ def test_a_fill_drops_its_semicolons_where_the_file_writes_none():
     assert match_semicolons(pre, "z.value;", suf, "python") == "z.value;"
     # code after the fill on its line: the `;` is not the line's end
     assert match_semicolons(pre, "z;", " + 1" + suf, "javascript") == "z;"
+
+
+def test_a_fill_is_cut_where_it_meets_what_the_editor_closed_already():
+    # from a VS Code trial: `debug('hy` with the editor's `'` after the cursor, the fill `perr trim', range)` and a
+    # line break: accepted, `debug('hyperr trim', range)` and a `'` alone on the next line
+    from infill.postprocess import meet_closers
+
+    pre = "const debug = require('debug')\nfunction parse (range) {\n  debug('hy"
+    for rest in ("'", "')"):
+        suf = rest + "\n  return range\n}\n"
+        assert meet_closers(pre, "perr trim', range)\n", suf, "javascript") == "perr trim"
+        assert finalize(pre, "perr trim', range)\n", suf, "javascript", "rest_of_line") == "perr trim"
+        assert meet_closers(pre, "phen replace", suf, "javascript") == "phen replace"
+    # a bracket the editor closed: cut where the file then parses better; a `)` the fill needs is its own
+    assert meet_closers("x = f(g(", "1), 2", ")\ny = 2\n", "python") == "1), 2"
+    assert meet_closers("x = f(", "g(1), 2", ")\ny = 2\n", "python") == "g(1), 2"
+    assert meet_closers("x = [f(", "1)] + [2", ")]\ny = 2\n", "python") == "1"
+    # nothing after the cursor, or code there: not the editor's closers
+    assert meet_closers(pre, "perr', range)", "\n}\n", "javascript") == "perr', range)"
+    assert meet_closers("x = f(", "1)\n", "y)\n", "python") == "1)\n"
+
+
+def test_a_lone_semicolon_after_an_accepted_fill_is_dropped_in_a_file_without_them():
+    # from a VS Code trial: after `return this.formatted` was accepted, the next ghost text was `;`
+    pre = "".join(f"const v{i} = {i}\n" for i in range(10)) + "function f () {\n  return this.formatted"
+    assert finalize(pre, ";", "\n}\n", "javascript", "rest_of_line") == ""
