@@ -9,7 +9,7 @@ Requests (besides the standard ones):
     diffusion/rewrite   {textDocument, range, mode?: "regenerate"|"refine", instruction?}
                         -> {edit: TextEdit | null, version, reason: string | null}   null: refused, and why
     diffusion/status    -> {backend, model, device, steppable, capabilities, languages, loaded, error?,
-                            lastLatencyMs, tokensPerForward, nfe, memoryEstimateGiB?, memoryFormat?, ...}
+                            lastLatencyMs, lastRefused, tokensPerForward, nfe, memoryEstimateGiB?, memoryFormat?, ...}
 
 Every edit passes the guard (infill.guard, applied in fill.run): one that would add parse errors, delete a selection
 or placeholder without replacement, or change nothing is not returned; the reason is.
@@ -476,7 +476,9 @@ class DiffusionLanguageServer(LanguageServer):
         if not self.is_current(job):
             job.cancel("modified")
             raise job.error()
+        refused = next((r for r in outcome.reasons if r is not None), None)  # a completion refused shows nothing
         self.last = {"lastLatencyMs": round((time.perf_counter() - t0) * 1e3, 1),
+                     "lastRefused": refused,  # the guard's reason (status bars said only the time of a refused fill)
                      # a fill given up with no text (unsure) has no rate to show: clients showed "0.0 tok/fwd"
                      "tokensPerForward": round(outcome.stats.tokens_per_forward, 3) if outcome.stats.tokens else None,
                      "nfe": outcome.stats.nfe,
@@ -484,7 +486,6 @@ class DiffusionLanguageServer(LanguageServer):
                      "cacheReused": outcome.reused, "repoContext": self.repo_last,
                      "minConfidence": None if outcome.stats.min_confidence is None
                      else round(outcome.stats.min_confidence, 3)}
-        refused = next((r for r in outcome.reasons if r is not None), None)  # a completion refused shows nothing
         log.debug("%s %s v%s: %d tokens, nfe %d, %.0f ms%s", kind, doc.uri, doc.version, outcome.stats.tokens,
                   outcome.stats.nfe, self.last["lastLatencyMs"], f"; refused: {refused}" if refused else "")
         return job, plan, outcome

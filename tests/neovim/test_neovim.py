@@ -520,6 +520,8 @@ def status_lines(s: dict, filetype: str) -> list[str]:
         last += f"{s['nfe']} forwards"
         if s.get("minConfidence") is not None:
             last += f", least sure token {half_up(s['minConfidence'], 2)}"
+        if isinstance(s.get("lastRefused"), str):
+            last += f"; refused: {s['lastRefused']}"
     caps = s.get("capabilities") or {}
     names = [("instructions", "instructions"), ("streams", "streams"), ("maskToken", "mask token"),
              ("nativeInfill", "native infill")]

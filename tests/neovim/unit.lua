@@ -640,6 +640,8 @@ eq(st.lines({
   'capabilities  instructions no, streams yes, mask token yes, native infill no',
   'this buffer   python: good',
 }, 'status lines')
+eq(st.lines({ backend = 'embedded', lastLatencyMs = 240, nfe = 7, lastRefused = 'the model was unsure of it' },
+  'python')[5], 'last fill     240 ms, 7 forwards; refused: the model was unsure of it', 'a refused last fill says why')
 local loading = st.lines({ backend = 'transformers', loading = true, languages = {} }, 'go')
 eq({ loading[2], loading[4], loading[5], loading[6], loading[7] }, {
   'model         ?', 'loaded        loading...', 'last fill     none yet', 'capabilities  known once the model is loaded',

@@ -231,6 +231,8 @@ async def test_a_rewrite_the_guard_refuses_is_not_applied_and_the_user_is_told_w
     assert notes[-1]["reason"] == result["reason"]
     direct = await session.custom("diffusion/rewrite", args[0])
     assert direct["edit"] is None and direct["reason"] == result["reason"]
+    status = await session.custom("diffusion/status", {})
+    assert status["lastRefused"] == result["reason"]  # a status bar can say the last fill was refused, and why
 
 
 async def test_infill_fills_every_placeholder_a_canvas_each(session: Session):

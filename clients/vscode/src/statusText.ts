@@ -10,6 +10,7 @@ export interface ServerStatus {
   loading?: boolean;
   error?: string | null;
   lastLatencyMs?: number | null;
+  lastRefused?: string | null; // the guard's reason when the last fill was refused (nothing was shown)
   tokensPerForward?: number | null;
   nfe?: number | null;
   capabilities?: Capabilities;
@@ -96,7 +97,9 @@ export function statusText(
   }
   const parts = [status.backend, ...(status.model ? [shortModel(status.model)] : [])];
   if (isNumber(status.lastLatencyMs)) parts.push(`${Math.round(status.lastLatencyMs)} ms`);
-  if (isNumber(status.tokensPerForward)) parts.push(`${status.tokensPerForward.toFixed(1)} tok/fwd`);
+  // a refused fill showed nothing: its rate would read as a suggestion made (the tooltip says why)
+  if (status.lastRefused) parts.push('no suggestion');
+  else if (isNumber(status.tokensPerForward)) parts.push(`${status.tokensPerForward.toFixed(1)} tok/fwd`);
   return `${status.loaded ? '$(sparkle)' : '$(circle-outline)'} ${parts.join(' · ')}`;
 }
 
@@ -121,6 +124,7 @@ export function statusTooltip(
     if (status.device) lines.push(`Device: ${status.device}${status.memoryFormat ? ` (${status.memoryFormat})` : ''}`);
     lines.push(`Loaded: ${status.loaded ? 'yes' : 'no'}`);
     if (isNumber(status.lastLatencyMs)) lines.push(`Last latency: ${Math.round(status.lastLatencyMs)} ms`);
+    if (status.lastRefused) lines.push(`Last fill refused: ${status.lastRefused}`);
     if (isNumber(status.nfe)) lines.push(`Forward passes (last request): ${status.nfe}`);
     if (isNumber(status.tokensPerForward)) lines.push(`Tokens per forward: ${status.tokensPerForward.toFixed(2)}`);
     if (isNumber(status.minConfidence)) lines.push(`Least sure token: ${status.minConfidence.toFixed(2)}`);

@@ -17,6 +17,13 @@ describe('statusText', () => {
     assert.equal(statusText(status, undefined), '$(sparkle) embedded · diffusion-tiny · 123 ms · 2.3 tok/fwd');
   });
 
+  it('says a refused last fill showed nothing, and the tooltip says why', () => {
+    const refused = { ...status, lastRefused: 'the model was unsure of it (a token at 0.25)' };
+    assert.equal(statusText(refused, undefined), '$(sparkle) embedded · diffusion-tiny · 123 ms · no suggestion');
+    assert.ok(statusTooltip(refused, undefined).includes('Last fill refused: the model was unsure of it'));
+    assert.ok(!statusTooltip(status, undefined).includes('refused'));
+  });
+
   it('spins while denoising, with the forward passes so far', () => {
     assert.equal(statusText(status, {}), '$(sync~spin) denoising');
     assert.equal(statusText(status, { step: 2, nfe: 3 }), '$(sync~spin) denoising · 3 fwd');

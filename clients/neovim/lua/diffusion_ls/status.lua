@@ -203,6 +203,9 @@ function M.lines(s, filetype)
     if type(s.minConfidence) == 'number' then -- as you type, fills under the minConfidence setting are not shown
       last_fill = last_fill .. (', least sure token %.2f'):format(s.minConfidence)
     end
+    if type(s.lastRefused) == 'string' then -- shown nothing: as you type, nothing else says why
+      last_fill = last_fill .. '; refused: ' .. s.lastRefused
+    end
   end
   local caps = M.capabilities(s)
   local cap_text = {}
