@@ -194,9 +194,13 @@ class _Errors:
         win = self.window(at, at)
         tree = _syntax.parse(self.text[win[0] : win[1]], self.lang)
         if tree is not None and tree.root_node.has_error and win != (0, len(self.text)) \
-                and len(self.text) <= WHOLE_FILE_CHARS and not self._starts_in_code(win[0]):
-            win = (0, win[1])  # a window cut inside a string reads it inside out: read from the file's start
-            tree = _syntax.parse(self.text[: win[1]], self.lang)
+                and len(self.text) <= WHOLE_FILE_CHARS:
+            whole = _syntax.parsed(self.text, self.lang)  # the file's own tree, when a check parsed it already
+            if whole is not None:
+                win, tree = (0, len(self.text)), whole
+            elif not self._starts_in_code(win[0]):
+                win = (0, win[1])  # a window cut inside a string reads it inside out: read from the file's start
+                tree = _syntax.parse(self.text[: win[1]], self.lang)
         if tree is None:
             return False
         b = len(_syntax.encode(self.text[win[0] : at]))
@@ -1426,6 +1430,8 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
                                                                                       "continue_statement",
                                                                                       "nested_type_identifier"):
             continue
+        if _js_declared_around(tree, data, name.encode(), node):
+            continue
         if name not in declared:
             declared[name] = [sc for sc, _ in _js_declarations(tree, data, name.encode())]
         scopes = declared[name]
@@ -1668,11 +1674,30 @@ def _js_edited(text: str, start: int, end: int, new: str, lang: str | None) -> t
     return None if tree is None else (doc, tree, _syntax.encode(doc))
 
 
-def _js_names(tree: Any, data: bytes, name: bytes) -> list[Any]:
-    """The identifiers (reads and declarations) spelled `name` in the tree of `data`."""
+def _js_names(tree: Any, data: bytes, name: bytes, lo: int = 0, hi: int | None = None) -> list[Any]:
+    """The identifiers (reads and declarations) spelled `name` in the tree of `data` (within bytes [lo, hi))."""
+    pattern = re.compile(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])")
     found = (_js_leaf(tree.root_node, m.start(), m.end())
-             for m in re.finditer(rb"(?<![\w$])" + re.escape(name) + rb"(?![\w$])", data))
+             for m in pattern.finditer(data, lo, len(data) if hi is None else hi))
     return [n for n in found if n is not None]
+
+
+def _js_declared_around(tree: Any, data: bytes, name: bytes, node: Any) -> bool:
+    """Whether a declaration of `name` reaches `node`, looked for in the functions around it, innermost first: such a
+    declaration lies inside its scope, around the node. (A minified file's names are mostly its functions' own; the
+    whole file searched for each read took a keystroke seconds.)"""
+    done_lo = done_hi = node.start_byte
+    up = node.parent
+    while up is not None:
+        if up.type in _JS_FUNCTIONS or up.parent is None:
+            for lo, hi in ((up.start_byte, done_lo), (done_hi, up.end_byte)):
+                for n in _js_names(tree, data, name, lo, hi) if lo < hi else ():
+                    scope = _js_declares(n)
+                    if scope is not None and _js_encloses(scope, node):
+                        return True
+            done_lo, done_hi = up.start_byte, up.end_byte
+        up = up.parent
+    return False
 
 
 def _js_declarations(tree: Any, data: bytes, name: bytes) -> list[tuple[Any, Any]]:

@@ -1135,6 +1135,17 @@ def test_a_fill_in_front_of_code_that_leaves_the_line_broken_at_the_cursor_is_re
     assert one(py, at, at, "n(items) *").ok
 
 
+def test_a_kept_tree_is_given_without_parsing():
+    from infill import _syntax
+
+    text = "const a = 1\n" * 3 + "// a fresh text " + str(id(object()))
+    assert _syntax.parsed(text, "javascript") is None  # nothing parsed: nothing given
+    tree = _syntax.parse(text, "javascript")
+    kept = _syntax.parsed(text, "javascript")
+    assert kept is not None and kept is not tree and str(kept.root_node) == str(tree.root_node)
+    assert _syntax.parsed(text, "typescript") is None  # kept by language too
+
+
 def test_a_completion_that_ends_the_statement_inside_an_open_string_is_refused():
     # from a trial: `escape = '&q` finished as `u;`: the `;` went into the string, which stays open
     src = "function esc(c) {\n  var escape;\n  if (c === 34) {\n    escape = '&q\n  }\n  return escape;\n}\n"
