@@ -1123,8 +1123,11 @@ def _judge(text: str, p: Proposal, errors: _Errors) -> Verdict:
     if not p.text.strip():
         if p.raw.strip() and errors.adds_errors([(p.start, p.end, p.raw)]):
             why = f"the answer would add parse errors: `{_snippet(p.raw)}`"
-        elif p.raw.strip():
+        elif p.raw.strip() and p.raw.strip() in text[max(0, p.start - 200) : p.end + 200]:
             why = "the answer only repeated the code around it"
+        elif p.raw.strip():  # post-processing cut all of it (a `;` in a file written without them, a fill outside
+            # the line's syntax): a trial was told it had repeated the code
+            why = f"nothing of the answer fits the code around it: `{_snippet(p.raw)}`"
         else:
             why = "the answer was empty"
         return Verdict(old, why)

@@ -31,7 +31,8 @@ from infill.spans import syntax_spans  # noqa: E402
 
 KINDS = ("rest_of_line", "statement", "arguments", "expression")
 EXT = {"python": "py", "javascript": "js", "typescript": "ts"}
-QUIET = ("the answer was empty", "the answer only repeated the code around it")  # no answer to refuse
+QUIET = ("the answer was empty", "the answer only repeated the code around it",  # no answer to refuse
+         "nothing of the answer fits the code around it")
 
 
 def spans(tree: Path, lang: str, files: int, rng: random.Random, per_file: int) -> list[tuple[str, int, int]]:
@@ -99,7 +100,7 @@ def main() -> int:
                 if why is None and not fills:
                     continue
                 answers += 1
-                if why is not None and why not in QUIET:
+                if why is not None and not why.startswith(QUIET):
                     reasons[why.split(":")[0]] += 1
                     listed.append({"before": doc[max(0, a - 60) : a].splitlines()[-1:], "reason": why})
                 t0 = time.perf_counter()

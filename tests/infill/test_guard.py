@@ -36,6 +36,16 @@ def test_an_empty_fill_says_whether_the_model_wrote_broken_code():
     assert v.text == "..." and v.reason.startswith("the answer would add parse errors: `return (1 +`")
 
 
+def test_an_answer_post_processing_emptied_says_whether_it_repeated_the_code():
+    text = "".join(f"const v{i} = {i}\n" for i in range(10)) + "function f () {\n  return this.formatted\n}\n"
+    at = text.index("this.formatted") + len("this.formatted")
+    # a `;` dropped in a file written without them (a VS Code trial was told it had repeated the code)
+    assert one(text, at, at, "", raw=";", lang="javascript").reason == \
+        "nothing of the answer fits the code around it: `;`"
+    assert one(text, at, at, "", raw="this.formatted", lang="javascript").reason == \
+        "the answer only repeated the code around it"
+
+
 def test_a_rewrite_equal_to_the_selection_is_refused():
     v = one(DOC, COUNT, len(DOC), "    def count(self):\n        return len(self.items)\n")
     assert v.reason == "the answer is the same as the text it would replace" and v.text == DOC[COUNT:]
