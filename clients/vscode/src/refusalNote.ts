@@ -6,6 +6,8 @@ import { shortNote } from './outcome';
  * text changes or another editor is shown (as the Neovim client does): VS Code itself shows nothing for an empty
  * answer, and a status bar message is easy to miss.
  */
+const NOTE_COLUMNS = 96; // the line and its note together: an editor a little narrower than 100 columns shows both
+
 export class RefusalNote implements vscode.Disposable {
   private readonly type = vscode.window.createTextEditorDecorationType({
     after: { color: new vscode.ThemeColor('editorCodeLens.foreground'), fontStyle: 'italic', margin: '0 0 0 2em' },
@@ -15,11 +17,14 @@ export class RefusalNote implements vscode.Disposable {
 
   show(editor: vscode.TextEditor, line: number, text: string): void {
     this.clear();
-    const end = editor.document.lineAt(Math.min(line, editor.document.lineCount - 1)).range.end;
+    const lineAt = editor.document.lineAt(Math.min(line, editor.document.lineCount - 1));
+    const end = lineAt.range.end;
+    // within about NOTE_COLUMNS with the line: a note cut at 90 chars after a 54-char line still gave the editor a
+    // horizontal scrollbar (a trial); the whole reason is in the hover and the status bar
     editor.setDecorations(this.type, [{
       range: new vscode.Range(end, end),
       hoverMessage: text,
-      renderOptions: { after: { contentText: shortNote(text) } },
+      renderOptions: { after: { contentText: shortNote(text, Math.max(40, NOTE_COLUMNS - lineAt.text.length)) } },
     }]);
     this.editor = editor;
     const at = editor.selection.active;
