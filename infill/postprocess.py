@@ -115,7 +115,9 @@ def normalize_indent(fill: str, line_prefix: str, indent: str, unit: str = "    
 def truncate_to_syntax(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
     """Drop trailing lines of fill until the file has no more ERROR/MISSING nodes than with a placeholder (SAFIM).
 
-    If no truncation gets there, the least broken one (fewest errors, then fewest bytes in errors; longest on ties).
+    If no truncation gets there, the least broken one (fewest errors, then fewest bytes in errors, the candidate's own
+    bytes not counted: a line broken before the fill, `debug('hy` with the editor's `'` after it, holds any fill in its
+    error, and the empty fill won there every time; longest on ties).
     """
     if lang is None or not fill:
         return fill
@@ -124,7 +126,8 @@ def truncate_to_syntax(prefix: str, fill: str, suffix: str, lang: str | None) ->
     best, best_cost = fill, None
     for n in range(len(lines), -1, -1):
         candidate = "\n".join(lines[:n]).rstrip(" \t") if n < len(lines) else fill
-        cost = _syntax.brokenness(prefix + candidate + suffix, lang)
+        count, size = _syntax.brokenness(prefix + candidate + suffix, lang)
+        cost = (count, max(0, size - len(_syntax.encode(candidate))))
         if cost[0] <= target:
             return candidate
         if best_cost is None or cost < best_cost:

@@ -185,3 +185,17 @@ def test_a_lone_semicolon_after_an_accepted_fill_is_dropped_in_a_file_without_th
     # from a VS Code trial: after `return this.formatted` was accepted, the next ghost text was `;`
     pre = "".join(f"const v{i} = {i}\n" for i in range(10)) + "function f () {\n  return this.formatted"
     assert finalize(pre, ";", "\n}\n", "javascript", "rest_of_line") == ""
+
+
+def test_a_fill_inside_a_broken_window_is_not_emptied_for_its_own_bytes(monkeypatch):
+    # from a VS Code re-trial in semver's range.js (15.6 KB, read in a window): after `debug('hy` the window parsed
+    # with 48 errors with or without `perr trim`, 46 with the placeholder; the empty fill won on the error bytes the
+    # fill itself added (7,431 against 7,422), and every answer there came back empty
+    from infill import _syntax, postprocess
+
+    monkeypatch.setattr(_syntax, "count_errors", lambda text, lang: 46)  # the placeholder's: out of reach
+    monkeypatch.setattr(_syntax, "brokenness", lambda text, lang: (48, 7422 + len(text) - len("pre" + "suf")))
+    assert postprocess.truncate_to_syntax("pre", "perr trim", "suf", "javascript") == "perr trim"
+    # a fill that also spreads the error past its own bytes still loses to the empty one
+    monkeypatch.setattr(_syntax, "brokenness", lambda text, lang: (48, 7422 + 2 * (len(text) - len("pre" + "suf"))))
+    assert postprocess.truncate_to_syntax("pre", "perr trim", "suf", "javascript") == ""
