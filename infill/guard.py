@@ -1498,8 +1498,8 @@ def _header_drops_parameter(text: str, at: int, new: str, lang: str | None) -> s
     if body is None or body.end_byte <= b1 or _js_in_error(function) or function.has_error:
         return None
     code = _blank_prose(doc)
-    lo, hi = len(data[: function.start_byte].decode("utf-8", "replace")), len(data[: function.end_byte]
-                                                                             .decode("utf-8", "replace"))
+    om = _syntax.OffsetMap(doc)
+    lo, hi = om.to_char(function.start_byte), om.to_char(function.end_byte)
     seen: set[str] = set()
     for node in _overlapping(tree, max(body.start_byte, b1), body.end_byte):
         if node.type not in ("identifier", "shorthand_property_identifier") or _js_declares(node) is not None \

@@ -169,10 +169,6 @@ def close_line(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
 
 
 _EMPTY_STATEMENTS = re.compile(r";{2,}(?=[ \t]*(?://[^\n]*)?$)", re.M)  # `x = 0;;;;` at a line's end: one `;`
-_BARE_END = re.compile(r"[\w)\]'\"`]$")  # a line that could end a statement without its `;`
-_ASI_HAZARD = re.compile(r"[ \t]*[(\[`+\-/]")  # a next line that would join the statement without it
-
-
 _AUTO_CLOSED = frozenset(")]}'\"`;,")  # what an editor's auto-pairs leave after the cursor (and a statement's end)
 
 
@@ -201,6 +197,11 @@ def meet_closers(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
     return body
 
 
+_BARE_END = re.compile(r"[\w)\]'\"`]$")  # a line that could end a statement without its `;`
+_ASI_HAZARD = re.compile(r"[ \t]*[(\[`+\-/]")  # a next line that would join the statement without it
+SEMICOLON_LESS_LINES = 8  # lines that end a statement without `;` (and none with one) before a file counts as such
+
+
 def match_semicolons(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
     """A JavaScript/TypeScript fill's `;` at the ends of its lines dropped where the file around it writes its
     statements without them (standard style: a trial's `return testC` + `omparator.value;` in semver), unless the
@@ -226,8 +227,6 @@ def match_semicolons(prefix: str, fill: str, suffix: str, lang: str | None) -> s
         lines[i] = body[:-1] + line[len(body) :]
     return "\n".join(lines)
 
-
-SEMICOLON_LESS_LINES = 8  # lines that end a statement without `;` (and none with one) before a file counts as such
 
 
 def finalize(
