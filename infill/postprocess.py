@@ -188,11 +188,15 @@ def meet_closers(prefix: str, fill: str, suffix: str, lang: str | None) -> str:
     if q in "'\"`":
         # inside a string the line opened with it (an odd count before the cursor), the fill's own closing quote
         # makes the editor's one open another string: cut there (tree-sitter's recovery may count that as better)
+        # A fill that starts with it (`', range)` offered right after `perr trim` was accepted before the editor's
+        # `'`) would go on past the editor's quote: nothing of it fits here, until the user types over that quote
         k = body.find(q)
-        return body[:k] if k > 0 and line.count(q) % 2 and body[:k].strip() else body
+        if k < 0 or not line.count(q) % 2:
+            return body
+        return body[:k] if body[:k].strip() else ""
     worst = _syntax.count_errors(prefix + body + suffix, lang)
     for k, c in enumerate(body):
-        if c == q and body[:k].strip() and _syntax.count_errors(prefix + body[:k] + suffix, lang) < worst:
+        if c == q and _syntax.count_errors(prefix + body[:k] + suffix, lang) < worst:
             return body[:k]
     return body
 

@@ -172,6 +172,8 @@ def test_a_fill_is_cut_where_it_meets_what_the_editor_closed_already():
         assert meet_closers(pre, "perr trim', range)\n", suf, "javascript") == "perr trim"
         assert finalize(pre, "perr trim', range)\n", suf, "javascript", "rest_of_line") == "perr trim"
         assert meet_closers(pre, "phen replace", suf, "javascript") == "phen replace"
+    # accepted up to the editor's quote, the next answer starts with it (a re-trial): nothing of it fits before it
+    assert meet_closers(pre + "perr trim", "', range)", "'\n  return range\n}\n", "javascript") == ""
     # a bracket the editor closed: cut where the file then parses better; a `)` the fill needs is its own
     assert meet_closers("x = f(g(", "1), 2", ")\ny = 2\n", "python") == "1), 2"
     assert meet_closers("x = f(", "g(1), 2", ")\ny = 2\n", "python") == "g(1), 2"
