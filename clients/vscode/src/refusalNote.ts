@@ -6,7 +6,9 @@ import { shortNote } from './outcome';
  * text changes or another editor is shown (as the Neovim client does): VS Code itself shows nothing for an empty
  * answer, and a status bar message is easy to miss.
  */
-const NOTE_COLUMNS = 96; // the line and its note together: an editor a little narrower than 100 columns shows both
+// the line, the note's margin (about 3 columns) and the note together, under a 100-column editor less the 4 columns
+// VS Code scrolls past the last one (editor.scrollBeyondLastColumn): at 96 a re-trial still got a scrollbar
+const NOTE_COLUMNS = 88;
 
 export class RefusalNote implements vscode.Disposable {
   private readonly type = vscode.window.createTextEditorDecorationType({
@@ -19,12 +21,12 @@ export class RefusalNote implements vscode.Disposable {
     this.clear();
     const lineAt = editor.document.lineAt(Math.min(line, editor.document.lineCount - 1));
     const end = lineAt.range.end;
-    // within about NOTE_COLUMNS with the line: a note cut at 90 chars after a 54-char line still gave the editor a
-    // horizontal scrollbar (a trial); the whole reason is in the hover and the status bar
+    // within NOTE_COLUMNS with the line (a note cut at 90 chars after a 54-char line gave the editor a horizontal
+    // scrollbar); the whole reason is in the hover and the status bar
     editor.setDecorations(this.type, [{
       range: new vscode.Range(end, end),
       hoverMessage: text,
-      renderOptions: { after: { contentText: shortNote(text, Math.max(40, NOTE_COLUMNS - lineAt.text.length)) } },
+      renderOptions: { after: { contentText: shortNote(text, Math.max(30, NOTE_COLUMNS - 3 - lineAt.text.length)) } },
     }]);
     this.editor = editor;
     const at = editor.selection.active;
