@@ -173,7 +173,7 @@ export function repoLines(status: ServerStatus): string[] {
     } else {
       const files = [...new Set(chunks.map((ch) => ch.path).filter((p): p is string => typeof p === 'string'))];
       const shown = files.slice(0, 3).join(', ') + (files.length > 3 ? `, +${files.length - 3} more` : '');
-      lines.push(`Last context: ${c.tokens} tokens, ${chunks.length} chunks from ${shown}`);
+      lines.push(`Last context: ${c.tokens} tokens, ${chunks.length} chunk${chunks.length === 1 ? '' : 's'} from ${shown}`);
     }
   }
   return lines;

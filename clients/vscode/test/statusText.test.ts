@@ -95,6 +95,8 @@ describe('statusTooltip, repository context', () => {
     const one = statusTooltip({ ...status, repo: { ...repo, indexedFiles: 1, totalFiles: 1, files: 1 } }, undefined);
     assert.ok(one.includes('Repository context: 256 tokens, 1 file indexed'), one);
     assert.ok(tooltip.includes('Last context: 190 tokens, 5 chunks from a/utils.py, a/core.py, b/x.py, +1 more'), tooltip);
+    const single = statusTooltip({ ...status, repo, repoContext: { tokens: 40, chunks: chunks.slice(0, 1) } }, undefined);
+    assert.ok(single.includes('Last context: 40 tokens, 1 chunk from a/utils.py'), single);
   });
 
   it('names the files it skipped, with why', () => {
