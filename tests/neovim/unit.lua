@@ -613,6 +613,21 @@ eq(dls.statusline():match('^diffusion%-ls %d+ ms$') ~= nil, true, 'automatic: as
 vim.bo.filetype = ft
 fake_status.languages, fake_status.weakLanguages = nil, nil
 status_mod.fetch(fake, function() end)
+-- read while the model loads, then again until it says loaded (its ratings come with it), and not after
+local asked, request = 0, fake.request
+fake.request = function(self, method, params, handler)
+  asked = asked + 1
+  return request(self, method, params, handler)
+end
+fake_status.loaded = false
+status_mod.follow(fake, 10, 50)
+vim.wait(100, function() return asked >= 3 end, 5)
+fake_status.loaded = true
+vim.wait(100, function() return false end, 5)
+local settled = asked
+vim.wait(60, function() return false end, 5)
+eq({ asked >= 3, asked, status_mod.last(fake).loaded }, { true, settled, true }, 'status followed until loaded')
+fake.request = request
 fake.initialized = false
 eq(dls.statusline(), 'diffusion-ls starting', 'the server has not answered initialize')
 fake.initialized = true

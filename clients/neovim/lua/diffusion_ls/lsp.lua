@@ -74,7 +74,7 @@ function M.client_config(bufnr)
     handlers = { ['diffusion/canvas'] = on_canvas },
     -- the model's ratings and the weakLanguages setting, for the statusline (which asks the server nothing)
     on_init = function(client)
-      require('diffusion_ls.status').fetch(client, function() end)
+      require('diffusion_ls.status').follow(client)
     end,
     on_exit = function(code, signal, client_id)
       listeners[client_id] = nil

@@ -22,6 +22,24 @@ function M.fetch(client, cb)
   end)
 end
 
+--- Read the status now, and again every `every_ms` while it says the model is still loading (at most `tries` times):
+--- the statusline's language ratings come with the model, which loads in the background once the server starts.
+---@param client vim.lsp.Client
+---@param every_ms? integer
+---@param tries? integer
+function M.follow(client, every_ms, tries)
+  every_ms, tries = every_ms or 2000, tries or 150
+  M.fetch(client, function(_, s)
+    pcall(vim.cmd.redrawstatus)
+    local failed = s and s.error ~= nil and s.error ~= vim.NIL -- (a JSON null comes as vim.NIL)
+    if s and s.loaded ~= true and not failed and tries > 1 and not client:is_stopped() then
+      vim.defer_fn(function()
+        M.follow(client, every_ms, tries - 1)
+      end, every_ms)
+    end
+  end)
+end
+
 --- The last status a client answered, if any.
 ---@param client vim.lsp.Client
 ---@return table?
