@@ -127,15 +127,6 @@ end
 ---@param asked? boolean
 local function track(bufnr, pending, refused, asked)
   local t = last[bufnr]
-  if not pending and status_used then
-    -- an answer comes once the model has loaded: the status read before then had no ratings (statusline's weak
-    -- languages), so it is read again until it says loaded
-    local client = lsp.get_client(bufnr)
-    local s = client and require('diffusion_ls.status').last(client)
-    if client and (s == nil or s.loaded ~= true) then
-      require('diffusion_ls.status').fetch(client, redraw_status)
-    end
-  end
   if pending then
     last[bufnr] = { sent = vim.uv.hrtime(), pending = true }
   elseif t and t.pending and refused and not asked then

@@ -175,7 +175,7 @@ function M.setup()
       end
       client.config.init_options = settings
       client:notify('workspace/didChangeConfiguration', { settings = M.settings_object(change) })
-      require('diffusion_ls.status').fetch(client, function() end)
+      require('diffusion_ls.status').follow(client) -- another model may load
     end
   end
   vim.api.nvim_create_autocmd('FileType', {

@@ -23,7 +23,8 @@ function M.fetch(client, cb)
 end
 
 --- Read the status now, and again every `every_ms` while it says the model is still loading (at most `tries` times):
---- the statusline's language ratings come with the model, which loads in the background once the server starts.
+--- the statusline's language ratings come with the model, which loads in the background once the server starts
+--- (and again when the settings name another).
 ---@param client vim.lsp.Client
 ---@param every_ms? integer
 ---@param tries? integer
@@ -32,7 +33,7 @@ function M.follow(client, every_ms, tries)
   M.fetch(client, function(_, s)
     pcall(vim.cmd.redrawstatus)
     local failed = s and s.error ~= nil and s.error ~= vim.NIL -- (a JSON null comes as vim.NIL)
-    if s and s.loaded ~= true and not failed and tries > 1 and not client:is_stopped() then
+    if s and (s.loaded ~= true or s.loading == true) and not failed and tries > 1 and not client:is_stopped() then
       vim.defer_fn(function()
         M.follow(client, every_ms, tries - 1)
       end, every_ms)
