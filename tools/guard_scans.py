@@ -25,6 +25,7 @@ import random
 import re
 import sys
 import sysconfig
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -76,44 +77,51 @@ def headers(paths: list[Path], rng: random.Random, per_file: int = 6) -> dict:
     return {"tried": tried, "refused": len(refused), "examples": refused[:20]}
 
 
-def names(paths: list[tuple[Path, str]], rng: random.Random, per_file: int = 8) -> dict:
-    tried, refused = 0, []
+def sampled(paths: list[tuple[Path, str]], rng: random.Random, per_file: int,
+            find: Callable[[str], list[re.Match]]) -> Iterator[tuple[str, str, re.Match]]:
+    """(text, lang, match) for up to per_file matches of find(text), drawn at random, in each readable file."""
     for path, lang in paths:
         text = read(path, 60_000)
         if text is None:
             continue
-        found = list(NAME.finditer(text))
+        found = find(text)
         for m in rng.sample(found, min(per_file, len(found))):
-            for k in (3, len(m.group())):
-                at = m.start() + k
-                eol = text.find("\n", at)
-                eol = len(text) if eol < 0 else eol
-                if not text[at:eol].strip():
-                    continue
-                tried += 1
-                # the rest of the line, or (every other place) the rest of the word, the code after it left in place
-                end = eol if k == len(m.group()) or tried % 2 else m.end()
-                reason = judge(text, at, end, lang)
-                if reason is not None:
-                    refused.append({"lang": lang, "line": text[text.rfind("\n", 0, at) + 1 : eol].strip()[:80],
-                                    "typed": m.group()[:k], "reason": reason})
+            yield text, lang, m
+
+
+def names(paths: list[tuple[Path, str]], rng: random.Random, per_file: int = 8) -> dict:
+    tried, refused = 0, []
+    for text, lang, m in sampled(paths, rng, per_file, lambda text: list(NAME.finditer(text))):
+        for k in (3, len(m.group())):
+            at = m.start() + k
+            eol = text.find("\n", at)
+            eol = len(text) if eol < 0 else eol
+            if not text[at:eol].strip():
+                continue
+            tried += 1
+            # the rest of the line, or (every other place) the rest of the word, the code after it left in place
+            end = eol if k == len(m.group()) or tried % 2 else m.end()
+            reason = judge(text, at, end, lang)
+            if reason is not None:
+                refused.append({"lang": lang, "line": text[text.rfind("\n", 0, at) + 1 : eol].strip()[:80],
+                                "typed": m.group()[:k], "reason": reason})
     return {"tried": tried, "refused": len(refused), "examples": refused[:20]}
+
+
+def signature_lists(text: str) -> list[re.Match]:
+    """The parameter lists of the text's function headers that hold something."""
+    return [m for m in SIGNATURE.finditer(text) if m.group(1).strip()]
 
 
 def signatures(paths: list[tuple[Path, str]], rng: random.Random, per_file: int = 6) -> dict:
     tried, refused = 0, []
-    for path, lang in paths:
-        text = read(path, 60_000)
-        if text is None:
-            continue
-        found = [m for m in SIGNATURE.finditer(text) if m.group(1).strip()]
-        for m in rng.sample(found, min(per_file, len(found))):
-            at = rng.randint(m.start(1), m.end(1))
-            tried += 1
-            reason = judge(text, at, m.end(), lang)
-            if reason is not None:
-                refused.append({"lang": lang, "line": m.group().strip()[:80], "typed": text[m.start() : at].strip(),
-                                "reason": reason})
+    for text, lang, m in sampled(paths, rng, per_file, signature_lists):
+        at = rng.randint(m.start(1), m.end(1))
+        tried += 1
+        reason = judge(text, at, m.end(), lang)
+        if reason is not None:
+            refused.append({"lang": lang, "line": m.group().strip()[:80], "typed": text[m.start() : at].strip(),
+                            "reason": reason})
     return {"tried": tried, "refused": len(refused), "examples": refused[:20]}
 
 
