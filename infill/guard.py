@@ -1428,10 +1428,8 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
         name = data[node.start_byte : node.end_byte].decode("utf-8", "replace")
         if name in _JS_TEST_GLOBALS and _TEST_CALL.search(code) is not None:
             continue
-        if name in _JS_BUILTINS or node.parent is not None and node.parent.type in ("labeled_statement",
-                                                                                      "break_statement",
-                                                                                      "continue_statement",
-                                                                                      "nested_type_identifier"):
+        if name in _JS_BUILTINS or node.parent is not None and node.parent.type in _JS_LABELS | {
+                "nested_type_identifier"}:
             continue
         if _js_declared_around(tree, data, name.encode(), node):
             continue
@@ -1449,6 +1447,7 @@ def _js_unknown_read(text: str, start: int, end: int, new: str, lang: str | None
 
 
 _JS_WORDS = frozenset({"of", "in", "get", "set", "static", "async", "await", "yield", "let", "from", "as"})
+_JS_LABELS = frozenset({"labeled_statement", "break_statement", "continue_statement"})  # a label's name is no read
 
 
 _PY_HEADER = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(.*\)[ \t]*(?:->[^:\n]*)?:[ \t]*(?:#[^\n]*)?")
@@ -1510,9 +1509,8 @@ def _header_drops_parameter(text: str, at: int, new: str, lang: str | None) -> s
                 name in _JS_TEST_GLOBALS:
             continue
         seen.add(name)
-        if node.parent is not None and node.parent.type in ("labeled_statement", "break_statement",
-                                                            "continue_statement", "nested_type_identifier",
-                                                            "named_tuple_member"):  # `[result: boolean]` is a type's
+        if node.parent is not None and node.parent.type in _JS_LABELS | {
+                "nested_type_identifier", "named_tuple_member"}:  # `[result: boolean]` is a type's
             continue
         # declared only in another scope (trusted where the file parses: elsewhere tree-sitter's guesses mislead the
         # scopes), or nowhere and read nowhere else (else a global of another script)
@@ -2646,8 +2644,7 @@ def _js_dropped_declaration(text: str, start: int, end: int, new: str, lang: str
         for use in found:
             if new_lo <= use.start_byte < new_hi or _js_declares(use) is not None:
                 continue  # the new text's own reads are _js_unknown_read's
-            if use.parent is not None and use.parent.type in ("labeled_statement", "break_statement",
-                                                              "continue_statement"):
+            if use.parent is not None and use.parent.type in _JS_LABELS:
                 continue
             if not any(_js_encloses(sc, use) for sc in scopes):
                 line = doc.count("\n", 0, len(after[: use.start_byte].decode("utf-8", "replace"))) + 1
